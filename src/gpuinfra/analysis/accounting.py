@@ -1,0 +1,250 @@
+"""Accounting of a replay: the per-pod ledger, per-interval metrics, the summary and its invariants.
+
+Units: GPU-time is integrated in milli-GPU-seconds and reported in GPU-hours
+(1 GPU-hour = 1000 milli x 3600 s). Cost = GPU-hours x the price book's USD per GPU-hour of the
+GPU model the pod ran on; a shared-GPU pod pays for its milli share.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gpuinfra.models.cost import PriceBook
+from gpuinfra.sim.cluster import MILLI_PER_GPU
+from gpuinfra.sim.engine import OUTCOMES, RunResult
+
+MILLI_S_PER_GPU_HOUR = MILLI_PER_GPU * 3600.0
+SUMMARY_SCHEMA = "gpuinfra.summary/1"
+BALANCE_REL_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    scenario: str
+    seed: int
+    trace: str
+    skipped_impossible: tuple[tuple[str, str], ...] = ()
+
+
+def ledger(run: RunResult, prices: PriceBook) -> pd.DataFrame:
+    """One row per pod: what it asked, where and when it ran, what it cost."""
+    p, c = run.pods, run.cluster
+    start, end = run.start_s, run.end_s.copy()
+    running = np.array([o == "running_at_horizon" for o in run.outcome])
+    end[running] = run.horizon_s
+    ran = ~np.isnan(start)
+    run_s = np.where(ran, end - start, 0.0)
+    gpu_hours = run_s * p.num_gpu * p.gpu_milli / MILLI_S_PER_GPU_HOUR
+    node_model = np.where(run.node >= 0, c.node_model[np.maximum(run.node, 0)], -1)
+    models = [c.models[m] if m >= 0 else "" for m in node_model]
+    price = np.array([prices.usd_per_gpu_hour.get(m) or math.nan if m else 0.0 for m in models])
+    cost = np.where(p.num_gpu > 0, gpu_hours * price, 0.0)
+    wait = np.where(ran, start - p.submit_s, np.nan)
+    return pd.DataFrame(
+        {
+            "name": p.names,
+            "owner": p.owners,
+            "qos": p.qos,
+            "priority": p.priority,
+            "submit_s": p.submit_s,
+            "start_s": start,
+            "end_s": np.where(ran | ~np.isnan(run.end_s), end, np.nan),
+            "wait_s": wait,
+            "node": [c.node_names[n] if n >= 0 else "" for n in run.node],
+            "devices": [",".join(map(str, d)) for d in run.devices],
+            "gpu_model": models,
+            "num_gpu": p.num_gpu,
+            "gpu_milli": p.gpu_milli,
+            "cpu_milli": p.cpu_milli,
+            "memory_mib": p.memory_mib,
+            "outcome": run.outcome,
+            "pending_reason": run.reason,
+            "gpu_hours": gpu_hours,
+            "cost_usd": cost,
+        }
+    )
+
+
+def interval_metrics(run: RunResult) -> pd.DataFrame:
+    rec, c = run.recorder, run.cluster
+    nb = len(rec.queue_s)
+    starts = rec.start_s + rec.interval_s * np.arange(nb)
+    ends = np.minimum(starts + rec.interval_s, max(run.horizon_s, rec.start_s))
+    dt = np.maximum(ends - starts, 1e-12)
+    alloc = np.array(rec.alloc_ms).reshape(nb, -1)
+    idle = np.array(rec.idle_ms).reshape(nb, -1)
+    unav = np.array(rec.unavail_ms).reshape(nb, -1)
+    busy = np.array(rec.busy_dev_s).reshape(nb, -1)
+    cap = c.capacity_milli.sum() / MILLI_PER_GPU
+    df = pd.DataFrame(
+        {
+            "t_start_s": starts,
+            "t_end_s": ends,
+            "capacity_gpus": np.full(nb, cap),
+            "allocated_gpus": alloc.sum(axis=1) / dt / MILLI_PER_GPU,
+            "idle_gpus": idle.sum(axis=1) / dt / MILLI_PER_GPU,
+            "unavailable_gpus": unav.sum(axis=1) / dt / MILLI_PER_GPU,
+            "busy_gpus": busy.sum(axis=1) / dt,
+            "queue_len_mean": np.array(rec.queue_s) / dt,
+            "queue_len_max": np.array(rec.queue_max, dtype=np.int64),
+            "running_pods_mean": np.array(rec.running_s) / dt,
+            "arrivals": [b["arrivals"] for b in rec.counts],
+            "starts": [b["starts"] for b in rec.counts],
+            "finishes": [b["finishes"] for b in rec.counts],
+            "withdrawals": [b["withdrawals"] for b in rec.counts],
+        }
+    )
+    df["allocation_pct"] = np.where(cap > 0, 100.0 * df["allocated_gpus"] / cap, 0.0)
+    for m, name in enumerate(c.models):
+        df[f"allocated_gpus:{name}"] = alloc[:, m] / dt / MILLI_PER_GPU
+    return df
+
+
+def _pct(x: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(x, q)) if len(x) else None
+
+
+def _r(x: float | None, nd: int = 6) -> float | None:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return None
+    return round(float(x), nd)
+
+
+def summarize(
+    run: RunResult, prices_book: PriceBook, meta: RunMeta, led: pd.DataFrame, metrics: pd.DataFrame
+) -> dict[str, Any]:
+    from gpuinfra import __version__
+
+    c, p, rec = run.cluster, run.pods, run.recorder
+    duration = run.horizon_s - rec.start_s
+    cap_ms = float(c.capacity_milli.sum()) * duration
+    tot = rec.totals()
+    per_model = rec.per_model_totals()
+    ledger_ms = float((led["gpu_hours"] * MILLI_S_PER_GPU_HOUR).sum())
+    balance = tot["allocated"] + tot["idle"] + tot["unavailable"]
+    rel = abs(balance - cap_ms) / cap_ms if cap_ms else 0.0
+    rel_ledger = abs(ledger_ms - tot["allocated"]) / max(cap_ms, 1.0)
+    balance_ok = rel <= BALANCE_REL_TOL and rel_ledger <= BALANCE_REL_TOL
+    over_ok = (
+        c.peak_device_used_milli <= MILLI_PER_GPU
+        and c.peak_cpu_ratio <= 1.0 + 1e-12
+        and c.peak_mem_ratio <= 1.0 + 1e-12
+    )
+    prices = prices_book.usd_per_gpu_hour
+    by_model = {}
+    idle_usd = 0.0
+    for m, name in enumerate(c.models):
+        a_h = per_model["allocated"][m] / MILLI_S_PER_GPU_HOUR
+        i_h = per_model["idle"][m] / MILLI_S_PER_GPU_HOUR
+        price = prices.get(name)
+        by_model[name] = {
+            "gpus": int(c.capacity_milli[m] // MILLI_PER_GPU),
+            "allocated_gpu_hours": _r(a_h, 3),
+            "idle_gpu_hours": _r(i_h, 3),
+            "unavailable_gpu_hours": _r(per_model["unavailable"][m] / MILLI_S_PER_GPU_HOUR, 3),
+            "allocation_ratio": _r(a_h / (c.capacity_milli[m] / MILLI_PER_GPU * duration / 3600) if duration else 0.0),
+            "usd_per_gpu_hour": price,
+            "idle_usd": _r(i_h * price, 2) if price is not None else None,
+        }
+        if price is not None:
+            idle_usd += i_h * price
+    waits = led["wait_s"].to_numpy()
+    waits = waits[~np.isnan(waits)]
+    owners = (
+        led[led["num_gpu"] > 0]
+        .groupby("owner", sort=True)
+        .agg(gpu_hours=("gpu_hours", "sum"), cost_usd=("cost_usd", "sum"), pods=("name", "count"))
+    )
+    outcomes = {o: int(sum(1 for x in run.outcome if x == o)) for o in OUTCOMES}
+    gpu_pods = int((p.num_gpu > 0).sum())
+    shared = int(((p.num_gpu > 0) & (p.gpu_milli < MILLI_PER_GPU)).sum())
+    allocated_gpus = metrics["allocated_gpus"].to_numpy()
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "gpuinfra_version": __version__,
+        "scenario": meta.scenario,
+        "seed": meta.seed,
+        "trace": meta.trace,
+        "cluster": {
+            "nodes": c.n_nodes,
+            "gpus": c.n_gpus,
+            "gpus_by_model": {m: int(c.capacity_milli[k] // MILLI_PER_GPU) for k, m in enumerate(c.models)},
+            "cpu_milli": int(c.cpu_cap.sum()),
+            "memory_mib": int(c.mem_cap.sum()),
+        },
+        "workload": {
+            "pods": len(p),
+            "gpu_pods": gpu_pods,
+            "shared_gpu_pods": shared,
+            "requested_gpus": _r(p.total_gpu_request(), 3),
+            "skipped_impossible": len(meta.skipped_impossible),
+            "skipped_examples": [{"pod": n, "why": w} for n, w in meta.skipped_impossible[:5]],
+        },
+        "horizon": {"start_s": rec.start_s, "end_s": run.horizon_s, "duration_s": duration},
+        "gpu_time": {
+            "capacity_gpu_hours": _r(cap_ms / MILLI_S_PER_GPU_HOUR, 3),
+            "allocated_gpu_hours": _r(tot["allocated"] / MILLI_S_PER_GPU_HOUR, 3),
+            "idle_gpu_hours": _r(tot["idle"] / MILLI_S_PER_GPU_HOUR, 3),
+            "unavailable_gpu_hours": _r(tot["unavailable"] / MILLI_S_PER_GPU_HOUR, 3),
+            "busy_device_hours": _r(float(np.sum(rec.busy_dev_s)) / 3600.0, 3),
+            "allocation_ratio": _r(tot["allocated"] / cap_ms if cap_ms else 0.0),
+            "peak_interval_allocated_gpus": _r(float(allocated_gpus.max()) if len(allocated_gpus) else 0.0, 3),
+            "by_model": by_model,
+        },
+        "pods": {
+            "outcomes": outcomes,
+            "started": int(len(waits)),
+            "waited": int((waits > 0).sum()),
+            "wait_s": {
+                "mean": _r(float(waits.mean()) if len(waits) else None, 3),
+                "p50": _r(_pct(waits, 50), 3),
+                "p90": _r(_pct(waits, 90), 3),
+                "p99": _r(_pct(waits, 99), 3),
+                "max": _r(float(waits.max()) if len(waits) else None, 3),
+            },
+        },
+        "queue": {
+            "mean_length": _r(float(np.sum(rec.queue_s)) / duration if duration else 0.0, 4),
+            "max_length": int(max(rec.queue_max) if rec.queue_max else 0),
+        },
+        "pending": {"at_end": outcomes["pending_at_horizon"], "reasons": run.pending_reasons_at_end},
+        "cost": {
+            "currency": "USD",
+            "basis": prices_book.basis,
+            "allocated_usd": _r(float(np.nansum(led["cost_usd"])), 2),
+            "idle_usd": _r(idle_usd, 2),
+            "by_owner": {
+                str(o): {"pods": int(r.pods), "gpu_hours": _r(r.gpu_hours, 3), "cost_usd": _r(r.cost_usd, 2)}
+                for o, r in owners.iterrows()
+            },
+            "usd_per_gpu_hour": {m: prices.get(m) for m in c.models},
+            "price_sources": {m: prices_book.sources.get(m) for m in c.models},
+            "unpriced_models": [m for m in c.models if prices.get(m) is None],
+        },
+        "invariants": {
+            "gpu_time_balance": {
+                "ok": bool(balance_ok),
+                "statement": "allocated + idle + unavailable GPU-time = capacity x time; allocated from the "
+                "recorder equals allocated from the pod ledger",
+                "allocated_milli_s": tot["allocated"],
+                "allocated_from_ledger_milli_s": ledger_ms,
+                "idle_milli_s": tot["idle"],
+                "unavailable_milli_s": tot["unavailable"],
+                "capacity_x_time_milli_s": cap_ms,
+                "relative_error": rel,
+            },
+            "no_overcommit": {
+                "ok": bool(over_ok),
+                "statement": "no device above 1000 milli, no node above its CPU or memory, at any allocation",
+                "peak_device_used_milli": int(c.peak_device_used_milli),
+                "peak_node_cpu_ratio": _r(c.peak_cpu_ratio),
+                "peak_node_mem_ratio": _r(c.peak_mem_ratio),
+            },
+        },
+        "engine": {"events": run.events_processed, "scheduling_cycles": run.cycles},
+    }

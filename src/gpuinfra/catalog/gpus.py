@@ -1,0 +1,113 @@
+"""GPU models: the physical limits a scheduler and the models reason about.
+
+Each row of ``data/gpus.csv`` carries its source and an evidence tag (P primary, S secondary,
+D derived, U unverified general knowledge), following ``docs/sources.md``. Opaque models (the
+undisclosed G1/G2/G3 of the Alibaba trace) have no specs: code must not invent any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from gpuinfra.catalog._data import read_csv_rows
+from gpuinfra.errors import UserError, did_you_mean
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class GpuModel:
+    name: str
+    aliases: tuple[str, ...]
+    arch: str
+    memory_gib: float | None
+    """Nominal memory in the product name (binary GiB, see facts/gpu.md 'Units')."""
+    memory_visible_mib: int | None
+    """What nvidia-smi / deviceQuery reports as total; None where no real reading is known."""
+    mem_bw_bytes_per_s: float | None
+    sm_count: int | None
+    fp16_tensor_dense_flops: float | None
+    bf16: bool | None
+    fp32_flops: float | None
+    nvlink_gen: int | None
+    nvlink_bw_bytes_per_s: float | None
+    """Bidirectional NVLink bandwidth per GPU (0 when the part has none)."""
+    pcie_gen: int | None
+    tdp_w: float | None
+    mig: bool
+    opaque: bool
+    price_name: str | None
+    """The accelerator name this GPU has in the price catalog."""
+    evidence: str
+    source: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+def _f(v: str, scale: float = 1.0) -> float | None:
+    return float(v) * scale if v.strip() else None
+
+
+def _i(v: str) -> int | None:
+    return int(v) if v.strip() else None
+
+
+def _b(v: str) -> bool | None:
+    return {"true": True, "false": False}.get(v.strip().lower())
+
+
+@cache
+def gpu_models() -> tuple[GpuModel, ...]:
+    out = []
+    for r in read_csv_rows("gpus.csv"):
+        out.append(
+            GpuModel(
+                name=r["name"],
+                aliases=tuple(a for a in r["aliases"].split("|") if a),
+                arch=r["arch"],
+                memory_gib=_f(r["memory_gib"]),
+                memory_visible_mib=_i(r["memory_visible_mib"]),
+                mem_bw_bytes_per_s=_f(r["mem_bw_gb_s"], 1e9),
+                sm_count=_i(r["sm_count"]),
+                fp16_tensor_dense_flops=_f(r["fp16_tensor_dense_tflops"], 1e12),
+                bf16=_b(r["bf16"]),
+                fp32_flops=_f(r["fp32_tflops"], 1e12),
+                nvlink_gen=_i(r["nvlink_gen"]),
+                nvlink_bw_bytes_per_s=_f(r["nvlink_bw_gb_s"], 1e9),
+                pcie_gen=_i(r["pcie_gen"]),
+                tdp_w=_f(r["tdp_w"]),
+                mig=bool(_b(r["mig"])),
+                opaque=bool(_b(r["opaque"])),
+                price_name=r["price_name"] or None,
+                evidence=r["evidence"],
+                source=r["source"],
+            )
+        )
+    return tuple(out)
+
+
+@cache
+def _index() -> dict[str, GpuModel]:
+    idx: dict[str, GpuModel] = {}
+    for m in gpu_models():
+        for n in m.names:
+            idx[n.lower()] = m
+    return idx
+
+
+def gpu_model(name: str, *, where: str | None = None) -> GpuModel:
+    """Look up a GPU model by name or alias (case-insensitive)."""
+    m = _index().get(name.strip().lower())
+    if m is None:
+        names = [n for g in gpu_models() for n in g.names]
+        hint = did_you_mean(name, names)
+        raise UserError(
+            f"unknown GPU model '{name}'",
+            where=where,
+            expected="one of " + ", ".join(g.name for g in gpu_models()),
+            fix=(hint.capitalize() if hint else "use a catalog name (gpuinfra catalog gpus)"),
+        )
+    return m

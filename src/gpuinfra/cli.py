@@ -1,0 +1,293 @@
+"""The ``gpuinfra`` command: parse, call, print. No logic a test cannot reach without the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gpuinfra import __version__
+from gpuinfra.errors import EXIT_USER_ERROR, UserError
+
+app = typer.Typer(
+    name="gpuinfra",
+    help="The AI Infra Engineer Framework, executable: GPU cluster models, a simulator, real interfaces, labs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+catalog_app = typer.Typer(help="Browse the packaged facts: GPU models, node shapes, prices.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+trace_app = typer.Typer(help="Read, check and convert job traces.", no_args_is_help=True)
+app.add_typer(trace_app, name="trace")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"gpuinfra {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """gpuinfra: run `gpuinfra simulate` for the default scenario."""
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[
+        Path | None, typer.Argument(help="Scenario YAML; default: the embedded openb scenario.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Run directory (default runs/NAME-seedN).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    builtin: Annotated[
+        str | None, typer.Option(help="Run a built-in scenario by name (see `gpuinfra scenarios`).")
+    ] = None,
+    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    events: Annotated[bool, typer.Option(help="Write the event log (events.jsonl).")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Replay a workload on a cluster and write summary.json, metrics, event log and report.html."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gpuinfra.io.scenario import (
+        builtin_scenario_text,
+        default_scenario_text,
+        load_scenario,
+        parse_scenario,
+    )
+    from gpuinfra.run import simulate as run_sim
+    from gpuinfra.run import write_run_dir
+
+    if scenario is not None and builtin is not None:
+        raise UserError("give a scenario file or --builtin, not both", where="command line")
+    if scenario is not None:
+        sc, base = load_scenario(scenario)
+    elif builtin is not None:
+        sc, base = parse_scenario(builtin_scenario_text(builtin), f"builtin:{builtin}"), None
+    else:
+        sc, base = parse_scenario(default_scenario_text(), "builtin:openb-default"), None
+    eff_seed = sc.seed if seed is None else seed
+    target = out_dir or Path("runs") / f"{sc.name}-seed{eff_seed}"
+    t0 = time.perf_counter()
+    progress = Progress(
+        TextColumn("[bold]simulating[/] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}% of trace time"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(sc.name, total=100.0)
+        res = run_sim(
+            sc, base, seed=seed, log_events=events, progress=lambda frac: progress.update(task, completed=100.0 * frac)
+        )
+        progress.update(task, completed=100.0)
+    t_sim = time.perf_counter() - t0
+    files = write_run_dir(res, target, report=report)
+    if not events:
+        (target / "events.jsonl").unlink(missing_ok=True)
+    s = res.summary
+    g = s["gpu_time"]
+    table = Table(title=f"{sc.name} (seed {eff_seed})", show_header=False)
+    table.add_row("cluster", f"{s['cluster']['nodes']:,} nodes, {s['cluster']['gpus']:,} GPUs")
+    table.add_row(
+        "pods",
+        f"{s['workload']['pods']:,} ({s['workload']['gpu_pods']:,} GPU, "
+        f"{s['workload']['shared_gpu_pods']:,} shared-GPU)",
+    )
+    table.add_row(
+        "GPU-hours",
+        f"capacity {g['capacity_gpu_hours']:,.0f}, allocated {g['allocated_gpu_hours']:,.0f} "
+        f"({100 * g['allocation_ratio']:.3f}%), idle {g['idle_gpu_hours']:,.0f}",
+    )
+    w = s["pods"]["wait_s"]
+    table.add_row("wait (s)", f"p50 {w['p50']}, p99 {w['p99']}, max {w['max']}")
+    table.add_row("outcomes", ", ".join(f"{k} {v:,}" for k, v in s["pods"]["outcomes"].items() if v))
+    c = s["cost"]
+    table.add_row("cost (USD)", f"allocated {c['allocated_usd']:,.0f}, idle {c['idle_usd']:,.0f}")
+    inv = s["invariants"]
+    table.add_row(
+        "invariants",
+        f"GPU-time balance {'ok' if inv['gpu_time_balance']['ok'] else 'VIOLATED'}, "
+        f"no over-commit {'ok' if inv['no_overcommit']['ok'] else 'VIOLATED'}",
+    )
+    ev = s["engine"]["events"]
+    table.add_row(
+        "engine",
+        f"{ev:,} events, {s['engine']['scheduling_cycles']:,} cycles in {t_sim:.2f} s "
+        f"({ev / max(t_sim, 1e-9):,.0f} events/s)",
+    )
+    out.print(table)
+    out.print(f"wrote {target}/: " + ", ".join(p.name for p in files))
+    if not (inv["gpu_time_balance"]["ok"] and inv["no_overcommit"]["ok"]):
+        err.print("[red]an invariant was violated: this is a gpuinfra bug, please report it[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema(
+    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of scenario files."""
+    from gpuinfra.io.scenario import Scenario
+
+    text = json.dumps(Scenario.model_json_schema(), indent=2, sort_keys=True)
+    if out_file:
+        out_file.write_text(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@app.command()
+def scenarios() -> None:
+    """List the built-in scenarios."""
+    from gpuinfra.io.scenario import builtin_scenarios
+
+    for n in builtin_scenarios():
+        out.print(n)
+
+
+@app.command()
+def plugins() -> None:
+    """List the scheduler plugins a scenario's profile can name."""
+    from gpuinfra.sim import plugins as _  # noqa: F401
+    from gpuinfra.sim.framework import REGISTRY
+
+    t = Table("plugin", "extension point", "contract")
+    for name, cls in sorted(REGISTRY.items()):
+        kind = next(b.__name__.replace("Plugin", "") for b in cls.__mro__[1:] if b.__name__.endswith("Plugin"))
+        doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
+        t.add_row(name, kind, doc)
+    out.print(t)
+
+
+@catalog_app.command("gpus")
+def catalog_gpus(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """GPU models with their limits and sources."""
+    from dataclasses import asdict
+
+    from gpuinfra.catalog import gpu_models
+
+    if as_json:
+        sys.stdout.write(json.dumps([asdict(m) for m in gpu_models()], indent=2) + "\n")
+        return
+    t = Table(
+        "model", "GiB", "mem BW GB/s", "SMs", "FP16/BF16 TF", "FP32 TF", "NVLink GB/s", "PCIe", "TDP W", "MIG", "ev"
+    )
+
+    def f(x: float | None, scale: float = 1.0) -> str:
+        return "-" if x is None else f"{x / scale:g}"
+
+    for m in gpu_models():
+        t.add_row(
+            m.name,
+            f(m.memory_gib),
+            f(m.mem_bw_bytes_per_s, 1e9),
+            f(m.sm_count),
+            f(m.fp16_tensor_dense_flops, 1e12),
+            f(m.fp32_flops, 1e12),
+            f(m.nvlink_bw_bytes_per_s, 1e9),
+            f(m.pcie_gen),
+            f(m.tdp_w),
+            "yes" if m.mig else "",
+            m.evidence,
+        )
+    out.print(t)
+    out.print(
+        "Sources: `gpuinfra catalog gpus --json` (field 'source'); evidence P primary, S secondary, "
+        "D derived, U unverified."
+    )
+
+
+@catalog_app.command("shapes")
+def catalog_shapes() -> None:
+    """Node shapes (cloud instance types and the openb trace's nodes)."""
+    from gpuinfra.catalog import node_shapes
+
+    t = Table("shape", "GPU", "GPUs", "vCPU", "memory GiB")
+    for s in node_shapes():
+        t.add_row(s.name, s.gpu_model, str(s.gpus), f"{s.cpu_milli / 1000:g}", f"{s.memory_mib / 1024:g}")
+    out.print(t)
+
+
+@catalog_app.command("prices")
+def catalog_prices(
+    model: Annotated[str, typer.Argument(help="GPU model, e.g. H100")],
+    cloud: Annotated[str | None, typer.Option()] = None,
+    region: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Median USD per GPU-hour of a model in the packaged price catalog."""
+    from gpuinfra.catalog import gpu_hour_price
+
+    p = gpu_hour_price(model, cloud=cloud, region=region)
+    out.print(f"{p.gpu_model}: on-demand {p.on_demand_usd} USD/GPU-h, spot {p.spot_usd} USD/GPU-h")
+    out.print(f"[dim]{p.source}[/]")
+
+
+@trace_app.command("check")
+def trace_check(
+    path: Annotated[str, typer.Argument(help="A generic trace (CSV/Parquet), or openb:NAME")],
+) -> None:
+    """Read every row of a trace and report what it holds (or the first bad row)."""
+    from gpuinfra.io.traces import openb_pod_list, read_generic, read_openb_pods
+    from gpuinfra.sim.workload import PodTable
+
+    if path.startswith("openb:"):
+        pods = read_openb_pods(openb_pod_list(path.split(":", 1)[1]))
+    else:
+        pods = read_generic(Path(path))
+    pt = PodTable(pods)
+    out.print(
+        f"{path}: {len(pt):,} rows read, {int((pt.num_gpu > 0).sum()):,} ask for GPUs, "
+        f"{pt.total_gpu_request():,.1f} GPUs requested in all, submit times "
+        f"{pt.submit_s.min():.0f}..{pt.submit_s.max():.0f} s"
+    )
+
+
+@trace_app.command("convert")
+def trace_convert(
+    source: Annotated[str, typer.Argument(help="openb:NAME or a generic trace")],
+    dest: Annotated[Path, typer.Argument(help="Output .csv or .parquet in the generic format")],
+) -> None:
+    """Convert a trace to gpuinfra's generic format (CSV or Parquet)."""
+    from gpuinfra.io.traces import openb_pod_list, read_generic, read_openb_pods, write_generic
+
+    pods = (
+        read_openb_pods(openb_pod_list(source.split(":", 1)[1]))
+        if source.startswith("openb:")
+        else read_generic(Path(source))
+    )
+    write_generic(pods, dest)
+    out.print(f"wrote {len(pods):,} rows to {dest}")
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USER_ERROR)
+    except typer.Abort:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

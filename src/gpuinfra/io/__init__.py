@@ -1,0 +1,1 @@
+"""The outside world: scenario files, trace readers and writers, run directories, exports."""

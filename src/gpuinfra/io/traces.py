@@ -1,0 +1,422 @@
+"""Trace readers: the Alibaba GPU trace v2023 ("openb") and gpuinfra's generic job-trace format.
+
+Every row is read or refused: a row that cannot be read raises :class:`UserError` naming the
+file, the line and the field, never a silent skip. See ``docs/trace-format.md``.
+
+openb replay semantics (documented, because the trace does not say them):
+- a pod arrives at ``creation_time``;
+- a pod the real cluster scheduled runs ``deletion_time - scheduled_time`` seconds once
+  started (its work is conserved if the simulated scheduler starts it later);
+- a pod the real cluster never scheduled (``Pending``) was deleted by its owner at
+  ``deletion_time``: it is withdrawn then if still pending, or ends then if it was started.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpuinfra.catalog._data import data_path
+from gpuinfra.catalog.gpus import gpu_model
+from gpuinfra.errors import UserError
+from gpuinfra.sim.cluster import MILLI_PER_GPU, NodePool
+from gpuinfra.sim.workload import Pod
+
+OPENB_POD_LISTS = (
+    "default",
+    "cpu0",
+    "cpu037",
+    "cpu050",
+    "cpu072",
+    "cpu100",
+    "cpu200",
+    "cpu235",
+    "cpu250",
+    "cpu300",
+    "gpushare20",
+    "gpushare40",
+    "gpushare60",
+    "gpushare80",
+    "gpushare100",
+    "gpuspec05",
+    "gpuspec10",
+    "gpuspec20",
+    "gpuspec25",
+    "gpuspec33",
+    "multigpu20",
+    "multigpu30",
+    "multigpu40",
+    "multigpu50",
+)
+OPENB_NODE_LISTS = ("gpu_node", "all_node")
+OPENB_POD_COLUMNS = ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli")
+OPENB_TIME_COLUMNS = ("gpu_spec", "qos", "pod_phase", "creation_time", "deletion_time", "scheduled_time")
+GENERIC_REQUIRED = ("job_id", "submit_time_s", "duration_s")
+GENERIC_OPTIONAL = (
+    "num_gpu",
+    "gpu_milli",
+    "cpu_milli",
+    "memory_mib",
+    "gpu_model",
+    "priority",
+    "qos",
+    "owner",
+    "delete_time_s",
+    "job",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSource:
+    label: str
+    """What error messages call the file (a path, or openb:NAME for packaged lists)."""
+    path: Path
+
+
+def openb_pod_list(name: str) -> TraceSource:
+    if name not in OPENB_POD_LISTS:
+        from gpuinfra.errors import did_you_mean
+
+        hint = did_you_mean(name, OPENB_POD_LISTS)
+        raise UserError(
+            f"unknown openb pod list '{name}'",
+            expected="one of " + ", ".join(OPENB_POD_LISTS),
+            fix=hint.capitalize() if hint else "use openb:default",
+        )
+    return TraceSource(f"openb:{name}", data_path("traces", "openb", f"openb_pod_list_{name}.csv.gz"))
+
+
+def openb_node_list(name: str = "gpu_node") -> TraceSource:
+    if name not in OPENB_NODE_LISTS:
+        raise UserError(f"unknown openb node list '{name}'", expected="gpu_node or all_node")
+    return TraceSource(f"openb:{name}", data_path("traces", "openb", f"openb_node_list_{name}.csv.gz"))
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", newline="")  # type: ignore[return-value]
+    return open(path, newline="")
+
+
+def _rows(src: TraceSource, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (line number, row) with the header checked and short/long rows refused."""
+    if not src.path.exists():
+        raise UserError("file not found", where=src.label, fix="check the path")
+    try:
+        with _open_text(src.path) as fh:
+            reader = csv.reader(fh)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise UserError("empty file", where=src.label, expected="a CSV header line") from None
+            header = [h.strip() for h in header]
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise UserError(
+                    f"missing column(s) {', '.join(missing)}",
+                    where=f"{src.label}:1",
+                    expected="a header with " + ", ".join(required),
+                )
+            for rec in reader:
+                line = reader.line_num
+                if not rec or (len(rec) == 1 and not rec[0].strip()):
+                    continue
+                if len(rec) != len(header):
+                    raise UserError(
+                        f"row has {len(rec)} fields, the header has {len(header)} (truncated or malformed row)",
+                        where=f"{src.label}:{line}",
+                        expected=",".join(header),
+                        fix="repair or remove this line",
+                    )
+                yield line, dict(zip(header, rec))
+    except UnicodeDecodeError as e:
+        raise UserError(f"not a text CSV file ({e.reason})", where=src.label) from None
+    except (OSError, EOFError) as e:
+        raise UserError(f"cannot read file ({e})", where=src.label) from None
+    except csv.Error as e:
+        raise UserError(f"malformed CSV ({e})", where=src.label) from None
+
+
+def _int(
+    row: dict[str, str], col: str, where: str, *, lo: int | None = 0, hi: int | None = None, default: int | None = None
+) -> int:
+    raw = (row.get(col) or "").strip()
+    if raw == "" and default is not None:
+        return default
+    try:
+        f = float(raw)
+        if not f.is_integer():
+            raise ValueError
+        v = int(f)
+    except ValueError:
+        raise UserError(f"{col}='{raw}' is not an integer", where=where, expected=f"an integer {col}") from None
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+        raise UserError(f"{col}={v} is out of range", where=where, expected=f"{col} {rng}")
+    return v
+
+
+def _float(row: dict[str, str], col: str, where: str, *, default: float | None = None, lo: float | None = 0.0) -> float:
+    raw = (row.get(col) or "").strip()
+    if raw == "" and default is not None:
+        return default
+    try:
+        v = float(raw)
+    except ValueError:
+        raise UserError(
+            f"{col}='{raw}' is not a number", where=where, expected=f"a number of seconds in {col}"
+        ) from None
+    if not math.isfinite(v) and not (default is not None and math.isnan(default) and math.isnan(v)):
+        raise UserError(f"{col}={raw} is not finite", where=where, expected="a finite number")
+    if lo is not None and v < lo:
+        raise UserError(f"{col}={v} is negative", where=where, expected=f"{col} >= {lo}")
+    return v
+
+
+def _models(raw: str, where: str, col: str) -> tuple[str, ...]:
+    names = [m.strip() for m in raw.split("|") if m.strip()]
+    return tuple(sorted({gpu_model(m, where=f"{where} ({col})").name for m in names}))
+
+
+def _gpu_request(row: dict[str, str], where: str, milli_default: int | None) -> tuple[int, int]:
+    num_gpu = _int(row, "num_gpu", where, lo=0, hi=64, default=0)
+    milli = _int(row, "gpu_milli", where, lo=0, hi=MILLI_PER_GPU, default=milli_default if num_gpu else 0)
+    if num_gpu and milli == 0:
+        raise UserError("num_gpu > 0 with gpu_milli = 0", where=where, expected="gpu_milli between 1 and 1000")
+    if not num_gpu and milli:
+        # openb writes gpu_milli=0 for CPU pods; a non-zero milli with no GPU is contradictory
+        raise UserError(f"gpu_milli={milli} with num_gpu=0", where=where, expected="gpu_milli 0 when num_gpu is 0")
+    return num_gpu, milli
+
+
+def read_openb_pods(src: TraceSource, *, pending: str = "run") -> list[Pod]:
+    """Read an openb pod list with timestamps, for time-driven replay.
+
+    ``pending`` says what to do with pods the real cluster never scheduled: ``run`` (they
+    arrive and are withdrawn at their deletion time if still pending) or ``exclude``.
+    """
+    pods: list[Pod] = []
+    rows = _rows(src, OPENB_POD_COLUMNS)
+    first = True
+    for line, r in rows:
+        if first:
+            first = False
+            lacking = [c for c in OPENB_TIME_COLUMNS if c not in r]
+            if lacking:
+                raise UserError(
+                    "this pod list has no timestamps, so it cannot be replayed in time",
+                    where=f"{src.label}:1",
+                    expected="columns " + ", ".join(OPENB_TIME_COLUMNS),
+                    fix="use a list with creation/deletion times (e.g. openb:default); the multigpu* lists "
+                    "are for the static fill experiment",
+                )
+        where = f"{src.label}:{line}"
+        name = (r["name"] or "").strip()
+        if not name:
+            raise UserError("empty pod name", where=where, expected="a pod name in column 'name'")
+        num_gpu, milli = _gpu_request(r, where, MILLI_PER_GPU)
+        created = _float(r, "creation_time", where)
+        deleted = _float(r, "deletion_time", where)
+        sched_raw = (r.get("scheduled_time") or "").strip()
+        if deleted < created:
+            raise UserError(f"deletion_time {deleted} is before creation_time {created}", where=where)
+        if sched_raw:
+            sched = _float(r, "scheduled_time", where)
+            if not created <= sched <= deleted:
+                raise UserError(
+                    f"scheduled_time {sched} is outside [creation_time {created}, deletion_time {deleted}]",
+                    where=where,
+                )
+            duration, delete_s = deleted - sched, math.nan
+        else:
+            if pending == "exclude":
+                continue
+            duration, delete_s = deleted - created, deleted
+        pods.append(
+            Pod(
+                name=name,
+                submit_s=created,
+                duration_s=duration,
+                cpu_milli=_int(r, "cpu_milli", where),
+                memory_mib=_int(r, "memory_mib", where),
+                num_gpu=num_gpu,
+                gpu_milli=milli,
+                gpu_models=_models(r.get("gpu_spec") or "", where, "gpu_spec") if num_gpu else (),
+                qos=(r.get("qos") or "").strip(),
+                # openb has no user or team column; the QoS class stands in for the owner, named as such
+                owner="qos:" + ((r.get("qos") or "").strip() or "unknown"),
+                delete_s=delete_s,
+                job=name,
+            )
+        )
+    if not pods:
+        raise UserError("no pods in trace", where=src.label, expected="at least one data row")
+    return pods
+
+
+def read_openb_nodes(src: TraceSource, *, include_cpu_only: bool = True) -> list[NodePool]:
+    """Read an openb node list into one pool per node shape, keeping the trace's node names."""
+    groups: dict[tuple, list[str]] = {}
+    for line, r in _rows(src, ("sn", "cpu_milli", "memory_mib", "gpu", "model")):
+        where = f"{src.label}:{line}"
+        gpus = _int(r, "gpu", where, lo=0, hi=64)
+        raw_model = (r["model"] or "").strip()
+        if gpus and not raw_model:
+            raise UserError("node has GPUs but no model", where=where, expected="a GPU model in column 'model'")
+        model = gpu_model(raw_model, where=f"{where} (model)").name if gpus else None
+        if not gpus and not include_cpu_only:
+            continue
+        key = (model, gpus, _int(r, "cpu_milli", where), _int(r, "memory_mib", where), raw_model)
+        groups.setdefault(key, []).append(r["sn"].strip())
+    pools = []
+    for (model, gpus, cpu, mem, raw), names in groups.items():
+        label = f"{raw or 'cpu'}-{gpus}g-{cpu // 1000}c-{mem // 1024}gi"
+        labels = (("nvidia.com/gpu.product", raw),) if raw else ()
+        pools.append(
+            NodePool(
+                name=label,
+                gpu_model=model,
+                gpus_per_node=gpus,
+                cpu_milli=cpu,
+                memory_mib=mem,
+                count=len(names),
+                labels=labels,
+                shape=f"openb:{label}",
+                node_names=tuple(names),
+            )
+        )
+    if not pools:
+        raise UserError("no nodes in node list", where=src.label)
+    return pools
+
+
+def read_generic(path: Path, label: str | None = None) -> list[Pod]:
+    """Read gpuinfra's generic job trace (CSV, CSV.GZ or Parquet); see docs/trace-format.md."""
+    label = label or str(path)
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    if path.suffix.lower() == ".parquet":
+        rows = _parquet_rows(path, label)
+    elif suffixes.endswith(".csv") or suffixes.endswith(".csv.gz"):
+        rows = _rows(TraceSource(label, path), GENERIC_REQUIRED)
+    else:
+        raise UserError(f"unknown trace file type '{path.suffix}'", where=label, expected=".csv, .csv.gz or .parquet")
+    pods = []
+    seen: dict[str, str] = {}
+    for line, r in rows:
+        where = f"{label}:{line}"
+        job_id = (r.get("job_id") or "").strip()
+        if not job_id:
+            raise UserError("empty job_id", where=where, expected="a unique id in column job_id")
+        if job_id in seen:
+            raise UserError(
+                f"duplicate job_id '{job_id}' (first at {seen[job_id]})", where=where, expected="unique job_id values"
+            )
+        seen[job_id] = where
+        num_gpu, milli = _gpu_request(r, where, MILLI_PER_GPU)
+        submit = _float(r, "submit_time_s", where)
+        delete = _float(r, "delete_time_s", where, default=math.nan)
+        if not math.isnan(delete) and delete < submit:
+            raise UserError(f"delete_time_s {delete} is before submit_time_s {submit}", where=where)
+        pods.append(
+            Pod(
+                name=job_id,
+                submit_s=submit,
+                duration_s=_float(r, "duration_s", where),
+                cpu_milli=_int(r, "cpu_milli", where, default=0),
+                memory_mib=_int(r, "memory_mib", where, default=0),
+                num_gpu=num_gpu,
+                gpu_milli=milli,
+                gpu_models=_models(r.get("gpu_model") or "", where, "gpu_model") if num_gpu else (),
+                priority=_int(r, "priority", where, lo=None, default=0),
+                qos=(r.get("qos") or "").strip(),
+                owner=(r.get("owner") or "").strip() or "unknown",
+                delete_s=delete,
+                job=(r.get("job") or "").strip() or job_id,
+            )
+        )
+    if not pods:
+        raise UserError("no jobs in trace", where=label, expected="at least one data row")
+    return pods
+
+
+def _parquet_rows(path: Path, label: str) -> Iterator[tuple[int, dict[str, str]]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for a bad file
+        raise UserError(f"cannot read Parquet file ({e})", where=label) from None
+    missing = [c for c in GENERIC_REQUIRED if c not in table.column_names]
+    if missing:
+        raise UserError(
+            f"missing column(s) {', '.join(missing)}", where=label, expected="columns " + ", ".join(GENERIC_REQUIRED)
+        )
+    cols = {c: table.column(c).to_pylist() for c in table.column_names}
+    for k in range(table.num_rows):
+        yield k + 1, {c: ("" if v[k] is None else str(v[k])) for c, v in cols.items()}
+
+
+GENERIC_COLUMNS = (
+    "job_id",
+    "submit_time_s",
+    "duration_s",
+    "num_gpu",
+    "gpu_milli",
+    "cpu_milli",
+    "memory_mib",
+    "gpu_model",
+    "priority",
+    "qos",
+    "owner",
+    "delete_time_s",
+    "job",
+)
+
+
+def _generic_row(p: Pod) -> list:
+    return [
+        p.name,
+        repr(p.submit_s),
+        repr(p.duration_s),
+        p.num_gpu,
+        p.gpu_milli,
+        p.cpu_milli,
+        p.memory_mib,
+        "|".join(p.gpu_models),
+        p.priority,
+        p.qos,
+        p.owner,
+        "" if math.isnan(p.delete_s) else repr(p.delete_s),
+        p.job,
+    ]
+
+
+def write_generic(pods: list[Pod], path: Path) -> None:
+    """Write pods in the generic format, CSV or Parquet by suffix (the inverse of :func:`read_generic`)."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols = list(zip(*[_generic_row(p) for p in pods])) if pods else [[] for _ in GENERIC_COLUMNS]
+        data = {}
+        for name, vals in zip(GENERIC_COLUMNS, cols):
+            if name in ("submit_time_s", "duration_s", "delete_time_s"):
+                data[name] = pa.array([float(v) if v != "" else None for v in vals], type=pa.float64())
+            elif name in ("num_gpu", "gpu_milli", "cpu_milli", "memory_mib", "priority"):
+                data[name] = pa.array([int(v) for v in vals], type=pa.int64())
+            else:
+                data[name] = pa.array([str(v) for v in vals], type=pa.string())
+        pq.write_table(pa.table(data), path)
+        return
+    if path.suffix.lower() != ".csv":
+        raise UserError(f"cannot write '{path.suffix}'", where=str(path), expected=".csv or .parquet")
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(GENERIC_COLUMNS)
+        for p in pods:
+            w.writerow(_generic_row(p))

@@ -1,0 +1,1 @@
+"""Pure physics and policy math, one module per concern; no clock, no globals, no simulator."""

@@ -1,0 +1,1 @@
+"""Self-contained HTML reports: plotly figures (JS inlined once), jinja2 templates, computed text."""

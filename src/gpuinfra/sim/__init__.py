@@ -1,0 +1,1 @@
+"""The discrete-event simulator: kernel, cluster state, workloads, scheduler framework, recorder."""

@@ -1,0 +1,232 @@
+"""Cluster state: node pools of node shapes, nodes, and devices with an identity (node, index).
+
+The hot state is a handful of numpy arrays (free CPU, memory, per-device free milli-GPU) that
+the scheduler's filters read whole. Every change goes through :meth:`ClusterState.allocate` and
+:meth:`ClusterState.release`, which check that no device, CPU or memory is ever over-committed
+and keep the running totals the recorder integrates over time.
+
+Milli-GPU follows the Alibaba trace: a device has 1000 milli; a sharing pod asks for < 1000 of
+one device, a whole-GPU pod for 1000 of each of its devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MILLI_PER_GPU = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"  # NoSchedule | PreferNoSchedule | NoExecute, as Kubernetes names them
+
+
+@dataclass(frozen=True, slots=True)
+class NodePool:
+    name: str
+    gpu_model: str | None
+    gpus_per_node: int
+    cpu_milli: int
+    memory_mib: int
+    count: int
+    labels: tuple[tuple[str, str], ...] = ()
+    taints: tuple[Taint, ...] = ()
+    shape: str | None = None
+    node_names: tuple[str, ...] | None = None
+    """Explicit node names (from a trace's node list); default ``{pool}-{i:04d}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A GPU with an identity. Later layers hang memory, MIG slices, health and topology on it."""
+
+    node: str
+    index: int
+    model: str
+    uid: int
+    """Dense id: node_idx * max_gpus_per_node + index."""
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    pod: int
+    node: int
+    devices: tuple[int, ...]
+    milli_per_device: int
+    cpu_milli: int
+    memory_mib: int
+
+    @property
+    def gpu_milli_total(self) -> int:
+        return self.milli_per_device * len(self.devices)
+
+
+class OverCommitError(AssertionError):
+    """A bug: something tried to give out more than a node or device has."""
+
+
+@dataclass
+class ClusterState:
+    pools: tuple[NodePool, ...]
+    models: tuple[str, ...]
+    """GPU model names present; ``node_model`` indexes into this (-1 = no GPUs)."""
+    node_names: list[str]
+    node_pool: np.ndarray
+    node_model: np.ndarray
+    cpu_cap: np.ndarray
+    mem_cap: np.ndarray
+    gpu_count: np.ndarray
+    cpu_free: np.ndarray = field(init=False)
+    mem_free: np.ndarray = field(init=False)
+    dev_free: np.ndarray = field(init=False)
+    """[nodes, max_gpus] free milli per device; -1 for a slot with no device or an unavailable one."""
+    dev_exists: np.ndarray = field(init=False)
+    dev_available: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.node_names)
+        g = int(self.gpu_count.max()) if n else 0
+        self.max_gpus = max(g, 1)
+        self.cpu_free = self.cpu_cap.astype(np.int64).copy()
+        self.mem_free = self.mem_cap.astype(np.int64).copy()
+        slots = np.arange(self.max_gpus)[None, :]
+        self.dev_exists = slots < self.gpu_count[:, None]
+        self.dev_available = self.dev_exists.copy()
+        self.dev_free = np.where(self.dev_exists, MILLI_PER_GPU, -1).astype(np.int32)
+        self.node_index = {name: i for i, name in enumerate(self.node_names)}
+        nm = len(self.models)
+        # Running totals per GPU model (milli): what the recorder integrates.
+        self.capacity_milli = np.zeros(nm, dtype=np.int64)
+        for m in range(nm):
+            self.capacity_milli[m] = int(self.gpu_count[self.node_model == m].sum()) * MILLI_PER_GPU
+        self.alloc_milli = np.zeros(nm, dtype=np.int64)
+        self.unavail_milli = np.zeros(nm, dtype=np.int64)
+        self.busy_devices = np.zeros(nm, dtype=np.int64)
+        """Devices with any allocation (the whole-GPU view of a shared GPU)."""
+        self.peak_device_used_milli = 0
+        self.peak_cpu_ratio = 0.0
+        self.peak_mem_ratio = 0.0
+        self.version = 0
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_pools(cls, pools: list[NodePool] | tuple[NodePool, ...]) -> ClusterState:
+        models: list[str] = []
+        for p in pools:
+            if p.gpu_model and p.gpus_per_node > 0 and p.gpu_model not in models:
+                models.append(p.gpu_model)
+        names: list[str] = []
+        pool_idx, model_idx, cpu, mem, gpus = [], [], [], [], []
+        for pi, p in enumerate(pools):
+            pnames = p.node_names or tuple(f"{p.name}-{i:04d}" for i in range(p.count))
+            if len(pnames) != p.count:
+                raise ValueError(f"pool {p.name}: {len(pnames)} names for {p.count} nodes")
+            names.extend(pnames)
+            pool_idx += [pi] * p.count
+            mid = models.index(p.gpu_model) if (p.gpu_model and p.gpus_per_node > 0) else -1
+            model_idx += [mid] * p.count
+            cpu += [p.cpu_milli] * p.count
+            mem += [p.memory_mib] * p.count
+            gpus += [p.gpus_per_node] * p.count
+        if len(set(names)) != len(names):
+            raise ValueError("duplicate node names in cluster")
+        return cls(
+            pools=tuple(pools),
+            models=tuple(models),
+            node_names=names,
+            node_pool=np.asarray(pool_idx, dtype=np.int32),
+            node_model=np.asarray(model_idx, dtype=np.int32),
+            cpu_cap=np.asarray(cpu, dtype=np.int64),
+            mem_cap=np.asarray(mem, dtype=np.int64),
+            gpu_count=np.asarray(gpus, dtype=np.int32),
+        )
+
+    # -- queries -----------------------------------------------------------------------------
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_names)
+
+    @property
+    def n_gpus(self) -> int:
+        return int(self.gpu_count.sum())
+
+    def devices(self, node: int | None = None) -> list[Device]:
+        nodes = range(self.n_nodes) if node is None else [node]
+        out = []
+        for n in nodes:
+            model = self.models[self.node_model[n]] if self.node_model[n] >= 0 else ""
+            for i in range(int(self.gpu_count[n])):
+                out.append(Device(self.node_names[n], i, model, n * self.max_gpus + i))
+        return out
+
+    def node_labels(self, node: int) -> dict[str, str]:
+        return dict(self.pools[self.node_pool[node]].labels)
+
+    def node_taints(self, node: int) -> tuple[Taint, ...]:
+        return self.pools[self.node_pool[node]].taints
+
+    # -- mutation ----------------------------------------------------------------------------
+    def allocate(self, a: Allocation) -> None:
+        n = a.node
+        if a.cpu_milli > self.cpu_free[n] or a.memory_mib > self.mem_free[n]:
+            raise OverCommitError(f"node {self.node_names[n]}: cpu/mem over-commit by pod {a.pod}")
+        m = self.node_model[n]
+        row = self.dev_free[n]
+        for d in a.devices:
+            if not self.dev_available[n, d] or row[d] < a.milli_per_device:
+                raise OverCommitError(f"device {self.node_names[n]}/{d}: over-commit by pod {a.pod}")
+        for d in a.devices:
+            if row[d] == MILLI_PER_GPU and a.milli_per_device > 0:
+                self.busy_devices[m] += 1
+            row[d] -= a.milli_per_device
+            used = MILLI_PER_GPU - int(row[d])
+            if used > self.peak_device_used_milli:
+                self.peak_device_used_milli = used
+        self.cpu_free[n] -= a.cpu_milli
+        self.mem_free[n] -= a.memory_mib
+        if a.devices:
+            self.alloc_milli[m] += a.gpu_milli_total
+        cr = 1.0 - self.cpu_free[n] / self.cpu_cap[n] if self.cpu_cap[n] else 0.0
+        mr = 1.0 - self.mem_free[n] / self.mem_cap[n] if self.mem_cap[n] else 0.0
+        self.peak_cpu_ratio = max(self.peak_cpu_ratio, float(cr))
+        self.peak_mem_ratio = max(self.peak_mem_ratio, float(mr))
+        self.version += 1
+
+    def release(self, a: Allocation) -> None:
+        n = a.node
+        m = self.node_model[n]
+        row = self.dev_free[n]
+        for d in a.devices:
+            row[d] += a.milli_per_device
+            if row[d] > MILLI_PER_GPU:
+                raise OverCommitError(f"device {self.node_names[n]}/{d}: released more than allocated")
+            if row[d] == MILLI_PER_GPU and a.milli_per_device > 0:
+                self.busy_devices[m] -= 1
+        self.cpu_free[n] += a.cpu_milli
+        self.mem_free[n] += a.memory_mib
+        if self.cpu_free[n] > self.cpu_cap[n] or self.mem_free[n] > self.mem_cap[n]:
+            raise OverCommitError(f"node {self.node_names[n]}: released more cpu/mem than allocated")
+        if a.devices:
+            self.alloc_milli[m] -= a.gpu_milli_total
+        self.version += 1
+
+    def set_device_available(self, node: int, index: int, available: bool) -> None:
+        """Take a device out of service (or back). Only an empty device may leave service here;
+        the failures layer evicts its pods first."""
+        if not self.dev_exists[node, index] or bool(self.dev_available[node, index]) == available:
+            return
+        m = self.node_model[node]
+        if not available:
+            if self.dev_free[node, index] != MILLI_PER_GPU:
+                raise OverCommitError("a device with allocations cannot be marked unavailable")
+            self.dev_free[node, index] = -1
+            self.unavail_milli[m] += MILLI_PER_GPU
+        else:
+            self.dev_free[node, index] = MILLI_PER_GPU
+            self.unavail_milli[m] -= MILLI_PER_GPU
+        self.dev_available[node, index] = available
+        self.version += 1

@@ -1,0 +1,276 @@
+"""Time-driven replay: arrival -> queue -> filter/score -> reserve/bind -> run -> finish.
+
+The engine owns the run's state (queue, ledger, event log) and the handlers the kernel calls.
+Unschedulable pods wait in per-signature heaps (pods that read the same to every filter share
+one); when a node releases capacity, only that node changed, so the framework's queueing hint
+asks which pending signatures could now fit *that node*, and only those get a full cycle. This
+is kube-scheduler's QueueingHint idea made exact, and it is why a replay costs O(events), not
+O(events x pending pods).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gpuinfra.sim.cluster import Allocation, ClusterState
+from gpuinfra.sim.framework import Framework, Profile, Status
+from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, Event, Kernel, Rngs
+from gpuinfra.sim.recorder import Recorder
+from gpuinfra.sim.workload import PodTable
+
+PENDING, RUNNING, DONE, WITHDRAWN, NOT_ARRIVED = 0, 1, 2, 3, 4
+
+OUTCOMES = (
+    "completed",  # ran its full duration
+    "ended_by_owner",  # deleted by its owner while running (delete_s before start + duration)
+    "withdrawn",  # deleted by its owner while still pending
+    "running_at_horizon",
+    "pending_at_horizon",
+    "not_arrived",  # submitted after the horizon
+)
+
+
+@dataclass
+class RunResult:
+    cluster: ClusterState
+    pods: PodTable
+    recorder: Recorder
+    horizon_s: float
+    start_s: np.ndarray
+    end_s: np.ndarray
+    node: np.ndarray
+    devices: list[tuple[int, ...]]
+    outcome: list[str]
+    reason: list[str]
+    """Last 'why pending' message for pods that ever waited (empty otherwise)."""
+    events: list[dict]
+    events_processed: int
+    cycles: int
+    pending_reasons_at_end: dict[str, int] = field(default_factory=dict)
+
+
+class ReplayEngine:
+    def __init__(
+        self,
+        cluster: ClusterState,
+        pods: PodTable,
+        profile: Profile,
+        seed: int,
+        *,
+        sample_interval_s: float = 3600.0,
+        horizon_s: float | None = None,
+        start_s: float | None = None,
+        log_events: bool = True,
+        progress: Callable[[float], None] | None = None,
+        progress_step: float = 0.005,
+    ) -> None:
+        self.cluster = cluster
+        self.pods = pods
+        self.rngs = Rngs(seed)
+        self.fw = Framework(profile, cluster, pods, self.rngs["scheduler"])
+        n = len(pods)
+        t0 = float(pods.submit_s.min()) if n else 0.0
+        self.t0 = t0 if start_s is None else float(start_s)
+        self.horizon_s = horizon_s
+        self.rec = Recorder(cluster, sample_interval_s, start_s=self.t0)
+        self.state = np.full(n, NOT_ARRIVED, dtype=np.int8)
+        self.start_s = np.full(n, np.nan)
+        self.end_s = np.full(n, np.nan)
+        self.node = np.full(n, -1, dtype=np.int32)
+        self.allocs: dict[int, Allocation] = {}
+        self.devices: list[tuple[int, ...]] = [()] * n
+        self.outcome = [""] * n
+        self.reason = [""] * n
+        self.sig_of: list[tuple] = [pods.signature(i) for i in range(n)]
+        self.pending: dict[tuple, list[tuple[tuple, int]]] = {}
+        self.sig_status: dict[tuple, Status] = {}
+        self.n_pending = 0
+        self._dirty: list[int] = []
+        self.log_events = log_events
+        self.events: list[dict] = []
+        self.progress = progress
+        self._progress_step = progress_step
+        self._progress_next = 0.0
+        self._span = max(float(pods.submit_s.max()) - self.t0, 1e-9) if n else 1.0
+        self.kernel = Kernel({"arrival": self._on_arrival, "finish": self._on_finish, "delete": self._on_delete})
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _log(self, t: float, kind: str, i: int, **kw) -> None:
+        if self.log_events:
+            self.events.append({"t_s": t, "event": kind, "pod": self.pods.names[i], **kw})
+
+    def _touch(self) -> None:
+        """Tell the recorder what changed: queue, running count, and the nodes touched."""
+        self.rec.queue_len = self.n_pending
+        self.rec.running = len(self.allocs)
+        self.rec.changed(self._dirty)
+        self._dirty = []
+
+    def _start(self, i: int, alloc: Allocation, t: float) -> list[Event]:
+        self.state[i] = RUNNING
+        self.allocs[i] = alloc
+        self._dirty.append(alloc.node)
+        self.start_s[i] = t
+        self.node[i] = alloc.node
+        self.devices[i] = alloc.devices
+        self.rec.count("starts")
+        self._log(t, "bind", i, node=self.cluster.node_names[alloc.node], devices=list(alloc.devices))
+        end = t + float(self.pods.duration_s[i])
+        d = float(self.pods.delete_s[i])
+        if not math.isnan(d) and d < end:
+            end = max(d, t)
+        return [Event(end, PRIO_RELEASE, "finish", i)]
+
+    def _push_pending(self, i: int, status: Status, t: float) -> None:
+        sig = self.sig_of[i]
+        heapq.heappush(self.pending.setdefault(sig, []), (self.fw.sort_key(i), i))
+        self.sig_status[sig] = status
+        self.reason[i] = status.message()
+        self.state[i] = PENDING
+        self.n_pending += 1
+        self._log(t, "unschedulable", i, reason=status.message(), plugin=status.plugin)
+
+    # -- handlers --------------------------------------------------------------------------
+    def _on_arrival(self, ev: Event) -> list[Event]:
+        i, t = ev.ref, ev.t_s
+        self.rec.advance(t)
+        self.rec.count("arrivals")
+        self._log(t, "arrival", i)
+        out: list[Event] = []
+        d = float(self.pods.delete_s[i])
+        if not math.isnan(d):
+            out.append(Event(max(d, t), PRIO_RELEASE, "delete", i))
+        sig = self.sig_of[i]
+        if self._clean_head(sig) is not None:
+            # An equal pod is already waiting and no capacity it could use has been freed since
+            # it failed (a release would have retried it), so this cycle would fail the same way.
+            self._push_pending(i, self.sig_status[sig], t)
+        else:
+            res = self.fw.schedule(i)
+            if res.alloc is not None:
+                out += self._start(i, res.alloc, t)
+            else:
+                self._push_pending(i, res.status, t)
+        self._touch()
+        if self.progress is not None:
+            frac = (t - self.t0) / self._span
+            if frac >= self._progress_next:
+                self._progress_next = frac + self._progress_step
+                self.progress(min(frac, 1.0))
+        return out
+
+    def _on_finish(self, ev: Event) -> list[Event]:
+        i, t = ev.ref, ev.t_s
+        if self.state[i] != RUNNING:
+            return []
+        self.rec.advance(t)
+        alloc = self.allocs.pop(i)
+        self.fw.unreserve(alloc)
+        self.state[i] = DONE
+        self.end_s[i] = t
+        # a pod whose owner deleted it (delete_s) ended by the owner's hand, whatever it had left
+        self.outcome[i] = "ended_by_owner" if t == float(self.pods.delete_s[i]) else "completed"
+        self.rec.count("finishes")
+        self._log(t, "finish", i, outcome=self.outcome[i])
+        out = self._retry_after_release(alloc.node, t)
+        self._dirty.append(alloc.node)
+        self._touch()
+        return out
+
+    def _on_delete(self, ev: Event) -> list[Event]:
+        i, t = ev.ref, ev.t_s
+        if self.state[i] != PENDING:
+            return []  # running pods end through their finish event; finished ones are gone
+        self.rec.advance(t)
+        self.state[i] = WITHDRAWN
+        self.outcome[i] = "withdrawn"
+        self.end_s[i] = t
+        self.n_pending -= 1
+        self.rec.count("withdrawals")
+        self._log(t, "withdrawn", i, reason=self.reason[i])
+        self._touch()
+        return []
+
+    def _clean_head(self, sig: tuple) -> int | None:
+        h = self.pending.get(sig)
+        while h and self.state[h[0][1]] != PENDING:
+            heapq.heappop(h)
+        if not h:
+            self.pending.pop(sig, None)
+            return None
+        return h[0][1]
+
+    def _retry_after_release(self, node: int, t: float) -> list[Event]:
+        """Queueing hint: after ``node`` freed capacity, retry the pending signatures that may fit it."""
+        if not self.n_pending:
+            return []
+        heads: dict[tuple, int] = {}
+        for sig in list(self.pending):
+            h = self._clean_head(sig)
+            if h is not None:
+                heads[sig] = h
+        if not heads:
+            return []
+        sigs = list(heads)
+        idx = np.array([heads[s] for s in sigs], dtype=np.int64)
+        ok = self.fw.may_fit_after_release(idx, node)
+        out: list[Event] = []
+        cand = {sigs[j]: int(idx[j]) for j in np.flatnonzero(ok)}
+        while cand:
+            sig = min(cand, key=lambda s: self.fw.sort_key(cand[s]))
+            i = cand.pop(sig)
+            res = self.fw.schedule(i)
+            if res.alloc is None:
+                self.sig_status[sig] = res.status
+                self.reason[i] = res.status.message()
+                continue
+            heapq.heappop(self.pending[sig])
+            self.n_pending -= 1
+            out += self._start(i, res.alloc, t)
+            nxt = self._clean_head(sig)
+            if nxt is not None:
+                cand[sig] = nxt
+            if cand:  # the node has less room now: keep only signatures that still fit it
+                keys = list(cand)
+                still = self.fw.may_fit_after_release(np.array([cand[k] for k in keys], dtype=np.int64), node)
+                cand = {k: cand[k] for k, s in zip(keys, still) if s}
+        return out
+
+    # -- run -------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        for i in range(len(self.pods)):
+            self.kernel.schedule(Event(float(self.pods.submit_s[i]), PRIO_ARRIVAL, "arrival", i))
+        self.kernel.run(until_s=self.horizon_s)
+        horizon = self.horizon_s if self.horizon_s is not None else max(self.kernel.now_s, self.t0)
+        self.rec.advance(horizon)
+        pending_reasons: dict[str, int] = {}
+        for i in range(len(self.pods)):
+            s = self.state[i]
+            if s == RUNNING:
+                self.outcome[i] = "running_at_horizon"
+            elif s == PENDING:
+                self.outcome[i] = "pending_at_horizon"
+                pending_reasons[self.reason[i]] = pending_reasons.get(self.reason[i], 0) + 1
+            elif s == NOT_ARRIVED:
+                self.outcome[i] = "not_arrived"
+        return RunResult(
+            cluster=self.cluster,
+            pods=self.pods,
+            recorder=self.rec,
+            horizon_s=horizon,
+            start_s=self.start_s,
+            end_s=self.end_s,
+            node=self.node,
+            devices=self.devices,
+            outcome=self.outcome,
+            reason=self.reason,
+            events=self.events,
+            events_processed=self.kernel.events_processed,
+            cycles=self.fw.cycles,
+            pending_reasons_at_end=pending_reasons,
+        )

@@ -1,0 +1,42 @@
+"""NodeResourcesFit (Filter): CPU, memory, and GPUs, whole and milli, with per-GPU fit.
+
+Contract: a node passes iff free CPU >= request, free memory >= request, and at least
+``num_gpu`` of its *available* devices each have ``gpu_milli`` free (1000 for whole GPUs). A
+shared-GPU pod must fit on one device: 600 milli free spread as 300 + 300 does not fit a 500
+request. Reasons use the resource names Kubernetes prints ("Insufficient cpu", ...).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState
+from gpuinfra.sim.framework import CycleState, FilterPlugin, FilterResult, register
+from gpuinfra.sim.workload import PodTable
+
+
+@register
+class NodeResourcesFit(FilterPlugin):
+    name = "NodeResourcesFit"
+
+    def filter(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState) -> FilterResult:
+        cpu_ok = cluster.cpu_free >= pods.cpu_milli[i]
+        mem_ok = cluster.mem_free >= pods.memory_mib[i]
+        k = int(pods.num_gpu[i])
+        if k == 0:
+            ok = cpu_ok & mem_ok
+            return FilterResult(ok, (("Insufficient cpu", ~cpu_ok), ("Insufficient memory", ~mem_ok)))
+        m = int(pods.gpu_milli[i])
+        gpu_ok = np.count_nonzero(cluster.dev_free >= m, axis=1) >= k
+        ok = cpu_ok & mem_ok & gpu_ok
+        gpu_reason = "Insufficient nvidia.com/gpu" if m >= MILLI_PER_GPU else "Insufficient gpu-milli on a single GPU"
+        return FilterResult(
+            ok, (("Insufficient cpu", ~cpu_ok), ("Insufficient memory", ~mem_ok), (gpu_reason, ~gpu_ok))
+        )
+
+    def fits_node(self, pods: PodTable, idx: np.ndarray, cluster: ClusterState, node: int) -> np.ndarray:
+        ok = (pods.cpu_milli[idx] <= cluster.cpu_free[node]) & (pods.memory_mib[idx] <= cluster.mem_free[node])
+        row = cluster.dev_free[node]
+        m = pods.gpu_milli[idx]
+        fit_count = np.count_nonzero(row[None, :] >= m[:, None], axis=1)
+        return ok & ((pods.num_gpu[idx] == 0) | (fit_count >= pods.num_gpu[idx]))
