@@ -30,6 +30,9 @@ class UserError(Exception):
         self.fix = fix
         super().__init__(self.render())
 
+    def __str__(self) -> str:
+        return self.render()
+
     def render(self) -> str:
         head = f"{self.where}: {self.what}" if self.where else self.what
         parts = [head]
@@ -37,7 +40,8 @@ class UserError(Exception):
             parts.append(f"expected {self.expected}")
         if self.fix:
             parts.append(f"To fix: {self.fix}")
-        return ". ".join(p.rstrip(".") for p in parts) + "."
+        text = ". ".join(p.rstrip(".") for p in parts)
+        return text if text.endswith(("?", "!")) else text + "."
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
@@ -45,6 +49,6 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     choices = list(choices)
     lowered = {c.lower(): c for c in choices}
     if word.lower() in lowered:
-        return f"did you mean '{lowered[word.lower()]}'?"
+        return f"Did you mean '{lowered[word.lower()]}'?"
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
-    return f"did you mean '{close[0]}'?" if close else None
+    return f"Did you mean '{close[0]}'?" if close else None

@@ -109,10 +109,11 @@ def _pct(x: np.ndarray, q: float) -> float | None:
     return float(np.percentile(x, q)) if len(x) else None
 
 
-def _r(x: float | None, nd: int = 6) -> float | None:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+def _r(x: float | None, nd: int | None = None) -> float | None:
+    """A finite float (or None), rounded only where a unit asks for it (USD to cents)."""
+    if x is None or not math.isfinite(float(x)):
         return None
-    return round(float(x), nd)
+    return float(x) if nd is None else round(float(x), nd)
 
 
 def summarize(
@@ -144,9 +145,9 @@ def summarize(
         price = prices.get(name)
         by_model[name] = {
             "gpus": int(c.capacity_milli[m] // MILLI_PER_GPU),
-            "allocated_gpu_hours": _r(a_h, 3),
-            "idle_gpu_hours": _r(i_h, 3),
-            "unavailable_gpu_hours": _r(per_model["unavailable"][m] / MILLI_S_PER_GPU_HOUR, 3),
+            "allocated_gpu_hours": _r(a_h),
+            "idle_gpu_hours": _r(i_h),
+            "unavailable_gpu_hours": _r(per_model["unavailable"][m] / MILLI_S_PER_GPU_HOUR),
             "allocation_ratio": _r(a_h / (c.capacity_milli[m] / MILLI_PER_GPU * duration / 3600) if duration else 0.0),
             "usd_per_gpu_hour": price,
             "idle_usd": _r(i_h * price, 2) if price is not None else None,
@@ -181,17 +182,17 @@ def summarize(
             "pods": len(p),
             "gpu_pods": gpu_pods,
             "shared_gpu_pods": shared,
-            "requested_gpus": _r(p.total_gpu_request(), 3),
+            "requested_gpus": _r(p.total_gpu_request()),
             "skipped_impossible": len(meta.skipped_impossible),
             "skipped_examples": [{"pod": n, "why": w} for n, w in meta.skipped_impossible[:5]],
         },
         "horizon": {"start_s": rec.start_s, "end_s": run.horizon_s, "duration_s": duration},
         "gpu_time": {
-            "capacity_gpu_hours": _r(cap_ms / MILLI_S_PER_GPU_HOUR, 3),
-            "allocated_gpu_hours": _r(tot["allocated"] / MILLI_S_PER_GPU_HOUR, 3),
-            "idle_gpu_hours": _r(tot["idle"] / MILLI_S_PER_GPU_HOUR, 3),
-            "unavailable_gpu_hours": _r(tot["unavailable"] / MILLI_S_PER_GPU_HOUR, 3),
-            "busy_device_hours": _r(float(np.sum(rec.busy_dev_s)) / 3600.0, 3),
+            "capacity_gpu_hours": _r(cap_ms / MILLI_S_PER_GPU_HOUR),
+            "allocated_gpu_hours": _r(tot["allocated"] / MILLI_S_PER_GPU_HOUR),
+            "idle_gpu_hours": _r(tot["idle"] / MILLI_S_PER_GPU_HOUR),
+            "unavailable_gpu_hours": _r(tot["unavailable"] / MILLI_S_PER_GPU_HOUR),
+            "busy_device_hours": _r(float(np.sum(rec.busy_dev_s)) / 3600.0),
             "allocation_ratio": _r(tot["allocated"] / cap_ms if cap_ms else 0.0),
             "peak_interval_allocated_gpus": _r(float(allocated_gpus.max()) if len(allocated_gpus) else 0.0, 3),
             "by_model": by_model,
@@ -202,14 +203,14 @@ def summarize(
             "waited": int((waits > 0).sum()),
             "wait_s": {
                 "mean": _r(float(waits.mean()) if len(waits) else None, 3),
-                "p50": _r(_pct(waits, 50), 3),
-                "p90": _r(_pct(waits, 90), 3),
-                "p99": _r(_pct(waits, 99), 3),
+                "p50": _r(_pct(waits, 50)),
+                "p90": _r(_pct(waits, 90)),
+                "p99": _r(_pct(waits, 99)),
                 "max": _r(float(waits.max()) if len(waits) else None, 3),
             },
         },
         "queue": {
-            "mean_length": _r(float(np.sum(rec.queue_s)) / duration if duration else 0.0, 4),
+            "mean_length": _r(float(np.sum(rec.queue_s)) / duration if duration else 0.0),
             "max_length": int(max(rec.queue_max) if rec.queue_max else 0),
         },
         "pending": {"at_end": outcomes["pending_at_horizon"], "reasons": run.pending_reasons_at_end},
@@ -219,7 +220,7 @@ def summarize(
             "allocated_usd": _r(float(np.nansum(led["cost_usd"])), 2),
             "idle_usd": _r(idle_usd, 2),
             "by_owner": {
-                str(o): {"pods": int(r.pods), "gpu_hours": _r(r.gpu_hours, 3), "cost_usd": _r(r.cost_usd, 2)}
+                str(o): {"pods": int(r.pods), "gpu_hours": _r(r.gpu_hours), "cost_usd": _r(r.cost_usd, 2)}
                 for o, r in owners.iterrows()
             },
             "usd_per_gpu_hour": {m: prices.get(m) for m in c.models},

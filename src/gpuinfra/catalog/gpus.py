@@ -108,6 +108,6 @@ def gpu_model(name: str, *, where: str | None = None) -> GpuModel:
             f"unknown GPU model '{name}'",
             where=where,
             expected="one of " + ", ".join(g.name for g in gpu_models()),
-            fix=(hint.capitalize() if hint else "use a catalog name (gpuinfra catalog gpus)"),
+            fix=(hint if hint else "use a catalog name (gpuinfra catalog gpus)"),
         )
     return m

@@ -50,5 +50,5 @@ def node_shape(name: str, *, where: str | None = None) -> NodeShape:
         f"unknown node shape '{name}'",
         where=where,
         expected="a shape from `gpuinfra catalog shapes` (e.g. aws:p4d.24xlarge)",
-        fix=hint.capitalize() if hint else "list shapes with `gpuinfra catalog shapes`",
+        fix=hint if hint else "list shapes with `gpuinfra catalog shapes`",
     )

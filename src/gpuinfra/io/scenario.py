@@ -8,6 +8,7 @@ time is priced. ``gpuinfra schema`` prints the JSON Schema of :class:`Scenario`.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from gpuinfra.analysis.accounting import RunMeta
 from gpuinfra.catalog import gpu_hour_price, gpu_model, node_shape
@@ -174,6 +175,21 @@ class Scenario(_Model):
     workload: WorkloadSpec
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     prices: PricesSpec = Field(default_factory=PricesSpec)
+    _label: str = PrivateAttr("scenario")
+    _text: str | None = PrivateAttr(None)
+
+    def locate(self, field: str) -> str:
+        """'FILE:LINE (field)' for a dotted field path such as cluster.pools[0].gpu_model."""
+        line = None
+        if self._text is not None:
+            path: list[Any] = []
+            for part in re.findall(r"[^.\[\]]+|\[\d+\]", field.split(" ")[0]):
+                path.append(int(part[1:-1]) if part.startswith("[") else part)
+            try:
+                line = _line_of(yaml.compose(self._text), tuple(path))
+            except yaml.YAMLError:
+                line = None
+        return f"{self._label}:{line} ({field})" if line else f"{self._label} ({field})"
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -222,7 +238,9 @@ def parse_scenario(text: str, label: str) -> Scenario:
     if not isinstance(data, dict):
         raise UserError("a scenario must be a YAML mapping", where=label, expected="keys name, cluster, workload, ...")
     try:
-        return Scenario.model_validate(data)
+        sc = Scenario.model_validate(data)
+        sc._label, sc._text = label, text
+        return sc
     except ValidationError as e:
         err = e.errors()[0]
         loc = tuple(x for x in err["loc"])
@@ -445,7 +463,25 @@ def _price_book(spec: PricesSpec, models: tuple[str, ...]) -> PriceBook:
     return PriceBook(usd, src, spec.basis)
 
 
+FIELD_ROOTS = ("cluster", "workload", "scheduler", "prices")
+
+
 def build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> Built:
+    """Turn a validated scenario into a cluster, pods, profile and price book.
+
+    Errors found here (an unknown GPU model, a plugin name, an impossible pod) name the
+    scenario file and the line of the field they concern.
+    """
+    try:
+        return _build(sc, base_dir, seed=seed)
+    except UserError as e:
+        if e.where and e.where.startswith(FIELD_ROOTS):
+            e.where = sc.locate(e.where)
+            e.args = (e.render(),)
+        raise
+
+
+def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> Built:
     from gpuinfra.io.traces import openb_pod_list, read_generic, read_openb_pods
 
     seed = sc.seed if seed is None else seed

@@ -86,7 +86,7 @@ def openb_pod_list(name: str) -> TraceSource:
         raise UserError(
             f"unknown openb pod list '{name}'",
             expected="one of " + ", ".join(OPENB_POD_LISTS),
-            fix=hint.capitalize() if hint else "use openb:default",
+            fix=hint if hint else "use openb:default",
         )
     return TraceSource(f"openb:{name}", data_path("traces", "openb", f"openb_pod_list_{name}.csv.gz"))
 

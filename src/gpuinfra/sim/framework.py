@@ -170,9 +170,9 @@ def _build(name: str, kind: type[Plugin], args: dict[str, Any] | None) -> Any:
         hint = did_you_mean(name, choices)
         raise UserError(
             f"unknown {kind.__name__} '{name}'",
-            where="scheduler profile",
+            where=f"scheduler ({kind.__name__})",
             expected="one of " + ", ".join(choices),
-            fix=hint.capitalize() if hint else "list plugins with `gpuinfra plugins`",
+            fix=hint if hint else "list plugins with `gpuinfra plugins`",
         )
     return cls(args)
 

@@ -1,0 +1,97 @@
+"""The CLI as a user meets it: exit codes, one-line errors, no tracebacks, files written."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SMALL = """\
+name: small
+seed: 5
+cluster:
+  pools:
+    - {name: t4, gpu_model: T4, gpus_per_node: 4, cpu_milli: 32000, memory_mib: 131072, count: 3}
+workload:
+  generator: {jobs: 200, arrival_rate_per_hour: 40, duration_median_s: 900,
+              gpus: {1: 0.7, 2: 0.2, 4: 0.1}, shared_gpu_fraction: 0.3}
+"""
+
+
+def gi(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "gpuinfra.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
+
+
+def test_version_and_help_for_every_command():
+    r = gi("--version")
+    assert r.returncode == 0 and r.stdout.startswith("gpuinfra ")
+    for cmd in (
+        ["simulate"],
+        ["schema"],
+        ["scenarios"],
+        ["plugins"],
+        ["catalog", "gpus"],
+        ["catalog", "shapes"],
+        ["catalog", "prices"],
+        ["trace", "check"],
+        ["trace", "convert"],
+    ):
+        r = gi(*cmd, "--help")
+        assert r.returncode == 0, (cmd, r.stderr)
+        assert "Usage" in r.stdout
+
+
+def test_simulate_writes_the_run_directory(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(SMALL)
+    r = gi("simulate", str(f), "--out", str(tmp_path / "run"), "-q")
+    assert r.returncode == 0, r.stderr
+    for name in ("summary.json", "metrics.parquet", "pods.parquet", "events.jsonl", "scenario.yaml", "report.html"):
+        assert (tmp_path / "run" / name).stat().st_size > 0
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["invariants"]["gpu_time_balance"]["ok"] and s["invariants"]["no_overcommit"]["ok"]
+    assert s["workload"]["pods"] == 200 and s["cluster"]["gpus"] == 12
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "<script" in html and "https://" not in html.split("<body>")[1].split("<pre>")[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("name: x\ncluster: {pools: []}\nworkload: {trace: openb:default}\n", "exactly one of 'openb' or 'pools'"),
+        (SMALL.replace("gpu_model: T4", "gpu_model: T5"), "unknown GPU model 'T5'"),
+        ("name: [unclosed\n", "YAML syntax error"),
+    ],
+)
+def test_bad_scenario_exit_2_one_message_no_traceback(tmp_path, content, needle):
+    f = tmp_path / "bad.yaml"
+    f.write_text(content)
+    r = gi("simulate", str(f), "--out", str(tmp_path / "run"), "-q")
+    assert r.returncode == 2
+    assert needle in r.stderr and str(f) in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert r.stderr.strip().startswith("error:")
+
+
+def test_bad_trace_and_missing_file_exit_2(tmp_path):
+    t = tmp_path / "jobs.csv"
+    t.write_text("job_id,submit_time_s,duration_s,num_gpu\na,0,10,1\nb,5,ten,1\n")
+    r = gi("trace", "check", str(t))
+    assert r.returncode == 2 and f"{t}:3: duration_s='ten' is not a number" in r.stderr
+    r = gi("simulate", str(tmp_path / "nope.yaml"))
+    assert r.returncode == 2 and "scenario file not found" in r.stderr
+    r = gi("catalog", "prices", "G2")
+    assert r.returncode == 2 and "no price" in r.stderr
+
+
+def test_trace_convert_round_trip(tmp_path):
+    out = tmp_path / "d.parquet"
+    r = gi("trace", "convert", "openb:gpushare40", str(out))
+    assert r.returncode == 0, r.stderr
+    r = gi("trace", "check", str(out))
+    assert r.returncode == 0 and "8,152 rows read" in r.stdout
