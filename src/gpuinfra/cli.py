@@ -119,7 +119,8 @@ def simulate(
         f"({100 * g['allocation_ratio']:.3f}%), idle {g['idle_gpu_hours']:,.0f}",
     )
     w = s["pods"]["wait_s"]
-    table.add_row("wait (s)", f"p50 {w['p50']}, p99 {w['p99']}, max {w['max']}")
+    if s["pods"]["started"]:
+        table.add_row("wait (s)", f"p50 {w['p50']:,.0f}, p90 {w['p90']:,.0f}, p99 {w['p99']:,.0f}, max {w['max']:,.0f}")
     table.add_row("outcomes", ", ".join(f"{k} {v:,}" for k, v in s["pods"]["outcomes"].items() if v))
     c = s["cost"]
     table.add_row("cost (USD)", f"allocated {c['allocated_usd']:,.0f}, idle {c['idle_usd']:,.0f}")

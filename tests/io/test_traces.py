@@ -107,7 +107,10 @@ def test_binary_garbage_is_refused(tmp_path):
 
 
 def test_openb_inconsistent_times_refused(tmp_path):
-    hdr = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n"
+    hdr = (
+        "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,"
+        "creation_time,deletion_time,scheduled_time\n"
+    )
     p = _write(tmp_path, hdr + "p0,1000,100,1,1000,,LS,Running,10,5,10\n", "o.csv")
     with pytest.raises(UserError, match=r"o.csv:2: deletion_time 5.0 is before creation_time 10.0"):
         read_openb_pods(TraceSource(str(p), p))

@@ -10,8 +10,10 @@ from gpuinfra.sim.engine import ReplayEngine
 from gpuinfra.sim.framework import Framework, Profile, ScoreSpec
 from tests.conftest import cluster, pod, table
 
+DEFAULT = Profile()
 
-def run(c, pods, profile=Profile(), **kw):
+
+def run(c, pods, profile=DEFAULT, **kw):
     return ReplayEngine(c, pods, profile, seed=1, **kw).run()
 
 

@@ -71,37 +71,29 @@ def ledger(run: RunResult, prices: PriceBook) -> pd.DataFrame:
 
 
 def interval_metrics(run: RunResult) -> pd.DataFrame:
+    """Per-interval means (GPUs, queue length) and counts, from the recorder's exact integrals."""
     rec, c = run.recorder, run.cluster
-    nb = len(rec.queue_s)
-    starts = rec.start_s + rec.interval_s * np.arange(nb)
-    ends = np.minimum(starts + rec.interval_s, max(run.horizon_s, rec.start_s))
+    starts, ends = rec.edges[:-1], rec.edges[1:]
     dt = np.maximum(ends - starts, 1e-12)
-    alloc = np.array(rec.alloc_ms).reshape(nb, -1)
-    idle = np.array(rec.idle_ms).reshape(nb, -1)
-    unav = np.array(rec.unavail_ms).reshape(nb, -1)
-    busy = np.array(rec.busy_dev_s).reshape(nb, -1)
     cap = c.capacity_milli.sum() / MILLI_PER_GPU
     df = pd.DataFrame(
         {
             "t_start_s": starts,
             "t_end_s": ends,
-            "capacity_gpus": np.full(nb, cap),
-            "allocated_gpus": alloc.sum(axis=1) / dt / MILLI_PER_GPU,
-            "idle_gpus": idle.sum(axis=1) / dt / MILLI_PER_GPU,
-            "unavailable_gpus": unav.sum(axis=1) / dt / MILLI_PER_GPU,
-            "busy_gpus": busy.sum(axis=1) / dt,
-            "queue_len_mean": np.array(rec.queue_s) / dt,
-            "queue_len_max": np.array(rec.queue_max, dtype=np.int64),
-            "running_pods_mean": np.array(rec.running_s) / dt,
-            "arrivals": [b["arrivals"] for b in rec.counts],
-            "starts": [b["starts"] for b in rec.counts],
-            "finishes": [b["finishes"] for b in rec.counts],
-            "withdrawals": [b["withdrawals"] for b in rec.counts],
+            "capacity_gpus": np.full(len(starts), cap),
+            "allocated_gpus": rec.alloc_ms.sum(axis=1) / dt / MILLI_PER_GPU,
+            "idle_gpus": rec.idle_ms.sum(axis=1) / dt / MILLI_PER_GPU,
+            "unavailable_gpus": rec.unavail_ms.sum(axis=1) / dt / MILLI_PER_GPU,
+            "busy_gpus": rec.busy_dev_s.sum(axis=1) / dt,
+            "queue_len_mean": rec.queue_s / dt,
+            "queue_len_max": rec.queue_max,
+            "running_pods_mean": rec.running_s / dt,
+            **{k: rec.counts[k].astype(np.int64) for k in ("arrivals", "starts", "finishes", "withdrawals")},
         }
     )
     df["allocation_pct"] = np.where(cap > 0, 100.0 * df["allocated_gpus"] / cap, 0.0)
     for m, name in enumerate(c.models):
-        df[f"allocated_gpus:{name}"] = alloc[:, m] / dt / MILLI_PER_GPU
+        df[f"allocated_gpus:{name}"] = rec.alloc_ms[:, m] / dt / MILLI_PER_GPU
     return df
 
 
@@ -192,7 +184,7 @@ def summarize(
             "allocated_gpu_hours": _r(tot["allocated"] / MILLI_S_PER_GPU_HOUR),
             "idle_gpu_hours": _r(tot["idle"] / MILLI_S_PER_GPU_HOUR),
             "unavailable_gpu_hours": _r(tot["unavailable"] / MILLI_S_PER_GPU_HOUR),
-            "busy_device_hours": _r(float(np.sum(rec.busy_dev_s)) / 3600.0),
+            "busy_device_hours": _r(float(rec.busy_dev_s.sum()) / 3600.0),
             "allocation_ratio": _r(tot["allocated"] / cap_ms if cap_ms else 0.0),
             "peak_interval_allocated_gpus": _r(float(allocated_gpus.max()) if len(allocated_gpus) else 0.0, 3),
             "by_model": by_model,
@@ -210,8 +202,8 @@ def summarize(
             },
         },
         "queue": {
-            "mean_length": _r(float(np.sum(rec.queue_s)) / duration if duration else 0.0),
-            "max_length": int(max(rec.queue_max) if rec.queue_max else 0),
+            "mean_length": _r(float(rec.queue_s.sum()) / duration if duration else 0.0),
+            "max_length": int(rec.queue_max.max()) if len(rec.queue_max) else 0,
         },
         "pending": {"at_end": outcomes["pending_at_horizon"], "reasons": run.pending_reasons_at_end},
         "cost": {

@@ -73,8 +73,10 @@ def queue_figure(metrics: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def wait_figure(led: pd.DataFrame) -> go.Figure:
+def wait_figure(led: pd.DataFrame) -> go.Figure | None:
     w = led["wait_s"].dropna().to_numpy()
+    if not (w > 0).any():
+        return None
     fig = go.Figure()
     if len(w):
         ws = np.sort(w)
@@ -129,6 +131,15 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
             f"{busy / alloc:.2f}x the milli-GPU sum: shared GPUs look fully used to a whole-GPU counter "
             f"while {busy - alloc:,.0f} GPU-hours on them were not allocated to anyone."
         )
+    bm = g["by_model"]
+    if alloc > 0 and len(bm) > 1:
+        top = max(bm, key=lambda m: bm[m]["allocated_gpu_hours"] or 0.0)
+        share_alloc = (bm[top]["allocated_gpu_hours"] or 0.0) / alloc
+        share_gpus = bm[top]["gpus"] / max(summary["cluster"]["gpus"], 1)
+        out.append(
+            f"{top} GPUs are {100 * share_gpus:.1f}% of the cluster but took {100 * share_alloc:.1f}% of the "
+            f"allocated GPU-hours: placement, not demand alone, decides which hardware works."
+        )
     peak = g["peak_interval_allocated_gpus"] or 0.0
     if len(metrics):
         k = int(metrics["allocated_gpus"].to_numpy().argmax())
@@ -138,7 +149,9 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
             f"{100 * peak / max(summary['cluster']['gpus'], 1):.1f}% of capacity."
         )
     w = pods["wait_s"]
-    if pods["started"]:
+    if pods["started"] and not pods["waited"]:
+        out.append(f"None of the {pods['started']:,} started pods waited: every pod found room when it arrived.")
+    elif pods["started"]:
         out.append(
             f"{pods['waited']:,} of {pods['started']:,} started pods waited at all; the median wait was "
             f"{w['p50']:.0f} s, the 99th percentile {w['p99']:.0f} s and the longest {w['max']:,.0f} s."
@@ -168,7 +181,7 @@ def render_run_report(summary: dict[str, Any], metrics: pd.DataFrame, led: pd.Da
         fig_html(allocation_figure(metrics), "fig-allocation"),
         fig_html(allocation_zoom_figure(metrics), "fig-allocation-zoom"),
         fig_html(queue_figure(metrics), "fig-queue"),
-        fig_html(wait_figure(led), "fig-wait"),
+        *([fig_html(wf, "fig-wait")] if (wf := wait_figure(led)) is not None else []),
         fig_html(cost_figure(summary), "fig-cost"),
         fig_html(model_figure(summary), "fig-models"),
     ]

@@ -97,6 +97,9 @@ class ClusterState:
         self.dev_exists = slots < self.gpu_count[:, None]
         self.dev_available = self.dev_exists.copy()
         self.dev_free = np.where(self.dev_exists, MILLI_PER_GPU, -1).astype(np.int32)
+        self.dev_free_desc = -np.sort(-self.dev_free, axis=1)
+        """Each node's free milli per device, sorted descending: a node can give k devices of m
+        milli each iff ``dev_free_desc[n, k-1] >= m`` (one column compare instead of a count)."""
         self.node_index = {name: i for i, name in enumerate(self.node_names)}
         nm = len(self.models)
         # Running totals per GPU model (milli): what the recorder integrates.
@@ -190,6 +193,8 @@ class ClusterState:
         self.mem_free[n] -= a.memory_mib
         if a.devices:
             self.alloc_milli[m] += a.gpu_milli_total
+        if a.devices:
+            self.dev_free_desc[n] = -np.sort(-row)
         cr = 1.0 - self.cpu_free[n] / self.cpu_cap[n] if self.cpu_cap[n] else 0.0
         mr = 1.0 - self.mem_free[n] / self.mem_cap[n] if self.mem_cap[n] else 0.0
         self.peak_cpu_ratio = max(self.peak_cpu_ratio, float(cr))
@@ -212,6 +217,7 @@ class ClusterState:
             raise OverCommitError(f"node {self.node_names[n]}: released more cpu/mem than allocated")
         if a.devices:
             self.alloc_milli[m] -= a.gpu_milli_total
+            self.dev_free_desc[n] = -np.sort(-row)
         self.version += 1
 
     def set_device_available(self, node: int, index: int, available: bool) -> None:
@@ -229,4 +235,5 @@ class ClusterState:
             self.dev_free[node, index] = MILLI_PER_GPU
             self.unavail_milli[m] -= MILLI_PER_GPU
         self.dev_available[node, index] = available
+        self.dev_free_desc[node] = -np.sort(-self.dev_free[node])
         self.version += 1

@@ -104,11 +104,12 @@ class ReplayEngine:
         if self.log_events:
             self.events.append({"t_s": t, "event": kind, "pod": self.pods.names[i], **kw})
 
-    def _touch(self) -> None:
-        """Tell the recorder what changed: queue, running count, and the nodes touched."""
+    def _touch(self, t: float) -> None:
+        """Tell the recorder what changed at ``t``: queue, running count, and the nodes touched."""
         self.rec.queue_len = self.n_pending
         self.rec.running = len(self.allocs)
         self.rec.changed(self._dirty)
+        self.rec.record(t)
         self._dirty = []
 
     def _start(self, i: int, alloc: Allocation, t: float) -> list[Event]:
@@ -118,7 +119,7 @@ class ReplayEngine:
         self.start_s[i] = t
         self.node[i] = alloc.node
         self.devices[i] = alloc.devices
-        self.rec.count("starts")
+        self.rec.count("starts", t)
         self._log(t, "bind", i, node=self.cluster.node_names[alloc.node], devices=list(alloc.devices))
         end = t + float(self.pods.duration_s[i])
         d = float(self.pods.delete_s[i])
@@ -138,8 +139,7 @@ class ReplayEngine:
     # -- handlers --------------------------------------------------------------------------
     def _on_arrival(self, ev: Event) -> list[Event]:
         i, t = ev.ref, ev.t_s
-        self.rec.advance(t)
-        self.rec.count("arrivals")
+        self.rec.count("arrivals", t)
         self._log(t, "arrival", i)
         out: list[Event] = []
         d = float(self.pods.delete_s[i])
@@ -156,7 +156,7 @@ class ReplayEngine:
                 out += self._start(i, res.alloc, t)
             else:
                 self._push_pending(i, res.status, t)
-        self._touch()
+        self._touch(t)
         if self.progress is not None:
             frac = (t - self.t0) / self._span
             if frac >= self._progress_next:
@@ -168,32 +168,30 @@ class ReplayEngine:
         i, t = ev.ref, ev.t_s
         if self.state[i] != RUNNING:
             return []
-        self.rec.advance(t)
         alloc = self.allocs.pop(i)
         self.fw.unreserve(alloc)
         self.state[i] = DONE
         self.end_s[i] = t
         # a pod whose owner deleted it (delete_s) ended by the owner's hand, whatever it had left
         self.outcome[i] = "ended_by_owner" if t == float(self.pods.delete_s[i]) else "completed"
-        self.rec.count("finishes")
+        self.rec.count("finishes", t)
         self._log(t, "finish", i, outcome=self.outcome[i])
         out = self._retry_after_release(alloc.node, t)
         self._dirty.append(alloc.node)
-        self._touch()
+        self._touch(t)
         return out
 
     def _on_delete(self, ev: Event) -> list[Event]:
         i, t = ev.ref, ev.t_s
         if self.state[i] != PENDING:
             return []  # running pods end through their finish event; finished ones are gone
-        self.rec.advance(t)
         self.state[i] = WITHDRAWN
         self.outcome[i] = "withdrawn"
         self.end_s[i] = t
         self.n_pending -= 1
-        self.rec.count("withdrawals")
+        self.rec.count("withdrawals", t)
         self._log(t, "withdrawn", i, reason=self.reason[i])
-        self._touch()
+        self._touch(t)
         return []
 
     def _clean_head(self, sig: tuple) -> int | None:
@@ -247,7 +245,7 @@ class ReplayEngine:
             self.kernel.schedule(Event(float(self.pods.submit_s[i]), PRIO_ARRIVAL, "arrival", i))
         self.kernel.run(until_s=self.horizon_s)
         horizon = self.horizon_s if self.horizon_s is not None else max(self.kernel.now_s, self.t0)
-        self.rec.advance(horizon)
+        self.rec.finalize(horizon)
         pending_reasons: dict[str, int] = {}
         for i in range(len(self.pods)):
             s = self.state[i]

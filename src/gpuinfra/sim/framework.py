@@ -236,6 +236,12 @@ class Framework:
     def select(self, state: CycleState, i: int, nodes: np.ndarray) -> int:
         if len(nodes) == 1 or not self.scores:
             return int(nodes[0])
+        if len(self.scores) == 1 and self.scores[0][1] > 0 and self.profile.tie_break == "first":
+            # NOTE: fast path. A positive weight and min-max normalisation keep the order, so the
+            # first best raw score is the first best total score.
+            plugin = self.scores[0][0]
+            raw = np.asarray(plugin.score(state, self.pods, i, self.cluster, nodes))
+            return int(nodes[int(np.argmax(raw))])
         total = np.zeros(len(nodes), dtype=np.float64)
         for plugin, weight in self.scores:
             raw = np.asarray(plugin.score(state, self.pods, i, self.cluster, nodes), dtype=np.float64)

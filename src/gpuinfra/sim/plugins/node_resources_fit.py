@@ -27,7 +27,10 @@ class NodeResourcesFit(FilterPlugin):
             ok = cpu_ok & mem_ok
             return FilterResult(ok, (("Insufficient cpu", ~cpu_ok), ("Insufficient memory", ~mem_ok)))
         m = int(pods.gpu_milli[i])
-        gpu_ok = np.count_nonzero(cluster.dev_free >= m, axis=1) >= k
+        if k > cluster.max_gpus:
+            gpu_ok = np.zeros(cluster.n_nodes, dtype=bool)
+        else:
+            gpu_ok = cluster.dev_free_desc[:, k - 1] >= m
         ok = cpu_ok & mem_ok & gpu_ok
         gpu_reason = "Insufficient nvidia.com/gpu" if m >= MILLI_PER_GPU else "Insufficient gpu-milli on a single GPU"
         return FilterResult(
