@@ -95,3 +95,43 @@ def test_trace_convert_round_trip(tmp_path):
     assert r.returncode == 0, r.stderr
     r = gi("trace", "check", str(out))
     assert r.returncode == 0 and "8,152 rows read" in r.stdout
+
+
+def test_fill_writes_csv_with_the_documented_columns(tmp_path):
+    r = gi(
+        "fill",
+        "--workload",
+        "gpushare40",
+        "--policy",
+        "fgd,bestfit",
+        "--seeds",
+        "1-2",
+        "--load",
+        "0.5",
+        "--out",
+        str(tmp_path / "f"),
+        "-q",
+        "--workers",
+        "1",
+    )
+    assert r.returncode == 0, r.stderr
+    lines = (tmp_path / "f" / "fill.csv").read_text().splitlines()
+    assert lines[0] == "workload,policy,seed,arrived_pct,alloc_pct,unalloc_pct,frag_amount_pct,frag_ratio_pct"
+    assert len(lines) == 1 + 2 * 2 * 50
+    s = json.loads((tmp_path / "f" / "summary.json").read_text())
+    assert set(s["by_workload"]["gpushare40"]) == {"fgd", "bestfit"}
+    assert (tmp_path / "f" / "report.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--policy", "fdg"], "unknown policy 'fdg'"),
+        (["--seeds", "9-3"], "bad --seeds"),
+        (["--workload", "gpushare45"], "Did you mean 'gpushare40'"),
+        (["--load", "0"], "--load 0.0 is out of range"),
+    ],
+)
+def test_fill_bad_options_exit_2(tmp_path, args, needle):
+    r = gi("fill", *args, "--out", str(tmp_path / "f"), "-q")
+    assert r.returncode == 2 and needle in r.stderr, r.stderr

@@ -144,6 +144,76 @@ def simulate(
 
 
 @app.command()
+def fill(
+    workload: Annotated[
+        str,
+        typer.Option(
+            help="openb pod list(s), comma-separated (default, cpu050, gpushare40, ...), 'all', or a trace file."
+        ),
+    ] = "default",
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="random, dotprod, clustering, packing, bestfit, fgd, firstfit, "
+            "spread, mostallocated; comma-separated, 'paper' (first six) or 'all'."
+        ),
+    ] = "fgd",
+    seeds: Annotated[str, typer.Option(help="Seeds: N, A-B or a comma-separated list.")] = "42",
+    load: Annotated[float, typer.Option(help="Resample pods until requested GPUs reach this share of capacity.")] = 1.3,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("runs/fill"),
+    nodes: Annotated[str, typer.Option(help="openb node list: gpu_node (1,213 nodes) or all_node.")] = "gpu_node",
+    workers: Annotated[int | None, typer.Option(help="Parallel processes (default: all cores).")] = None,
+    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """The FGD paper's fill experiment: place pods until demand reaches --load x capacity; record
+    unallocated GPUs and fragmentation at every 1% of arrived load."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gpuinfra.fill import parse_policies, parse_seeds, parse_workloads, run_grid, write_fill
+
+    ws, ps, ss = parse_workloads(workload), parse_policies(policy), parse_seeds(seeds)
+    if nodes not in ("gpu_node", "all_node"):
+        raise UserError(f"unknown node list '{nodes}'", where="--nodes", expected="gpu_node or all_node")
+    t0 = time.perf_counter()
+    prog = Progress(
+        TextColumn("[bold]fill[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+        transient=True,
+    )
+    with prog:
+        task = prog.add_task("runs", total=len(ws) * len(ps) * len(ss))
+        results = run_grid(
+            ws, ps, ss, load=load, nodes=nodes, workers=workers, progress=lambda k, n: prog.update(task, completed=k)
+        )
+    wall = time.perf_counter() - t0
+    files = write_fill(results, out_dir, load=load, nodes=nodes, report=report)
+    from gpuinfra.fill import summarize_grid
+
+    summ = summarize_grid(results, load=load, nodes=nodes)
+    t = Table("workload", "policy", "seeds", "at arrived %", "unallocated %", "fragmented %", "failed pods")
+    for w, pols in summ["by_workload"].items():
+        for p, v in sorted(pols.items(), key=lambda kv: kv[1]["unalloc_pct_mean"] or 0):
+            t.add_row(
+                w,
+                p,
+                str(v["seeds"]),
+                f"{v['unalloc_pct_mean']:.2f} +- {v['unalloc_pct_stdev']:.2f}",
+                f"{v['frag_amount_pct_mean']:.2f}",
+                f"{v['failed_pods_mean']:.0f}",
+            )
+    out.print(t)
+    out.print(
+        f"{len(results)} run(s) in {wall:.1f} s ({wall / max(len(results), 1):.2f} s per run); wrote "
+        + ", ".join(str(f) for f in files)
+    )
+
+
+@app.command()
 def schema(
     out_file: Annotated[Path | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
 ) -> None:

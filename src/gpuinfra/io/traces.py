@@ -259,6 +259,38 @@ def read_openb_pods(src: TraceSource, *, pending: str = "run") -> list[Pod]:
     return pods
 
 
+def read_openb_static(src: TraceSource) -> list[Pod]:
+    """Read an openb pod list for the static fill experiment: requests only, times ignored.
+
+    Works on every list, including the ``multigpu*`` ones that carry only the first five columns.
+    """
+    pods: list[Pod] = []
+    for line, r in _rows(src, OPENB_POD_COLUMNS):
+        where = f"{src.label}:{line}"
+        name = (r["name"] or "").strip()
+        if not name:
+            raise UserError("empty pod name", where=where, expected="a pod name in column 'name'")
+        num_gpu, milli = _gpu_request(r, where, MILLI_PER_GPU)
+        pods.append(
+            Pod(
+                name=name,
+                submit_s=0.0,
+                duration_s=math.inf,
+                cpu_milli=_int(r, "cpu_milli", where),
+                memory_mib=_int(r, "memory_mib", where),
+                num_gpu=num_gpu,
+                gpu_milli=milli,
+                gpu_models=_models(r.get("gpu_spec") or "", where, "gpu_spec") if num_gpu else (),
+                qos=(r.get("qos") or "").strip(),
+                owner="qos:" + ((r.get("qos") or "").strip() or "unknown"),
+                job=name,
+            )
+        )
+    if not pods:
+        raise UserError("no pods in trace", where=src.label, expected="at least one data row")
+    return pods
+
+
 def read_openb_nodes(src: TraceSource, *, include_cpu_only: bool = True) -> list[NodePool]:
     """Read an openb node list into one pool per node shape, keeping the trace's node names."""
     groups: dict[tuple, list[str]] = {}

@@ -110,6 +110,10 @@ class ClusterState:
         self.unavail_milli = np.zeros(nm, dtype=np.int64)
         self.busy_devices = np.zeros(nm, dtype=np.int64)
         """Devices with any allocation (the whole-GPU view of a shared GPU)."""
+        self.node_allocs: list[dict[int, Allocation]] = [{} for _ in range(n)]
+        """The allocations on each node, by pod (for policies that look at co-located pods, and preemption)."""
+        self.changes: list[int] = []
+        """Append-only log of nodes whose state changed; readers keep their own position in it."""
         self.peak_device_used_milli = 0
         self.peak_cpu_ratio = 0.0
         self.peak_mem_ratio = 0.0
@@ -195,6 +199,8 @@ class ClusterState:
             self.alloc_milli[m] += a.gpu_milli_total
         if a.devices:
             self.dev_free_desc[n] = -np.sort(-row)
+        self.node_allocs[n][a.pod] = a
+        self.changes.append(n)
         cr = 1.0 - self.cpu_free[n] / self.cpu_cap[n] if self.cpu_cap[n] else 0.0
         mr = 1.0 - self.mem_free[n] / self.mem_cap[n] if self.mem_cap[n] else 0.0
         self.peak_cpu_ratio = max(self.peak_cpu_ratio, float(cr))
@@ -218,6 +224,8 @@ class ClusterState:
         if a.devices:
             self.alloc_milli[m] -= a.gpu_milli_total
             self.dev_free_desc[n] = -np.sort(-row)
+        self.node_allocs[n].pop(a.pod, None)
+        self.changes.append(n)
         self.version += 1
 
     def set_device_available(self, node: int, index: int, available: bool) -> None:
@@ -236,4 +244,5 @@ class ClusterState:
             self.unavail_milli[m] -= MILLI_PER_GPU
         self.dev_available[node, index] = available
         self.dev_free_desc[node] = -np.sort(-self.dev_free[node])
+        self.changes.append(node)
         self.version += 1

@@ -192,6 +192,10 @@ class Framework:
             (_build(s.name, ScorePlugin, s.args or pa.get(s.name)), float(s.weight)) for s in profile.scores
         ]
         self.reserve_plugin: ReservePlugin = _build(profile.reserve, ReservePlugin, pa.get(profile.reserve))
+        # Ties go to the lowest node index, or (tie_break: random) to the best-ranked node in one
+        # seeded permutation per run: the FGD artifact prefixes node names with a seeded
+        # rand.Perm index and breaks ties by name, which is the same rule.
+        self.rank = rng.permutation(cluster.n_nodes) if profile.tie_break == "random" else None
         for p in [self.queue_sort, *self.filters, *(s for s, _ in self.scores), self.reserve_plugin]:
             p.setup(cluster, pods, rng)
         self.cycles = 0
@@ -234,25 +238,26 @@ class Framework:
         return Status(Code.UNSCHEDULABLE, (msg,), first)
 
     def select(self, state: CycleState, i: int, nodes: np.ndarray) -> int:
-        if len(nodes) == 1 or not self.scores:
+        if not self.scores:
             return int(nodes[0])
-        if len(self.scores) == 1 and self.scores[0][1] > 0 and self.profile.tie_break == "first":
+        # NOTE: scores run even for a single feasible node: some (FGD, GpuPacking) also choose the
+        # GPU on the node, which the reserve plugin uses.
+        if len(self.scores) == 1 and self.scores[0][1] > 0:
             # NOTE: fast path. A positive weight and min-max normalisation keep the order, so the
-            # first best raw score is the first best total score.
-            plugin = self.scores[0][0]
-            raw = np.asarray(plugin.score(state, self.pods, i, self.cluster, nodes))
-            return int(nodes[int(np.argmax(raw))])
-        total = np.zeros(len(nodes), dtype=np.float64)
-        for plugin, weight in self.scores:
-            raw = np.asarray(plugin.score(state, self.pods, i, self.cluster, nodes), dtype=np.float64)
-            if plugin.normalize:
-                lo, hi = raw.min(), raw.max()
-                raw = (raw - lo) * (100.0 / (hi - lo)) if hi > lo else np.zeros_like(raw)
-            total += weight * raw
-        best = np.flatnonzero(total == total.max())
-        if self.profile.tie_break == "random" and len(best) > 1:
-            return int(nodes[best[self.rng.integers(len(best))]])
-        return int(nodes[best[0]])
+            # best raw scores are the best total scores.
+            total = np.asarray(self.scores[0][0].score(state, self.pods, i, self.cluster, nodes))
+        else:
+            total = np.zeros(len(nodes), dtype=np.float64)
+            for plugin, weight in self.scores:
+                raw = np.asarray(plugin.score(state, self.pods, i, self.cluster, nodes), dtype=np.float64)
+                if plugin.normalize:
+                    lo, hi = raw.min(), raw.max()
+                    raw = (raw - lo) * (100.0 / (hi - lo)) if hi > lo else np.zeros_like(raw)
+                total += weight * raw
+        if self.rank is None:
+            return int(nodes[int(np.argmax(total))])
+        best = nodes[total == total.max()]
+        return int(best[np.argmin(self.rank[best])])
 
     def schedule(self, i: int) -> ScheduleResult:
         """One cycle: filter all nodes, score the feasible ones, pick one, reserve devices."""

@@ -1,10 +1,17 @@
 """Scheduler plugins. Each module registers itself; adding a plugin = one file + one line here."""
 
 from gpuinfra.sim.plugins import (  # noqa: F401
+    best_fit,
+    dot_prod,
+    fgd,
     first_fit,
     first_fit_devices,
+    gpu_clustering,
     gpu_model,
+    gpu_packing,
     least_allocated,
     node_resources_fit,
+    policy_devices,
     priority_sort,
+    random_score,
 )

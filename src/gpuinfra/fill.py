@@ -1,0 +1,229 @@
+"""The FGD fill experiment as a grid: workloads x policies x seeds, in parallel processes.
+
+Writes ``fill.csv`` (workload, policy, seed, arrived_pct, alloc_pct, unalloc_pct,
+frag_amount_pct, frag_ratio_pct), ``summary.json`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import statistics
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from gpuinfra.errors import UserError, did_you_mean
+from gpuinfra.io.results import write_json
+from gpuinfra.io.traces import (
+    OPENB_POD_LISTS,
+    TraceSource,
+    openb_node_list,
+    openb_pod_list,
+    read_generic,
+    read_openb_nodes,
+    read_openb_static,
+)
+from gpuinfra.sim.fill import PAPER_POLICIES, POLICIES, FillResult, run_fill
+from gpuinfra.sim.workload import Pod
+
+CSV_COLUMNS = (
+    "workload",
+    "policy",
+    "seed",
+    "arrived_pct",
+    "alloc_pct",
+    "unalloc_pct",
+    "frag_amount_pct",
+    "frag_ratio_pct",
+)
+FILL_SCHEMA = "gpuinfra.fill/1"
+
+
+def parse_seeds(text: str) -> list[int]:
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                a, b = part.split("-", 1)
+                if int(b) < int(a):
+                    raise ValueError
+                seeds.extend(range(int(a), int(b) + 1))
+            elif part:
+                seeds.append(int(part))
+    except ValueError:
+        raise UserError(
+            f"bad --seeds '{text}'", where="--seeds", expected="N, A-B or a comma-separated list (e.g. 42-51)"
+        ) from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise UserError(f"bad --seeds '{text}'", where="--seeds", expected="non-negative seeds")
+    return list(dict.fromkeys(seeds))
+
+
+def parse_policies(text: str) -> list[str]:
+    if text.strip() == "all":
+        return list(POLICIES)
+    if text.strip() == "paper":
+        return list(PAPER_POLICIES)
+    out = []
+    for p in (x.strip().lower() for x in text.split(",") if x.strip()):
+        if p not in POLICIES:
+            hint = did_you_mean(p, POLICIES)
+            raise UserError(
+                f"unknown policy '{p}'",
+                where="--policy",
+                expected="one or more of " + ", ".join(POLICIES) + ", or 'all' / 'paper'",
+                fix=hint or "see `gpuinfra fill --help`",
+            )
+        out.append(p)
+    return list(dict.fromkeys(out))
+
+
+def parse_workloads(text: str) -> list[str]:
+    if text.strip() == "all":
+        return list(OPENB_POD_LISTS)
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    for w in items:
+        if w not in OPENB_POD_LISTS and not Path(w).exists():
+            hint = did_you_mean(w, OPENB_POD_LISTS)
+            raise UserError(
+                f"unknown workload '{w}'",
+                where="--workload",
+                expected="an openb pod list (" + ", ".join(OPENB_POD_LISTS) + "), 'all', or a trace file",
+                fix=hint or "check the file path",
+            )
+    return items
+
+
+@cache
+def _pools(nodes: str):
+    return read_openb_nodes(openb_node_list(nodes))
+
+
+@cache
+def load_workload(w: str) -> tuple[Pod, ...]:
+    if w in OPENB_POD_LISTS:
+        return tuple(read_openb_static(openb_pod_list(w)))
+    path = Path(w)
+    with open(path, newline="") as fh:
+        header = fh.readline()
+    cols = {c.strip() for c in header.split(",")}
+    if {"name", "num_gpu", "gpu_milli", "cpu_milli"} <= cols:
+        return tuple(read_openb_static(TraceSource(w, path)))
+    return tuple(read_generic(path))
+
+
+def _one(args: tuple[str, str, int, float, str]) -> FillResult:
+    w, policy, seed, load, nodes = args
+    return run_fill(
+        _pools(nodes),
+        list(load_workload(w)),
+        policy,
+        seed,
+        load=load,
+        workload=Path(w).stem if w not in OPENB_POD_LISTS else w,
+    )
+
+
+def run_grid(
+    workloads: list[str],
+    policies: list[str],
+    seeds: list[int],
+    *,
+    load: float = 1.3,
+    nodes: str = "gpu_node",
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[FillResult]:
+    if not 0 < load <= 10:
+        raise UserError(f"--load {load} is out of range", where="--load", expected="a share of capacity in (0, 10]")
+    for w in workloads:  # read once here so bad input fails before any work starts
+        load_workload(w)
+    _pools(nodes)
+    tasks = [(w, p, s, load, nodes) for w in workloads for p in policies for s in seeds]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    results: list[FillResult] = []
+    if workers == 1:
+        for k, t in enumerate(tasks):
+            results.append(_one(t))
+            if progress:
+                progress(k + 1, len(tasks))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            for k, r in enumerate(ex.map(_one, tasks, chunksize=1)):
+                results.append(r)
+                if progress:
+                    progress(k + 1, len(tasks))
+    return results
+
+
+def _at(r: FillResult, pct: int) -> dict[str, float] | None:
+    for row in r.rows:
+        if row["arrived_pct"] == pct:
+            return row
+    return None
+
+
+def summarize_grid(results: list[FillResult], *, load: float, nodes: str) -> dict[str, Any]:
+    pools = _pools(nodes)
+    runs = []
+    for r in results:
+        d = asdict(r)
+        d.pop("rows")
+        d.pop("max_frag_check_error")
+        d["at_100pct"] = _at(r, 100)
+        d["final"] = r.rows[-1] if r.rows else None
+        runs.append(d)
+    by: dict[str, dict[str, Any]] = {}
+    for w in dict.fromkeys(r.workload for r in results):
+        by[w] = {}
+        for p in dict.fromkeys(r.policy for r in results if r.workload == w):
+            rs = [r for r in results if r.workload == w and r.policy == p]
+            ref = min([100] + [r.rows[-1]["arrived_pct"] for r in rs if r.rows])
+            u = [row["unalloc_pct"] for r in rs if (row := _at(r, ref))]
+            f = [row["frag_amount_pct"] for r in rs if (row := _at(r, ref))]
+            by[w][p] = {
+                "seeds": len(rs),
+                "ref_arrived_pct": ref,
+                "unalloc_pct_mean": statistics.fmean(u) if u else None,
+                "unalloc_pct_stdev": statistics.stdev(u) if len(u) > 1 else 0.0,
+                "frag_amount_pct_mean": statistics.fmean(f) if f else None,
+                "failed_pods_mean": statistics.fmean(sum(r.failed.values()) for r in rs),
+                "failed_gpus_mean": statistics.fmean(r.failed_gpu_milli / 1000 for r in rs),
+            }
+    return {
+        "schema": FILL_SCHEMA,
+        "load": load,
+        "cluster": {
+            "node_list": f"openb:{nodes}",
+            "nodes": sum(p.count for p in pools),
+            "gpus": sum(p.count * p.gpus_per_node for p in pools),
+        },
+        "by_workload": by,
+        "runs": runs,
+    }
+
+
+def write_fill(results: list[FillResult], out: Path, *, load: float, nodes: str, report: bool = True) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "fill.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_COLUMNS)
+        for r in results:
+            for row in r.rows:
+                w.writerow(
+                    [r.workload, r.policy, r.seed, row["arrived_pct"]] + [f"{row[c]:.6f}" for c in CSV_COLUMNS[4:]]
+                )
+    summary = summarize_grid(results, load=load, nodes=nodes)
+    write_json(out / "summary.json", summary)
+    files = [out / "fill.csv", out / "summary.json"]
+    if report:
+        from gpuinfra.report.fill_report import render_fill_report
+
+        (out / "report.html").write_text(render_fill_report(summary, results))
+        files.append(out / "report.html")
+    return files

@@ -1,0 +1,117 @@
+"""FGD (Score): Fragmentation Gradient Descent (Weng et al., USENIX ATC '23).
+
+Contract: for each feasible node, delta = F_n(after placing the pod) - F_n(before), with F the
+expected fragmented GPU milli under the typical-pod distribution of the run's own workload
+(models/fragmentation.py); score = int(sigmoid(-delta / 1000) x 100), the artifact's formula
+and integer truncation (many ties, broken by the framework's tie rule). For a shared-GPU pod
+every GPU with room is tried and the one with the smallest delta is kept (ties: the tightest
+GPU); that choice is passed to the PolicyDevices reserve plugin.
+
+Speed: deltas are cached per (node state, pod class); node states are interned
+(sim/nodestate.py), so a pod costs a few lookups instead of nodes x classes x GPUs work.
+Args: ``typical_threshold`` (default 0.95).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpuinfra.models.fragmentation import PodClass, typical_pods
+from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState
+from gpuinfra.sim.framework import CycleState, ScorePlugin, register
+from gpuinfra.sim.nodestate import FragmentationTracker
+from gpuinfra.sim.plugins._gpu import record_gpu_choice
+from gpuinfra.sim.workload import PodTable
+
+
+def pod_classes(pods: PodTable) -> list[PodClass]:
+    return [
+        PodClass(
+            int(pods.cpu_milli[i]),
+            int(pods.gpu_milli[i]),
+            int(pods.num_gpu[i]),
+            pods.gpu_models[i] if pods.num_gpu[i] else (),
+        )
+        for i in range(len(pods))
+    ]
+
+
+@register
+class FGD(ScorePlugin):
+    name = "FGD"
+    normalize = False
+
+    def setup(self, cluster: ClusterState, pods: PodTable, rng: np.random.Generator) -> None:
+        classes = pod_classes(pods)
+        self.typical = typical_pods(classes, float(self.args.get("typical_threshold", 0.95)))
+        self.tracker = FragmentationTracker(cluster, self.typical)
+        ids: dict[PodClass, int] = {}
+        self.class_list: list[PodClass] = []
+        self.class_of = np.empty(len(pods), dtype=np.int64)
+        for i, c in enumerate(classes):
+            cid = ids.get(c)
+            if cid is None:
+                cid = ids[c] = len(self.class_list)
+                self.class_list.append(c)
+            self.class_of[i] = cid
+        self._n_classes = len(self.class_list)
+        self._delta: dict[int, tuple[float, int]] = {}
+        # per class: delta and chosen GPU by state id (NaN = not computed yet), grown as states appear
+        self._dv: dict[int, np.ndarray] = {}
+        self._gv: dict[int, np.ndarray] = {}
+
+    def delta(self, sid: int, cid: int) -> tuple[float, int]:
+        """(F after - F before, free milli of the GPU chosen or -1) for a pod of class ``cid``
+        on a node in state ``sid``."""
+        key = sid * self._n_classes + cid
+        got = self._delta.get(key)
+        if got is not None:
+            return got
+        cls = self.class_list[cid]
+        t = self.tracker
+        model, cpu, free = t.index.keys[sid]
+        before = t.f_of_state(sid)
+        cpu_after = cpu - cls.cpu_milli
+        if cls.num_gpu == 0:
+            got = (t.f_of_key((model, cpu_after, free)) - before, -1)
+        elif cls.gpu_milli >= MILLI_PER_GPU:
+            after = list(free)
+            for _ in range(cls.num_gpu):
+                after.remove(MILLI_PER_GPU)
+                after.append(0)
+            got = (t.f_of_key((model, cpu_after, tuple(sorted(after, reverse=True)))) - before, MILLI_PER_GPU)
+        else:
+            best: tuple[float, int] | None = None
+            for v in sorted({f for f in free if f >= cls.gpu_milli}):  # tightest first wins ties
+                after = list(free)
+                after.remove(v)
+                after.append(v - cls.gpu_milli)
+                d = t.f_of_key((model, cpu_after, tuple(sorted(after, reverse=True)))) - before
+                if best is None or d < best[0]:
+                    best = (d, v)
+            got = best if best is not None else (0.0, -1)
+        self._delta[key] = got
+        return got
+
+    def score(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray):
+        self.tracker.sync()
+        cid = int(self.class_of[i])
+        cls = self.class_list[cid]
+        ids = self.tracker.index.node_state[nodes]
+        n_states = len(self.tracker.index.keys)
+        dv, gv = self._dv.get(cid), self._gv.get(cid)
+        if dv is None or len(dv) < n_states:
+            size = max(2 * n_states, 1024)
+            new_d, new_g = np.full(size, np.nan), np.full(size, -1, dtype=np.int64)
+            if dv is not None:
+                new_d[: len(dv)], new_g[: len(gv)] = dv, gv
+            dv, gv = self._dv[cid], self._gv[cid] = new_d, new_g
+        delta = dv[ids]
+        missing = np.isnan(delta)
+        if missing.any():
+            for u in np.unique(ids[missing]).tolist():
+                dv[u], gv[u] = self.delta(u, cid)
+            delta = dv[ids]
+        if cls.num_gpu == 1 and cls.gpu_milli < MILLI_PER_GPU:
+            record_gpu_choice(state, nodes, gv[ids])
+        return np.floor(100.0 / (1.0 + np.exp(delta / 1000.0)))
