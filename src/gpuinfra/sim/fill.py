@@ -19,7 +19,7 @@ by one ruler.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -95,25 +95,17 @@ def tune_pods(base: list[Pod], capacity_gpus: int, load: float, rng: np.random.G
         total += p.gpu_milli_total
         k += 1
     perm = rng.permutation(len(pods))
-    # arrival order is the submit time: pod j of the shuffled list arrives at t = j
-    return [
-        Pod(
-            q.name,
-            float(j),
-            math.inf,
-            q.cpu_milli,
-            q.memory_mib,
-            q.num_gpu,
-            q.gpu_milli,
-            q.gpu_models,
-            q.priority,
-            q.qos,
-            q.owner,
-            math.nan,
-            q.job,
-        )
-        for j, q in enumerate(pods[i] for i in perm)
-    ]
+    # arrival order is the submit time: pod j of the shuffled list arrives at t = j. A workload that
+    # already asks for more than the target (load below its own demand) is cut where arrived
+    # demand reaches the target.
+    out: list[Pod] = []
+    arrived = 0
+    for j, q in enumerate(pods[i] for i in perm):
+        if arrived >= target:
+            break
+        out.append(replace(q, submit_s=float(j), duration_s=math.inf, delete_s=math.nan))
+        arrived += q.gpu_milli_total
+    return out
 
 
 @dataclass
