@@ -57,9 +57,11 @@ def curve_figure(results: list[FillResult], workload: str, metric: str, title: s
         fig.add_trace(go.Scatter(x=x, y=mean, name=p, line=dict(color=c)))
     fig.update_layout(title=title, xaxis_title="arrived workload (% of GPU capacity)", yaxis_title=ytitle)
     if metric == "unalloc_pct":  # the policies only differ once the cluster fills: start the view at 60%
-        top = max((float(m[60:].max()) for _, m, _, _ in curves(results, workload, metric).values()), default=100)
-        fig.update_xaxes(range=[60, None])
-        fig.update_yaxes(range=[0, min(100.0, top * 1.1)])
+        cs = curves(results, workload, metric).values()
+        tail = [float(m[x >= 60].max()) for x, m, _, _ in cs if (x >= 60).any()]
+        if tail:
+            fig.update_xaxes(range=[60, None])
+            fig.update_yaxes(range=[0, min(100.0, max(tail) * 1.1)])
     return fig
 
 
