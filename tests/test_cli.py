@@ -135,3 +135,21 @@ def test_fill_writes_csv_with_the_documented_columns(tmp_path):
 def test_fill_bad_options_exit_2(tmp_path, args, needle):
     r = gi("fill", *args, "--out", str(tmp_path / "f"), "-q")
     assert r.returncode == 2 and needle in r.stderr, r.stderr
+
+
+def test_compare_replay_and_fill(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(SMALL)
+    r = gi("compare", str(f), "--policies", "scenario,fgd,spread", "--out", str(tmp_path / "c"), "-q")
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert list(s["policies"]) == ["scenario", "fgd", "spread"]
+    assert all(v["invariants_ok"] for v in s["policies"].values())
+    # every pod completes in this replay, so all policies deliver the same GPU-time (work is conserved)
+    ratios = {round(v["allocation_ratio"], 12) for v in s["policies"].values()}
+    assert len(ratios) == 1
+    assert "Every policy delivered the same allocated GPU-time" in (tmp_path / "c" / "report.html").read_text()
+    r = gi("compare", str(f), "--policies", "fgd,bestfit", "--mode", "fill", "--out", str(tmp_path / "d"), "-q")
+    assert r.returncode == 0, r.stderr
+    r = gi("compare", str(f), "--policies", "fgd,best", "--out", str(tmp_path / "e"), "-q")
+    assert r.returncode == 2 and "unknown policy 'best'" in r.stderr

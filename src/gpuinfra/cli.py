@@ -202,6 +202,7 @@ def fill(
                 w,
                 p,
                 str(v["seeds"]),
+                str(v["ref_arrived_pct"]),
                 f"{v['unalloc_pct_mean']:.2f} +- {v['unalloc_pct_stdev']:.2f}",
                 f"{v['frag_amount_pct_mean']:.2f}",
                 f"{v['failed_pods_mean']:.0f}",
@@ -211,6 +212,95 @@ def fill(
         f"{len(results)} run(s) in {wall:.1f} s ({wall / max(len(results), 1):.2f} s per run); wrote "
         + ", ".join(str(f) for f in files)
     )
+
+
+@app.command()
+def compare(
+    scenario: Annotated[
+        Path | None, typer.Argument(help="Scenario YAML (default: the embedded openb scenario).")
+    ] = None,
+    policies: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: scenario, random, dotprod, clustering, packing, "
+            "bestfit, fgd, firstfit, spread, mostallocated; or 'paper' / 'all'."
+        ),
+    ] = "firstfit,bestfit,fgd",
+    mode: Annotated[
+        str, typer.Option(help="replay (in time) or fill (the FGD experiment on the same pods).")
+    ] = "replay",
+    load: Annotated[float, typer.Option(help="fill mode: target share of capacity.")] = 1.3,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("runs/compare"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Run one scenario under several scheduler policies and report them side by side."""
+    from gpuinfra.compare import SCHEMA, compare_fill, compare_replay, parse_compare_policies, replay_table
+    from gpuinfra.io.results import write_json
+    from gpuinfra.io.scenario import default_scenario_text, load_scenario, parse_scenario
+
+    pols = parse_compare_policies(policies)
+    if scenario is not None:
+        sc, base = load_scenario(scenario)
+    else:
+        sc, base = parse_scenario(default_scenario_text(), "builtin:openb-default"), None
+    if mode not in ("replay", "fill"):
+        raise UserError(f"unknown mode '{mode}'", where="--mode", expected="replay or fill")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if mode == "fill":
+        from gpuinfra.fill import summarize_results
+        from gpuinfra.io.scenario import build
+        from gpuinfra.report.fill_report import render_fill_report
+
+        b = build(sc, base, seed=seed)
+        results = compare_fill(sc, base, pols, seed, load)
+        cluster = {"node_list": f"scenario {sc.name}", "nodes": b.cluster.n_nodes, "gpus": b.cluster.n_gpus}
+        summ = summarize_results(results, load=load, cluster=cluster) | {"schema": SCHEMA, "mode": "fill"}
+        write_json(out_dir / "summary.json", summ)
+        (out_dir / "report.html").write_text(render_fill_report(summ, results))
+        for p, v in next(iter(summ["by_workload"].values())).items():
+            out.print(
+                f"{p:14s} unallocated {v['unalloc_pct_mean']:.2f}% at {v['ref_arrived_pct']}% arrived, "
+                f"{v['failed_pods_mean']:.0f} failed pods"
+            )
+    else:
+        from gpuinfra.report.compare_report import render_compare_report
+
+        runs = compare_replay(sc, base, pols, seed)
+        table = replay_table(runs)
+        write_json(
+            out_dir / "summary.json",
+            {
+                "schema": SCHEMA,
+                "mode": "replay",
+                "scenario": sc.name,
+                "seed": seed if seed is not None else sc.seed,
+                "policies": table,
+            },
+        )
+        (out_dir / "report.html").write_text(render_compare_report(sc.name, table, runs))
+        t = Table(
+            "policy",
+            "allocation %",
+            "mean unallocated GPUs",
+            "mean fragmented GPUs",
+            "wait p90 s",
+            "pending at end",
+            "idle USD",
+        )
+        for p, v in table.items():
+            t.add_row(
+                p,
+                f"{100 * (v['allocation_ratio'] or 0):.3f}",
+                f"{v['mean_unallocated_gpus']:,.1f}",
+                f"{v['mean_fragmented_gpus']:,.1f}",
+                f"{v['wait_s']['p90'] or 0:,.0f}",
+                str(v["pending_at_end"]),
+                f"{v['idle_usd'] or 0:,.0f}",
+            )
+        out.print(t)
+    out.print(f"{len(pols)} run(s) in {time.perf_counter() - t0:.1f} s; wrote {out_dir}/summary.json, report.html")
 
 
 @app.command()

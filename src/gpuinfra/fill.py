@@ -170,6 +170,15 @@ def _at(r: FillResult, pct: int) -> dict[str, float] | None:
 
 def summarize_grid(results: list[FillResult], *, load: float, nodes: str) -> dict[str, Any]:
     pools = _pools(nodes)
+    cluster = {
+        "node_list": f"openb:{nodes}",
+        "nodes": sum(p.count for p in pools),
+        "gpus": sum(p.count * p.gpus_per_node for p in pools),
+    }
+    return summarize_results(results, load=load, cluster=cluster)
+
+
+def summarize_results(results: list[FillResult], *, load: float, cluster: dict[str, Any]) -> dict[str, Any]:
     runs = []
     for r in results:
         d = asdict(r)
@@ -198,11 +207,7 @@ def summarize_grid(results: list[FillResult], *, load: float, nodes: str) -> dic
     return {
         "schema": FILL_SCHEMA,
         "load": load,
-        "cluster": {
-            "node_list": f"openb:{nodes}",
-            "nodes": sum(p.count for p in pools),
-            "gpus": sum(p.count * p.gpus_per_node for p in pools),
-        },
+        "cluster": cluster,
         "by_workload": by,
         "runs": runs,
     }

@@ -87,8 +87,10 @@ def findings(summary: dict[str, Any]) -> list[str]:
             continue
         seeds = max(v["seeds"] for v in pols.values())
         (best_v, best), (worst_v, worst) = ranked[0], ranked[-1]
+        ref = next(iter(pols.values()))["ref_arrived_pct"]
+        when = "equals the cluster's capacity" if ref == 100 else f"reaches {ref}% of the cluster's capacity"
         s = (
-            f"{w}: when arrived demand equals the cluster's capacity, {best} leaves {best_v:.2f}% of GPUs "
+            f"{w}: when arrived demand {when}, {best} leaves {best_v:.2f}% of GPUs "
             f"unallocated and {worst} {worst_v:.2f}% (mean of {seeds} seed(s))."
         )
         if "fgd" in pols and len(ranked) > 1:
@@ -141,9 +143,10 @@ def render_fill_report(summary: dict[str, Any], results: list[FillResult]) -> st
             ]
             for p, v in pols.items()
         ]
+        ref = next(iter(pols.values()))["ref_arrived_pct"]
         sections.append(
             Section(
-                f"{w}: at 100% arrived load",
+                f"{w}: at {ref}% arrived load",
                 table_html(
                     [
                         "policy",

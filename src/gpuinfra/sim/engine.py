@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gpuinfra.models.fragmentation import typical_pods
 from gpuinfra.sim.cluster import Allocation, ClusterState
 from gpuinfra.sim.framework import Framework, Profile, Status
 from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, Event, Kernel, Rngs
+from gpuinfra.sim.nodestate import FragmentationTracker
+from gpuinfra.sim.plugins.fgd import pod_classes
 from gpuinfra.sim.recorder import Recorder
 from gpuinfra.sim.workload import PodTable
 
@@ -66,6 +69,7 @@ class ReplayEngine:
         horizon_s: float | None = None,
         start_s: float | None = None,
         log_events: bool = True,
+        track_fragmentation: bool = True,
         progress: Callable[[float], None] | None = None,
         progress_step: float = 0.005,
     ) -> None:
@@ -77,7 +81,9 @@ class ReplayEngine:
         t0 = float(pods.submit_s.min()) if n else 0.0
         self.t0 = t0 if start_s is None else float(start_s)
         self.horizon_s = horizon_s
-        self.rec = Recorder(cluster, sample_interval_s, start_s=self.t0)
+        # FGD's fragmentation measure over time, against the run's own typical pods
+        frag = FragmentationTracker(cluster, typical_pods(pod_classes(pods))) if n and track_fragmentation else None
+        self.rec = Recorder(cluster, sample_interval_s, start_s=self.t0, frag=frag)
         self.state = np.full(n, NOT_ARRIVED, dtype=np.int8)
         self.start_s = np.full(n, np.nan)
         self.end_s = np.full(n, np.nan)

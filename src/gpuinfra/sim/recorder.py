@@ -19,15 +19,19 @@ from __future__ import annotations
 import numpy as np
 
 from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState
+from gpuinfra.sim.nodestate import FragmentationTracker
 
 COUNTS = ("arrivals", "starts", "finishes", "withdrawals")
 
 
 class Recorder:
-    def __init__(self, cluster: ClusterState, interval_s: float, start_s: float = 0.0) -> None:
+    def __init__(
+        self, cluster: ClusterState, interval_s: float, start_s: float = 0.0, frag: FragmentationTracker | None = None
+    ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
         self.cluster = cluster
+        self.frag = frag
         self.interval_s = float(interval_s)
         self.start_s = float(start_s)
         nm = len(cluster.models)
@@ -80,8 +84,9 @@ class Recorder:
         if self._times and t_s < self._times[-1]:
             raise RuntimeError(f"recorder went back in time: {t_s} < {self._times[-1]}")
         c = self.cluster
+        frag = self.frag.sync() if self.frag is not None else 0.0
         row = np.concatenate(
-            (c.alloc_milli, self.idle_level, self.unavail_level, c.busy_devices, (self.queue_len, self.running))
+            (c.alloc_milli, self.idle_level, self.unavail_level, c.busy_devices, (self.queue_len, self.running, frag))
         )
         if self._times and self._times[-1] == t_s:
             self._rows[-1] = row
@@ -116,6 +121,7 @@ class Recorder:
         self.busy_dev_s = per[:, 3 * nm : 4 * nm]
         self.queue_s = per[:, 4 * nm]
         self.running_s = per[:, 4 * nm + 1]
+        self.frag_ms = per[:, 4 * nm + 2]
         # max queue length over the segments that overlap each interval
         first = np.searchsorted(t, edges[:-1], side="right") - 1
         last = np.searchsorted(t, edges[1:], side="left") - 1
