@@ -143,7 +143,7 @@ def test_compare_replay_and_fill(tmp_path):
     r = gi("compare", str(f), "--policies", "scenario,fgd,spread", "--out", str(tmp_path / "c"), "-q")
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "c" / "summary.json").read_text())
-    assert list(s["policies"]) == ["scenario", "fgd", "spread"]
+    assert set(s["policies"]) == {"scenario", "fgd", "spread"}
     assert all(v["invariants_ok"] for v in s["policies"].values())
     # every pod completes in this replay, so all policies deliver the same GPU-time (work is conserved)
     ratios = {round(v["allocation_ratio"], 12) for v in s["policies"].values()}
