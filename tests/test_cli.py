@@ -146,8 +146,8 @@ def test_compare_replay_and_fill(tmp_path):
     assert set(s["policies"]) == {"scenario", "fgd", "spread"}
     assert all(v["invariants_ok"] for v in s["policies"].values())
     # every pod completes in this replay, so all policies deliver the same GPU-time (work is conserved)
-    ratios = {round(v["allocation_ratio"], 12) for v in s["policies"].values()}
-    assert len(ratios) == 1
+    hours = [v["allocated_gpu_hours"] for v in s["policies"].values()]
+    assert max(hours) - min(hours) <= 1e-9 * max(hours)
     assert "Every policy delivered the same allocated GPU-time" in (tmp_path / "c" / "report.html").read_text()
     r = gi("compare", str(f), "--policies", "fgd,bestfit", "--mode", "fill", "--out", str(tmp_path / "d"), "-q")
     assert r.returncode == 0, r.stderr

@@ -95,6 +95,7 @@ def replay_table(runs: list[PolicyRun]) -> dict[str, Any]:
         dur_h = s["horizon"]["duration_s"] / 3600 or 1.0
         rows[r.policy] = {
             "allocation_ratio": g["allocation_ratio"],
+            "allocated_gpu_hours": g["allocated_gpu_hours"],
             "idle_gpu_hours": g["idle_gpu_hours"],
             "mean_unallocated_gpus": g["idle_gpu_hours"] / dur_h,
             "fragmented_gpu_hours": g.get("fragmented_gpu_hours"),

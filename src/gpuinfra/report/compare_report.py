@@ -23,11 +23,12 @@ def findings(table: dict[str, Any]) -> list[str]:
         return out
     by_alloc = sorted(pols, key=lambda p: -(table[p]["allocation_ratio"] or 0))
     a, z = by_alloc[0], by_alloc[-1]
-    if abs((table[a]["allocation_ratio"] or 0) - (table[z]["allocation_ratio"] or 0)) < 1e-9:
+    hours = [table[p]["allocated_gpu_hours"] or 0.0 for p in pols]
+    if max(hours) - min(hours) <= 1e-9 * max(max(hours), 1.0):
         out.append(
-            f"Every policy delivered the same allocated GPU-time ({100 * table[a]['allocation_ratio']:.2f}% of "
-            "capacity): in a replay where every pod eventually runs, work is conserved, and placement decides "
-            "who waits and what the idle GPUs cost, not how much work gets done."
+            f"Every policy delivered the same allocated GPU-time ({hours[0]:,.1f} GPU-hours): in a replay where "
+            "every pod eventually runs, work is conserved, and placement decides who waits and what the idle "
+            "GPUs cost, not how much work gets done."
         )
     else:
         out.append(
