@@ -303,6 +303,45 @@ def compare(
     out.print(f"{len(pols)} run(s) in {time.perf_counter() - t0:.1f} s; wrote {out_dir}/summary.json, report.html")
 
 
+lab_app = typer.Typer(help="Labs: run a seed section's activities and write its report.", no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+
+
+@lab_app.command("list")
+def lab_list() -> None:
+    """List the labs that exist."""
+    from gpuinfra.labs import registry
+
+    for n, lab in sorted(registry().items()):
+        out.print(f"{n:>3}  {lab.title}")
+
+
+@lab_app.command("run")
+def lab_run(
+    number: Annotated[int, typer.Argument(help="Seed section number (see `gpuinfra lab list`).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default runs/labN).")] = None,
+    design: Annotated[Path | None, typer.Option(help="Your own design file for the Design activity.")] = None,
+    quick: Annotated[bool, typer.Option(help="Smaller runs (for tests and CI).")] = False,
+    workers: Annotated[int | None, typer.Option(help="Parallel processes (default: all cores).")] = None,
+) -> None:
+    """Run lab N (also: `gpuinfra lab N`)."""
+    from gpuinfra.labs import registry
+
+    labs = registry()
+    if number not in labs:
+        raise UserError(
+            f"there is no lab {number}",
+            where="lab number",
+            expected="one of " + ", ".join(str(n) for n in sorted(labs)),
+            fix="see `gpuinfra lab list`",
+        )
+    target = out_dir or Path("runs") / f"lab{number}"
+    t0 = time.perf_counter()
+    with err.status(f"lab {number}: {labs[number].title}"):
+        report = labs[number].run(target, design=design, quick=quick, workers=workers)
+    out.print(f"lab {number} ({labs[number].title}) in {time.perf_counter() - t0:.1f} s: wrote {report}")
+
+
 @app.command()
 def schema(
     out_file: Annotated[Path | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
@@ -441,6 +480,9 @@ def trace_convert(
 
 
 def main() -> None:
+    # `gpuinfra lab 6` is short for `gpuinfra lab run 6`
+    if len(sys.argv) > 2 and sys.argv[1] == "lab" and sys.argv[2].isdigit():
+        sys.argv.insert(2, "run")
     try:
         app()
     except UserError as e:

@@ -122,6 +122,8 @@ class FillResult:
     typical_coverage: float = 0.0
     cycles: int = 0
     max_frag_check_error: float = 0.0
+    snapshot: dict | None = None
+    """Per-node pods and allocated GPUs when arrived load first reached ``snapshot_pct``."""
 
 
 def run_fill(
@@ -133,6 +135,7 @@ def run_fill(
     load: float = 1.3,
     workload: str = "",
     check_every: int = 0,
+    snapshot_pct: int | None = None,
 ) -> FillResult:
     """One fill run. ``check_every`` > 0 recomputes fragmentation from scratch that often (tests)."""
     cluster = ClusterState.from_pools(pools)
@@ -176,6 +179,14 @@ def run_fill(
             }
             while 100.0 * arrived / cap >= next_pct:
                 res.rows.append({"arrived_pct": next_pct, **row})
+                if snapshot_pct is not None and next_pct == snapshot_pct:
+                    res.snapshot = {
+                        "pods_per_node": [len(a) for a in cluster.node_allocs],
+                        "gpus_per_node": [
+                            sum(x.gpu_milli_total for x in a.values()) / MILLI_PER_GPU for a in cluster.node_allocs
+                        ],
+                        "node_gpus": cluster.gpu_count.tolist(),
+                    }
                 next_pct += 1
     res.cycles = fw.cycles
     return res

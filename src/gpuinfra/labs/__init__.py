@@ -1,0 +1,23 @@
+"""Labs: one per seed section; each runs every activity of its section and writes a report
+whose conclusions are computed from the runs it just made."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    number: int
+    title: str
+    run: Callable[..., Path]
+    """run(out_dir, design=None, quick=False, workers=None) -> path of report.html"""
+
+
+def registry() -> dict[int, LabInfo]:
+    from gpuinfra.labs import lab6
+
+    labs = [LabInfo(6, lab6.TITLE, lab6.run)]
+    return {lab.number: lab for lab in labs}
