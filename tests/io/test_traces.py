@@ -16,7 +16,7 @@ from gpuinfra.io.traces import (
     read_openb_pods,
     write_generic,
 )
-from gpuinfra.sim.workload import Pod
+from gpuinfra.sim.workload import Pod, Toleration
 
 
 def test_openb_default_counts_match_the_trace_documentation():
@@ -150,6 +150,16 @@ def pod_lists(draw):
                 draw(names),
                 delete,
                 j,
+                draw(st.sampled_from([(), (("zone", "a"),), (("pool", "h100"), ("zone", "b"))])),
+                draw(
+                    st.sampled_from(
+                        [
+                            (),
+                            (Toleration("nvidia.com/gpu", "Exists", "", "NoSchedule"),),
+                            (Toleration("team", "Equal", "ml", ""), Toleration("spot", "Exists")),
+                        ]
+                    )
+                ),
             )
         )
     return out
@@ -171,6 +181,8 @@ def _same(a: list[Pod], b: list[Pod]) -> None:
             x.qos,
             x.owner,
             x.job,
+            x.node_selector,
+            x.tolerations,
         ) == (
             y.name,
             y.submit_s,
@@ -184,6 +196,8 @@ def _same(a: list[Pod], b: list[Pod]) -> None:
             y.qos,
             y.owner,
             y.job,
+            y.node_selector,
+            y.tolerations,
         )
         assert (math.isnan(x.delete_s) and math.isnan(y.delete_s)) or x.delete_s == y.delete_s
 

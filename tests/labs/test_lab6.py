@@ -18,11 +18,22 @@ def quick(tmp_path_factory):
 
 def test_every_activity_ran(quick):
     _, s, html = quick
-    for key in ("explain", "fill_at_100pct", "idle_cost", "blast_radius_at_60pct", "design",
-                "constraints_unalloc_pct_at_100"):
+    for key in (
+        "explain",
+        "fill_at_100pct",
+        "idle_cost",
+        "blast_radius_at_60pct",
+        "design",
+        "constraints_unalloc_pct_at_100",
+    ):
         assert s[key], key
-    for heading in ("1. Explain", "2. Analyze: placement is a cost lever", "2. Analyze: placement is a reliability",
-                    "3. Design", "4. Simulate"):
+    for heading in (
+        "1. Explain",
+        "2. Analyze: placement is a cost lever",
+        "2. Analyze: placement is a reliability",
+        "3. Design",
+        "4. Simulate",
+    ):
         assert heading in html
 
 
@@ -58,8 +69,11 @@ def test_a_users_design_is_evaluated_on_the_same_runs(tmp_path):
 def test_bad_design_and_unknown_lab_exit_2(tmp_path):
     d = tmp_path / "bad.yaml"
     d.write_text("scheduler:\n  scores: [{name: FGD, weight: -1}]\n")
-    r = subprocess.run([sys.executable, "-m", "gpuinfra.cli", "lab", "6", "--quick", "--design", str(d), "--out",
-                        str(tmp_path / "o")], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "gpuinfra.cli", "lab", "6", "--quick", "--design", str(d), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "weight" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "gpuinfra.cli", "lab", "99"], capture_output=True, text=True)
     assert r.returncode == 2 and "there is no lab 99" in r.stderr

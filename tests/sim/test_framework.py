@@ -132,3 +132,49 @@ def test_property_no_overcommit_and_unreserve_restores_state(ops):
         f.unreserve(a)
     assert (c.cpu_free == start[0]).all() and (c.mem_free == start[1]).all() and (c.dev_free == start[2]).all()
     assert c.alloc_milli.sum() == 0 and c.busy_devices.sum() == 0
+
+
+def test_gpu_taint_keeps_cpu_pods_off_gpu_nodes_but_not_gpu_pods():
+    from gpuinfra.sim.cluster import ClusterState, NodePool, Taint
+    from gpuinfra.sim.workload import Toleration
+
+    gpu_taint = (Taint("nvidia.com/gpu", "present", "NoSchedule"),)
+    c = ClusterState.from_pools(
+        [NodePool("gpu", "A100-80GB", 8, 64000, 65536, 1, taints=gpu_taint), NodePool("cpu", None, 0, 64000, 65536, 1)]
+    )
+    import dataclasses
+
+    tolerant = dataclasses.replace(pod("cpu-tolerant", gpus=0), tolerations=(Toleration("nvidia.com/gpu", "Exists"),))
+    pods = table(pod("cpu-job", gpus=0), pod("gpu-job"), tolerant)
+    f = fw(c, pods)
+    assert f.schedule(0).alloc.node == 1  # CPU pod: the GPU node's taint is not tolerated
+    assert f.schedule(1).alloc.node == 0  # GPU pod: ExtendedResourceToleration tolerates it
+    assert f.schedule(2).alloc.node == 0  # explicit toleration
+    c2 = ClusterState.from_pools([NodePool("gpu", "A100-80GB", 8, 64000, 65536, 1, taints=gpu_taint)])
+    r = fw(c2, table(pod("cpu-job", gpus=0))).schedule(0)
+    assert r.status.message() == "0/1 nodes are available: 1 node(s) had untolerated taint (TaintToleration)."
+    noert = Framework(
+        Profile(plugin_args={"TaintToleration": {"extended_resource_toleration": False}}),
+        c2,
+        table(pod("gpu-job")),
+        RNG,
+    )
+    assert noert.schedule(0).alloc is None
+
+
+def test_node_selector():
+    import dataclasses
+
+    from gpuinfra.sim.cluster import ClusterState, NodePool
+
+    c = ClusterState.from_pools(
+        [
+            NodePool("a", "H100-SXM", 8, 64000, 65536, 1, labels=(("zone", "a"),)),
+            NodePool("b", "H100-SXM", 8, 64000, 65536, 1, labels=(("zone", "b"),)),
+        ]
+    )
+    p = dataclasses.replace(pod("p"), node_selector=(("zone", "b"),))
+    q = dataclasses.replace(pod("q"), node_selector=(("zone", "c"),))
+    f = fw(c, table(p, q))
+    assert f.schedule(0).alloc.node == 1
+    assert "2 node(s) didn't match Pod's node affinity/selector (NodeAffinity)" in f.schedule(1).status.message()

@@ -128,7 +128,9 @@ class ScoreEntry(_Model):
 
 class SchedulerSpec(_Model):
     queue_sort: str = "PrioritySort"
-    filters: list[str] = Field(default_factory=lambda: ["NodeResourcesFit", "GpuModel"])
+    filters: list[str] = Field(
+        default_factory=lambda: ["NodeResourcesFit", "GpuModel", "TaintToleration", "NodeAffinity"]
+    )
     scores: list[ScoreEntry] = Field(default_factory=lambda: [ScoreEntry(name="FirstFit")])
     reserve: str = "FirstFitDevices"
     tie_break: Literal["first", "random"] = "first"

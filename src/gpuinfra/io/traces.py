@@ -25,7 +25,7 @@ from gpuinfra.catalog._data import data_path
 from gpuinfra.catalog.gpus import gpu_model
 from gpuinfra.errors import UserError
 from gpuinfra.sim.cluster import MILLI_PER_GPU, NodePool
-from gpuinfra.sim.workload import Pod
+from gpuinfra.sim.workload import Pod, Toleration
 
 OPENB_POD_LISTS = (
     "default",
@@ -68,6 +68,8 @@ GENERIC_OPTIONAL = (
     "owner",
     "delete_time_s",
     "job",
+    "node_selector",
+    "tolerations",
 )
 
 
@@ -181,6 +183,47 @@ def _float(row: dict[str, str], col: str, where: str, *, default: float | None =
 def _models(raw: str, where: str, col: str) -> tuple[str, ...]:
     names = [m.strip() for m in raw.split("|") if m.strip()]
     return tuple(sorted({gpu_model(m, where=f"{where} ({col})").name for m in names}))
+
+
+EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _node_selector(raw: str, where: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for part in (x.strip() for x in raw.split(";") if x.strip()):
+        k, sep, v = part.partition("=")
+        if not sep or not k.strip():
+            raise UserError(
+                f"node_selector entry '{part}' is not key=value",
+                where=where,
+                expected="node_selector like 'zone=a;pool=h100'",
+            )
+        out.append((k.strip(), v.strip()))
+    return tuple(sorted(out))
+
+
+def _tolerations(raw: str, where: str) -> tuple[Toleration, ...]:
+    out = []
+    for part in (x.strip() for x in raw.split(";") if x.strip()):
+        kv, _, effect = part.partition(":")
+        effect = effect.strip()
+        if effect and effect not in EFFECTS:
+            raise UserError(
+                f"toleration '{part}' has effect '{effect}'",
+                where=where,
+                expected="key[=value][:effect] with effect one of " + ", ".join(EFFECTS),
+            )
+        k, sep, v = kv.partition("=")
+        out.append(Toleration(k.strip(), "Equal" if sep else "Exists", v.strip(), effect))
+    return tuple(out)
+
+
+def _fmt_tolerations(ts: tuple[Toleration, ...]) -> str:
+    parts = []
+    for t in ts:
+        s = t.key + (f"={t.value}" if t.operator == "Equal" else "")
+        parts.append(s + (f":{t.effect}" if t.effect else ""))
+    return ";".join(parts)
 
 
 def _gpu_request(row: dict[str, str], where: str, milli_default: int | None) -> tuple[int, int]:
@@ -369,6 +412,8 @@ def read_generic(path: Path, label: str | None = None) -> list[Pod]:
                 owner=(r.get("owner") or "").strip() or "unknown",
                 delete_s=delete,
                 job=(r.get("job") or "").strip() or job_id,
+                node_selector=_node_selector(r.get("node_selector") or "", where),
+                tolerations=_tolerations(r.get("tolerations") or "", where),
             )
         )
     if not pods:
@@ -407,6 +452,8 @@ GENERIC_COLUMNS = (
     "owner",
     "delete_time_s",
     "job",
+    "node_selector",
+    "tolerations",
 )
 
 
@@ -425,6 +472,8 @@ def _generic_row(p: Pod) -> list:
         p.owner,
         "" if math.isnan(p.delete_s) else repr(p.delete_s),
         p.job,
+        ";".join(f"{k}={v}" for k, v in p.node_selector),
+        _fmt_tolerations(p.tolerations),
     ]
 
 

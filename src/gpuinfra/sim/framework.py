@@ -145,7 +145,7 @@ class Profile:
     """A scheduler profile: which plugins run at each extension point, with weights and args."""
 
     queue_sort: str = "PrioritySort"
-    filters: tuple[str, ...] = ("NodeResourcesFit", "GpuModel")
+    filters: tuple[str, ...] = ("NodeResourcesFit", "GpuModel", "TaintToleration", "NodeAffinity")
     scores: tuple[ScoreSpec, ...] = (ScoreSpec("FirstFit"),)
     reserve: str = "FirstFitDevices"
     tie_break: str = "first"

@@ -18,6 +18,23 @@ from gpuinfra.sim.cluster import MILLI_PER_GPU
 
 
 @dataclass(frozen=True, slots=True)
+class Toleration:
+    """A Kubernetes toleration. ``operator`` Exists ignores ``value``; an empty ``effect`` matches all."""
+
+    key: str
+    operator: str = "Equal"
+    value: str = ""
+    effect: str = ""
+
+    def tolerates(self, key: str, value: str, effect: str) -> bool:
+        if self.effect and self.effect != effect:
+            return False
+        if self.operator == "Exists":
+            return self.key in ("", key)
+        return self.key == key and self.value == value
+
+
+@dataclass(frozen=True, slots=True)
 class Pod:
     name: str
     submit_s: float
@@ -32,6 +49,8 @@ class Pod:
     owner: str = "unknown"
     delete_s: float = math.nan
     job: str = ""
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
 
     @property
     def gpu_milli_total(self) -> int:
@@ -49,6 +68,8 @@ class PodTable:
         self.qos = [p.qos for p in pods]
         self.jobs = [p.job or p.name for p in pods]
         self.gpu_models = [p.gpu_models for p in pods]
+        self.node_selector = [p.node_selector for p in pods]
+        self.tolerations = [p.tolerations for p in pods]
         self.submit_s = np.array([p.submit_s for p in pods], dtype=np.float64)
         self.duration_s = np.array([p.duration_s for p in pods], dtype=np.float64)
         self.delete_s = np.array([p.delete_s for p in pods], dtype=np.float64)
@@ -76,6 +97,8 @@ class PodTable:
             owner=self.owners[i],
             delete_s=float(self.delete_s[i]),
             job=self.jobs[i],
+            node_selector=self.node_selector[i],
+            tolerations=self.tolerations[i],
         )
 
     def signature(self, i: int) -> tuple:
@@ -86,6 +109,8 @@ class PodTable:
             int(self.num_gpu[i]),
             int(self.gpu_milli[i]),
             self.gpu_models[i],
+            self.node_selector[i],
+            self.tolerations[i],
         )
 
     def total_gpu_request(self) -> float:

@@ -10,8 +10,10 @@ from gpuinfra.sim.plugins import (  # noqa: F401
     gpu_model,
     gpu_packing,
     least_allocated,
+    node_affinity,
     node_resources_fit,
     policy_devices,
     priority_sort,
     random_score,
+    taint_toleration,
 )
