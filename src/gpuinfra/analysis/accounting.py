@@ -39,11 +39,21 @@ def ledger(run: RunResult, prices: PriceBook) -> pd.DataFrame:
     end[running] = run.horizon_s
     ran = ~np.isnan(start)
     run_s = np.where(ran, end - start, 0.0)
-    gpu_hours = run_s * p.num_gpu * p.gpu_milli / MILLI_S_PER_GPU_HOUR
     node_model = np.where(run.node >= 0, c.node_model[np.maximum(run.node, 0)], -1)
     models = [c.models[m] if m >= 0 else "" for m in node_model]
     price = np.array([prices.usd_per_gpu_hour.get(m) or math.nan if m else 0.0 for m in models])
-    cost = np.where(p.num_gpu > 0, gpu_hours * price, 0.0)
+    # runs thrown away by preemption, each priced at the GPU model it ran on
+    lost_h = np.zeros(len(p))
+    lost_cost = np.zeros(len(p))
+    for pod, node, milli_s in run.lost_runs:
+        h = milli_s / MILLI_S_PER_GPU_HOUR
+        m = c.node_model[node]
+        lost_h[pod] += h
+        lost_cost[pod] += h * ((prices.usd_per_gpu_hour.get(c.models[m]) or math.nan) if m >= 0 else 0.0)
+    last_h = run_s * p.num_gpu * p.gpu_milli / MILLI_S_PER_GPU_HOUR
+    # GPU-hours a pod held: its last run plus the runs preemption threw away
+    gpu_hours = last_h + lost_h
+    cost = np.where(p.num_gpu > 0, np.where(last_h > 0, last_h * price, 0.0) + lost_cost, 0.0)
     wait = np.where(ran, start - p.submit_s, np.nan)
     return pd.DataFrame(
         {
@@ -65,6 +75,8 @@ def ledger(run: RunResult, prices: PriceBook) -> pd.DataFrame:
             "outcome": run.outcome,
             "pending_reason": run.reason,
             "gpu_hours": gpu_hours,
+            "lost_gpu_hours": lost_h,
+            "preempted_times": run.preempted_times if run.preempted_times is not None else np.zeros(len(p), dtype=int),
             "cost_usd": cost,
         }
     )
@@ -208,6 +220,11 @@ def summarize(
             "max_length": int(rec.queue_max.max()) if len(rec.queue_max) else 0,
         },
         "pending": {"at_end": outcomes["pending_at_horizon"], "reasons": run.pending_reasons_at_end},
+        "preemption": {
+            "preemptions": int(run.preemptions),
+            "victims": int(led["preempted_times"].sum()),
+            "lost_gpu_hours": _r(float(led["lost_gpu_hours"].sum())),
+        },
         "cost": {
             "currency": "USD",
             "basis": prices_book.basis,

@@ -134,6 +134,7 @@ class SchedulerSpec(_Model):
     scores: list[ScoreEntry] = Field(default_factory=lambda: [ScoreEntry(name="FirstFit")])
     reserve: str = "FirstFitDevices"
     tie_break: Literal["first", "random"] = "first"
+    preemption: bool = Field(True, description="let unschedulable pods evict lower-priority pods (kube default)")
     plugin_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def profile(self) -> Profile:
@@ -143,6 +144,7 @@ class SchedulerSpec(_Model):
             scores=tuple(ScoreSpec(s.name, s.weight, dict(s.args)) for s in self.scores),
             reserve=self.reserve,
             tie_break=self.tie_break,
+            preemption=self.preemption,
             plugin_args={k: dict(v) for k, v in self.plugin_args.items()},
         )
 

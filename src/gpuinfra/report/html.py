@@ -171,6 +171,12 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
                 f"At {cost['basis'].replace('_', '-')} prices the GPUs cost ${tot:,.0f} over the run, "
                 f"of which ${cost['idle_usd']:,.0f} ({100 * cost['idle_usd'] / tot:.1f}%) paid for idle GPUs."
             )
+    pre = summary.get("preemption", {})
+    if pre.get("preemptions"):
+        out.append(
+            f"{pre['preemptions']:,} preemptions evicted {pre['victims']:,} pods; their runs so far were lost, "
+            f"{pre['lost_gpu_hours']:,.1f} GPU-hours of work that had to be done again."
+        )
     if cost["unpriced_models"]:
         out.append("Unpriced GPU models (excluded from cost): " + ", ".join(cost["unpriced_models"]) + ".")
     return out

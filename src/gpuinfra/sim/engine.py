@@ -19,14 +19,18 @@ import numpy as np
 
 from gpuinfra.models.fragmentation import typical_pods
 from gpuinfra.sim.cluster import Allocation, ClusterState
-from gpuinfra.sim.framework import Framework, Profile, Status
-from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, Event, Kernel, Rngs
+from gpuinfra.sim.framework import Code, Framework, Profile, Status
+from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, PRIO_SAMPLE, Event, Kernel, Rngs
 from gpuinfra.sim.nodestate import FragmentationTracker
 from gpuinfra.sim.plugins.fgd import pod_classes
+from gpuinfra.sim.preemption import select_victims
 from gpuinfra.sim.recorder import Recorder
 from gpuinfra.sim.workload import PodTable
 
 PENDING, RUNNING, DONE, WITHDRAWN, NOT_ARRIVED = 0, 1, 2, 3, 4
+PREEMPTION_SWEEP_S = 300.0
+"""How often pending high-priority pods look for victims again: kube-scheduler flushes
+unschedulable pods back to the active queue after 5 minutes (podMaxInUnschedulablePodsDuration)."""
 
 OUTCOMES = (
     "completed",  # ran its full duration
@@ -55,6 +59,10 @@ class RunResult:
     events_processed: int
     cycles: int
     pending_reasons_at_end: dict[str, int] = field(default_factory=dict)
+    lost_runs: list[tuple[int, int, float]] = field(default_factory=list)
+    """(pod, node, milli-GPU-seconds) of each run preemption threw away (GPU work is not preemptible)."""
+    preempted_times: np.ndarray | None = None
+    preemptions: int = 0
 
 
 class ReplayEngine:
@@ -103,7 +111,19 @@ class ReplayEngine:
         self._progress_step = progress_step
         self._progress_next = 0.0
         self._span = max(float(pods.submit_s.max()) - self.t0, 1e-9) if n else 1.0
-        self.kernel = Kernel({"arrival": self._on_arrival, "finish": self._on_finish, "delete": self._on_delete})
+        self.kernel = Kernel(
+            {
+                "arrival": self._on_arrival,
+                "finish": self._on_finish,
+                "delete": self._on_delete,
+                "preempt_sweep": self._on_sweep,
+            }
+        )
+        self.gen = np.zeros(n, dtype=np.int64)
+        self.lost_runs: list[tuple[int, int, float]] = []
+        self.preempted_times = np.zeros(n, dtype=np.int64)
+        self.preemptions = 0
+        self._sweep_at: float | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _log(self, t: float, kind: str, i: int, **kw) -> None:
@@ -123,6 +143,7 @@ class ReplayEngine:
         self.allocs[i] = alloc
         self._dirty.append(alloc.node)
         self.start_s[i] = t
+        self.gen[i] += 1
         self.node[i] = alloc.node
         self.devices[i] = alloc.devices
         self.rec.count("starts", t)
@@ -131,7 +152,7 @@ class ReplayEngine:
         d = float(self.pods.delete_s[i])
         if not math.isnan(d) and d < end:
             end = max(d, t)
-        return [Event(end, PRIO_RELEASE, "finish", i)]
+        return [Event(end, PRIO_RELEASE, "finish", i, int(self.gen[i]))]
 
     def _push_pending(self, i: int, status: Status, t: float) -> None:
         sig = self.sig_of[i]
@@ -162,6 +183,7 @@ class ReplayEngine:
                 out += self._start(i, res.alloc, t)
             else:
                 self._push_pending(i, res.status, t)
+                out += self._preempt_for(i, t)
         self._touch(t)
         if self.progress is not None:
             frac = (t - self.t0) / self._span
@@ -172,8 +194,8 @@ class ReplayEngine:
 
     def _on_finish(self, ev: Event) -> list[Event]:
         i, t = ev.ref, ev.t_s
-        if self.state[i] != RUNNING:
-            return []
+        if self.state[i] != RUNNING or ev.gen != self.gen[i]:
+            return []  # gone, or a stale finish of a run that was preempted
         alloc = self.allocs.pop(i)
         self.fw.unreserve(alloc)
         self.state[i] = DONE
@@ -199,6 +221,60 @@ class ReplayEngine:
         self._log(t, "withdrawn", i, reason=self.reason[i])
         self._touch(t)
         return []
+
+    # -- preemption ------------------------------------------------------------------------
+    def _preempt_for(self, i: int, t: float) -> list[Event]:
+        """PostFilter: evict lower-priority pods so pending pod ``i`` fits, then place it."""
+        if not self.fw.profile.preemption or self.state[i] != PENDING or not self.allocs:
+            return []
+        cand = select_victims(self.fw, i, self.start_s)
+        if cand is None:
+            return self._arm_sweep(i, t)
+        out: list[Event] = []
+        self.preemptions += 1
+        for a in cand.victims:
+            v = a.pod
+            self.allocs.pop(v)
+            self.fw.unreserve(a)
+            self._dirty.append(a.node)
+            self.lost_runs.append((v, a.node, a.gpu_milli_total * (t - float(self.start_s[v]))))
+            self.preempted_times[v] += 1
+            self.start_s[v] = np.nan
+            self.gen[v] += 1  # its finish event is now stale
+            status = Status(
+                Code.UNSCHEDULABLE,
+                (f"preempted by {self.pods.names[i]} (priority {int(self.pods.priority[i])})",),
+                "DefaultPreemption",
+            )
+            self._log(t, "preempted", v, by=self.pods.names[i], node=self.cluster.node_names[a.node])
+            self._push_pending(v, status, t)
+        # the preemptor leaves the queue and runs now (no termination grace period is modelled)
+        res = self.fw.schedule(i)
+        if res.alloc is None:
+            raise RuntimeError(f"preemption freed node {cand.node} but {self.pods.names[i]} still does not fit")
+        self.state[i] = RUNNING  # so _clean_head drops it from its heap
+        self.n_pending -= 1
+        out += self._start(i, res.alloc, t)
+        out += self._retry_after_release(cand.node, t)
+        return out
+
+    def _arm_sweep(self, i: int, t: float) -> list[Event]:
+        """No victims now; like kube's periodic flush of unschedulable pods, look again later."""
+        if self._sweep_at is not None or self.pods.priority[i] <= 0:
+            return []
+        self._sweep_at = t + PREEMPTION_SWEEP_S
+        return [Event(self._sweep_at, PRIO_SAMPLE, "preempt_sweep")]
+
+    def _on_sweep(self, ev: Event) -> list[Event]:
+        t = ev.t_s
+        self._sweep_at = None
+        heads = [h for sig in list(self.pending) if (h := self._clean_head(sig)) is not None]
+        out: list[Event] = []
+        for i in sorted(heads, key=self.fw.sort_key):
+            if self.pods.priority[i] > 0 and self.state[i] == PENDING:
+                out += self._preempt_for(i, t)
+        self._touch(t)
+        return out
 
     def _clean_head(self, sig: tuple) -> int | None:
         h = self.pending.get(sig)
@@ -277,4 +353,7 @@ class ReplayEngine:
             events_processed=self.kernel.events_processed,
             cycles=self.fw.cycles,
             pending_reasons_at_end=pending_reasons,
+            lost_runs=self.lost_runs,
+            preempted_times=self.preempted_times,
+            preemptions=self.preemptions,
         )

@@ -149,6 +149,8 @@ class Profile:
     scores: tuple[ScoreSpec, ...] = (ScoreSpec("FirstFit"),)
     reserve: str = "FirstFitDevices"
     tie_break: str = "first"
+    preemption: bool = True
+    """DefaultPreemption: an unschedulable pod may evict lower-priority pods (sim/preemption.py)."""
     """'first' (lowest node index among the best) or 'random' (seeded, like kube's selectHost)."""
     plugin_args: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -29,6 +29,8 @@ class Event:
     kind: str
     ref: int = -1
     """What the event is about (a pod index), or -1."""
+    gen: int = 0
+    """Generation of ``ref`` the event belongs to (a preempted pod's old finish event is stale)."""
 
 
 Handler = Callable[[Event], Iterable[Event] | None]
