@@ -22,8 +22,12 @@ def pod(
     prio: int = 0,
     owner: str = "t",
     delete: float = math.nan,
+    job: str = "",
+    gang: int = 0,
 ) -> Pod:
-    return Pod(name, t, dur, cpu, mem, gpus, milli if gpus else 0, models, prio, "", owner, delete, name)
+    return Pod(
+        name, t, dur, cpu, mem, gpus, milli if gpus else 0, models, prio, "", owner, delete, job or name, gang_size=gang
+    )
 
 
 def cluster(*pools: tuple[str, str | None, int, int, int, int]) -> ClusterState:

@@ -217,3 +217,74 @@ def test_property_preemption_keeps_the_invariants(w):
             victim = r.pods.names.index(e["pod"])
             by = r.pods.names.index(e["by"])
             assert r.pods.priority[victim] < r.pods.priority[by]
+
+
+def test_gang_starts_all_at_once_or_not_at_all():
+    # 2 nodes x 4 GPUs; a long pod holds 2 GPUs of node 0 until t=50.
+    # A gang of 4 pods x 2 GPUs (8 GPUs) arrives at t=1..4: by count 6 GPUs are free, so no pod of it
+    # may start alone; all four start together at t=50. A single 2-GPU pod arriving at t=5 runs at once.
+    c = cluster(("n", "A100-80GB", 4, 64000, 65536, 2))
+    g = [pod(f"w{k}", 1 + k, 30, gpus=2, job="train", gang=4) for k in range(4)]
+    pods = table(pod("hold", 0, 50, gpus=2), *g, pod("solo", 5, 10, gpus=2))
+    r = run(c, pods)
+    names = r.pods.names
+    starts = {names[i]: r.start_s[i] for i in range(len(names))}
+    assert [starts[f"w{k}"] for k in range(4)] == [50.0] * 4
+    assert starts["solo"] == 5.0
+    assert "gang train: " in r.reason[names.index("w0")]
+
+
+def test_gang_timeout_withdraws_the_whole_gang():
+    c = cluster(("n", "A100-80GB", 4, 64000, 65536, 1))
+    g = [pod(f"w{k}", 1, 30, gpus=4, job="big", gang=2) for k in range(2)]  # needs 8 GPUs, node has 4
+    r = run(c, table(pod("hold", 0, 100, gpus=1), *g), Profile(gang_timeout_s=20))
+    assert r.outcome[1:] == ["gang_timeout", "gang_timeout"]
+    assert list(r.end_s[1:]) == [21.0, 21.0]
+
+
+@st.composite
+def gang_workloads(draw):
+    pods = []
+    for j in range(draw(st.integers(1, 8))):
+        size = draw(st.integers(1, 4))
+        g = draw(st.sampled_from([1, 2, 4]))
+        t = float(draw(st.integers(0, 40)))
+        for k in range(size):
+            pods.append(
+                pod(
+                    f"j{j}-{k}",
+                    t + k,
+                    float(draw(st.integers(1, 30))),
+                    gpus=g,
+                    job=f"j{j}",
+                    gang=size,
+                    prio=draw(st.integers(0, 2)),
+                )
+            )
+    for k in range(draw(st.integers(0, 15))):
+        pods.append(
+            pod(
+                f"s{k}",
+                float(draw(st.integers(0, 40))),
+                float(draw(st.integers(1, 30))),
+                gpus=draw(st.sampled_from([0, 1, 2])),
+                prio=draw(st.integers(0, 2)),
+            )
+        )
+    return pods
+
+
+@settings(max_examples=60, deadline=None)
+@given(gang_workloads())
+def test_property_gang_all_or_nothing(pods):
+    c = cluster(("a", "A100-80GB", 4, 64000, 65536, 3))
+    r = run(c, table(*pods))
+    by_job: dict[str, list[int]] = {}
+    for i in range(len(r.pods)):
+        if r.pods.gang_size[i] > 1:
+            by_job.setdefault(r.pods.jobs[i], []).append(i)
+    for _job, idx in by_job.items():
+        starts = {repr(float(r.start_s[i])) for i in idx}
+        assert len(starts) == 1  # every pod of a gang starts at the same instant (or none: {'nan'})
+        if sum(int(r.pods.num_gpu[i]) for i in idx) <= 12:  # a gang that fits the empty cluster does run
+            assert starts != {"nan"}

@@ -135,6 +135,9 @@ class SchedulerSpec(_Model):
     reserve: str = "FirstFitDevices"
     tie_break: Literal["first", "random"] = "first"
     preemption: bool = Field(True, description="let unschedulable pods evict lower-priority pods (kube default)")
+    gang_timeout_s: float = Field(
+        0.0, ge=0, description="withdraw a gang not placed this long after it is complete (0: wait forever)"
+    )
     plugin_args: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def profile(self) -> Profile:
@@ -145,6 +148,7 @@ class SchedulerSpec(_Model):
             reserve=self.reserve,
             tie_break=self.tie_break,
             preemption=self.preemption,
+            gang_timeout_s=self.gang_timeout_s,
             plugin_args={k: dict(v) for k, v in self.plugin_args.items()},
         )
 
@@ -443,6 +447,23 @@ def _impossible(cluster: ClusterState, pods: list[Pod]) -> list[tuple[int, str]]
             cache[key] = why
         if cache[key]:
             bad.append((i, cache[key]))
+    # a gang needs all its pods at once: more GPUs than the cluster has of its models can never fit
+    gangs: dict[str, list[int]] = {}
+    for i, p in enumerate(pods):
+        if p.gang_size > 1:
+            gangs.setdefault(p.job, []).append(i)
+    flagged = {i for i, _ in bad}
+    for job, idx in gangs.items():
+        need = sum(pods[i].gpu_milli_total for i in idx) / MILLI_PER_GPU
+        models = pods[idx[0]].gpu_models
+        have = sum(
+            int(cluster.gpu_count[n])
+            for n in range(cluster.n_nodes)
+            if cluster.node_model[n] >= 0 and (not models or cluster.models[cluster.node_model[n]] in models)
+        )
+        if need > have:
+            why = f"gang {job} needs {need:g} GPUs at once; the cluster has {have} of its models"
+            bad += [(i, why) for i in idx if i not in flagged]
     return bad
 
 

@@ -70,6 +70,7 @@ GENERIC_OPTIONAL = (
     "job",
     "node_selector",
     "tolerations",
+    "gang_size",
 )
 
 
@@ -414,6 +415,7 @@ def read_generic(path: Path, label: str | None = None) -> list[Pod]:
                 job=(r.get("job") or "").strip() or job_id,
                 node_selector=_node_selector(r.get("node_selector") or "", where),
                 tolerations=_tolerations(r.get("tolerations") or "", where),
+                gang_size=_int(r, "gang_size", where, lo=0, hi=100000, default=0),
             )
         )
     if not pods:
@@ -454,6 +456,7 @@ GENERIC_COLUMNS = (
     "job",
     "node_selector",
     "tolerations",
+    "gang_size",
 )
 
 
@@ -474,6 +477,7 @@ def _generic_row(p: Pod) -> list:
         p.job,
         ";".join(f"{k}={v}" for k, v in p.node_selector),
         _fmt_tolerations(p.tolerations),
+        p.gang_size,
     ]
 
 
@@ -488,7 +492,7 @@ def write_generic(pods: list[Pod], path: Path) -> None:
         for name, vals in zip(GENERIC_COLUMNS, cols):
             if name in ("submit_time_s", "duration_s", "delete_time_s"):
                 data[name] = pa.array([float(v) if v != "" else None for v in vals], type=pa.float64())
-            elif name in ("num_gpu", "gpu_milli", "cpu_milli", "memory_mib", "priority"):
+            elif name in ("num_gpu", "gpu_milli", "cpu_milli", "memory_mib", "priority", "gang_size"):
                 data[name] = pa.array([int(v) for v in vals], type=pa.int64())
             else:
                 data[name] = pa.array([str(v) for v in vals], type=pa.string())

@@ -20,6 +20,7 @@ import numpy as np
 from gpuinfra.models.fragmentation import typical_pods
 from gpuinfra.sim.cluster import Allocation, ClusterState
 from gpuinfra.sim.framework import Code, Framework, Profile, Status
+from gpuinfra.sim.gang import Gangs
 from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, PRIO_SAMPLE, Event, Kernel, Rngs
 from gpuinfra.sim.nodestate import FragmentationTracker
 from gpuinfra.sim.plugins.fgd import pod_classes
@@ -39,6 +40,7 @@ OUTCOMES = (
     "running_at_horizon",
     "pending_at_horizon",
     "not_arrived",  # submitted after the horizon
+    "gang_timeout",  # a gang not placed within the profile's gang_timeout_s
 )
 
 
@@ -111,12 +113,14 @@ class ReplayEngine:
         self._progress_step = progress_step
         self._progress_next = 0.0
         self._span = max(float(pods.submit_s.max()) - self.t0, 1e-9) if n else 1.0
+        self.gangs = Gangs(self)
         self.kernel = Kernel(
             {
                 "arrival": self._on_arrival,
                 "finish": self._on_finish,
                 "delete": self._on_delete,
                 "preempt_sweep": self._on_sweep,
+                "gang_timeout": self.gangs.on_timeout,
             }
         )
         self.gen = np.zeros(n, dtype=np.int64)
@@ -173,7 +177,9 @@ class ReplayEngine:
         if not math.isnan(d):
             out.append(Event(max(d, t), PRIO_RELEASE, "delete", i))
         sig = self.sig_of[i]
-        if self._clean_head(sig) is not None:
+        if self.gangs.is_gang(i):
+            out += self.gangs.on_arrival(i, t)
+        elif self._clean_head(sig) is not None:
             # An equal pod is already waiting and no capacity it could use has been freed since
             # it failed (a release would have retried it), so this cycle would fail the same way.
             self._push_pending(i, self.sig_status[sig], t)
@@ -204,7 +210,9 @@ class ReplayEngine:
         self.outcome[i] = "ended_by_owner" if t == float(self.pods.delete_s[i]) else "completed"
         self.rec.count("finishes", t)
         self._log(t, "finish", i, outcome=self.outcome[i])
-        out = self._retry_after_release(alloc.node, t)
+        # gangs first: they need the most room at once, and singles would otherwise starve them
+        out = self.gangs.retry_after_release(alloc.node, t)
+        out += self._retry_after_release(alloc.node, t)
         self._dirty.append(alloc.node)
         self._touch(t)
         return out
@@ -213,6 +221,11 @@ class ReplayEngine:
         i, t = ev.ref, ev.t_s
         if self.state[i] != PENDING:
             return []  # running pods end through their finish event; finished ones are gone
+        if self.gangs.is_gang(i):
+            job = self.pods.jobs[i]
+            self.gangs.withdraw(job, t, "withdrawn", f"a pod of gang {job} was deleted")
+            self._touch(t)
+            return []
         self.state[i] = WITHDRAWN
         self.outcome[i] = "withdrawn"
         self.end_s[i] = t
@@ -255,6 +268,7 @@ class ReplayEngine:
         self.state[i] = RUNNING  # so _clean_head drops it from its heap
         self.n_pending -= 1
         out += self._start(i, res.alloc, t)
+        out += self.gangs.retry_after_release(cand.node, t)
         out += self._retry_after_release(cand.node, t)
         return out
 

@@ -150,6 +150,8 @@ class Profile:
     reserve: str = "FirstFitDevices"
     tie_break: str = "first"
     preemption: bool = True
+    gang_timeout_s: float = 0.0
+    """A complete gang not placed within this time is withdrawn (0: wait forever)."""
     """DefaultPreemption: an unschedulable pod may evict lower-priority pods (sim/preemption.py)."""
     """'first' (lowest node index among the best) or 'random' (seeded, like kube's selectHost)."""
     plugin_args: dict[str, dict[str, Any]] = field(default_factory=dict)

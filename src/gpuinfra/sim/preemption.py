@@ -35,7 +35,10 @@ def select_victims(fw: Framework, i: int, start_s: np.ndarray) -> Candidate | No
     k, m = int(pods.num_gpu[i]), int(pods.gpu_milli[i])
     best: Candidate | None = None
     for n in range(c.n_nodes):
-        low = [a for a in c.node_allocs[n].values() if int(pods.priority[a.pod]) < prio]
+        # gang pods are not victims: evicting one would break its whole gang
+        low = [
+            a for a in c.node_allocs[n].values() if int(pods.priority[a.pod]) < prio and int(pods.gang_size[a.pod]) <= 1
+        ]
         if not low:
             continue
         # cheap bounds before touching state: CPU, memory and per-device milli if all of them left

@@ -51,6 +51,8 @@ class Pod:
     job: str = ""
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[Toleration, ...] = ()
+    gang_size: int = 0
+    """Pods of ``job`` that must start together (all or none); 0 or 1 means no gang."""
 
     @property
     def gpu_milli_total(self) -> int:
@@ -78,6 +80,7 @@ class PodTable:
         self.num_gpu = np.array([p.num_gpu for p in pods], dtype=np.int32)
         self.gpu_milli = np.array([p.gpu_milli if p.num_gpu else 0 for p in pods], dtype=np.int32)
         self.priority = np.array([p.priority for p in pods], dtype=np.int64)
+        self.gang_size = np.array([p.gang_size for p in pods], dtype=np.int32)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -99,6 +102,7 @@ class PodTable:
             job=self.jobs[i],
             node_selector=self.node_selector[i],
             tolerations=self.tolerations[i],
+            gang_size=int(self.gang_size[i]),
         )
 
     def signature(self, i: int) -> tuple:
