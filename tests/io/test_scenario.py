@@ -101,3 +101,20 @@ def test_price_override_same_as_and_number():
     b = build(parse_scenario(text, "t.yaml"), None)
     assert b.prices.usd_per_gpu_hour["A100-80GB"] == 1.5
     assert "our contract" in b.prices.sources["A100-80GB"]
+
+
+def test_quotas_section_enables_the_kueue_filter(tmp_path):
+    text = (
+        GOOD
+        + """quotas:
+  queues:
+    - {name: team-a, cohort: shared, nominal_gpus: 8, borrowing_limit_gpus: 4}
+    - {name: team-b, cohort: shared, nominal_gpus: 16}
+"""
+    )
+    b = build(parse_scenario(text, "t.yaml"), None)
+    assert "KueueQuota" in b.profile.filters
+    assert b.profile.plugin_args["KueueQuota"]["queues"][0]["borrowing_limit_gpus"] == 4
+    dup = GOOD + "quotas:\n  queues:\n    - {name: x, nominal_gpus: 1}\n    - {name: x, nominal_gpus: 2}\n"
+    with pytest.raises(UserError, match="queue names must be unique"):
+        parse_scenario(dup, "t.yaml")

@@ -288,3 +288,82 @@ def test_property_gang_all_or_nothing(pods):
         assert len(starts) == 1  # every pod of a gang starts at the same instant (or none: {'nan'})
         if sum(int(r.pods.num_gpu[i]) for i in idx) <= 12:  # a gang that fits the empty cluster does run
             assert starts != {"nan"}
+
+
+def _quota_profile(**kw):
+    queues = [
+        {"name": "a", "cohort": "c", "nominal_gpus": 4},
+        {"name": "b", "cohort": "c", "nominal_gpus": 4},
+        {"name": "solo", "cohort": "x", "nominal_gpus": 1, "borrowing_limit_gpus": 0},
+    ]
+    return Profile(
+        filters=("NodeResourcesFit", "GpuModel", "KueueQuota"), plugin_args={"KueueQuota": {"queues": queues, **kw}}
+    )
+
+
+def test_quota_borrowing_and_reclaim():
+    # 8 GPUs, a cohort of two queues with nominal 4 each. Team a borrows b's idle quota (6 pods run);
+    # when b's pods arrive, b is within its nominal quota, so Kueue reclaims from the borrower a.
+    c = cluster(("n", "A100-80GB", 8, 64000, 65536, 1))
+    pods = [pod(f"a{k}", 0, 100, owner="a") for k in range(6)] + [pod(f"b{k}", 10, 50, owner="b") for k in range(4)]
+    r = run(c, table(*pods), _quota_profile())
+    names = r.pods.names
+    assert all(r.start_s[names.index(f"a{k}")] == 0 or r.preempted_times[names.index(f"a{k}")] for k in range(6))
+    assert [r.start_s[names.index(f"b{k}")] for k in range(4)] == [10.0] * 4
+    assert int(r.preempted_times.sum()) == 2  # a gives back exactly what it borrowed
+    # the two reclaimed a-pods wait for b to finish and restart from scratch
+    lost = sorted(names[p] for p, _, _ in r.lost_runs)
+    assert len(lost) == 2 and all(n.startswith("a") for n in lost)
+
+
+def test_quota_blocks_with_kueue_reason_and_no_reclaim_when_disabled():
+    c = cluster(("n", "A100-80GB", 8, 64000, 65536, 1))
+    pods = [pod("s0", 0, 100, owner="solo"), pod("s1", 1, 10, owner="solo")]
+    r = run(c, table(*pods), _quota_profile())
+    assert r.start_s[1] == 100  # solo may not borrow: its second pod waits for the first
+    assert "ClusterQueue solo: borrowing 1 GPUs would exceed its borrowing limit of 0" in r.reason[1]
+    # 16 GPUs but a cohort quota of 8: a borrowed b's 4, so b0 is blocked by quota, not by GPUs
+    c = cluster(("n", "A100-80GB", 8, 64000, 65536, 2))
+    pods = [pod(f"a{k}", 0, 100, owner="a") for k in range(8)] + [pod("b0", 10, 50, owner="b")]
+    r = run(c, table(*pods), _quota_profile(reclaim=False))
+    assert r.start_s[8] == 100 and int(r.preempted_times.sum()) == 0
+    assert "lent to borrowing queues" in r.reason[8]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "solo", "free"]),
+            st.integers(0, 40),
+            st.integers(1, 30),
+            st.sampled_from([1, 2, 4]),
+            st.integers(0, 1),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_property_quota_never_exceeded_except_by_declared_borrowing(specs):
+    from gpuinfra.analysis.accounting import RunMeta, interval_metrics, ledger, summarize
+    from gpuinfra.models.cost import PriceBook
+
+    c = cluster(("n", "A100-80GB", 4, 64000, 65536, 3))
+    pods = [pod(f"p{k}", float(t), float(d), gpus=g, owner=o, prio=pr) for k, (o, t, d, g, pr) in enumerate(specs)]
+    r = run(c, table(*pods), _quota_profile())
+    # replay the ledger as intervals and check every queue's usage at every start
+    runs = [
+        (r.start_s[i], r.end_s[i], r.pods.owners[i], int(r.pods.num_gpu[i]))
+        for i in range(len(r.pods))
+        if not np.isnan(r.start_s[i])
+    ]
+    for t0, _, _, _ in runs:
+        use = {"a": 0, "b": 0, "solo": 0}
+        for s, e, o, g in runs:
+            if o in use and s <= t0 < e:
+                use[o] += g
+        assert use["solo"] <= 1  # nominal 1, may not borrow
+        assert use["a"] + use["b"] <= 8  # the cohort never holds more than its nominal quota
+    led = ledger(r, PriceBook({"A100-80GB": 1.0}, {}, "on_demand"))
+    s = summarize(r, PriceBook({"A100-80GB": 1.0}, {}, "on_demand"), RunMeta("t", 1, "t"), led, interval_metrics(r))
+    assert s["invariants"]["gpu_time_balance"]["ok"]

@@ -153,6 +153,28 @@ class SchedulerSpec(_Model):
         )
 
 
+class QueueSpec(_Model):
+    name: str = Field(description="ClusterQueue name; pods whose owner has this name use it")
+    cohort: str | None = Field(None, description="queues of one cohort lend each other unused quota")
+    nominal_gpus: float = Field(ge=0, description="GPUs (milli-GPU sum, all models) the queue is guaranteed")
+    borrowing_limit_gpus: float | None = Field(None, ge=0, description="most it may borrow (None: unlimited)")
+
+
+class QuotasSpec(_Model):
+    """Kueue-style quotas: ClusterQueues with nominal quota, borrowing within a cohort, reclaim."""
+
+    queues: list[QueueSpec]
+    reclaim: bool = Field(True, description="a queue within its nominal quota evicts borrowers of its cohort")
+
+    @field_validator("queues")
+    @classmethod
+    def _unique(cls, v: list[QueueSpec]) -> list[QueueSpec]:
+        names = [q.name for q in v]
+        if len(set(names)) != len(names):
+            raise ValueError("queue names must be unique")
+        return v
+
+
 class PriceOverride(_Model):
     on_demand_usd_per_gpu_hour: float | None = Field(None, ge=0)
     spot_usd_per_gpu_hour: float | None = Field(None, ge=0)
@@ -183,6 +205,7 @@ class Scenario(_Model):
     workload: WorkloadSpec
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     prices: PricesSpec = Field(default_factory=PricesSpec)
+    quotas: QuotasSpec | None = None
     _label: str = PrivateAttr("scenario")
     _text: str | None = PrivateAttr(None)
 
@@ -550,11 +573,19 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
         pods = [p for k, p in enumerate(pods) if k not in drop]
     if not pods:
         raise UserError("no pods left to simulate", where=label)
+    profile = sc.scheduler.profile()
+    if sc.quotas is not None:
+        from dataclasses import replace as dc_replace
+
+        filters = profile.filters if "KueueQuota" in profile.filters else (*profile.filters, "KueueQuota")
+        args = dict(profile.plugin_args)
+        args["KueueQuota"] = {"queues": [q.model_dump() for q in sc.quotas.queues], "reclaim": sc.quotas.reclaim}
+        profile = dc_replace(profile, filters=filters, plugin_args=args)
     return Built(
         sc,
         cluster,
         PodTable(pods),
-        sc.scheduler.profile(),
+        profile,
         _price_book(sc.prices, cluster.models),
         skipped,
         label,

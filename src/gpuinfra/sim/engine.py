@@ -114,6 +114,7 @@ class ReplayEngine:
         self._progress_next = 0.0
         self._span = max(float(pods.submit_s.max()) - self.t0, 1e-9) if n else 1.0
         self.gangs = Gangs(self)
+        self._quota = next((f for f in self.fw.filters if f.name == "KueueQuota"), None)
         self.kernel = Kernel(
             {
                 "arrival": self._on_arrival,
@@ -212,7 +213,7 @@ class ReplayEngine:
         self._log(t, "finish", i, outcome=self.outcome[i])
         # gangs first: they need the most room at once, and singles would otherwise starve them
         out = self.gangs.retry_after_release(alloc.node, t)
-        out += self._retry_after_release(alloc.node, t)
+        out += self._retry_after_release(alloc.node, t, released=i)
         self._dirty.append(alloc.node)
         self._touch(t)
         return out
@@ -236,16 +237,9 @@ class ReplayEngine:
         return []
 
     # -- preemption ------------------------------------------------------------------------
-    def _preempt_for(self, i: int, t: float) -> list[Event]:
-        """PostFilter: evict lower-priority pods so pending pod ``i`` fits, then place it."""
-        if not self.fw.profile.preemption or self.state[i] != PENDING or not self.allocs:
-            return []
-        cand = select_victims(self.fw, i, self.start_s)
-        if cand is None:
-            return self._arm_sweep(i, t)
-        out: list[Event] = []
-        self.preemptions += 1
-        for a in cand.victims:
+    def _evict(self, victims: list[Allocation] | tuple[Allocation, ...], by: int, t: float, why: str) -> None:
+        """Evict running pods: their GPU work so far is lost (not preemptible), and they queue again."""
+        for a in victims:
             v = a.pod
             self.allocs.pop(v)
             self.fw.unreserve(a)
@@ -254,22 +248,43 @@ class ReplayEngine:
             self.preempted_times[v] += 1
             self.start_s[v] = np.nan
             self.gen[v] += 1  # its finish event is now stale
-            status = Status(
-                Code.UNSCHEDULABLE,
-                (f"preempted by {self.pods.names[i]} (priority {int(self.pods.priority[i])})",),
-                "DefaultPreemption",
-            )
-            self._log(t, "preempted", v, by=self.pods.names[i], node=self.cluster.node_names[a.node])
+            status = Status(Code.UNSCHEDULABLE, (f"{why} by {self.pods.names[by]}",), "DefaultPreemption")
+            self._log(t, "preempted", v, by=self.pods.names[by], node=self.cluster.node_names[a.node], why=why)
             self._push_pending(v, status, t)
-        # the preemptor leaves the queue and runs now (no termination grace period is modelled)
+
+    def _preempt_for(self, i: int, t: float) -> list[Event]:
+        """PostFilter: Kueue reclaim of lent quota, then kube's DefaultPreemption, then place ``i``."""
+        if not self.fw.profile.preemption or self.state[i] != PENDING or not self.allocs:
+            return []
+        freed_nodes: list[int] = []
+        if self._quota is not None:
+            back = self._quota.reclaim_victims(i, self.allocs, self.start_s)
+            if back:
+                self.preemptions += 1
+                self._evict(back, i, t, "quota reclaimed")
+                freed_nodes += [a.node for a in back]
         res = self.fw.schedule(i)
         if res.alloc is None:
-            raise RuntimeError(f"preemption freed node {cand.node} but {self.pods.names[i]} still does not fit")
+            cand = select_victims(self.fw, i, self.start_s)
+            if cand is None:
+                return self._arm_sweep(i, t) + self._retry_many(freed_nodes, t)
+            self.preemptions += 1
+            self._evict(cand.victims, i, t, f"preempted (priority {int(self.pods.priority[i])})")
+            freed_nodes.append(cand.node)
+            # the preemptor leaves the queue and runs now (no termination grace period is modelled)
+            res = self.fw.schedule(i)
+            if res.alloc is None:
+                raise RuntimeError(f"preemption freed node {cand.node} but {self.pods.names[i]} still does not fit")
         self.state[i] = RUNNING  # so _clean_head drops it from its heap
         self.n_pending -= 1
-        out += self._start(i, res.alloc, t)
-        out += self.gangs.retry_after_release(cand.node, t)
-        out += self._retry_after_release(cand.node, t)
+        out = self._start(i, res.alloc, t)
+        return out + self._retry_many(freed_nodes, t)
+
+    def _retry_many(self, nodes: list[int], t: float) -> list[Event]:
+        out: list[Event] = []
+        for n in dict.fromkeys(nodes):
+            out += self.gangs.retry_after_release(n, t)
+            out += self._retry_after_release(n, t)
         return out
 
     def _arm_sweep(self, i: int, t: float) -> list[Event]:
@@ -299,8 +314,11 @@ class ReplayEngine:
             return None
         return h[0][1]
 
-    def _retry_after_release(self, node: int, t: float) -> list[Event]:
-        """Queueing hint: after ``node`` freed capacity, retry the pending signatures that may fit it."""
+    def _retry_after_release(self, node: int, t: float, released: int | None = None) -> list[Event]:
+        """Queueing hint: after ``node`` freed capacity, retry the pending signatures that may fit it.
+
+        A filter whose answer does not depend on the node (Kueue quota) names the pending pods
+        that ``released`` leaving may have unblocked anywhere; those get a full cycle too."""
         if not self.n_pending:
             return []
         heads: dict[tuple, int] = {}
@@ -313,6 +331,11 @@ class ReplayEngine:
         sigs = list(heads)
         idx = np.array([heads[s] for s in sigs], dtype=np.int64)
         ok = self.fw.may_fit_after_release(idx, node)
+        anywhere: set[tuple] = set()
+        if released is not None and self._quota is not None:
+            glob = self._quota.retry_everywhere_after(released, idx)
+            anywhere = {sigs[j] for j in np.flatnonzero(glob & ~ok)}
+            ok |= glob
         out: list[Event] = []
         cand = {sigs[j]: int(idx[j]) for j in np.flatnonzero(ok)}
         while cand:
@@ -332,7 +355,7 @@ class ReplayEngine:
             if cand:  # the node has less room now: keep only signatures that still fit it
                 keys = list(cand)
                 still = self.fw.may_fit_after_release(np.array([cand[k] for k in keys], dtype=np.int64), node)
-                cand = {k: cand[k] for k, s in zip(keys, still) if s}
+                cand = {k: cand[k] for k, s in zip(keys, still) if s or k in anywhere}
         return out
 
     # -- run -------------------------------------------------------------------------------

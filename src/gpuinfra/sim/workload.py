@@ -115,6 +115,7 @@ class PodTable:
             self.gpu_models[i],
             self.node_selector[i],
             self.tolerations[i],
+            self.owners[i],  # quota (KueueQuota) reads the pod's queue, named by its owner
         )
 
     def total_gpu_request(self) -> float:

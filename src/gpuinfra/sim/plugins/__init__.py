@@ -9,6 +9,7 @@ from gpuinfra.sim.plugins import (  # noqa: F401
     gpu_clustering,
     gpu_model,
     gpu_packing,
+    kueue_quota,
     least_allocated,
     node_affinity,
     node_resources_fit,
