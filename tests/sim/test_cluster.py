@@ -57,3 +57,14 @@ def test_unavailable_device_takes_no_pods_and_is_accounted(two_node_cluster):
         c.set_device_available(1, 2, False)  # has a pod: the failures layer must evict first
     c.set_device_available(1, 3, True)
     assert c.unavail_milli.sum() == 0 and c.dev_free[1, 3] == 1000
+
+
+def test_node_gpu_aggregates_track_the_devices(two_node_cluster):
+    import numpy as np
+
+    c = two_node_cluster
+    c.allocate(Allocation(0, 1, (0, 1), 300, 0, 0))
+    c.set_device_available(1, 3, False)
+    c.allocate(Allocation(1, 0, (1,), 1000, 0, 0))
+    assert (c.node_gpu_free == np.where(c.dev_free > 0, c.dev_free, 0).sum(axis=1)).all()
+    assert (c.node_gpu_cap == c.dev_available.sum(axis=1) * 1000).all()

@@ -367,3 +367,35 @@ def test_property_quota_never_exceeded_except_by_declared_borrowing(specs):
     led = ledger(r, PriceBook({"A100-80GB": 1.0}, {}, "on_demand"))
     s = summarize(r, PriceBook({"A100-80GB": 1.0}, {}, "on_demand"), RunMeta("t", 1, "t"), led, interval_metrics(r))
     assert s["invariants"]["gpu_time_balance"]["ok"]
+
+
+def test_drf_serves_the_owner_with_the_smaller_dominant_share_first():
+    # 4 GPUs. Owner "big" holds 3 GPUs until t=100, "small" holds 1 until t=50. When small's GPU frees
+    # at 50, big's and small's pending pods (both submitted at 1 and 2) compete: FIFO picks big's (older),
+    # DRF picks small's (small's dominant share is 0 then, big's is 3/4).
+    c1 = cluster(("n", "A100-80GB", 4, 64000, 65536, 1))
+    pods = [
+        pod("b-run", 0, 100, gpus=3, owner="big"),
+        pod("s-run", 0, 50, owner="small"),
+        pod("b-wait", 1, 10, owner="big"),
+        pod("s-wait", 2, 10, owner="small"),
+    ]
+    fifo = run(c1, table(*pods), Profile(queue_sort="FIFO"))
+    assert fifo.start_s[2] == 50 and fifo.start_s[3] == 60
+    drf = run(cluster(("n", "A100-80GB", 4, 64000, 65536, 1)), table(*pods), Profile(queue_sort="DRF"))
+    assert drf.start_s[3] == 50 and drf.start_s[2] == 60
+    # weights: with both running, big's share 0.75 weighted 10x (0.075) is below small's 0.25
+    from gpuinfra.sim.framework import Framework
+
+    c2 = cluster(("n", "A100-80GB", 4, 64000, 65536, 1))
+    fw = Framework(
+        Profile(queue_sort="DRF", plugin_args={"DRF": {"weights": {"big": 10}}}),
+        c2,
+        table(*pods),
+        np.random.default_rng(0),
+    )
+    fw.schedule(0)
+    fw.schedule(1)
+    assert fw.queue_sort.dominant_share("big") == pytest.approx(0.75 / 10)
+    assert fw.queue_sort.dominant_share("small") == pytest.approx(0.25)
+    assert fw.sort_key(2) < fw.sort_key(3)

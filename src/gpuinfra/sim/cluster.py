@@ -98,6 +98,9 @@ class ClusterState:
         self.dev_available = self.dev_exists.copy()
         self.dev_free = np.where(self.dev_exists, MILLI_PER_GPU, -1).astype(np.int32)
         self.dev_free_desc = -np.sort(-self.dev_free, axis=1)
+        self.node_gpu_free = np.where(self.dev_free > 0, self.dev_free, 0).sum(axis=1).astype(np.int64)
+        """Free milli over each node's available devices (kept up to date; scores read it whole)."""
+        self.node_gpu_cap = self.dev_available.sum(axis=1).astype(np.int64) * MILLI_PER_GPU
         """Each node's free milli per device, sorted descending: a node can give k devices of m
         milli each iff ``dev_free_desc[n, k-1] >= m`` (one column compare instead of a count)."""
         self.node_index = {name: i for i, name in enumerate(self.node_names)}
@@ -199,6 +202,7 @@ class ClusterState:
             self.alloc_milli[m] += a.gpu_milli_total
         if a.devices:
             self.dev_free_desc[n] = -np.sort(-row)
+            self.node_gpu_free[n] -= a.gpu_milli_total
         self.node_allocs[n][a.pod] = a
         self.changes.append(n)
         cr = 1.0 - self.cpu_free[n] / self.cpu_cap[n] if self.cpu_cap[n] else 0.0
@@ -224,6 +228,7 @@ class ClusterState:
         if a.devices:
             self.alloc_milli[m] -= a.gpu_milli_total
             self.dev_free_desc[n] = -np.sort(-row)
+            self.node_gpu_free[n] += a.gpu_milli_total
         self.node_allocs[n].pop(a.pod, None)
         self.changes.append(n)
         self.version += 1
@@ -244,5 +249,7 @@ class ClusterState:
             self.unavail_milli[m] -= MILLI_PER_GPU
         self.dev_available[node, index] = available
         self.dev_free_desc[node] = -np.sort(-self.dev_free[node])
+        self.node_gpu_free[node] = int(np.where(self.dev_free[node] > 0, self.dev_free[node], 0).sum())
+        self.node_gpu_cap[node] = int(self.dev_available[node].sum()) * MILLI_PER_GPU
         self.changes.append(node)
         self.version += 1

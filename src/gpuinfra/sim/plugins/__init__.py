@@ -3,6 +3,7 @@
 from gpuinfra.sim.plugins import (  # noqa: F401
     best_fit,
     dot_prod,
+    drf_sort,
     fgd,
     first_fit,
     first_fit_devices,

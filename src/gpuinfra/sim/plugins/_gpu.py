@@ -8,12 +8,11 @@ from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState
 
 
 def gpu_free_total(cluster: ClusterState, nodes: np.ndarray) -> np.ndarray:
-    f = cluster.dev_free[nodes]
-    return np.where(f > 0, f, 0).sum(axis=1)
+    return cluster.node_gpu_free[nodes]
 
 
 def gpu_capacity(cluster: ClusterState, nodes: np.ndarray) -> np.ndarray:
-    return cluster.dev_available[nodes].sum(axis=1) * MILLI_PER_GPU
+    return cluster.node_gpu_cap[nodes]
 
 
 def tightest_gpu_free(cluster: ClusterState, nodes: np.ndarray, milli: int) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState
+from gpuinfra.sim.cluster import ClusterState
 from gpuinfra.sim.framework import CycleState, ScorePlugin, register
 from gpuinfra.sim.workload import PodTable
 
@@ -17,8 +17,8 @@ from gpuinfra.sim.workload import PodTable
 def _free_fraction_after(pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray) -> np.ndarray:
     cpu = (cluster.cpu_free[nodes] - pods.cpu_milli[i]) / np.maximum(cluster.cpu_cap[nodes], 1)
     mem = (cluster.mem_free[nodes] - pods.memory_mib[i]) / np.maximum(cluster.mem_cap[nodes], 1)
-    gcap = cluster.gpu_count[nodes].astype(np.float64) * MILLI_PER_GPU
-    gfree = np.where(cluster.dev_free[nodes] > 0, cluster.dev_free[nodes], 0).sum(axis=1)
+    gcap = cluster.node_gpu_cap[nodes].astype(np.float64)
+    gfree = cluster.node_gpu_free[nodes]
     gpu = np.where(gcap > 0, (gfree - int(pods.num_gpu[i]) * int(pods.gpu_milli[i])) / np.maximum(gcap, 1), 0)
     dims = np.where(gcap > 0, 3.0, 2.0)
     return (cpu + mem + gpu) / dims
