@@ -59,7 +59,7 @@ def test_claims_carry_the_runs_numbers(quick):
 def test_a_users_design_is_evaluated_on_the_same_runs(tmp_path):
     # a design identical to a baseline must reproduce that baseline's numbers exactly
     d = tmp_path / "mine.yaml"
-    d.write_text("scheduler:\n  queue_sort: FIFO\n  scores: [{name: LeastAllocated}]\n")
+    d.write_text("scheduler:\n  queue_sort: FIFO\n  scores: [{name: LeastAllocated}]\n  preemption: false\n")
     spec, label = lab6.load_design(d)
     res = lab6.evaluate_designs(spec, quick=True)
     assert res["design"] == res["FIFO + spread"]

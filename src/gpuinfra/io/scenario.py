@@ -511,7 +511,19 @@ def _price_book(spec: PricesSpec, models: tuple[str, ...]) -> PriceBook:
     return PriceBook(usd, src, spec.basis)
 
 
-FIELD_ROOTS = ("cluster", "workload", "scheduler", "prices")
+FIELD_ROOTS = ("cluster", "workload", "scheduler", "prices", "quotas")
+
+
+def with_quotas(profile: Profile, quotas: QuotasSpec | None) -> Profile:
+    """The profile with the KueueQuota filter configured from a ``quotas:`` block (if any)."""
+    if quotas is None:
+        return profile
+    from dataclasses import replace as dc_replace
+
+    filters = profile.filters if "KueueQuota" in profile.filters else (*profile.filters, "KueueQuota")
+    args = dict(profile.plugin_args)
+    args["KueueQuota"] = {"queues": [q.model_dump() for q in quotas.queues], "reclaim": quotas.reclaim}
+    return dc_replace(profile, filters=filters, plugin_args=args)
 
 
 def build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> Built:
@@ -573,14 +585,7 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
         pods = [p for k, p in enumerate(pods) if k not in drop]
     if not pods:
         raise UserError("no pods left to simulate", where=label)
-    profile = sc.scheduler.profile()
-    if sc.quotas is not None:
-        from dataclasses import replace as dc_replace
-
-        filters = profile.filters if "KueueQuota" in profile.filters else (*profile.filters, "KueueQuota")
-        args = dict(profile.plugin_args)
-        args["KueueQuota"] = {"queues": [q.model_dump() for q in sc.quotas.queues], "reclaim": sc.quotas.reclaim}
-        profile = dc_replace(profile, filters=filters, plugin_args=args)
+    profile = with_quotas(sc.scheduler.profile(), sc.quotas)
     return Built(
         sc,
         cluster,

@@ -11,6 +11,7 @@ Activities (seed 6.7), each a step below:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import yaml
 
 from gpuinfra.errors import UserError
 from gpuinfra.fill import run_grid
-from gpuinfra.io.scenario import SchedulerSpec, default_scenario_text, parse_scenario
+from gpuinfra.io.scenario import QuotasSpec, SchedulerSpec, default_scenario_text, parse_scenario, with_quotas
 from gpuinfra.io.traces import openb_node_list, read_openb_nodes
 from gpuinfra.report.fill_report import COLORS, curve_figure
 from gpuinfra.report.html import fig_html
@@ -150,29 +151,54 @@ def blast_radius(pools: list[NodePool], quick: bool) -> dict[str, Any]:
 # -- 3. Design ---------------------------------------------------------------------------------
 
 
-def load_design(path: Path | None) -> tuple[SchedulerSpec, str]:
+@dataclass(frozen=True)
+class Design:
+    scheduler: SchedulerSpec
+    quotas: QuotasSpec | None = None
+
+    def profile(self) -> Profile:
+        return with_quotas(self.scheduler.profile(), self.quotas)
+
+    def as_yaml(self) -> str:
+        d: dict[str, Any] = {"scheduler": self.scheduler.model_dump(mode="json")}
+        if self.quotas is not None:
+            d["quotas"] = self.quotas.model_dump(mode="json")
+        return yaml.safe_dump(d, sort_keys=False)
+
+
+def load_design(path: Path | None) -> tuple[Design, str]:
+    """A design is a `scheduler:` block (as in a scenario) and, optionally, a `quotas:` block."""
     p = path or DESIGN
     label = str(p) if path else "builtin:lab6-policy.yaml"
     if not p.exists():
         raise UserError("design file not found", where=str(p), fix="give a YAML file with a `scheduler:` block")
-    text = p.read_text()
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
         raise UserError(f"YAML syntax error: {e}", where=label) from None
     if not isinstance(data, dict) or "scheduler" not in data:
         raise UserError(
             "a design needs a `scheduler:` block",
             where=label,
-            expected="scheduler: {queue_sort, filters, scores, reserve, tie_break}",
+            expected="scheduler: {queue_sort, filters, scores, reserve, preemption}, optional quotas:",
+        )
+    extra = set(data) - {"scheduler", "quotas"}
+    if extra:
+        raise UserError(
+            f"unknown top-level key(s) {', '.join(sorted(extra))}",
+            where=label,
+            expected="scheduler and (optionally) quotas",
         )
     from pydantic import ValidationError
 
     try:
-        return SchedulerSpec.model_validate(data["scheduler"]), label
+        q = data.get("quotas")
+        return Design(
+            SchedulerSpec.model_validate(data["scheduler"]), QuotasSpec.model_validate(q) if q is not None else None
+        ), label
     except ValidationError as e:
         err = e.errors()[0]
-        raise UserError(f"scheduler.{'.'.join(map(str, err['loc']))}: {err['msg']}", where=label) from None
+        raise UserError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}", where=label) from None
 
 
 def mixed_workload(n: int, seed: int) -> list[Pod]:
@@ -222,13 +248,17 @@ def mixed_workload(n: int, seed: int) -> list[Pod]:
     return pods
 
 
-def evaluate_designs(design: SchedulerSpec, quick: bool) -> dict[str, Any]:
+def evaluate_designs(design: Design, quick: bool) -> dict[str, Any]:
     pools = [NodePool("a100", "A100-80GB", 8, 96000, 1179648, 12)]
     pods = mixed_workload(config(quick).mixed_jobs, 7)
     candidates = {
-        "FIFO + first fit": Profile(queue_sort="FIFO"),
-        "FIFO + spread": SchedulerSpec(queue_sort="FIFO", scores=[{"name": "LeastAllocated"}]).profile(),
-        "priority + best fit": SchedulerSpec(scores=[{"name": "BestFit"}], reserve="PolicyDevices").profile(),
+        "FIFO + first fit": Profile(queue_sort="FIFO", preemption=False),
+        "FIFO + spread": SchedulerSpec(
+            queue_sort="FIFO", scores=[{"name": "LeastAllocated"}], preemption=False
+        ).profile(),
+        "priority + preemption + best fit": SchedulerSpec(
+            scores=[{"name": "BestFit"}], reserve="PolicyDevices"
+        ).profile(),
         "design": design.profile(),
     }
     out = {}
@@ -252,6 +282,9 @@ def evaluate_designs(design: SchedulerSpec, quick: bool) -> dict[str, Any]:
         res["allocation_ratio"] = tot["allocated"] / cap if cap else 0.0
         res["mean_fragmented_gpus"] = float(r.recorder.frag_ms.sum()) / max(r.horizon_s - r.recorder.start_s, 1) / 1000
         res["makespan_h"] = (r.horizon_s - r.recorder.start_s) / 3600
+        res["preemptions"] = int(r.preemptions)
+        res["victims"] = int(r.preempted_times.sum())
+        res["lost_gpu_hours"] = float(sum(ms for _, _, ms in r.lost_runs)) / 3.6e6
         out[name] = res
     return out
 
@@ -330,7 +363,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
     return out_dir / "report.html"
 
 
-def render(s: dict[str, Any], default_runs, n_gpus: int, spec: SchedulerSpec) -> str:
+def render(s: dict[str, Any], default_runs, n_gpus: int, spec: Design) -> str:
     f: list[str] = []
     sections: list[Section] = []
     # 1
@@ -453,6 +486,8 @@ def render(s: dict[str, Any], default_runs, n_gpus: int, spec: SchedulerSpec) ->
             f"{v['training']['wait_p90_s']:,.0f}",
             f"{100 * v['allocation_ratio']:.1f}",
             f"{v['mean_fragmented_gpus']:.1f}",
+            v["victims"],
+            f"{v['lost_gpu_hours']:,.1f}",
             f"{v['makespan_h']:.1f}",
         ]
         for n, v in d.items()
@@ -471,16 +506,19 @@ def render(s: dict[str, Any], default_runs, n_gpus: int, spec: SchedulerSpec) ->
                     "training wait p90 s",
                     "allocation %",
                     "mean fragmented GPUs",
+                    "pods preempted",
+                    "GPU-hours lost to preemption",
                     "makespan h",
                 ],
                 rows,
-                {1, 2, 3, 4, 5, 6},
+                {1, 2, 3, 4, 5, 6, 7, 8},
             ),
             claim=(
                 f"The design ({s['design']['file']}) gives inference a 90th-percentile wait of "
                 f"{dv['inference']['wait_p90_s']:,.0f} s against {base[best_base]['inference']['wait_p90_s']:,.0f} s for "
                 f"the best baseline ({best_base}), while training's p90 wait is {dv['training']['wait_p90_s']:,.0f} s "
-                f"(baseline {base[best_base]['training']['wait_p90_s']:,.0f} s)."
+                f"(baseline {base[best_base]['training']['wait_p90_s']:,.0f} s); it preempted {dv['victims']:,} pods "
+                f"and threw away {dv['lost_gpu_hours']:,.1f} GPU-hours of their work to get there."
             ),
             text=(
                 "12 nodes of 8 x A100-80GB; training jobs (2-8 GPUs, hours) and inference pods (a quarter or half "
@@ -488,9 +526,7 @@ def render(s: dict[str, Any], default_runs, n_gpus: int, spec: SchedulerSpec) ->
             ),
         )
     )
-    sections[-1].html += (
-        "<pre>" + yaml.safe_dump({"scheduler": spec.model_dump(mode="json")}, sort_keys=False) + "</pre>"
-    )
+    sections[-1].html += "<pre>" + html_escape(spec.as_yaml()) + "</pre>"
     f.append(sections[-1].claim)
     # 4 constraints
     cons = s["constraints_unalloc_pct_at_100"]
