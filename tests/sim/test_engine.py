@@ -399,3 +399,65 @@ def test_drf_serves_the_owner_with_the_smaller_dominant_share_first():
     assert fw.queue_sort.dominant_share("big") == pytest.approx(0.75 / 10)
     assert fw.queue_sort.dominant_share("small") == pytest.approx(0.25)
     assert fw.sort_key(2) < fw.sort_key(3)
+
+
+def _hol_pods():
+    # t=0 A holds 2 of 4 GPUs until 100; t=1 B wants all 4 (the head); t=2 C 1 GPU for 10 s; t=3 D 1 GPU for 200 s
+    return table(pod("A", 0, 100, gpus=2), pod("B", 1, 10, gpus=4), pod("C", 2, 10), pod("D", 3, 200))
+
+
+def test_queue_modes_kube_strict_fifo_and_easy_backfill():
+    shape = ("n", "A100-80GB", 4, 64000, 65536, 1)
+    kube = run(cluster(shape), _hol_pods(), Profile(queue_mode="kube", preemption=False))
+    assert list(kube.start_s) == [0, 203, 2, 3]  # C and D jump the queue; B waits until D ends at 203
+    strict = run(cluster(shape), _hol_pods(), Profile(queue_mode="strict_fifo"))
+    assert list(strict.start_s) == [0, 100, 110, 110]  # nothing passes the head
+    easy = run(cluster(shape), _hol_pods(), Profile(queue_mode="backfill"))
+    # C ends (12) before B's reservation (100): backfilled. D would hold a GPU past 100 on the reserved node
+    assert list(easy.start_s) == [0, 100, 2, 110]
+    cut = run(cluster(shape), _hol_pods(), Profile(queue_mode="backfill"), horizon_s=50)
+    assert cut.outcome[3] == "pending_at_horizon"
+    assert cut.reason[3] == "backfill: would delay B's reservation on n-0000 at t=100"
+
+
+@settings(max_examples=30, deadline=None)
+@given(workloads(), st.sampled_from(["strict_fifo", "backfill"]))
+def test_property_ordered_modes_keep_the_invariants(w, mode):
+    from gpuinfra.analysis.accounting import RunMeta, interval_metrics, ledger, summarize
+    from gpuinfra.io.scenario import _impossible
+    from gpuinfra.models.cost import PriceBook
+
+    pods, _ = w
+    c = cluster(("a", "A100-80GB", 8, 64000, 65536, 2), ("t", "T4", 2, 32000, 65536, 3))
+    never = {i for i, _ in _impossible(c, pods)}
+    pods = [p for i, p in enumerate(pods) if i not in never]
+    if not pods:
+        return
+    r = run(c, table(*pods), Profile(queue_mode=mode))
+    prices = PriceBook({"A100-80GB": 1.0, "T4": 0.5}, {}, "on_demand")
+    led = ledger(r, prices)
+    s = summarize(r, prices, RunMeta("t", 1, "t"), led, interval_metrics(r))
+    assert s["invariants"]["gpu_time_balance"]["ok"] and s["invariants"]["no_overcommit"]["ok"]
+    assert set(r.outcome) == {"completed"}
+    if mode == "strict_fifo":  # no pod starts while a pod ahead of it in queue order waits
+        key = [(-int(r.pods.priority[i]), float(r.pods.submit_s[i]), i) for i in range(len(r.pods))]
+        for p in range(len(r.pods)):
+            t = r.start_s[p]
+            for q in range(len(r.pods)):
+                if key[q] < key[p] and r.pods.submit_s[q] < t < r.start_s[q]:
+                    raise AssertionError(f"{r.pods.names[p]} started at {t} while {r.pods.names[q]} waited")
+
+
+def test_topology_aware_keeps_a_gang_on_one_node():
+    # 3 nodes x 8 GPUs, node 0 and 1 partly used. A gang of 4 pods x 2 GPUs fits node 2 whole;
+    # spreading puts it on three nodes, TopologyAware on one.
+    c_shape = ("n", "A100-80GB", 8, 64000, 65536, 3)
+    pods = table(
+        pod("x", 0, 100, gpus=2),
+        pod("y", 0, 100, gpus=2),
+        *[pod(f"g{k}", 1, 10, gpus=2, job="g", gang=4) for k in range(4)],
+    )
+    spread = run(cluster(c_shape), pods, Profile(scores=(ScoreSpec("LeastAllocated"),)))
+    topo = run(cluster(c_shape), pods, Profile(scores=(ScoreSpec("TopologyAware"),)))
+    assert len({int(spread.node[i]) for i in range(2, 6)}) > 1
+    assert len({int(topo.node[i]) for i in range(2, 6)}) == 1

@@ -135,6 +135,9 @@ class SchedulerSpec(_Model):
     reserve: str = "FirstFitDevices"
     tie_break: Literal["first", "random"] = "first"
     preemption: bool = Field(True, description="let unschedulable pods evict lower-priority pods (kube default)")
+    queue_mode: Literal["kube", "strict_fifo", "backfill"] = Field(
+        "kube", description="kube: any pod that fits runs; strict_fifo: only the head; backfill: EASY backfill"
+    )
     gang_timeout_s: float = Field(
         0.0, ge=0, description="withdraw a gang not placed this long after it is complete (0: wait forever)"
     )
@@ -149,6 +152,7 @@ class SchedulerSpec(_Model):
             tie_break=self.tie_break,
             preemption=self.preemption,
             gang_timeout_s=self.gang_timeout_s,
+            queue_mode=self.queue_mode,
             plugin_args={k: dict(v) for k, v in self.plugin_args.items()},
         )
 

@@ -23,6 +23,7 @@ from gpuinfra.sim.framework import Code, Framework, Profile, Status
 from gpuinfra.sim.gang import Gangs
 from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, PRIO_SAMPLE, Event, Kernel, Rngs
 from gpuinfra.sim.nodestate import FragmentationTracker
+from gpuinfra.sim.ordered import OrderedQueue
 from gpuinfra.sim.plugins.fgd import pod_classes
 from gpuinfra.sim.preemption import select_victims
 from gpuinfra.sim.recorder import Recorder
@@ -114,6 +115,8 @@ class ReplayEngine:
         self._progress_next = 0.0
         self._span = max(float(pods.submit_s.max()) - self.t0, 1e-9) if n else 1.0
         self.gangs = Gangs(self)
+        mode = profile.queue_mode
+        self.ordered = OrderedQueue(self, mode) if mode in ("strict_fifo", "backfill") else None
         self._quota = next((f for f in self.fw.filters if f.name == "KueueQuota"), None)
         self.kernel = Kernel(
             {
@@ -180,6 +183,12 @@ class ReplayEngine:
         sig = self.sig_of[i]
         if self.gangs.is_gang(i):
             out += self.gangs.on_arrival(i, t)
+        elif self.ordered is not None:
+            self.state[i] = PENDING
+            self.n_pending += 1
+            self.ordered.push(i)
+            self._log(t, "queued", i)
+            out += self.ordered.run_pass(t)
         elif self._clean_head(sig) is not None:
             # An equal pod is already waiting and no capacity it could use has been freed since
             # it failed (a release would have retried it), so this cycle would fail the same way.
@@ -213,7 +222,10 @@ class ReplayEngine:
         self._log(t, "finish", i, outcome=self.outcome[i])
         # gangs first: they need the most room at once, and singles would otherwise starve them
         out = self.gangs.retry_after_release(alloc.node, t)
-        out += self._retry_after_release(alloc.node, t, released=i)
+        if self.ordered is not None:
+            out += self.ordered.run_pass(t)
+        else:
+            out += self._retry_after_release(alloc.node, t, released=i)
         self._dirty.append(alloc.node)
         self._touch(t)
         return out
@@ -251,6 +263,8 @@ class ReplayEngine:
             status = Status(Code.UNSCHEDULABLE, (f"{why} by {self.pods.names[by]}",), "DefaultPreemption")
             self._log(t, "preempted", v, by=self.pods.names[by], node=self.cluster.node_names[a.node], why=why)
             self._push_pending(v, status, t)
+            if self.ordered is not None:
+                self.ordered.push(v)
 
     def _preempt_for(self, i: int, t: float) -> list[Event]:
         """PostFilter: Kueue reclaim of lent quota, then kube's DefaultPreemption, then place ``i``."""

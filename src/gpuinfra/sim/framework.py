@@ -151,6 +151,8 @@ class Profile:
     tie_break: str = "first"
     preemption: bool = True
     gang_timeout_s: float = 0.0
+    queue_mode: str = "kube"
+    """kube (any pod that fits runs), strict_fifo, or backfill (EASY); see sim/ordered.py."""
     """A complete gang not placed within this time is withdrawn (0: wait forever)."""
     """DefaultPreemption: an unschedulable pod may evict lower-priority pods (sim/preemption.py)."""
     """'first' (lowest node index among the best) or 'random' (seeded, like kube's selectHost)."""

@@ -18,4 +18,5 @@ from gpuinfra.sim.plugins import (  # noqa: F401
     priority_sort,
     random_score,
     taint_toleration,
+    topology_aware,
 )
