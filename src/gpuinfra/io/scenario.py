@@ -422,29 +422,13 @@ def _generate(g: GeneratorSpec, rng: np.random.Generator) -> list[Pod]:
 
 def _resample(pods: list[Pod], scale: int, rng: np.random.Generator) -> list[Pod]:
     """``scale`` x as many pods, drawn with replacement; each keeps its own times and shape."""
-    n = len(pods)
-    pick = rng.integers(0, n, size=n * scale)
-    out = []
-    for j, i in enumerate(pick):
-        p = pods[int(i)]
-        out.append(
-            Pod(
-                f"{p.name}~{j}",
-                p.submit_s,
-                p.duration_s,
-                p.cpu_milli,
-                p.memory_mib,
-                p.num_gpu,
-                p.gpu_milli,
-                p.gpu_models,
-                p.priority,
-                p.qos,
-                p.owner,
-                p.delete_s,
-                f"{p.job}~{j}",
-            )
-        )
-    return out
+    from dataclasses import replace
+
+    pick = rng.integers(0, len(pods), size=len(pods) * scale)
+    return [
+        replace(pods[int(i)], name=f"{pods[int(i)].name}~{j}", job=f"{pods[int(i)].job}~{j}")
+        for j, i in enumerate(pick)
+    ]
 
 
 def _impossible(cluster: ClusterState, pods: list[Pod]) -> list[tuple[int, str]]:

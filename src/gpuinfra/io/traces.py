@@ -238,6 +238,23 @@ def _gpu_request(row: dict[str, str], where: str, milli_default: int | None) -> 
     return num_gpu, milli
 
 
+def _openb_request(r: dict[str, str], where: str, name: str, num_gpu: int, milli: int) -> dict:
+    """The request fields of an openb row (shared by the replay and the fill readers)."""
+    qos = (r.get("qos") or "").strip()
+    return {
+        "name": name,
+        "cpu_milli": _int(r, "cpu_milli", where),
+        "memory_mib": _int(r, "memory_mib", where),
+        "num_gpu": num_gpu,
+        "gpu_milli": milli,
+        "gpu_models": _models(r.get("gpu_spec") or "", where, "gpu_spec") if num_gpu else (),
+        "qos": qos,
+        # openb has no user or team column; the QoS class stands in for the owner, named as such
+        "owner": "qos:" + (qos or "unknown"),
+        "job": name,
+    }
+
+
 def read_openb_pods(src: TraceSource, *, pending: str = "run") -> list[Pod]:
     """Read an openb pod list with timestamps, for time-driven replay.
 
@@ -283,19 +300,10 @@ def read_openb_pods(src: TraceSource, *, pending: str = "run") -> list[Pod]:
             duration, delete_s = deleted - created, deleted
         pods.append(
             Pod(
-                name=name,
                 submit_s=created,
                 duration_s=duration,
-                cpu_milli=_int(r, "cpu_milli", where),
-                memory_mib=_int(r, "memory_mib", where),
-                num_gpu=num_gpu,
-                gpu_milli=milli,
-                gpu_models=_models(r.get("gpu_spec") or "", where, "gpu_spec") if num_gpu else (),
-                qos=(r.get("qos") or "").strip(),
-                # openb has no user or team column; the QoS class stands in for the owner, named as such
-                owner="qos:" + ((r.get("qos") or "").strip() or "unknown"),
                 delete_s=delete_s,
-                job=name,
+                **_openb_request(r, where, name, num_gpu, milli),
             )
         )
     if not pods:
@@ -315,21 +323,7 @@ def read_openb_static(src: TraceSource) -> list[Pod]:
         if not name:
             raise UserError("empty pod name", where=where, expected="a pod name in column 'name'")
         num_gpu, milli = _gpu_request(r, where, MILLI_PER_GPU)
-        pods.append(
-            Pod(
-                name=name,
-                submit_s=0.0,
-                duration_s=math.inf,
-                cpu_milli=_int(r, "cpu_milli", where),
-                memory_mib=_int(r, "memory_mib", where),
-                num_gpu=num_gpu,
-                gpu_milli=milli,
-                gpu_models=_models(r.get("gpu_spec") or "", where, "gpu_spec") if num_gpu else (),
-                qos=(r.get("qos") or "").strip(),
-                owner="qos:" + ((r.get("qos") or "").strip() or "unknown"),
-                job=name,
-            )
-        )
+        pods.append(Pod(submit_s=0.0, duration_s=math.inf, **_openb_request(r, where, name, num_gpu, milli)))
     if not pods:
         raise UserError("no pods in trace", where=src.label, expected="at least one data row")
     return pods
@@ -440,24 +434,7 @@ def _parquet_rows(path: Path, label: str) -> Iterator[tuple[int, dict[str, str]]
         yield k + 1, {c: ("" if v[k] is None else str(v[k])) for c, v in cols.items()}
 
 
-GENERIC_COLUMNS = (
-    "job_id",
-    "submit_time_s",
-    "duration_s",
-    "num_gpu",
-    "gpu_milli",
-    "cpu_milli",
-    "memory_mib",
-    "gpu_model",
-    "priority",
-    "qos",
-    "owner",
-    "delete_time_s",
-    "job",
-    "node_selector",
-    "tolerations",
-    "gang_size",
-)
+GENERIC_COLUMNS = GENERIC_REQUIRED + GENERIC_OPTIONAL
 
 
 def _generic_row(p: Pod) -> list:

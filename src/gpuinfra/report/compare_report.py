@@ -60,19 +60,19 @@ def findings(table: dict[str, Any]) -> list[str]:
     return out
 
 
+def _over_time(runs: list[Any], column: str, title: str) -> go.Figure:
+    fig = go.Figure()
+    for r in runs:
+        m = r.metrics
+        x = (m["t_start_s"] - m["t_start_s"].iloc[0]) / DAY_S
+        fig.add_trace(go.Scatter(x=x, y=m[column], name=r.policy, line=dict(color=COLORS.get(r.policy))))
+    fig.update_layout(title=title, xaxis_title="day", yaxis_title="GPUs")
+    return fig
+
+
 def render_compare_report(name: str, table: dict[str, Any], runs: list[Any]) -> str:
-    alloc = go.Figure()
-    for r in runs:
-        m = r.metrics
-        x = (m["t_start_s"] - m["t_start_s"].iloc[0]) / DAY_S
-        alloc.add_trace(go.Scatter(x=x, y=m["allocated_gpus"], name=r.policy, line=dict(color=COLORS.get(r.policy))))
-    alloc.update_layout(title="Allocated GPUs over time", xaxis_title="day", yaxis_title="GPUs")
-    frag = go.Figure()
-    for r in runs:
-        m = r.metrics
-        x = (m["t_start_s"] - m["t_start_s"].iloc[0]) / DAY_S
-        frag.add_trace(go.Scatter(x=x, y=m["fragmented_gpus"], name=r.policy, line=dict(color=COLORS.get(r.policy))))
-    frag.update_layout(title="Fragmented GPUs over time (FGD's measure)", xaxis_title="day", yaxis_title="GPUs")
+    alloc = _over_time(runs, "allocated_gpus", "Allocated GPUs over time")
+    frag = _over_time(runs, "fragmented_gpus", "Fragmented GPUs over time (FGD's measure)")
     wait = go.Figure()
     for r in runs:
         w = np.sort(r.ledger["wait_s"].dropna().to_numpy())

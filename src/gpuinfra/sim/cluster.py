@@ -179,6 +179,13 @@ class ClusterState:
     def node_taints(self, node: int) -> tuple[Taint, ...]:
         return self.pools[self.node_pool[node]].taints
 
+    def nodes_changed_since(self, pos: int) -> tuple[list[int], int]:
+        """Nodes changed since position ``pos`` of the change log (each once, in order), and the new position."""
+        log = self.changes
+        if pos == len(log):
+            return [], pos
+        return list(dict.fromkeys(log[pos:])), len(log)
+
     # -- mutation ----------------------------------------------------------------------------
     def allocate(self, a: Allocation) -> None:
         n = a.node

@@ -39,17 +39,14 @@ class NodeStateIndex:
 
     def sync(self) -> list[tuple[int, int, int]]:
         """Re-read the nodes changed since the last sync; returns (node, old id, new id)."""
-        log = self.cluster.changes
-        if self._pos == len(log):
-            return []
+        nodes, self._pos = self.cluster.nodes_changed_since(self._pos)
         changed = []
-        for n in dict.fromkeys(log[self._pos :]):
+        for n in nodes:
             old = int(self.node_state[n])
             new = self.intern(self.key_of(n))
             if new != old:
                 self.node_state[n] = new
                 changed.append((n, old, new))
-        self._pos = len(log)
         return changed
 
 

@@ -37,10 +37,8 @@ class DRF(QueueSortPlugin):
         self._pos = 0
 
     def _sync(self) -> None:
-        log = self.cluster.changes
-        if self._pos == len(log):
-            return
-        for n in dict.fromkeys(log[self._pos :]):
+        changed, self._pos = self.cluster.nodes_changed_since(self._pos)
+        for n in changed:
             for pod, v in self._seen[n].items():
                 self.usage[self.pods.owners[pod]] -= v
             now = {}
@@ -52,7 +50,6 @@ class DRF(QueueSortPlugin):
                 o = self.pods.owners[pod]
                 self.usage[o] = self.usage.get(o, np.zeros(3)) + v
             self._seen[n] = now
-        self._pos = len(log)
 
     def dominant_share(self, owner: str) -> float:
         self._sync()

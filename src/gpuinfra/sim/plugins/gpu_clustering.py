@@ -40,11 +40,9 @@ class GpuClustering(ScorePlugin):
         self.n_pods[n] = int(row.sum())
 
     def score(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray):
-        log = cluster.changes
-        if self._pos != len(log):
-            for n in dict.fromkeys(log[self._pos :]):
-                self._reread(cluster, n)
-            self._pos = len(log)
+        changed, self._pos = cluster.nodes_changed_since(self._pos)
+        for n in changed:
+            self._reread(cluster, n)
         has = self.counts[nodes, self.col[int(pods.gpu_milli[i])]] > 0
         nt = self.n_types[nodes]
         tier = np.where(has & (nt == 1), 4, np.where(has, 3, np.where(self.n_pods[nodes] == 0, 2, 1)))

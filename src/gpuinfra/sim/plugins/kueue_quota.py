@@ -79,11 +79,9 @@ class KueueQuota(FilterPlugin):
         self._seen[n] = now
 
     def sync(self) -> None:
-        log = self.cluster.changes
-        if self._pos != len(log):
-            for n in dict.fromkeys(log[self._pos :]):
-                self._reread(n)
-            self._pos = len(log)
+        changed, self._pos = self.cluster.nodes_changed_since(self._pos)
+        for n in changed:
+            self._reread(n)
 
     # -- admission ------------------------------------------------------------------------
     def cohort_free(self, q: Queue) -> int:

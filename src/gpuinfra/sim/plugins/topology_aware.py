@@ -32,10 +32,8 @@ class TopologyAware(ScorePlugin):
         self._pos = 0
 
     def _sync(self) -> None:
-        log = self.cluster.changes
-        if self._pos == len(log):
-            return
-        for n in dict.fromkeys(log[self._pos :]):
+        changed, self._pos = self.cluster.nodes_changed_since(self._pos)
+        for n in changed:
             now = {p for p in self.cluster.node_allocs[n] if p >= 0}
             for p in self._seen[n] - now:
                 d = self.job_nodes[self.pods.jobs[p]]
@@ -46,7 +44,6 @@ class TopologyAware(ScorePlugin):
                 d = self.job_nodes.setdefault(self.pods.jobs[p], {})
                 d[n] = d.get(n, 0) + 1
             self._seen[n] = now
-        self._pos = len(log)
 
     def score(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray):
         self._sync()
