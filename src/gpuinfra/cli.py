@@ -303,6 +303,47 @@ def compare(
     out.print(f"{len(pols)} run(s) in {time.perf_counter() - t0:.1f} s; wrote {out_dir}/summary.json, report.html")
 
 
+@app.command()
+def health(
+    dmesg: Annotated[
+        Path | None, typer.Option("--dmesg", help="Kernel log (dmesg, journalctl -k) with NVRM Xid lines.")
+    ] = None,
+    nvidia_smi: Annotated[Path | None, typer.Option("--nvidia-smi", help="Saved `nvidia-smi -q` output.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON (a list).")] = False,
+) -> None:
+    """Classify a GPU node's Xid and ECC evidence and say what to do: none, restart_app, reset_gpu,
+    reboot_node or drain_and_replace (the most severe is the node's verdict)."""
+    from gpuinfra.io.health import parse_kernel_log, parse_nvidia_smi_q, read_text
+    from gpuinfra.models.faults import escalate, verdict
+
+    if dmesg is None and nvidia_smi is None:
+        raise UserError("nothing to read", where="command line", expected="--dmesg FILE and/or --nvidia-smi FILE")
+    findings, notes = [], []
+    if dmesg is not None:
+        ev = parse_kernel_log(read_text(dmesg), str(dmesg))
+        findings += ev.findings
+        notes.append(f"{dmesg}: {ev.lines_read:,} lines, {ev.lines_read - ev.lines_ignored:,} with Xids")
+    if nvidia_smi is not None:
+        ev = parse_nvidia_smi_q(read_text(nvidia_smi), str(nvidia_smi))
+        findings += ev.findings
+        notes.append(f"{nvidia_smi}: {len(ev.gpus_seen)} GPU(s)")
+    findings = escalate(findings)
+    if as_json:
+        sys.stdout.write(json.dumps([f.as_json() for f in findings], indent=2) + "\n")
+        return
+    t = Table("source", "gpu", "xid", "class", "action", "reason", show_lines=False)
+    for f in findings:
+        t.add_row(f.source, f.gpu or "-", "-" if f.xid is None else str(f.xid), f.cls, f.action, f.reason)
+    if findings:
+        out.print(t)
+    for n in notes:
+        out.print(f"[dim]{n}[/]")
+    v = verdict(findings)
+    worst = [f for f in findings if f.action == v]
+    why = worst[0].reason if worst else "no fault evidence found"
+    out.print(f"node verdict: [bold]{v}[/] ({why})")
+
+
 lab_app = typer.Typer(help="Labs: run a seed section's activities and write its report.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
 

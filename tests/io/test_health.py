@@ -1,0 +1,117 @@
+"""`gpuinfra health` on real line formats: Xid lines as the kernel prints them (dmesg and journald
+prefixes), the nvidia-smi -q excerpt of facts/gpu.md 4.2, junk, unknown Xids."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpuinfra.catalog.xid import ACTIONS, xid_catalog
+from gpuinfra.io.health import parse_kernel_log, parse_nvidia_smi_q
+from gpuinfra.models.faults import escalate, verdict
+
+FIX = Path(__file__).parents[1] / "fixtures"
+
+# facts/gpu.md 4.1, "Suggested simulator mapping"
+FACTS_MAPPING = {
+    "restart_app": (13, 31, 32, 68, 69, 94),
+    "reset_gpu": (46, 48, 62, 64, 95, 109, 119, 120, 140, 143),
+    "reboot_node": (79,),
+    "none": (63, 92, 121),
+}
+
+
+def test_catalog_covers_the_facts_and_follows_their_actions():
+    cat = xid_catalog()
+    for action, xids in FACTS_MAPPING.items():
+        for x in xids:
+            assert cat[x].action == action, x
+    assert cat[74].action == "reset_gpu" and cat[74].cause_class == "nvlink"
+    assert all(x.action in ACTIONS and x.source for x in cat.values())
+
+
+def test_kernel_log_findings():
+    ev = parse_kernel_log((FIX / "dmesg-xid.log").read_text(), "dmesg-xid.log")
+    got = [(f.gpu, f.xid, f.cls, f.action) for f in ev.findings]
+    assert got == [
+        ("0000:10:1c", 63, "memory", "none"),
+        ("0000:5a:00", 13, "application", "restart_app"),
+        ("0000:5a:00", 43, "application", "none"),
+        ("0000:3b:00", 79, "hardware", "reboot_node"),
+        ("0000:3b:00", 79, "hardware", "reboot_node"),
+        ("0000:8a:00", 154, "system", "reset_gpu"),
+        ("0000:8a:00", 999, "unknown", "none"),
+        (None, None, "unparsed", "none"),
+    ]
+    assert ev.lines_ignored == 2
+    assert ev.findings[0].source == "dmesg-xid.log:2"
+    assert "not in gpuinfra's catalog" in ev.findings[6].reason
+    escalated = escalate(ev.findings)
+    assert escalated[-1].action == "drain_and_replace" and escalated[-1].gpu == "0000:3b:00"
+    assert verdict(escalated) == "drain_and_replace"
+    assert verdict(ev.findings) == "reboot_node"
+
+
+def test_nvidia_smi_q_findings():
+    ev = parse_nvidia_smi_q((FIX / "nvidia-smi-q-a100.txt").read_text(), "smi.txt")
+    got = sorted((f.gpu, f.action, f.cls) for f in ev.findings)
+    assert got == sorted(
+        [
+            ("00000000:10:1C.0", "reset_gpu", "memory"),  # remap pending
+            ("00000000:10:1C.0", "none", "thermal"),  # HW thermal slowdown active
+            ("00000000:20:1C.0", "drain_and_replace", "memory"),  # remapping failure
+            ("00000000:20:1C.0", "reset_gpu", "memory"),  # volatile DRAM uncorrectable
+            ("00000000:20:1C.0", "drain_and_replace", "memory"),  # SRAM aggregate 6 > 4
+        ]
+    )
+    assert len(ev.gpus_seen) == 2
+
+
+def test_cli_json_and_verdict_last(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gpuinfra.cli",
+            "health",
+            "--dmesg",
+            str(FIX / "dmesg-xid.log"),
+            "--nvidia-smi",
+            str(FIX / "nvidia-smi-q-a100.txt"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert {"source_line", "gpu", "xid", "class", "action", "reason"} <= set(data[0])
+    assert {d["action"] for d in data} <= set(ACTIONS)
+    r = subprocess.run(
+        [sys.executable, "-m", "gpuinfra.cli", "health", "--dmesg", str(FIX / "dmesg-xid.log")],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "250", "PATH": ""},
+    )
+    assert r.returncode == 0
+    assert r.stdout.strip().splitlines()[-1].startswith("node verdict: drain_and_replace")
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        ([], "nothing to read"),
+        (["--dmesg", "/nonexistent/kern.log"], "file not found"),
+    ],
+)
+def test_cli_bad_input(args, needle, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "gpuinfra.cli", "health", *args], capture_output=True, text=True)
+    assert r.returncode == 2 and needle in r.stderr
+    junk = tmp_path / "smi.txt"
+    junk.write_text("this is not nvidia-smi output\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "gpuinfra.cli", "health", "--nvidia-smi", str(junk)], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "no GPU sections found" in r.stderr
