@@ -14,6 +14,7 @@ from gpuinfra.analysis.accounting import interval_metrics, ledger, summarize
 from gpuinfra.io.results import write_events, write_json, write_parquet
 from gpuinfra.io.scenario import Built, Scenario, build
 from gpuinfra.sim.engine import ReplayEngine, RunResult
+from gpuinfra.sim.faults import FaultClass
 
 
 @dataclass
@@ -43,6 +44,7 @@ def simulate(
         horizon_s=sc.horizon_s,
         log_events=log_events,
         progress=progress,
+        fault_classes=[FaultClass(f.name, f.rate_per_day, f.action, f.repair_s, f.scope) for f in sc.faults],
     )
     run = eng.run()
     led = ledger(run, built.prices)

@@ -118,3 +118,22 @@ def test_quotas_section_enables_the_kueue_filter(tmp_path):
     dup = GOOD + "quotas:\n  queues:\n    - {name: x, nominal_gpus: 1}\n    - {name: x, nominal_gpus: 2}\n"
     with pytest.raises(UserError, match="queue names must be unique"):
         parse_scenario(dup, "t.yaml")
+
+
+def test_faults_section_runs_and_reports():
+    from gpuinfra.io.scenario import builtin_scenario_text
+    from gpuinfra.run import simulate
+
+    sc = parse_scenario(builtin_scenario_text("synthetic-small"), "builtin")
+    assert [f.name for f in sc.faults] == ["gpu-fault", "host-or-network-fault"]
+    fast = parse_scenario(
+        builtin_scenario_text("synthetic-small").replace("rate_per_day: 2.8e-4", "rate_per_day: 0.05"), "builtin"
+    )
+    out = simulate(fast, None)
+    f = out.summary["faults"]
+    assert f["by_class"]["gpu-fault"] > 0 and f["events"] >= f["by_class"]["gpu-fault"]
+    assert out.summary["invariants"]["gpu_time_balance"]["ok"]
+    assert out.summary["gpu_time"]["unavailable_gpu_hours"] > 0
+    bad = GOOD + "faults:\n  - {name: x, rate_per_day: 1, action: explode, repair_s: 1, source: s}\n"
+    with pytest.raises(UserError, match="faults"):
+        parse_scenario(bad, "t.yaml")

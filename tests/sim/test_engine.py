@@ -461,3 +461,46 @@ def test_topology_aware_keeps_a_gang_on_one_node():
     topo = run(cluster(c_shape), pods, Profile(scores=(ScoreSpec("TopologyAware"),)))
     assert len({int(spread.node[i]) for i in range(2, 6)}) > 1
     assert len({int(topo.node[i]) for i in range(2, 6)}) == 1
+
+
+def test_faults_reproduce_their_rate_and_keep_the_invariants():
+    from gpuinfra.analysis.accounting import RunMeta, interval_metrics, ledger, summarize
+    from gpuinfra.models.cost import PriceBook
+    from gpuinfra.sim.faults import FaultClass
+
+    # 10 nodes x 8 GPUs for 100 days of a steady stream of jobs; a GPU fault at 0.01 per GPU-day
+    # is expected 0.01 x 80 x 100 = 80 times; a node fault at 0.02 per node-day 20 times.
+    c = cluster(("n", "H100-SXM", 8, 192000, 2097152, 10))
+    pods = table(*[pod(f"p{k}", k * 3600.0, 7200.0, gpus=[1, 2, 8][k % 3]) for k in range(2400)])
+    classes = [
+        FaultClass("xid48", 0.01, "reset_gpu", 600.0),
+        FaultClass("xid79", 0.02, "reboot_node", 1800.0, "node"),
+        FaultClass("xid13", 0.01, "restart_app", 0.0),
+    ]
+    r = ReplayEngine(c, pods, Profile(), seed=3, fault_classes=classes, sample_interval_s=86400).run()
+    f = r.faults
+    days = 2400 * 3600 / 86400
+    for name, expected in (("xid48", 0.01 * 80 * days), ("xid79", 0.02 * 10 * days), ("xid13", 0.01 * 80 * days)):
+        n = f["by_class"][name]
+        assert abs(n - expected) < 4 * expected**0.5 + 2, (name, n, expected)  # Poisson: within 4 sigma
+    assert f["pods_killed"] > 0 and f["gpu_transitions"] > 0
+    prices = PriceBook({"H100-SXM": 2.0}, {}, "on_demand")
+    led = ledger(r, prices)
+    s = summarize(r, prices, RunMeta("t", 3, "t"), led, interval_metrics(r))
+    assert s["invariants"]["gpu_time_balance"]["ok"] and s["invariants"]["no_overcommit"]["ok"]
+    assert s["gpu_time"]["unavailable_gpu_hours"] > 0  # repairs took GPUs out of service
+    assert set(r.outcome) == {"completed"}  # killed pods were retried elsewhere and finished
+
+
+def test_a_multi_gpu_pod_dies_when_one_of_its_gpus_does():
+    from gpuinfra.sim.faults import FaultClass
+
+    c = cluster(("n", "H100-SXM", 8, 192000, 2097152, 1))
+    pods = table(pod("big", 0, 1000, gpus=8))
+    # one GPU fault at a huge rate is certain to strike while the pod runs; repair after 100 s
+    r = ReplayEngine(
+        c, pods, Profile(), seed=1, fault_classes=[FaultClass("x", 50.0, "reset_gpu", 100.0)], horizon_s=5000
+    ).run()
+    assert any(p == 0 for p, _, _ in r.lost_runs)  # its run was lost (and it was retried)
+    assert any(e["event"] == "killed" for e in r.events)
+    assert r.preempted_times[0] == 0  # a fault is not a preemption

@@ -220,6 +220,11 @@ def summarize(
             "max_length": int(rec.queue_max.max()) if len(rec.queue_max) else 0,
         },
         "pending": {"at_end": outcomes["pending_at_horizon"], "reasons": run.pending_reasons_at_end},
+        "faults": (
+            {k: v for k, v in run.faults.items() if k != "log"} | {"events": len(run.faults["log"])}
+            if run.faults
+            else None
+        ),
         "preemption": {
             "preemptions": int(run.preemptions),
             "victims": int(led["preempted_times"].sum()),

@@ -179,6 +179,17 @@ class QuotasSpec(_Model):
         return v
 
 
+class FaultSpec(_Model):
+    """A fault class injected into a replay (sim/faults.py)."""
+
+    name: str
+    rate_per_day: float = Field(ge=0, description="faults per GPU-day (scope gpu) or per node-day (scope node)")
+    scope: Literal["gpu", "node"] = "gpu"
+    action: Literal["restart_app", "reset_gpu", "reboot_node", "drain_and_replace"]
+    repair_s: float = Field(ge=0, description="how long the action takes the GPU or node out of service")
+    source: str = Field(description="where the rate comes from (a paper, a fleet's own data); required")
+
+
 class PriceOverride(_Model):
     on_demand_usd_per_gpu_hour: float | None = Field(None, ge=0)
     spot_usd_per_gpu_hour: float | None = Field(None, ge=0)
@@ -210,6 +221,7 @@ class Scenario(_Model):
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     prices: PricesSpec = Field(default_factory=PricesSpec)
     quotas: QuotasSpec | None = None
+    faults: list[FaultSpec] = Field(default_factory=list)
     _label: str = PrivateAttr("scenario")
     _text: str | None = PrivateAttr(None)
 
@@ -499,7 +511,7 @@ def _price_book(spec: PricesSpec, models: tuple[str, ...]) -> PriceBook:
     return PriceBook(usd, src, spec.basis)
 
 
-FIELD_ROOTS = ("cluster", "workload", "scheduler", "prices", "quotas")
+FIELD_ROOTS = ("cluster", "workload", "scheduler", "prices", "quotas", "faults")
 
 
 def with_quotas(profile: Profile, quotas: QuotasSpec | None) -> Profile:

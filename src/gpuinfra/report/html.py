@@ -171,6 +171,13 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
                 f"At {cost['basis'].replace('_', '-')} prices the GPUs cost ${tot:,.0f} over the run, "
                 f"of which ${cost['idle_usd']:,.0f} ({100 * cost['idle_usd'] / tot:.1f}%) paid for idle GPUs."
             )
+    fl = summary.get("faults")
+    if fl and fl.get("events"):
+        classes = ", ".join(f"{n} {c}" for n, c in fl["by_class"].items() if c)
+        out.append(
+            f"{fl['events']:,} injected faults ({classes}) killed {fl['pods_killed']:,} running pods and took GPUs out "
+            f"of service for {g['unavailable_gpu_hours']:,.1f} GPU-hours."
+        )
     pre = summary.get("preemption", {})
     if pre.get("preemptions"):
         out.append(

@@ -101,6 +101,8 @@ class ClusterState:
         self.node_gpu_free = np.where(self.dev_free > 0, self.dev_free, 0).sum(axis=1).astype(np.int64)
         """Free milli over each node's available devices (kept up to date; scores read it whole)."""
         self.node_gpu_cap = self.dev_available.sum(axis=1).astype(np.int64) * MILLI_PER_GPU
+        self.node_up = np.ones(n, dtype=bool)
+        """False while a node is down (rebooting): it takes no pods, not even CPU-only ones."""
         """Each node's free milli per device, sorted descending: a node can give k devices of m
         milli each iff ``dev_free_desc[n, k-1] >= m`` (one column compare instead of a count)."""
         self.node_index = {name: i for i, name in enumerate(self.node_names)}

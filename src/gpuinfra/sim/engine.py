@@ -19,6 +19,7 @@ import numpy as np
 
 from gpuinfra.models.fragmentation import typical_pods
 from gpuinfra.sim.cluster import Allocation, ClusterState
+from gpuinfra.sim.faults import FaultInjector
 from gpuinfra.sim.framework import Code, Framework, Profile, Status
 from gpuinfra.sim.gang import Gangs
 from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, PRIO_SAMPLE, Event, Kernel, Rngs
@@ -66,6 +67,7 @@ class RunResult:
     """(pod, node, milli-GPU-seconds) of each run preemption threw away (GPU work is not preemptible)."""
     preempted_times: np.ndarray | None = None
     preemptions: int = 0
+    faults: dict | None = None
 
 
 class ReplayEngine:
@@ -81,6 +83,7 @@ class ReplayEngine:
         start_s: float | None = None,
         log_events: bool = True,
         track_fragmentation: bool = True,
+        fault_classes: list | None = None,
         progress: Callable[[float], None] | None = None,
         progress_step: float = 0.005,
     ) -> None:
@@ -114,6 +117,17 @@ class ReplayEngine:
         self._progress_step = progress_step
         self._progress_next = 0.0
         self._span = max(float(pods.submit_s.max()) - self.t0, 1e-9) if n else 1.0
+        self.fault_log: list[dict] = []
+        self.faults = None
+        if fault_classes:
+            until = (
+                horizon_s
+                if horizon_s is not None
+                else float((pods.submit_s + np.where(np.isfinite(pods.duration_s), pods.duration_s, 0)).max())
+                if n
+                else 0.0
+            )
+            self.faults = FaultInjector(self, list(fault_classes), until)
         self.gangs = Gangs(self)
         mode = profile.queue_mode
         self.ordered = OrderedQueue(self, mode) if mode in ("strict_fifo", "backfill") else None
@@ -125,6 +139,7 @@ class ReplayEngine:
                 "delete": self._on_delete,
                 "preempt_sweep": self._on_sweep,
                 "gang_timeout": self.gangs.on_timeout,
+                **({"fault": self.faults.on_fault, "repair": self.faults.on_repair} if self.faults else {}),
             }
         )
         self.gen = np.zeros(n, dtype=np.int64)
@@ -249,7 +264,7 @@ class ReplayEngine:
         return []
 
     # -- preemption ------------------------------------------------------------------------
-    def _evict(self, victims: list[Allocation] | tuple[Allocation, ...], by: int, t: float, why: str) -> None:
+    def _evict(self, victims: list[Allocation] | tuple[Allocation, ...], by: int | None, t: float, why: str) -> None:
         """Evict running pods: their GPU work so far is lost (not preemptible), and they queue again."""
         for a in victims:
             v = a.pod
@@ -257,11 +272,15 @@ class ReplayEngine:
             self.fw.unreserve(a)
             self._dirty.append(a.node)
             self.lost_runs.append((v, a.node, a.gpu_milli_total * (t - float(self.start_s[v]))))
-            self.preempted_times[v] += 1
+            if by is not None:
+                self.preempted_times[v] += 1
             self.start_s[v] = np.nan
             self.gen[v] += 1  # its finish event is now stale
-            status = Status(Code.UNSCHEDULABLE, (f"{why} by {self.pods.names[by]}",), "DefaultPreemption")
-            self._log(t, "preempted", v, by=self.pods.names[by], node=self.cluster.node_names[a.node], why=why)
+            who = self.pods.names[by] if by is not None else ""
+            status = Status(
+                Code.UNSCHEDULABLE, (f"{why} by {who}" if who else why,), "DefaultPreemption" if who else "Fault"
+            )
+            self._log(t, "preempted" if who else "killed", v, by=who, node=self.cluster.node_names[a.node], why=why)
             self._push_pending(v, status, t)
             if self.ordered is not None:
                 self.ordered.push(v)
@@ -271,19 +290,22 @@ class ReplayEngine:
         if not self.fw.profile.preemption or self.state[i] != PENDING or not self.allocs:
             return []
         freed_nodes: list[int] = []
+        evicted: list[int] = []
         if self._quota is not None:
             back = self._quota.reclaim_victims(i, self.allocs, self.start_s)
             if back:
                 self.preemptions += 1
                 self._evict(back, i, t, "quota reclaimed")
                 freed_nodes += [a.node for a in back]
+                evicted += [a.pod for a in back]
         res = self.fw.schedule(i)
         if res.alloc is None:
             cand = select_victims(self.fw, i, self.start_s)
             if cand is None:
-                return self._arm_sweep(i, t) + self._retry_many(freed_nodes, t)
+                return self._arm_sweep(i, t) + self._retry_many(freed_nodes, t) + self.retry_pods(evicted, t)
             self.preemptions += 1
             self._evict(cand.victims, i, t, f"preempted (priority {int(self.pods.priority[i])})")
+            evicted += [a.pod for a in cand.victims]
             freed_nodes.append(cand.node)
             # the preemptor leaves the queue and runs now (no termination grace period is modelled)
             res = self.fw.schedule(i)
@@ -292,7 +314,23 @@ class ReplayEngine:
         self.state[i] = RUNNING  # so _clean_head drops it from its heap
         self.n_pending -= 1
         out = self._start(i, res.alloc, t)
-        return out + self._retry_many(freed_nodes, t)
+        return out + self._retry_many(freed_nodes, t) + self.retry_pods(evicted, t)
+
+    def retry_pods(self, pods: list[int], t: float) -> list[Event]:
+        """A full cycle for pods just put back in the queue (evicted): unlike pods that failed a
+        cycle, they have not been tried against the rest of the cluster, so hints would miss them."""
+        out: list[Event] = []
+        for v in sorted(dict.fromkeys(pods), key=self.fw.sort_key):
+            if self.state[v] != PENDING or self.gangs.is_gang(v):
+                continue
+            res = self.fw.schedule(v)
+            if res.alloc is not None:
+                self.n_pending -= 1
+                out += self._start(v, res.alloc, t)
+            else:
+                self.sig_status[self.sig_of[v]] = res.status
+                self.reason[v] = res.status.message()
+        return out
 
     def _retry_many(self, nodes: list[int], t: float) -> list[Event]:
         out: list[Event] = []
@@ -376,6 +414,8 @@ class ReplayEngine:
     def run(self) -> RunResult:
         for i in range(len(self.pods)):
             self.kernel.schedule(Event(float(self.pods.submit_s[i]), PRIO_ARRIVAL, "arrival", i))
+        if self.faults is not None:
+            self.kernel.schedule_many(self.faults.first_events(self.t0))
         self.kernel.run(until_s=self.horizon_s)
         horizon = self.horizon_s if self.horizon_s is not None else max(self.kernel.now_s, self.t0)
         self.rec.finalize(horizon)
@@ -407,4 +447,14 @@ class ReplayEngine:
             lost_runs=self.lost_runs,
             preempted_times=self.preempted_times,
             preemptions=self.preemptions,
+            faults=(
+                {
+                    "by_class": dict(self.faults.counts),
+                    "pods_killed": self.faults.pods_killed,
+                    "gpu_transitions": sum(len(h.history) for h in self.faults.health.values()),
+                    "log": self.fault_log,
+                }
+                if self.faults
+                else None
+            ),
         )

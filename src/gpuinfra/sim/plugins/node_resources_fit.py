@@ -20,25 +20,28 @@ class NodeResourcesFit(FilterPlugin):
     name = "NodeResourcesFit"
 
     def filter(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState) -> FilterResult:
+        up = cluster.node_up
         cpu_ok = cluster.cpu_free >= pods.cpu_milli[i]
         mem_ok = cluster.mem_free >= pods.memory_mib[i]
         k = int(pods.num_gpu[i])
+        down = ("node(s) were unschedulable (down)", ~up)
         if k == 0:
-            ok = cpu_ok & mem_ok
-            return FilterResult(ok, (("Insufficient cpu", ~cpu_ok), ("Insufficient memory", ~mem_ok)))
+            ok = cpu_ok & mem_ok & up
+            return FilterResult(ok, (down, ("Insufficient cpu", ~cpu_ok), ("Insufficient memory", ~mem_ok)))
         m = int(pods.gpu_milli[i])
         if k > cluster.max_gpus:
             gpu_ok = np.zeros(cluster.n_nodes, dtype=bool)
         else:
             gpu_ok = cluster.dev_free_desc[:, k - 1] >= m
-        ok = cpu_ok & mem_ok & gpu_ok
+        ok = cpu_ok & mem_ok & gpu_ok & up
         gpu_reason = "Insufficient nvidia.com/gpu" if m >= MILLI_PER_GPU else "Insufficient gpu-milli on a single GPU"
         return FilterResult(
-            ok, (("Insufficient cpu", ~cpu_ok), ("Insufficient memory", ~mem_ok), (gpu_reason, ~gpu_ok))
+            ok, (down, ("Insufficient cpu", ~cpu_ok), ("Insufficient memory", ~mem_ok), (gpu_reason, ~gpu_ok))
         )
 
     def fits_node(self, pods: PodTable, idx: np.ndarray, cluster: ClusterState, node: int) -> np.ndarray:
         ok = (pods.cpu_milli[idx] <= cluster.cpu_free[node]) & (pods.memory_mib[idx] <= cluster.mem_free[node])
+        ok &= bool(cluster.node_up[node])
         row = cluster.dev_free[node]
         m = pods.gpu_milli[idx]
         fit_count = np.count_nonzero(row[None, :] >= m[:, None], axis=1)

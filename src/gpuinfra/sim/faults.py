@@ -1,0 +1,144 @@
+"""Fault injection in a replay: GPU and node faults at configured rates, with their effects.
+
+Each fault class has a rate (per GPU-day, or per node-day for node-scoped classes), a
+decision-tree action (models/faults.py vocabulary) and a repair time. Fault times are a Poisson
+process per class over the whole cluster (exponential gaps drawn from the run's ``faults``
+generator; the struck GPU or node is drawn uniformly), so the expected count is rate x size x
+time and the tests check that it is reproduced.
+
+Effects, as on a real node:
+- every pod using the struck GPU dies (a multi-GPU pod dies when any of its GPUs does; pods
+  sharing the GPU die together); its work since it started is lost (GPU work is not
+  preemptible) and it goes back to the queue to be retried elsewhere;
+- ``restart_app``: only the pods die; ``reset_gpu``: the GPU is out of service for the repair
+  time; ``reboot_node``: every pod on the node dies and the node is down for the repair time;
+  ``drain_and_replace``: the GPU is out until replaced;
+- each GPU's health follows the sticky state machine of models/health.py, with history.
+Not modelled yet: detection delay by signal, bursts and correlated (rack) failures, lemon
+nodes, remediation policies beyond "retry elsewhere".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gpuinfra.models.health import GpuHealth
+from gpuinfra.sim.kernel import PRIO_RELEASE, Event
+
+if TYPE_CHECKING:
+    from gpuinfra.sim.engine import ReplayEngine
+
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class FaultClass:
+    name: str
+    rate_per_day: float
+    """Per GPU-day (scope gpu) or per node-day (scope node)."""
+    action: str
+    repair_s: float
+    scope: str = "gpu"
+
+
+class FaultInjector:
+    def __init__(self, engine: ReplayEngine, classes: list[FaultClass], until_s: float) -> None:
+        self.e = engine
+        self.classes = classes
+        self.until_s = until_s
+        self.rng = engine.rngs["faults"]
+        c = engine.cluster
+        self.gpu_slots = [(n, d) for n in range(c.n_nodes) for d in range(int(c.gpu_count[n]))]
+        self.health = {(n, d): GpuHealth(f"{c.node_names[n]}/{d}") for n, d in self.gpu_slots}
+        self.counts = {fc.name: 0 for fc in classes}
+        self.pods_killed = 0
+        self.node_down_until: dict[int, float] = {}
+
+    def _size(self, fc: FaultClass) -> int:
+        return len(self.gpu_slots) if fc.scope == "gpu" else self.e.cluster.n_nodes
+
+    def first_events(self, t0: float) -> list[Event]:
+        return [ev for k in range(len(self.classes)) if (ev := self._next(k, t0)) is not None]
+
+    def _next(self, k: int, t: float) -> Event | None:
+        fc = self.classes[k]
+        rate_s = fc.rate_per_day * self._size(fc) / DAY_S
+        if rate_s <= 0:
+            return None
+        t_next = t + float(self.rng.exponential(1.0 / rate_s))
+        return Event(t_next, PRIO_RELEASE, "fault", k) if t_next <= self.until_s else None
+
+    def on_fault(self, ev: Event) -> list[Event]:
+        e, t, k = self.e, ev.t_s, ev.ref
+        fc = self.classes[k]
+        out: list[Event] = []
+        if (nxt := self._next(k, t)) is not None:
+            out.append(nxt)
+        if fc.scope == "gpu":
+            node, dev = self.gpu_slots[int(self.rng.integers(len(self.gpu_slots)))]
+            devices = [dev]
+        else:
+            node = int(self.rng.integers(e.cluster.n_nodes))
+            devices = list(range(int(e.cluster.gpu_count[node])))
+        if node in self.node_down_until:
+            return out  # already down: the fault is absorbed
+        self.counts[fc.name] += 1
+        whole_node = fc.action == "reboot_node"
+        victims = [
+            a
+            for a in e.cluster.node_allocs[node].values()
+            if a.pod >= 0 and (whole_node or set(a.devices) & set(devices))
+        ]
+        self.pods_killed += len(victims)
+        e.fault_log.append(
+            {
+                "t_s": t,
+                "fault": fc.name,
+                "node": e.cluster.node_names[node],
+                "devices": devices,
+                "action": fc.action,
+                "pods_killed": len(victims),
+            }
+        )
+        e._evict(victims, None, t, f"killed by fault {fc.name} ({fc.action})")
+        killed = [a.pod for a in victims]
+        if fc.action == "restart_app":
+            out += e._retry_many([node], t) + e.retry_pods(killed, t)
+            e._touch(t)
+            return out
+        if whole_node:
+            devices = list(range(int(e.cluster.gpu_count[node])))
+            self.node_down_until[node] = t + fc.repair_s
+            e.cluster.node_up[node] = False
+        for d in devices:
+            if e.cluster.dev_available[node, d]:
+                e.cluster.set_device_available(node, d, False)
+            self.health[(node, d)].on_fault(fc.action, t)
+        e._dirty.append(node)
+        out += e.retry_pods(killed, t)  # retried elsewhere
+        e._touch(t)
+        out.append(Event(t + fc.repair_s, PRIO_RELEASE, "repair", node * 1024 + (1023 if whole_node else devices[0])))
+        return out
+
+    def on_repair(self, ev: Event) -> list[Event]:
+        e, t = self.e, ev.t_s
+        node, slot = divmod(ev.ref, 1024)
+        devices = list(range(int(e.cluster.gpu_count[node]))) if slot == 1023 else [slot]
+        if slot == 1023:
+            self.node_down_until.pop(node, None)
+            e.cluster.node_up[node] = True
+        for d in devices:
+            h = self.health[(node, d)]
+            if h.state == "needs_reset":
+                h.apply("reboot_done" if slot == 1023 else "reset_done", t)
+            elif h.state == "needs_reboot":
+                h.apply("reboot_done", t)
+            elif h.state == "drained":
+                h.apply("replace", t)
+            if not e.cluster.dev_available[node, d]:
+                e.cluster.set_device_available(node, d, True)
+        e._dirty.append(node)
+        out = e._retry_many([node], t)
+        e._touch(t)
+        return out
