@@ -44,7 +44,9 @@ def simulate(
         horizon_s=sc.horizon_s,
         log_events=log_events,
         progress=progress,
-        fault_classes=[FaultClass(f.name, f.rate_per_day, f.action, f.repair_s, f.scope) for f in sc.faults],
+        fault_classes=[
+            FaultClass(f.name, f.rate_per_day, f.action, f.repair_s, f.scope, f.detect_s, f.crash_s) for f in sc.faults
+        ],
     )
     run = eng.run()
     led = ledger(run, built.prices)

@@ -504,3 +504,26 @@ def test_a_multi_gpu_pod_dies_when_one_of_its_gpus_does():
     assert any(p == 0 for p, _, _ in r.lost_runs)  # its run was lost (and it was retried)
     assert any(e["event"] == "killed" for e in r.events)
     assert r.preempted_times[0] == 0  # a fault is not a preemption
+
+
+def test_slow_detection_lets_a_poisoned_gpu_eat_retries():
+    from gpuinfra.sim.faults import FaultClass
+
+    # one node, 1 GPU, a queue of jobs. A GPU fault at t~0 poisons the GPU; undetected for 600 s, the
+    # (first-fit) scheduler keeps putting jobs on it and each crashes after 60 s.
+    def go(detect_s):
+        c = cluster(("n", "H100-SXM", 1, 192000, 2097152, 1))
+        pods = table(*[pod(f"p{k}", float(k), 3000.0) for k in range(5)])
+        fc = FaultClass("xid48", 1e6, "reset_gpu", 300.0, detect_s=detect_s, crash_s=60.0)
+        eng = ReplayEngine(c, pods, Profile(), seed=2, fault_classes=[fc], horizon_s=1.0)
+        eng.faults.until_s = 0.5  # one fault only (the rate is huge so it lands at once)
+        eng.horizon_s = None
+        return eng.run()
+
+    fast, slow = go(0.0), go(600.0)
+    assert fast.faults["crashes_on_poisoned_gpus"] == 0
+    # 600 s undetected: nine 60-s runs crash, the tenth is cut at detection; all 600 s are burned
+    assert slow.faults["crashes_on_poisoned_gpus"] == 9
+    assert abs(slow.faults["burned_gpu_hours"] * 3600 - 600) < 1.0  # the fault lands at a random t < 0.5 s
+    # the same jobs finish later when detection is slow: the poisoned GPU ate the time
+    assert slow.horizon_s > fast.horizon_s

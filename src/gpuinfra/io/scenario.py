@@ -187,6 +187,13 @@ class FaultSpec(_Model):
     scope: Literal["gpu", "node"] = "gpu"
     action: Literal["restart_app", "reset_gpu", "reboot_node", "drain_and_replace"]
     repair_s: float = Field(ge=0, description="how long the action takes the GPU or node out of service")
+    detect_s: float = Field(
+        0.0,
+        ge=0,
+        description="GPU faults: time until the fault is detected; until then the "
+        "poisoned GPU still takes pods, which crash",
+    )
+    crash_s: float = Field(60.0, gt=0, description="how long a pod on a poisoned GPU runs before it fails")
     source: str = Field(description="where the rate comes from (a paper, a fleet's own data); required")
 
 

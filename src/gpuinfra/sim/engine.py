@@ -139,7 +139,16 @@ class ReplayEngine:
                 "delete": self._on_delete,
                 "preempt_sweep": self._on_sweep,
                 "gang_timeout": self.gangs.on_timeout,
-                **({"fault": self.faults.on_fault, "repair": self.faults.on_repair} if self.faults else {}),
+                **(
+                    {
+                        "fault": self.faults.on_fault,
+                        "repair": self.faults.on_repair,
+                        "crash": self.faults.on_crash,
+                        "detect": self.faults.on_detect,
+                    }
+                    if self.faults
+                    else {}
+                ),
             }
         )
         self.gen = np.zeros(n, dtype=np.int64)
@@ -175,7 +184,10 @@ class ReplayEngine:
         d = float(self.pods.delete_s[i])
         if not math.isnan(d) and d < end:
             end = max(d, t)
-        return [Event(end, PRIO_RELEASE, "finish", i, int(self.gen[i]))]
+        out = [Event(end, PRIO_RELEASE, "finish", i, int(self.gen[i]))]
+        if self.faults is not None:
+            out += self.faults.on_start(i, alloc, t, int(self.gen[i]))
+        return out
 
     def _push_pending(self, i: int, status: Status, t: float) -> None:
         sig = self.sig_of[i]
@@ -451,6 +463,8 @@ class ReplayEngine:
                 {
                     "by_class": dict(self.faults.counts),
                     "pods_killed": self.faults.pods_killed,
+                    "crashes_on_poisoned_gpus": self.faults.crashes,
+                    "burned_gpu_hours": self.faults.burned_milli_s / 3.6e6,
                     "gpu_transitions": sum(len(h.history) for h in self.faults.health.values()),
                     "log": self.fault_log,
                 }

@@ -14,8 +14,11 @@ Effects, as on a real node:
   time; ``reboot_node``: every pod on the node dies and the node is down for the repair time;
   ``drain_and_replace``: the GPU is out until replaced;
 - each GPU's health follows the sticky state machine of models/health.py, with history.
-Not modelled yet: detection delay by signal, bursts and correlated (rack) failures, lemon
-nodes, remediation policies beyond "retry elsewhere".
+- with ``detect_s`` > 0 a struck GPU stays schedulable until the fault is detected; pods placed
+  on it crash after ``crash_s`` and are retried, so a naive retry loop burns GPU time on the
+  poisoned device (counted as ``burned_gpu_hours``) until it is cordoned.
+Not modelled yet: detection delay per signal (Xid scrape vs DCGM health watch vs NCCL watchdog),
+bursts and correlated (rack) failures, lemon nodes, remediation policies beyond "retry".
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ class FaultClass:
     action: str
     repair_s: float
     scope: str = "gpu"
+    detect_s: float = 0.0
+    """GPU faults only: until detected (health check, DCGM watch, Xid scrape), the poisoned GPU
+    still looks free and takes pods, which crash; then it is cordoned and repaired."""
+    crash_s: float = 60.0
+    """How long a pod placed on a poisoned GPU runs before it fails (CUDA init or its first
+    kernels): an assumption, not a measurement."""
 
 
 class FaultInjector:
@@ -53,6 +62,10 @@ class FaultInjector:
         self.health = {(n, d): GpuHealth(f"{c.node_names[n]}/{d}") for n, d in self.gpu_slots}
         self.counts = {fc.name: 0 for fc in classes}
         self.pods_killed = 0
+        self.poisoned: dict[tuple[int, int], int] = {}
+        """Undetected poisoned GPUs -> fault class index."""
+        self.crashes = 0
+        self.burned_milli_s = 0.0
         self.node_down_until: dict[int, float] = {}
 
     def _size(self, fc: FaultClass) -> int:
@@ -107,6 +120,16 @@ class FaultInjector:
             out += e._retry_many([node], t) + e.retry_pods(killed, t)
             e._touch(t)
             return out
+        if not whole_node and fc.detect_s > 0:
+            # not yet detected: the GPU is poisoned but still looks free to the scheduler
+            for d in devices:
+                self.poisoned[(node, d)] = k
+                self.health[(node, d)].on_fault(fc.action, t)
+                out.append(Event(t + fc.detect_s, PRIO_RELEASE, "detect", (node * 1024 + d) * 64 + k))
+            e._dirty.append(node)
+            out += e.retry_pods(killed, t)
+            e._touch(t)
+            return out
         if whole_node:
             devices = list(range(int(e.cluster.gpu_count[node])))
             self.node_down_until[node] = t + fc.repair_s
@@ -119,6 +142,45 @@ class FaultInjector:
         out += e.retry_pods(killed, t)  # retried elsewhere
         e._touch(t)
         out.append(Event(t + fc.repair_s, PRIO_RELEASE, "repair", node * 1024 + (1023 if whole_node else devices[0])))
+        return out
+
+    def on_start(self, i: int, alloc, t: float, gen: int) -> list[Event]:
+        """A pod placed on an undetected poisoned GPU fails ``crash_s`` later (stickiness)."""
+        if not self.poisoned:
+            return []
+        hits = [self.poisoned[(alloc.node, d)] for d in alloc.devices if (alloc.node, d) in self.poisoned]
+        if not hits:
+            return []
+        return [Event(t + self.classes[hits[0]].crash_s, PRIO_RELEASE, "crash", i, gen)]
+
+    def on_crash(self, ev: Event) -> list[Event]:
+        e, t, i = self.e, ev.t_s, ev.ref
+        if e.state[i] != 1 or ev.gen != e.gen[i]:  # RUNNING, same run
+            return []
+        a = e.allocs[i]
+        self.crashes += 1
+        self.burned_milli_s += a.gpu_milli_total * (t - float(e.start_s[i]))
+        e._evict([a], None, t, "crashed on a poisoned GPU")
+        out = e.retry_pods([i], t)
+        e._touch(t)
+        return out
+
+    def on_detect(self, ev: Event) -> list[Event]:
+        e, t = self.e, ev.t_s
+        slot, k = divmod(ev.ref, 64)
+        node, d = divmod(slot, 1024)
+        fc = self.classes[k]
+        self.poisoned.pop((node, d), None)
+        victims = [a for a in e.cluster.node_allocs[node].values() if a.pod >= 0 and d in a.devices]
+        # pods running on the poisoned GPU at detection were doomed too: their time is burned
+        self.burned_milli_s += sum(a.gpu_milli_total * (t - float(e.start_s[a.pod])) for a in victims)
+        e._evict(victims, None, t, f"cordoned: fault {fc.name} detected")
+        if e.cluster.dev_available[node, d]:
+            e.cluster.set_device_available(node, d, False)
+        e._dirty.append(node)
+        out = e.retry_pods([a.pod for a in victims], t)
+        e._touch(t)
+        out.append(Event(t + fc.repair_s, PRIO_RELEASE, "repair", node * 1024 + d))
         return out
 
     def on_repair(self, ev: Event) -> list[Event]:
