@@ -153,3 +153,14 @@ def test_compare_replay_and_fill(tmp_path):
     assert r.returncode == 0, r.stderr
     r = gi("compare", str(f), "--policies", "fgd,best", "--out", str(tmp_path / "e"), "-q")
     assert r.returncode == 2 and "unknown policy 'best'" in r.stderr
+
+
+def test_topo_show_and_bad_matrix(tmp_path):
+    fix = Path(__file__).parent / "fixtures" / "topology" / "8xA100-pcie-nv12-bridge-pairs-node-sys.txt"
+    r = gi("topo", "show", str(fix), "--render")
+    assert r.returncode == 0, r.stderr
+    assert "8 GPUs" in r.stdout and "NV12" in r.stdout
+    bad = tmp_path / "t.txt"
+    bad.write_text("\tGPU0\tGPU1\nGPU0\t X \tNV2\nGPU1\tNV4\t X\n")
+    r = gi("topo", "show", str(bad))
+    assert r.returncode == 2 and "not symmetric" in r.stderr and "Traceback" not in r.stderr
