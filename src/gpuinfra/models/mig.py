@@ -1,0 +1,170 @@
+"""MIG partitioning: which GPU-instance profiles fit a GPU in a given state, and where.
+
+A MIG-capable GPU has 8 memory slices and 7 compute slices (NVIDIA MIG user guide). A GPU
+instance of a profile occupies ``memory_slices`` contiguous memory slices starting at one of its
+listed start slots (``nvidia-smi mig -lgipp``), and ``compute_slices`` of the 7 compute slices;
+each profile has a maximum count per GPU, and at most one ``+me`` (media engines) instance may
+exist. The placement tables are data (catalog/data/mig_profiles.csv, sources per row).
+Fragmentation: free memory slices that no profile can use any more in the current state.
+Reconfiguring instances needs the GPU idle (the guide's "reconfigure when idle").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from gpuinfra.catalog._data import read_csv_rows
+from gpuinfra.catalog.gpus import gpu_model
+from gpuinfra.errors import UserError, did_you_mean
+
+MEMORY_SLICES = 8
+COMPUTE_SLICES = 7
+
+
+@dataclass(frozen=True, slots=True)
+class MigProfile:
+    gpu: str
+    name: str
+    profile_id: int
+    compute_slices: int
+    memory_slices: int
+    max_count: int
+    memory_gib: float
+    sm_count: int
+    placements: tuple[int, ...]
+    media_engines: bool
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    profile: MigProfile
+    start: int
+
+    @property
+    def slots(self) -> range:
+        return range(self.start, self.start + self.profile.memory_slices)
+
+    def __str__(self) -> str:
+        return f"{self.profile.name}@{self.start}"
+
+
+@cache
+def _all_profiles() -> tuple[MigProfile, ...]:
+    return tuple(
+        MigProfile(
+            r["gpu"],
+            r["profile"],
+            int(r["profile_id"]),
+            int(r["compute_slices"]),
+            int(r["memory_slices"]),
+            int(r["max_count"]),
+            float(r["memory_gib"]),
+            int(r["sm_count"]),
+            tuple(int(x) for x in r["placements"].split("|")),
+            r["media_engines"] == "true",
+            r["source"],
+        )
+        for r in read_csv_rows("mig_profiles.csv")
+    )
+
+
+def mig_profiles(gpu: str) -> tuple[MigProfile, ...]:
+    m = gpu_model(gpu, where="GPU")
+    out = tuple(p for p in _all_profiles() if p.gpu == m.name)
+    if not out:
+        raise UserError(
+            f"{m.name} has no MIG profiles in the catalog",
+            expected="a MIG-capable GPU: " + ", ".join(sorted({p.gpu for p in _all_profiles()})),
+        )
+    return out
+
+
+def profile(gpu: str, name: str) -> MigProfile:
+    for p in mig_profiles(gpu):
+        if p.name == name:
+            return p
+    names = [p.name for p in mig_profiles(gpu)]
+    raise UserError(
+        f"unknown MIG profile '{name}' for {gpu_model(gpu).name}",
+        expected="one of " + ", ".join(names),
+        fix=did_you_mean(name, names) or "see `gpuinfra mig profiles GPU`",
+    )
+
+
+def why_not(state: list[Instance], p: MigProfile, start: int) -> str | None:
+    """None if ``p`` can be created at ``start`` in ``state``, else the reason."""
+    if start not in p.placements:
+        return f"{p.name} cannot start at slot {start} (valid starts: {', '.join(map(str, p.placements))})"
+    used = {s for inst in state for s in inst.slots}
+    clash = sorted(used & set(range(start, start + p.memory_slices)))
+    if clash:
+        return f"memory slice(s) {', '.join(map(str, clash))} already in use"
+    if sum(i.profile.compute_slices for i in state) + p.compute_slices > COMPUTE_SLICES:
+        return f"not enough compute slices ({COMPUTE_SLICES - sum(i.profile.compute_slices for i in state)} left)"
+    if sum(1 for i in state if i.profile.name == p.name) >= p.max_count:
+        return f"at most {p.max_count} x {p.name} per GPU"
+    if p.media_engines and any(i.profile.media_engines for i in state):
+        return "only one +me instance per GPU"
+    return None
+
+
+def placements(state: list[Instance], p: MigProfile) -> list[int]:
+    return [s for s in p.placements if why_not(state, p, s) is None]
+
+
+def validate(state: list[Instance]) -> None:
+    """Raise UserError if the instances could not coexist (checked in creation order)."""
+    built: list[Instance] = []
+    for inst in state:
+        why = why_not(built, inst.profile, inst.start)
+        if why:
+            raise UserError(f"{inst}: {why}", where="--have", expected="instances that can coexist on one GPU")
+        built.append(inst)
+
+
+def layouts(gpu: str, *, include_me: bool = False) -> list[tuple[Instance, ...]]:
+    """Every maximal set of instances (no profile fits any more), as sorted (start, name) tuples."""
+    profs = [p for p in mig_profiles(gpu) if include_me or not p.media_engines]
+    seen: set[tuple[tuple[int, str], ...]] = set()
+    out: list[tuple[Instance, ...]] = []
+
+    def rec(state: list[Instance]) -> None:
+        grew = False
+        for p in profs:
+            for s in placements(state, p):
+                grew = True
+                nxt = [*state, Instance(p, s)]
+                key = tuple(sorted((i.start, i.profile.name) for i in nxt))
+                if key in seen:
+                    continue
+                seen.add(key)
+                rec(nxt)
+        if not grew:
+            out.append(tuple(sorted(state, key=lambda i: i.start)))
+
+    rec([])
+    uniq = {tuple((i.start, i.profile.name) for i in lay): lay for lay in out}
+    return [uniq[k] for k in sorted(uniq)]
+
+
+def stranded_slices(state: list[Instance], wanted: list[MigProfile]) -> list[int]:
+    """Free memory slices that none of the ``wanted`` profiles can use in this state."""
+    used = {s for i in state for s in i.slots}
+    usable: set[int] = set()
+    for p in wanted:
+        for s in placements(state, p):
+            usable |= set(range(s, s + p.memory_slices))
+    return sorted(set(range(MEMORY_SLICES)) - used - usable)
+
+
+def parse_have(gpu: str, text: str) -> list[Instance]:
+    out = []
+    for part in (x.strip() for x in text.split(",") if x.strip()):
+        name, sep, start = part.partition("@")
+        if not sep or not start.strip().isdigit():
+            raise UserError(f"'{part}' is not PROFILE@START_SLOT", where="--have", expected="e.g. 3g.20gb@0,1g.5gb@6")
+        out.append(Instance(profile(gpu, name.strip()), int(start)))
+    validate(out)
+    return out
