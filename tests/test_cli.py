@@ -164,3 +164,11 @@ def test_topo_show_and_bad_matrix(tmp_path):
     bad.write_text("\tGPU0\tGPU1\nGPU0\t X \tNV2\nGPU1\tNV4\t X\n")
     r = gi("topo", "show", str(bad))
     assert r.returncode == 2 and "not symmetric" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_roofline_cli():
+    r = gi("roofline", "--op", "gemm:4096,4096,4096", "--devices", "H100,T4", "--dtype", "fp16")
+    assert r.returncode == 0, r.stderr
+    assert "compute" in r.stdout and "H100-SXM" in r.stdout
+    r = gi("roofline", "--op", "conv:3")
+    assert r.returncode == 2 and "bad --op" in r.stderr

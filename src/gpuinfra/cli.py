@@ -378,6 +378,49 @@ def topo_show(
             sys.stdout.write(m.render())
 
 
+@app.command()
+def roofline(
+    op: Annotated[str, typer.Option(help="gemm:M,N,K | elementwise:N | embedding:TOKENS,DIM | attention:B,H,S,D")],
+    devices: Annotated[str, typer.Option("--devices", help="Comma-separated GPU models.")] = "T4,A100-80GB,H100,B200",
+    dtype: Annotated[str, typer.Option(help="bf16, fp16 or fp32")] = "bf16",
+) -> None:
+    """Roofline estimate of one operation on several GPUs: time, what bounds it, and why."""
+    from gpuinfra.models import roofline as rl
+
+    kind, _, args = op.partition(":")
+    makers = {
+        "gemm": (rl.gemm, 3),
+        "elementwise": (rl.elementwise, 1),
+        "embedding": (rl.embedding, 2),
+        "attention": (rl.attention, 4),
+    }
+    try:
+        fn, nargs = makers[kind]
+        nums = [int(x) for x in args.split(",")]
+        if len(nums) != nargs or any(x <= 0 for x in nums):
+            raise ValueError
+    except (KeyError, ValueError):
+        raise UserError(
+            f"bad --op '{op}'",
+            where="--op",
+            expected="gemm:M,N,K, elementwise:N, embedding:TOKENS,DIM or attention:B,H,S,D",
+        ) from None
+    o = fn(*nums, dtype=dtype if dtype in rl.BYTES else "bf16")
+    t = Table("GPU", "time", "bound by", "FLOP/byte", "ridge FLOP/byte", "achieved TFLOP/s")
+    for d in (x.strip() for x in devices.split(",") if x.strip()):
+        e = rl.estimate(o, d, dtype)
+        t.add_row(
+            e.device,
+            f"{e.time_s * 1e6:,.1f} us",
+            e.bound,
+            f"{o.intensity:,.1f}",
+            f"{e.ridge:,.0f}",
+            f"{e.achieved_flops / 1e12:,.1f}",
+        )
+    out.print(f"{o.name}: {o.flops:,.0f} FLOP, {o.bytes:,.0f} bytes (5 us launch overhead assumed)")
+    out.print(t)
+
+
 mig_app = typer.Typer(help="MIG: profiles, placements and what still fits a GPU.", no_args_is_help=True)
 app.add_typer(mig_app, name="mig")
 

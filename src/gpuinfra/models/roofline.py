@@ -1,0 +1,115 @@
+"""Roofline: how long an operation takes on a device, and what bounds it.
+
+An operation of F floating-point operations that moves B bytes to and from device memory takes
+
+    t = max(F / peak_flops(precision), B / memory_bandwidth) + launch_overhead
+
+(Williams, Waterman, Patterson, "Roofline", CACM 2009). Its arithmetic intensity I = F / B
+(FLOP per byte) against the device's ridge point peak / bandwidth says which term wins:
+below the ridge an operation is memory-bound, above it compute-bound. Peaks and bandwidths come
+from the GPU catalog (dense tensor-core FP16/BF16, and FP32 without tensor cores).
+
+Assumptions stated where they act: operands are read once and results written once (no cache
+reuse beyond that, no re-reads), which is the usual lower bound on bytes; the launch overhead
+defaults to 5 microseconds per kernel, a commonly quoted order of magnitude for CUDA launches,
+not a measurement here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpuinfra.catalog.gpus import GpuModel, gpu_model
+from gpuinfra.errors import UserError
+
+LAUNCH_OVERHEAD_S = 5e-6
+BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    name: str
+    flops: float
+    bytes: float
+
+    @property
+    def intensity(self) -> float:
+        return self.flops / self.bytes if self.bytes else float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    op: Op
+    device: str
+    precision: str
+    peak_flops: float
+    mem_bw: float
+    compute_s: float
+    memory_s: float
+    time_s: float
+    bound: str
+    """'compute' or 'memory'"""
+    ridge: float
+    achieved_flops: float
+
+
+def gemm(m: int, n: int, k: int, dtype: str = "bf16") -> Op:
+    """C[m,n] = A[m,k] @ B[k,n]: 2mnk FLOPs; A, B read and C written once."""
+    b = BYTES[dtype]
+    return Op(f"gemm {m}x{n}x{k} {dtype}", 2.0 * m * n * k, b * (m * k + k * n + m * n))
+
+
+def elementwise(n: int, dtype: str = "bf16", flops_per_element: float = 1.0, operands: int = 2) -> Op:
+    """y = f(x1..) over n elements: ``operands`` inputs read and one output written."""
+    return Op(f"elementwise {n} {dtype}", flops_per_element * n, BYTES[dtype] * n * (operands + 1))
+
+
+def embedding(tokens: int, dim: int, dtype: str = "bf16") -> Op:
+    """Gather ``tokens`` rows of width ``dim``: no arithmetic, rows read and written."""
+    return Op(f"embedding {tokens}x{dim} {dtype}", 0.0, 2.0 * BYTES[dtype] * tokens * dim)
+
+
+def attention(batch: int, heads: int, seq: int, head_dim: int, dtype: str = "bf16") -> Op:
+    """Fused attention (FlashAttention-style): QK^T and PV, 4 b h s^2 d FLOPs; Q, K, V read and O
+    written once (the s x s scores never reach memory)."""
+    return Op(
+        f"attention b{batch} h{heads} s{seq} d{head_dim} {dtype}",
+        4.0 * batch * heads * seq * seq * head_dim,
+        BYTES[dtype] * 4.0 * batch * heads * seq * head_dim,
+    )
+
+
+def peak(m: GpuModel, precision: str) -> float:
+    if m.opaque:
+        raise UserError(f"{m.name} is an opaque model with no specs", expected="a disclosed GPU model")
+    if precision in ("bf16", "fp16"):
+        if precision == "bf16" and m.bf16 is False:
+            raise UserError(f"{m.name} has no BF16 support", fix="use fp16 or fp32")
+        if m.fp16_tensor_dense_flops is None:
+            raise UserError(f"{m.name}: tensor FLOP/s not in the catalog (unverified)", fix="use fp32")
+        return m.fp16_tensor_dense_flops
+    if precision == "fp32":
+        return float(m.fp32_flops or 0.0)
+    raise UserError(f"precision '{precision}' has no peak in the catalog", expected="bf16, fp16 or fp32")
+
+
+def estimate(op: Op, device: str, precision: str = "bf16", launch_s: float = LAUNCH_OVERHEAD_S) -> Estimate:
+    m = gpu_model(device)
+    p = peak(m, precision)
+    bw = float(m.mem_bw_bytes_per_s or 0.0)
+    compute_s = op.flops / p if op.flops else 0.0
+    memory_s = op.bytes / bw if op.bytes else 0.0
+    t = max(compute_s, memory_s) + launch_s
+    return Estimate(
+        op,
+        m.name,
+        precision,
+        p,
+        bw,
+        compute_s,
+        memory_s,
+        t,
+        "compute" if compute_s >= memory_s else "memory",
+        p / bw,
+        op.flops / t if t else 0.0,
+    )
