@@ -191,10 +191,7 @@ def fill(
             ws, ps, ss, load=load, nodes=nodes, workers=workers, progress=lambda k, n: prog.update(task, completed=k)
         )
     wall = time.perf_counter() - t0
-    files = write_fill(results, out_dir, load=load, nodes=nodes, report=report)
-    from gpuinfra.fill import summarize_grid
-
-    summ = summarize_grid(results, load=load, nodes=nodes)
+    files, summ = write_fill(results, out_dir, load=load, nodes=nodes, report=report)
     t = Table("workload", "policy", "seeds", "at arrived %", "unallocated %", "fragmented %", "failed pods")
     for w, pols in summ["by_workload"].items():
         for p, v in sorted(pols.items(), key=lambda kv: kv[1]["unalloc_pct_mean"] or 0):
@@ -254,7 +251,7 @@ def compare(
         from gpuinfra.report.fill_report import render_fill_report
 
         b = build(sc, base, seed=seed)
-        results = compare_fill(sc, base, pols, seed, load)
+        results = compare_fill(b, pols, load)
         cluster = {"node_list": f"scenario {sc.name}", "nodes": b.cluster.n_nodes, "gpus": b.cluster.n_gpus}
         summ = summarize_results(results, load=load, cluster=cluster) | {"schema": SCHEMA, "mode": "fill"}
         write_json(out_dir / "summary.json", summ)

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from gpuinfra.errors import UserError, did_you_mean
-from gpuinfra.io.scenario import Scenario, ScoreEntry
-from gpuinfra.sim.fill import POLICIES
+from gpuinfra.io.scenario import Built, Scenario, ScoreEntry
+from gpuinfra.sim.fill import POLICIES, FillResult
 
 SCHEMA = "gpuinfra.compare/1"
 
@@ -114,11 +114,11 @@ def replay_table(runs: list[PolicyRun]) -> dict[str, Any]:
     return rows
 
 
-def compare_fill(sc: Scenario, base_dir: Path | None, policies: list[str], seed: int | None, load: float):
-    from gpuinfra.io.scenario import build
+def compare_fill(b: Built, policies: list[str], load: float) -> list[FillResult]:
+    """The fill experiment on a built scenario's cluster and pods, one run per policy."""
     from gpuinfra.sim.fill import run_fill
 
-    b = build(sc, base_dir, seed=seed)
+    sc = b.scenario
     base = [b.pods.pod(i) for i in range(len(b.pods))]
     out = []
     for p in policies:

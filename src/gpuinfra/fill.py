@@ -213,7 +213,10 @@ def summarize_results(results: list[FillResult], *, load: float, cluster: dict[s
     }
 
 
-def write_fill(results: list[FillResult], out: Path, *, load: float, nodes: str, report: bool = True) -> list[Path]:
+def write_fill(
+    results: list[FillResult], out: Path, *, load: float, nodes: str, report: bool = True
+) -> tuple[list[Path], dict[str, Any]]:
+    """Write fill.csv, summary.json and report.html; returns the files and the summary."""
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "fill.csv", "w", newline="") as fh:
         w = csv.writer(fh)
@@ -231,4 +234,4 @@ def write_fill(results: list[FillResult], out: Path, *, load: float, nodes: str,
 
         (out / "report.html").write_text(render_fill_report(summary, results))
         files.append(out / "report.html")
-    return files
+    return files, summary

@@ -7,7 +7,6 @@ time is priced. ``gpuinfra schema`` prints the JSON Schema of :class:`Scenario`.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -603,7 +602,3 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
         label,
         seed,
     )
-
-
-def is_finite(x: float) -> bool:
-    return math.isfinite(x)

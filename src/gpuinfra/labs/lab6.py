@@ -310,7 +310,6 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
     # 1. Explain
     ex = explain_counting()
     default_runs = run_grid(["default"], list(PAPER_POLICIES), cfg.seeds, workers=workers)
-    naive = [r for r in default_runs if r.policy == "random"]
     at100 = {
         r.policy: next(x for x in r.rows if x["arrived_pct"] == 100) for r in default_runs if r.seed == cfg.seeds[0]
     }
@@ -371,7 +370,6 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
     write_json(out_dir / "summary.json", summary)
     html = render(summary, default_runs, n_gpus, spec)
     (out_dir / "report.html").write_text(html)
-    del naive
     return out_dir / "report.html"
 
 
