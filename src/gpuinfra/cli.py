@@ -341,40 +341,6 @@ def health(
     out.print(f"node verdict: [bold]{v}[/] ({why})")
 
 
-topo_app = typer.Typer(help="Node topology: read `nvidia-smi topo -m` matrices.", no_args_is_help=True)
-app.add_typer(topo_app, name="topo")
-
-
-@topo_app.command("show")
-def topo_show(
-    path: Annotated[Path, typer.Argument(help="A saved `nvidia-smi topo -m` output.")],
-    render: Annotated[bool, typer.Option(help="Print the matrix back in nvidia-smi's layout.")] = False,
-) -> None:
-    """Parse a topology matrix and say how the GPUs are connected (NVLink, PCIe switch, host bridge, NUMA)."""
-    from collections import Counter
-
-    from gpuinfra.io.health import read_text
-    from gpuinfra.io.topo import parse_topo, rank
-
-    for k, m in enumerate(parse_topo(read_text(path), str(path))):
-        gpus = m.gpus
-        pairs = Counter(m.link(a, b) for i, a in enumerate(gpus) for b in gpus[i + 1 :])
-        nics = [d for d in m.devices if not d.startswith("GPU")]
-        out.print(f"[bold]matrix {k + 1}[/]: {len(gpus)} GPUs, {len(nics)} NICs")
-        t = Table("GPU pairs", "connection")
-        for code, c in sorted(pairs.items(), key=lambda kv: rank(kv[0])):
-            t.add_row(str(c), code)
-        out.print(t)
-        numa = {g: m.affinity.get(g, {}).get("NUMA Affinity", "?") for g in gpus}
-        out.print("NUMA: " + ", ".join(f"{g}={v}" for g, v in numa.items()))
-        for g in gpus:
-            best = sorted((rank(m.link(g, n)), n) for n in nics)
-            if best:
-                out.print(f"{g}: closest NIC {best[0][1]} ({m.link(g, best[0][1])})")
-        if render:
-            sys.stdout.write(m.render())
-
-
 @app.command()
 def roofline(
     op: Annotated[str, typer.Option(help="gemm:M,N,K | elementwise:N | embedding:TOKENS,DIM | attention:B,H,S,D")],
@@ -658,6 +624,9 @@ def trace_convert(
     )
     write_generic(pods, dest)
     out.print(f"wrote {len(pods):,} rows to {dest}")
+
+
+from gpuinfra import cli_topology  # noqa: E402, F401  (registers topo, collective, scale)
 
 
 def main() -> None:

@@ -178,3 +178,29 @@ def test_node_selector():
     f = fw(c, table(p, q))
     assert f.schedule(0).alloc.node == 1
     assert "2 node(s) didn't match Pod's node affinity/selector (NodeAffinity)" in f.schedule(1).status.message()
+
+
+def test_topology_devices_picks_the_nvlink_pair():
+    """On 4x A100 PCIe nodes with NVLink bridge pairs (0-1, 2-3), with GPU 0 busy a 2-GPU pod gets
+    the bridged pair 2-3; first fit would take 1-2 across sockets."""
+    c = cluster(("a", "A100-80GB", 4, 64000, 65536, 1))
+    c.allocate(Allocation(99, 0, (0,), 1000, 0, 0))
+    pods = table(pod("p", gpus=2))
+    assert fw(c, pods).schedule(0).alloc.devices == (1, 2)
+    c2 = cluster(("a", "A100-80GB", 4, 64000, 65536, 1))
+    c2.allocate(Allocation(99, 0, (0,), 1000, 0, 0))
+    assert fw(c2, pods, reserve="TopologyDevices").schedule(0).alloc.devices == (2, 3)
+
+
+def test_topology_aware_scores_the_node_whose_free_gpus_talk_fastest():
+    def busy():
+        c = cluster(("a", "A100-80GB", 4, 64000, 65536, 2))
+        c.allocate(Allocation(1, 0, (0, 3), 1000, 0, 0))  # node 0: free 1, 2 (across sockets)
+        c.allocate(Allocation(2, 1, (0, 1), 1000, 0, 0))  # node 1: free 2, 3 (NVLink pair)
+        return c
+
+    pods = table(pod("p", gpus=2), pod("busy0", gpus=2), pod("busy1", gpus=2))
+    res = fw(busy(), pods, scores=(ScoreSpec("TopologyAware"),), reserve="TopologyDevices").schedule(0)
+    assert res.alloc.node == 1 and res.alloc.devices == (2, 3)
+    # without the topology term both nodes tie and the first wins
+    assert fw(busy(), pods, scores=(ScoreSpec("LeastAllocated"),)).schedule(0).alloc.node == 0

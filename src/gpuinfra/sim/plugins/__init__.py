@@ -19,4 +19,5 @@ from gpuinfra.sim.plugins import (  # noqa: F401
     random_score,
     taint_toleration,
     topology_aware,
+    topology_devices,
 )

@@ -1,0 +1,593 @@
+"""Node topology as a graph: GPUs, NVLink and NVSwitch, PCIe switches, host bridges, CPU sockets
+(NUMA nodes) and NICs, with a bandwidth and a latency on every link.
+
+A :class:`Topology` is built from an `nvidia-smi topo -m` matrix (:func:`from_matrix`), so the
+built-in nodes are real published matrices (catalog/data/topology, SOURCE.md) plus the GPU model,
+CPU interconnect and NIC type that set the link rates. The PCIe tree is recovered from the codes:
+devices joined by PIX share a leaf switch, by PXB an upper switch, by PHB a host bridge, by NODE a
+CPU (NUMA node), and SYS crosses the inter-socket link. NV# is a direct NVLink bond of # links;
+when every GPU pair shows the same NV# and # x (GPUs - 1) exceeds the NVLink links one GPU has,
+the links must go to an NVSwitch fabric, and the GPU connects to it with all # links.
+
+Rates, unidirectional, bytes/s; each constant carries its source (facts/gpu.md sections 1.4, 6, 7):
+- NVLink line rate per link: 25 GB/s (NVLink 2-4), 50 GB/s (NVLink 5) [S, stas00 network/README].
+  NCCL's planning rate per link (src/graph/topo.h): SM70 20.0, SM80 20.0, SM90 20.6, SM100 40.1
+  GB/s [P]: the effective rate the collective model uses.
+- PCIe x16 line rate: Gen3 15.75, Gen4 31.5, Gen5 63 GB/s [S]; effective = 0.88 x line, the
+  measured H2D 55.4 of 63 GB/s on an H200 (facts 1.4) [D].
+- CPU-to-CPU (the SYS hop): NCCL's constants AMD_BW 16, SKL_QPI_BW 10, SRP_QPI_BW 22,
+  ERP_QPI_BW 40 GB/s [P] (they are NCCL's effective figures; line = effective here).
+- NICs: InfiniBand NDR 400 Gb/s, HDR 200 Gb/s per NIC (line rate, facts 7.2); RoCE 400 GbE and
+  200 GbE; effective = 0.96 x line, NCCL's NET_BW of 12 GB/s for a 100 Gb/s (12.5 GB/s) NIC [D].
+- Latency of one hop: NCCL's hardware latency per step for the LL protocol (tuning.cc): NVLink
+  0.6 us, PCI 1.0 us, NET 2.7 us (ring) [P]. The collective model uses the per-protocol table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+
+import networkx as nx
+
+from gpuinfra.catalog._data import data_path
+from gpuinfra.catalog.gpus import GpuModel, gpu_model
+from gpuinfra.errors import UserError, did_you_mean
+from gpuinfra.io.topo import TopoMatrix, parse_topo, rank
+
+GB = 1e9
+NVLINK_LINE_PER_LINK = {2: 25 * GB, 3: 25 * GB, 4: 25 * GB, 5: 50 * GB}
+"""NVLink per-link unidirectional line rate by generation (facts/gpu.md 1.4, stas00) [S]."""
+NVLINK_LINKS_PER_GPU = {2: 6, 3: 12, 4: 18, 5: 18}
+NCCL_NVLINK_PER_LINK = {
+    "Volta": 20.0 * GB,
+    "Ampere": 20.0 * GB,
+    "Ada": 12.0 * GB,
+    "Hopper": 20.6 * GB,
+    "Blackwell": 40.1 * GB,
+}
+"""NCCL src/graph/topo.h per-link NVLink bandwidth by SM (SM70/80 20.0, SM86/89 12.0, SM90 20.6, SM100 40.1) [P]."""
+PCIE_LINE_X16 = {3: 15.75 * GB, 4: 31.5 * GB, 5: 63.0 * GB, 6: 121.0 * GB}
+PCIE_EFFICIENCY = 0.88
+"""Measured H2D 55.4 GB/s over 63 GB/s Gen5 line rate on an H200 (facts/gpu.md 1.4) [D]."""
+CPU_LINK = {"amd": 16 * GB, "skl": 10 * GB, "srp": 22 * GB, "erp": 40 * GB}
+"""NCCL topo.h: AMD_BW, SKL_QPI_BW, SRP_QPI_BW (Sapphire Rapids), ERP_QPI_BW (Emerald Rapids) [P]."""
+NIC_LINE = {"ndr": 400e9 / 8, "hdr": 200e9 / 8, "roce400": 400e9 / 8, "roce200": 200e9 / 8, "eth100": 100e9 / 8}
+NIC_EFFICIENCY = 12.0 / 12.5
+"""NCCL NET_BW = 12 GB/s for a 100 Gb/s NIC, over its 12.5 GB/s line rate (facts/gpu.md 1.4) [D]."""
+HOP_LATENCY_S = {"nvlink": 0.6e-6, "pcie": 1.0e-6, "cpu": 1.0e-6, "net": 2.7e-6}
+"""NCCL tuning.cc hwLat, ring, LL protocol: NVLink 0.6, PCI 1.0, NET 2.7 us [P]."""
+
+# NCCL path types (src/include/graph.h) [P]
+PATH_TYPES = ["LOC", "NVL", "NVB", "C2C", "PIX", "PXB", "P2C", "PXN", "PHB", "SYS", "NET"]
+PATH_RANK = {p: i for i, p in enumerate(PATH_TYPES)}
+SMI_FROM_NCCL = {"PIX": "PIX", "PXB": "PXB", "PHB": "PHB", "SYS": "SYS"}
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    a: str
+    b: str
+    hops: tuple[str, ...]
+    """Every vertex from a to b."""
+    nvidia_smi: str
+    """What `nvidia-smi topo -m` prints for the pair: X, NV#, PIX, PXB, PHB, NODE or SYS."""
+    nccl: str
+    """NCCL's path type: NVL, NVB, PIX, PXB, PHB or SYS (NODE is PHB-or-worse in NCCL: it reports SYS
+    only across sockets; within a socket through the CPU it is PHB)."""
+    bw_line: float
+    """Bottleneck line rate along the path, bytes/s one way."""
+    bw: float
+    """Bottleneck effective rate (the one collectives use), bytes/s one way."""
+    latency_s: float
+    p2p: bool
+    """Would NCCL use peer-to-peer between these GPUs (path <= PXB; AMD with <= 2 GPUs: any path)."""
+    why: str
+
+
+@dataclass
+class Topology:
+    name: str
+    gpu: GpuModel
+    graph: nx.Graph
+    cpu: str = "srp"
+    nic: str = "ndr"
+    source: str = ""
+    assumptions: list[str] = field(default_factory=list)
+
+    # -- views ----------------------------------------------------------------------------------
+    @property
+    def gpus(self) -> list[str]:
+        return sorted((n for n, d in self.graph.nodes(data=True) if d["kind"] == "gpu"), key=_devkey)
+
+    @property
+    def nics(self) -> list[str]:
+        return sorted((n for n, d in self.graph.nodes(data=True) if d["kind"] == "nic"), key=_devkey)
+
+    @property
+    def has_nvswitch(self) -> bool:
+        return any(d["kind"] == "nvswitch" for _, d in self.graph.nodes(data=True))
+
+    @property
+    def nvls(self) -> bool:
+        """NVLink SHARP needs NVSwitch gen 3 (Hopper) or later (facts 7.3: none on Volta/Ampere)."""
+        return self.has_nvswitch and self.gpu.arch in ("Hopper", "Blackwell")
+
+    def numa(self, dev: str) -> str:
+        return self.graph.nodes[dev].get("numa", "")
+
+    def nvlinks(self, a: str, b: str) -> int:
+        """NVLink links a pair uses: a direct bond, or through the switch the smaller GPU bond."""
+        g = self.graph
+        if g.has_edge(a, b) and g.edges[a, b]["kind"] == "nvlink":
+            return int(g.edges[a, b]["links"])
+        sw = [s for s in g.neighbors(a) if g.nodes[s]["kind"] == "nvswitch" and g.has_edge(s, b)]
+        if sw:
+            return min(int(g.edges[a, sw[0]]["links"]), int(g.edges[b, sw[0]]["links"]))
+        return 0
+
+    # -- paths ----------------------------------------------------------------------------------
+    def path(self, a: str, b: str) -> PathInfo:
+        for d in (a, b):
+            if d not in self.graph:
+                raise UserError(f"no device {d} in topology {self.name}", expected=", ".join(self.gpus + self.nics))
+        if a == b:
+            return PathInfo(a, b, (a,), "X", "LOC", float("inf"), float("inf"), 0.0, True, "same device")
+        smi = self._smi_code(a, b)
+        hops = self._widest_path(a, b)
+        edges = list(zip(hops, hops[1:]))
+        kinds = [self.graph.edges[e]["kind"] for e in edges]
+        bw_line = min(self.graph.edges[e]["bw_line"] for e in edges)
+        bw = min(self.graph.edges[e]["bw"] for e in edges)
+        if all(k == "nvlink" for k in kinds):
+            via_gpu = any(self.graph.nodes[v]["kind"] == "gpu" for v in hops[1:-1])
+            nccl = "NVB" if via_gpu else "NVL"
+            lat = HOP_LATENCY_S["nvlink"] * (2 if via_gpu else 1)
+        elif "nvlink" in kinds:
+            # over NVLink to a peer GPU, then PCIe to the NIC: NCCL's PXN path (rank above PXB)
+            nccl = "PXN"
+            lat = HOP_LATENCY_S["nvlink"] + HOP_LATENCY_S["pcie"]
+        else:
+            cls = _pcie_class(self.graph, hops)
+            nccl = {"NODE": "PHB"}.get(cls, cls)
+            lat = HOP_LATENCY_S["pcie"]
+        both_gpus = self.graph.nodes[a]["kind"] == "gpu" and self.graph.nodes[b]["kind"] == "gpu"
+        p2p = PATH_RANK[nccl] <= PATH_RANK["PXB"] or (self.cpu == "amd" and len(self.gpus) <= 2)
+        if not both_gpus:
+            why = f"GPUDirect RDMA {'yes' if p2p else 'no'}: NCCL allows it when the GPU-NIC path is at most PXB"
+        elif p2p:
+            why = f"P2P over {'NVLink' if nccl in ('NVL', 'NVB') else 'PCIe'} (path {nccl} <= PXB)"
+        else:
+            why = f"no P2P: path {nccl} crosses a host bridge; NCCL stages through host memory (SHM)"
+        return PathInfo(a, b, tuple(hops), smi, nccl, bw_line, bw, lat, p2p, why)
+
+    def gdr(self, gpu: str, nic: str) -> bool:
+        return self.path(gpu, nic).p2p
+
+    def closest_nic(self, gpu: str) -> str | None:
+        if not self.nics:
+            return None
+        return min(self.nics, key=lambda n: (PATH_RANK[self.path(gpu, n).nccl], -self.path(gpu, n).bw, _devkey(n)))
+
+    def _widest_path(self, a: str, b: str) -> list[str]:
+        """Highest bottleneck bandwidth, then fewest hops (NCCL's path search keeps the best bandwidth).
+        NICs are endpoints, never transit."""
+        g = self.graph
+        best: dict[str, tuple[float, int]] = {a: (float("inf"), 0)}
+        prev: dict[str, str] = {}
+        frontier = [a]
+        # label-correcting search over a small graph (tens of vertices)
+        while frontier:
+            nxt = []
+            for u in frontier:
+                bu, hu = best[u]
+                for v in g.neighbors(u):
+                    if v != b and g.nodes[v]["kind"] == "nic":
+                        continue
+                    cand = (min(bu, g.edges[u, v]["bw_line"]), hu + 1)
+                    old = best.get(v)
+                    if old is None or cand[0] > old[0] or (cand[0] == old[0] and cand[1] < old[1]):
+                        best[v] = cand
+                        prev[v] = u
+                        nxt.append(v)
+            frontier = nxt
+        if b not in prev:
+            raise UserError(f"{a} and {b} are not connected in topology {self.name}")
+        out = [b]
+        while out[-1] != a:
+            out.append(prev[out[-1]])
+        return out[::-1]
+
+    def _pcie_hops(self, a: str, b: str) -> list[str]:
+        """The PCIe/CPU route between two devices (NVLink ignored): what nvidia-smi classifies."""
+        sub = self.graph.edge_subgraph([(u, v) for u, v, d in self.graph.edges(data=True) if d["kind"] != "nvlink"])
+        return nx.shortest_path(sub, a, b)
+
+    def _smi_code(self, a: str, b: str) -> str:
+        n = self.nvlinks(a, b)
+        if n:
+            return f"NV{n}"
+        return _pcie_class(self.graph, self._pcie_hops(a, b))
+
+    # -- rendering ------------------------------------------------------------------------------
+    def matrix(self) -> TopoMatrix:
+        devs = self.gpus + self.nics
+        links = {(x, y): self.path(x, y).nvidia_smi if x != y else "X" for x in devs for y in devs}
+        aff = {g: {"NUMA Affinity": self.numa(g)} for g in self.gpus if self.numa(g)}
+        return TopoMatrix(devices=devs, links=links, affinity=aff, extra_columns=["NUMA Affinity"] if aff else [])
+
+    def describe(self) -> list[str]:
+        lines = [
+            f"{self.name}: {len(self.gpus)}x {self.gpu.name}, {len(self.nics)} NICs ({self.nic}), CPU link {self.cpu}"
+        ]
+        if self.source:
+            lines.append(f"source: {self.source}")
+        lines += [f"assumption: {a}" for a in self.assumptions]
+        return lines
+
+
+def _devkey(name: str) -> tuple[str, int]:
+    head = name.rstrip("0123456789")
+    tail = name[len(head) :]
+    return (head, int(tail) if tail else -1)
+
+
+def _pcie_class(g: nx.Graph, hops: list[str]) -> str:
+    inner = [g.nodes[v]["kind"] for v in hops[1:-1]]
+    if inner.count("cpu") >= 2:
+        return "SYS"
+    if "cpu" in inner:
+        return "NODE"
+    if "hostbridge" in inner:
+        return "PHB"
+    return "PXB" if inner.count("switch") >= 2 else "PIX"
+
+
+# -- building from a matrix -------------------------------------------------------------------
+
+
+def _components(devs: list[str], m: TopoMatrix, max_rank: int) -> list[list[str]]:
+    """Groups of devices joined (transitively) by PCIe codes no farther than max_rank; NV pairs hide
+    their PCIe relation and join nothing."""
+    parent = {d: d for d in devs}
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, a in enumerate(devs):
+        for b in devs[i + 1 :]:
+            c = m.link(a, b)
+            if not c.startswith("NV") and rank(c) <= max_rank:
+                parent[find(a)] = find(b)
+    groups: dict[str, list[str]] = {}
+    for d in devs:
+        groups.setdefault(find(d), []).append(d)
+    return sorted(groups.values(), key=lambda grp: _devkey(grp[0]))
+
+
+def from_matrix(
+    m: TopoMatrix,
+    gpu: str | GpuModel,
+    *,
+    name: str = "matrix",
+    cpu: str = "srp",
+    nic: str = "ndr",
+    source: str = "",
+    assumptions: list[str] | None = None,
+) -> Topology:
+    model = gpu if isinstance(gpu, GpuModel) else gpu_model(gpu)
+    if cpu not in CPU_LINK:
+        raise UserError(f"unknown CPU interconnect '{cpu}'", expected=", ".join(CPU_LINK))
+    if nic not in NIC_LINE:
+        raise UserError(f"unknown NIC type '{nic}'", expected=", ".join(NIC_LINE))
+    pcie_line = PCIE_LINE_X16[model.pcie_gen or 4]
+    pcie = {"kind": "pcie", "bw_line": pcie_line, "bw": pcie_line * PCIE_EFFICIENCY}
+    g = nx.Graph()
+    devs = m.devices
+    numa_of = {d: m.affinity.get(d, {}).get("NUMA Affinity", "") for d in devs}
+    for d in devs:
+        kind = "gpu" if d.startswith("GPU") else "nic"
+        g.add_node(d, kind=kind, numa=numa_of[d] if numa_of[d] not in ("N/A",) else "", name=m.nic_names.get(d, d))
+    # PCIe tree: leaf switches (PIX), upper switches (PXB), host bridges (PHB), CPUs (NODE)
+    cpus = _components(devs, m, rank("NODE"))
+    # devices whose every PCIe relation is hidden by NVLink: group by NUMA affinity when it is known
+    merged: list[list[str]] = []
+    by_numa: dict[str, list[str]] = {}
+    for grp in cpus:
+        key = numa_of[grp[0]] if len(grp) == 1 and numa_of[grp[0]] not in ("", "N/A") else None
+        if key is None:
+            merged.append(grp)
+        else:
+            by_numa.setdefault(key, []).append(grp[0])
+    for key, grp in by_numa.items():
+        home = next((x for x in merged if any(numa_of[d] == key for d in x)), None)
+        if home is not None:
+            home.extend(grp)
+        else:
+            merged.append(grp)
+    for ci, cgroup in enumerate(sorted(merged, key=lambda grp: _devkey(grp[0]))):
+        cpu_node = f"CPU{ci}"
+        g.add_node(cpu_node, kind="cpu", numa=numa_of[cgroup[0]])
+        for hi, hgroup in enumerate(_components(cgroup, m, rank("PHB"))):
+            hb = f"HB{ci}.{hi}"
+            g.add_node(hb, kind="hostbridge")
+            g.add_edge(hb, cpu_node, **pcie)
+            for xi, xgroup in enumerate(_components(hgroup, m, rank("PXB"))):
+                pix = _components(xgroup, m, rank("PIX"))
+                if len(pix) == 1:
+                    top = hb
+                    if len(pix[0]) > 1:
+                        sw = f"SW{ci}.{hi}.{xi}"
+                        g.add_node(sw, kind="switch")
+                        g.add_edge(sw, hb, **pcie)
+                        top = sw
+                    for d in pix[0]:
+                        g.add_edge(d, top, **pcie)
+                    continue
+                up = f"SW{ci}.{hi}.{xi}"
+                g.add_node(up, kind="switch")
+                g.add_edge(up, hb, **pcie)
+                for pi, pgroup in enumerate(pix):
+                    leaf = f"SW{ci}.{hi}.{xi}.{pi}"
+                    g.add_node(leaf, kind="switch")
+                    g.add_edge(leaf, up, **pcie)
+                    for d in pgroup:
+                        g.add_edge(d, leaf, **pcie)
+    cpu_nodes = [n for n, d in g.nodes(data=True) if d["kind"] == "cpu"]
+    for i, a in enumerate(cpu_nodes):
+        for b in cpu_nodes[i + 1 :]:
+            g.add_edge(a, b, kind="cpu", bw_line=CPU_LINK[cpu], bw=CPU_LINK[cpu])
+    # NVLink
+    gpus = m.gpus
+    nv = {(a, b): m.nvlinks(a, b) for i, a in enumerate(gpus) for b in gpus[i + 1 :]}
+    per_link_line = NVLINK_LINE_PER_LINK.get(model.nvlink_gen or 3, 25 * GB)
+    per_link_eff = NCCL_NVLINK_PER_LINK.get(model.arch, 20.0 * GB)
+    max_links = NVLINK_LINKS_PER_GPU.get(model.nvlink_gen or 0, 18)
+    counts = set(nv.values())
+    if len(gpus) > 2 and len(counts) == 1 and 0 not in counts and next(iter(counts)) * (len(gpus) - 1) > max_links:
+        links = next(iter(counts))
+        g.add_node("NVSwitch", kind="nvswitch")
+        for a in gpus:
+            g.add_edge(
+                a, "NVSwitch", kind="nvlink", links=links, bw_line=links * per_link_line, bw=links * per_link_eff
+            )
+    else:
+        for (a, b), links in nv.items():
+            if links:
+                g.add_edge(a, b, kind="nvlink", links=links, bw_line=links * per_link_line, bw=links * per_link_eff)
+    # NICs hang off the PCIe tree; the NIC's own port is the network link (not a graph edge)
+    for d in m.devices:
+        if g.nodes[d]["kind"] == "nic":
+            g.nodes[d]["port_line"] = NIC_LINE[nic]
+            g.nodes[d]["port"] = NIC_LINE[nic] * NIC_EFFICIENCY
+    return Topology(name, model, g, cpu=cpu, nic=nic, source=source, assumptions=list(assumptions or []))
+
+
+# -- built-in nodes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuiltinSpec:
+    name: str
+    file: str
+    gpu: str
+    cpu: str
+    nic: str
+    source: str
+    assumptions: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    """Devices to keep (a subset of the matrix); empty keeps all."""
+    nic_names: tuple[str, ...] = ()
+    """NICs to keep by name (compute NICs only); empty keeps all."""
+    assumed_nics: int = 0
+    """NICs the matrix does not show, attached to their own host bridges, spread over the sockets."""
+
+
+BUILTINS: dict[str, BuiltinSpec] = {
+    s.name: s
+    for s in [
+        BuiltinSpec(
+            "dgx-a100",
+            "hgx-8xA100-sxm4-80gb-nv12-10nic-pxb.txt",
+            "A100-80GB",
+            "amd",
+            "hdr",
+            "HGX 8x A100-SXM4-80GB matrix (nccl-tests issue 311; 2x EPYC 7543, NPS4): NV12 to NVSwitch, 2 GPUs + 2 NICs per PCIe switch tree",
+            (
+                "compute NICs are NIC0-NIC7, HDR InfiniBand 200 Gb/s (DGX A100's ConnectX-6 compute ports) [U]; NIC8/NIC9 (storage) dropped",
+                "NPS4: each NUMA node is its own CPU vertex; the link between them is NCCL's AMD_BW 16 GB/s",
+            ),
+            nic_names=("NIC0", "NIC1", "NIC2", "NIC3", "NIC4", "NIC5", "NIC6", "NIC7"),
+        ),
+        BuiltinSpec(
+            "dgx-h100",
+            "hgx-8xH100-sxm-nv18-8nic-pix.txt",
+            "H100-SXM",
+            "srp",
+            "ndr",
+            "HGX/DGX 8x H100 80GB HBM3 matrix (sglang issue 30401): NV18 to NVSwitch, one ConnectX NIC per GPU on its PCIe switch (PIX)",
+            (
+                "NICs are InfiniBand NDR 400 Gb/s (ConnectX-7) [U: the matrix does not say]",
+                "CPUs: Sapphire Rapids (NCCL SRP_QPI_BW 22 GB/s) [U]",
+            ),
+        ),
+        BuiltinSpec(
+            "dgx-h200",
+            "hgx-8xH100-sxm-nv18-8nic-pix.txt",
+            "H200",
+            "srp",
+            "ndr",
+            "the HGX H100 matrix above with H200 GPUs",
+            (
+                "HGX H200 assumed wired like HGX H100 (same NVLink 4 / NVSwitch, one NIC per GPU) [D]",
+                "NICs NDR 400 Gb/s [U]",
+            ),
+        ),
+        BuiltinSpec(
+            "hgx-b200",
+            "gke-a4-8xB200-nv18-8nic-pix.txt",
+            "B200",
+            "erp",
+            "roce400",
+            "Google Cloud A4 (a4-highgpu-8g) 8x B200 matrix (google/dranet docs): NV18 to NVSwitch, 8 NICs, 2 GPUs per NIC switch (PIX)",
+            ("NICs are 400 Gb/s RoCE [U]", "CPUs: Emerald Rapids (NCCL ERP_QPI_BW 40 GB/s) [U]"),
+        ),
+        BuiltinSpec(
+            "pcie-8x-l40s",
+            "8gpu-pcie-switch-pix-pxb-sys.txt",
+            "L40S",
+            "srp",
+            "roce200",
+            "a real 8-GPU PCIe-switch server matrix (vllm issue 11122): PIX pairs, PXB switch trees, SYS across sockets",
+            (
+                "GPU model set to L40S: the matrix's poster did not name it, and no 8x L40S matrix is public (topology SOURCE.md) [D]",
+                "no NICs in the matrix; 2 NICs of 200 Gb/s RoCE per node assumed, one per socket [U]",
+            ),
+            assumed_nics=2,
+        ),
+        BuiltinSpec(
+            "pcie-8x-l4",
+            "8gpu-pcie-switch-pix-pxb-sys.txt",
+            "L4",
+            "srp",
+            "eth100",
+            "the same 8-GPU PCIe-switch matrix with L4 GPUs",
+            ("GPU model set to L4 [D]; 2 NICs of 100 Gb/s Ethernet per node, one per socket [U]",),
+            assumed_nics=2,
+        ),
+        BuiltinSpec(
+            "pcie-4x-a100-nvbridge",
+            "8xA100-pcie-nv12-bridge-pairs-node-sys.txt",
+            "A100-80GB",
+            "srp",
+            "hdr",
+            "8x A100 PCIe with NVLink bridge pairs (nccl-tests issue 178), GPUs 0,1 (socket 0) and 4,5 (socket 1) kept",
+            (
+                "a 4-GPU subset of the published 8-GPU matrix [D]",
+                "A100 PCIe uses the A100-80GB catalog row (same NVLink 3 bridge rate)",
+            ),
+            keep=("GPU0", "GPU1", "GPU4", "GPU5"),
+            assumed_nics=2,
+        ),
+        BuiltinSpec(
+            "workstation",
+            "5gpu-pcie-sys-phb-node-workstation.txt",
+            "A10",
+            "srp",
+            "eth100",
+            "a 5-GPU workstation (club-3090 issue 46): GPUs on different root complexes and sockets (PHB, NODE, SYS)",
+            (
+                "the GPUs were RTX 3090-class; A10 (Ampere, PCIe Gen4) stands in for their rates [D]",
+                "one 100 Gb/s Ethernet NIC [U]",
+            ),
+            assumed_nics=1,
+        ),
+    ]
+}
+
+
+@cache
+def builtin_names() -> tuple[str, ...]:
+    return tuple(BUILTINS)
+
+
+def _subset(m: TopoMatrix, keep: set[str]) -> TopoMatrix:
+    devs = [d for d in m.devices if d in keep]
+    rename = {}
+    gi = ni = 0
+    for d in devs:
+        if d.startswith("GPU"):
+            rename[d] = f"GPU{gi}"
+            gi += 1
+        else:
+            rename[d] = f"NIC{ni}"
+            ni += 1
+    return TopoMatrix(
+        devices=[rename[d] for d in devs],
+        links={(rename[a], rename[b]): c for (a, b), c in m.links.items() if a in keep and b in keep},
+        affinity={rename[d]: v for d, v in m.affinity.items() if d in keep},
+        extra_columns=m.extra_columns,
+        nic_names={rename[d]: v for d, v in m.nic_names.items() if d in keep},
+    )
+
+
+def builtin(name: str, gpu: str | None = None) -> Topology:
+    """A built-in node; ``gpu`` puts another GPU model in the same wiring (link rates follow it)."""
+    spec = BUILTINS.get(name)
+    if spec is None:
+        raise UserError(
+            f"unknown node topology '{name}'",
+            expected="one of " + ", ".join(BUILTINS) + " or a saved `nvidia-smi topo -m` file",
+            fix=did_you_mean(name, BUILTINS) or "see `gpuinfra topo list`",
+        )
+    path = data_path("topology", spec.file)
+    m = parse_topo(path.read_text(), spec.file)[0]
+    if spec.keep or spec.nic_names:
+        keep = set(spec.keep or m.gpus) | set(spec.nic_names or [d for d in m.devices if not d.startswith("GPU")])
+        m = _subset(m, keep)
+    t = from_matrix(
+        m,
+        gpu or spec.gpu,
+        name=spec.name if gpu is None else f"{spec.name}[{gpu}]",
+        cpu=spec.cpu,
+        nic=spec.nic,
+        source=spec.source,
+        assumptions=list(spec.assumptions),
+    )
+    if spec.assumed_nics:
+        add_nics(t, spec.assumed_nics)
+    return t
+
+
+def add_nics(t: Topology, count: int) -> None:
+    """Attach NICs the matrix does not show: each on its own host bridge, round-robin over the CPUs."""
+    g = t.graph
+    cpus = sorted((n for n, d in g.nodes(data=True) if d["kind"] == "cpu"), key=_devkey)
+    line = PCIE_LINE_X16[t.gpu.pcie_gen or 4]
+    first = len(t.nics)
+    for i in range(count):
+        cpu = cpus[i % len(cpus)]
+        hb, nic = f"HB{cpu}.nic{i}", f"NIC{first + i}"
+        g.add_node(hb, kind="hostbridge")
+        g.add_edge(hb, cpu, kind="pcie", bw_line=line, bw=line * PCIE_EFFICIENCY)
+        g.add_node(nic, kind="nic", numa=g.nodes[cpu].get("numa", ""), name=nic, assumed=True)
+        g.add_edge(nic, hb, kind="pcie", bw_line=line, bw=line * PCIE_EFFICIENCY)
+        g.nodes[nic]["port_line"] = NIC_LINE[t.nic]
+        g.nodes[nic]["port"] = NIC_LINE[t.nic] * NIC_EFFICIENCY
+
+
+def default_for_gpu(model: str) -> str | None:
+    """The built-in node a GPU model most often comes in (for the scheduler's cost estimates)."""
+    m = gpu_model(model)
+    return {
+        "A100-80GB": "dgx-a100",
+        "A100-40GB": "dgx-a100",
+        "H100-SXM": "dgx-h100",
+        "H200": "dgx-h200",
+        "B200": "hgx-b200",
+        "L40S": "pcie-8x-l40s",
+        "L4": "pcie-8x-l4",
+    }.get(m.name)
+
+
+@cache
+def node_topology(model: str, gpus: int) -> Topology | None:
+    """The built-in wiring for a node of ``gpus`` GPUs of ``model``: the model's usual node if the
+    count matches, else any built-in with that GPU model and count (None: the scheduler then
+    treats the node as one flat domain)."""
+    try:
+        m = gpu_model(model)
+        usual = default_for_gpu(model)
+    except UserError:
+        return None
+    names = ([usual] if usual else []) + [
+        n for n, sp in BUILTINS.items() if n != usual and gpu_model(sp.gpu).name == m.name
+    ]
+    for n in names:
+        t = builtin(n)
+        if len(t.gpus) == gpus:
+            return t
+    return None
