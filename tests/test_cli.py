@@ -38,6 +38,9 @@ def test_version_and_help_for_every_command():
         ["catalog", "gpus"],
         ["catalog", "shapes"],
         ["catalog", "prices"],
+        ["topo", "list"],
+        ["collective"],
+        ["scale"],
         ["trace", "check"],
         ["trace", "convert"],
     ):
@@ -172,3 +175,68 @@ def test_roofline_cli():
     assert "compute" in r.stdout and "H100-SXM" in r.stdout
     r = gi("roofline", "--op", "conv:3")
     assert r.returncode == 2 and "bad --op" in r.stderr
+
+
+def test_topo_builtin_paths_picture_and_json(tmp_path):
+    r = gi("topo", "list")
+    assert r.returncode == 0 and "dgx-h100" in r.stdout and "pcie-4x-a100-nvbridge" in r.stdout
+    html = tmp_path / "t.html"
+    r = gi("topo", "show", "pcie-4x-a100-nvbridge", "--paths", "--render", "--html", str(html))
+    assert r.returncode == 0, r.stderr
+    assert "NV12" in r.stdout and "SYS" in r.stdout and "GPUDirect" in r.stdout
+    assert html.exists() and "https://" not in html.read_text().split("<script")[0]
+    r = gi("topo", "show", "dgx-h100", "--json")
+    d = json.loads(r.stdout)
+    assert len(d["pairs"]) == 28 and all(p["nvidia_smi"] == "NV18" for p in d["pairs"])
+    assert all(p["p2p"] for p in d["nic_paths"])  # one NIC per GPU on its PCIe switch: GPUDirect RDMA
+    fix = Path(__file__).parent / "fixtures" / "topology" / "4xL40S-pcie-node-sys-2nic.txt"
+    r = gi("topo", "show", str(fix), "--gpu", "L40S", "--json")
+    assert r.returncode == 0 and {p["nvidia_smi"] for p in json.loads(r.stdout)["pairs"]} == {"NODE", "SYS"}
+    r = gi("topo", "show", "dgx-h1000")
+    assert r.returncode == 2 and "dgx-h100" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_collective_cli_prints_nccl_tests_rows():
+    r = gi("collective", "all_reduce", "--node", "dgx-h100", "--gpus", "8", "--bytes", "8G")
+    assert r.returncode == 0, r.stderr
+    rows = [ln.split() for ln in r.stdout.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(rows) == 1 and rows[0][0] == str(8 * 1024**3)
+    r = gi(
+        "collective", "all_gather", "--node", "dgx-a100", "--nodes", "2", "-b", "1K", "-e", "1M", "-f", "4", "--json"
+    )
+    rows = json.loads(r.stdout)
+    assert [x["size"] for x in rows] == [1024, 4096, 16384, 65536, 262144, 1048576]
+    assert all(x["busbw"] == pytest.approx(x["algbw"] * 15 / 16) for x in rows)
+    for bad, msg in (
+        (["collective", "all_reduce", "--bytes", "lots"], "bad size"),
+        (["collective", "all_reduce", "--algo", "nvls", "--node", "dgx-a100"], "cannot run"),
+        (["collective", "all_reduce", "--gpus", "9"], "has 8 GPUs"),
+    ):
+        r = gi(*bad)
+        assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, bad
+
+
+def test_scale_cli():
+    r = gi(
+        "scale",
+        "--model",
+        "gpt3-1.3b",
+        "--node",
+        "pcie-8x-l40s",
+        "--max-gpus",
+        "16",
+        "--micro-batch",
+        "1",
+        "--microbatches",
+        "1",
+        "--seq",
+        "2048",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    curve = json.loads(r.stdout)
+    assert [c["gpus"] for c in curve] == [1, 2, 4, 8, 16]
+    r = gi("scale", "--model", "llama2-7b", "--node", "pcie-8x-l40s", "--max-gpus", "2")
+    assert r.returncode == 0 and "does not fit" in r.stdout
+    r = gi("scale", "--model", "gpt5")
+    assert r.returncode == 2 and "unknown model" in r.stderr

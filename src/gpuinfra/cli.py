@@ -626,7 +626,11 @@ def trace_convert(
     out.print(f"wrote {len(pods):,} rows to {dest}")
 
 
-from gpuinfra import cli_topology  # noqa: E402, F401  (registers topo, collective, scale)
+from gpuinfra.cli_topology import collective, scale, topo_app  # noqa: E402
+
+app.add_typer(topo_app, name="topo")
+app.command()(collective)
+app.command()(scale)
 
 
 def main() -> None:

@@ -1,4 +1,6 @@
-"""CLI: node topologies (`topo list|show`), collectives (`collective`) and scaling (`scale`)."""
+"""CLI: node topologies (`topo list|show`), collectives (`collective`) and scaling (`scale`).
+
+Registered on the main app by gpuinfra.cli."""
 
 from __future__ import annotations
 
@@ -8,13 +10,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-from gpuinfra.cli import app, out
 from gpuinfra.errors import UserError
 
+out = Console()
 topo_app = typer.Typer(help="Node topology: built-in nodes and `nvidia-smi topo -m` matrices.", no_args_is_help=True)
-app.add_typer(topo_app, name="topo")
 
 NIC_HELP = "NIC type between nodes: ndr, hdr, roce400, roce200, eth100 (default: the node's)."
 
@@ -190,7 +192,6 @@ def topo_show(
         out.print(f"wrote {html}")
 
 
-@app.command()
 def collective(
     op: Annotated[
         str, typer.Argument(help="all_reduce, all_gather, reduce_scatter, broadcast, reduce, all_to_all, send_recv")
@@ -241,7 +242,6 @@ def collective(
     out.print(f"# bottleneck at {last.size} B: {last.bottleneck}", highlight=False)
 
 
-@app.command()
 def scale(
     model: Annotated[str, typer.Option(help="gpt3-1.3b, llama2-7b, llama2-70b or gpt3-175b.")] = "llama2-7b",
     node: Annotated[str, typer.Option(help="Built-in node or `nvidia-smi topo -m` file.")] = "dgx-h100",
