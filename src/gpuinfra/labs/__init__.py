@@ -17,7 +17,7 @@ class LabInfo:
 
 
 def registry() -> dict[int, LabInfo]:
-    from gpuinfra.labs import lab6
+    from gpuinfra.labs import lab3, lab6
 
-    labs = [LabInfo(6, lab6.TITLE, lab6.run)]
+    labs = [LabInfo(3, lab3.TITLE, lab3.run), LabInfo(6, lab6.TITLE, lab6.run)]
     return {lab.number: lab for lab in labs}

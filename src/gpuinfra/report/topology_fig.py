@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from gpuinfra.models.collectives import _to_cpu
 from gpuinfra.models.topology import Topology, _devkey
 
-LEVEL = {"cpu": 4.0, "hostbridge": 3.0, "switch": 2.0, "gpu": 1.0, "nic": 1.0, "nvswitch": 0.0}
+LEVEL = {"cpu": 4.0, "hostbridge": 3.0, "switch": 2.0, "gpu": 1.0, "nic": 1.0, "nvswitch": -0.2}
 EDGE_STYLE = {"nvlink": ("#2ca02c", "NVLink"), "pcie": ("#1f77b4", "PCIe"), "cpu": ("#d62728", "CPU-CPU (UPI/xGMI)")}
 NODE_STYLE = {
     "gpu": ("#2ca02c", "square", 18),
@@ -36,7 +36,7 @@ def layout(t: Topology) -> dict[str, tuple[float, float]]:
         if v not in pos:
             if d["kind"] == "nvswitch":
                 xs = [pos[x][0] for x in t.gpus]
-                pos[v] = (sum(xs) / len(xs), 0.0)
+                pos[v] = (sum(xs) / len(xs), LEVEL["nvswitch"])
             else:
                 pos[v] = (0.0, LEVEL.get(d["kind"], 2.0))
     return pos
@@ -87,7 +87,7 @@ def topology_figure(t: Topology) -> go.Figure:
                 mode="markers+text",
                 marker=dict(color=color, symbol=symbol, size=size, line=dict(color="#333", width=1)),
                 text=[v if kind in ("gpu", "nic", "cpu", "nvswitch") else "" for v in vs],
-                textposition="bottom center" if kind in ("gpu", "nic") else "top center",
+                textposition="bottom center" if kind in ("gpu", "nic", "nvswitch") else "top center",
                 hovertext=hover,
                 hoverinfo="text",
                 name=kind,
@@ -96,7 +96,7 @@ def topology_figure(t: Topology) -> go.Figure:
     fig.update_layout(
         title=f"{t.name}: {len(t.gpus)}x {t.gpu.name}",
         xaxis=dict(visible=False),
-        yaxis=dict(visible=False, range=[-0.6, 4.6]),
+        yaxis=dict(visible=False, range=[-0.8, 4.6]),
         legend=dict(orientation="h"),
     )
     return fig
