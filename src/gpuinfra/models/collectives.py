@@ -166,6 +166,14 @@ def ring_order(topo: Topology, gpus: tuple[str, ...]) -> list[str]:
 
 def _to_cpu(topo: Topology, dev: str) -> list[str]:
     """The chain of PCIe vertices from a device up to its CPU (the tree position)."""
+    key = ("to_cpu", dev)
+    hit = topo.cache.get(key)
+    if hit is None:
+        hit = topo.cache[key] = _to_cpu_search(topo, dev)
+    return hit
+
+
+def _to_cpu_search(topo: Topology, dev: str) -> list[str]:
     g = topo.graph
     cpus = [n for n, d in g.nodes(data=True) if d["kind"] == "cpu"]
     best = None
@@ -184,6 +192,14 @@ def ring_bw(topo: Topology, gpus: tuple[str, ...]) -> tuple[float, str]:
     share, each link's effective rate divided by the ring hops that cross it in that direction."""
     if len(gpus) < 2:
         return float("inf"), "one GPU: no communication inside the node"
+    key = ("ring", tuple(gpus))
+    hit = topo.cache.get(key)
+    if hit is None:
+        hit = topo.cache[key] = _ring_bw(topo, gpus)
+    return hit
+
+
+def _ring_bw(topo: Topology, gpus: tuple[str, ...]) -> tuple[float, str]:
     order = ring_order(topo, gpus)
     uses: dict[tuple[str, str], int] = {}
     for a, b in zip(order, order[1:] + order[:1]):
@@ -206,6 +222,14 @@ def nic_assignment(topo: Topology, gpus: tuple[str, ...]) -> dict[str, str]:
     """Each GPU's NIC: the closest (by NCCL path type, then bandwidth), spreading ties."""
     if not topo.nics:
         return {}
+    key = ("nics", tuple(gpus))
+    hit = topo.cache.get(key)
+    if hit is None:
+        hit = topo.cache[key] = _nic_assignment(topo, gpus)
+    return dict(hit)
+
+
+def _nic_assignment(topo: Topology, gpus: tuple[str, ...]) -> dict[str, str]:
     load: dict[str, int] = {n: 0 for n in topo.nics}
     out = {}
     for g in gpus:
@@ -257,9 +281,13 @@ def _spine_cap(pl: Placement, node_bw: float) -> float:
 def _intra_transport(topo: Topology, gpus: tuple[str, ...]) -> str:
     if len(gpus) < 2:
         return "nvlink"
+    key = ("transport", tuple(gpus))
+    if key in topo.cache:
+        return topo.cache[key]
     order = ring_order(topo, gpus)
     kinds = {topo.path(a, b).nccl for a, b in zip(order, order[1:] + order[:1])}
-    return "nvlink" if kinds <= {"NVL", "NVB"} else "pci"
+    topo.cache[key] = out = "nvlink" if kinds <= {"NVL", "NVB"} else "pci"
+    return out
 
 
 # -- the model -------------------------------------------------------------------------------

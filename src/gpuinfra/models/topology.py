@@ -94,6 +94,8 @@ class Topology:
     nic: str = "ndr"
     source: str = ""
     assumptions: list[str] = field(default_factory=list)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+    """Memoised paths and rings (the graph is fixed once built; add_nics clears it)."""
 
     # -- views ----------------------------------------------------------------------------------
     @property
@@ -128,6 +130,13 @@ class Topology:
 
     # -- paths ----------------------------------------------------------------------------------
     def path(self, a: str, b: str) -> PathInfo:
+        key = ("path", a, b)
+        hit = self.cache.get(key)
+        if hit is None:
+            hit = self.cache[key] = self._path(a, b)
+        return hit
+
+    def _path(self, a: str, b: str) -> PathInfo:
         for d in (a, b):
             if d not in self.graph:
                 raise UserError(f"no device {d} in topology {self.name}", expected=", ".join(self.gpus + self.nics))
@@ -200,8 +209,15 @@ class Topology:
 
     def _pcie_hops(self, a: str, b: str) -> list[str]:
         """The PCIe/CPU route between two devices (NVLink ignored): what nvidia-smi classifies."""
-        sub = self.graph.edge_subgraph([(u, v) for u, v, d in self.graph.edges(data=True) if d["kind"] != "nvlink"])
-        return nx.shortest_path(sub, a, b)
+        key = ("pcie", a, b)
+        hit = self.cache.get(key)
+        if hit is None:
+            sub = self.cache.get("pcie-graph")
+            if sub is None:
+                keep = [(u, v) for u, v, d in self.graph.edges(data=True) if d["kind"] != "nvlink"]
+                sub = self.cache["pcie-graph"] = self.graph.edge_subgraph(keep)
+            hit = self.cache[key] = nx.shortest_path(sub, a, b)
+        return hit
 
     def _smi_code(self, a: str, b: str) -> str:
         n = self.nvlinks(a, b)
@@ -515,7 +531,13 @@ def _subset(m: TopoMatrix, keep: set[str]) -> TopoMatrix:
 
 
 def builtin(name: str, gpu: str | None = None) -> Topology:
-    """A built-in node; ``gpu`` puts another GPU model in the same wiring (link rates follow it)."""
+    """A built-in node; ``gpu`` puts another GPU model in the same wiring (link rates follow it).
+    Built once per (name, gpu) and shared: treat it as read-only."""
+    return _builtin(name, gpu)
+
+
+@cache
+def _builtin(name: str, gpu: str | None) -> Topology:
     spec = BUILTINS.get(name)
     if spec is None:
         raise UserError(
@@ -545,6 +567,7 @@ def builtin(name: str, gpu: str | None = None) -> Topology:
 def add_nics(t: Topology, count: int) -> None:
     """Attach NICs the matrix does not show: each on its own host bridge, round-robin over the CPUs."""
     g = t.graph
+    t.cache.clear()
     cpus = sorted((n for n, d in g.nodes(data=True) if d["kind"] == "cpu"), key=_devkey)
     line = PCIE_LINE_X16[t.gpu.pcie_gen or 4]
     first = len(t.nics)
