@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 
 from gpuinfra.errors import UserError
 from gpuinfra.models.memory import (
-    GiB,
-    MiB,
     AllocatorConfig,
     CachingAllocator,
+    GiB,
     Gpu,
+    MiB,
     OutOfMemoryError,
     format_size,
 )
@@ -123,8 +123,9 @@ def test_oom_message_is_pytorchs():
         a.malloc(200 * MiB, "x")
     assert str(e.value) == (
         "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 200.00 MiB. GPU 0 has a total capacity of "
-        "1.00 GiB of which 112.00 MiB is free. Process 4242 has 512.00 MiB memory in use. Including non-PyTorch memory, "
-        "this process has 400.00 MiB memory in use. Of the allocated memory 300.00 MiB is allocated by PyTorch, and "
+        "1.00 GiB of which 112.00 MiB is free. Process 4242 has 512.00 MiB memory in use. "
+        "Including non-PyTorch memory, this process has 400.00 MiB memory in use. "
+        "Of the allocated memory 300.00 MiB is allocated by PyTorch, and "
         "0 bytes is reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting "
         "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.  See documentation for Memory "
         "Management  (https://pytorch.org/docs/stable/notes/cuda.html#environment-variables)"
