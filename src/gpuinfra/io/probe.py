@@ -1,0 +1,471 @@
+"""Probes of real GPUs: through NVML (nvidia-ml-py, the ``nvml`` extra), or from a saved probe
+(JSON written by ``gpuinfra probe --save``) or a saved ``nvidia-smi -q`` output.
+
+Every field that the device or driver does not support is ``None``, never a guess. Without an
+NVIDIA driver (or without nvidia-ml-py) :func:`probe_nvml` raises :class:`ProbeUnavailable`,
+which the CLI prints as one line and exits with :data:`EXIT_NO_GPU` (3): distinct from a user's
+mistake (2), so scripts can tell "no GPU here" from "bad input".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import socket
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gpuinfra.errors import UserError
+
+EXIT_NO_GPU = 3
+SCHEMA = "gpuinfra.probe/1"
+
+# NVML nvmlGpuTopologyLevel_t -> nvidia-smi topo -m codes (facts/gpu.md 6.2) [P]
+TOPO_LEVEL = {0: "PIX", 10: "PIX", 20: "PXB", 30: "PHB", 40: "NODE", 50: "SYS"}
+
+
+class ProbeUnavailable(Exception):
+    """No NVIDIA driver / NVML / GPU reachable on this machine."""
+
+
+@dataclass
+class Process:
+    pid: int
+    used_mib: int | None
+
+
+@dataclass
+class DeviceProbe:
+    index: int
+    name: str
+    uuid: str | None = None
+    pci_bus_id: str | None = None
+    memory_total_mib: int | None = None
+    memory_used_mib: int | None = None
+    memory_free_mib: int | None = None
+    memory_reserved_mib: int | None = None
+    gpu_util_pct: int | None = None
+    mem_util_pct: int | None = None
+    sm_clock_mhz: int | None = None
+    mem_clock_mhz: int | None = None
+    max_sm_clock_mhz: int | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    temperature_c: int | None = None
+    ecc_enabled: bool | None = None
+    ecc_volatile_corrected: int | None = None
+    ecc_volatile_uncorrected: int | None = None
+    ecc_aggregate_corrected: int | None = None
+    ecc_aggregate_uncorrected: int | None = None
+    retired_pages_sbe: int | None = None
+    retired_pages_dbe: int | None = None
+    retired_pages_pending: bool | None = None
+    remapped_rows_correctable: int | None = None
+    remapped_rows_uncorrectable: int | None = None
+    remap_pending: bool | None = None
+    remap_failure: bool | None = None
+    mig_mode_current: bool | None = None
+    mig_mode_pending: bool | None = None
+    pcie_gen: int | None = None
+    pcie_width: int | None = None
+    nvlinks_active: int | None = None
+    clock_event_reasons: list[str] = field(default_factory=list)
+    processes: list[Process] = field(default_factory=list)
+    catalog_model: str | None = None
+    """The gpuinfra catalog model this device matches (None: not in the catalog)."""
+
+
+@dataclass
+class NodeProbe:
+    source: str
+    """'nvml', 'nvidia-smi -q' or the file it was read from."""
+    captured: str
+    host: str | None
+    driver_version: str | None
+    cuda_version: str | None
+    devices: list[DeviceProbe]
+    topology: dict[str, dict[str, str]] | None = None
+    """GPUi -> GPUj -> nvidia-smi topo code (NV#, PIX, PXB, PHB, NODE, SYS), from NVML."""
+    schema: str = SCHEMA
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.as_json(), indent=1) + "\n")
+
+
+def match_catalog(name: str) -> str | None:
+    """'NVIDIA H100 80GB HBM3' -> 'H100-SXM' by the catalog's names and aliases."""
+    from gpuinfra.catalog.gpus import gpu_models
+
+    n = name.upper().replace("NVIDIA ", "").replace("TESLA ", "").strip()
+    best = None
+    for m in gpu_models():
+        for a in m.names:
+            if a.upper() == n or a.upper().replace("-", " ") == n.replace("-", " "):
+                return m.name
+            if a.upper() in n and (best is None or len(a) > len(best[1])):
+                best = (m.name, a)
+    return best[0] if best else None
+
+
+# -- NVML ------------------------------------------------------------------------------------
+
+
+def _nvml():
+    try:
+        import pynvml  # nvidia-ml-py
+    except ImportError:
+        raise ProbeUnavailable(
+            "nvidia-ml-py is not installed (pip install 'gpuinfra[nvml]'); no NVML probe possible"
+        ) from None
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as e:
+        raise ProbeUnavailable(f"no NVIDIA driver reachable: NVML could not start ({e})") from None
+    return pynvml
+
+
+def _try(fn, *args, default=None):
+    import pynvml
+
+    try:
+        return fn(*args)
+    except pynvml.NVMLError:
+        return default
+
+
+def _s(v) -> str | None:
+    if v is None:
+        return None
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def probe_nvml() -> NodeProbe:
+    nv = _nvml()
+    try:
+        n = nv.nvmlDeviceGetCount()
+        if n == 0:
+            raise ProbeUnavailable("NVML started but sees no GPU")
+        handles = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(n)]
+        devices = [_device(nv, i, h) for i, h in enumerate(handles)]
+        topo = _topology(nv, handles, devices)
+        cuda = _try(nv.nvmlSystemGetCudaDriverVersion)
+        return NodeProbe(
+            "nvml",
+            dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            socket.gethostname(),
+            _s(_try(nv.nvmlSystemGetDriverVersion)),
+            f"{cuda // 1000}.{cuda % 1000 // 10}" if isinstance(cuda, int) else None,
+            devices,
+            topo,
+        )
+    finally:
+        _try(nv.nvmlShutdown)
+
+
+def _device(nv, i: int, h) -> DeviceProbe:
+    name = _s(_try(nv.nvmlDeviceGetName, h)) or f"GPU {i}"
+    d = DeviceProbe(i, name, catalog_model=match_catalog(name))
+    d.uuid = _s(_try(nv.nvmlDeviceGetUUID, h))
+    pci = _try(nv.nvmlDeviceGetPciInfo, h)
+    d.pci_bus_id = _s(getattr(pci, "busId", None)) if pci is not None else None
+    mem = _try(nv.nvmlDeviceGetMemoryInfo, h)
+    if mem is not None:
+        d.memory_total_mib, d.memory_used_mib, d.memory_free_mib = (
+            int(x // 2**20) for x in (mem.total, mem.used, mem.free)
+        )
+        reserved = getattr(mem, "reserved", None)
+        d.memory_reserved_mib = int(reserved // 2**20) if isinstance(reserved, int) else None
+    util = _try(nv.nvmlDeviceGetUtilizationRates, h)
+    if util is not None:
+        d.gpu_util_pct, d.mem_util_pct = int(util.gpu), int(util.memory)
+    d.sm_clock_mhz = _try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM)
+    d.mem_clock_mhz = _try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_MEM)
+    d.max_sm_clock_mhz = _try(nv.nvmlDeviceGetMaxClockInfo, h, nv.NVML_CLOCK_SM)
+    p = _try(nv.nvmlDeviceGetPowerUsage, h)
+    d.power_w = p / 1000 if p is not None else None
+    pl = _try(nv.nvmlDeviceGetEnforcedPowerLimit, h)
+    d.power_limit_w = pl / 1000 if pl is not None else None
+    d.temperature_c = _try(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU)
+    ecc = _try(nv.nvmlDeviceGetEccMode, h)
+    if ecc is not None:
+        d.ecc_enabled = bool(ecc[0])
+        for attr, err, counter in (
+            ("ecc_volatile_corrected", nv.NVML_MEMORY_ERROR_TYPE_CORRECTED, nv.NVML_VOLATILE_ECC),
+            ("ecc_volatile_uncorrected", nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nv.NVML_VOLATILE_ECC),
+            ("ecc_aggregate_corrected", nv.NVML_MEMORY_ERROR_TYPE_CORRECTED, nv.NVML_AGGREGATE_ECC),
+            ("ecc_aggregate_uncorrected", nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nv.NVML_AGGREGATE_ECC),
+        ):
+            setattr(d, attr, _try(nv.nvmlDeviceGetTotalEccErrors, h, err, counter))
+    sbe = _try(nv.nvmlDeviceGetRetiredPages, h, nv.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS)
+    dbe = _try(nv.nvmlDeviceGetRetiredPages, h, nv.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)
+    d.retired_pages_sbe = len(sbe) if sbe is not None else None
+    d.retired_pages_dbe = len(dbe) if dbe is not None else None
+    pend = _try(nv.nvmlDeviceGetRetiredPagesPendingStatus, h)
+    d.retired_pages_pending = bool(pend) if pend is not None else None
+    rr = _try(nv.nvmlDeviceGetRemappedRows, h)
+    if rr is not None:
+        d.remapped_rows_correctable, d.remapped_rows_uncorrectable = int(rr[0]), int(rr[1])
+        d.remap_pending, d.remap_failure = bool(rr[2]), bool(rr[3])
+    mig = _try(nv.nvmlDeviceGetMigMode, h)
+    if mig is not None:
+        d.mig_mode_current, d.mig_mode_pending = bool(mig[0]), bool(mig[1])
+    d.pcie_gen = _try(nv.nvmlDeviceGetCurrPcieLinkGeneration, h)
+    d.pcie_width = _try(nv.nvmlDeviceGetCurrPcieLinkWidth, h)
+    links = 0
+    for link in range(getattr(nv, "NVML_NVLINK_MAX_LINKS", 18)):
+        st = _try(nv.nvmlDeviceGetNvLinkState, h, link)
+        if st is None:
+            break
+        links += int(bool(st))
+    d.nvlinks_active = links if links or _try(nv.nvmlDeviceGetNvLinkState, h, 0) is not None else None
+    reasons = _try(nv.nvmlDeviceGetCurrentClocksEventReasons, h)
+    if reasons is None:
+        reasons = _try(nv.nvmlDeviceGetCurrentClocksThrottleReasons, h)
+    if reasons is not None:
+        names = {
+            "clocksEventReasonGpuIdle": "Idle",
+            "clocksEventReasonSwPowerCap": "SW Power Cap",
+            "clocksEventReasonHwSlowdown": "HW Slowdown",
+            "clocksEventReasonSwThermalSlowdown": "SW Thermal Slowdown",
+            "clocksEventReasonHwThermalSlowdown": "HW Thermal Slowdown",
+            "clocksEventReasonHwPowerBrakeSlowdown": "HW Power Brake Slowdown",
+        }
+        d.clock_event_reasons = [
+            label
+            for attr, label in names.items()
+            if reasons & int(getattr(nv, f"nvml{attr[0].upper()}{attr[1:]}", 0) or 0)
+        ]
+    procs = _try(nv.nvmlDeviceGetComputeRunningProcesses, h) or []
+    d.processes = [
+        Process(
+            int(p.pid), int(p.usedGpuMemory // 2**20) if isinstance(getattr(p, "usedGpuMemory", None), int) else None
+        )
+        for p in procs
+    ]
+    return d
+
+
+def _topology(nv, handles, devices) -> dict[str, dict[str, str]] | None:
+    n = len(handles)
+    out: dict[str, dict[str, str]] = {f"GPU{i}": {f"GPU{i}": "X"} for i in range(n)}
+    # NVLink: count active links whose remote PCI bus id is another GPU's
+    bus_to_gpu = {(d.pci_bus_id or "").upper(): f"GPU{d.index}" for d in devices}
+    nvl: dict[tuple[str, str], int] = {}
+    for i, h in enumerate(handles):
+        for link in range(getattr(nv, "NVML_NVLINK_MAX_LINKS", 18)):
+            st = _try(nv.nvmlDeviceGetNvLinkState, h, link)
+            if st is None:
+                break
+            if not st:
+                continue
+            rp = _try(nv.nvmlDeviceGetNvLinkRemotePciInfo, h, link)
+            peer = bus_to_gpu.get((_s(getattr(rp, "busId", None)) or "").upper()) if rp is not None else None
+            if peer is None:
+                # an NVSwitch on the other end: every GPU behind the fabric is reachable
+                for j in range(n):
+                    if j != i:
+                        nvl[(f"GPU{i}", f"GPU{j}")] = nvl.get((f"GPU{i}", f"GPU{j}"), 0) + 1
+            else:
+                nvl[(f"GPU{i}", peer)] = nvl.get((f"GPU{i}", peer), 0) + 1
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                continue
+            a, b = f"GPU{i}", f"GPU{j}"
+            if nvl.get((a, b)):
+                out[a][b] = f"NV{nvl[(a, b)]}"
+                continue
+            lvl = _try(nv.nvmlDeviceGetTopologyCommonAncestor, handles[i], handles[j])
+            if lvl is None:
+                return None
+            out[a][b] = TOPO_LEVEL.get(int(lvl), "SYS")
+    return out
+
+
+# -- saved probes -------------------------------------------------------------------------------
+
+
+def load_probe(path: Path) -> NodeProbe:
+    """A saved probe: gpuinfra's JSON, or an ``nvidia-smi -q`` text output."""
+    from gpuinfra.io.health import read_text
+
+    text = read_text(path)
+    if text.lstrip().startswith("{"):
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(
+                f"not valid JSON: {e.msg}",
+                where=f"{path}:{e.lineno}",
+                expected="a file written by `gpuinfra probe --save`",
+            ) from None
+        if raw.get("schema") != SCHEMA:
+            raise UserError(
+                f"schema is {raw.get('schema')!r}",
+                where=str(path),
+                expected=f"'{SCHEMA}' (a file written by `gpuinfra probe --save`)",
+            )
+        try:
+            devs = [
+                DeviceProbe(**{**d, "processes": [Process(**p) for p in d.get("processes", [])]})
+                for d in raw["devices"]
+            ]
+            return NodeProbe(
+                raw["source"],
+                raw["captured"],
+                raw.get("host"),
+                raw.get("driver_version"),
+                raw.get("cuda_version"),
+                devs,
+                raw.get("topology"),
+            )
+        except (KeyError, TypeError) as e:
+            raise UserError(
+                f"malformed probe record ({e})", where=str(path), expected="a file written by `gpuinfra probe --save`"
+            ) from None
+    return parse_nvidia_smi_probe(text, str(path))
+
+
+def _int(v: str | None) -> int | None:
+    if v is None:
+        return None
+    m = re.match(r"^\s*(-?\d+)", v)
+    return int(m.group(1)) if m else None
+
+
+def _float(v: str | None) -> float | None:
+    if v is None:
+        return None
+    m = re.match(r"^\s*(-?\d+(?:\.\d+)?)", v)
+    return float(m.group(1)) if m else None
+
+
+def _yes(v: str | None) -> bool | None:
+    if v is None:
+        return None
+    return {"yes": True, "no": False, "enabled": True, "disabled": False}.get(v.strip().lower())
+
+
+def parse_nvidia_smi_probe(text: str, label: str) -> NodeProbe:
+    """A probe record from ``nvidia-smi -q`` output (the fields it prints; the rest None)."""
+    from gpuinfra.io.health import _sections
+
+    blocks = _sections(text)
+    if not blocks:
+        raise UserError(
+            "no GPU sections found",
+            where=label,
+            expected="`nvidia-smi -q` output or a `gpuinfra probe --save` JSON file",
+        )
+    head = dict(re.findall(r"^(Driver Version|CUDA Version|Timestamp)\s*:\s*(.+?)\s*$", text, flags=re.M))
+    devices = []
+    for i, (bus, kv, _) in enumerate(blocks):
+        name = kv.get("Product Name", f"GPU {i}")
+        d = DeviceProbe(i, name, catalog_model=match_catalog(name), pci_bus_id=bus)
+        d.uuid = kv.get("GPU UUID")
+        d.memory_total_mib = _int(kv.get("FB Memory Usage/Total"))
+        d.memory_used_mib = _int(kv.get("FB Memory Usage/Used"))
+        d.memory_free_mib = _int(kv.get("FB Memory Usage/Free"))
+        d.memory_reserved_mib = _int(kv.get("FB Memory Usage/Reserved"))
+        d.gpu_util_pct = _int(kv.get("Utilization/Gpu"))
+        d.mem_util_pct = _int(kv.get("Utilization/Memory"))
+        d.sm_clock_mhz = _int(kv.get("Clocks/SM"))
+        d.mem_clock_mhz = _int(kv.get("Clocks/Memory"))
+        d.max_sm_clock_mhz = _int(kv.get("Max Clocks/SM"))
+        d.power_w = _float(kv.get("GPU Power Readings/Power Draw") or kv.get("Power Readings/Power Draw"))
+        d.power_limit_w = _float(
+            kv.get("GPU Power Readings/Current Power Limit") or kv.get("Power Readings/Power Limit")
+        )
+        d.temperature_c = _int(kv.get("Temperature/GPU Current Temp"))
+        d.ecc_enabled = _yes(kv.get("ECC Mode/Current"))
+        d.ecc_volatile_corrected = _int(
+            kv.get("ECC Errors/Volatile/DRAM Correctable") or kv.get("ECC Errors/Volatile/Single Bit/Total")
+        )
+        d.ecc_volatile_uncorrected = _int(
+            kv.get("ECC Errors/Volatile/DRAM Uncorrectable") or kv.get("ECC Errors/Volatile/Double Bit/Total")
+        )
+        d.ecc_aggregate_corrected = _int(
+            kv.get("ECC Errors/Aggregate/DRAM Correctable") or kv.get("ECC Errors/Aggregate/Single Bit/Total")
+        )
+        d.ecc_aggregate_uncorrected = _int(
+            kv.get("ECC Errors/Aggregate/DRAM Uncorrectable") or kv.get("ECC Errors/Aggregate/Double Bit/Total")
+        )
+        d.retired_pages_sbe = _int(kv.get("Retired Pages/Single Bit ECC"))
+        d.retired_pages_dbe = _int(kv.get("Retired Pages/Double Bit ECC"))
+        d.retired_pages_pending = _yes(kv.get("Retired Pages/Pending Page Blacklist"))
+        d.remapped_rows_correctable = _int(kv.get("Remapped Rows/Correctable Error"))
+        d.remapped_rows_uncorrectable = _int(kv.get("Remapped Rows/Uncorrectable Error"))
+        d.remap_pending = _yes(kv.get("Remapped Rows/Pending"))
+        d.remap_failure = _yes(kv.get("Remapped Rows/Remapping Failure Occurred"))
+        d.mig_mode_current = _yes(kv.get("MIG Mode/Current"))
+        d.mig_mode_pending = _yes(kv.get("MIG Mode/Pending"))
+        d.pcie_gen = _int(kv.get("PCI/GPU Link Info/PCIe Generation/Current"))
+        d.pcie_width = _int(kv.get("PCI/GPU Link Info/Link Width/Current"))
+        d.clock_event_reasons = [
+            k.rsplit("/", 1)[1]
+            for k, v in kv.items()
+            if re.match(r"^Clocks (Event|Throttle) Reasons/", k) and v.strip().lower() == "active"
+        ]
+        pids = [(k, v) for k, v in kv.items() if k.endswith("Process ID")]
+        for k, v in pids:
+            used = kv.get(k + "/Used GPU Memory") or kv.get(k.rsplit("/", 1)[0] + "/Used GPU Memory")
+            d.processes.append(Process(int(v), _int(used)))
+        devices.append(d)
+    return NodeProbe(
+        f"nvidia-smi -q ({label})",
+        head.get("Timestamp", ""),
+        None,
+        head.get("Driver Version"),
+        head.get("CUDA Version"),
+        devices,
+        None,
+    )
+
+
+def probe_findings(p: NodeProbe):
+    """Health findings from a probe's ECC, row-remap, retired-page and clock-event fields (the
+    same rules as ``gpuinfra health --nvidia-smi``)."""
+    from gpuinfra.models.faults import Finding
+
+    out = []
+    for d in p.devices:
+        where = f"{p.source} GPU{d.index}"
+
+        def add(src: str, cls: str, action: str, reason: str, d=d, where=where) -> None:
+            out.append(Finding(src, d.pci_bus_id, None, cls, action, reason, where))
+
+        if d.remap_failure:
+            add(
+                "remap_failure",
+                "memory",
+                "drain_and_replace",
+                "row remapping failed: no spare rows left; NVIDIA's practice is RMA",
+            )
+        if d.remap_pending:
+            add(
+                "remap_pending", "memory", "reset_gpu", "a row remap is pending: it takes effect only after a GPU reset"
+            )
+        if d.retired_pages_pending:
+            add("retired_pages_pending", "memory", "reset_gpu", "pages are pending retirement until the next GPU reset")
+        if d.ecc_volatile_uncorrected:
+            add(
+                "ecc_volatile_uncorrected",
+                "memory",
+                "reset_gpu",
+                f"{d.ecc_volatile_uncorrected} uncorrectable ECC error(s) since the last reset",
+            )
+        for r in d.clock_event_reasons:
+            if "Thermal" in r or r in ("HW Slowdown", "HW Power Brake Slowdown"):
+                add(
+                    f"clock_event_reasons: {r}",
+                    "thermal",
+                    "none",
+                    f"{r} is active: the GPU runs below its clocks; no reset fixes it",
+                )
+    return out
