@@ -343,11 +343,20 @@ def health(
 
 @app.command()
 def roofline(
-    op: Annotated[str, typer.Option(help="gemm:M,N,K | elementwise:N | embedding:TOKENS,DIM | attention:B,H,S,D")],
-    devices: Annotated[str, typer.Option("--devices", help="Comma-separated GPU models.")] = "T4,A100-80GB,H100,B200",
+    op: Annotated[
+        str,
+        typer.Option(
+            help="gemm:M,N,K | elementwise:N | embedding:TOKENS,DIM | attention:B,H,S,D | "
+            "layer:TOKENS,HIDDEN,FFN,HEADS,SEQ | layer-bwd:TOKENS,HIDDEN,FFN,HEADS,SEQ"
+        ),
+    ],
+    devices: Annotated[
+        str, typer.Option("--devices", help="Comma-separated GPU or CPU models (gpuinfra catalog gpus|cpus).")
+    ] = "T4,A100-80GB,H100,B200",
     dtype: Annotated[str, typer.Option(help="bf16, fp16 or fp32")] = "bf16",
 ) -> None:
-    """Roofline estimate of one operation on several GPUs: time, what bounds it, and why."""
+    """Roofline estimate of an operation (or a transformer layer's operations) on GPUs and CPUs:
+    time, what bounds it, and why."""
     from gpuinfra.models import roofline as rl
 
     kind, _, args = op.partition(":")
@@ -356,6 +365,8 @@ def roofline(
         "elementwise": (rl.elementwise, 1),
         "embedding": (rl.embedding, 2),
         "attention": (rl.attention, 4),
+        "layer": (rl.transformer_layer, 5),
+        "layer-bwd": (lambda *a, dtype: rl.transformer_layer(*a, dtype=dtype, backward=True), 5),
     }
     try:
         fn, nargs = makers[kind]
@@ -366,11 +377,28 @@ def roofline(
         raise UserError(
             f"bad --op '{op}'",
             where="--op",
-            expected="gemm:M,N,K, elementwise:N, embedding:TOKENS,DIM or attention:B,H,S,D",
+            expected="gemm:M,N,K, elementwise:N, embedding:TOKENS,DIM, attention:B,H,S,D "
+            "or layer[-bwd]:TOKENS,HIDDEN,FFN,HEADS,SEQ",
         ) from None
-    o = fn(*nums, dtype=dtype if dtype in rl.BYTES else "bf16")
-    t = Table("GPU", "time", "bound by", "FLOP/byte", "ridge FLOP/byte", "achieved TFLOP/s")
-    for d in (x.strip() for x in devices.split(",") if x.strip()):
+    made = fn(*nums, dtype=dtype if dtype in rl.BYTES else "bf16")
+    ops = made if isinstance(made, list) else [made]
+    devs = [x.strip() for x in devices.split(",") if x.strip()]
+    if len(ops) > 1:
+        t = Table("operation", "FLOP/byte", *[f"{d}" for d in devs])
+        totals = dict.fromkeys(devs, 0.0)
+        for o in ops:
+            cells = []
+            for d in devs:
+                e = rl.estimate(o, d, dtype)
+                totals[d] += e.time_s
+                cells.append(f"{e.time_s * 1e6:,.1f} us {e.bound[:3]}")
+            t.add_row(o.name, f"{o.intensity:,.1f}", *cells)
+        t.add_row("total", "", *[f"{totals[d] * 1e3:,.3f} ms" for d in devs])
+        out.print(t)
+        return
+    o = ops[0]
+    t = Table("device", "time", "bound by", "FLOP/byte", "ridge FLOP/byte", "achieved TFLOP/s")
+    for d in devs:
         e = rl.estimate(o, d, dtype)
         t.add_row(
             e.device,
@@ -380,7 +408,7 @@ def roofline(
             f"{e.ridge:,.0f}",
             f"{e.achieved_flops / 1e12:,.1f}",
         )
-    out.print(f"{o.name}: {o.flops:,.0f} FLOP, {o.bytes:,.0f} bytes (5 us launch overhead assumed)")
+    out.print(f"{o.name}: {o.flops:,.0f} FLOP, {o.bytes:,.0f} bytes (launch overhead: 5 us GPU, 2 us CPU, assumed)")
     out.print(t)
 
 
@@ -562,6 +590,32 @@ def catalog_gpus(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
         "Sources: `gpuinfra catalog gpus --json` (field 'source'); evidence P primary, S secondary, "
         "D derived, U unverified."
     )
+
+
+@catalog_app.command("cpus")
+def catalog_cpus() -> None:
+    """CPU models for the roofline: cores, clocks, SIMD, FLOP/s, memory bandwidth, sources."""
+    from gpuinfra.catalog.cpus import cpu_models
+
+    t = Table(
+        "CPU", "kind", "year", "cores", "GHz base/boost", "SIMD", "FP32 TFLOP/s", "BF16 TFLOP/s", "GB/s", "W", "ev."
+    )
+    for m in cpu_models().values():
+        t.add_row(
+            m.name,
+            m.kind,
+            str(m.year),
+            str(m.cores),
+            f"{m.base_ghz}/{m.boost_ghz}",
+            m.simd,
+            f"{m.fp32_flops / 1e12:.2f}",
+            f"{m.bf16_flops / 1e12:.2f}",
+            f"{m.mem_bw_bytes_per_s / 1e9:.0f}",
+            f"{m.tdp_w:.0f}",
+            m.evidence,
+        )
+    out.print(t)
+    out.print("sources: src/gpuinfra/catalog/data/cpus.csv and CPU_SOURCES.md (recalled launch specs, tagged U)")
 
 
 @catalog_app.command("shapes")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gpuinfra.catalog.gpus import GpuModel, gpu_model
+from gpuinfra.catalog.gpus import gpu_model
 from gpuinfra.errors import UserError
 
 LAUNCH_OVERHEAD_S = 5e-6
@@ -79,7 +79,20 @@ def attention(batch: int, heads: int, seq: int, head_dim: int, dtype: str = "bf1
     )
 
 
-def peak(m: GpuModel, precision: str) -> float:
+CPU_OVERHEAD_S = 2e-6
+"""Start and join of a parallel region on a CPU (a few microseconds for an OpenMP-style fork/join):
+an assumption, stated, not a measurement."""
+
+
+def peak(m, precision: str) -> float:
+    from gpuinfra.catalog.cpus import CpuModel
+
+    if isinstance(m, CpuModel):
+        if precision in ("bf16", "fp16"):
+            return m.bf16_flops
+        if precision == "fp32":
+            return m.fp32_flops
+        raise UserError(f"precision '{precision}' has no CPU peak", expected="bf16, fp16 or fp32")
     if m.opaque:
         raise UserError(f"{m.name} is an opaque model with no specs", expected="a disclosed GPU model")
     if precision in ("bf16", "fp16"):
@@ -93,8 +106,19 @@ def peak(m: GpuModel, precision: str) -> float:
     raise UserError(f"precision '{precision}' has no peak in the catalog", expected="bf16, fp16 or fp32")
 
 
-def estimate(op: Op, device: str, precision: str = "bf16", launch_s: float = LAUNCH_OVERHEAD_S) -> Estimate:
-    m = gpu_model(device)
+def device_model(device: str):
+    """A GPU from the GPU catalog or a CPU from the CPU catalog."""
+    from gpuinfra.catalog.cpus import cpu_model, is_cpu
+
+    return cpu_model(device) if is_cpu(device) else gpu_model(device)
+
+
+def estimate(op: Op, device: str, precision: str = "bf16", launch_s: float | None = None) -> Estimate:
+    from gpuinfra.catalog.cpus import CpuModel
+
+    m = device_model(device)
+    if launch_s is None:
+        launch_s = CPU_OVERHEAD_S if isinstance(m, CpuModel) else LAUNCH_OVERHEAD_S
     p = peak(m, precision)
     bw = float(m.mem_bw_bytes_per_s or 0.0)
     compute_s = op.flops / p if op.flops else 0.0
@@ -113,3 +137,28 @@ def estimate(op: Op, device: str, precision: str = "bf16", launch_s: float = LAU
         p / bw,
         op.flops / t if t else 0.0,
     )
+
+
+def transformer_layer(
+    tokens: int, hidden: int, ffn: int, heads: int, seq: int, dtype: str = "bf16", backward: bool = False
+) -> list[Op]:
+    """One decoder layer's operations for ``tokens`` tokens (batch x seq): QKV, fused causal
+    attention, output projection, MLP (GELU width ``ffn``), norms and residuals. Backward =
+    every operation twice (input and weight gradients) [assumption]."""
+    b = max(tokens // seq, 1)
+    att = attention(b, heads, seq, hidden // heads, dtype)
+    ops = [
+        gemm(tokens, 3 * hidden, hidden, dtype),
+        Op(att.name + " causal", att.flops / 2, att.bytes),
+        gemm(tokens, hidden, hidden, dtype),
+        gemm(tokens, ffn, hidden, dtype),
+        gemm(tokens, hidden, ffn, dtype),
+        elementwise(tokens * hidden, dtype, flops_per_element=5, operands=1),
+        elementwise(tokens * hidden, dtype, flops_per_element=5, operands=1),
+        elementwise(tokens * hidden, dtype, operands=2),
+        elementwise(tokens * hidden, dtype, operands=2),
+        elementwise(tokens * ffn, dtype, flops_per_element=8, operands=1),
+    ]
+    if backward:
+        ops = [Op(o.name + " (grad)", 2 * o.flops, 2 * o.bytes) for o in ops]
+    return ops
