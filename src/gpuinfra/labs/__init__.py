@@ -17,7 +17,12 @@ class LabInfo:
 
 
 def registry() -> dict[int, LabInfo]:
-    from gpuinfra.labs import lab3, lab6
+    from gpuinfra.labs import lab1, lab2, lab3, lab6
 
-    labs = [LabInfo(3, lab3.TITLE, lab3.run), LabInfo(6, lab6.TITLE, lab6.run)]
+    labs = [
+        LabInfo(1, lab1.TITLE, lab1.run),
+        LabInfo(2, lab2.TITLE, lab2.run),
+        LabInfo(3, lab3.TITLE, lab3.run),
+        LabInfo(6, lab6.TITLE, lab6.run),
+    ]
     return {lab.number: lab for lab in labs}

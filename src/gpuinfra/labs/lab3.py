@@ -15,8 +15,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
-
 from gpuinfra.catalog._data import data_path
 from gpuinfra.errors import UserError
 from gpuinfra.io.health import read_text
@@ -25,6 +23,7 @@ from gpuinfra.io.topo import parse_topo
 from gpuinfra.models.collectives import Fabric, Placement, collective, ring_bw, sweep
 from gpuinfra.models.scaling import MODELS, Parallelism, comm_dominates_at, memory_bytes, scaling_curve, step_time
 from gpuinfra.models.topology import builtin, from_matrix
+from gpuinfra.report.figs import line_figure
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
 from gpuinfra.report.topology_fig import topology_figure
@@ -235,20 +234,6 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
     return out_dir / "report.html"
 
 
-def _curve_fig(
-    series: dict[str, list[tuple[float, float]]], title: str, xt: str, yt: str, logx=True, logy=False
-) -> go.Figure:
-    fig = go.Figure()
-    for name, pts in series.items():
-        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=name))
-    fig.update_layout(title=title, xaxis_title=xt, yaxis_title=yt)
-    if logx:
-        fig.update_xaxes(type="log")
-    if logy:
-        fig.update_yaxes(type="log")
-    return fig
-
-
 def render(s: dict[str, Any], design: Path | None) -> str:
     f: list[str] = []
     secs: list[Section] = []
@@ -273,7 +258,7 @@ def render(s: dict[str, Any], design: Path | None) -> str:
         f"8 GPUs give {eight['speedup']:.2f}x the throughput of one, not 8x ({eight['efficiency']:.0%} efficiency), "
         f"because {eight['dp_comm_s'] * 1e3:.0f} ms of gradient all-reduce join a {eight['compute_s'] * 1e3:.0f} ms compute step."
     )
-    fig = _curve_fig(
+    fig = line_figure(
         {"modelled": [(r["gpus"], r["speedup"]) for r in curve], "linear": [(r["gpus"], r["gpus"]) for r in curve]},
         "Speedup inside one node (GPT-3 1.3B, 2048 tokens per GPU)",
         "GPUs",
@@ -297,7 +282,7 @@ def render(s: dict[str, Any], design: Path | None) -> str:
     p = an["paths"]
     fastest = max(p, key=lambda n: p[n]["ring_gb_s"])
     slowest = min(p, key=lambda n: p[n]["ring_gb_s"])
-    fig = _curve_fig(
+    fig = line_figure(
         {n: [(c["size"], c["busbw_gb_s"]) for c in cs] for n, cs in an["curves"].items()},
         "all_reduce bus bandwidth by message size (modelled, nccl-tests definition)",
         "bytes per rank",
@@ -424,7 +409,7 @@ def render(s: dict[str, Any], design: Path | None) -> str:
     cmp_ = s["compare"]
     parts = []
     for wname, per in cmp_["workloads"].items():
-        fig = _curve_fig(
+        fig = line_figure(
             {lbl: [(r["gpus"], r["efficiency"]) for r in v["curve"]] for lbl, v in per.items()},
             f"Scaling efficiency, {wname}",
             "GPUs",

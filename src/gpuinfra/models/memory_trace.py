@@ -276,12 +276,14 @@ def _variable_batch() -> str:
 
 
 def _interleaved() -> str:
-    """Two tensor kinds allocated in turn, one kind freed: holes everywhere, no hole big enough."""
-    lines = ["# a T4 with most of its memory taken by weights", "gpu T4", "alloc weights 12GiB"]
-    for i in range(120):
+    """Two tensor kinds allocated in turn, one kind freed: holes everywhere, no hole big enough.
+    Each pair of 8 MiB tensors shares a 20 MiB segment (requests of 1-10 MiB get 20 MiB segments);
+    freeing one of each pair leaves 12 MiB holes that a 24 MiB request cannot use."""
+    lines = ["# a T4 whose memory is nearly all taken by the model", "gpu T4", "alloc weights 12992MiB"]
+    for i in range(80):
         lines += [f"alloc keep{i} 8MiB", f"alloc tmp{i} 8MiB"]
-    lines += [f"free tmp{i}" for i in range(120)]
-    lines.append("alloc wide 24MiB  # 960 MiB are cached and free, but in 8 MiB holes")
+    lines += [f"free tmp{i}" for i in range(80)]
+    lines.append("alloc wide 24MiB  # 960 MiB are cached and free, in 12 MiB holes")
     return "\n".join(lines) + "\n"
 
 
