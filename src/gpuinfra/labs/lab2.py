@@ -246,7 +246,7 @@ def render(s: dict[str, Any]) -> str:
         + fig_html(segment_figure(vb["snapshot"], "segments at the OOM (default)"), "fr2")
         + fig_html(timeline_figure(vbx["rows"], "variable-batch, expandable_segments:True"), "fr3")
     )
-    html2 += "<pre>" + (vb["message"] or "") + "</pre>"
+    html2 += '<pre style="white-space: pre-wrap">' + (vb["message"] or "") + "</pre>"
     secs.append(
         Section(
             "2. Analyze: why fragmentation fails requests",
