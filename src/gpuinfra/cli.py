@@ -680,13 +680,23 @@ def trace_convert(
     out.print(f"wrote {len(pods):,} rows to {dest}")
 
 
-from gpuinfra.cli_topology import collective, memory_app, probe_app, scale, topo_app  # noqa: E402
+from gpuinfra.cli_topology import (  # noqa: E402
+    collective,
+    incident,
+    memory_app,
+    probe_app,
+    reliability,
+    scale,
+    topo_app,
+)
 
 app.add_typer(topo_app, name="topo")
 app.add_typer(memory_app, name="memory")
 app.add_typer(probe_app, name="probe")
 app.command()(collective)
 app.command()(scale)
+app.command()(reliability)
+app.command()(incident)
 
 
 def main() -> None:

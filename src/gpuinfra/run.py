@@ -45,7 +45,20 @@ def simulate(
         log_events=log_events,
         progress=progress,
         fault_classes=[
-            FaultClass(f.name, f.rate_per_day, f.action, f.repair_s, f.scope, f.detect_s, f.crash_s) for f in sc.faults
+            FaultClass(
+                f.name,
+                f.rate_per_day,
+                f.action,
+                f.repair_s,
+                f.scope,
+                f.detect_s,
+                f.crash_s,
+                f.signal,
+                f.rack_nodes,
+                f.lemon_fraction,
+                f.lemon_factor,
+            )
+            for f in sc.faults
         ],
     )
     run = eng.run()

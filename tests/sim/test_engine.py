@@ -527,3 +527,29 @@ def test_slow_detection_lets_a_poisoned_gpu_eat_retries():
     assert abs(slow.faults["burned_gpu_hours"] * 3600 - 600) < 1.0  # the fault lands at a random t < 0.5 s
     # the same jobs finish later when detection is slow: the poisoned GPU ate the time
     assert slow.horizon_s > fast.horizon_s
+
+
+def test_rack_faults_lemons_and_signal_delays():
+    from gpuinfra.sim.faults import FaultClass
+
+    c = cluster(("n", "H100-SXM", 8, 192000, 2097152, 16))
+    pods = table(*[pod(f"p{k}", k * 3600.0, 7200.0, gpus=8) for k in range(1200)])
+    days = 1200 * 3600 / 86400
+    rack = FaultClass("tor-switch", 0.05, "drain_and_replace", 3600.0, "rack", rack_nodes=4)
+    lemon = FaultClass("gpu", 0.005, "reset_gpu", 600.0, signal="dcgm_health", lemon_fraction=0.25, lemon_factor=8.0)
+    r = ReplayEngine(c, pods, Profile(), seed=5, fault_classes=[rack, lemon], sample_interval_s=86400).run()
+    log = r.faults["log"]
+    # a rack fault strikes 4 consecutive nodes at the same instant
+    by_t: dict[float, set[str]] = {}
+    for e in log:
+        if e["fault"] == "tor-switch":
+            by_t.setdefault(e["t_s"], set()).add(e["node"])
+    assert by_t and max(len(v) for v in by_t.values()) == 4
+    expected_racks = 0.05 * (16 / 4) * days
+    assert abs(len(by_t) - expected_racks) < 4 * expected_racks**0.5 + 2
+    # lemon nodes take far more than their share of GPU faults
+    eng = ReplayEngine(c, pods, Profile(), seed=5, fault_classes=[rack, lemon], sample_interval_s=86400)
+    lemons = {c.node_names[n] for n in np.flatnonzero(eng.faults.node_weight[1] > 1)}
+    hits = [e["node"] for e in log if e["fault"] == "gpu"]
+    share = sum(h in lemons for h in hits) / max(len(hits), 1)
+    assert lemons and share > 2 * len(lemons) / 16

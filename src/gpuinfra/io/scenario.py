@@ -182,8 +182,11 @@ class FaultSpec(_Model):
     """A fault class injected into a replay (sim/faults.py)."""
 
     name: str
-    rate_per_day: float = Field(ge=0, description="faults per GPU-day (scope gpu) or per node-day (scope node)")
-    scope: Literal["gpu", "node"] = "gpu"
+    rate_per_day: float = Field(ge=0, description="faults per GPU-day (scope gpu), node-day (node) or rack-day (rack)")
+    scope: Literal["gpu", "node", "rack"] = Field(
+        "gpu", description="rack: every node of the struck node's rack at once (a switch, a PDU)"
+    )
+    rack_nodes: int = Field(4, ge=1, description="scope rack: consecutive nodes per rack")
     action: Literal["restart_app", "reset_gpu", "reboot_node", "drain_and_replace"]
     repair_s: float = Field(ge=0, description="how long the action takes the GPU or node out of service")
     detect_s: float = Field(
@@ -193,6 +196,18 @@ class FaultSpec(_Model):
         "poisoned GPU still takes pods, which crash",
     )
     crash_s: float = Field(60.0, gt=0, description="how long a pod on a poisoned GPU runs before it fails")
+    signal: (
+        Literal["process_exit", "xid_log", "dcgm_health", "heartbeat", "nccl_watchdog", "step_progress", "manual"]
+        | None
+    ) = Field(
+        None,
+        description="GPU faults: the signal that detects it; its delay is drawn per fault "
+        "(catalog/data/detection_signals.csv) instead of detect_s",
+    )
+    lemon_fraction: float = Field(
+        0.0, ge=0, lt=1, description="share of nodes that fail lemon_factor times as often (lemon nodes)"
+    )
+    lemon_factor: float = Field(10.0, ge=1)
     source: str = Field(description="where the rate comes from (a paper, a fleet's own data); required")
 
 

@@ -17,14 +17,20 @@ Effects, as on a real node:
 - with ``detect_s`` > 0 a struck GPU stays schedulable until the fault is detected; pods placed
   on it crash after ``crash_s`` and are retried, so a naive retry loop burns GPU time on the
   poisoned device (counted as ``burned_gpu_hours``) until it is cordoned.
-Not modelled yet: detection delay per signal (Xid scrape vs DCGM health watch vs NCCL watchdog),
-bursts and correlated (rack) failures, lemon nodes, remediation policies beyond "retry".
+- ``signal``: detection delay drawn per fault from the signal's latency (models/reliability.py);
+- ``scope: rack``: a correlated fault takes every node of the struck node's rack (``rack_nodes``
+  consecutive nodes) down at once, as a failed switch or PDU does;
+- ``lemon_fraction``: a share of nodes fails ``lemon_factor`` times as often (drawn per run).
+Remediation policies beyond "retry elsewhere after detection" are compared at job level in
+models/reliability.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from gpuinfra.models.health import GpuHealth
 from gpuinfra.sim.kernel import PRIO_RELEASE, Event
@@ -49,6 +55,12 @@ class FaultClass:
     crash_s: float = 60.0
     """How long a pod placed on a poisoned GPU runs before it fails (CUDA init or its first
     kernels): an assumption, not a measurement."""
+    signal: str | None = None
+    """The signal that detects it (models/reliability.signals()): its delay is drawn per fault."""
+    rack_nodes: int = 4
+    """Scope rack: the struck node's rack is ``rack_nodes`` consecutive nodes, all hit at once."""
+    lemon_fraction: float = 0.0
+    lemon_factor: float = 10.0
 
 
 class FaultInjector:
@@ -67,9 +79,36 @@ class FaultInjector:
         self.crashes = 0
         self.burned_milli_s = 0.0
         self.node_down_until: dict[int, float] = {}
+        # lemon nodes: drawn once per run; they fail lemon_factor times as often
+        self.node_weight: list[np.ndarray] = []
+        for fc in classes:
+            w = np.ones(c.n_nodes)
+            if fc.lemon_fraction > 0:
+                w[self.rng.random(c.n_nodes) < fc.lemon_fraction] = fc.lemon_factor
+            self.node_weight.append(w)
+        self.lemons = {int(n) for w in self.node_weight for n in np.flatnonzero(w > 1)}
 
-    def _size(self, fc: FaultClass) -> int:
-        return len(self.gpu_slots) if fc.scope == "gpu" else self.e.cluster.n_nodes
+    def _size(self, fc: FaultClass) -> float:
+        """Expected struck units per unit rate: GPUs or nodes, lemons counted lemon_factor times."""
+        w = self.node_weight[self.classes.index(fc)]
+        if fc.scope == "gpu":
+            return float(sum(w[n] for n, _ in self.gpu_slots))
+        if fc.scope == "rack":
+            return float(w.sum()) / fc.rack_nodes  # rate_per_day is per rack-day
+        return float(w.sum())
+
+    def _detect_delay(self, fc: FaultClass) -> float:
+        if fc.signal:
+            from gpuinfra.models.reliability import signals
+
+            return signals()[fc.signal].delay(self.rng)
+        return fc.detect_s
+
+    def _pick_node(self, k: int) -> int:
+        w = self.node_weight[k]
+        if np.all(w == 1.0):
+            return int(self.rng.integers(self.e.cluster.n_nodes))
+        return int(self.rng.choice(len(w), p=w / w.sum()))
 
     def first_events(self, t0: float) -> list[Event]:
         return [ev for k in range(len(self.classes)) if (ev := self._next(k, t0)) is not None]
@@ -88,16 +127,36 @@ class FaultInjector:
         out: list[Event] = []
         if (nxt := self._next(k, t)) is not None:
             out.append(nxt)
+        if fc.scope == "rack":
+            first = self._pick_node(k) // fc.rack_nodes * fc.rack_nodes
+            for n in range(first, min(first + fc.rack_nodes, e.cluster.n_nodes)):
+                out += self._strike_node(fc, k, n, t)
+            return out
         if fc.scope == "gpu":
-            node, dev = self.gpu_slots[int(self.rng.integers(len(self.gpu_slots)))]
+            w = self.node_weight[k]
+            if np.all(w == 1.0):
+                node, dev = self.gpu_slots[int(self.rng.integers(len(self.gpu_slots)))]
+            else:  # a GPU of a lemon node is lemon_factor times as likely
+                p = np.array([w[n] for n, _ in self.gpu_slots])
+                node, dev = self.gpu_slots[int(self.rng.choice(len(p), p=p / p.sum()))]
             devices = [dev]
         else:
-            node = int(self.rng.integers(e.cluster.n_nodes))
+            node = self._pick_node(k)
             devices = list(range(int(e.cluster.gpu_count[node])))
+        return out + self._strike(fc, k, node, devices, t)
+
+    def _strike_node(self, fc: FaultClass, k: int, node: int, t: float) -> list[Event]:
+        return self._strike(fc, k, node, list(range(int(self.e.cluster.gpu_count[node]))), t, whole=True)
+
+    def _strike(
+        self, fc: FaultClass, k: int, node: int, devices: list[int], t: float, whole: bool = False
+    ) -> list[Event]:
+        e = self.e
+        out: list[Event] = []
         if node in self.node_down_until:
             return out  # already down: the fault is absorbed
         self.counts[fc.name] += 1
-        whole_node = fc.action == "reboot_node"
+        whole_node = whole or fc.action == "reboot_node"
         victims = [
             a
             for a in e.cluster.node_allocs[node].values()
@@ -120,12 +179,13 @@ class FaultInjector:
             out += e._retry_many([node], t) + e.retry_pods(killed, t)
             e._touch(t)
             return out
-        if not whole_node and fc.detect_s > 0:
+        detect = self._detect_delay(fc)
+        if not whole_node and detect > 0:
             # not yet detected: the GPU is poisoned but still looks free to the scheduler
             for d in devices:
                 self.poisoned[(node, d)] = k
                 self.health[(node, d)].on_fault(fc.action, t)
-                out.append(Event(t + fc.detect_s, PRIO_RELEASE, "detect", (node * 1024 + d) * 64 + k))
+                out.append(Event(t + detect, PRIO_RELEASE, "detect", (node * 1024 + d) * 64 + k))
             e._dirty.append(node)
             out += e.retry_pods(killed, t)
             e._touch(t)
