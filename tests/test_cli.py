@@ -41,6 +41,14 @@ def test_version_and_help_for_every_command():
         ["topo", "list"],
         ["collective"],
         ["scale"],
+        ["memory", "run"],
+        ["probe"],
+        ["metrics", "export"],
+        ["metrics", "serve"],
+        ["alerts", "export"],
+        ["alerts", "evaluate"],
+        ["reliability"],
+        ["incident"],
         ["trace", "check"],
         ["trace", "convert"],
     ):
@@ -240,3 +248,20 @@ def test_scale_cli():
     assert r.returncode == 0 and "does not fit" in r.stdout
     r = gi("scale", "--model", "gpt5")
     assert r.returncode == 2 and "unknown model" in r.stderr
+
+
+def test_observability_cli(tmp_path):
+    r = gi("alerts", "export", "--set", "designed")
+    assert r.returncode == 0 and "GpuXidCritical" in r.stdout and "for: 5m" in r.stdout
+    r = gi("alerts", "export", "--set", "clever")
+    assert r.returncode == 2 and "designed, naive" in r.stderr.replace("naive, designed", "designed, naive")
+    r = gi("metrics", "export", "--out", str(tmp_path / "m"), "--nodes", "1", "--hours", "1")
+    assert r.returncode == 0 and (tmp_path / "m" / "metrics.om").read_text().endswith("# EOF\n")
+    assert json.loads((tmp_path / "m" / "truth.json").read_text())["incidents"]
+    r = gi("alerts", "evaluate", "--nodes", "1", "--hours", "2", "--json")
+    d = json.loads(r.stdout)
+    assert set(d) >= {"naive", "designed"} and d["designed"]["pages_per_day"] < d["naive"]["pages_per_day"]
+    r = gi("reliability", "--nodes", "16", "--days", "5", "--seeds", "2", "--json")
+    assert r.returncode == 0 and len(json.loads(r.stdout)) == 2
+    r = gi("incident", "oom-crash-loop", "--action", "backoff-and-alert")
+    assert r.returncode == 0 and "# Postmortem" in r.stdout

@@ -681,9 +681,11 @@ def trace_convert(
 
 
 from gpuinfra.cli_topology import (  # noqa: E402
+    alerts_app,
     collective,
     incident,
     memory_app,
+    metrics_app,
     probe_app,
     reliability,
     scale,
@@ -693,6 +695,8 @@ from gpuinfra.cli_topology import (  # noqa: E402
 app.add_typer(topo_app, name="topo")
 app.add_typer(memory_app, name="memory")
 app.add_typer(probe_app, name="probe")
+app.add_typer(metrics_app, name="metrics")
+app.add_typer(alerts_app, name="alerts")
 app.command()(collective)
 app.command()(scale)
 app.command()(reliability)

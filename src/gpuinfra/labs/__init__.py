@@ -17,7 +17,7 @@ class LabInfo:
 
 
 def registry() -> dict[int, LabInfo]:
-    from gpuinfra.labs import lab1, lab2, lab3, lab5, lab6, lab16
+    from gpuinfra.labs import lab1, lab2, lab3, lab5, lab6, lab15, lab16
 
     labs = [
         LabInfo(1, lab1.TITLE, lab1.run),
@@ -25,6 +25,7 @@ def registry() -> dict[int, LabInfo]:
         LabInfo(3, lab3.TITLE, lab3.run),
         LabInfo(5, lab5.TITLE, lab5.run),
         LabInfo(6, lab6.TITLE, lab6.run),
+        LabInfo(15, lab15.TITLE, lab15.run),
         LabInfo(16, lab16.TITLE, lab16.run),
     ]
     return {lab.number: lab for lab in labs}

@@ -1,0 +1,157 @@
+"""Alert rules as real Prometheus rule files: a naive set (per GPU, no ``for:``, utilization as
+the health signal) and a designed set (job-level aggregation, ``for:`` against GPU noise, signals
+that mean something: Xid classes, vanished GPUs, progress, SM activity).
+
+Each rule is a :mod:`gpuinfra.obs.promql` expression, so gpuinfra evaluates it itself, writes it
+as PromQL for Prometheus, and checks the two agree with ``promtool test rules``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+
+from gpuinfra.obs.promql import Agg, Arith, Cmp, Expr, Range, Sel, SetOp
+
+# Xids whose catalog action is a GPU reset, node reboot or drain (catalog/data/xid.csv); the
+# application Xids (13, 31, 43, ...) are the application's, not the infrastructure's, to handle.
+CRITICAL_XIDS = (48, 64, 74, 79, 95, 119, 120, 140)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    expr: Expr
+    for_s: float
+    severity: str
+    summary: str
+    targets: tuple[str, ...]
+    """Incident kinds this rule is meant to catch (for recall)."""
+
+    def as_prometheus(self) -> dict:
+        r = {"alert": self.name, "expr": self.expr.render()}
+        if self.for_s:
+            r["for"] = f"{int(self.for_s // 60)}m" if self.for_s % 60 == 0 else f"{int(self.for_s)}s"
+        r["labels"] = {"severity": self.severity}
+        r["annotations"] = {"summary": self.summary}
+        return r
+
+
+def _fb_frac() -> Expr:
+    return Arith(Sel("DCGM_FI_DEV_FB_USED"), "/", Arith(Sel("DCGM_FI_DEV_FB_USED"), "+", Sel("DCGM_FI_DEV_FB_FREE")))
+
+
+def naive_rules() -> list[Rule]:
+    return [
+        Rule(
+            "NaiveGpuIdle",
+            Cmp(Sel("DCGM_FI_DEV_GPU_UTIL"), "==", 0),
+            0,
+            "page",
+            "a GPU reads 0% utilization",
+            ("idle_alloc",),
+        ),
+        Rule(
+            "NaiveXid",
+            Cmp(Sel("DCGM_FI_DEV_XID_ERRORS"), ">", 0),
+            0,
+            "page",
+            "a GPU reported an Xid",
+            ("xid48", "xid79"),
+        ),
+        Rule("NaiveGpuHot", Cmp(Sel("DCGM_FI_DEV_GPU_TEMP"), ">", 80), 0, "page", "a GPU is above 80 C", ("thermal",)),
+        Rule("NaiveMemoryFull", Cmp(_fb_frac(), ">", 0.9), 0, "page", "a GPU's memory is over 90% used", ("mem_full",)),
+        Rule(
+            "NaiveUtilLow",
+            Cmp(Sel("DCGM_FI_DEV_GPU_UTIL"), "<", 50),
+            0,
+            "page",
+            "a GPU is under 50% utilized",
+            ("nccl_hang",),
+        ),
+    ]
+
+
+def designed_rules() -> list[Rule]:
+    xid: Expr = Cmp(Sel("DCGM_FI_DEV_XID_ERRORS"), "==", CRITICAL_XIDS[0])
+    for x in CRITICAL_XIDS[1:]:
+        xid = SetOp(xid, "or", Cmp(Sel("DCGM_FI_DEV_XID_ERRORS"), "==", x))
+    by_job = ("namespace", "pod")
+    return [
+        Rule("GpuXidCritical", xid, 0, "page", "an Xid whose action is reset, reboot or drain", ("xid48", "xid79")),
+        Rule(
+            "GpuFallenOffBus",
+            SetOp(
+                Range("max_over_time", Sel("DCGM_FI_DEV_GPU_TEMP"), 3600),
+                "unless",
+                Sel("DCGM_FI_DEV_GPU_TEMP"),
+                ("Hostname", "gpu"),
+            ),
+            60,
+            "page",
+            "a GPU stopped reporting (fallen off the bus or its exporter is gone)",
+            ("xid79",),
+        ),
+        Rule(
+            "GpuRowRemapPending",
+            Cmp(Range("changes", Sel("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS"), 3600), ">", 0),
+            0,
+            "ticket",
+            "an uncorrectable row remap: the GPU needs a reset (drain it)",
+            ("xid48",),
+        ),
+        Rule(
+            "JobStalled",
+            Cmp(Range("changes", Sel("gpuinfra_job_steps_total"), 600), "==", 0),
+            300,
+            "page",
+            "a job made no progress for 15 minutes",
+            ("xid48", "xid79", "nccl_hang"),
+        ),
+        Rule(
+            "JobBusyButNotWorking",
+            SetOp(
+                Cmp(Agg("avg", by_job, Sel("DCGM_FI_DEV_GPU_UTIL")), ">", 90),
+                "and",
+                Cmp(Agg("avg", by_job, Sel("DCGM_FI_PROF_SM_ACTIVE")), "<", 0.05),
+                by_job,
+            ),
+            300,
+            "page",
+            "GPUs read busy but almost no SM is active: a hang or a spin",
+            ("nccl_hang",),
+        ),
+        Rule(
+            "GpuThermal",
+            Cmp(Sel("DCGM_FI_DEV_GPU_TEMP"), ">", 85),
+            300,
+            "ticket",
+            "a GPU above 85 C for 5 minutes (throttling)",
+            ("thermal",),
+        ),
+        Rule(
+            "JobMemoryNearFull",
+            Cmp(Agg("max", by_job, _fb_frac()), ">", 0.95),
+            600,
+            "ticket",
+            "a job's GPU memory above 95% for 10 minutes",
+            ("mem_full",),
+        ),
+        Rule(
+            "JobAllocatedButIdle",
+            Cmp(Agg("max", by_job, Sel("DCGM_FI_DEV_GPU_UTIL", ne=(("pod", ""),))), "==", 0),
+            1800,
+            "ticket",
+            "a pod holds GPUs at 0% for 30 minutes",
+            ("idle_alloc",),
+        ),
+    ]
+
+
+RULE_SETS = {"naive": naive_rules, "designed": designed_rules}
+
+
+def rule_file(rules: list[Rule], group: str = "gpuinfra", interval_s: int = 30) -> str:
+    doc = {"groups": [{"name": group, "interval": f"{interval_s}s", "rules": [r.as_prometheus() for r in rules]}]}
+    return yaml.safe_dump(doc, sort_keys=False, width=200)
