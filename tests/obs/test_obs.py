@@ -169,3 +169,40 @@ def test_naive_set_is_the_utilization_monitor():
     assert any("GPU_UTIL" in r.expr.render() for r in naive_rules())
     assert all(r.for_s == 0 for r in naive_rules())
     assert all(r.for_s > 0 or "XID" in r.expr.render() or "REMAPPED" in r.expr.render() for r in designed_rules())
+
+
+def test_a_simulate_run_exports_under_real_names(tmp_path):
+    import subprocess
+    import sys
+
+    from gpuinfra.sim.telemetry_run import telemetry_from_run
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gpuinfra.cli",
+            "simulate",
+            "--builtin",
+            "synthetic-small",
+            "--out",
+            str(tmp_path / "run"),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    tel = telemetry_from_run(tmp_path / "run", hours=1.0, max_nodes=2)
+    assert set(tel.series) >= {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "kube_pod_container_resource_requests"}
+    pods = {dict(k).get("pod") for k in tel.series["DCGM_FI_DEV_GPU_UTIL"]} - {None}
+    assert pods and pods <= {j.pod for j in tel.jobs}
+    # allocation seen by kube-state-metrics equals GPUs held by pods in the exporter's labels
+    req = np.nansum(np.vstack(list(tel.series["kube_pod_container_resource_requests"].values())), axis=0)
+    held = np.zeros(len(tel.times))
+    for k, v in tel.series["DCGM_FI_DEV_GPU_UTIL"].items():
+        if dict(k).get("pod"):
+            held += ~np.isnan(v)
+    assert np.all(held <= req + 1e-9) and held.sum() > 0
+    p = tmp_path / "m.om"
+    assert write_openmetrics(tel, p) == tel.n_samples()
