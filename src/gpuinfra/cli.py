@@ -429,7 +429,7 @@ def mig_profiles_cmd(gpu: Annotated[str, typer.Argument(help="A MIG-capable GPU:
             f"{p.compute_slices}/7",
             f"{p.memory_slices}/8",
             f"{p.memory_gib:g}",
-            str(p.sm_count),
+            str(p.sm_count) if p.sm_count else "-",
             str(p.max_count),
             ",".join(map(str, p.placements)),
         )
@@ -683,12 +683,14 @@ def trace_convert(
 from gpuinfra.cli_topology import (  # noqa: E402
     alerts_app,
     collective,
+    export_app,
     incident,
     memory_app,
     metrics_app,
     probe_app,
     reliability,
     scale,
+    sharing_app,
     topo_app,
 )
 
@@ -697,6 +699,8 @@ app.add_typer(memory_app, name="memory")
 app.add_typer(probe_app, name="probe")
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(export_app, name="export")
+app.add_typer(sharing_app, name="sharing")
 app.command()(collective)
 app.command()(scale)
 app.command()(reliability)

@@ -17,12 +17,13 @@ class LabInfo:
 
 
 def registry() -> dict[int, LabInfo]:
-    from gpuinfra.labs import lab1, lab2, lab3, lab5, lab6, lab15, lab16
+    from gpuinfra.labs import lab1, lab2, lab3, lab4, lab5, lab6, lab15, lab16
 
     labs = [
         LabInfo(1, lab1.TITLE, lab1.run),
         LabInfo(2, lab2.TITLE, lab2.run),
         LabInfo(3, lab3.TITLE, lab3.run),
+        LabInfo(4, lab4.TITLE, lab4.run),
         LabInfo(5, lab5.TITLE, lab5.run),
         LabInfo(6, lab6.TITLE, lab6.run),
         LabInfo(15, lab15.TITLE, lab15.run),

@@ -32,6 +32,7 @@ class MigProfile:
     max_count: int
     memory_gib: float
     sm_count: int
+    """0 where no real reading is published (B200's 3g and larger)."""
     placements: tuple[int, ...]
     media_engines: bool
     source: str
@@ -61,7 +62,7 @@ def _all_profiles() -> tuple[MigProfile, ...]:
             int(r["memory_slices"]),
             int(r["max_count"]),
             float(r["memory_gib"]),
-            int(r["sm_count"]),
+            int(r["sm_count"]) if r["sm_count"] else 0,
             tuple(int(x) for x in r["placements"].split("|")),
             r["media_engines"] == "true",
             r["source"],
