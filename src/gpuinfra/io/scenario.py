@@ -47,6 +47,10 @@ class PoolSpec(_Model):
     memory_mib: int | None = Field(None, ge=1)
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[TaintSpec] = Field(default_factory=list)
+    mig_layout: list[str] | None = Field(
+        None,
+        description="MIG instances on every GPU (mig-parted devices: all), e.g. [3g.40gb, 2g.20gb, 1g.10gb, 1g.10gb]",
+    )
 
     @model_validator(mode="after")
     def _shape_or_explicit(self) -> PoolSpec:
@@ -91,6 +95,8 @@ class GeneratorSpec(_Model):
     memory_mib_per_gpu: int = Field(32768, ge=0)
     owners: dict[str, float] = Field(default_factory=lambda: {"team-a": 1.0})
     gpu_model: str | None = None
+    mig_fraction: float = Field(0.0, ge=0, le=1, description="share of 1-GPU jobs that ask a MIG instance")
+    mig_profiles: dict[str, float] = Field(default_factory=dict, description="MIG profile -> weight (needs gpu_model)")
 
     @field_validator("gpus", "owners")
     @classmethod
@@ -381,6 +387,23 @@ def _pools(spec: ClusterSpec) -> list[NodePool]:
             if model and gpus:
                 labels.setdefault("nvidia.com/gpu.product", model)
                 labels.setdefault("nvidia.com/gpu.count", str(gpus))
+            layout: tuple[str, ...] = ()
+            if ps.mig_layout:
+                from gpuinfra.io.sharing_export import check_layout
+
+                if not model or not gpu_model(model).mig:
+                    raise UserError(
+                        f"pool '{ps.name}' has no MIG-capable GPU",
+                        where=f"{where}.mig_layout",
+                        expected="A100, H100, H200 or B200",
+                    )
+                try:
+                    check_layout(model, list(ps.mig_layout))
+                except UserError as e:
+                    raise UserError(e.what, where=f"{where}.mig_layout", expected=e.expected) from None
+                layout = tuple(ps.mig_layout)
+                labels.setdefault("nvidia.com/mig.strategy", "mixed")
+                labels.setdefault("nvidia.com/mig.config", "gpuinfra-" + "-".join(sorted(layout)))
             pools.append(
                 NodePool(
                     name=ps.name,
@@ -392,6 +415,7 @@ def _pools(spec: ClusterSpec) -> list[NodePool]:
                     labels=tuple(sorted(labels.items())),
                     taints=tuple(Taint(t.key, t.value, t.effect) for t in ps.taints),
                     shape=ps.shape,
+                    mig_layout=layout,
                 )
             )
         names = [p.name for p in pools]
@@ -414,6 +438,7 @@ def _pools(spec: ClusterSpec) -> list[NodePool]:
                         p.taints,
                         p.shape,
                         nn,
+                        p.mig_layout,
                     )
                 )
         pools = out
@@ -433,6 +458,22 @@ def _generate(g: GeneratorSpec, rng: np.random.Generator) -> list[Pod]:
     ow = np.array(list(g.owners.values()), dtype=float)
     o = rng.choice(len(owners), size=g.jobs, p=ow / ow.sum())
     models = (gpu_model(g.gpu_model, where="workload.generator.gpu_model").name,) if g.gpu_model else ()
+    mig_names = list(g.mig_profiles)
+    mig_pick = None
+    if g.mig_fraction > 0:
+        if not models or not mig_names:
+            raise UserError("mig_fraction needs gpu_model and mig_profiles", where="workload.generator.mig_fraction")
+        from gpuinfra.sim.plugins.mig import mig_milli
+
+        mw = np.array(list(g.mig_profiles.values()), dtype=float)
+        mig_pick = rng.choice(len(mig_names), size=g.jobs, p=mw / mw.sum())
+        is_mig = rng.random(g.jobs) < g.mig_fraction
+        milli_of = {}
+        for n in mig_names:
+            try:
+                milli_of[n] = mig_milli(models[0], n)
+            except UserError as e:
+                raise UserError(e.what, where="workload.generator.mig_profiles", expected=e.expected) from None
     pods = []
     for j in range(g.jobs):
         ng = int(k[j])
@@ -450,6 +491,11 @@ def _generate(g: GeneratorSpec, rng: np.random.Generator) -> list[Pod]:
                 owner=owners[o[j]],
             )
         )
+        if mig_pick is not None and is_mig[j] and ng == 1:
+            from dataclasses import replace
+
+            prof = mig_names[int(mig_pick[j])]
+            pods[-1] = replace(pods[-1], gpu_milli=milli_of[prof], mig_profile=prof)
     return pods
 
 
@@ -607,6 +653,13 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
     if not pods:
         raise UserError("no pods left to simulate", where=label)
     profile = with_quotas(sc.scheduler.profile(), sc.quotas)
+    if any(p.mig_layout for p in cluster.pools):
+        # MIG pools: whole GPUs are not advertised there, and MIG requests need a free instance
+        from dataclasses import replace
+
+        filters = profile.filters if "MigFit" in profile.filters else (*profile.filters, "MigFit")
+        reserve = "MigDevices" if profile.reserve == "FirstFitDevices" else profile.reserve
+        profile = replace(profile, filters=filters, reserve=reserve)
     return Built(
         sc,
         cluster,

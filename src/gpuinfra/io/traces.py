@@ -71,6 +71,7 @@ GENERIC_OPTIONAL = (
     "node_selector",
     "tolerations",
     "gang_size",
+    "mig_profile",
 )
 
 
@@ -388,6 +389,9 @@ def read_generic(path: Path, label: str | None = None) -> list[Pod]:
             )
         seen[job_id] = where
         num_gpu, milli = _gpu_request(r, where, MILLI_PER_GPU)
+        mig = (r.get("mig_profile") or "").strip()
+        if mig:
+            num_gpu, milli = 1, _mig_milli(r, mig, where)
         submit = _float(r, "submit_time_s", where)
         delete = _float(r, "delete_time_s", where, default=math.nan)
         if not math.isnan(delete) and delete < submit:
@@ -410,11 +414,29 @@ def read_generic(path: Path, label: str | None = None) -> list[Pod]:
                 node_selector=_node_selector(r.get("node_selector") or "", where),
                 tolerations=_tolerations(r.get("tolerations") or "", where),
                 gang_size=_int(r, "gang_size", where, lo=0, hi=100000, default=0),
+                mig_profile=mig,
             )
         )
     if not pods:
         raise UserError("no jobs in trace", where=label, expected="at least one data row")
     return pods
+
+
+def _mig_milli(r: dict[str, str], profile: str, where: str) -> int:
+    """A MIG instance request holds its compute share of one GPU (sim/plugins/mig.py)."""
+    from gpuinfra.sim.plugins.mig import mig_milli
+
+    models = [m for m in (r.get("gpu_model") or "").split("|") if m.strip()]
+    if len(models) != 1:
+        raise UserError(
+            "a mig_profile needs exactly one gpu_model",
+            where=f"{where} (mig_profile)",
+            expected="e.g. gpu_model=H100-SXM, mig_profile=1g.10gb",
+        )
+    try:
+        return mig_milli(gpu_model(models[0], where=f"{where} (gpu_model)").name, profile)
+    except UserError as e:
+        raise UserError(e.what, where=f"{where} (mig_profile)", expected=e.expected) from None
 
 
 def _parquet_rows(path: Path, label: str) -> Iterator[tuple[int, dict[str, str]]]:
@@ -455,6 +477,7 @@ def _generic_row(p: Pod) -> list:
         ";".join(f"{k}={v}" for k, v in p.node_selector),
         _fmt_tolerations(p.tolerations),
         p.gang_size,
+        p.mig_profile,
     ]
 
 

@@ -38,6 +38,8 @@ class NodePool:
     shape: str | None = None
     node_names: tuple[str, ...] | None = None
     """Explicit node names (from a trace's node list); default ``{pool}-{i:04d}``."""
+    mig_layout: tuple[str, ...] = ()
+    """MIG instances on every GPU of the pool (mig-parted ``devices: all``); empty: MIG disabled."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,9 @@ class Pod:
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[Toleration, ...] = ()
     gang_size: int = 0
+    mig_profile: str = ""
+    """A MIG instance request (``nvidia.com/mig-<profile>``, mixed strategy); then num_gpu is 1 and
+    gpu_milli the instance's compute share (see sim/plugins/mig.py)."""
     """Pods of ``job`` that must start together (all or none); 0 or 1 means no gang."""
 
     @property
@@ -81,6 +84,7 @@ class PodTable:
         self.gpu_milli = np.array([p.gpu_milli if p.num_gpu else 0 for p in pods], dtype=np.int32)
         self.priority = np.array([p.priority for p in pods], dtype=np.int64)
         self.gang_size = np.array([p.gang_size for p in pods], dtype=np.int32)
+        self.mig_profile = [p.mig_profile for p in pods]
 
     def __len__(self) -> int:
         return len(self.names)
@@ -103,6 +107,7 @@ class PodTable:
             node_selector=self.node_selector[i],
             tolerations=self.tolerations[i],
             gang_size=int(self.gang_size[i]),
+            mig_profile=self.mig_profile[i],
         )
 
     def signature(self, i: int) -> tuple:
@@ -116,6 +121,7 @@ class PodTable:
             self.node_selector[i],
             self.tolerations[i],
             self.owners[i],  # quota (KueueQuota) reads the pod's queue, named by its owner
+            self.mig_profile[i],
         )
 
     def total_gpu_request(self) -> float:

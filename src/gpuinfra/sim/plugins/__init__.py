@@ -12,6 +12,7 @@ from gpuinfra.sim.plugins import (  # noqa: F401
     gpu_packing,
     kueue_quota,
     least_allocated,
+    mig,
     node_affinity,
     node_resources_fit,
     policy_devices,

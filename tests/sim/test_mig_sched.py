@@ -1,0 +1,65 @@
+"""MIG instances as schedulable resources in the replay (mixed strategy)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from gpuinfra.errors import UserError
+from gpuinfra.io.scenario import builtin_scenario_text, parse_scenario
+from gpuinfra.io.traces import read_generic, write_generic
+from gpuinfra.run import simulate, write_run_dir
+from gpuinfra.sim.plugins.mig import mig_milli
+
+LAYOUT = {"3g.40gb": 1, "2g.20gb": 1, "1g.10gb": 2}
+MILLI = {mig_milli("H100-SXM", p): p for p in LAYOUT}
+
+
+def test_mig_pods_use_instances_and_never_exceed_the_layout(tmp_path):
+    sc = parse_scenario(
+        builtin_scenario_text("mig-inference").replace("jobs: 1500", "jobs: 400"), "builtin:mig-inference"
+    )
+    out = simulate(sc, None, log_events=False)
+    write_run_dir(out, tmp_path / "run", report=False)
+    d = pd.read_parquet(tmp_path / "run" / "pods.parquet")
+    placed = d[d["node"] != ""]
+    mig_nodes = placed["node"].str.startswith("h100-mig")
+    assert set(placed[mig_nodes]["gpu_milli"]) <= set(MILLI)  # only instance requests on MIG nodes
+    assert set(placed[~mig_nodes]["gpu_milli"]) == {1000}  # whole GPUs only on the others
+    # at any instant, per GPU and profile, no more pods than the layout has instances
+    for (node, dev), g in placed[mig_nodes].groupby(["node", "devices"]):
+        ev = sorted(
+            [(r.start_s, 1, r.gpu_milli) for r in g.itertuples()]
+            + [(r.end_s, -1, r.gpu_milli) for r in g.itertuples()],
+            key=lambda x: (x[0], x[1]),
+        )
+        live: dict[int, int] = {}
+        for _, k, m in ev:
+            live[m] = live.get(m, 0) + k
+            assert live[m] <= LAYOUT[MILLI[m]], (node, dev, MILLI[m])
+
+
+def test_generic_trace_carries_mig_profiles(tmp_path):
+    f = tmp_path / "t.csv"
+    f.write_text("job_id,submit_time_s,duration_s,gpu_model,mig_profile\na,0,10,H100-SXM,1g.10gb\nb,1,10,H100-SXM,\n")
+    pods = read_generic(f, "t.csv")
+    assert (pods[0].mig_profile, pods[0].num_gpu, pods[0].gpu_milli) == ("1g.10gb", 1, mig_milli("H100-SXM", "1g.10gb"))
+    assert pods[1].mig_profile == ""
+    out = tmp_path / "u.csv"
+    write_generic(pods, out)
+    assert [p.mig_profile for p in read_generic(out, "u.csv")] == ["1g.10gb", ""]
+    f.write_text("job_id,submit_time_s,duration_s,gpu_model,mig_profile\na,0,10,H100-SXM,5g.50gb\n")
+    with pytest.raises(UserError, match=r"t\.csv:2.*mig_profile.*unknown MIG profile"):
+        read_generic(f, "t.csv")
+    f.write_text("job_id,submit_time_s,duration_s,mig_profile\na,0,10,1g.10gb\n")
+    with pytest.raises(UserError, match="exactly one gpu_model"):
+        read_generic(f, "t.csv")
+
+
+def test_bad_mig_layout_is_a_scenario_error():
+    text = builtin_scenario_text("mig-inference").replace(
+        "mig_layout: [3g.40gb, 2g.20gb, 1g.10gb, 1g.10gb]", "mig_layout: [4g.40gb, 4g.40gb]"
+    )
+    sc = parse_scenario(text, "s.yaml")
+    with pytest.raises(UserError, match=r"s\.yaml:1\d.*mig_layout.*does not fit"):
+        simulate(sc, None, log_events=False)
