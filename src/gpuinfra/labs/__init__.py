@@ -16,6 +16,15 @@ class LabInfo:
     """run(out_dir, design=None, quick=False, workers=None) -> path of report.html"""
 
 
+def write_lab(out_dir: Path, summary: dict, html: str) -> Path:
+    """Write a lab's summary.json and report.html; return the report's path."""
+    from gpuinfra.io.results import write_json
+
+    write_json(out_dir / "summary.json", summary)
+    (out_dir / "report.html").write_text(html)
+    return out_dir / "report.html"
+
+
 def registry() -> dict[int, LabInfo]:
     from gpuinfra.labs import lab1, lab2, lab3, lab4, lab5, lab6, lab15, lab16
 

@@ -18,7 +18,7 @@ from typing import Any
 from gpuinfra.catalog.cpus import cpu_history, cpu_model
 from gpuinfra.catalog.gpus import gpu_model
 from gpuinfra.catalog.prices import gpu_hour_price
-from gpuinfra.io.results import write_json
+from gpuinfra.labs import write_lab
 from gpuinfra.models import roofline as rl
 from gpuinfra.models.collectives import Placement, collective
 from gpuinfra.models.counters import evaluate_monitor
@@ -226,9 +226,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "faster_cpu_design": fast,
         "cpu_first_vs_gpu_first": cmp_,
     }
-    write_json(out_dir / "summary.json", s)
-    (out_dir / "report.html").write_text(render(s))
-    return out_dir / "report.html"
+    return write_lab(out_dir, s, render(s))
 
 
 def render(s: dict[str, Any]) -> str:

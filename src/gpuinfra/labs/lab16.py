@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuinfra.catalog.prices import gpu_hour_price
-from gpuinfra.io.results import write_json
+from gpuinfra.labs import write_lab
 from gpuinfra.models.incidents import INCIDENTS
 from gpuinfra.report.figs import line_figure
 from gpuinfra.report.html import fig_html
@@ -43,9 +43,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
             "runs": runs,
         }
     s = {"schema": "gpuinfra.lab16/1", "usd_per_gpu_hour": price, "incidents": results}
-    write_json(out_dir / "summary.json", s)
-    (out_dir / "report.html").write_text(render(s, objs))
-    return out_dir / "report.html"
+    return write_lab(out_dir, s, render(s, objs))
 
 
 def render(s: dict[str, Any], objs) -> str:

@@ -18,8 +18,8 @@ from typing import Any
 from gpuinfra.catalog._data import data_path
 from gpuinfra.errors import UserError
 from gpuinfra.io.health import read_text
-from gpuinfra.io.results import write_json
 from gpuinfra.io.topo import parse_topo
+from gpuinfra.labs import write_lab
 from gpuinfra.models.collectives import Fabric, Placement, collective, ring_bw, sweep
 from gpuinfra.models.scaling import MODELS, Parallelism, comm_dominates_at, memory_bytes, scaling_curve, step_time
 from gpuinfra.models.topology import builtin, from_matrix
@@ -229,9 +229,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "map": map_topologies(design),
         "compare": compare_scaling(quick),
     }
-    write_json(out_dir / "summary.json", s)
-    (out_dir / "report.html").write_text(render(s, design))
-    return out_dir / "report.html"
+    return write_lab(out_dir, s, render(s, design))
 
 
 def render(s: dict[str, Any], design: Path | None) -> str:

@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from gpuinfra.errors import UserError
-from gpuinfra.io.results import write_json
 from gpuinfra.io.sharing_export import export_sharing
+from gpuinfra.labs import write_lab
 from gpuinfra.models import mig as migm
 from gpuinfra.models.sharing import Share, advertised
 from gpuinfra.report.figs import bar_figure, line_figure
@@ -117,9 +117,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "design": {"spec": spec, "label": label, "result": chosen, "exported": exported},
         "evaluate": {"loads": loads, "sweep": sweep, "reconfiguration": reconf},
     }
-    write_json(out_dir / "summary.json", s)
-    (out_dir / "report.html").write_text(render(s))
-    return out_dir / "report.html"
+    return write_lab(out_dir, s, render(s))
 
 
 def render(s: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 
 from gpuinfra.catalog.prices import gpu_hour_price
 from gpuinfra.catalog.xid import xid_catalog
-from gpuinfra.io.results import write_json
+from gpuinfra.labs import write_lab
 from gpuinfra.models.health import TRANSITIONS, GpuHealth, IllegalTransition
 from gpuinfra.models.incidents import poisoned_gpu
 from gpuinfra.models.oom import compare
@@ -149,9 +149,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "remediation": remediation(quick, price),
         "evidence": evidence(),
     }
-    write_json(out_dir / "summary.json", s)
-    (out_dir / "report.html").write_text(render(s))
-    return out_dir / "report.html"
+    return write_lab(out_dir, s, render(s))
 
 
 def render(s: dict[str, Any]) -> str:

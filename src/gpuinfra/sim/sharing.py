@@ -400,49 +400,18 @@ def mixed_workload(gpu: str = "H100-SXM", load: float = 1.0) -> list[Tenant]:
     m = gpu_model(gpu)
     bw = float(m.mem_bw_bytes_per_s or 1)
     peak = float(m.fp16_tensor_dense_flops or m.fp32_flops or 1)
-    decode7 = Tenant(
-        "chat-7b",
-        "inference",
-        16.0,
-        compute_s=64 * 2 * 7e9 / peak,
-        memory_s=64 * 14e9 / bw,
-        sm_demand=1.0,
-        rate_per_s=1.0 * load,
-        slo_s=1.0,
-    )
-    decode7b = Tenant(
-        "assist-7b",
-        "inference",
-        16.0,
-        compute_s=64 * 2 * 7e9 / peak,
-        memory_s=64 * 14e9 / bw,
-        sm_demand=1.0,
-        rate_per_s=0.5 * load,
-        slo_s=1.0,
-    )
-    embed = Tenant(
-        "embed-1b",
-        "inference",
-        6.0,
-        compute_s=2 * 1e9 * 8192 / peak / 0.3,
-        memory_s=2e9 / bw,
-        sm_demand=0.3,
-        rate_per_s=6.0 * load,
-        slo_s=0.25,
-    )
-    embed2 = Tenant(
-        "rerank-1b",
-        "inference",
-        6.0,
-        compute_s=2 * 1e9 * 8192 / peak / 0.3,
-        memory_s=2e9 / bw,
-        sm_demand=0.3,
-        rate_per_s=3.0 * load,
-        slo_s=0.25,
-    )
-    ft1 = Tenant("finetune-a", "training", 30.0, compute_s=6 * 1.3e9 * 16384 / peak, memory_s=20e9 / bw, sm_demand=1.0)
-    ft2 = Tenant("finetune-b", "training", 30.0, compute_s=6 * 1.3e9 * 16384 / peak, memory_s=20e9 / bw, sm_demand=1.0)
-    return [decode7, decode7b, embed, embed2, ft1, ft2]
+    decode = {"compute_s": 64 * 2 * 7e9 / peak, "memory_s": 64 * 14e9 / bw, "sm_demand": 1.0, "slo_s": 1.0}
+    embedding = {"compute_s": 2 * 1e9 * 8192 / peak / 0.3, "memory_s": 2e9 / bw, "sm_demand": 0.3, "slo_s": 0.25}
+    finetune = {"compute_s": 6 * 1.3e9 * 16384 / peak, "memory_s": 20e9 / bw, "sm_demand": 1.0}
+    table = [
+        ("chat-7b", "inference", 16.0, decode, 1.0),
+        ("assist-7b", "inference", 16.0, decode, 0.5),
+        ("embed-1b", "inference", 6.0, embedding, 6.0),
+        ("rerank-1b", "inference", 6.0, embedding, 3.0),
+        ("finetune-a", "training", 30.0, finetune, 0.0),
+        ("finetune-b", "training", 30.0, finetune, 0.0),
+    ]
+    return [Tenant(name, kind, mem, rate_per_s=rate * load, **work) for name, kind, mem, work, rate in table]
 
 
 POLICIES = ("whole", "timeslice", "mps", "mig", "mixed")
