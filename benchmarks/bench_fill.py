@@ -44,17 +44,23 @@ def main() -> None:
     ap.add_argument("--policies", default="random,dotprod,clustering,packing,bestfit,fgd,firstfit,spread,mostallocated")
     args = ap.parse_args()
     scales = [1] if args.quick else [1, 10]
-    print(f"# fill benchmark: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, "
-          f"{time.strftime('%Y-%m-%d')}")
+    print(
+        f"# fill benchmark: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
     print("| policy | cluster | nodes | pods | wall s | decisions/s | peak RSS MiB | unallocated % at 100% |")
     print("|---|---|---|---|---|---|---|---|")
     for scale in scales:
         for policy in args.policies.split(","):
-            out = subprocess.run([sys.executable, "-c", CHILD, policy, str(scale)], capture_output=True, text=True,
-                                 check=True).stdout
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, policy, str(scale)], capture_output=True, text=True, check=True
+            ).stdout
             r = json.loads(out.strip().splitlines()[-1])
-            print(f"| {policy} | {scale}x | {1213 * scale:,} | {r['pods']:,} | {r['wall_s']:.2f} | "
-                  f"{r['cycles'] / r['wall_s']:,.0f} | {r['rss']:.0f} | {r['unalloc']:.2f} |", flush=True)
+            print(
+                f"| {policy} | {scale}x | {1213 * scale:,} | {r['pods']:,} | {r['wall_s']:.2f} | "
+                f"{r['cycles'] / r['wall_s']:,.0f} | {r['rss']:.0f} | {r['unalloc']:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
