@@ -183,7 +183,7 @@ def topo_show(
         fig = topology_figure(topo)
         sec = Section(
             "Topology",
-            fig_html(fig, "topo").replace("height:380px", "height:520px"),
+            fig_html(fig, "topo", height=520),
             claim="",
             text="\n".join(topo.describe()),
         )

@@ -66,11 +66,12 @@ def correlate(tel: Telemetry, price: float) -> dict[str, Any]:
     n_gpus = len(tel.nodes) * tel.gpus_per_node
     allocated = np.nansum(req, axis=0)
     reporting = np.sum(~np.isnan(util), axis=0)
-    rate = (
-        np.vstack([np.concatenate([[0.0], np.diff(np.nan_to_num(s))]) / tel.interval_s for s in steps])
-        if len(steps)
-        else np.zeros((0, len(tel.times)))
-    )
+
+    def per_s(s: np.ndarray) -> np.ndarray:
+        d = np.concatenate([[np.nan], np.diff(s)]) / tel.interval_s
+        return np.clip(np.nan_to_num(d), 0.0, None)  # no rate across the series' start or end
+
+    rate = np.vstack([per_s(s) for s in steps]) if len(steps) else np.zeros((0, len(tel.times)))
     hours = tel.interval_s / 3600
     alloc_gpu_h = float(allocated.sum() * hours)
     useful_gpu_h = float(np.nansum(ten) * hours)
@@ -228,8 +229,8 @@ def render(s: dict[str, Any], tel: Telemetry) -> str:
             annotation_text=inc["kind"],
             annotation_position="top left",
         )
-    fig.update_layout(height=900, showlegend=False)
-    html3 = fig_html(fig, "corr").replace("height:380px", "height:900px")
+    fig.update_layout(showlegend=False)
+    html3 = fig_html(fig, "corr", height=900)
     claim3 = (
         f"Aligned in time, the layers explain each other: each shaded incident shows as a job's step rate falling to zero (or slowing) while the fleet panels barely move. "
         f"Over the run the cluster paid for {c['allocated_gpu_hours']:,.0f} allocated GPU-hours (${c['usd_allocated']:,.0f}) of which tensor work filled {c['useful_gpu_hours']:,.0f} (${c['usd_useful']:,.0f})."

@@ -29,8 +29,8 @@ def _env() -> Environment:
     return Environment(loader=PackageLoader("gpuinfra", "report/templates"), autoescape=select_autoescape())
 
 
-def fig_html(fig: go.Figure, div_id: str) -> str:
-    fig.update_layout(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), height=380)
+def fig_html(fig: go.Figure, div_id: str, height: int = 380) -> str:
+    fig.update_layout(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), height=height)
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
 
 
