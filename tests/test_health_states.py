@@ -37,3 +37,16 @@ def test_schedulable_states():
     g.apply("repair_start", 2.0)
     g.apply("replace", 3.0)
     assert g.state == "replaced" and g.schedulable
+
+
+def test_decision_tree_is_the_catalog():
+    from gpuinfra.catalog.xid import xid_catalog
+    from gpuinfra.models.faults import decision_tree, decision_tree_mermaid
+
+    edges = decision_tree()
+    to_action = {(a, b) for a, b, _ in edges}
+    for x in xid_catalog().values():
+        assert ("Xid in kernel log", x.cause_class) in to_action and (x.cause_class, x.action) in to_action
+    labels = " ".join(lab for _, _, lab in edges)
+    assert all(str(x) in labels for x in xid_catalog())
+    assert decision_tree_mermaid().startswith("flowchart LR\n")

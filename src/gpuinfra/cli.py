@@ -307,12 +307,18 @@ def health(
     ] = None,
     nvidia_smi: Annotated[Path | None, typer.Option("--nvidia-smi", help="Saved `nvidia-smi -q` output.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON (a list).")] = False,
+    tree: Annotated[
+        bool, typer.Option("--tree", help="Print the decision tree itself (Mermaid flowchart) and exit.")
+    ] = False,
 ) -> None:
     """Classify a GPU node's Xid and ECC evidence and say what to do: none, restart_app, reset_gpu,
     reboot_node or drain_and_replace (the most severe is the node's verdict)."""
     from gpuinfra.io.health import parse_kernel_log, parse_nvidia_smi_q, read_text
-    from gpuinfra.models.faults import escalate, verdict
+    from gpuinfra.models.faults import decision_tree_mermaid, escalate, verdict
 
+    if tree:
+        sys.stdout.write(decision_tree_mermaid())
+        return
     if dmesg is None and nvidia_smi is None:
         raise UserError("nothing to read", where="command line", expected="--dmesg FILE and/or --nvidia-smi FILE")
     findings, notes = [], []

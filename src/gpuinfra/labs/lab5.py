@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import plotly.graph_objects as go
 
 from gpuinfra.catalog.prices import gpu_hour_price
 from gpuinfra.catalog.xid import xid_catalog
@@ -275,14 +276,35 @@ def render(s: dict[str, Any]) -> str:
     )
     f.append(claim4)
     e = s["evidence"]
+    from gpuinfra.models.faults import decision_tree
+
+    edges = decision_tree()
+    labels = sorted({a for a, _, _ in edges} | {b for _, b, _ in edges})
+    idx = {n: k for k, n in enumerate(labels)}
+    sankey = go.Figure(
+        go.Sankey(
+            node=dict(label=labels, pad=12, thickness=14),
+            link=dict(
+                source=[idx[a] for a, _, _ in edges],
+                target=[idx[b] for _, b, _ in edges],
+                value=[max(len([x for x in lab.split(", ") if x]), 1) for _, _, lab in edges],
+                label=[f"Xid {lab}" if lab else "" for _, _, lab in edges],
+            ),
+        )
+    )
+    sankey.update_layout(title="The decision tree: evidence -> cause class -> action (width = Xids)")
     rows = [[x["source_line"][:90], x["xid"], x["class"], x["action"], x["reason"]] for x in e["findings"]]
     claim5 = f"Read with the decision tree, five kernel-log lines give the node verdict '{e['verdict']}': the most severe action among them, not the most recent line."
     secs.append(
         Section(
             "5. Debug: the decision tree on real log lines",
-            table_html(["line", "xid", "class", "action", "reason"], rows) + "<pre>" + SAMPLE_LOG + "</pre>",
+            fig_html(sankey, "tree", height=560)
+            + table_html(["line", "xid", "class", "action", "reason"], rows)
+            + "<pre>"
+            + SAMPLE_LOG
+            + "</pre>",
             claim5,
-            "`gpuinfra health --dmesg FILE --nvidia-smi FILE` applies the same tree to a node's own evidence.",
+            "`gpuinfra health --dmesg FILE --nvidia-smi FILE` applies the same tree to a node's own evidence; `gpuinfra health --tree` prints it as a Mermaid flowchart.",
         )
     )
     f.append(claim5)

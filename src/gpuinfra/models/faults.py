@@ -107,3 +107,39 @@ def escalate(findings: list[Finding]) -> list[Finding]:
 
 def verdict(findings: list[Finding]) -> str:
     return max((f.action for f in findings), key=severity, default="none")
+
+
+def decision_tree() -> list[tuple[str, str, str]]:
+    """The tree above as edges (from, to, label), from the data it applies: evidence kind ->
+    cause class -> action, for every Xid of the catalog and the nvidia-smi memory rules."""
+    edges: dict[tuple[str, str], list[str]] = {}
+    for x in xid_catalog().values():
+        edges.setdefault(("Xid in kernel log", x.cause_class), []).append(str(x.xid))
+        edges.setdefault((x.cause_class, x.action), []).append(str(x.xid))
+    for ev, cls, act in (
+        ("nvidia-smi -q", "row remap failure", "drain_and_replace"),
+        ("nvidia-smi -q", "row remap / page retirement pending", "reset_gpu"),
+        ("nvidia-smi -q", "volatile uncorrectable ECC", "reset_gpu"),
+        ("nvidia-smi -q", "aggregate SRAM uncorrectable > 4", "drain_and_replace"),
+        ("nvidia-smi -q", "thermal / power slowdown", "none"),
+        ("repeated on one GPU", "Xid 48/64/79/140 twice", "drain_and_replace"),
+    ):
+        edges.setdefault((ev, cls), []).append("")
+        edges.setdefault((cls, act), []).append("")
+    return [(a, b, ", ".join(x for x in v if x)) for (a, b), v in edges.items()]
+
+
+def decision_tree_mermaid() -> str:
+    """The tree as a Mermaid flowchart (renders in GitHub, GitLab and most wikis)."""
+    ids: dict[str, str] = {}
+
+    def node(name: str) -> str:
+        if name not in ids:
+            ids[name] = f"n{len(ids)}"
+        return ids[name]
+
+    lines = ["flowchart LR"]
+    for a, b, label in decision_tree():
+        edge = f'-- "Xid {label}" -->' if label else "-->"
+        lines.append(f'  {node(a)}["{a}"] {edge} {node(b)}["{b}"]')
+    return "\n".join(lines) + "\n"
