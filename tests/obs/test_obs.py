@@ -135,6 +135,7 @@ def test_own_evaluator_agrees_with_promtool_test_rules(tmp_path, small, name):
     res = check_with_promtool(RULE_SETS[name](), small, tmp_path)
     assert res["check_ok"] and res["test_ok"], res["test_output"]
     assert res["expected_alerts"] > 0  # the test asserts real alerts, not an empty list
+    assert res["recording_rule_checks"] > 0  # per-team / per-node recording rules equal Prometheus' values
 
 
 def test_promtool_catches_a_wrong_expectation(tmp_path, small):

@@ -105,10 +105,35 @@ def promtool_test(
                 ],
             }
         )
+    # recording rules that sum or count integers: their values must match Prometheus exactly
+    from gpuinfra.obs.promql import Ctx
+    from gpuinfra.obs.rules import recording_rules
+
+    ctx = Ctx(tel)
+    expr_tests = []
+    for name, expr in recording_rules():
+        if getattr(expr, "op", "") not in ("sum", "count"):
+            continue
+        for ti in sorted(wanted)[:: max(len(wanted) // 4, 1)]:
+            got = expr.eval(ctx, float(ti))
+            if any(not float(v).is_integer() for v in got.values()):
+                continue
+            samples = [
+                {"labels": name + "{" + ",".join(f'{k}="{v}"' for k, v in lab) + "}", "value": float(v)}
+                for lab, v in sorted(got.items())
+            ]
+            expr_tests.append({"expr": name, "eval_time": f"{ti}s", "exp_samples": samples})
     return {
         "rule_files": [rule_path],
         "evaluation_interval": f"{int(interval_s)}s",
-        "tests": [{"interval": f"{int(interval_s)}s", "input_series": input_series, "alert_rule_test": tests}],
+        "tests": [
+            {
+                "interval": f"{int(interval_s)}s",
+                "input_series": input_series,
+                "alert_rule_test": tests,
+                "promql_expr_test": expr_tests,
+            }
+        ],
     }
 
 
@@ -124,6 +149,7 @@ def check_with_promtool(rules: list[Rule], tel: Telemetry, workdir: Path, eval_e
     check = run_promtool("check", "rules", str(rp))
     test = run_promtool("test", "rules", str(tp))
     n_expected = sum(len(x["exp_alerts"]) for x in doc["tests"][0]["alert_rule_test"])
+    n_expr = len(doc["tests"][0]["promql_expr_test"])
     return {
         "check_ok": check.returncode == 0,
         "check_output": (check.stdout + check.stderr).strip()[-2000:],
@@ -131,6 +157,7 @@ def check_with_promtool(rules: list[Rule], tel: Telemetry, workdir: Path, eval_e
         "test_output": (test.stdout + test.stderr).strip()[-4000:],
         "evaluations": len(doc["tests"][0]["alert_rule_test"]),
         "expected_alerts": n_expected,
+        "recording_rule_checks": n_expr,
         "series": len(doc["tests"][0]["input_series"]),
     }
 

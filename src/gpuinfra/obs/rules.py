@@ -152,6 +152,28 @@ def designed_rules() -> list[Rule]:
 RULE_SETS = {"naive": naive_rules, "designed": designed_rules}
 
 
-def rule_file(rules: list[Rule], group: str = "gpuinfra", interval_s: int = 30) -> str:
-    doc = {"groups": [{"name": group, "interval": f"{interval_s}s", "rules": [r.as_prometheus() for r in rules]}]}
-    return yaml.safe_dump(doc, sort_keys=False, width=200)
+def recording_rules() -> list[tuple[str, Expr]]:
+    """Per-team and per-node series as recording rules (level:metric:operation naming)."""
+    gpu_req = Sel("kube_pod_container_resource_requests", eq=(("resource", "nvidia_com_gpu"),))
+    return [
+        ("namespace:nvidia_gpu_requests:sum", Agg("sum", ("namespace",), gpu_req)),
+        ("namespace:dcgm_gpu_util:avg", Agg("avg", ("namespace",), Sel("DCGM_FI_DEV_GPU_UTIL"))),
+        ("namespace:dcgm_tensor_active:avg", Agg("avg", ("namespace",), Sel("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"))),
+        ("namespace:dcgm_fb_used_mib:sum", Agg("sum", ("namespace",), Sel("DCGM_FI_DEV_FB_USED"))),
+        ("Hostname:dcgm_gpus_reporting:count", Agg("count", ("Hostname",), Sel("DCGM_FI_DEV_GPU_TEMP"))),
+        ("Hostname:dcgm_power_watts:sum", Agg("sum", ("Hostname",), Sel("DCGM_FI_DEV_POWER_USAGE"))),
+    ]
+
+
+def rule_file(rules: list[Rule], group: str = "gpuinfra", interval_s: int = 30, recording: bool = True) -> str:
+    groups = []
+    if recording:
+        groups.append(
+            {
+                "name": f"{group}-recording",
+                "interval": f"{interval_s}s",
+                "rules": [{"record": n, "expr": e.render()} for n, e in recording_rules()],
+            }
+        )
+    groups.append({"name": group, "interval": f"{interval_s}s", "rules": [r.as_prometheus() for r in rules]})
+    return yaml.safe_dump({"groups": groups}, sort_keys=False, width=200)
