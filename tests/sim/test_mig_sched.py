@@ -63,3 +63,33 @@ def test_bad_mig_layout_is_a_scenario_error():
     sc = parse_scenario(text, "s.yaml")
     with pytest.raises(UserError, match=r"s\.yaml:1\d.*mig_layout.*does not fit"):
         simulate(sc, None, log_events=False)
+
+
+def test_time_sliced_replicas_in_the_replay(tmp_path):
+    text = """
+name: ts
+seed: 1
+cluster:
+  pools:
+    - {name: ts, gpu_model: H100-SXM, gpus_per_node: 1, cpu_milli: 64000, memory_mib: 262144, count: 1,
+       timeslice_replicas: 4}
+    - {name: plain, gpu_model: H100-SXM, gpus_per_node: 2, cpu_milli: 64000, memory_mib: 262144, count: 1}
+workload:
+  trace: jobs.csv
+"""
+    (tmp_path / "jobs.csv").write_text(
+        "job_id,submit_time_s,duration_s,num_gpu,gpu_milli,cpu_milli,memory_mib,node_selector\n"
+        + "".join(f"r{k},{k},100,1,1000,1000,1024,nvidia.com/gpu.replicas=4\n" for k in range(5))
+        + "w,10,100,2,1000,1000,1024,\n"
+    )
+    (tmp_path / "s.yaml").write_text(text)
+    sc = parse_scenario(text, str(tmp_path / "s.yaml"))
+    out = simulate(sc, tmp_path, log_events=False)
+    write_run_dir(out, tmp_path / "run", report=False)
+    d = pd.read_parquet(tmp_path / "run" / "pods.parquet").set_index("name")
+    reps = d.loc[[f"r{k}" for k in range(5)]]
+    assert (reps["node"] == "ts-0000").all()
+    assert reps["gpu_hours"].to_numpy() == pytest.approx([100 * 0.25 / 3600] * 5)  # one replica = 1000 // 4 of the GPU
+    assert list(reps["start_s"]) == [0.0, 1.0, 2.0, 3.0, 100.0]  # four share the GPU, the fifth waits
+    assert d.loc["w", "node"] == "plain-0000"  # a 2-GPU request never lands on the time-sliced pool
+    assert out.summary["invariants"]["gpu_time_balance"]["ok"] and out.summary["invariants"]["no_overcommit"]["ok"]

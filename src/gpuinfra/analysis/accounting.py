@@ -50,7 +50,17 @@ def ledger(run: RunResult, prices: PriceBook) -> pd.DataFrame:
         m = c.node_model[node]
         lost_h[pod] += h
         lost_cost[pod] += h * ((prices.usd_per_gpu_hour.get(c.models[m]) or math.nan) if m >= 0 else 0.0)
-    last_h = run_s * p.num_gpu * p.gpu_milli / MILLI_S_PER_GPU_HOUR
+    # what each pod held per GPU: its request, or one replica's share on a time-sliced node
+    from gpuinfra.sim.plugins.node_resources_fit import effective_milli
+
+    held = np.array(
+        [
+            effective_milli(c, int(n), int(k), int(m)) if n >= 0 else int(m)
+            for n, k, m in zip(run.node, p.num_gpu, p.gpu_milli)
+        ],
+        dtype=np.int64,
+    )
+    last_h = run_s * p.num_gpu * held / MILLI_S_PER_GPU_HOUR
     # GPU-hours a pod held: its last run plus the runs preemption threw away
     gpu_hours = last_h + lost_h
     cost = np.where(p.num_gpu > 0, np.where(last_h > 0, last_h * price, 0.0) + lost_cost, 0.0)
@@ -69,7 +79,7 @@ def ledger(run: RunResult, prices: PriceBook) -> pd.DataFrame:
             "devices": [",".join(map(str, d)) for d in run.devices],
             "gpu_model": models,
             "num_gpu": p.num_gpu,
-            "gpu_milli": p.gpu_milli,
+            "gpu_milli": held,
             "cpu_milli": p.cpu_milli,
             "memory_mib": p.memory_mib,
             "outcome": run.outcome,

@@ -51,6 +51,12 @@ class PoolSpec(_Model):
         None,
         description="MIG instances on every GPU (mig-parted devices: all), e.g. [3g.40gb, 2g.20gb, 1g.10gb, 1g.10gb]",
     )
+    timeslice_replicas: int | None = Field(
+        None,
+        ge=2,
+        le=48,
+        description="k8s-device-plugin time-slicing: replicas advertised per GPU (1-GPU pods take one)",
+    )
 
     @model_validator(mode="after")
     def _shape_or_explicit(self) -> PoolSpec:
@@ -404,6 +410,16 @@ def _pools(spec: ClusterSpec) -> list[NodePool]:
                 layout = tuple(ps.mig_layout)
                 labels.setdefault("nvidia.com/mig.strategy", "mixed")
                 labels.setdefault("nvidia.com/mig.config", "gpuinfra-" + "-".join(sorted(layout)))
+            replicas = ps.timeslice_replicas or 0
+            if replicas:
+                if layout:
+                    raise UserError(
+                        "a pool cannot run MIG and time-slicing here",
+                        where=f"{where}.timeslice_replicas",
+                        expected="one of mig_layout or timeslice_replicas",
+                    )
+                labels.setdefault("nvidia.com/gpu.replicas", str(replicas))
+                labels["nvidia.com/gpu.product"] = labels.get("nvidia.com/gpu.product", model or "") + "-SHARED"
             pools.append(
                 NodePool(
                     name=ps.name,
@@ -416,6 +432,7 @@ def _pools(spec: ClusterSpec) -> list[NodePool]:
                     taints=tuple(Taint(t.key, t.value, t.effect) for t in ps.taints),
                     shape=ps.shape,
                     mig_layout=layout,
+                    timeslice_replicas=replicas,
                 )
             )
         names = [p.name for p in pools]
@@ -439,6 +456,7 @@ def _pools(spec: ClusterSpec) -> list[NodePool]:
                         p.shape,
                         nn,
                         p.mig_layout,
+                        p.timeslice_replicas,
                     )
                 )
         pools = out

@@ -40,6 +40,10 @@ class NodePool:
     """Explicit node names (from a trace's node list); default ``{pool}-{i:04d}``."""
     mig_layout: tuple[str, ...] = ()
     """MIG instances on every GPU of the pool (mig-parted ``devices: all``); empty: MIG disabled."""
+    timeslice_replicas: int = 0
+    """k8s-device-plugin time-slicing: each GPU advertised as this many ``nvidia.com/gpu``
+    replicas (0: off). A 1-GPU pod there takes one replica, i.e. 1000 // replicas milli of the
+    GPU's time; requests above 1 are refused (failRequestsGreaterThanOne: true)."""
 
 
 @dataclass(frozen=True, slots=True)

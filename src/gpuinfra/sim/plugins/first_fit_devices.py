@@ -21,8 +21,10 @@ class FirstFitDevices(ReservePlugin):
     def reserve(
         self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, node: int
     ) -> Allocation | Status:
+        from gpuinfra.sim.plugins.node_resources_fit import effective_milli
+
         k = int(pods.num_gpu[i])
-        m = int(pods.gpu_milli[i])
+        m = effective_milli(cluster, node, k, int(pods.gpu_milli[i]))
         devices: tuple[int, ...] = ()
         if k:
             cand = np.flatnonzero(cluster.dev_free[node] >= m)

@@ -3,7 +3,10 @@
 Contract: a node passes iff free CPU >= request, free memory >= request, and at least
 ``num_gpu`` of its *available* devices each have ``gpu_milli`` free (1000 for whole GPUs). A
 shared-GPU pod must fit on one device: 600 milli free spread as 300 + 300 does not fit a 500
-request. Reasons use the resource names Kubernetes prints ("Insufficient cpu", ...).
+request. On a time-sliced pool (``timeslice_replicas`` R) a 1-GPU pod asks one replica, 1000 // R
+milli of one GPU; larger and milli requests do not fit there (the device plugin advertises
+replicas of whole GPUs only, failRequestsGreaterThanOne). Reasons use the resource names
+Kubernetes prints ("Insufficient cpu", ...).
 """
 
 from __future__ import annotations
@@ -13,6 +16,24 @@ import numpy as np
 from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState
 from gpuinfra.sim.framework import CycleState, FilterPlugin, FilterResult, register
 from gpuinfra.sim.workload import PodTable
+
+
+def replica_milli(cluster: ClusterState) -> np.ndarray:
+    """Per node: the milli one time-slice replica holds (0 where time-slicing is off)."""
+    cached = getattr(cluster, "_replica_milli", None)
+    if cached is None:
+        r = np.array(
+            [cluster.pools[cluster.node_pool[n]].timeslice_replicas for n in range(cluster.n_nodes)], dtype=np.int64
+        )
+        cached = np.where(r > 0, MILLI_PER_GPU // np.maximum(r, 1), 0)
+        cluster._replica_milli = cached
+    return cached
+
+
+def effective_milli(cluster: ClusterState, node: int, num_gpu: int, milli: int) -> int:
+    """The milli a pod's GPU request takes on ``node`` (a replica on time-sliced nodes)."""
+    rm = int(replica_milli(cluster)[node])
+    return rm if rm and num_gpu == 1 and milli == MILLI_PER_GPU else milli
 
 
 @register
@@ -32,7 +53,16 @@ class NodeResourcesFit(FilterPlugin):
         if k > cluster.max_gpus:
             gpu_ok = np.zeros(cluster.n_nodes, dtype=bool)
         else:
-            gpu_ok = cluster.dev_free_desc[:, k - 1] >= m
+            rm = replica_milli(cluster)
+            if rm.any():
+                need = (
+                    np.where(rm > 0, rm, m)
+                    if (k == 1 and m == MILLI_PER_GPU)
+                    else np.where(rm > 0, MILLI_PER_GPU + 1, m)
+                )
+                gpu_ok = cluster.dev_free_desc[:, k - 1] >= need
+            else:
+                gpu_ok = cluster.dev_free_desc[:, k - 1] >= m
         ok = cpu_ok & mem_ok & gpu_ok & up
         gpu_reason = "Insufficient nvidia.com/gpu" if m >= MILLI_PER_GPU else "Insufficient gpu-milli on a single GPU"
         return FilterResult(
@@ -44,5 +74,9 @@ class NodeResourcesFit(FilterPlugin):
         ok &= bool(cluster.node_up[node])
         row = cluster.dev_free[node]
         m = pods.gpu_milli[idx]
+        rm = int(replica_milli(cluster)[node])
+        if rm:
+            whole1 = (pods.num_gpu[idx] == 1) & (m == MILLI_PER_GPU)
+            m = np.where(whole1, rm, MILLI_PER_GPU + 1)
         fit_count = np.count_nonzero(row[None, :] >= m[:, None], axis=1)
         return ok & ((pods.num_gpu[idx] == 0) | (fit_count >= pods.num_gpu[idx]))
