@@ -93,3 +93,41 @@ workload:
     assert list(reps["start_s"]) == [0.0, 1.0, 2.0, 3.0, 100.0]  # four share the GPU, the fifth waits
     assert d.loc["w", "node"] == "plain-0000"  # a 2-GPU request never lands on the time-sliced pool
     assert out.summary["invariants"]["gpu_time_balance"]["ok"] and out.summary["invariants"]["no_overcommit"]["ok"]
+
+
+def test_mig_manager_repartitions_idle_gpus_for_pending_demand(tmp_path):
+    def run(reconfigure: bool):
+        args = "\n  plugin_args: {MigFit: {reconfigure: true, interval_s: 300}}" if reconfigure else ""
+        text = f"""
+name: reconf
+seed: 1
+horizon_s: 20000
+cluster:
+  pools:
+    - {{name: m, gpu_model: H100-SXM, gpus_per_node: 2, cpu_milli: 64000, memory_mib: 262144, count: 1,
+       mig_layout: [7g.80gb]}}
+workload:
+  trace: jobs.csv
+scheduler:
+  filters: [NodeResourcesFit, GpuModel]{args}
+"""
+        (tmp_path / "jobs.csv").write_text(
+            "job_id,submit_time_s,duration_s,gpu_model,mig_profile\n"
+            + "big,0,3000,H100-SXM,7g.80gb\n"
+            + "".join(f"s{k},10,600,H100-SXM,1g.10gb\n" for k in range(8))
+        )
+        sc = parse_scenario(text, "s.yaml")
+        out = simulate(sc, tmp_path, log_events=False)
+        return out
+
+    static = run(False)
+    assert sum(o == "pending_at_horizon" for o in static.run.outcome) == 8  # no 1g instance ever exists
+    dyn = run(True)
+    d = dict(zip(dyn.run.pods.names, dyn.run.start_s))
+    assert all(d[f"s{k}"] == 300 + 60 for k in range(7))  # the idle GPU is cut into 7 x 1g at t=300, ready 60 s later
+    assert d["s7"] == 360 + 600  # the 8th takes the first 1g instance that frees up
+    ends = dict(zip(dyn.run.pods.names, dyn.run.end_s))
+    assert d["big"] == 0 and ends["big"] == 3000  # the busy GPU was never drained
+    s = dyn.summary
+    assert s["invariants"]["gpu_time_balance"]["ok"]
+    assert s["gpu_time"]["unavailable_gpu_hours"] > 0  # reconfiguration time is paid in GPU-time

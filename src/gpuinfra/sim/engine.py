@@ -151,6 +151,16 @@ class ReplayEngine:
                 ),
             }
         )
+        self.mig_manager = None
+        mig = next((f for f in self.fw.filters if f.name == "MigFit"), None)
+        if mig is not None and mig.args.get("reconfigure"):
+            from gpuinfra.sim.mig_manager import MigManager
+
+            self.mig_manager = MigManager(
+                self, float(mig.args.get("interval_s", 300.0)), float(mig.args.get("reconfigure_s", 60.0))
+            )
+            self.kernel.handlers["mig_manage"] = self.mig_manager.on_manage
+            self.kernel.handlers["mig_ready"] = self.mig_manager.on_ready
         self.gen = np.zeros(n, dtype=np.int64)
         self.lost_runs: list[tuple[int, int, float]] = []
         self.preempted_times = np.zeros(n, dtype=np.int64)
@@ -428,6 +438,8 @@ class ReplayEngine:
             self.kernel.schedule(Event(float(self.pods.submit_s[i]), PRIO_ARRIVAL, "arrival", i))
         if self.faults is not None:
             self.kernel.schedule_many(self.faults.first_events(self.t0))
+        if self.mig_manager is not None:
+            self.kernel.schedule_many(self.mig_manager.first_events(self.t0))
         self.kernel.run(until_s=self.horizon_s)
         horizon = self.horizon_s if self.horizon_s is not None else max(self.kernel.now_s, self.t0)
         self.rec.finalize(horizon)

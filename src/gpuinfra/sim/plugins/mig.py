@@ -30,17 +30,35 @@ def _layout(cluster: ClusterState, node: int) -> tuple[str, ...]:
     return cluster.pools[cluster.node_pool[node]].mig_layout
 
 
+def gpu_layout(cluster: ClusterState, node: int, dev: int) -> tuple[str, ...]:
+    """The instances on one GPU: the pool's layout unless the MIG manager repartitioned it."""
+    per = getattr(cluster, "_mig_gpu_layout", None)
+    if per is not None and (node, dev) in per:
+        return per[(node, dev)]
+    return _layout(cluster, node)
+
+
+def set_gpu_layout(cluster: ClusterState, node: int, dev: int, layout: tuple[str, ...]) -> None:
+    if getattr(cluster, "_mig_gpu_layout", None) is None:
+        cluster._mig_gpu_layout = {}
+    cluster._mig_gpu_layout[(node, dev)] = tuple(layout)
+
+
 def free_instances(cluster: ClusterState, pods: PodTable, node: int, profile: str) -> list[int]:
     """GPUs of ``node`` with a free instance of ``profile`` (one entry per free instance)."""
-    per_gpu = _layout(cluster, node).count(profile)
-    if not per_gpu:
+    if not _layout(cluster, node):
         return []
-    used = [0] * int(cluster.gpu_count[node])
+    n_dev = int(cluster.gpu_count[node])
+    used = [0] * n_dev
     for a in cluster.node_allocs[node].values():
         if a.pod >= 0 and pods.mig_profile[a.pod] == profile:
             for d in a.devices:
                 used[d] += 1
-    return [d for d in range(len(used)) for _ in range(per_gpu - used[d]) if cluster.dev_available[node, d]]
+    out = []
+    for d in range(n_dev):
+        if cluster.dev_available[node, d]:
+            out += [d] * max(gpu_layout(cluster, node, d).count(profile) - used[d], 0)
+    return out
 
 
 @register
