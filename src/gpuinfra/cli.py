@@ -22,7 +22,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-catalog_app = typer.Typer(help="Browse the packaged facts: GPU models, node shapes, prices.", no_args_is_help=True)
+catalog_app = typer.Typer(
+    help="Browse the packaged facts: GPU and CPU models, node shapes, prices.", no_args_is_help=True
+)
 app.add_typer(catalog_app, name="catalog")
 trace_app = typer.Typer(help="Read, check and convert job traces.", no_args_is_help=True)
 app.add_typer(trace_app, name="trace")
