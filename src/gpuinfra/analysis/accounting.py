@@ -51,15 +51,11 @@ def ledger(run: RunResult, prices: PriceBook) -> pd.DataFrame:
         lost_h[pod] += h
         lost_cost[pod] += h * ((prices.usd_per_gpu_hour.get(c.models[m]) or math.nan) if m >= 0 else 0.0)
     # what each pod held per GPU: its request, or one replica's share on a time-sliced node
-    from gpuinfra.sim.plugins.node_resources_fit import effective_milli
+    from gpuinfra.sim.plugins.node_resources_fit import replica_milli
 
-    held = np.array(
-        [
-            effective_milli(c, int(n), int(k), int(m)) if n >= 0 else int(m)
-            for n, k, m in zip(run.node, p.num_gpu, p.gpu_milli)
-        ],
-        dtype=np.int64,
-    )
+    rm = replica_milli(c)[np.maximum(run.node, 0)]
+    on_ts = (run.node >= 0) & (rm > 0) & (p.num_gpu == 1) & (p.gpu_milli == MILLI_PER_GPU)
+    held = np.where(on_ts, rm, p.gpu_milli).astype(np.int64)
     last_h = run_s * p.num_gpu * held / MILLI_S_PER_GPU_HOUR
     # GPU-hours a pod held: its last run plus the runs preemption threw away
     gpu_hours = last_h + lost_h

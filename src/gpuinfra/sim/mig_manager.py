@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from gpuinfra.models import mig as migm
 from gpuinfra.models.sharing import MIG_RECONFIGURE_S
 from gpuinfra.sim.kernel import PRIO_RELEASE, PRIO_SAMPLE, Event
@@ -39,6 +41,8 @@ class MigManager:
         self.mig_nodes = [n for n in range(c.n_nodes) if c.pools[c.node_pool[n]].mig_layout]
         self.busy: set[tuple[int, int]] = set()
         """GPUs being reconfigured."""
+        self.mig_pods = [i for i in range(len(engine.pods)) if engine.pods.mig_profile[i]]
+        """Only these pods can create MIG demand: scanned each reconciliation instead of all pods."""
 
     def first_events(self, t0: float) -> list[Event]:
         return [Event(t0 + self.interval_s, PRIO_SAMPLE, "mig_manage")] if self.mig_nodes else []
@@ -48,9 +52,14 @@ class MigManager:
 
         e, pods, c = self.e, self.e.pods, self.e.cluster
         want: Counter = Counter()
-        for i in range(len(pods)):
+        has_free: dict[str, bool] = {}
+        for i in self.mig_pods:
+            if e.state[i] != PENDING:
+                continue
             prof = pods.mig_profile[i]
-            if prof and e.state[i] == PENDING and not any(free_instances(c, pods, n, prof) for n in self.mig_nodes):
+            if prof not in has_free:
+                has_free[prof] = any(free_instances(c, pods, n, prof) for n in self.mig_nodes)
+            if not has_free[prof]:
                 want[prof] += 1
         return want
 
@@ -96,7 +105,7 @@ class MigManager:
                 self.log.append({"t_s": t, "node": c.node_names[n], "gpu": d, "from": list(old), "to": list(new)})
                 out.append(Event(t + self.reconfigure_s, PRIO_RELEASE, "mig_ready", n * 1024 + d))
         e._touch(t)
-        more = any(s in (PENDING, NOT_ARRIVED) for s in e.state) or bool(self.busy)
+        more = bool(np.any((e.state == PENDING) | (e.state == NOT_ARRIVED))) or bool(self.busy)
         if more:
             out.append(Event(t + self.interval_s, PRIO_SAMPLE, "mig_manage"))
         return out
