@@ -17,10 +17,10 @@ import pandas as pd
 from gpuinfra.models.cost import PriceBook
 from gpuinfra.sim.cluster import MILLI_PER_GPU
 from gpuinfra.sim.engine import OUTCOMES, RunResult
+from gpuinfra.sim.invariants import BALANCE_REL_TOL
 
 MILLI_S_PER_GPU_HOUR = MILLI_PER_GPU * 3600.0
 SUMMARY_SCHEMA = "gpuinfra.summary/1"
-BALANCE_REL_TOL = 1e-9
 
 
 @dataclass(frozen=True)

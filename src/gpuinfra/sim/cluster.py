@@ -125,6 +125,11 @@ class ClusterState:
         """The allocations on each node, by pod (for policies that look at co-located pods, and preemption)."""
         self.changes: list[int] = []
         """Append-only log of nodes whose state changed; readers keep their own position in it."""
+        self.mig_gpu_layout: dict[tuple[int, int], tuple[str, ...]] = {}
+        """MIG instances of GPUs the MIG manager repartitioned away from their pool's layout."""
+        r = np.array([self.pools[self.node_pool[i]].timeslice_replicas for i in range(n)], dtype=np.int64)
+        self.replica_milli = np.where(r > 0, MILLI_PER_GPU // np.maximum(r, 1), 0) if n else r
+        """Per node: the milli one time-slice replica holds (0 where time-slicing is off)."""
         self.peak_device_used_milli = 0
         self.peak_cpu_ratio = 0.0
         self.peak_mem_ratio = 0.0
@@ -247,6 +252,13 @@ class ClusterState:
         self.node_allocs[n].pop(a.pod, None)
         self.changes.append(n)
         self.version += 1
+
+    def set_node_up(self, node: int, up: bool) -> None:
+        """Mark a node down (rebooting: it takes no pods, not even CPU-only ones) or up again."""
+        if bool(self.node_up[node]) != up:
+            self.node_up[node] = up
+            self.changes.append(node)
+            self.version += 1
 
     def set_device_available(self, node: int, index: int, available: bool) -> None:
         """Take a device out of service (or back). Only an empty device may leave service here;

@@ -18,19 +18,32 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gpuinfra.models.fragmentation import typical_pods
+from gpuinfra.sim import subsystems as _registered  # noqa: F401  (fills the subsystem registry)
 from gpuinfra.sim.cluster import Allocation, ClusterState
-from gpuinfra.sim.faults import FaultInjector
 from gpuinfra.sim.framework import Code, Framework, Profile, Status
 from gpuinfra.sim.gang import Gangs
+from gpuinfra.sim.invariants import Invariants, check_invariants, require
 from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, PRIO_SAMPLE, Event, Kernel, Rngs
 from gpuinfra.sim.nodestate import FragmentationTracker
 from gpuinfra.sim.ordered import OrderedQueue
 from gpuinfra.sim.plugins.fgd import pod_classes
 from gpuinfra.sim.preemption import select_victims
 from gpuinfra.sim.recorder import Recorder
+from gpuinfra.sim.subsystem import (
+    DONE,
+    NOT_ARRIVED,
+    PENDING,
+    REGISTRY,
+    RUNNING,
+    WITHDRAWN,
+    RunConfig,
+    Subsystem,
+    View,
+    route,
+)
 from gpuinfra.sim.workload import PodTable
 
-PENDING, RUNNING, DONE, WITHDRAWN, NOT_ARRIVED = 0, 1, 2, 3, 4
+__all__ = ["ReplayEngine", "RunResult", "PENDING", "RUNNING", "DONE", "WITHDRAWN", "NOT_ARRIVED", "OUTCOMES"]
 PREEMPTION_SWEEP_S = 300.0
 """How often pending high-priority pods look for victims again: kube-scheduler flushes
 unschedulable pods back to the active queue after 5 minutes (podMaxInUnschedulablePodsDuration)."""
@@ -68,9 +81,37 @@ class RunResult:
     preempted_times: np.ndarray | None = None
     preemptions: int = 0
     faults: dict | None = None
+    """The ``faults`` subsystem's summary (also in ``subsystems``), or None."""
+    subsystems: dict[str, dict] = field(default_factory=dict)
+    """Each active subsystem's summary, by name."""
+    invariants: Invariants | None = None
+    """The cluster invariants checked at the end of the run (sim/invariants.py)."""
 
 
 class ReplayEngine:
+    """The replay: arrivals, the scheduling queue, binds and finishes, and the run's subsystems.
+
+    Args:
+        cluster: the cluster state (the only place GPUs are held); mutated by the run.
+        pods: the workload, one row per pod (``sim/workload.PodTable``).
+        profile: the scheduler profile (plugins per extension point, queue mode, preemption).
+        seed: the run's seed; every random draw comes from its named streams (``Rngs``).
+        sample_interval_s: width of the recorded metric intervals, seconds (> 0).
+        horizon_s: stop time in seconds (None: run until no event is left).
+        fault_classes: fault classes for the ``faults`` subsystem (None or empty: off).
+        subsystem_options: configuration of further registered subsystems, by name.
+        progress: called with the fraction of arrivals processed (0..1).
+
+    ``run()`` returns a :class:`RunResult` whose ``invariants`` hold or the run raises
+    ``sim.invariants.InvariantError`` (a gpuinfra bug). Raises ``UserError`` (via the
+    framework) for unknown plugin names.
+
+    Every event kind of the run is routed through one table: the engine's own (``arrival``,
+    ``finish``, ``delete``, ``preempt_sweep``, ``gang_timeout``) plus each active subsystem's
+    (``sim/subsystem.py``). Adding a subsystem is one ``@register`` factory; the engine does
+    not change.
+    """
+
     def __init__(
         self,
         cluster: ClusterState,
@@ -84,6 +125,7 @@ class ReplayEngine:
         log_events: bool = True,
         track_fragmentation: bool = True,
         fault_classes: list | None = None,
+        subsystem_options: dict | None = None,
         progress: Callable[[float], None] | None = None,
         progress_step: float = 0.005,
     ) -> None:
@@ -117,62 +159,66 @@ class ReplayEngine:
         self._progress_step = progress_step
         self._progress_next = 0.0
         self._span = max(float(pods.submit_s.max()) - self.t0, 1e-9) if n else 1.0
-        self.fault_log: list[dict] = []
-        self.faults = None
-        if fault_classes:
-            until = (
-                horizon_s
-                if horizon_s is not None
-                else float((pods.submit_s + np.where(np.isfinite(pods.duration_s), pods.duration_s, 0)).max())
-                if n
-                else 0.0
-            )
-            self.faults = FaultInjector(self, list(fault_classes), until)
+        until = (
+            horizon_s
+            if horizon_s is not None
+            else float((pods.submit_s + np.where(np.isfinite(pods.duration_s), pods.duration_s, 0)).max())
+            if n
+            else 0.0
+        )
         self.gangs = Gangs(self)
         mode = profile.queue_mode
         self.ordered = OrderedQueue(self, mode) if mode in ("strict_fifo", "backfill") else None
-        self._quota = next((f for f in self.fw.filters if f.name == "KueueQuota"), None)
-        self.kernel = Kernel(
-            {
-                "arrival": self._on_arrival,
-                "finish": self._on_finish,
-                "delete": self._on_delete,
-                "preempt_sweep": self._on_sweep,
-                "gang_timeout": self.gangs.on_timeout,
-                **(
-                    {
-                        "fault": self.faults.on_fault,
-                        "repair": self.faults.on_repair,
-                        "crash": self.faults.on_crash,
-                        "detect": self.faults.on_detect,
-                    }
-                    if self.faults
-                    else {}
-                ),
-            }
-        )
-        self.mig_manager = None
-        mig = next((f for f in self.fw.filters if f.name == "MigFit"), None)
-        if mig is not None and mig.args.get("reconfigure"):
-            from gpuinfra.sim.mig_manager import MigManager
-
-            self.mig_manager = MigManager(
-                self, float(mig.args.get("interval_s", 300.0)), float(mig.args.get("reconfigure_s", 60.0))
-            )
-            self.kernel.handlers["mig_manage"] = self.mig_manager.on_manage
-            self.kernel.handlers["mig_ready"] = self.mig_manager.on_ready
+        # the run's subsystems: each registered factory decides from the configuration
+        options = dict(subsystem_options or {})
+        if fault_classes:
+            options["faults"] = list(fault_classes)
+        cfg = RunConfig(profile=profile, horizon_s=horizon_s, until_s=until, options=options)
+        self.subsystems: dict[str, Subsystem] = {}
+        for name, factory in REGISTRY:
+            sub = factory(cfg, self._view)
+            if sub is not None:
+                self.subsystems[name] = sub
+        self.faults = self.subsystems.get("faults")
+        self.mig_manager = self.subsystems.get("mig_manager")
+        self._start_hooks = [
+            s.on_pod_start for s in self.subsystems.values() if type(s).on_pod_start is not Subsystem.on_pod_start
+        ]
+        self._end_hooks = [
+            s.on_pod_end for s in self.subsystems.values() if type(s).on_pod_end is not Subsystem.on_pod_end
+        ]
+        base = {
+            "arrival": self._on_arrival,
+            "finish": self._on_finish,
+            "delete": self._on_delete,
+            "preempt_sweep": self._on_sweep,
+            "gang_timeout": self.gangs.on_timeout,
+        }
+        self.kernel = Kernel(route(self.subsystems.values(), base))
         self.gen = np.zeros(n, dtype=np.int64)
         self.lost_runs: list[tuple[int, int, float]] = []
         self.preempted_times = np.zeros(n, dtype=np.int64)
         self.preemptions = 0
         self._sweep_at: float | None = None
 
-    # -- helpers ---------------------------------------------------------------------------
-    def _log(self, t: float, kind: str, i: int, **kw) -> None:
+    # -- the PodRuntime a subsystem sees (sim/subsystem.py) ---------------------------------
+    def _view(self, name: str) -> View:
+        return View(
+            clock=lambda: self.kernel.now_s,
+            cluster=self.cluster,
+            runtime=self,
+            rng=self.rngs.stream(name),
+            recorder=self.rec,
+        )
+
+    def log(self, t: float, kind: str, i: int, **kw) -> None:
         if self.log_events:
             self.events.append({"t_s": t, "event": kind, "pod": self.pods.names[i], **kw})
 
-    def _touch(self, t: float) -> None:
+    def mark_dirty(self, node: int) -> None:
+        self._dirty.append(node)
+
+    def touch(self, t: float) -> None:
         """Tell the recorder what changed at ``t``: queue, running count, and the nodes touched."""
         self.rec.queue_len = self.n_pending
         self.rec.running = len(self.allocs)
@@ -180,7 +226,7 @@ class ReplayEngine:
         self.rec.record(t)
         self._dirty = []
 
-    def _start(self, i: int, alloc: Allocation, t: float) -> list[Event]:
+    def start(self, i: int, alloc: Allocation, t: float) -> list[Event]:
         self.state[i] = RUNNING
         self.allocs[i] = alloc
         self._dirty.append(alloc.node)
@@ -189,30 +235,30 @@ class ReplayEngine:
         self.node[i] = alloc.node
         self.devices[i] = alloc.devices
         self.rec.count("starts", t)
-        self._log(t, "bind", i, node=self.cluster.node_names[alloc.node], devices=list(alloc.devices))
+        self.log(t, "bind", i, node=self.cluster.node_names[alloc.node], devices=list(alloc.devices))
         end = t + float(self.pods.duration_s[i])
         d = float(self.pods.delete_s[i])
         if not math.isnan(d) and d < end:
             end = max(d, t)
         out = [Event(end, PRIO_RELEASE, "finish", i, int(self.gen[i]))]
-        if self.faults is not None:
-            out += self.faults.on_start(i, alloc, t, int(self.gen[i]))
+        for hook in self._start_hooks:
+            out += hook(i, alloc, t, int(self.gen[i]))
         return out
 
-    def _push_pending(self, i: int, status: Status, t: float) -> None:
+    def push_pending(self, i: int, status: Status, t: float) -> None:
         sig = self.sig_of[i]
         heapq.heappush(self.pending.setdefault(sig, []), (self.fw.sort_key(i), i))
         self.sig_status[sig] = status
         self.reason[i] = status.message()
         self.state[i] = PENDING
         self.n_pending += 1
-        self._log(t, "unschedulable", i, reason=status.message(), plugin=status.plugin)
+        self.log(t, "unschedulable", i, reason=status.message(), plugin=status.plugin)
 
     # -- handlers --------------------------------------------------------------------------
     def _on_arrival(self, ev: Event) -> list[Event]:
         i, t = ev.ref, ev.t_s
         self.rec.count("arrivals", t)
-        self._log(t, "arrival", i)
+        self.log(t, "arrival", i)
         out: list[Event] = []
         d = float(self.pods.delete_s[i])
         if not math.isnan(d):
@@ -224,20 +270,20 @@ class ReplayEngine:
             self.state[i] = PENDING
             self.n_pending += 1
             self.ordered.push(i)
-            self._log(t, "queued", i)
+            self.log(t, "queued", i)
             out += self.ordered.run_pass(t)
         elif self._clean_head(sig) is not None:
             # An equal pod is already waiting and no capacity it could use has been freed since
             # it failed (a release would have retried it), so this cycle would fail the same way.
-            self._push_pending(i, self.sig_status[sig], t)
+            self.push_pending(i, self.sig_status[sig], t)
         else:
             res = self.fw.schedule(i)
             if res.alloc is not None:
-                out += self._start(i, res.alloc, t)
+                out += self.start(i, res.alloc, t)
             else:
-                self._push_pending(i, res.status, t)
+                self.push_pending(i, res.status, t)
                 out += self._preempt_for(i, t)
-        self._touch(t)
+        self.touch(t)
         if self.progress is not None:
             frac = (t - self.t0) / self._span
             if frac >= self._progress_next:
@@ -256,7 +302,9 @@ class ReplayEngine:
         # a pod whose owner deleted it (delete_s) ended by the owner's hand, whatever it had left
         self.outcome[i] = "ended_by_owner" if t == float(self.pods.delete_s[i]) else "completed"
         self.rec.count("finishes", t)
-        self._log(t, "finish", i, outcome=self.outcome[i])
+        self.log(t, "finish", i, outcome=self.outcome[i])
+        for hook in self._end_hooks:
+            self.kernel.schedule_many(hook(i, alloc, t, self.outcome[i]))
         # gangs first: they need the most room at once, and singles would otherwise starve them
         out = self.gangs.retry_after_release(alloc.node, t)
         if self.ordered is not None:
@@ -264,7 +312,7 @@ class ReplayEngine:
         else:
             out += self._retry_after_release(alloc.node, t, released=i)
         self._dirty.append(alloc.node)
-        self._touch(t)
+        self.touch(t)
         return out
 
     def _on_delete(self, ev: Event) -> list[Event]:
@@ -274,19 +322,19 @@ class ReplayEngine:
         if self.gangs.is_gang(i):
             job = self.pods.jobs[i]
             self.gangs.withdraw(job, t, "withdrawn", f"a pod of gang {job} was deleted")
-            self._touch(t)
+            self.touch(t)
             return []
         self.state[i] = WITHDRAWN
         self.outcome[i] = "withdrawn"
         self.end_s[i] = t
         self.n_pending -= 1
         self.rec.count("withdrawals", t)
-        self._log(t, "withdrawn", i, reason=self.reason[i])
-        self._touch(t)
+        self.log(t, "withdrawn", i, reason=self.reason[i])
+        self.touch(t)
         return []
 
     # -- preemption ------------------------------------------------------------------------
-    def _evict(self, victims: list[Allocation] | tuple[Allocation, ...], by: int | None, t: float, why: str) -> None:
+    def evict(self, victims, by: int | None, t: float, why: str) -> None:
         """Evict running pods: their GPU work so far is lost (not preemptible), and they queue again."""
         for a in victims:
             v = a.pod
@@ -294,6 +342,8 @@ class ReplayEngine:
             self.fw.unreserve(a)
             self._dirty.append(a.node)
             self.lost_runs.append((v, a.node, a.gpu_milli_total * (t - float(self.start_s[v]))))
+            for hook in self._end_hooks:
+                self.kernel.schedule_many(hook(v, a, t, "evicted"))
             if by is not None:
                 self.preempted_times[v] += 1
             self.start_s[v] = np.nan
@@ -302,31 +352,31 @@ class ReplayEngine:
             status = Status(
                 Code.UNSCHEDULABLE, (f"{why} by {who}" if who else why,), "DefaultPreemption" if who else "Fault"
             )
-            self._log(t, "preempted" if who else "killed", v, by=who, node=self.cluster.node_names[a.node], why=why)
-            self._push_pending(v, status, t)
+            self.log(t, "preempted" if who else "killed", v, by=who, node=self.cluster.node_names[a.node], why=why)
+            self.push_pending(v, status, t)
             if self.ordered is not None:
                 self.ordered.push(v)
 
     def _preempt_for(self, i: int, t: float) -> list[Event]:
-        """PostFilter: Kueue reclaim of lent quota, then kube's DefaultPreemption, then place ``i``."""
+        """PostFilter: the profile's PostFilter plugins (Kueue reclaim of lent quota), then kube's
+        DefaultPreemption, then place ``i``."""
         if not self.fw.profile.preemption or self.state[i] != PENDING or not self.allocs:
             return []
         freed_nodes: list[int] = []
         evicted: list[int] = []
-        if self._quota is not None:
-            back = self._quota.reclaim_victims(i, self.allocs, self.start_s)
-            if back:
-                self.preemptions += 1
-                self._evict(back, i, t, "quota reclaimed")
-                freed_nodes += [a.node for a in back]
-                evicted += [a.pod for a in back]
+        back, why = self.fw.post_filter(i, self.allocs, self.start_s)
+        if back:
+            self.preemptions += 1
+            self.evict(back, i, t, why)
+            freed_nodes += [a.node for a in back]
+            evicted += [a.pod for a in back]
         res = self.fw.schedule(i)
         if res.alloc is None:
             cand = select_victims(self.fw, i, self.start_s)
             if cand is None:
-                return self._arm_sweep(i, t) + self._retry_many(freed_nodes, t) + self.retry_pods(evicted, t)
+                return self._arm_sweep(i, t) + self.retry_nodes(freed_nodes, t) + self.retry_pods(evicted, t)
             self.preemptions += 1
-            self._evict(cand.victims, i, t, f"preempted (priority {int(self.pods.priority[i])})")
+            self.evict(cand.victims, i, t, f"preempted (priority {int(self.pods.priority[i])})")
             evicted += [a.pod for a in cand.victims]
             freed_nodes.append(cand.node)
             # the preemptor leaves the queue and runs now (no termination grace period is modelled)
@@ -335,8 +385,8 @@ class ReplayEngine:
                 raise RuntimeError(f"preemption freed node {cand.node} but {self.pods.names[i]} still does not fit")
         self.state[i] = RUNNING  # so _clean_head drops it from its heap
         self.n_pending -= 1
-        out = self._start(i, res.alloc, t)
-        return out + self._retry_many(freed_nodes, t) + self.retry_pods(evicted, t)
+        out = self.start(i, res.alloc, t)
+        return out + self.retry_nodes(freed_nodes, t) + self.retry_pods(evicted, t)
 
     def retry_pods(self, pods: list[int], t: float) -> list[Event]:
         """A full cycle for pods just put back in the queue (evicted): unlike pods that failed a
@@ -348,13 +398,13 @@ class ReplayEngine:
             res = self.fw.schedule(v)
             if res.alloc is not None:
                 self.n_pending -= 1
-                out += self._start(v, res.alloc, t)
+                out += self.start(v, res.alloc, t)
             else:
                 self.sig_status[self.sig_of[v]] = res.status
                 self.reason[v] = res.status.message()
         return out
 
-    def _retry_many(self, nodes: list[int], t: float) -> list[Event]:
+    def retry_nodes(self, nodes, t: float) -> list[Event]:
         out: list[Event] = []
         for n in dict.fromkeys(nodes):
             out += self.gangs.retry_after_release(n, t)
@@ -376,7 +426,7 @@ class ReplayEngine:
         for i in sorted(heads, key=self.fw.sort_key):
             if self.pods.priority[i] > 0 and self.state[i] == PENDING:
                 out += self._preempt_for(i, t)
-        self._touch(t)
+        self.touch(t)
         return out
 
     def _clean_head(self, sig: tuple) -> int | None:
@@ -406,8 +456,8 @@ class ReplayEngine:
         idx = np.array([heads[s] for s in sigs], dtype=np.int64)
         ok = self.fw.may_fit_after_release(idx, node)
         anywhere: set[tuple] = set()
-        if released is not None and self._quota is not None:
-            glob = self._quota.retry_everywhere_after(released, idx)
+        glob = self.fw.retry_anywhere_after(released, idx) if released is not None else None
+        if glob is not None:
             anywhere = {sigs[j] for j in np.flatnonzero(glob & ~ok)}
             ok |= glob
         out: list[Event] = []
@@ -422,7 +472,7 @@ class ReplayEngine:
                 continue
             heapq.heappop(self.pending[sig])
             self.n_pending -= 1
-            out += self._start(i, res.alloc, t)
+            out += self.start(i, res.alloc, t)
             nxt = self._clean_head(sig)
             if nxt is not None:
                 cand[sig] = nxt
@@ -436,10 +486,8 @@ class ReplayEngine:
     def run(self) -> RunResult:
         for i in range(len(self.pods)):
             self.kernel.schedule(Event(float(self.pods.submit_s[i]), PRIO_ARRIVAL, "arrival", i))
-        if self.faults is not None:
-            self.kernel.schedule_many(self.faults.first_events(self.t0))
-        if self.mig_manager is not None:
-            self.kernel.schedule_many(self.mig_manager.first_events(self.t0))
+        for sub in self.subsystems.values():
+            self.kernel.schedule_many(sub.first_events(self.t0))
         self.kernel.run(until_s=self.horizon_s)
         horizon = self.horizon_s if self.horizon_s is not None else max(self.kernel.now_s, self.t0)
         self.rec.finalize(horizon)
@@ -453,6 +501,9 @@ class ReplayEngine:
                 pending_reasons[self.reason[i]] = pending_reasons.get(self.reason[i], 0) + 1
             elif s == NOT_ARRIVED:
                 self.outcome[i] = "not_arrived"
+        summaries = {name: sub.summary() for name, sub in self.subsystems.items()}
+        summaries = {k: v for k, v in summaries.items() if v is not None}
+        invariants = require(check_invariants(self.cluster, self.rec, horizon), "replay")
         return RunResult(
             cluster=self.cluster,
             pods=self.pods,
@@ -471,16 +522,7 @@ class ReplayEngine:
             lost_runs=self.lost_runs,
             preempted_times=self.preempted_times,
             preemptions=self.preemptions,
-            faults=(
-                {
-                    "by_class": dict(self.faults.counts),
-                    "pods_killed": self.faults.pods_killed,
-                    "crashes_on_poisoned_gpus": self.faults.crashes,
-                    "burned_gpu_hours": self.faults.burned_milli_s / 3.6e6,
-                    "gpu_transitions": sum(len(h.history) for h in self.faults.health.values()),
-                    "log": self.fault_log,
-                }
-                if self.faults
-                else None
-            ),
+            faults=summaries.get("faults"),
+            subsystems=summaries,
+            invariants=invariants,
         )

@@ -34,9 +34,10 @@ import numpy as np
 
 from gpuinfra.models.health import GpuHealth
 from gpuinfra.sim.kernel import PRIO_RELEASE, Event
+from gpuinfra.sim.subsystem import RunConfig, Subsystem, View, register
 
 if TYPE_CHECKING:
-    from gpuinfra.sim.engine import ReplayEngine
+    from gpuinfra.sim.subsystem import PodRuntime
 
 DAY_S = 86400.0
 
@@ -63,13 +64,24 @@ class FaultClass:
     lemon_factor: float = 10.0
 
 
-class FaultInjector:
-    def __init__(self, engine: ReplayEngine, classes: list[FaultClass], until_s: float) -> None:
-        self.e = engine
+class FaultInjector(Subsystem):
+    """The ``faults`` subsystem: strikes, detection, crashes on poisoned GPUs, repairs.
+
+    Event kinds: ``fault`` (ref: class index), ``detect`` (ref: packed node/device/class),
+    ``crash`` (ref: pod), ``repair`` (ref: packed node/device). Its random stream is the run's
+    ``faults`` stream. Summary: strikes by class, pods killed, crashes on poisoned GPUs, burned
+    GPU-hours, health transitions and the fault log.
+    """
+
+    name = "faults"
+
+    def __init__(self, view: View, classes: list[FaultClass], until_s: float) -> None:
+        super().__init__(view)
+        self.e: PodRuntime = view.runtime
         self.classes = classes
         self.until_s = until_s
-        self.rng = engine.rngs["faults"]
-        c = engine.cluster
+        self.rng = view.rng
+        c = view.cluster
         self.gpu_slots = [(n, d) for n in range(c.n_nodes) for d in range(int(c.gpu_count[n]))]
         self.health = {(n, d): GpuHealth(f"{c.node_names[n]}/{d}") for n, d in self.gpu_slots}
         self.counts = {fc.name: 0 for fc in classes}
@@ -163,7 +175,7 @@ class FaultInjector:
             if a.pod >= 0 and (whole_node or set(a.devices) & set(devices))
         ]
         self.pods_killed += len(victims)
-        e.fault_log.append(
+        self.view.log.append(
             {
                 "t_s": t,
                 "fault": fc.name,
@@ -173,11 +185,11 @@ class FaultInjector:
                 "pods_killed": len(victims),
             }
         )
-        e._evict(victims, None, t, f"killed by fault {fc.name} ({fc.action})")
+        e.evict(victims, None, t, f"killed by fault {fc.name} ({fc.action})")
         killed = [a.pod for a in victims]
         if fc.action == "restart_app":
-            out += e._retry_many([node], t) + e.retry_pods(killed, t)
-            e._touch(t)
+            out += e.retry_nodes([node], t) + e.retry_pods(killed, t)
+            e.touch(t)
             return out
         detect = self._detect_delay(fc)
         if not whole_node and detect > 0:
@@ -186,25 +198,38 @@ class FaultInjector:
                 self.poisoned[(node, d)] = k
                 self.health[(node, d)].on_fault(fc.action, t)
                 out.append(Event(t + detect, PRIO_RELEASE, "detect", (node * 1024 + d) * 64 + k))
-            e._dirty.append(node)
+            e.mark_dirty(node)
             out += e.retry_pods(killed, t)
-            e._touch(t)
+            e.touch(t)
             return out
         if whole_node:
             devices = list(range(int(e.cluster.gpu_count[node])))
             self.node_down_until[node] = t + fc.repair_s
-            e.cluster.node_up[node] = False
+            e.cluster.set_node_up(node, False)
         for d in devices:
             if e.cluster.dev_available[node, d]:
                 e.cluster.set_device_available(node, d, False)
             self.health[(node, d)].on_fault(fc.action, t)
-        e._dirty.append(node)
+        e.mark_dirty(node)
         out += e.retry_pods(killed, t)  # retried elsewhere
-        e._touch(t)
+        e.touch(t)
         out.append(Event(t + fc.repair_s, PRIO_RELEASE, "repair", node * 1024 + (1023 if whole_node else devices[0])))
         return out
 
-    def on_start(self, i: int, alloc, t: float, gen: int) -> list[Event]:
+    def handlers(self) -> dict:
+        return {"fault": self.on_fault, "repair": self.on_repair, "crash": self.on_crash, "detect": self.on_detect}
+
+    def summary(self) -> dict:
+        return {
+            "by_class": dict(self.counts),
+            "pods_killed": self.pods_killed,
+            "crashes_on_poisoned_gpus": self.crashes,
+            "burned_gpu_hours": self.burned_milli_s / 3.6e6,
+            "gpu_transitions": sum(len(h.history) for h in self.health.values()),
+            "log": self.view.log,
+        }
+
+    def on_pod_start(self, i: int, alloc, t: float, gen: int) -> list[Event]:
         """A pod placed on an undetected poisoned GPU fails ``crash_s`` later (stickiness)."""
         if not self.poisoned:
             return []
@@ -220,9 +245,9 @@ class FaultInjector:
         a = e.allocs[i]
         self.crashes += 1
         self.burned_milli_s += a.gpu_milli_total * (t - float(e.start_s[i]))
-        e._evict([a], None, t, "crashed on a poisoned GPU")
+        e.evict([a], None, t, "crashed on a poisoned GPU")
         out = e.retry_pods([i], t)
-        e._touch(t)
+        e.touch(t)
         return out
 
     def on_detect(self, ev: Event) -> list[Event]:
@@ -234,12 +259,12 @@ class FaultInjector:
         victims = [a for a in e.cluster.node_allocs[node].values() if a.pod >= 0 and d in a.devices]
         # pods running on the poisoned GPU at detection were doomed too: their time is burned
         self.burned_milli_s += sum(a.gpu_milli_total * (t - float(e.start_s[a.pod])) for a in victims)
-        e._evict(victims, None, t, f"cordoned: fault {fc.name} detected")
+        e.evict(victims, None, t, f"cordoned: fault {fc.name} detected")
         if e.cluster.dev_available[node, d]:
             e.cluster.set_device_available(node, d, False)
-        e._dirty.append(node)
+        e.mark_dirty(node)
         out = e.retry_pods([a.pod for a in victims], t)
-        e._touch(t)
+        e.touch(t)
         out.append(Event(t + fc.repair_s, PRIO_RELEASE, "repair", node * 1024 + d))
         return out
 
@@ -249,7 +274,7 @@ class FaultInjector:
         devices = list(range(int(e.cluster.gpu_count[node]))) if slot == 1023 else [slot]
         if slot == 1023:
             self.node_down_until.pop(node, None)
-            e.cluster.node_up[node] = True
+            e.cluster.set_node_up(node, True)
         for d in devices:
             h = self.health[(node, d)]
             if h.state == "needs_reset":
@@ -260,7 +285,14 @@ class FaultInjector:
                 h.apply("replace", t)
             if not e.cluster.dev_available[node, d]:
                 e.cluster.set_device_available(node, d, True)
-        e._dirty.append(node)
-        out = e._retry_many([node], t)
-        e._touch(t)
+        e.mark_dirty(node)
+        out = e.retry_nodes([node], t)
+        e.touch(t)
         return out
+
+
+@register("faults")
+def _build_faults(cfg: RunConfig, make_view) -> FaultInjector | None:
+    """Active when the run's options carry fault classes (scenario ``faults:``)."""
+    classes = list(cfg.options.get("faults") or [])
+    return FaultInjector(make_view("faults"), classes, cfg.until_s) if classes else None

@@ -100,6 +100,30 @@ class FilterPlugin(Plugin):
             out[j] = bool(self.filter(CycleState(), pods, int(i), cluster).ok[node])
         return out
 
+    def retry_anywhere_after(self, released_pod: int, pending: np.ndarray) -> np.ndarray | None:
+        """Cluster-wide queueing hint: after ``released_pod`` left, which ``pending`` pods may now
+        pass this filter on *any* node? None (the default) means "only the released node
+        matters", which is true of every filter whose answer depends on the node alone. A filter
+        over shared state (a quota) answers with a bool mask, as kube-scheduler's QueueingHintFn
+        does for cluster-wide events."""
+        return None
+
+
+class PostFilterPlugin(Plugin):
+    """kube-scheduler's PostFilter extension point: runs when no node passed Filter for pod ``i``.
+
+    It may name running allocations to evict so that ``i`` can fit (Kueue's quota reclaim;
+    DefaultPreemption is built in, sim/preemption.py). The engine evicts them and retries.
+    """
+
+    evict_reason: ClassVar[str] = "evicted by PostFilter"
+    """What the evicted pods' events say."""
+
+    def post_filter(
+        self, pods: PodTable, i: int, running: dict[int, Allocation], start_s: np.ndarray
+    ) -> list[Allocation]:
+        raise NotImplementedError
+
 
 class ScorePlugin(Plugin):
     normalize: ClassVar[bool] = True
@@ -202,6 +226,10 @@ class Framework:
         # seeded permutation per run: the FGD artifact prefixes node names with a seeded
         # rand.Perm index and breaks ties by name, which is the same rule.
         self.rank = rng.permutation(cluster.n_nodes) if profile.tie_break == "random" else None
+        self.post_filters: list[PostFilterPlugin] = [f for f in self.filters if isinstance(f, PostFilterPlugin)]
+        self._anywhere = [
+            f for f in self.filters if type(f).retry_anywhere_after is not FilterPlugin.retry_anywhere_after
+        ]
         for p in [self.queue_sort, *self.filters, *(s for s, _ in self.scores), self.reserve_plugin]:
             p.setup(cluster, pods, rng)
         self.cycles = 0
@@ -281,6 +309,25 @@ class Framework:
 
     def unreserve(self, alloc: Allocation) -> None:
         self.reserve_plugin.unreserve(CycleState(), alloc, self.cluster)
+
+    def post_filter(self, i: int, running: dict[int, Allocation], start_s: np.ndarray) -> tuple[list[Allocation], str]:
+        """The first PostFilter plugin that names victims for pod ``i`` wins: (victims, reason);
+        ([], "") if none does."""
+        for p in self.post_filters:
+            victims = p.post_filter(self.pods, i, running, start_s)
+            if victims:
+                return victims, p.evict_reason
+        return [], ""
+
+    def retry_anywhere_after(self, released_pod: int, idx: np.ndarray) -> np.ndarray | None:
+        """OR of the filters' cluster-wide queueing hints for pending pods ``idx``; None if no
+        filter declares one (then only the released node is asked about)."""
+        out = None
+        for f in self._anywhere:
+            m = f.retry_anywhere_after(released_pod, idx)
+            if m is not None:
+                out = m if out is None else (out | m)
+        return out
 
     def may_fit_after_release(self, idx: np.ndarray, node: int) -> np.ndarray:
         """Queueing hint over pending pods ``idx`` after ``node`` released capacity."""

@@ -19,16 +19,16 @@ from gpuinfra.sim.framework import Code, Status
 from gpuinfra.sim.kernel import PRIO_RELEASE, Event
 
 if TYPE_CHECKING:
-    from gpuinfra.sim.engine import ReplayEngine
+    from gpuinfra.sim.subsystem import PodRuntime
 
 
 class Gangs:
-    def __init__(self, engine: ReplayEngine) -> None:
-        self.e = engine
+    def __init__(self, rt: PodRuntime) -> None:
+        self.e = rt
         self.members: dict[str, list[int]] = {}
         self.waiting: dict[str, Status] = {}
         """Complete gangs that did not fit, with their last status."""
-        self.timeout_s = float(engine.fw.profile.gang_timeout_s)
+        self.timeout_s = float(rt.fw.profile.gang_timeout_s)
 
     def is_gang(self, i: int) -> bool:
         return int(self.e.pods.gang_size[i]) > 1
@@ -42,7 +42,7 @@ class Gangs:
         e.n_pending += 1
         size = int(e.pods.gang_size[i])
         e.reason[i] = f"waiting for gang {job}: {len(mem)} of {size} pods arrived"
-        e._log(t, "gang_wait", i, job=job, arrived=len(mem), size=size)
+        e.log(t, "gang_wait", i, job=job, arrived=len(mem), size=size)
         if len(mem) < size:
             return []
         out = self.try_place(job, t)
@@ -76,7 +76,7 @@ class Gangs:
         out: list[Event] = []
         for m, a in zip(mem, allocs):
             e.n_pending -= 1
-            out += e._start(m, a, t)
+            out += e.start(m, a, t)
         return out
 
     def retry_after_release(self, node: int, t: float) -> list[Event]:
@@ -103,11 +103,11 @@ class Gangs:
                 e.end_s[m] = t
                 e.n_pending -= 1
                 e.rec.count("withdrawals", t)
-                e._log(t, outcome, m, reason=why)
+                e.log(t, outcome, m, reason=why)
 
     def on_timeout(self, ev: Event) -> list[Event]:
         job = self.e.pods.jobs[ev.ref]
         if job in self.waiting:
             self.withdraw(job, ev.t_s, "gang_timeout", self.waiting[job].message())
-            self.e._touch(ev.t_s)
+            self.e.touch(ev.t_s)
         return []

@@ -24,31 +24,42 @@ from gpuinfra.models import mig as migm
 from gpuinfra.models.sharing import MIG_RECONFIGURE_S
 from gpuinfra.sim.kernel import PRIO_RELEASE, PRIO_SAMPLE, Event
 from gpuinfra.sim.plugins.mig import free_instances, gpu_layout, set_gpu_layout
+from gpuinfra.sim.subsystem import RunConfig, Subsystem, View, register
 
 if TYPE_CHECKING:
-    from gpuinfra.sim.engine import ReplayEngine
+    pass
 
 
-class MigManager:
-    def __init__(
-        self, engine: ReplayEngine, interval_s: float = 300.0, reconfigure_s: float = MIG_RECONFIGURE_S
-    ) -> None:
-        self.e = engine
+class MigManager(Subsystem):
+    """The ``mig_manager`` subsystem. Event kinds: ``mig_manage`` (reconciliation), ``mig_ready``
+    (ref: node * 1024 + GPU, the repartitioned GPU serves again). Summary: the repartitions."""
+
+    name = "mig_manager"
+
+    def __init__(self, view: View, interval_s: float = 300.0, reconfigure_s: float = MIG_RECONFIGURE_S) -> None:
+        super().__init__(view)
+        rt = self.e = view.runtime
         self.interval_s = float(interval_s)
         self.reconfigure_s = float(reconfigure_s)
         self.log: list[dict] = []
-        c = engine.cluster
+        c = rt.cluster
         self.mig_nodes = [n for n in range(c.n_nodes) if c.pools[c.node_pool[n]].mig_layout]
         self.busy: set[tuple[int, int]] = set()
         """GPUs being reconfigured."""
-        self.mig_pods = [i for i in range(len(engine.pods)) if engine.pods.mig_profile[i]]
+        self.mig_pods = [i for i in range(len(rt.pods)) if rt.pods.mig_profile[i]]
         """Only these pods can create MIG demand: scanned each reconciliation instead of all pods."""
+
+    def handlers(self) -> dict:
+        return {"mig_manage": self.on_manage, "mig_ready": self.on_ready}
+
+    def summary(self) -> dict:
+        return {"repartitions": len(self.log), "log": self.log}
 
     def first_events(self, t0: float) -> list[Event]:
         return [Event(t0 + self.interval_s, PRIO_SAMPLE, "mig_manage")] if self.mig_nodes else []
 
     def _demand(self) -> Counter:
-        from gpuinfra.sim.engine import PENDING
+        from gpuinfra.sim.subsystem import PENDING
 
         e, pods, c = self.e, self.e.pods, self.e.cluster
         want: Counter = Counter()
@@ -64,7 +75,7 @@ class MigManager:
         return want
 
     def on_manage(self, ev: Event) -> list[Event]:
-        from gpuinfra.sim.engine import NOT_ARRIVED, PENDING
+        from gpuinfra.sim.subsystem import NOT_ARRIVED, PENDING
 
         e, c, t = self.e, self.e.cluster, ev.t_s
         out: list[Event] = []
@@ -99,12 +110,12 @@ class MigManager:
                 old = gpu_layout(c, n, d)
                 set_gpu_layout(c, n, d, new)
                 c.set_device_available(n, d, False)
-                e._dirty.append(n)
+                e.mark_dirty(n)
                 self.busy.add((n, d))
                 want -= placed
                 self.log.append({"t_s": t, "node": c.node_names[n], "gpu": d, "from": list(old), "to": list(new)})
                 out.append(Event(t + self.reconfigure_s, PRIO_RELEASE, "mig_ready", n * 1024 + d))
-        e._touch(t)
+        e.touch(t)
         more = bool(np.any((e.state == PENDING) | (e.state == NOT_ARRIVED))) or bool(self.busy)
         if more:
             out.append(Event(t + self.interval_s, PRIO_SAMPLE, "mig_manage"))
@@ -115,7 +126,18 @@ class MigManager:
         n, d = divmod(int(ev.ref), 1024)
         self.busy.discard((n, d))
         c.set_device_available(n, d, True)
-        e._dirty.append(n)
-        out = e._retry_many([n], t)
-        e._touch(t)
+        e.mark_dirty(n)
+        out = e.retry_nodes([n], t)
+        e.touch(t)
         return out
+
+
+@register("mig_manager")
+def _build_mig_manager(cfg: RunConfig, make_view) -> MigManager | None:
+    """Active when the profile runs MigFit with ``reconfigure: true``."""
+    args = dict(cfg.profile.plugin_args.get("MigFit") or {})
+    if "MigFit" not in cfg.profile.filters or not args.get("reconfigure"):
+        return None
+    return MigManager(
+        make_view("mig_manager"), float(args.get("interval_s", 300.0)), float(args.get("reconfigure_s", 60.0))
+    )

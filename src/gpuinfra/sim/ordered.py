@@ -27,14 +27,14 @@ from gpuinfra.sim.framework import CycleState
 from gpuinfra.sim.kernel import Event
 
 if TYPE_CHECKING:
-    from gpuinfra.sim.engine import ReplayEngine
+    from gpuinfra.sim.subsystem import PodRuntime
 
 RESOURCE_FILTERS = ("NodeResourcesFit", "KueueQuota")
 
 
 class OrderedQueue:
-    def __init__(self, engine: ReplayEngine, mode: str) -> None:
-        self.e = engine
+    def __init__(self, rt: PodRuntime, mode: str) -> None:
+        self.e = rt
         self.mode = mode
         self.keys: list[tuple] = []
         self.items: list[int] = []
@@ -107,7 +107,7 @@ class OrderedQueue:
                 break
             self._drop(0)
             e.n_pending -= 1
-            out += e._start(head, r.alloc, t)
+            out += e.start(head, r.alloc, t)
         self.reservation = None
         if self.mode != "backfill" or len(self.items) < 2:
             return out
@@ -125,7 +125,7 @@ class OrderedQueue:
             if self.end_of(i, t) <= shadow or r.alloc.node != rnode:
                 self._drop(j)
                 e.n_pending -= 1
-                out += e._start(i, r.alloc, t)
+                out += e.start(i, r.alloc, t)
             else:
                 e.fw.unreserve(r.alloc)
                 e.reason[i] = (

@@ -10,9 +10,9 @@ usage (GPUs held by its running pods) and R its request:
 
 This answers "why is this pod pending?" with Kueue's own terms ("insufficient unused quota in
 cohort ..."). The check does not depend on the node, so after a release in a cohort the engine
-retries that cohort's quota-blocked pods on every node (``retry_everywhere_after``). Reclaim
+retries that cohort's quota-blocked pods on every node (``retry_anywhere_after``, a cluster-wide queueing hint). Reclaim
 (a queue within its nominal quota evicting borrowers of its cohort) is done by the engine's
-preemption step with :meth:`reclaim_victims`.
+preemption step with :meth:`post_filter` (kube-scheduler's PostFilter extension point).
 Args: ``queues``: list of {name, cohort, nominal_gpus, borrowing_limit_gpus (None: unlimited)};
 ``reclaim`` (default true).
 """
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpuinfra.sim.cluster import MILLI_PER_GPU, Allocation, ClusterState
-from gpuinfra.sim.framework import CycleState, FilterPlugin, FilterResult, register
+from gpuinfra.sim.framework import CycleState, FilterPlugin, FilterResult, PostFilterPlugin, register
 from gpuinfra.sim.workload import PodTable
 
 
@@ -39,7 +39,8 @@ class Queue:
 
 
 @register
-class KueueQuota(FilterPlugin):
+class KueueQuota(FilterPlugin, PostFilterPlugin):
+    evict_reason = "quota reclaimed"
     name = "KueueQuota"
 
     def setup(self, cluster: ClusterState, pods: PodTable, rng: np.random.Generator) -> None:
@@ -123,8 +124,8 @@ class KueueQuota(FilterPlugin):
         self.sync()
         return np.array([self.admits(int(i))[0] for i in idx], dtype=bool)
 
-    # -- hooks the engine uses ------------------------------------------------------------
-    def retry_everywhere_after(self, released_pod: int, pending: np.ndarray) -> np.ndarray:
+    # -- cluster-wide queueing hint and PostFilter (declared in sim/framework.py) -----------
+    def retry_anywhere_after(self, released_pod: int, pending: np.ndarray) -> np.ndarray:
         """Pending pods whose admission may have changed because ``released_pod`` left (its cohort)."""
         qn = self.queue_of[released_pod]
         if qn is None:
@@ -134,7 +135,9 @@ class KueueQuota(FilterPlugin):
             [(q := self.queue_of[int(i)]) is not None and self.queues[q].cohort == cohort for i in pending], dtype=bool
         )
 
-    def reclaim_victims(self, i: int, running: dict[int, Allocation], start_s: np.ndarray) -> list[Allocation]:
+    def post_filter(
+        self, pods: PodTable, i: int, running: dict[int, Allocation], start_s: np.ndarray
+    ) -> list[Allocation]:
         """Kueue reclaim: pod ``i`` fits its queue's nominal quota but the cohort has lent that
         quota out; borrowers (queues above nominal) give GPUs back, lowest priority and latest
         started first, until the cohort has room. Empty if reclaim cannot help."""

@@ -32,16 +32,12 @@ def _layout(cluster: ClusterState, node: int) -> tuple[str, ...]:
 
 def gpu_layout(cluster: ClusterState, node: int, dev: int) -> tuple[str, ...]:
     """The instances on one GPU: the pool's layout unless the MIG manager repartitioned it."""
-    per = getattr(cluster, "_mig_gpu_layout", None)
-    if per is not None and (node, dev) in per:
-        return per[(node, dev)]
-    return _layout(cluster, node)
+    got = cluster.mig_gpu_layout.get((node, dev))
+    return got if got is not None else _layout(cluster, node)
 
 
 def set_gpu_layout(cluster: ClusterState, node: int, dev: int, layout: tuple[str, ...]) -> None:
-    if getattr(cluster, "_mig_gpu_layout", None) is None:
-        cluster._mig_gpu_layout = {}
-    cluster._mig_gpu_layout[(node, dev)] = tuple(layout)
+    cluster.mig_gpu_layout[(node, dev)] = tuple(layout)
 
 
 def free_instances(cluster: ClusterState, pods: PodTable, node: int, profile: str) -> list[int]:

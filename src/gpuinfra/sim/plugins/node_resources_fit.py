@@ -20,14 +20,7 @@ from gpuinfra.sim.workload import PodTable
 
 def replica_milli(cluster: ClusterState) -> np.ndarray:
     """Per node: the milli one time-slice replica holds (0 where time-slicing is off)."""
-    cached = getattr(cluster, "_replica_milli", None)
-    if cached is None:
-        r = np.array(
-            [cluster.pools[cluster.node_pool[n]].timeslice_replicas for n in range(cluster.n_nodes)], dtype=np.int64
-        )
-        cached = np.where(r > 0, MILLI_PER_GPU // np.maximum(r, 1), 0)
-        cluster._replica_milli = cached
-    return cached
+    return cluster.replica_milli
 
 
 def effective_milli(cluster: ClusterState, node: int, num_gpu: int, milli: int) -> int:

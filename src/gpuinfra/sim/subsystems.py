@@ -1,0 +1,11 @@
+"""The subsystems a replay composes: importing this module registers each one's factory.
+
+One line per subsystem. A new subsystem (checkpointing, lifecycle phases, storage, serving
+replicas, autoscalers, upgrade controllers, spot reclaims) is a module under ``sim/`` with a
+:class:`~gpuinfra.sim.subsystem.Subsystem` and a ``@register`` factory, plus its line here;
+the engine does not change. The order of the lines is the order subsystems are built and
+their first events scheduled, so it is part of a run's determinism: append, never reorder.
+"""
+
+from gpuinfra.sim import faults as _faults  # noqa: F401  faults: strikes, detection, crashes, repairs
+from gpuinfra.sim import mig_manager as _mig_manager  # noqa: F401  MIG repartitioning of idle GPUs
