@@ -186,12 +186,11 @@ def fill(
         policies = _fill.parse_policies(policies)
     if isinstance(seeds, str):
         seeds = _fill.parse_seeds(seeds)
-    results = _fill.run_grid(list(workloads), list(policies), list(seeds), load=load, nodes=nodes, workers=workers,
-                             progress=progress)
+    results = _fill.run_grid(
+        list(workloads), list(policies), list(seeds), load=load, nodes=nodes, workers=workers, progress=progress
+    )
     summary = _fill.summarize_grid(results, load=load, nodes=nodes)
-    rows = [
-        {"workload": r.workload, "policy": r.policy, "seed": r.seed, **row} for r in results for row in r.rows
-    ]
+    rows = [{"workload": r.workload, "policy": r.policy, "seed": r.seed, **row} for r in results for row in r.rows]
     return FillGrid(summary=summary, table=pd.DataFrame(rows), results=results)
 
 
