@@ -552,7 +552,7 @@ def scenarios() -> None:
 def plugins() -> None:
     """List the scheduler plugins a scenario's profile can name."""
     from gpuinfra.sim import plugins as _  # noqa: F401
-    from gpuinfra.sim.framework import REGISTRY
+    from gpuinfra.sim.scheduler import REGISTRY
 
     t = Table("plugin", "extension point", "contract")
     for name, cls in sorted(REGISTRY.items()):

@@ -34,6 +34,13 @@ def simulate(
     progress: Callable[[float], None] | None = None,
     log_events: bool = True,
 ) -> SimulationOutput:
+    """Build a scenario (cluster, workload, profile, faults, prices) and replay it once.
+
+    ``base_dir`` resolves relative trace paths; ``seed`` overrides the scenario's. Returns the
+    built scenario, the engine's :class:`RunResult` (invariants already checked), the summary
+    dict (``summary.json``), the per-pod ledger and the per-interval metrics (pandas). Raises
+    ``UserError`` for bad scenario content found while building. Prefer ``gpuinfra.api.simulate``.
+    """
     built = build(sc, base_dir, seed=seed)
     eng = ReplayEngine(
         built.cluster,

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpuinfra.sim.engine import ReplayEngine
-from gpuinfra.sim.framework import Framework, Profile, ScoreSpec
+from gpuinfra.sim.framework import Profile, ScoreSpec
+from gpuinfra.sim.scheduler import Framework
 from tests.conftest import cluster, pod, table
 
 DEFAULT = Profile()
@@ -385,7 +386,7 @@ def test_drf_serves_the_owner_with_the_smaller_dominant_share_first():
     drf = run(cluster(("n", "A100-80GB", 4, 64000, 65536, 1)), table(*pods), Profile(queue_sort="DRF"))
     assert drf.start_s[3] == 50 and drf.start_s[2] == 60
     # weights: with both running, big's share 0.75 weighted 10x (0.075) is below small's 0.25
-    from gpuinfra.sim.framework import Framework
+    from gpuinfra.sim.scheduler import Framework
 
     c2 = cluster(("n", "A100-80GB", 4, 64000, 65536, 1))
     fw = Framework(

@@ -7,8 +7,9 @@ from gpuinfra.io.traces import openb_node_list, openb_pod_list, read_openb_nodes
 from gpuinfra.models.fragmentation import FragmentationModel, PodClass, TypicalPods, node_fragmentation, typical_pods
 from gpuinfra.sim.cluster import Allocation, NodePool
 from gpuinfra.sim.fill import POLICIES, policy_profile, run_fill, tune_pods
-from gpuinfra.sim.framework import CycleState, Framework
+from gpuinfra.sim.framework import CycleState
 from gpuinfra.sim.nodestate import FragmentationTracker
+from gpuinfra.sim.scheduler import Framework
 from tests.conftest import cluster, pod, table
 
 TYP = TypicalPods(

@@ -5,7 +5,8 @@ from hypothesis import strategies as st
 
 from gpuinfra.errors import UserError
 from gpuinfra.sim.cluster import Allocation
-from gpuinfra.sim.framework import Code, Framework, Profile, ScoreSpec
+from gpuinfra.sim.framework import Code, Profile, ScoreSpec
+from gpuinfra.sim.scheduler import Framework
 from tests.conftest import cluster, pod, table
 
 RNG = np.random.default_rng(0)

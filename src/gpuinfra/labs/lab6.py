@@ -29,7 +29,8 @@ from gpuinfra.report.page import Section, render_page, table_html
 from gpuinfra.sim.cluster import ClusterState, NodePool
 from gpuinfra.sim.engine import ReplayEngine
 from gpuinfra.sim.fill import PAPER_POLICIES, run_fill
-from gpuinfra.sim.framework import Framework, Profile
+from gpuinfra.sim.framework import Profile
+from gpuinfra.sim.scheduler import Framework
 from gpuinfra.sim.workload import Pod, PodTable
 
 TITLE = "Why 'Any Free GPU' Is a Lie"

@@ -318,6 +318,17 @@ def collective(
     proto: str = "auto",
     dtype: str = "float",
 ) -> Result:
+    """Time of one NCCL collective of ``size`` bytes on a placement, as nccl-tests reports it.
+
+    ``pl`` says which GPUs of which node topology take part and how many nodes (with the NIC
+    fabric). ``algo``/``proto`` force NCCL's algorithm (ring, tree, nvls) and protocol (LL,
+    LL128, Simple); ``auto`` picks the cheapest valid pair, as NCCL's tuner does. Returns a
+    :class:`Result` with time (s), algbw and busbw (bytes/s, nccl-tests' definitions: busbw =
+    algbw x the op's bus factor, e.g. 2(n-1)/n for all_reduce), the algorithm, protocol and the
+    bottleneck link. Latencies and per-link rates come from NCCL's tuning.cc/topo.h structure
+    (cited in this module's header). Raises ``UserError`` for an unknown op, dtype, algorithm or
+    protocol, or a negative size.
+    """
     if op not in COLLECTIVES:
         raise UserError(f"unknown collective '{op}'", expected=", ".join(COLLECTIVES))
     if dtype not in TYPE_SIZE:

@@ -114,6 +114,15 @@ def device_model(device: str):
 
 
 def estimate(op: Op, device: str, precision: str = "bf16", launch_s: float | None = None) -> Estimate:
+    """Roofline time of one operation on one device: max(FLOPs / peak, bytes / bandwidth) + launch.
+
+    ``device`` is a catalog GPU or CPU name; ``precision`` selects the peak (dense TFLOP/s from
+    the datasheet; CPUs from cores x clock x FLOP/cycle). ``launch_s`` defaults to the kernel
+    launch overhead (GPU) or a call overhead (CPU), both stated in this module. Returns an
+    :class:`Estimate` (seconds; the bound: compute or memory; arithmetic intensity in FLOP/byte
+    against the device's ridge point). Raises ``UserError`` for an unknown device or a precision
+    the device does not support.
+    """
     from gpuinfra.catalog.cpus import CpuModel
 
     m = device_model(device)

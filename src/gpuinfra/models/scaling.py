@@ -203,6 +203,17 @@ def _dp_placement(topo: Topology, par: Parallelism, fabric: Fabric) -> Placement
 
 
 def step_time(m: ModelSpec, topo: Topology, par: Parallelism, fabric: Fabric | None = None) -> StepTime:
+    """One training step of model ``m`` under data/tensor/pipeline parallelism ``par`` on nodes of ``topo``.
+
+    Compute: the roofline time of each layer's operators at the stated efficiency; TP: Megatron's
+    all-reduces per layer (forward and backward) from the collective model inside a node; PP:
+    the 1F1B bubble (pp - 1) / microbatches; DP: bucketed gradient all-reduce across nodes,
+    overlapped with the backward pass where it fits; optimizer: Adam's memory-bound update.
+    Returns a :class:`StepTime` (seconds per component, step total, tokens/s, MFU, memory per
+    GPU in GiB and whether it fits). Raises ``UserError`` when a degree is < 1, TP exceeds the
+    GPUs of a node or does not divide the heads/FFN width, PP does not divide the layers, or
+    overlap/efficiency are out of range.
+    """
     fabric = fabric or Fabric()
     per_node = len(topo.gpus)
     for k, v in (

@@ -77,6 +77,17 @@ class OverCommitError(AssertionError):
 
 @dataclass
 class ClusterState:
+    """Nodes and devices of a cluster and what is allocated on them: the only place GPUs are held.
+
+    Arrays are per node (``n_nodes``) or per node x device slot (``[n_nodes, max_gpus]``):
+    ``cpu_free``/``mem_free`` (milli-CPU, MiB), ``dev_free`` (free milli-GPU per device, -1 for no
+    device or an unavailable one), ``dev_available``, ``node_up``. Build with :meth:`from_pools`.
+    Mutate only through :meth:`allocate`, :meth:`release`, :meth:`set_device_available` and
+    :meth:`set_node_up`: they raise :class:`OverCommitError` (a bug) the moment anything would
+    be given out twice, and keep the running totals (``alloc_milli``, ``unavail_milli`` per GPU
+    model) that the recorder integrates and ``sim/invariants.py`` checks.
+    """
+
     pools: tuple[NodePool, ...]
     models: tuple[str, ...]
     """GPU model names present; ``node_model`` indexes into this (-1 = no GPUs)."""

@@ -20,7 +20,7 @@ import numpy as np
 from gpuinfra.models.fragmentation import typical_pods
 from gpuinfra.sim import subsystems as _registered  # noqa: F401  (fills the subsystem registry)
 from gpuinfra.sim.cluster import Allocation, ClusterState
-from gpuinfra.sim.framework import Code, Framework, Profile, Status
+from gpuinfra.sim.framework import Code, Profile, Status
 from gpuinfra.sim.gang import Gangs
 from gpuinfra.sim.invariants import Invariants, check_invariants, require
 from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, PRIO_SAMPLE, Event, Kernel, Rngs
@@ -29,6 +29,7 @@ from gpuinfra.sim.ordered import OrderedQueue
 from gpuinfra.sim.plugins.fgd import pod_classes
 from gpuinfra.sim.preemption import select_victims
 from gpuinfra.sim.recorder import Recorder
+from gpuinfra.sim.scheduler import Framework
 from gpuinfra.sim.subsystem import (
     DONE,
     NOT_ARRIVED,

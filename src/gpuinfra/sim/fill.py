@@ -25,10 +25,11 @@ import numpy as np
 
 from gpuinfra.models.fragmentation import typical_pods
 from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState, NodePool
-from gpuinfra.sim.framework import Framework, Profile, ScoreSpec
+from gpuinfra.sim.framework import Profile, ScoreSpec
 from gpuinfra.sim.kernel import Rngs
 from gpuinfra.sim.nodestate import FragmentationTracker
 from gpuinfra.sim.plugins.fgd import pod_classes
+from gpuinfra.sim.scheduler import Framework
 from gpuinfra.sim.workload import Pod, PodTable
 
 POLICIES: dict[str, str] = {

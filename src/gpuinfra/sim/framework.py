@@ -9,12 +9,14 @@ simulator answers "why is this pod pending?" the way kube-scheduler does
 ("0/1213 nodes are available: 549 Insufficient nvidia.com/gpu, ...").
 
 A plugin is one file in ``gpuinfra/sim/plugins/`` with a ``@register`` decorator and one entry
-in ``plugins/__init__.py``; a scenario's scheduler profile names and weights plugins.
+in ``plugins/__init__.py``; a scenario's scheduler profile names and weights plugins. This module
+holds the extension points (the interfaces plugins implement) and the profile; the scheduler that
+runs them is ``sim/scheduler.py``, which loads the plugins (plugins import this module, never the
+scheduler, so the two never import each other).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, ClassVar
@@ -181,163 +183,3 @@ class Profile:
     """DefaultPreemption: an unschedulable pod may evict lower-priority pods (sim/preemption.py)."""
     """'first' (lowest node index among the best) or 'random' (seeded, like kube's selectHost)."""
     plugin_args: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleResult:
-    status: Status
-    alloc: Allocation | None = None
-    feasible_nodes: int = 0
-
-
-def _build(name: str, kind: type[Plugin], args: dict[str, Any] | None) -> Any:
-    from gpuinfra.errors import UserError, did_you_mean
-    from gpuinfra.sim import plugins  # noqa: F401  (fills the registry)
-
-    cls = REGISTRY.get(name)
-    if cls is None or not issubclass(cls, kind):
-        choices = sorted(n for n, c in REGISTRY.items() if issubclass(c, kind))
-        hint = did_you_mean(name, choices)
-        raise UserError(
-            f"unknown {kind.__name__} '{name}'",
-            where=f"scheduler ({kind.__name__})",
-            expected="one of " + ", ".join(choices),
-            fix=hint if hint else "list plugins with `gpuinfra plugins`",
-        )
-    return cls(args)
-
-
-class Framework:
-    """Runs one scheduling cycle at a time over a :class:`ClusterState`."""
-
-    def __init__(self, profile: Profile, cluster: ClusterState, pods: PodTable, rng: np.random.Generator):
-        self.profile = profile
-        self.cluster = cluster
-        self.pods = pods
-        self.rng = rng
-        pa = profile.plugin_args
-        self.queue_sort: QueueSortPlugin = _build(profile.queue_sort, QueueSortPlugin, pa.get(profile.queue_sort))
-        self.filters: list[FilterPlugin] = [_build(n, FilterPlugin, pa.get(n)) for n in profile.filters]
-        self.scores: list[tuple[ScorePlugin, float]] = [
-            (_build(s.name, ScorePlugin, s.args or pa.get(s.name)), float(s.weight)) for s in profile.scores
-        ]
-        self.reserve_plugin: ReservePlugin = _build(profile.reserve, ReservePlugin, pa.get(profile.reserve))
-        # Ties go to the lowest node index, or (tie_break: random) to the best-ranked node in one
-        # seeded permutation per run: the FGD artifact prefixes node names with a seeded
-        # rand.Perm index and breaks ties by name, which is the same rule.
-        self.rank = rng.permutation(cluster.n_nodes) if profile.tie_break == "random" else None
-        self.post_filters: list[PostFilterPlugin] = [f for f in self.filters if isinstance(f, PostFilterPlugin)]
-        self._anywhere = [
-            f for f in self.filters if type(f).retry_anywhere_after is not FilterPlugin.retry_anywhere_after
-        ]
-        for p in [self.queue_sort, *self.filters, *(s for s, _ in self.scores), self.reserve_plugin]:
-            p.setup(cluster, pods, rng)
-        self.cycles = 0
-
-    def sort_key(self, i: int) -> tuple:
-        return self.queue_sort.key(self.pods, i)
-
-    def feasible(self, state: CycleState, i: int) -> tuple[np.ndarray, list[tuple[str, FilterResult]]]:
-        mask: np.ndarray | None = None
-        results: list[tuple[str, FilterResult]] = []
-        for f in self.filters:
-            r = f.filter(state, self.pods, i, self.cluster)
-            results.append((f.name, r))
-            mask = r.ok.copy() if mask is None else (mask & r.ok)
-        if mask is None:
-            mask = np.ones(self.cluster.n_nodes, dtype=bool)
-        return mask, results
-
-    def diagnose(self, results: list[tuple[str, FilterResult]]) -> Status:
-        """kube-scheduler's FitError message: each node is charged to the first filter that rejected it."""
-        n = self.cluster.n_nodes
-        still = np.ones(n, dtype=bool)
-        counts: dict[str, int] = {}
-        for name, r in results:
-            rejected = still & ~r.ok
-            if rejected.any():
-                named = np.zeros(n, dtype=bool)
-                for reason, m in r.reasons:
-                    c = int(np.count_nonzero(rejected & m))
-                    if c:
-                        counts[f"{reason} ({name})"] = counts.get(f"{reason} ({name})", 0) + c
-                        named |= m
-                other = int(np.count_nonzero(rejected & ~named))
-                if other:
-                    counts[f"rejected ({name})"] = counts.get(f"rejected ({name})", 0) + other
-            still &= r.ok
-        parts = [f"{c} {reason}" for reason, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
-        msg = f"0/{n} nodes are available: " + ", ".join(parts) + "."
-        first = next((name for name, r in results if not r.ok.all()), "")
-        return Status(Code.UNSCHEDULABLE, (msg,), first)
-
-    def select(self, state: CycleState, i: int, nodes: np.ndarray) -> int:
-        if not self.scores:
-            return int(nodes[0])
-        # NOTE: scores run even for a single feasible node: some (FGD, GpuPacking) also choose the
-        # GPU on the node, which the reserve plugin uses.
-        if len(self.scores) == 1 and self.scores[0][1] > 0:
-            # NOTE: fast path. A positive weight and min-max normalisation keep the order, so the
-            # best raw scores are the best total scores.
-            total = np.asarray(self.scores[0][0].score(state, self.pods, i, self.cluster, nodes))
-        else:
-            total = np.zeros(len(nodes), dtype=np.float64)
-            for plugin, weight in self.scores:
-                raw = np.asarray(plugin.score(state, self.pods, i, self.cluster, nodes), dtype=np.float64)
-                if plugin.normalize:
-                    lo, hi = raw.min(), raw.max()
-                    raw = (raw - lo) * (100.0 / (hi - lo)) if hi > lo else np.zeros_like(raw)
-                total += weight * raw
-        if self.rank is None:
-            return int(nodes[int(np.argmax(total))])
-        best = nodes[total == total.max()]
-        return int(best[np.argmin(self.rank[best])])
-
-    def schedule(self, i: int) -> ScheduleResult:
-        """One cycle: filter all nodes, score the feasible ones, pick one, reserve devices."""
-        self.cycles += 1
-        state = CycleState()
-        mask, results = self.feasible(state, i)
-        nodes = np.flatnonzero(mask)
-        if len(nodes) == 0:
-            return ScheduleResult(self.diagnose(results))
-        node = self.select(state, i, nodes)
-        got = self.reserve_plugin.reserve(state, self.pods, i, self.cluster, node)
-        if isinstance(got, Status):
-            return ScheduleResult(got, feasible_nodes=len(nodes))
-        return ScheduleResult(SUCCESS, got, len(nodes))
-
-    def unreserve(self, alloc: Allocation) -> None:
-        self.reserve_plugin.unreserve(CycleState(), alloc, self.cluster)
-
-    def post_filter(self, i: int, running: dict[int, Allocation], start_s: np.ndarray) -> tuple[list[Allocation], str]:
-        """The first PostFilter plugin that names victims for pod ``i`` wins: (victims, reason);
-        ([], "") if none does."""
-        for p in self.post_filters:
-            victims = p.post_filter(self.pods, i, running, start_s)
-            if victims:
-                return victims, p.evict_reason
-        return [], ""
-
-    def retry_anywhere_after(self, released_pod: int, idx: np.ndarray) -> np.ndarray | None:
-        """OR of the filters' cluster-wide queueing hints for pending pods ``idx``; None if no
-        filter declares one (then only the released node is asked about)."""
-        out = None
-        for f in self._anywhere:
-            m = f.retry_anywhere_after(released_pod, idx)
-            if m is not None:
-                out = m if out is None else (out | m)
-        return out
-
-    def may_fit_after_release(self, idx: np.ndarray, node: int) -> np.ndarray:
-        """Queueing hint over pending pods ``idx`` after ``node`` released capacity."""
-        ok = np.ones(len(idx), dtype=bool)
-        for f in self.filters:
-            if not ok.any():
-                break
-            sub = np.flatnonzero(ok)
-            ok[sub] = f.fits_node(self.pods, idx[sub], self.cluster, node)
-        return ok
-
-
-PluginFactory = Callable[[dict[str, Any] | None], Plugin]

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpuinfra.sim.cluster import Allocation
-from gpuinfra.sim.framework import CycleState, Framework
+from gpuinfra.sim.framework import CycleState
+from gpuinfra.sim.scheduler import Framework
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,9 @@ from gpuinfra.sim.cluster import Allocation, ClusterState
 from gpuinfra.sim.kernel import Event, Handler
 
 if TYPE_CHECKING:
-    from gpuinfra.sim.framework import Framework, Status
+    from gpuinfra.sim.framework import Status
     from gpuinfra.sim.recorder import Recorder
+    from gpuinfra.sim.scheduler import Framework
     from gpuinfra.sim.workload import PodTable
 
 # Pod lifecycle states in the runtime's ``state`` array (int8).
