@@ -242,8 +242,9 @@ class ReplayEngine:
         if not math.isnan(d) and d < end:
             end = max(d, t)
         out = [Event(end, PRIO_RELEASE, "finish", i, int(self.gen[i]))]
-        for hook in self._start_hooks:
-            out += hook(i, alloc, t, int(self.gen[i]))
+        if self._start_hooks:
+            for hook in self._start_hooks:
+                out += hook(i, alloc, t, int(self.gen[i]))
         return out
 
     def push_pending(self, i: int, status: Status, t: float) -> None:
@@ -304,8 +305,9 @@ class ReplayEngine:
         self.outcome[i] = "ended_by_owner" if t == float(self.pods.delete_s[i]) else "completed"
         self.rec.count("finishes", t)
         self.log(t, "finish", i, outcome=self.outcome[i])
-        for hook in self._end_hooks:
-            self.kernel.schedule_many(hook(i, alloc, t, self.outcome[i]))
+        if self._end_hooks:
+            for hook in self._end_hooks:
+                self.kernel.schedule_many(hook(i, alloc, t, self.outcome[i]))
         # gangs first: they need the most room at once, and singles would otherwise starve them
         out = self.gangs.retry_after_release(alloc.node, t)
         if self.ordered is not None:
