@@ -26,6 +26,7 @@ from gpuinfra.io.traces import openb_node_list, read_openb_nodes
 from gpuinfra.report.fill_report import COLORS, curve_figure
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
+from gpuinfra.rng import Rngs
 from gpuinfra.sim.cluster import ClusterState, NodePool
 from gpuinfra.sim.engine import ReplayEngine
 from gpuinfra.sim.fill import PAPER_POLICIES, run_fill
@@ -52,7 +53,7 @@ def explain_counting() -> dict[str, Any]:
 
             c.allocate(Allocation(-1, node, devs, milli, 0, 0))
         free_gpus = float(np.where(c.dev_free > 0, c.dev_free, 0).sum()) / 1000
-        r = Framework(Profile(), c, pods, np.random.default_rng(0)).schedule(0)
+        r = Framework(Profile(), c, pods, Rngs(0).stream("scheduler")).schedule(0)
         cases.append(
             {
                 "case": title,
@@ -210,7 +211,7 @@ def mixed_workload(n: int, seed: int) -> list[Pod]:
     On 96 GPUs that offers a load near saturation (the lab computes and reports it), where the
     policy has to choose who waits.
     """
-    rng = np.random.default_rng(seed)
+    rng = Rngs(seed).stream("workload")
     t = np.cumsum(rng.exponential(3600.0 / 12.0, size=n))
     pods = []
     for j in range(n):

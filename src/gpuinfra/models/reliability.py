@@ -40,6 +40,7 @@ import numpy as np
 
 from gpuinfra.catalog._data import read_csv_rows
 from gpuinfra.errors import UserError
+from gpuinfra.rng import Rngs
 
 POLICIES = ("naive", "cordon", "spares", "spares+quarantine")
 LLAMA3_RATE_PER_1000_NODE_DAYS = 419 / (2048 * 54) * 1000
@@ -164,7 +165,7 @@ class JobOutcome:
 
 def simulate(spec: JobSpec, seed: int = 0, keep_events: int = 200) -> JobOutcome:
     spec.check()
-    rng = np.random.default_rng(seed)
+    rng = Rngs(seed).stream("reliability")
     mix = failure_mix()
     sig = signals()
     shares = np.array([c.share for c in mix])

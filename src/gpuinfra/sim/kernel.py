@@ -3,17 +3,28 @@
 The sequence number makes ties pop in insertion order, so every replay is exact. Handlers are
 plain functions that take an event and return the follow-up events; all state lives in plain
 data objects owned by the caller, so a run can be snapshotted (the heap is a list of tuples).
-Randomness comes only from :class:`Rngs`, one generator per subsystem spawned from the seed.
+Randomness comes only from :class:`Rngs` (``gpuinfra/rng.py``): one named stream per subsystem.
 """
 
 from __future__ import annotations
 
 import heapq
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import numpy as np
+from gpuinfra.rng import SUBSYSTEMS, Rngs
+
+__all__ = [
+    "Event",
+    "Handler",
+    "Kernel",
+    "Rngs",
+    "SUBSYSTEMS",
+    "PRIO_RELEASE",
+    "PRIO_ARRIVAL",
+    "PRIO_SAMPLE",
+    "PRIO_END",
+]
 
 # Event priorities: lower pops first at equal time. Capacity is released before new arrivals
 # try to use it, and samples see the state after every change at their instant.
@@ -81,36 +92,3 @@ class Kernel:
     def snapshot(self) -> tuple[float, int, list[tuple[float, int, int, Event]]]:
         """A copy of the kernel's state (clock, sequence, pending events)."""
         return self.now_s, self._seq, list(self._heap)
-
-
-SUBSYSTEMS = ("workload", "scheduler", "faults", "sampling", "pricing")
-"""The first streams, in their historical order (their spawn keys are 0..4)."""
-
-
-class Rngs:
-    """One numpy Generator per named stream, all derived from one seed.
-
-    The streams in :data:`SUBSYSTEMS` are ``SeedSequence(seed).spawn(5)``; any other name gets
-    ``SeedSequence(seed, spawn_key=(crc32(name) + 2**32,))``, a child no ``spawn`` call can
-    produce, so a new subsystem's stream is stable, independent of registration order, and
-    adding a draw in one stream never shifts another. The same name always returns the same
-    Generator object within a run.
-    """
-
-    def __init__(self, seed: int) -> None:
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.seed = int(seed)
-        children = np.random.SeedSequence(self.seed).spawn(len(SUBSYSTEMS))
-        self._gens = {name: np.random.Generator(np.random.PCG64(c)) for name, c in zip(SUBSYSTEMS, children)}
-
-    def stream(self, name: str) -> np.random.Generator:
-        """The generator of stream ``name`` (created on first use)."""
-        g = self._gens.get(name)
-        if g is None:
-            ss = np.random.SeedSequence(self.seed, spawn_key=(zlib.crc32(name.encode()) + 2**32,))
-            g = self._gens[name] = np.random.Generator(np.random.PCG64(ss))
-        return g
-
-    def __getitem__(self, name: str) -> np.random.Generator:
-        return self.stream(name)
