@@ -709,6 +709,10 @@ app.add_typer(metrics_app, name="metrics")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(export_app, name="export")
 app.add_typer(sharing_app, name="sharing")
+from gpuinfra.cli_artifact import artifact_app, compat_app  # noqa: E402
+
+app.add_typer(artifact_app, name="artifact")
+app.add_typer(compat_app, name="compat")
 app.command()(collective)
 app.command()(scale)
 app.command()(reliability)

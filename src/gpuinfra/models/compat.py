@@ -120,7 +120,9 @@ def check(stack: Stack, today: dt.date | None = None) -> Report:
             Finding(
                 "branch-eol",
                 "warn",
-                f"R{br.branch} ({br.designation}) reached end of life {br.end_of_life}: no more security or bug fixes",
+                f"R{br.branch} ({br.designation}) is past end of life"
+                + (f" ({br.end_of_life})" if br.end_of_life != "EOL" else "")
+                + ": no more security or bug fixes",
                 br.source,
                 "move to a supported branch (R580 LTSB until 2028-08)",
             )
