@@ -1,21 +1,39 @@
-"""Readers of real node evidence: kernel-log Xid lines and ``nvidia-smi -q`` output.
+"""Readers of real node evidence: kernel logs (Xid lines and the NVRM lines that name a failed
+GPU) and ``nvidia-smi -q`` output.
 
 Every line that looks like an Xid is either understood or reported as unreadable; nothing is
-guessed. Lines with no Xid are counted, not reported.
+guessed. Lines with no Xid are counted, not reported, unless they are NVRM's report of a dead GPU:
+"The NVIDIA GPU <bus> (PCI ID: ...) installed in this system has fallen off the bus and is not
+responding to commands." (printed over one to three NVRM lines), "GPU <bus>: GPU has fallen off the
+bus." (the Xid 79 fault) and "GPU <bus>: RmInitAdapter failed!" (the Xid 143 fault).
+Each finding keeps the second the line was logged (dmesg ``[ secs.usecs]``, ``dmesg -T``,
+syslog/journald or ISO prefixes) so that one event reported on several lines counts once.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from gpuinfra.errors import UserError
 from gpuinfra.models.faults import Finding, classify_xid
+from gpuinfra.textfile import read_text
+
+__all__ = ["Evidence", "parse_kernel_log", "parse_nvidia_smi_q", "read_text"]
 
 XID_RE = re.compile(
-    r"NVRM: Xid \((?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-9a-fA-F])?)\): "
-    r"(\d+)(?:,\s*(.*))?$"
+    r"NVRM: Xid \((?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-9a-fA-F])?)"
+    r"(?: GPU-I:\d+(?: GPU-CI:\d+)?)?\): (\d+)(?:,\s*(.*))?$"
+)
+BUS = r"([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-9a-fA-F])?)"
+FALLEN_OFF_RE = re.compile(r"NVRM: The NVIDIA GPU " + BUS + r"\b.*?has fallen off the bus")
+FALLEN_START_RE = re.compile(r"NVRM: The NVIDIA GPU " + BUS + r"\b")
+GPU_MSG_RE = re.compile(r"NVRM: GPU " + BUS + r": (GPU has fallen off the bus|RmInitAdapter failed!?.*)")
+_TIME_RES = (
+    re.compile(r"^\[\s*(\d+)\.\d+\]"),  # dmesg: seconds since boot
+    re.compile(r"^\[([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})\]"),  # dmesg -T
+    re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)"),  # ISO (journalctl -o short-iso)
+    re.compile(r"^([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) "),  # syslog / journald
 )
 
 
@@ -27,25 +45,80 @@ class Evidence:
     gpus_seen: set[str] = field(default_factory=set)
 
 
-def read_text(path: Path) -> str:
-    if not path.exists():
-        raise UserError("file not found", where=str(path), fix="check the path")
-    try:
-        return path.read_text(errors="strict")
-    except UnicodeDecodeError:
-        return path.read_bytes().decode("utf-8", errors="replace")
+def bus_id(raw: str) -> str:
+    """A PCI bus id as Xid lines print it: 'domain:bus:device', lower case, 4-digit domain
+    ('00000000:B3:00.0' and '0000:b3:00.0' -> '0000:b3:00')."""
+    dom, bus, dev = raw.lower().split(".")[0].split(":")
+    return f"{dom[-4:]}:{bus}:{dev}"
+
+
+def _time_key(line: str) -> str | None:
+    for i, rx in enumerate(_TIME_RES):
+        m = rx.match(line)
+        if m:
+            return ("boot+" if i == 0 else "") + m.group(1)
+    return None
+
+
+def _nvrm_body(line: str) -> str:
+    i = line.find("NVRM:")
+    return line[i + 5 :].strip() if i >= 0 else line.strip()
 
 
 def parse_kernel_log(text: str, label: str) -> Evidence:
+    """Findings from a kernel log (dmesg, ``dmesg -T``, journald, syslog): every Xid line and every
+    NVRM line naming a failed GPU; Xid 45 lines that name their cause follow that Xid's finding."""
     ev = Evidence()
-    for n, raw in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    skip_to = 0
+    for n, raw in enumerate(lines, start=1):
         line = raw.rstrip()
         ev.lines_read += 1
+        if n <= skip_to:
+            continue
+        where = f"{label}:{n}"
+        t = _time_key(line.lstrip())
+        if "NVRM" in line and "Xid" not in line:
+            m = FALLEN_START_RE.search(line)
+            if m and "fallen off the bus" not in line:  # the message continues on the next lines
+                joined, k = line, n
+                while k < min(n + 3, len(lines)) and "fallen off the bus" not in joined:
+                    nxt = lines[k]
+                    if "Xid" in nxt or not ("NVRM:" in nxt or nxt[:1].isspace()):
+                        break
+                    joined += " " + _nvrm_body(nxt)
+                    k += 1
+                if "fallen off the bus" in joined:
+                    line, skip_to = joined, k
+            m = FALLEN_OFF_RE.search(line) or GPU_MSG_RE.search(line)
+            if m:
+                gpu = bus_id(m.group(1))
+                dead = "fallen off the bus" in line
+                ev.gpus_seen.add(gpu)
+                ev.findings.append(
+                    Finding(
+                        " ".join(line.split()),
+                        gpu,
+                        None,
+                        "hardware",
+                        "reboot_node" if dead else "reset_gpu",
+                        (
+                            "the driver reports the GPU fallen off the bus with no Xid line: the Xid 79 fault "
+                            "(PCIe link, hardware or power); reboot the node (catalog RESTART_BM)"
+                            if dead
+                            else "the driver could not initialise the GPU (RmInitAdapter failed): the Xid 143 "
+                            "fault GPU_INIT_ERROR; reset the GPU (catalog RESET_GPU), contact support if it persists"
+                        ),
+                        where,
+                        t,
+                        79 if dead else 143,
+                    )
+                )
+                continue
         if "Xid" not in line or "NVRM" not in line:
             ev.lines_ignored += 1
             continue
         m = XID_RE.search(line)
-        where = f"{label}:{n}"
         if not m:
             ev.findings.append(
                 Finding(
@@ -56,13 +129,24 @@ def parse_kernel_log(text: str, label: str) -> Evidence:
                     "none",
                     "an NVRM Xid line gpuinfra cannot read: check it by hand",
                     where,
+                    t,
                 )
             )
             continue
-        gpu, xid, rest = m.group(1), int(m.group(2)), m.group(3) or ""
+        gpu, xid, rest = bus_id(m.group(1)), int(m.group(2)), m.group(3) or ""
         cls, action, reason = classify_xid(xid, rest)
+        if xid == 45:
+            cause = re.search(r"caused by previous Xid\s+(\d+)", rest, re.IGNORECASE)
+            prior = (
+                next((f for f in reversed(ev.findings) if f.gpu == gpu and f.xid == int(cause.group(1))), None)
+                if cause
+                else None
+            )
+            if prior is not None:
+                cls, action = prior.cls, prior.action
+                reason = f"Xid 45 caused by previous Xid {prior.xid} ({prior.source}): follows it: {prior.reason}"
         ev.gpus_seen.add(gpu)
-        ev.findings.append(Finding(line.strip(), gpu, xid, cls, action, reason, where))
+        ev.findings.append(Finding(line.strip(), gpu, xid, cls, action, reason, where, t))
     return ev
 
 

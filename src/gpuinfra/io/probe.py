@@ -293,7 +293,7 @@ def _topology(nv, handles, devices) -> dict[str, dict[str, str]] | None:
 
 def load_probe(path: Path) -> NodeProbe:
     """A saved probe: gpuinfra's JSON, or an ``nvidia-smi -q`` text output."""
-    from gpuinfra.io.health import read_text
+    from gpuinfra.textfile import read_text
 
     text = read_text(path)
     if text.lstrip().startswith("{"):

@@ -138,7 +138,7 @@ def parse_trace(text: str, label: str) -> Trace:
 
 
 def read_trace(path: Path) -> Trace:
-    from gpuinfra.io.health import read_text
+    from gpuinfra.textfile import read_text
 
     return parse_trace(read_text(path), str(path))
 
