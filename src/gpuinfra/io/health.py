@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from gpuinfra.errors import UserError
 from gpuinfra.models.faults import Finding, classify_xid
 from gpuinfra.textfile import read_text
 
@@ -151,7 +150,9 @@ def parse_kernel_log(text: str, label: str) -> Evidence:
 
 
 def _sections(text: str) -> list[tuple[str, dict[str, str], int]]:
-    """(GPU bus id, {'Section/Sub/Key': value}, first line) per GPU block of nvidia-smi -q."""
+    """(GPU bus id, {'Section/Sub/Key': value}, first line) per GPU block of nvidia-smi -q. A key
+    that repeats within a block (one 'Process ID' per process) is stored as 'Key#2', 'Key#3', ...
+    in the order printed."""
     gpus: list[tuple[str, dict[str, str], int]] = []
     cur: dict[str, str] | None = None
     stack: list[tuple[int, str]] = []
@@ -174,7 +175,12 @@ def _sections(text: str) -> list[tuple[str, dict[str, str], int]]:
             key, _, val = body.partition(":")
             key, val = key.strip(), val.strip()
             if val:
-                cur["/".join([s for _, s in stack] + [key])] = val
+                path = "/".join([s for _, s in stack] + [key])
+                k, i = path, 1
+                while k in cur:
+                    i += 1
+                    k = f"{path}#{i}"
+                cur[k] = val
                 continue
             stack.append((indent, key))
         else:
@@ -182,82 +188,18 @@ def _sections(text: str) -> list[tuple[str, dict[str, str], int]]:
     return gpus
 
 
-def _num(v: str | None) -> int | None:
-    if v is None:
-        return None
-    m = re.match(r"^\s*(\d+)", v)
-    return int(m.group(1)) if m else None
-
-
 def parse_nvidia_smi_q(text: str, label: str) -> Evidence:
-    ev = Evidence()
-    blocks = _sections(text)
-    ev.lines_read = len(text.splitlines())
-    if not blocks:
-        raise UserError(
-            "no GPU sections found",
-            where=label,
-            expected="the output of `nvidia-smi -q` (lines like 'GPU 00000000:5A:00.0')",
-        )
-    for gpu, kv, line in blocks:
-        ev.gpus_seen.add(gpu)
-        where = f"{label}:{line}"
+    """Findings from ``nvidia-smi -q`` text or ``nvidia-smi -q -x`` XML: row remapping, retired
+    pages, DRAM and SRAM ECC (the SRAM threshold flag of 550+ drivers), the GPU recovery action and
+    clock-event reasons (thermal, power brake), by :func:`gpuinfra.io.probe.probe_findings`.
+    Raises UserError when the text holds no GPU block."""
+    from gpuinfra.io.probe import parse_nvidia_smi_probe, probe_findings
 
-        def get(*suffixes: str, kv: dict[str, str] = kv) -> str | None:
-            for k, v in kv.items():
-                if any(k.endswith(s) for s in suffixes):
-                    return v
-            return None
-
-        def add(
-            key: str, cls: str, action: str, reason: str, kv: dict[str, str] = kv, gpu: str = gpu, where: str = where
-        ) -> None:
-            ev.findings.append(Finding(f"{key}: {kv.get(key, get(key) or '')}", gpu, None, cls, action, reason, where))
-
-        if (get("Remapped Rows/Remapping Failure Occurred") or "").lower() == "yes":
-            add(
-                "Remapped Rows/Remapping Failure Occurred",
-                "memory",
-                "drain_and_replace",
-                "row remapping failed: the GPU has no spare rows left for a failing bank; NVIDIA's practice is RMA",
-            )
-        if (get("Remapped Rows/Pending") or "").lower() == "yes":
-            add(
-                "Remapped Rows/Pending",
-                "memory",
-                "reset_gpu",
-                "a row remap is pending: it takes effect only after a GPU reset",
-            )
-        if (get("Retired Pages/Pending Page Blacklist", "Retired Pages/Pending") or "").lower() == "yes":
-            add(
-                "Retired Pages/Pending Page Blacklist",
-                "memory",
-                "reset_gpu",
-                "pages are pending retirement: they are retired at the next GPU reset or driver reload",
-            )
-        dram = _num(get("ECC Errors/Volatile/DRAM Uncorrectable", "ECC Errors/Volatile/Double Bit/Total"))
-        if dram:
-            add(
-                "ECC Errors/Volatile/DRAM Uncorrectable",
-                "memory",
-                "reset_gpu",
-                f"{dram} uncorrectable DRAM ECC error(s) since the last reset",
-            )
-        sram = _num(get("ECC Errors/Aggregate/SRAM Uncorrectable"))
-        if sram is not None and sram > 4:
-            add(
-                "ECC Errors/Aggregate/SRAM Uncorrectable",
-                "memory",
-                "drain_and_replace",
-                f"{sram} aggregate uncorrectable SRAM errors (> 4: an RMA heuristic, stas00/ml-engineering)",
-            )
-        for key in ("HW Thermal Slowdown", "HW Slowdown", "SW Thermal Slowdown", "HW Power Brake Slowdown"):
-            v = get(f"Reasons/{key}", f"Throttle Reasons/{key}", f"Event Reasons/{key}")
-            if v and v.lower() == "active":
-                add(
-                    next(k for k in kv if k.endswith(key)),
-                    "thermal",
-                    "none",
-                    f"{key} is active: the GPU runs below its clocks (check cooling and power); no reset fixes it",
-                )
+    probe = parse_nvidia_smi_probe(text, label)
+    is_xml = text.lstrip().startswith("<")
+    where_of = {} if is_xml else {i: f"{label}:{line}" for i, (_, _, line) in enumerate(_sections(text))}
+    ev = Evidence(lines_read=len(text.splitlines()))
+    for d in probe.devices:
+        ev.gpus_seen.add(d.pci_bus_id or f"GPU{d.index}")
+    ev.findings = probe_findings(probe, where_of or {d.index: f"{label} GPU{d.index}" for d in probe.devices})
     return ev
