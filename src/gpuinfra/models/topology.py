@@ -33,7 +33,7 @@ import networkx as nx
 from gpuinfra.catalog._data import data_path
 from gpuinfra.catalog.gpus import GpuModel, gpu_model
 from gpuinfra.errors import UserError, did_you_mean
-from gpuinfra.io.topo import TopoMatrix, parse_topo, rank
+from gpuinfra.models.topomatrix import TopoMatrix, parse_topo, rank
 
 GB = 1e9
 NVLINK_LINE_PER_LINK = {2: 25 * GB, 3: 25 * GB, 4: 25 * GB, 5: 50 * GB}
