@@ -1,9 +1,8 @@
 """Every real `nvidia-smi topo -m` matrix in tests/fixtures/topology (copied from shared/data, with
 its SOURCE.md) parses, is symmetric, and renders back to a matrix that parses to the same thing."""
 
-from pathlib import Path
-
 import contextlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
