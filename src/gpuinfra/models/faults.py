@@ -186,7 +186,8 @@ def classify_xid(xid: int, text: str) -> tuple[str, str, str]:
             f"Xid 45 {cat.mnemonic}: an application torn down (Ctrl-C, kill, reset); with other Xids follow them, "
             "solo restart Fabric Manager (catalog WORKFLOW_XID_45)",
         )
-    reason = f"Xid {xid} {cat.mnemonic} ({cat.description}): NVIDIA's immediate action {cat.catalog_action}"
+    reason = f"Xid {xid} {cat.mnemonic} ({cat.description}): "
+    reason += f"NVIDIA's immediate action {cat.catalog_action}" if cat.catalog_action else "gpuinfra's action"
     if cat.notes:
         reason += f"; {cat.notes}"
     return (cat.cause_class, cat.action, reason)
