@@ -202,3 +202,14 @@ def test_kernel_log_parser_never_crashes(parts):
     for f in ev.findings:
         assert f.action in ("none", "restart_app", "reset_gpu", "reboot_node", "drain_and_replace")
     verdict(escalate(ev.findings))
+
+
+def test_a_dead_gpu_printing_its_state_again_is_one_fault():
+    # the eGPU write-ups: thousands of identical NVRM lines in minutes, one dead GPU
+    line = (
+        "[ {t}.000001] NVRM: The NVIDIA GPU 0000:05:00.0 installed in this system has fallen off the bus "
+        "and is not responding to commands.\n"
+    )
+    ev = parse_kernel_log("".join(line.format(t=100 + k) for k in range(50)), "egpu.log")
+    assert len(ev.findings) == 50 and all(f.equiv_xid == 79 for f in ev.findings)
+    assert verdict(escalate(ev.findings)) == "reboot_node"

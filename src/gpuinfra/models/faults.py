@@ -194,18 +194,23 @@ def classify_xid(xid: int, text: str) -> tuple[str, str, str]:
 
 
 def _events(fs: list[Finding]) -> list[Finding]:
-    """One finding per event: lines of one GPU within the same second are one event; a fallen-off
-    line without an Xid is the same event as an Xid 79 of that GPU when either lacks a time."""
+    """One finding per event. Lines of one GPU within the same second are one event (the driver
+    reports one fault on several lines). Evidence without an Xid line (NVRM's 'fallen off the
+    bus', printed again each time something touches the dead GPU) is a state, not new events: it
+    counts once per GPU, and not at all when the GPU has an Xid 79 line for the same fault."""
     seen: set[str] = set()
     out = []
-    has_xid79_untimed = any(f.xid == 79 and f.t_key is None for f in fs)
+    has_xid79 = any(f.xid == 79 for f in fs)
+    state_counted = False
     for f in fs:
+        if f.xid is None:
+            if has_xid79 or state_counted or (f.t_key is not None and f.t_key in seen):
+                continue
+            state_counted = True
         if f.t_key is not None:
             if f.t_key in seen:
                 continue
             seen.add(f.t_key)
-        elif f.xid is None and (has_xid79_untimed or any(g.xid == 79 for g in fs)):
-            continue
         out.append(f)
     return out
 
