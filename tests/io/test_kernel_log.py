@@ -213,3 +213,9 @@ def test_a_dead_gpu_printing_its_state_again_is_one_fault():
     ev = parse_kernel_log("".join(line.format(t=100 + k) for k in range(50)), "egpu.log")
     assert len(ev.findings) == 50 and all(f.equiv_xid == 79 for f in ev.findings)
     assert verdict(escalate(ev.findings)) == "reboot_node"
+
+
+def test_gpu_that_would_not_initialise():
+    ev = _log("init-failed.log")
+    assert [(f.gpu, f.equiv_xid, f.action) for f in ev.findings] == [("0000:39:00", 143, "reset_gpu")] * 4
+    assert verdict(escalate(ev.findings)) == "reset_gpu"

@@ -5,7 +5,9 @@ Every line that looks like an Xid is either understood or reported as unreadable
 guessed. Lines with no Xid are counted, not reported, unless they are NVRM's report of a dead GPU:
 "The NVIDIA GPU <bus> (PCI ID: ...) installed in this system has fallen off the bus and is not
 responding to commands." (printed over one to three NVRM lines), "GPU <bus>: GPU has fallen off the
-bus." (the Xid 79 fault) and "GPU <bus>: RmInitAdapter failed!" (the Xid 143 fault).
+bus." / "GPU lost from the bus" (the Xid 79 fault) and "GPU <bus>: RmInitAdapter failed!" /
+"rm_init_adapter failed, device minor number N" (the driver could not initialise the GPU: the
+Xid 143 fault, GPU_INIT_ERROR).
 Each finding keeps the second the line was logged (dmesg ``[ secs.usecs]``, ``dmesg -T``,
 syslog/journald or ISO prefixes) so that one event reported on several lines counts once.
 """
@@ -27,7 +29,10 @@ XID_RE = re.compile(
 BUS = r"([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-9a-fA-F])?)"
 FALLEN_OFF_RE = re.compile(r"NVRM: The NVIDIA GPU " + BUS + r"\b.*?has fallen off the bus")
 FALLEN_START_RE = re.compile(r"NVRM: The NVIDIA GPU " + BUS + r"\b")
-GPU_MSG_RE = re.compile(r"NVRM: GPU " + BUS + r": (GPU has fallen off the bus|RmInitAdapter failed!?.*)")
+GPU_MSG_RE = re.compile(
+    r"NVRM: GPU " + BUS + r": (GPU has fallen off the bus|GPU lost from the bus|RmInitAdapter failed!?.*"
+    r"|rm_init_adapter failed.*)"
+)
 _TIME_RES = (
     re.compile(r"^\[\s*(\d+)\.\d+\]"),  # dmesg: seconds since boot
     re.compile(r"^\[([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})\]"),  # dmesg -T
@@ -92,7 +97,7 @@ def parse_kernel_log(text: str, label: str) -> Evidence:
             m = FALLEN_OFF_RE.search(line) or GPU_MSG_RE.search(line)
             if m:
                 gpu = bus_id(m.group(1))
-                dead = "fallen off the bus" in line
+                dead = "fallen off the bus" in line or "lost from the bus" in line
                 ev.gpus_seen.add(gpu)
                 ev.findings.append(
                     Finding(
@@ -106,7 +111,8 @@ def parse_kernel_log(text: str, label: str) -> Evidence:
                             "(PCIe link, hardware or power); reboot the node (catalog RESTART_BM)"
                             if dead
                             else "the driver could not initialise the GPU (RmInitAdapter failed): the Xid 143 "
-                            "fault GPU_INIT_ERROR; reset the GPU (catalog RESET_GPU), contact support if it persists"
+                            "fault GPU_INIT_ERROR; reset the GPU (catalog RESET_GPU), power-cycle the node if it "
+                            "stays down"
                         ),
                         where,
                         t,
