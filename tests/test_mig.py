@@ -20,7 +20,7 @@ from gpuinfra.models.mig import (
 )
 
 
-@pytest.mark.parametrize("gpu", ["A100-40GB", "A100-80GB", "H100-SXM", "H200"])
+@pytest.mark.parametrize("gpu", ["A100-40GB", "A100-80GB", "H100-SXM", "H100-PCIe", "H200", "B200"])
 def test_profile_tables(gpu):
     ps = {p.name: p for p in mig_profiles(gpu)}
     assert len(ps) == 7

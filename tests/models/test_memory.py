@@ -123,7 +123,7 @@ def test_oom_message_is_pytorchs():
         a.malloc(200 * MiB, "x")
     assert str(e.value) == (
         "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 200.00 MiB. GPU 0 has a total capacity of "
-        "1.00 GiB of which 112.00 MiB is free. Process 4242 has 512.00 MiB memory in use. "
+        "1024.00 MiB of which 112.00 MiB is free. Process 4242 has 512.00 MiB memory in use. "
         "Including non-PyTorch memory, this process has 400.00 MiB memory in use. "
         "Of the allocated memory 300.00 MiB is allocated by PyTorch, and "
         "0 bytes is reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting "
@@ -181,15 +181,36 @@ def test_expandable_segments_grow_in_place():
     a.check()
 
 
-def test_format_size():
-    assert [format_size(x) for x in (0, 1023, 1024, MiB - 1, 20 * MiB, 3.15 * GiB)] == [
-        "0 bytes",
-        "1023 bytes",
-        "1.00 KiB",
-        "1024.00 KiB",
-        "20.00 MiB",
-        "3.15 GiB",
-    ]
+def test_format_size_is_pytorchs():
+    # c10/cuda/CUDACachingAllocator.cpp format_size: size <= 1024 bytes, <= 1 MiB KiB, <= 1 GiB MiB, else GiB
+    cases = {
+        0: "0 bytes",
+        1023: "1023 bytes",
+        1024: "1024 bytes",
+        1025: "1.00 KiB",
+        MiB - 1: "1024.00 KiB",
+        MiB: "1024.00 KiB",
+        MiB + 1: "1.00 MiB",
+        20 * MiB: "20.00 MiB",
+        GiB: "1024.00 MiB",
+        GiB + 1: "1.00 GiB",
+        int(3.15 * GiB): "3.15 GiB",
+    }
+    assert {x: format_size(x) for x in cases} == cases
+
+
+def test_oom_total_capacity_is_cudas_not_nvidia_smis():
+    from gpuinfra.catalog.gpus import gpu_model
+    from gpuinfra.models.memory_trace import gpu_total
+
+    # what published PyTorch OOM messages print as "total capacity" (catalog cuda_total_source)
+    published = {"H100-SXM": "79.18 GiB", "B200": "178.36 GiB", "H200": "139.72 GiB"}
+    for name, text in published.items():
+        total, _ = gpu_total(name, "t")
+        assert format_size(total) == text, name
+    h100 = gpu_model("H100-SXM")
+    assert h100.cuda_total_mib < h100.memory_visible_mib  # nvidia-smi's 81559 MiB prints as 79.65 GiB
+    assert format_size(h100.memory_visible_mib * MiB) == "79.65 GiB"
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

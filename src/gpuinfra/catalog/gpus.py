@@ -25,6 +25,10 @@ class GpuModel:
     """Nominal memory in the product name (binary GiB, see facts/gpu.md 'Units')."""
     memory_visible_mib: int | None
     """What nvidia-smi / deviceQuery reports as total; None where no real reading is known."""
+    cuda_total_mib: int | None
+    """What CUDA reports as total (cudaMemGetInfo; the 'total capacity' of PyTorch's OOM message),
+    from published messages or deviceQuery (``cuda_total_source``); None where none is known."""
+    cuda_total_source: str
     mem_bw_bytes_per_s: float | None
     sm_count: int | None
     fp16_tensor_dense_flops: float | None
@@ -70,6 +74,8 @@ def gpu_models() -> tuple[GpuModel, ...]:
                 arch=r["arch"],
                 memory_gib=_f(r["memory_gib"]),
                 memory_visible_mib=_i(r["memory_visible_mib"]),
+                cuda_total_mib=_i(r["cuda_total_mib"]),
+                cuda_total_source=r["cuda_total_source"],
                 mem_bw_bytes_per_s=_f(r["mem_bw_gb_s"], 1e9),
                 sm_count=_i(r["sm_count"]),
                 fp16_tensor_dense_flops=_f(r["fp16_tensor_dense_tflops"], 1e12),

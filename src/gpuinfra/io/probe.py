@@ -59,6 +59,13 @@ class DeviceProbe:
     ecc_volatile_uncorrected: int | None = None
     ecc_aggregate_corrected: int | None = None
     ecc_aggregate_uncorrected: int | None = None
+    sram_volatile_uncorrected: int | None = None
+    """Uncorrectable SRAM ECC errors since the last reset (Parity + SEC-DED on drivers that split them)."""
+    sram_aggregate_uncorrected: int | None = None
+    sram_threshold_exceeded: bool | None = None
+    """The driver's SRAM error-threshold flag (550+): set means field diagnostics / RMA (catalog WORKFLOW_XID_48)."""
+    recovery_action: str | None = None
+    """'GPU Recovery Action' as nvidia-smi prints it (None, Reset, Reboot, Drain P2P, Drain and Reset)."""
     retired_pages_sbe: int | None = None
     retired_pages_dbe: int | None = None
     retired_pages_pending: bool | None = None
@@ -293,7 +300,7 @@ def _topology(nv, handles, devices) -> dict[str, dict[str, str]] | None:
 
 def load_probe(path: Path) -> NodeProbe:
     """A saved probe: gpuinfra's JSON, or an ``nvidia-smi -q`` text output."""
-    from gpuinfra.io.health import read_text
+    from gpuinfra.textfile import read_text
 
     text = read_text(path)
     if text.lstrip().startswith("{"):
@@ -352,16 +359,60 @@ def _yes(v: str | None) -> bool | None:
     return {"yes": True, "no": False, "enabled": True, "disabled": False}.get(v.strip().lower())
 
 
+def _first(*vals: float | int | None):
+    return next((v for v in vals if v is not None), None)
+
+
+def _sram_unc(kv: dict[str, str], scope: str) -> int | None:
+    """Uncorrectable SRAM errors of a scope: 'SRAM Uncorrectable' (before 550) or the sum of
+    'SRAM Uncorrectable Parity' and 'SRAM Uncorrectable SEC-DED' (550 and later)."""
+    old = _int(kv.get(f"ECC Errors/{scope}/SRAM Uncorrectable"))
+    parts = [_int(kv.get(f"ECC Errors/{scope}/SRAM Uncorrectable {k}")) for k in ("Parity", "SEC-DED")]
+    if old is not None:
+        return old
+    if any(v is not None for v in parts):
+        return sum(v or 0 for v in parts)
+    return None
+
+
+def _processes(kv: dict[str, str]) -> list[Process]:
+    """Every process of a GPU block, in order: each 'Process ID' opens one, the 'Used GPU Memory'
+    after it belongs to it (repeated keys carry '#n', see io.health._sections)."""
+    out: list[Process] = []
+    cur: Process | None = None
+    for k, v in kv.items():
+        base = k.split("#", 1)[0]
+        if not base.startswith("Processes/"):
+            continue
+        leaf = base.rsplit("/", 1)[1]
+        if leaf == "Process ID":
+            pid = _int(v)
+            cur = Process(pid, None) if pid is not None else None
+            if cur is not None:
+                out.append(cur)
+        elif leaf == "Used GPU Memory" and cur is not None:
+            cur.used_mib = _int(v)
+    return out
+
+
 def parse_nvidia_smi_probe(text: str, label: str) -> NodeProbe:
-    """A probe record from ``nvidia-smi -q`` output (the fields it prints; the rest None)."""
+    """A probe record from ``nvidia-smi -q`` output (the fields it prints; the rest None), or
+    from ``nvidia-smi -q -x`` (XML, :func:`parse_nvidia_smi_xml`).
+
+    Field names of drivers before and after 550 are both read: 'Power Draw' or 'Instantaneous /
+    Average Power Draw'; 'SRAM Uncorrectable' or 'SRAM Uncorrectable Parity / SEC-DED' with
+    'SRAM Threshold Exceeded'; every 'Process ID' of a GPU. Raises UserError when no GPU block
+    is found."""
     from gpuinfra.io.health import _sections
 
+    if text.lstrip().startswith("<"):
+        return parse_nvidia_smi_xml(text, label)
     blocks = _sections(text)
     if not blocks:
         raise UserError(
             "no GPU sections found",
             where=label,
-            expected="`nvidia-smi -q` output or a `gpuinfra probe --save` JSON file",
+            expected="`nvidia-smi -q` output, `nvidia-smi -q -x` XML or a `gpuinfra probe --save` JSON file",
         )
     head = dict(re.findall(r"^(Driver Version|CUDA Version|Timestamp)\s*:\s*(.+?)\s*$", text, flags=re.M))
     devices = []
@@ -378,24 +429,35 @@ def parse_nvidia_smi_probe(text: str, label: str) -> NodeProbe:
         d.sm_clock_mhz = _int(kv.get("Clocks/SM"))
         d.mem_clock_mhz = _int(kv.get("Clocks/Memory"))
         d.max_sm_clock_mhz = _int(kv.get("Max Clocks/SM"))
-        d.power_w = _float(kv.get("GPU Power Readings/Power Draw") or kv.get("Power Readings/Power Draw"))
-        d.power_limit_w = _float(
-            kv.get("GPU Power Readings/Current Power Limit") or kv.get("Power Readings/Power Limit")
+        d.power_w = _first(
+            *(
+                _float(kv.get(f"{sec}/{k}"))
+                for sec in ("GPU Power Readings", "Power Readings")
+                for k in ("Power Draw", "Instantaneous Power Draw", "Average Power Draw")
+            )
+        )
+        d.power_limit_w = _first(
+            _float(kv.get("GPU Power Readings/Current Power Limit")), _float(kv.get("Power Readings/Power Limit"))
         )
         d.temperature_c = _int(kv.get("Temperature/GPU Current Temp"))
         d.ecc_enabled = _yes(kv.get("ECC Mode/Current"))
-        d.ecc_volatile_corrected = _int(
-            kv.get("ECC Errors/Volatile/DRAM Correctable") or kv.get("ECC Errors/Volatile/Single Bit/Total")
+        d.ecc_volatile_corrected = _first(
+            _int(kv.get("ECC Errors/Volatile/DRAM Correctable")), _int(kv.get("ECC Errors/Volatile/Single Bit/Total"))
         )
-        d.ecc_volatile_uncorrected = _int(
-            kv.get("ECC Errors/Volatile/DRAM Uncorrectable") or kv.get("ECC Errors/Volatile/Double Bit/Total")
+        d.ecc_volatile_uncorrected = _first(
+            _int(kv.get("ECC Errors/Volatile/DRAM Uncorrectable")), _int(kv.get("ECC Errors/Volatile/Double Bit/Total"))
         )
-        d.ecc_aggregate_corrected = _int(
-            kv.get("ECC Errors/Aggregate/DRAM Correctable") or kv.get("ECC Errors/Aggregate/Single Bit/Total")
+        d.ecc_aggregate_corrected = _first(
+            _int(kv.get("ECC Errors/Aggregate/DRAM Correctable")), _int(kv.get("ECC Errors/Aggregate/Single Bit/Total"))
         )
-        d.ecc_aggregate_uncorrected = _int(
-            kv.get("ECC Errors/Aggregate/DRAM Uncorrectable") or kv.get("ECC Errors/Aggregate/Double Bit/Total")
+        d.ecc_aggregate_uncorrected = _first(
+            _int(kv.get("ECC Errors/Aggregate/DRAM Uncorrectable")),
+            _int(kv.get("ECC Errors/Aggregate/Double Bit/Total")),
         )
+        d.sram_volatile_uncorrected = _sram_unc(kv, "Volatile")
+        d.sram_aggregate_uncorrected = _sram_unc(kv, "Aggregate")
+        d.sram_threshold_exceeded = _yes(kv.get("ECC Errors/Aggregate/SRAM Threshold Exceeded"))
+        d.recovery_action = kv.get("GPU Recovery Action")
         d.retired_pages_sbe = _int(kv.get("Retired Pages/Single Bit ECC"))
         d.retired_pages_dbe = _int(kv.get("Retired Pages/Double Bit ECC"))
         d.retired_pages_pending = _yes(kv.get("Retired Pages/Pending Page Blacklist"))
@@ -408,14 +470,11 @@ def parse_nvidia_smi_probe(text: str, label: str) -> NodeProbe:
         d.pcie_gen = _int(kv.get("PCI/GPU Link Info/PCIe Generation/Current"))
         d.pcie_width = _int(kv.get("PCI/GPU Link Info/Link Width/Current"))
         d.clock_event_reasons = [
-            k.rsplit("/", 1)[1]
+            k.split("#", 1)[0].rsplit("/", 1)[1]
             for k, v in kv.items()
             if re.match(r"^Clocks (Event|Throttle) Reasons/", k) and v.strip().lower() == "active"
         ]
-        pids = [(k, v) for k, v in kv.items() if k.endswith("Process ID")]
-        for k, v in pids:
-            used = kv.get(k + "/Used GPU Memory") or kv.get(k.rsplit("/", 1)[0] + "/Used GPU Memory")
-            d.processes.append(Process(int(v), _int(used)))
+        d.processes = _processes(kv)
         devices.append(d)
     return NodeProbe(
         f"nvidia-smi -q ({label})",
@@ -428,14 +487,142 @@ def parse_nvidia_smi_probe(text: str, label: str) -> NodeProbe:
     )
 
 
-def probe_findings(p: NodeProbe):
-    """Health findings from a probe's ECC, row-remap, retired-page and clock-event fields (the
-    same rules as ``gpuinfra health --nvidia-smi``)."""
+# `nvidia-smi -q -x` element -> clock-event reason as the text form names it
+_XML_REASONS = {
+    "gpu_idle": "Idle",
+    "applications_clocks_setting": "Applications Clocks Setting",
+    "sw_power_cap": "SW Power Cap",
+    "hw_slowdown": "HW Slowdown",
+    "hw_thermal_slowdown": "HW Thermal Slowdown",
+    "hw_power_brake_slowdown": "HW Power Brake Slowdown",
+    "sync_boost": "Sync Boost",
+    "sw_thermal_slowdown": "SW Thermal Slowdown",
+    "display_clocks_setting": "Display Clock Setting",
+}
+
+
+def parse_nvidia_smi_xml(text: str, label: str) -> NodeProbe:
+    """A probe record from ``nvidia-smi -q -x`` (the stable, DTD-described form: nvsmi_device_v12.dtd):
+    the same fields as the text form, by element name (``fb_memory_usage/total``,
+    ``gpu_power_readings/power_draw`` or ``instant_power_draw`` / ``average_power_draw``,
+    ``ecc_errors/aggregate/sram_uncorrectable_parity`` + ``_secded``, ``sram_threshold_exceeded``,
+    ``remapped_rows/...``, ``clocks_event_reasons`` or ``clocks_throttle_reasons``,
+    ``processes/process_info``). Parsed with the standard library (expat 2.4.1+ refuses entity
+    expansion bombs); documents that declare entities are refused outright. Raises UserError for
+    XML that does not parse or holds no ``<gpu>``."""
+    import xml.etree.ElementTree as ET
+
+    if "<!ENTITY" in text:
+        raise UserError(
+            "the XML declares entities", where=label, expected="the output of `nvidia-smi -q -x` (it declares none)"
+        )
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as e:
+        line, col = e.position
+        raise UserError(
+            f"not well-formed XML ({e.msg if hasattr(e, 'msg') else e})".split(": line")[0] + ")",
+            where=f"{label}:{line}:{col}",
+            expected="the complete output of `nvidia-smi -q -x`",
+        ) from None
+    gpus = root.findall("gpu")
+    if root.tag != "nvidia_smi_log" or not gpus:
+        raise UserError(
+            f"no <gpu> element under <{root.tag}>",
+            where=label,
+            expected="the output of `nvidia-smi -q -x` (<nvidia_smi_log> with <gpu id=...> elements)",
+        )
+
+    def t(el, path: str) -> str | None:
+        v = el.findtext(path)
+        return v.strip() if v is not None else None
+
+    devices = []
+    for i, g in enumerate(gpus):
+        name = t(g, "product_name") or f"GPU {i}"
+        d = DeviceProbe(i, name, catalog_model=match_catalog(name), pci_bus_id=g.get("id") or t(g, "pci/pci_bus_id"))
+        d.uuid = t(g, "uuid")
+        d.memory_total_mib = _int(t(g, "fb_memory_usage/total"))
+        d.memory_used_mib = _int(t(g, "fb_memory_usage/used"))
+        d.memory_free_mib = _int(t(g, "fb_memory_usage/free"))
+        d.memory_reserved_mib = _int(t(g, "fb_memory_usage/reserved"))
+        d.gpu_util_pct = _int(t(g, "utilization/gpu_util"))
+        d.mem_util_pct = _int(t(g, "utilization/memory_util"))
+        d.sm_clock_mhz = _int(t(g, "clocks/sm_clock"))
+        d.mem_clock_mhz = _int(t(g, "clocks/mem_clock"))
+        d.max_sm_clock_mhz = _int(t(g, "max_clocks/sm_clock"))
+        d.power_w = _first(
+            *(
+                _float(t(g, f"{sec}/{k}"))
+                for sec in ("gpu_power_readings", "power_readings")
+                for k in ("power_draw", "instant_power_draw", "average_power_draw")
+            )
+        )
+        d.power_limit_w = _first(
+            _float(t(g, "gpu_power_readings/current_power_limit")), _float(t(g, "power_readings/power_limit"))
+        )
+        d.temperature_c = _int(t(g, "temperature/gpu_temp"))
+        d.ecc_enabled = _yes(t(g, "ecc_mode/current_ecc"))
+        for scope in ("volatile", "aggregate"):
+            e = f"ecc_errors/{scope}"
+            corr = _first(_int(t(g, f"{e}/dram_correctable")), _int(t(g, f"{e}/single_bit/total")))
+            unc = _first(_int(t(g, f"{e}/dram_uncorrectable")), _int(t(g, f"{e}/double_bit/total")))
+            parts = [_int(t(g, f"{e}/sram_uncorrectable_{k}")) for k in ("parity", "secded")]
+            sram = _int(t(g, f"{e}/sram_uncorrectable"))
+            if sram is None and any(v is not None for v in parts):
+                sram = sum(v or 0 for v in parts)
+            setattr(d, f"ecc_{scope}_corrected", corr)
+            setattr(d, f"ecc_{scope}_uncorrected", unc)
+            setattr(d, f"sram_{scope}_uncorrected", sram)
+        d.sram_threshold_exceeded = _yes(t(g, "ecc_errors/aggregate/sram_threshold_exceeded"))
+        d.recovery_action = t(g, "gpu_recovery_action")
+        d.retired_pages_sbe = _int(t(g, "retired_pages/multiple_single_bit_retirement/retired_count"))
+        d.retired_pages_dbe = _int(t(g, "retired_pages/double_bit_retirement/retired_count"))
+        d.retired_pages_pending = _yes(
+            t(g, "retired_pages/pending_blacklist") or t(g, "retired_pages/pending_retirement")
+        )
+        d.remapped_rows_correctable = _int(t(g, "remapped_rows/remapped_row_corr"))
+        d.remapped_rows_uncorrectable = _int(t(g, "remapped_rows/remapped_row_unc"))
+        d.remap_pending = _yes(t(g, "remapped_rows/remapped_row_pending"))
+        d.remap_failure = _yes(t(g, "remapped_rows/remapped_row_failure"))
+        d.mig_mode_current = _yes(t(g, "mig_mode/current_mig"))
+        d.mig_mode_pending = _yes(t(g, "mig_mode/pending_mig"))
+        d.pcie_gen = _int(t(g, "pci/pci_gpu_link_info/pcie_gen/current_link_gen"))
+        d.pcie_width = _int(t(g, "pci/pci_gpu_link_info/link_widths/current_link_width"))
+        for sec in ("clocks_event_reasons", "clocks_throttle_reasons"):
+            el = g.find(sec)
+            if el is None:
+                continue
+            for child in el:
+                key = re.sub(r"^clocks_(event|throttle)_reason_", "", child.tag)
+                if (child.text or "").strip().lower() == "active":
+                    d.clock_event_reasons.append(_XML_REASONS.get(key, key))
+        for pi in g.findall("processes/process_info"):
+            pid = _int(t(pi, "pid"))
+            if pid is not None:
+                d.processes.append(Process(pid, _int(t(pi, "used_memory"))))
+        devices.append(d)
+    return NodeProbe(
+        f"nvidia-smi -q -x ({label})",
+        t(root, "timestamp") or "",
+        None,
+        t(root, "driver_version"),
+        t(root, "cuda_version"),
+        devices,
+        None,
+    )
+
+
+def probe_findings(p: NodeProbe, where_of: dict[int, str] | None = None):
+    """Health findings from a probe's ECC, row-remap, retired-page, SRAM, recovery-action and
+    clock-event fields (the rules ``gpuinfra health --nvidia-smi`` applies). ``where_of`` maps a
+    device index to the file:line its block starts at."""
+    from gpuinfra.catalog.xid import recovery_action
     from gpuinfra.models.faults import Finding
 
     out = []
     for d in p.devices:
-        where = f"{p.source} GPU{d.index}"
+        where = (where_of or {}).get(d.index, f"{p.source} GPU{d.index}")
 
         def add(src: str, cls: str, action: str, reason: str, d=d, where=where) -> None:
             out.append(Finding(src, d.pci_bus_id, None, cls, action, reason, where))
@@ -460,12 +647,75 @@ def probe_findings(p: NodeProbe):
                 "reset_gpu",
                 f"{d.ecc_volatile_uncorrected} uncorrectable ECC error(s) since the last reset",
             )
+        for src, cls, action, reason in sram_rules(d.sram_threshold_exceeded, d.sram_aggregate_uncorrected):
+            add(src, cls, action, reason)
+        ra = recovery_action(None, d.recovery_action) if d.recovery_action else None
+        if ra is not None and ra.action != "none":
+            add(
+                f"GPU Recovery Action: {d.recovery_action}",
+                "system",
+                ra.action,
+                f"the driver's recovery action is '{d.recovery_action}' ({ra.nvml_name}): {ra.meaning}",
+            )
         for r in d.clock_event_reasons:
-            if "Thermal" in r or r in ("HW Slowdown", "HW Power Brake Slowdown"):
+            kind = slowdown_kind(r)
+            if kind:
                 add(
                     f"clock_event_reasons: {r}",
-                    "thermal",
+                    kind,
                     "none",
-                    f"{r} is active: the GPU runs below its clocks; no reset fixes it",
+                    f"{r} is active: the GPU runs below its clocks ({SLOWDOWN_HINT[kind]}); no reset fixes it",
                 )
+    return out
+
+
+SLOWDOWN_HINT = {
+    "thermal": "check cooling: inlet temperature, fans, airflow",
+    "power": "check power delivery: PSU, power-brake signal from the chassis",
+    "slowdown": "hardware slowdown: thermal or power brake, see which of the two is active",
+}
+
+
+def slowdown_kind(reason: str) -> str | None:
+    """The class of a clock-event reason: thermal, power (HW Power Brake), slowdown (HW Slowdown,
+    either of the two), or None for reasons that are not trouble (Idle, SW Power Cap, ...)."""
+    if "Thermal" in reason:
+        return "thermal"
+    if reason == "HW Power Brake Slowdown":
+        return "power"
+    if reason == "HW Slowdown":
+        return "slowdown"
+    return None
+
+
+SRAM_RMA_AGGREGATE = 4
+"""More than 4 aggregate uncorrectable SRAM errors: an RMA heuristic (stas00/ml-engineering,
+facts/gpu.md 4.2) [S], used where the driver has no threshold flag."""
+
+
+def sram_rules(threshold: bool | None, aggregate: int | None) -> list[tuple[str, str, str, str]]:
+    """(source, class, action, reason) for the SRAM retirement rule: the driver's SRAM threshold
+    flag (NVIDIA's Xid catalog, WORKFLOW_XID_48: 'check the SRAM threshold flag; if set
+    RUN_FIELDDIAG'), or more than :data:`SRAM_RMA_AGGREGATE` aggregate uncorrectable SRAM errors."""
+    out = []
+    if threshold:
+        out.append(
+            (
+                "ECC Errors/Aggregate/SRAM Threshold Exceeded: Yes",
+                "memory",
+                "drain_and_replace",
+                "the driver's SRAM error threshold is exceeded: run field diagnostics, RMA path "
+                "(NVIDIA Xid catalog, WORKFLOW_XID_48)",
+            )
+        )
+    if aggregate is not None and aggregate > SRAM_RMA_AGGREGATE:
+        out.append(
+            (
+                f"ECC Errors/Aggregate/SRAM Uncorrectable: {aggregate}",
+                "memory",
+                "drain_and_replace",
+                f"{aggregate} aggregate uncorrectable SRAM errors (> {SRAM_RMA_AGGREGATE}: an RMA heuristic, "
+                "stas00/ml-engineering)",
+            )
+        )
     return out

@@ -55,12 +55,17 @@ hundred MiB); set it per run."""
 
 
 def format_size(n: float) -> str:
-    """PyTorch's format_size: bytes, KiB, MiB or GiB with two decimals (facts/gpu.md 8.5)."""
-    if n < KiB:
-        return f"{int(n)} bytes"
-    if n < MiB:
+    """Bytes as PyTorch's allocator prints them in its messages: c10/cuda/CUDACachingAllocator.cpp
+    ``format_size`` (pytorch/pytorch): ``size <= 1024`` -> "N bytes", ``<= 1048576`` -> KiB,
+    ``<= 1073741824`` -> MiB, else GiB, two decimals (std::fixed, precision 2). The bounds are
+    inclusive, so exact powers of 1024 print in the smaller unit: 1024 -> "1024 bytes",
+    1 GiB -> "1024.00 MiB"."""
+    n = int(n)
+    if n <= KiB:
+        return f"{n} bytes"
+    if n <= MiB:
         return f"{n / KiB:.2f} KiB"
-    if n < GiB:
+    if n <= GiB:
         return f"{n / MiB:.2f} MiB"
     return f"{n / GiB:.2f} GiB"
 

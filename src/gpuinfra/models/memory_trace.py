@@ -62,10 +62,15 @@ class Trace:
 
 
 def gpu_total(spec: str, where: str) -> tuple[int, str]:
-    """A catalog model's visible memory (what cudaMemGetInfo reports as total), or a size."""
+    """The memory CUDA reports as total (cudaMemGetInfo, the 'total capacity' of PyTorch's OOM
+    message) for a catalog model, or a size. Where the catalog has no CUDA figure for the model,
+    nvidia-smi's total stands in (an assumption: it is about 0.5 GiB higher on H100, 79.65 vs
+    79.18 GiB), then the nominal size."""
     if spec[:1].isdigit():
         return parse_bytes(spec, where), spec
     m = gpu_model(spec, where=where)
+    if m.cuda_total_mib:
+        return m.cuda_total_mib * MiB, m.name
     if m.memory_visible_mib:
         return m.memory_visible_mib * MiB, m.name
     if m.memory_gib:
@@ -138,7 +143,7 @@ def parse_trace(text: str, label: str) -> Trace:
 
 
 def read_trace(path: Path) -> Trace:
-    from gpuinfra.io.health import read_text
+    from gpuinfra.textfile import read_text
 
     return parse_trace(read_text(path), str(path))
 

@@ -30,10 +30,10 @@ from functools import cache
 
 import networkx as nx
 
-from gpuinfra.catalog._data import data_path
 from gpuinfra.catalog.gpus import GpuModel, gpu_model
+from gpuinfra.catalog.topologies import BuiltinSpec, builtin_specs
 from gpuinfra.errors import UserError, did_you_mean
-from gpuinfra.io.topo import TopoMatrix, parse_topo, rank
+from gpuinfra.models.topomatrix import TopoMatrix, parse_topo, rank
 
 GB = 1e9
 NVLINK_LINE_PER_LINK = {2: 25 * GB, 3: 25 * GB, 4: 25 * GB, 5: 50 * GB}
@@ -385,124 +385,9 @@ def from_matrix(
 # -- built-in nodes ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BuiltinSpec:
-    name: str
-    file: str
-    gpu: str
-    cpu: str
-    nic: str
-    source: str
-    assumptions: tuple[str, ...] = ()
-    keep: tuple[str, ...] = ()
-    """Devices to keep (a subset of the matrix); empty keeps all."""
-    nic_names: tuple[str, ...] = ()
-    """NICs to keep by name (compute NICs only); empty keeps all."""
-    assumed_nics: int = 0
-    """NICs the matrix does not show, attached to their own host bridges, spread over the sockets."""
-
-
-BUILTINS: dict[str, BuiltinSpec] = {
-    s.name: s
-    for s in [
-        BuiltinSpec(
-            "dgx-a100",
-            "hgx-8xA100-sxm4-80gb-nv12-10nic-pxb.txt",
-            "A100-80GB",
-            "amd",
-            "hdr",
-            "HGX 8x A100-SXM4-80GB matrix (nccl-tests issue 311; 2x EPYC 7543, NPS4): NV12 to NVSwitch, 2 GPUs + 2 NICs per PCIe switch tree",
-            (
-                "compute NICs are NIC0-NIC7, HDR InfiniBand 200 Gb/s (DGX A100's ConnectX-6 compute ports) [U]; NIC8/NIC9 (storage) dropped",
-                "NPS4: each NUMA node is its own CPU vertex; the link between them is NCCL's AMD_BW 16 GB/s",
-            ),
-            nic_names=("NIC0", "NIC1", "NIC2", "NIC3", "NIC4", "NIC5", "NIC6", "NIC7"),
-        ),
-        BuiltinSpec(
-            "dgx-h100",
-            "hgx-8xH100-sxm-nv18-8nic-pix.txt",
-            "H100-SXM",
-            "srp",
-            "ndr",
-            "HGX/DGX 8x H100 80GB HBM3 matrix (sglang issue 30401): NV18 to NVSwitch, one ConnectX NIC per GPU on its PCIe switch (PIX)",
-            (
-                "NICs are InfiniBand NDR 400 Gb/s (ConnectX-7) [U: the matrix does not say]",
-                "CPUs: Sapphire Rapids (NCCL SRP_QPI_BW 22 GB/s) [U]",
-            ),
-        ),
-        BuiltinSpec(
-            "dgx-h200",
-            "hgx-8xH100-sxm-nv18-8nic-pix.txt",
-            "H200",
-            "srp",
-            "ndr",
-            "the HGX H100 matrix above with H200 GPUs",
-            (
-                "HGX H200 assumed wired like HGX H100 (same NVLink 4 / NVSwitch, one NIC per GPU) [D]",
-                "NICs NDR 400 Gb/s [U]",
-            ),
-        ),
-        BuiltinSpec(
-            "hgx-b200",
-            "gke-a4-8xB200-nv18-8nic-pix.txt",
-            "B200",
-            "erp",
-            "roce400",
-            "Google Cloud A4 (a4-highgpu-8g) 8x B200 matrix (google/dranet docs): NV18 to NVSwitch, 8 NICs, 2 GPUs per NIC switch (PIX)",
-            ("NICs are 400 Gb/s RoCE [U]", "CPUs: Emerald Rapids (NCCL ERP_QPI_BW 40 GB/s) [U]"),
-        ),
-        BuiltinSpec(
-            "pcie-8x-l40s",
-            "8gpu-pcie-switch-pix-pxb-sys.txt",
-            "L40S",
-            "srp",
-            "roce200",
-            "a real 8-GPU PCIe-switch server matrix (vllm issue 11122): PIX pairs, PXB switch trees, SYS across sockets",
-            (
-                "GPU model set to L40S: the matrix's poster did not name it, and no 8x L40S matrix is public (topology SOURCE.md) [D]",
-                "no NICs in the matrix; 2 NICs of 200 Gb/s RoCE per node assumed, one per socket [U]",
-            ),
-            assumed_nics=2,
-        ),
-        BuiltinSpec(
-            "pcie-8x-l4",
-            "8gpu-pcie-switch-pix-pxb-sys.txt",
-            "L4",
-            "srp",
-            "eth100",
-            "the same 8-GPU PCIe-switch matrix with L4 GPUs",
-            ("GPU model set to L4 [D]; 2 NICs of 100 Gb/s Ethernet per node, one per socket [U]",),
-            assumed_nics=2,
-        ),
-        BuiltinSpec(
-            "pcie-4x-a100-nvbridge",
-            "8xA100-pcie-nv12-bridge-pairs-node-sys.txt",
-            "A100-80GB",
-            "srp",
-            "hdr",
-            "8x A100 PCIe with NVLink bridge pairs (nccl-tests issue 178), GPUs 0,1 (socket 0) and 4,5 (socket 1) kept",
-            (
-                "a 4-GPU subset of the published 8-GPU matrix [D]",
-                "A100 PCIe uses the A100-80GB catalog row (same NVLink 3 bridge rate)",
-            ),
-            keep=("GPU0", "GPU1", "GPU4", "GPU5"),
-            assumed_nics=2,
-        ),
-        BuiltinSpec(
-            "workstation",
-            "5gpu-pcie-sys-phb-node-workstation.txt",
-            "A10",
-            "srp",
-            "eth100",
-            "a 5-GPU workstation (club-3090 issue 46): GPUs on different root complexes and sockets (PHB, NODE, SYS)",
-            (
-                "the GPUs were RTX 3090-class; A10 (Ampere, PCIe Gen4) stands in for their rates [D]",
-                "one 100 Gb/s Ethernet NIC [U]",
-            ),
-            assumed_nics=1,
-        ),
-    ]
-}
+BUILTINS: dict[str, BuiltinSpec] = builtin_specs()
+"""The built-in nodes (catalog/data/topology/builtin_nodes.yaml): a published matrix plus GPU
+model, CPU and NIC class, source and assumptions each."""
 
 
 @cache
@@ -545,8 +430,7 @@ def _builtin(name: str, gpu: str | None) -> Topology:
             expected="one of " + ", ".join(BUILTINS) + " or a saved `nvidia-smi topo -m` file",
             fix=did_you_mean(name, BUILTINS) or "see `gpuinfra topo list`",
         )
-    path = data_path("topology", spec.file)
-    m = parse_topo(path.read_text(), spec.file)[0]
+    m = parse_topo(spec.matrix_text(), spec.file)[0]
     if spec.keep or spec.nic_names:
         keep = set(spec.keep or m.gpus) | set(spec.nic_names or [d for d in m.devices if not d.startswith("GPU")])
         m = _subset(m, keep)
@@ -583,17 +467,10 @@ def add_nics(t: Topology, count: int) -> None:
 
 
 def default_for_gpu(model: str) -> str | None:
-    """The built-in node a GPU model most often comes in (for the scheduler's cost estimates)."""
+    """The built-in node a GPU model most often comes in (for the scheduler's cost estimates):
+    the node whose ``default_for`` names it in builtin_nodes.yaml."""
     m = gpu_model(model)
-    return {
-        "A100-80GB": "dgx-a100",
-        "A100-40GB": "dgx-a100",
-        "H100-SXM": "dgx-h100",
-        "H200": "dgx-h200",
-        "B200": "hgx-b200",
-        "L40S": "pcie-8x-l40s",
-        "L4": "pcie-8x-l4",
-    }.get(m.name)
+    return next((n for n, sp in BUILTINS.items() if m.name in sp.default_for), None)
 
 
 @cache

@@ -15,6 +15,7 @@ the subset and its semantics are tested against Prometheus itself.
 from __future__ import annotations
 
 import operator
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,14 +61,21 @@ class Sel(Expr):
     metric: str
     eq: tuple[tuple[str, str], ...] = ()
     ne: tuple[tuple[str, str], ...] = ()
+    rx: tuple[tuple[str, str], ...] = ()
+    """label=~"regex" matchers (fully anchored, as Prometheus anchors them)."""
 
     def render(self) -> str:
         ms = [f'{k}="{v}"' for k, v in self.eq] + [f'{k}!="{v}"' for k, v in self.ne]
+        ms += [f'{k}=~"{v}"' for k, v in self.rx]
         return self.metric + ("{" + ",".join(ms) + "}" if ms else "")
 
     def _match(self, labels: Labels) -> bool:
         d = dict(labels)
-        return all(d.get(k, "") == v for k, v in self.eq) and all(d.get(k, "") != v for k, v in self.ne)
+        return (
+            all(d.get(k, "") == v for k, v in self.eq)
+            and all(d.get(k, "") != v for k, v in self.ne)
+            and all(re.fullmatch(v, d.get(k, "")) is not None for k, v in self.rx)
+        )
 
     def series(self, ctx: Ctx):
         for labels, vals in ctx.tel.series.get(self.metric, {}).items():
@@ -200,3 +208,16 @@ class SetOp(Expr):
         out = dict(left)
         out.update({k: v for k, v in right.items() if _key(k, self.on) not in lk})
         return out
+
+
+@dataclass(frozen=True)
+class Paren(Expr):
+    """Parentheses in the rendered PromQL (``and`` binds tighter than ``or``)."""
+
+    expr: Expr
+
+    def render(self) -> str:
+        return f"({self.expr.render()})"
+
+    def eval(self, ctx: Ctx, t: float) -> Vector:
+        return self.expr.eval(ctx, t)

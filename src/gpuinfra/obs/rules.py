@@ -12,11 +12,33 @@ from dataclasses import dataclass
 
 import yaml
 
-from gpuinfra.obs.promql import Agg, Arith, Cmp, Expr, Range, Sel, SetOp
+from gpuinfra.catalog.xid import paging_xids
+from gpuinfra.obs.promql import Agg, Arith, Cmp, Expr, Paren, Range, Sel, SetOp
 
-# Xids whose catalog action is a GPU reset, node reboot or drain (catalog/data/xid.csv); the
-# application Xids (13, 31, 43, ...) are the application's, not the infrastructure's, to handle.
-CRITICAL_XIDS = (48, 64, 74, 79, 95, 119, 120, 140)
+XID_WINDOW_S = 300.0
+"""dcgm-exporter's default Xid count window (``--xid-count-window-size``, 5 minutes)."""
+
+
+def xid_page_expr(xids: tuple[int, ...] | None = None, window_s: float = XID_WINDOW_S) -> Expr:
+    """The Xid page, from the catalog: every Xid whose resolution needs an operator
+    (:func:`gpuinfra.catalog.xid.paging_xids`), counted over a window so that it neither latches
+    after recovery nor misses a repeat of the same Xid:
+
+    - ``DCGM_EXP_XID_ERRORS_COUNT{xid=~"..."} > 0``: dcgm-exporter's count of Xid errors within
+      its window, one series per Xid (label ``xid``) (dcgm-exporter etc/default-counters.csv:
+      "XID errors observed during the configured time window");
+    - or, for exporters without it, ``DCGM_FI_DEV_XID_ERRORS`` (the *last* Xid, held until the
+      exporter restarts) only while it changed within the window:
+      ``(DCGM_FI_DEV_XID_ERRORS == 48 or ...) and changes(DCGM_FI_DEV_XID_ERRORS[5m]) > 0``.
+      That form cannot see a repeat of the same Xid; the windowed count can.
+    """
+    xids = paging_xids() if xids is None else xids
+    counted = Cmp(Sel("DCGM_EXP_XID_ERRORS_COUNT", rx=(("xid", "|".join(str(x) for x in xids)),)), ">", 0)
+    last: Expr = Cmp(Sel("DCGM_FI_DEV_XID_ERRORS"), "==", xids[0])
+    for x in xids[1:]:
+        last = SetOp(last, "or", Cmp(Sel("DCGM_FI_DEV_XID_ERRORS"), "==", x))
+    fresh = Cmp(Range("changes", Sel("DCGM_FI_DEV_XID_ERRORS"), window_s), ">", 0)
+    return SetOp(counted, "or", Paren(SetOp(Paren(last), "and", fresh)))
 
 
 @dataclass(frozen=True)
@@ -74,12 +96,17 @@ def naive_rules() -> list[Rule]:
 
 
 def designed_rules() -> list[Rule]:
-    xid: Expr = Cmp(Sel("DCGM_FI_DEV_XID_ERRORS"), "==", CRITICAL_XIDS[0])
-    for x in CRITICAL_XIDS[1:]:
-        xid = SetOp(xid, "or", Cmp(Sel("DCGM_FI_DEV_XID_ERRORS"), "==", x))
+    xid = xid_page_expr()
     by_job = ("namespace", "pod")
     return [
-        Rule("GpuXidCritical", xid, 0, "page", "an Xid whose action is reset, reboot or drain", ("xid48", "xid79")),
+        Rule(
+            "GpuXidCritical",
+            xid,
+            0,
+            "page",
+            "an Xid needing an operator (reset, reboot, drain) in the last 5 minutes",
+            ("xid48", "xid79"),
+        ),
         Rule(
             "GpuFallenOffBus",
             SetOp(
