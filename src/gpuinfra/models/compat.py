@@ -47,6 +47,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class Stack:
+    """The stack to judge: GPU name, driver version, CUDA (of the app or wheel), PyTorch version."""
+
     gpu: str
     driver: str
     cuda: str | None = None
@@ -56,6 +58,8 @@ class Stack:
 
 @dataclass
 class Report:
+    """Findings for one stack; ``verdict`` is the worst of them."""
+
     stack: Stack
     arch: cc.GpuArch
     findings: list[Finding] = field(default_factory=list)
@@ -139,7 +143,21 @@ def check(stack: Stack, today: dt.date | None = None) -> Report:
         )
     cuda = cc.version_tuple(stack.cuda, where="--cuda") if stack.cuda else None
     if cuda is None and stack.torch:
-        cuda = None  # the wheel decides below
+        # no CUDA named: the wheel decides; judge each wheel of the release and keep the best
+        tv = cc.version_tuple(stack.torch, where="--torch")[:2]
+        wheels = [w for w in cc.torch_wheels() if w.torch == tv]
+        if wheels:
+            rank = {"ok": 0, "warn": 1, "refuse": 2}
+            reps = [
+                check(Stack(stack.gpu, stack.driver, _fmt(w.cuda[:2]), stack.torch, stack.consumer), today)
+                for w in wheels
+            ]
+            best = min(
+                zip(reps, wheels),
+                key=lambda rw: (rank[rw[0].verdict], rw[1].status != "stable", tuple(-x for x in rw[1].cuda)),
+            )[0]
+            best.stack = stack
+            return best
     if stack.torch:
         tv = cc.version_tuple(stack.torch, where="--torch")[:2]
         wheels = [w for w in cc.torch_wheels() if w.torch == tv]
@@ -216,7 +234,7 @@ def _driver_rules(
         add(
             Finding(
                 "forward-compat",
-                "refuse" if not dc else "warn",
+                "refuse",
                 f"driver {drv_text} is below the CUDA {cuda[0]}.x floor {_fmt(t.family_min_driver)}: CUDA "
                 f"{_fmt(cuda)} will not initialise ('CUDA driver version is insufficient')"
                 + (
