@@ -115,6 +115,39 @@ def scan_cmd(
     raise typer.Exit(1 if bad else 0)
 
 
+@artifact_app.command("roundtrip")
+def roundtrip_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the model files are written.")],
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One small model as safetensors, GGUF and ONNX at fp32/fp16/bf16: sizes, load times, output
+    error against fp32 with its tolerance, and what breaks (a dtype without kernels, a newer opset)."""
+    from gpuinfra.io.artifact_roundtrip import run
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir} is a file", where="--out", expected="a directory")
+    r = run(out_dir, seed)
+    if as_json:
+        print(json.dumps(r.as_dict(), indent=1))
+        return
+    t = Table("format", "precision", "bytes", "load ms", "max rel. error", "tolerance", "ok", "note")
+    for row in r.rows:
+        t.add_row(
+            row.format,
+            row.precision,
+            f"{row.bytes:,}",
+            f"{row.load_s * 1e3:.2f}",
+            "-" if row.max_rel_err is None else f"{row.max_rel_err:.2e}",
+            "-" if row.tolerance is None else f"{row.tolerance:.1e}",
+            "yes" if row.ok else "no",
+            escape(row.note),
+        )
+    out.print(t)
+    for b in r.breaks:
+        out.print(f"[yellow]breaks:[/] {escape(b['what'])}: {escape(b['error'][:200])}")
+
+
 @artifact_app.command("manifest")
 def manifest_cmd(
     directory: Annotated[Path, typer.Argument(help="The model directory.")],

@@ -183,3 +183,25 @@ def test_cli_artifact_and_compat(tmp_path):
     assert r.exit_code == 1 and json.loads(r.stdout)["verdict"] == "refuse"
     r = run(app, ["compat", "upgrades", "--gpu", "H100", "--driver", "580.65.06", "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)
+
+
+def test_roundtrip_formats_agree_within_roundoff_bounds(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from gpuinfra.io.artifact_roundtrip import UNIT_ROUNDOFF, run
+
+    r = run(tmp_path, seed=3)
+    by = {(x.format, x.precision): x for x in r.rows}
+    # fp32 in every format reproduces the float64 reference to fp32 roundoff
+    for f in ("safetensors", "gguf", "onnx"):
+        assert by[(f, "fp32")].ok and by[(f, "fp32")].max_rel_err < 100 * UNIT_ROUNDOFF["fp32"]
+    # halving the bytes costs accuracy: fp16 error is above fp32's and within its own bound
+    assert by[("onnx", "fp16")].max_rel_err > by[("onnx", "fp32")].max_rel_err and by[("onnx", "fp16")].ok
+    assert by[("safetensors", "fp16")].bytes < by[("safetensors", "fp32")].bytes
+    # a newer opset than the runtime knows is refused by the runtime, and recorded, not raised
+    assert any("opset" in b["what"] for b in r.breaks)
+    # same seed, same files
+    r2 = run(tmp_path / "again", seed=3)
+    assert (tmp_path / "mlp-fp16.safetensors").read_bytes() == (
+        tmp_path / "again" / "mlp-fp16.safetensors"
+    ).read_bytes()
+    assert [x.max_rel_err for x in r.rows] == [x.max_rel_err for x in r2.rows]
