@@ -1,0 +1,356 @@
+"""Building a run from a validated scenario: the cluster, the pods, the scheduler profile and the
+price book (:func:`build`).
+
+Errors found here (an unknown GPU model, a plugin name, an impossible pod, a run too large for
+this machine) name the scenario file and the line of the field they concern, or the trace row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gpuinfra.analysis.accounting import RunMeta
+from gpuinfra.catalog import gpu_hour_price, gpu_model, node_shape
+from gpuinfra.errors import UserError
+from gpuinfra.io.scenario_schema import ClusterSpec, GeneratorSpec, PricesSpec, QuotasSpec, Scenario
+from gpuinfra.models.cost import PriceBook
+from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState, NodePool, Taint
+from gpuinfra.sim.framework import Profile
+from gpuinfra.sim.kernel import Rngs
+from gpuinfra.sim.workload import Pod, PodTable
+
+
+@dataclass
+class Built:
+    scenario: Scenario
+    cluster: ClusterState
+    pods: PodTable
+    profile: Profile
+    prices: PriceBook
+    skipped_impossible: list[tuple[str, str]]
+    trace_label: str
+    seed: int
+
+    def meta(self) -> RunMeta:
+        return RunMeta(self.scenario.name, self.seed, self.trace_label, tuple(self.skipped_impossible))
+
+
+def _pools(spec: ClusterSpec) -> list[NodePool]:
+    if spec.openb:
+        from gpuinfra.io.traces import openb_node_list, read_openb_nodes
+
+        pools = read_openb_nodes(openb_node_list(spec.openb))
+    else:
+        pools = []
+        for k, ps in enumerate(spec.pools):
+            where = f"cluster.pools[{k}]"
+            if ps.shape:
+                sh = node_shape(ps.shape, where=f"{where}.shape")
+                model, gpus, cpu, mem = sh.gpu_model, sh.gpus, sh.cpu_milli, sh.memory_mib
+            else:
+                model = gpu_model(ps.gpu_model, where=f"{where}.gpu_model").name if ps.gpu_model else None
+                gpus, cpu, mem = ps.gpus_per_node or 0, ps.cpu_milli or 0, ps.memory_mib or 0
+            if ps.gpu_model and ps.shape:
+                model = gpu_model(ps.gpu_model, where=f"{where}.gpu_model").name
+            labels = dict(ps.labels)
+            if model and gpus:
+                labels.setdefault("nvidia.com/gpu.product", model)
+                labels.setdefault("nvidia.com/gpu.count", str(gpus))
+            layout: tuple[str, ...] = ()
+            if ps.mig_layout:
+                from gpuinfra.io.sharing_export import check_layout
+
+                if not model or not gpu_model(model).mig:
+                    raise UserError(
+                        f"pool '{ps.name}' has no MIG-capable GPU",
+                        where=f"{where}.mig_layout",
+                        expected="A100, H100, H200 or B200",
+                    )
+                try:
+                    check_layout(model, list(ps.mig_layout))
+                except UserError as e:
+                    raise UserError(e.what, where=f"{where}.mig_layout", expected=e.expected) from None
+                layout = tuple(ps.mig_layout)
+                labels.setdefault("nvidia.com/mig.strategy", "mixed")
+                labels.setdefault("nvidia.com/mig.config", "gpuinfra-" + "-".join(sorted(layout)))
+            replicas = ps.timeslice_replicas or 0
+            if replicas:
+                if layout:
+                    raise UserError(
+                        "a pool cannot run MIG and time-slicing here",
+                        where=f"{where}.timeslice_replicas",
+                        expected="one of mig_layout or timeslice_replicas",
+                    )
+                labels.setdefault("nvidia.com/gpu.replicas", str(replicas))
+                labels["nvidia.com/gpu.product"] = labels.get("nvidia.com/gpu.product", model or "") + "-SHARED"
+            pools.append(
+                NodePool(
+                    name=ps.name,
+                    gpu_model=model,
+                    gpus_per_node=gpus,
+                    cpu_milli=cpu,
+                    memory_mib=mem,
+                    count=ps.count,
+                    labels=tuple(sorted(labels.items())),
+                    taints=tuple(Taint(t.key, t.value, t.effect) for t in ps.taints),
+                    shape=ps.shape,
+                    mig_layout=layout,
+                    timeslice_replicas=replicas,
+                )
+            )
+        names = [p.name for p in pools]
+        if len(set(names)) != len(names):
+            raise UserError("two pools share a name", where="cluster.pools", expected="unique pool names")
+    if spec.replicate > 1:
+        out = []
+        for r in range(spec.replicate):
+            for p in pools:
+                nn = tuple(f"{n}-r{r}" for n in p.node_names) if p.node_names else None
+                out.append(
+                    NodePool(
+                        f"{p.name}-r{r}",
+                        p.gpu_model,
+                        p.gpus_per_node,
+                        p.cpu_milli,
+                        p.memory_mib,
+                        p.count,
+                        p.labels,
+                        p.taints,
+                        p.shape,
+                        nn,
+                        p.mig_layout,
+                        p.timeslice_replicas,
+                    )
+                )
+        pools = out
+    return pools
+
+
+def _generate(g: GeneratorSpec, rng: np.random.Generator) -> list[Pod]:
+    gaps = rng.exponential(3600.0 / g.arrival_rate_per_hour, size=g.jobs)
+    t = np.cumsum(gaps)
+    dur = g.duration_median_s * np.exp(g.duration_sigma * rng.standard_normal(g.jobs))
+    counts = np.array(list(g.gpus.keys()))
+    w = np.array(list(g.gpus.values()), dtype=float)
+    k = rng.choice(counts, size=g.jobs, p=w / w.sum())
+    shared = rng.random(g.jobs) < g.shared_gpu_fraction
+    milli_choice = rng.choice(np.array(g.shared_gpu_milli), size=g.jobs)
+    owners = list(g.owners.keys())
+    ow = np.array(list(g.owners.values()), dtype=float)
+    o = rng.choice(len(owners), size=g.jobs, p=ow / ow.sum())
+    models = (gpu_model(g.gpu_model, where="workload.generator.gpu_model").name,) if g.gpu_model else ()
+    mig_names = list(g.mig_profiles)
+    mig_pick = None
+    if g.mig_fraction > 0:
+        if not models or not mig_names:
+            raise UserError("mig_fraction needs gpu_model and mig_profiles", where="workload.generator.mig_fraction")
+        from gpuinfra.sim.plugins.mig import mig_milli
+
+        mw = np.array(list(g.mig_profiles.values()), dtype=float)
+        mig_pick = rng.choice(len(mig_names), size=g.jobs, p=mw / mw.sum())
+        is_mig = rng.random(g.jobs) < g.mig_fraction
+        milli_of = {}
+        for n in mig_names:
+            try:
+                milli_of[n] = mig_milli(models[0], n)
+            except UserError as e:
+                raise UserError(e.what, where="workload.generator.mig_profiles", expected=e.expected) from None
+    pods = []
+    for j in range(g.jobs):
+        ng = int(k[j])
+        milli = int(milli_choice[j]) if (shared[j] and ng == 1) else MILLI_PER_GPU
+        pods.append(
+            Pod(
+                name=f"job-{j:06d}",
+                submit_s=float(round(t[j], 3)),
+                duration_s=float(round(dur[j], 3)),
+                cpu_milli=g.cpu_milli_per_gpu * max(ng, 1),
+                memory_mib=g.memory_mib_per_gpu * max(ng, 1),
+                num_gpu=ng,
+                gpu_milli=milli if ng else 0,
+                gpu_models=models if ng else (),
+                owner=owners[o[j]],
+            )
+        )
+        if mig_pick is not None and is_mig[j] and ng == 1:
+            from dataclasses import replace
+
+            prof = mig_names[int(mig_pick[j])]
+            pods[-1] = replace(pods[-1], gpu_milli=milli_of[prof], mig_profile=prof)
+    return pods
+
+
+def _resample(pods: list[Pod], scale: int, rng: np.random.Generator) -> list[Pod]:
+    """``scale`` x as many pods, drawn with replacement; each keeps its own times and shape."""
+    from dataclasses import replace
+
+    pick = rng.integers(0, len(pods), size=len(pods) * scale)
+    return [
+        replace(pods[int(i)], name=f"{pods[int(i)].name}~{j}", job=f"{pods[int(i)].job}~{j}")
+        for j, i in enumerate(pick)
+    ]
+
+
+def _impossible(cluster: ClusterState, pods: list[Pod]) -> list[tuple[int, str]]:
+    """Pods that no node of the empty cluster could hold, with the reason."""
+    bad = []
+    cache: dict[tuple, str | None] = {}
+    for i, p in enumerate(pods):
+        key = (p.cpu_milli, p.memory_mib, p.num_gpu, p.gpu_models)
+        if key not in cache:
+            ok = (cluster.cpu_cap >= p.cpu_milli) & (cluster.mem_cap >= p.memory_mib)
+            why = None
+            if not ok.any():
+                why = (
+                    f"asks for {p.cpu_milli} mCPU and {p.memory_mib} MiB; the largest node has "
+                    f"{int(cluster.cpu_cap.max())} mCPU and {int(cluster.mem_cap.max())} MiB"
+                )
+            if p.num_gpu:
+                gok = ok & (cluster.gpu_count >= p.num_gpu)
+                if p.gpu_models:
+                    allowed = np.array(
+                        [cluster.models[m] in p.gpu_models if m >= 0 else False for m in cluster.node_model]
+                    )
+                    gok &= allowed
+                if why is None and not gok.any():
+                    models = "|".join(p.gpu_models) or "any model"
+                    why = f"asks for {p.num_gpu} GPU(s) of {models}; no node with enough CPU and memory has that"
+            cache[key] = why
+        if cache[key]:
+            bad.append((i, cache[key]))
+    # a gang needs all its pods at once: more GPUs than the cluster has of its models can never fit
+    gangs: dict[str, list[int]] = {}
+    for i, p in enumerate(pods):
+        if p.gang_size > 1:
+            gangs.setdefault(p.job, []).append(i)
+    flagged = {i for i, _ in bad}
+    for job, idx in gangs.items():
+        need = sum(pods[i].gpu_milli_total for i in idx) / MILLI_PER_GPU
+        models = pods[idx[0]].gpu_models
+        have = sum(
+            int(cluster.gpu_count[n])
+            for n in range(cluster.n_nodes)
+            if cluster.node_model[n] >= 0 and (not models or cluster.models[cluster.node_model[n]] in models)
+        )
+        if need > have:
+            why = f"gang {job} needs {need:g} GPUs at once; the cluster has {have} of its models"
+            bad += [(i, why) for i in idx if i not in flagged]
+    return bad
+
+
+def _price_book(spec: PricesSpec, models: tuple[str, ...]) -> PriceBook:
+    usd: dict[str, float | None] = {}
+    src: dict[str, str] = {}
+    overrides = {gpu_model(k, where=f"prices.overrides.{k}").name: v for k, v in spec.overrides.items()}
+    for m in models:
+        ov = overrides.get(m)
+        if ov and ov.same_as is None:
+            val = ov.on_demand_usd_per_gpu_hour if spec.basis == "on_demand" else ov.spot_usd_per_gpu_hour
+            usd[m], src[m] = val, f"override: {ov.source}"
+            continue
+        target = gpu_model(ov.same_as, where=f"prices.overrides.{m}.same_as").name if ov and ov.same_as else m
+        gm = gpu_model(target)
+        if gm.opaque or gm.price_name is None:
+            usd[m], src[m] = None, "no catalog price (opaque or unlisted model) and no override"
+            continue
+        p = gpu_hour_price(target, cloud=spec.cloud, region=spec.region)
+        usd[m] = p.on_demand_usd if spec.basis == "on_demand" else p.spot_usd
+        src[m] = p.source + (f"; priced as {target}: {ov.source}" if ov else "")
+    return PriceBook(usd, src, spec.basis)
+
+
+FIELD_ROOTS = ("cluster", "workload", "scheduler", "prices", "quotas", "faults")
+
+
+def with_quotas(profile: Profile, quotas: QuotasSpec | None) -> Profile:
+    """The profile with the KueueQuota filter configured from a ``quotas:`` block (if any)."""
+    if quotas is None:
+        return profile
+    from dataclasses import replace as dc_replace
+
+    filters = profile.filters if "KueueQuota" in profile.filters else (*profile.filters, "KueueQuota")
+    args = dict(profile.plugin_args)
+    args["KueueQuota"] = {"queues": [q.model_dump() for q in quotas.queues], "reclaim": quotas.reclaim}
+    return dc_replace(profile, filters=filters, plugin_args=args)
+
+
+def build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> Built:
+    """Turn a validated scenario into a cluster, pods, profile and price book.
+
+    Errors found here (an unknown GPU model, a plugin name, an impossible pod) name the
+    scenario file and the line of the field they concern.
+    """
+    try:
+        return _build(sc, base_dir, seed=seed)
+    except UserError as e:
+        if e.where and e.where.startswith(FIELD_ROOTS):
+            e.where = sc.locate(e.where)
+            e.args = (e.render(),)
+        raise
+
+
+def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> Built:
+    from gpuinfra.io.traces import openb_pod_list, read_generic, read_openb_pods
+
+    seed = sc.seed if seed is None else seed
+    rngs = Rngs(seed)
+    cluster = ClusterState.from_pools(_pools(sc.cluster))
+    w = sc.workload
+    if w.generator is not None:
+        pods = _generate(w.generator, rngs["workload"])
+        label = "generator"
+    else:
+        assert w.trace is not None
+        if w.trace.startswith("openb:"):
+            src = openb_pod_list(w.trace.split(":", 1)[1])
+            pods = read_openb_pods(src, pending=w.pending_pods)
+            label = src.label
+        else:
+            path = Path(w.trace)
+            if not path.is_absolute() and base_dir is not None:
+                path = base_dir / path
+            pods = read_generic(path, label=w.trace)
+            label = w.trace
+    pods.sort(key=lambda p: p.submit_s)
+    if w.limit:
+        pods = pods[: w.limit]
+    if w.scale > 1:
+        pods = _resample(pods, w.scale, rngs["workload"])
+    bad = _impossible(cluster, pods)
+    skipped: list[tuple[str, str]] = []
+    if bad:
+        if w.impossible == "error":
+            i, why = bad[0]
+            raise UserError(
+                f"pod '{pods[i].name}' can never be scheduled: {why}"
+                + (f" ({len(bad) - 1} more such pod(s))" if len(bad) > 1 else ""),
+                where=label,
+                fix="add a node pool that can hold it, fix the request, or set workload.impossible: skip "
+                "to count and skip such pods",
+            )
+        drop = {i for i, _ in bad}
+        skipped = [(pods[i].name, why) for i, why in bad]
+        pods = [p for k, p in enumerate(pods) if k not in drop]
+    if not pods:
+        raise UserError("no pods left to simulate", where=label)
+    profile = with_quotas(sc.scheduler.profile(), sc.quotas)
+    if any(p.mig_layout for p in cluster.pools):
+        # MIG pools: whole GPUs are not advertised there, and MIG requests need a free instance
+        from dataclasses import replace
+
+        filters = profile.filters if "MigFit" in profile.filters else (*profile.filters, "MigFit")
+        reserve = "MigDevices" if profile.reserve == "FirstFitDevices" else profile.reserve
+        profile = replace(profile, filters=filters, reserve=reserve)
+    return Built(
+        sc,
+        cluster,
+        PodTable(pods),
+        profile,
+        _price_book(sc.prices, cluster.models),
+        skipped,
+        label,
+        seed,
+    )
