@@ -19,7 +19,6 @@ typo is the problem.
 
 from __future__ import annotations
 
-import codecs
 import difflib
 import types
 import typing
@@ -33,9 +32,8 @@ from pydantic import BaseModel, ValidationError
 
 from gpuinfra.errors import UserError, UserErrors
 from gpuinfra.io.scenario_schema import Scenario
+from gpuinfra.io.text import read_text_file
 
-MAX_FILE_BYTES = 4 * 1024 * 1024
-"""A scenario or design file is a page of YAML; 4 MiB leaves three orders of magnitude."""
 MAX_DEPTH = 64
 """Deepest nesting of mappings and sequences (a scenario nests 5 deep)."""
 MAX_NODES = 200_000
@@ -44,54 +42,6 @@ MAX_EXPANDED_NODES = 200_000
 """Nodes after expanding every alias: bounds the work of validating a file with aliases."""
 
 M = TypeVar("M", bound=BaseModel)
-
-
-# -- text --------------------------------------------------------------------------------------
-
-
-def decode_text(data: bytes, label: str) -> str:
-    """Decode a file's bytes: UTF-8 (a BOM is dropped), or UTF-16/UTF-32 when the file starts with
-    their byte-order mark. Anything else raises :class:`UserError` naming the file and the line
-    and byte that cannot be decoded."""
-    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        enc, body = "utf-32", data
-    elif data.startswith(codecs.BOM_UTF8):
-        enc, body = "utf-8", data[len(codecs.BOM_UTF8) :]
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        enc, body = "utf-16", data
-    else:
-        enc, body = "utf-8", data
-    try:
-        return body.decode(enc)
-    except UnicodeDecodeError as e:
-        line = body[: e.start].count(b"\n") + 1 if enc == "utf-8" else None
-        byte = body[e.start : e.start + 1].hex() or "end of file"
-        raise UserError(
-            f"not {enc.upper()} text: byte 0x{byte} cannot be decoded ({e.reason})",
-            where=f"{label}:{line}" if line else label,
-            expected="UTF-8 text (with or without a BOM), or UTF-16 with a BOM",
-            fix="save the file as UTF-8 (for example `iconv -f latin1 -t utf-8 FILE > NEW`)",
-        ) from None
-
-
-def read_text_file(path: str | Path, label: str | None = None, *, max_bytes: int = MAX_FILE_BYTES) -> str:
-    """Read a text input file: exists, is a file, at most ``max_bytes``, decodable (:func:`decode_text`)."""
-    p = Path(path)
-    label = label or str(path)
-    if not p.exists():
-        raise UserError("file not found", where=label, fix="check the path")
-    if not p.is_file():
-        raise UserError("not a file", where=label, expected="a path to a file, not a directory")
-    try:
-        size = p.stat().st_size
-        if size > max_bytes:
-            raise UserError(
-                f"file is {size:,} bytes", where=label, expected=f"at most {max_bytes:,} bytes for this kind of file"
-            )
-        data = p.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read file ({e.strerror or e})", where=label) from None
-    return decode_text(data, label)
 
 
 # -- YAML ----------------------------------------------------------------------------------------
