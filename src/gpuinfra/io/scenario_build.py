@@ -7,6 +7,7 @@ this machine) name the scenario file and the line of the field they concern, or 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,11 +278,107 @@ def with_quotas(profile: Profile, quotas: QuotasSpec | None) -> Profile:
     return dc_replace(profile, filters=filters, plugin_args=args)
 
 
+def _never_fits(pools: list[NodePool], pods: list[Pod], profile: Profile, rng: np.random.Generator) -> dict[int, str]:
+    """Pods that the profile's filters refuse on every node of the *empty* cluster, with kube's
+    FitError message ("0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector").
+
+    Filters only remove nodes as the cluster fills (they compare a request with free capacity,
+    labels, taints, MIG instances and quota), so a pod refused everywhere on the empty cluster can
+    never run. The one exception is MIG reconfiguration (``MigFit: {reconfigure: true}``): there a
+    MIG pod only needs a MIG node whose GPU model offers its profile. The check runs once per
+    distinct request on a throwaway cluster, so the run itself is untouched.
+    """
+    from gpuinfra.sim.framework import CycleState, Framework
+    from gpuinfra.sim.plugins.mig import mig_milli
+
+    classes: dict[tuple, list[int]] = {}
+    for i, p in enumerate(pods):
+        key = (
+            p.cpu_milli,
+            p.memory_mib,
+            p.num_gpu,
+            p.gpu_milli,
+            p.gpu_models,
+            p.node_selector,
+            p.tolerations,
+            p.mig_profile,
+            p.owner,
+        )
+        classes.setdefault(key, []).append(i)
+    reps = [pods[idx[0]] for idx in classes.values()]
+    cluster = ClusterState.from_pools(pools)
+    fw = Framework(profile, cluster, PodTable(reps), rng)
+    reconfigure = bool(profile.plugin_args.get("MigFit", {}).get("reconfigure"))
+    out: dict[int, str] = {}
+    for k, idx in enumerate(classes.values()):
+        mask, results = fw.feasible(CycleState(), k)
+        if mask.any():
+            continue
+        p = reps[k]
+        if reconfigure and p.mig_profile:
+            rest = [r for name, r in results if name != "MigFit"]
+            ok = np.ones(cluster.n_nodes, dtype=bool)
+            for r in rest:
+                ok &= r.ok
+            for n in np.flatnonzero(ok):
+                pool = cluster.pools[int(cluster.node_pool[n])]
+                try:
+                    if pool.mig_layout and pool.gpu_model and mig_milli(pool.gpu_model, p.mig_profile):
+                        break
+                except UserError:
+                    continue
+            else:
+                why = f"no MIG node with its GPU model offers {p.mig_profile}"
+                out.update((i, why) for i in idx)
+            continue
+        why = fw.diagnose(results).message()
+        if p.mig_profile and not any(pl.mig_layout for pl in pools):
+            why = f"asks for MIG instance {p.mig_profile}, and no pool has a mig_layout ({why})"
+        elif p.mig_profile and not any(p.mig_profile in pl.mig_layout for pl in pools):
+            why = (
+                f"asks for MIG instance {p.mig_profile}, which no pool's mig_layout has and MigFit reconfigure is "
+                f"off ({why})"
+            )
+        out.update((i, why) for i in idx)
+    return out
+
+
+def _refuse_impossible(bad: list[tuple[int, str]], pods: list[Pod], where_of: dict[str, str], label: str) -> None:
+    """Raise one error listing impossible pods grouped by reason, each group with its first rows."""
+    from gpuinfra.errors import UserErrors
+
+    groups: dict[str, list[int]] = {}
+    for i, why in bad:
+        groups.setdefault(why, []).append(i)
+    problems = []
+    for why, idx in sorted(groups.items(), key=lambda kv: kv[1][0]):
+        also = [
+            f"'{pods[i].name}'" + (f" ({where_of[pods[i].name]})" if pods[i].name in where_of else "") for i in idx[1:4]
+        ]
+        if len(idx) > 4:
+            also.append(f"{len(idx) - 4:,} more")
+        problems.append(
+            UserError(
+                f"pod '{pods[idx[0]].name}' can never be scheduled: {why}"
+                + (f" (also: {', '.join(also)})" if also else ""),
+                where=where_of.get(pods[idx[0]].name, label),
+            )
+        )
+    raise UserErrors(
+        problems,
+        where=label,
+        fix="add a node pool that can hold it, fix the request, or set workload.impossible: skip "
+        "to count and skip such pods",
+    )
+
+
 def build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> Built:
     """Turn a validated scenario into a cluster, pods, profile and price book.
 
-    Errors found here (an unknown GPU model, a plugin name, an impossible pod) name the
-    scenario file and the line of the field they concern.
+    Errors found here (an unknown GPU model, a plugin name or its args, a pod no node can ever
+    hold, a run beyond this machine's budget: :mod:`gpuinfra.io.budget`) name the scenario file
+    and the line of the field they concern, or the trace row of the pod. Raises
+    :class:`~gpuinfra.errors.UserError`.
     """
     try:
         return _build(sc, base_dir, seed=seed)
@@ -292,58 +389,115 @@ def build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> Bu
         raise
 
 
+def _profile(sc: Scenario, pools: list[NodePool]) -> Profile:
+    from dataclasses import replace
+
+    from gpuinfra.errors import UserErrors
+    from gpuinfra.io.scenario_load import field_path, scheduler_problems
+
+    # a scenario built in code (a lab's design, compare) did not pass the loader: check here too
+    problems = scheduler_problems({"scheduler": sc.scheduler.model_dump()})
+    if problems:
+        raise UserErrors(
+            [
+                UserError(f"{field_path(p.loc)}: {p.msg}", where=sc.locate(field_path(p.loc)), fix=p.fix)
+                for p in problems
+            ],
+            where=sc.locate("scheduler"),
+        )
+    profile = with_quotas(sc.scheduler.profile(), sc.quotas)
+    if any(p.mig_layout for p in pools):
+        # MIG pools: whole GPUs are not advertised there, and MIG requests need a free instance
+        filters = profile.filters if "MigFit" in profile.filters else (*profile.filters, "MigFit")
+        reserve = "MigDevices" if profile.reserve == "FirstFitDevices" else profile.reserve
+        profile = replace(profile, filters=filters, reserve=reserve)
+    return profile
+
+
+def _check_budget(sc: Scenario, pools: list[NodePool], pods: list[Pod], where_of: dict[str, str], label: str) -> None:
+    from gpuinfra.io import budget
+
+    span_ends = [p.submit_s + (p.duration_s if math.isfinite(p.duration_s) else 0.0) for p in pods]
+    span = budget.run_span_s([p.submit_s for p in pods], span_ends, sc.horizon_s)
+    last = max(range(len(pods)), key=lambda i: span_ends[i])
+    latest = f"pod '{pods[last].name}' ending at {span_ends[last]:.3g} s"
+    if sc.horizon_s is not None:
+        budget.check_intervals(span, sc.sample_interval_s, sc.locate("horizon_s"))
+    else:  # the trace's last pod sets the span: name its row
+        budget.check_intervals(
+            span, sc.sample_interval_s, where_of.get(pods[last].name, sc.locate("sample_interval_s")), latest=latest
+        )
+    n_nodes = sum(p.count for p in pools)
+    n_gpus = sum(p.count * p.gpus_per_node for p in pools)
+    fault_span = sc.horizon_s if sc.horizon_s is not None else max(span_ends)
+    faults = []
+    for k, f in enumerate(sc.faults):
+        units = {"gpu": n_gpus, "node": n_nodes, "rack": n_nodes / f.rack_nodes}[f.scope]
+        units *= 1 - f.lemon_fraction + f.lemon_fraction * f.lemon_factor
+        faults.append((f"faults[{k}].rate_per_day", budget.fault_events(f.rate_per_day, units, fault_span)))
+    budget.check_events(
+        len(pods) * budget.EVENTS_PER_POD,
+        faults,
+        {fld: sc.locate(fld) for fld, _ in faults} | {"workload": sc.locate("workload")},
+    )
+
+
 def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> Built:
+    from gpuinfra.io import budget
     from gpuinfra.io.traces import openb_pod_list, read_generic, read_openb_pods
 
     seed = sc.seed if seed is None else seed
     rngs = Rngs(seed)
-    cluster = ClusterState.from_pools(_pools(sc.cluster))
+    pools = _pools(sc.cluster)
+    budget.check_nodes(sum(p.count for p in pools), sc.locate("cluster"))
+    cluster = ClusterState.from_pools(pools)
+    profile = _profile(sc, pools)
     w = sc.workload
+    where_of: dict[str, str] = {}
     if w.generator is not None:
+        n = min(w.generator.jobs, w.limit or w.generator.jobs) * w.scale
+        budget.check_pods(
+            n,
+            sc.locate("workload.generator.jobs"),
+            "lower generator.jobs (or workload.scale); the shape of the workload does not need millions of jobs",
+        )
         pods = _generate(w.generator, rngs["workload"])
         label = "generator"
     else:
         assert w.trace is not None
         if w.trace.startswith("openb:"):
             src = openb_pod_list(w.trace.split(":", 1)[1])
-            pods = read_openb_pods(src, pending=w.pending_pods)
+            pods = read_openb_pods(src, pending=w.pending_pods, where_of=where_of)
             label = src.label
         else:
             path = Path(w.trace)
             if not path.is_absolute() and base_dir is not None:
                 path = base_dir / path
-            pods = read_generic(path, label=w.trace)
+            pods = read_generic(path, label=w.trace, where_of=where_of)
             label = w.trace
     pods.sort(key=lambda p: p.submit_s)
     if w.limit:
         pods = pods[: w.limit]
     if w.scale > 1:
+        budget.check_pods(len(pods) * w.scale, sc.locate("workload.scale"), "lower workload.scale or workload.limit")
         pods = _resample(pods, w.scale, rngs["workload"])
     bad = _impossible(cluster, pods)
+    flagged = {i for i, _ in bad}
+    never = _never_fits(pools, [p for i, p in enumerate(pods) if i not in flagged], profile, rngs["scheduler"])
+    if never:
+        keep = [i for i in range(len(pods)) if i not in flagged]
+        bad += [(keep[j], why) for j, why in never.items()]
+        bad.sort()
     skipped: list[tuple[str, str]] = []
     if bad:
         if w.impossible == "error":
-            i, why = bad[0]
-            raise UserError(
-                f"pod '{pods[i].name}' can never be scheduled: {why}"
-                + (f" ({len(bad) - 1} more such pod(s))" if len(bad) > 1 else ""),
-                where=label,
-                fix="add a node pool that can hold it, fix the request, or set workload.impossible: skip "
-                "to count and skip such pods",
-            )
+            _refuse_impossible(bad, pods, where_of, label)
         drop = {i for i, _ in bad}
         skipped = [(pods[i].name, why) for i, why in bad]
         pods = [p for k, p in enumerate(pods) if k not in drop]
     if not pods:
         raise UserError("no pods left to simulate", where=label)
-    profile = with_quotas(sc.scheduler.profile(), sc.quotas)
-    if any(p.mig_layout for p in cluster.pools):
-        # MIG pools: whole GPUs are not advertised there, and MIG requests need a free instance
-        from dataclasses import replace
-
-        filters = profile.filters if "MigFit" in profile.filters else (*profile.filters, "MigFit")
-        reserve = "MigDevices" if profile.reserve == "FirstFitDevices" else profile.reserve
-        profile = replace(profile, filters=filters, reserve=reserve)
+    _check_budget(sc, pools, pods, where_of, label)
     return Built(
         sc,
         cluster,
