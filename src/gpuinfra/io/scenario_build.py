@@ -310,11 +310,16 @@ def _never_fits(pools: list[NodePool], pods: list[Pod], profile: Profile, rng: n
     fw = Framework(profile, cluster, PodTable(reps), rng)
     reconfigure = bool(profile.plugin_args.get("MigFit", {}).get("reconfigure"))
     out: dict[int, str] = {}
+    any_mig = any(pl.mig_layout for pl in pools)
     for k, idx in enumerate(classes.values()):
+        p = reps[k]
+        if p.mig_profile and not any_mig:
+            # without a MIG pool the profile has no MigFit filter: the request must not pass as a GPU share
+            out.update((i, f"asks for MIG instance {p.mig_profile}, and no pool has a mig_layout") for i in idx)
+            continue
         mask, results = fw.feasible(CycleState(), k)
         if mask.any():
             continue
-        p = reps[k]
         if reconfigure and p.mig_profile:
             rest = [r for name, r in results if name != "MigFit"]
             ok = np.ones(cluster.n_nodes, dtype=bool)
@@ -332,9 +337,7 @@ def _never_fits(pools: list[NodePool], pods: list[Pod], profile: Profile, rng: n
                 out.update((i, why) for i in idx)
             continue
         why = fw.diagnose(results).message()
-        if p.mig_profile and not any(pl.mig_layout for pl in pools):
-            why = f"asks for MIG instance {p.mig_profile}, and no pool has a mig_layout ({why})"
-        elif p.mig_profile and not any(p.mig_profile in pl.mig_layout for pl in pools):
+        if p.mig_profile and not any(p.mig_profile in pl.mig_layout for pl in pools):
             why = (
                 f"asks for MIG instance {p.mig_profile}, which no pool's mig_layout has and MigFit reconfigure is "
                 f"off ({why})"

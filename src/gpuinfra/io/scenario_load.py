@@ -164,7 +164,10 @@ def load_yaml(text: str, label: str) -> tuple[Any, yaml.Node | None]:
     Raises :class:`UserError` (or :class:`UserErrors` for several duplicate keys) naming the
     file, line and column.
     """
-    loader = _BoundedLoader(text)
+    try:
+        loader = _BoundedLoader(text)
+    except yaml.YAMLError as e:
+        raise _yaml_error(e, label) from None
     try:
         root = loader.get_single_node()
         if root is None:

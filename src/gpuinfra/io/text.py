@@ -30,6 +30,14 @@ def decode_text(data: bytes, label: str) -> str:
         enc, body = "utf-16", data
     else:
         enc, body = "utf-8", data
+    if enc == "utf-8" and b"\x00" in body:
+        line = body[: body.index(b"\x00")].count(b"\n") + 1
+        raise UserError(
+            "the file holds NUL bytes: binary data, or UTF-16 text without a byte-order mark",
+            where=f"{label}:{line}",
+            expected="UTF-8 text (with or without a BOM), or UTF-16 with a BOM",
+            fix="save the file as UTF-8",
+        )
     try:
         return body.decode(enc)
     except UnicodeDecodeError as e:
