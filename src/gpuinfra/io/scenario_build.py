@@ -263,7 +263,8 @@ def _price_book(spec: PricesSpec, models: tuple[str, ...]) -> PriceBook:
     return PriceBook(usd, src, spec.basis)
 
 
-FIELD_ROOTS = ("cluster", "workload", "scheduler", "prices", "quotas", "faults")
+FIELD_ROOTS = ("cluster", "workload", "scheduler", "prices", "quotas", "faults", "sample_interval_s", "horizon_s")
+"""Error locations that are field paths of the scenario (build() turns them into FILE:LINE)."""
 
 
 def with_quotas(profile: Profile, quotas: QuotasSpec | None) -> Profile:
@@ -417,7 +418,8 @@ def _profile(sc: Scenario, pools: list[NodePool]) -> Profile:
     return profile
 
 
-def _check_budget(sc: Scenario, pools: list[NodePool], pods: list[Pod], where_of: dict[str, str], label: str) -> None:
+def _check_budget(sc: Scenario, pools: list[NodePool], pods: list[Pod], where_of: dict[str, str]) -> None:
+    """The run budget (io/budget.py). Field paths are located in the file by build() only on error."""
     from gpuinfra.io import budget
 
     span_ends = [p.submit_s + (p.duration_s if math.isfinite(p.duration_s) else 0.0) for p in pods]
@@ -425,10 +427,10 @@ def _check_budget(sc: Scenario, pools: list[NodePool], pods: list[Pod], where_of
     last = max(range(len(pods)), key=lambda i: span_ends[i])
     latest = f"pod '{pods[last].name}' ending at {span_ends[last]:.3g} s"
     if sc.horizon_s is not None:
-        budget.check_intervals(span, sc.sample_interval_s, sc.locate("horizon_s"))
+        budget.check_intervals(span, sc.sample_interval_s, "horizon_s")
     else:  # the trace's last pod sets the span: name its row
         budget.check_intervals(
-            span, sc.sample_interval_s, where_of.get(pods[last].name, sc.locate("sample_interval_s")), latest=latest
+            span, sc.sample_interval_s, where_of.get(pods[last].name, "sample_interval_s"), latest=latest
         )
     n_nodes = sum(p.count for p in pools)
     n_gpus = sum(p.count * p.gpus_per_node for p in pools)
@@ -441,7 +443,7 @@ def _check_budget(sc: Scenario, pools: list[NodePool], pods: list[Pod], where_of
     budget.check_events(
         len(pods) * budget.EVENTS_PER_POD,
         faults,
-        {fld: sc.locate(fld) for fld, _ in faults} | {"workload": sc.locate("workload")},
+        {},
     )
 
 
@@ -452,7 +454,7 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
     seed = sc.seed if seed is None else seed
     rngs = Rngs(seed)
     pools = _pools(sc.cluster)
-    budget.check_nodes(sum(p.count for p in pools), sc.locate("cluster"))
+    budget.check_nodes(sum(p.count for p in pools), "cluster")
     cluster = ClusterState.from_pools(pools)
     profile = _profile(sc, pools)
     w = sc.workload
@@ -461,7 +463,7 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
         n = min(w.generator.jobs, w.limit or w.generator.jobs) * w.scale
         budget.check_pods(
             n,
-            sc.locate("workload.generator.jobs"),
+            "workload.generator.jobs",
             "lower generator.jobs (or workload.scale); the shape of the workload does not need millions of jobs",
         )
         pods = _generate(w.generator, rngs["workload"])
@@ -482,7 +484,7 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
     if w.limit:
         pods = pods[: w.limit]
     if w.scale > 1:
-        budget.check_pods(len(pods) * w.scale, sc.locate("workload.scale"), "lower workload.scale or workload.limit")
+        budget.check_pods(len(pods) * w.scale, "workload.scale", "lower workload.scale or workload.limit")
         pods = _resample(pods, w.scale, rngs["workload"])
     bad = _impossible(cluster, pods)
     flagged = {i for i, _ in bad}
@@ -500,7 +502,7 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
         pods = [p for k, p in enumerate(pods) if k not in drop]
     if not pods:
         raise UserError("no pods left to simulate", where=label)
-    _check_budget(sc, pools, pods, where_of, label)
+    _check_budget(sc, pools, pods, where_of)
     return Built(
         sc,
         cluster,
