@@ -1,7 +1,7 @@
 """The declared plugin args (sim/plugin_args.py) against what the plugins actually read.
 
 The registry is a second statement of the plugins' arguments, so it can drift. These tests read
-the plugin sources (and the engine, which reads MigFit's args for the MIG manager) and check
+the plugin sources (and sim/mig_manager.py, which reads MigFit's args) and check
 that every key read from ``args`` is declared, with the same default where the code gives one.
 """
 
@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-import gpuinfra.sim.engine as engine_module
+import gpuinfra.sim.mig_manager as mig_manager_module
 import gpuinfra.sim.plugins as plugins_pkg
 from gpuinfra.sim.framework import REGISTRY
 from gpuinfra.sim.plugin_args import PLUGIN_ARGS, args_schema
 
 
 def _args_reads(tree: ast.AST, receiver: str | None) -> list[tuple[str, ast.expr | None]]:
-    """(key, default expression) for every `X.args.get("key"[, default])` / `X.args["key"]`."""
+    """(key, default expression) for every `RECEIVER.args.get("key"[, default])` / `RECEIVER.args["key"]`
+    (or, with ``receiver`` None, `args.get(...)` on a local named ``args``)."""
     out = []
     for node in ast.walk(tree):
         target = None
@@ -29,9 +30,15 @@ def _args_reads(tree: ast.AST, receiver: str | None) -> list[tuple[str, ast.expr
             default = node.args[1] if len(node.args) > 1 else None
         elif isinstance(node, ast.Subscript):
             target, key_node, default = node.value, node.slice, None
-        if not (isinstance(target, ast.Attribute) and target.attr == "args"):
-            continue
-        if receiver is not None and not (isinstance(target.value, ast.Name) and target.value.id == receiver):
+        if receiver is None:  # a local variable named args
+            if not (isinstance(target, ast.Name) and target.id == "args"):
+                continue
+        elif not (
+            isinstance(target, ast.Attribute)
+            and target.attr == "args"
+            and isinstance(target.value, ast.Name)
+            and target.value.id == receiver
+        ):
             continue
         if isinstance(key_node, ast.Constant) and isinstance(key_node.value, str):
             out.append((key_node.value, default))
@@ -55,8 +62,9 @@ def _plugin_reads() -> dict[str, list[tuple[str, ast.expr | None]]]:
             )
             if name:
                 reads.setdefault(name, []).extend(_args_reads(cls, "self"))
-    engine_tree = ast.parse(Path(engine_module.__file__).read_text())
-    reads.setdefault("MigFit", []).extend(_args_reads(engine_tree, "mig"))
+    # the MIG manager reads MigFit's args from the profile into a local `args`
+    manager_tree = ast.parse(Path(mig_manager_module.__file__).read_text())
+    reads.setdefault("MigFit", []).extend(_args_reads(manager_tree, None))
     return reads
 
 

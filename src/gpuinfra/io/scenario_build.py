@@ -289,8 +289,9 @@ def _never_fits(pools: list[NodePool], pods: list[Pod], profile: Profile, rng: n
     MIG pod only needs a MIG node whose GPU model offers its profile. The check runs once per
     distinct request on a throwaway cluster, so the run itself is untouched.
     """
-    from gpuinfra.sim.framework import CycleState, Framework
+    from gpuinfra.sim.framework import CycleState
     from gpuinfra.sim.plugins.mig import mig_milli
+    from gpuinfra.sim.scheduler import Framework
 
     classes: dict[tuple, list[int]] = {}
     for i, p in enumerate(pods):
@@ -488,7 +489,9 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
         pods = _resample(pods, w.scale, rngs["workload"])
     bad = _impossible(cluster, pods)
     flagged = {i for i, _ in bad}
-    never = _never_fits(pools, [p for i, p in enumerate(pods) if i not in flagged], profile, rngs["scheduler"])
+    never = _never_fits(
+        pools, [p for i, p in enumerate(pods) if i not in flagged], profile, rngs.stream("impossible_check")
+    )
     if never:
         keep = [i for i in range(len(pods)) if i not in flagged]
         bad += [(keep[j], why) for j, why in never.items()]

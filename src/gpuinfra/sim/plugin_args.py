@@ -8,7 +8,7 @@ the same idea for gpuinfra's plugins. The plugins themselves still read ``self.a
 ``typical_treshold`` is refused at load time instead of silently using the default.
 
 A plugin missing from :data:`PLUGIN_ARGS` takes no arguments: any key given to it is refused.
-``tests/sim/test_plugin_args.py`` checks that every key a plugin (or the engine, for MigFit)
+``tests/sim/test_plugin_args.py`` checks that every key a plugin (or sim/mig_manager.py, for MigFit)
 reads from its args is declared here.
 """
 
