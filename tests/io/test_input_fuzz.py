@@ -217,3 +217,45 @@ MEM_TOKENS += ["A100-40GB", "16GiB", "1e400MiB", "nan", "-1", "0.5", "x", "expan
 def test_memory_trace_parser(text):
     with contextlib.suppress(UserError):
         parse_trace(text, "m.txt")
+
+
+# -- saved probe JSON -----------------------------------------------------------------------------
+
+probe_values = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
+probe_device = st.fixed_dictionaries(
+    {"index": probe_values, "name": probe_values},
+    optional={
+        "memory_total_mib": probe_values,
+        "power_w": probe_values,
+        "ecc_enabled": probe_values,
+        "processes": st.lists(st.dictionaries(st.sampled_from(["pid", "used_mib", "x"]), probe_values), max_size=2)
+        | probe_values,
+        "clock_event_reasons": st.lists(probe_values, max_size=2) | probe_values,
+    },
+)
+
+
+@FUZZ
+@given(
+    st.fixed_dictionaries(
+        {"schema": st.just("gpuinfra.probe/1")},
+        optional={
+            "source": probe_values,
+            "captured": probe_values,
+            "host": probe_values,
+            "devices": st.lists(probe_device, max_size=3) | probe_values,
+            "topology": st.dictionaries(st.text(max_size=3), st.dictionaries(st.text(max_size=3), probe_values))
+            | probe_values,
+        },
+    )
+)
+def test_probe_json_loader(raw):
+    import json
+
+    from gpuinfra.io.probe import load_probe
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "p.json"
+        p.write_text(json.dumps(raw))
+        with contextlib.suppress(UserError):
+            load_probe(p)
