@@ -312,3 +312,34 @@ def test_probe_json_with_text_for_a_number(tmp_path):
     with pytest.raises(UserError) as e:
         load_probe(tmp_path / "bad.json")
     assert "bad.json (devices[0].memory_total_mib)" in str(e.value) and "'eighty'" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("model", "text", "needles"),
+    [
+        ("Lab4Design", "replicas: four\n", ["d.yaml:1", "replicas", "valid integer", "'four'"]),
+        ("Lab4Design", "5\n", ["d.yaml", "a design must be a YAML mapping"]),
+        ("Lab4Design", "polcy: mig\nreplicas: 100\n", ["2 problems", "did you mean 'policy'", "d.yaml:2"]),
+        ("Lab4Design", "policy: mig\npolicy: mps\n", ["d.yaml:2", "duplicate key 'policy'"]),
+        ("Lab6Design", "scheduler:\n  filters: [NodeResourceFit]\n", ["d.yaml:2", "did you mean 'NodeResourcesFit'"]),
+        ("Lab6Design", "schedulr: {}\n", ["d.yaml:1", "did you mean 'scheduler'"]),
+    ],
+)
+def test_lab_design_files_get_the_scenario_treatment(tmp_path, model, text, needles):
+    from gpuinfra.io import design_schema
+    from gpuinfra.io.scenario_load import load_model_file, scheduler_problems
+
+    (tmp_path / "d.yaml").write_text(text)
+    with pytest.raises(UserError) as e:
+        load_model_file(tmp_path / "d.yaml", getattr(design_schema, model), extra=scheduler_problems, what="a design")
+    msg = str(e.value).replace(str(tmp_path) + "/", "")
+    for n in needles:
+        assert n in msg, msg
+
+
+def test_the_packaged_lab6_design_validates():
+    from gpuinfra.io.design_schema import Lab6Design
+    from gpuinfra.io.scenario_load import load_model_file, scheduler_problems
+    from gpuinfra.labs.lab6 import DESIGN
+
+    assert load_model_file(DESIGN, Lab6Design, extra=scheduler_problems).scheduler.filters

@@ -352,6 +352,7 @@ def validate(
     *,
     extra: typing.Callable[[Any], list[Problem]] | None = None,
     what: str = "the file",
+    fix: str | None = "see `gpuinfra schema` for every field, its type and range",
 ) -> tuple[M, Any]:
     """Load ``text`` (:func:`load_yaml`) and validate it against ``model``; every problem listed.
 
@@ -369,7 +370,7 @@ def validate(
     if extra is not None:
         problems += extra(data)
     if problems:
-        raise problems_error(problems, root, label, fix="see `gpuinfra schema` for every field, its type and range")
+        raise problems_error(problems, root, label, fix=fix)
     return model.model_validate(data), root
 
 
@@ -434,6 +435,24 @@ def scheduler_problems(data: Any) -> list[Problem]:
             if plugin(("scheduler", "plugin_args", name), name, Plugin):
                 args(("scheduler", "plugin_args", name), name, a)
     return out
+
+
+def load_model_file(
+    path: str | Path,
+    model: type[M],
+    label: str | None = None,
+    *,
+    extra: typing.Callable[[Any], list[Problem]] | None = None,
+    what: str = "the file",
+    fix: str | None = None,
+) -> M:
+    """Read a YAML input file (:func:`gpuinfra.io.text.read_text_file`) and validate it against
+    ``model`` (:func:`validate`): the one call a lab's ``--design`` loader needs, e.g.
+    ``load_model_file(path, Lab6Design, extra=scheduler_problems, what="a design")``.
+    """
+    label = label or str(path)
+    obj, _ = validate(model, read_text_file(path, label), label, extra=extra, what=what, fix=fix)
+    return obj
 
 
 def parse_scenario(text: str, label: str) -> Scenario:
