@@ -343,3 +343,13 @@ def test_the_packaged_lab6_design_validates():
     from gpuinfra.labs.lab6 import DESIGN
 
     assert load_model_file(DESIGN, Lab6Design, extra=scheduler_problems).scheduler.filters
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_trace_line_numbers_with_any_line_ending(tmp_path, eol):
+    from gpuinfra.io.traces import read_generic
+
+    (tmp_path / "j.csv").write_text(eol.join([HEADER, "a,0,10,1", "", "b,1,10,1", ""]), newline="")
+    where: dict[str, str] = {}
+    assert [p.name for p in read_generic(tmp_path / "j.csv", label="j.csv", where_of=where)] == ["a", "b"]
+    assert where == {"a": "j.csv:2", "b": "j.csv:4"}
