@@ -52,3 +52,30 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
         return f"Did you mean '{lowered[word.lower()]}'?"
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
     return f"Did you mean '{close[0]}'?" if close else None
+
+
+class UserErrors(UserError):
+    """Several mistakes found in one input (a file), each a :class:`UserError` with its own where.
+
+    Raised when a file has more than one problem, so that a user fixes them all in one go
+    instead of one per run. ``problems`` holds them in file order; the message lists at most
+    ``shown`` of them and says how many more there are.
+    """
+
+    def __init__(self, problems: list[UserError], *, where: str, fix: str | None = None, shown: int = 30) -> None:
+        self.problems = list(problems)
+        self.shown = shown
+        n = len(self.problems)
+        super().__init__(f"{n} problem{'s' if n != 1 else ''}", where=where, fix=fix)
+
+    def render(self) -> str:
+        if len(self.problems) == 1:
+            p = self.problems[0]
+            return UserError(p.what, where=p.where, expected=p.expected, fix=p.fix or self.fix).render()
+        lines = [f"{self.where}: {len(self.problems)} problems:"]
+        lines += ["  - " + p.render() for p in self.problems[: self.shown]]
+        if len(self.problems) > self.shown:
+            lines.append(f"  ... and {len(self.problems) - self.shown} more")
+        if self.fix:
+            lines.append(f"To fix: {self.fix}.")
+        return "\n".join(lines)

@@ -137,3 +137,13 @@ def test_faults_section_runs_and_reports():
     bad = GOOD + "faults:\n  - {name: x, rate_per_day: 1, action: explode, repair_s: 1, source: s}\n"
     with pytest.raises(UserError, match="faults"):
         parse_scenario(bad, "t.yaml")
+
+
+def test_scenario_module_keeps_its_public_names():
+    import gpuinfra.io.scenario as sc
+    from gpuinfra.io import scenario_build, scenario_load, scenario_schema
+
+    for name in sc.__all__:
+        assert getattr(sc, name) is not None
+    assert sc.Scenario is scenario_schema.Scenario
+    assert sc.parse_scenario is scenario_load.parse_scenario and sc.build is scenario_build.build

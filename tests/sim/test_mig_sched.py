@@ -120,8 +120,10 @@ scheduler:
         out = simulate(sc, tmp_path, log_events=False)
         return out
 
-    static = run(False)
-    assert sum(o == "pending_at_horizon" for o in static.run.outcome) == 8  # no 1g instance ever exists
+    # without reconfiguration no 1g instance can ever exist: refused at load time, naming the rows
+    with pytest.raises(UserError) as e:
+        run(False)
+    assert "jobs.csv:3: pod 's0' can never be scheduled: asks for MIG instance 1g.10gb" in str(e.value)
     dyn = run(True)
     d = dict(zip(dyn.run.pods.names, dyn.run.start_s))
     assert all(d[f"s{k}"] == 300 + 60 for k in range(7))  # the idle GPU is cut into 7 x 1g at t=300, ready 60 s later

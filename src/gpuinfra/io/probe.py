@@ -312,31 +312,36 @@ def load_probe(path: Path) -> NodeProbe:
                 where=f"{path}:{e.lineno}",
                 expected="a file written by `gpuinfra probe --save`",
             ) from None
-        if raw.get("schema") != SCHEMA:
+        if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
             raise UserError(
-                f"schema is {raw.get('schema')!r}",
+                f"schema is {raw.get('schema') if isinstance(raw, dict) else type(raw).__name__!r}",
                 where=str(path),
                 expected=f"'{SCHEMA}' (a file written by `gpuinfra probe --save`)",
             )
-        try:
-            devs = [
-                DeviceProbe(**{**d, "processes": [Process(**p) for p in d.get("processes", [])]})
-                for d in raw["devices"]
-            ]
-            return NodeProbe(
-                raw["source"],
-                raw["captured"],
-                raw.get("host"),
-                raw.get("driver_version"),
-                raw.get("cuda_version"),
-                devs,
-                raw.get("topology"),
-            )
-        except (KeyError, TypeError) as e:
-            raise UserError(
-                f"malformed probe record ({e})", where=str(path), expected="a file written by `gpuinfra probe --save`"
-            ) from None
+        return _probe_from_json(raw, str(path))
     return parse_nvidia_smi_probe(text, str(path))
+
+
+def _probe_from_json(raw: dict[str, Any], label: str) -> NodeProbe:
+    """A :class:`NodeProbe` from saved JSON, every field type-checked (pydantic over the dataclasses).
+
+    Raises :class:`UserError` naming the first wrong field (``devices[0].memory_total_mib``) and
+    how many more there are.
+    """
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(NodeProbe).validate_python(raw)
+    except ValidationError as e:
+        errs = e.errors(include_url=False)
+        loc = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in errs[0]["loc"]).lstrip(".")
+        got = errs[0].get("input")
+        more = f" (and {len(errs) - 1} more problem(s))" if len(errs) > 1 else ""
+        raise UserError(
+            errs[0]["msg"] + (f" (got {str(got)[:40]!r})" if got is not None else "") + more,
+            where=f"{label} ({loc})" if loc else label,
+            expected="a file written by `gpuinfra probe --save`",
+        ) from None
 
 
 def _int(v: str | None) -> int | None:

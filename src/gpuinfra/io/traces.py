@@ -14,9 +14,11 @@ openb replay semantics (documented, because the trace does not say them):
 from __future__ import annotations
 
 import csv
+import difflib
 import gzip
 import io
 import math
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,49 +103,124 @@ def openb_node_list(name: str = "gpu_node") -> TraceSource:
     return TraceSource(f"openb:{name}", data_path("traces", "openb", f"openb_node_list_{name}.csv.gz"))
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", newline="")  # type: ignore[return-value]
-    return open(path, newline="")
+MAX_PARQUET_ROWS = 50_000_000
+"""Largest Parquet trace read; the run budget (io/budget.py) is tighter."""
+MAX_TRACE_BYTES = 1 << 30
+"""Largest trace text read (after gzip): 1 GiB, about ten million rows of the generic format."""
 
 
-def _rows(src: TraceSource, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line number, row) with the header checked and short/long rows refused."""
+def _read_trace_text(src: TraceSource) -> str:
+    """The decoded text of a CSV or CSV.GZ trace (bounded size; encodings as io/text.py)."""
+    from gpuinfra.io.text import decode_text
+
     if not src.path.exists():
         raise UserError("file not found", where=src.label, fix="check the path")
+    if not src.path.is_file():
+        raise UserError("not a file", where=src.label, expected="a trace file, not a directory")
     try:
-        with _open_text(src.path) as fh:
-            reader = csv.reader(fh)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise UserError("empty file", where=src.label, expected="a CSV header line") from None
-            header = [h.strip() for h in header]
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise UserError(
-                    f"missing column(s) {', '.join(missing)}",
-                    where=f"{src.label}:1",
-                    expected="a header with " + ", ".join(required),
-                )
-            for rec in reader:
-                line = reader.line_num
-                if not rec or (len(rec) == 1 and not rec[0].strip()):
-                    continue
-                if len(rec) != len(header):
-                    raise UserError(
-                        f"row has {len(rec)} fields, the header has {len(header)} (truncated or malformed row)",
-                        where=f"{src.label}:{line}",
-                        expected=",".join(header),
-                        fix="repair or remove this line",
+        if src.path.suffix == ".gz":
+            with gzip.open(src.path, "rb") as fh:
+                data = fh.read(MAX_TRACE_BYTES + 1)
+        else:
+            with open(src.path, "rb") as fh:
+                data = fh.read(MAX_TRACE_BYTES + 1)
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise UserError(
+            f"cannot read file ({e})", where=src.label, expected="a readable CSV or gzip-compressed CSV"
+        ) from None
+    if len(data) > MAX_TRACE_BYTES:
+        raise UserError(
+            f"trace is larger than {MAX_TRACE_BYTES:,} bytes",
+            where=src.label,
+            fix="split the trace, or use workload.limit on a smaller extract",
+        )
+    return decode_text(data, src.label)
+
+
+def check_header(
+    header: list[str], where: str, required: tuple[str, ...], allowed: tuple[str, ...] | None = None
+) -> None:
+    """Refuse a header with duplicated, unknown (when ``allowed`` is given) or missing columns,
+    naming each, with the closest known column for an unknown one."""
+    from gpuinfra.errors import UserErrors
+
+    problems: list[UserError] = []
+    seen: set[str] = set()
+    for c in header:
+        if c in seen:
+            problems.append(UserError(f"column '{c}' appears twice", where=where, expected="unique column names"))
+        seen.add(c)
+    if allowed is not None:
+        for c in header:
+            if c not in allowed:
+                near = difflib.get_close_matches(c, allowed, n=1, cutoff=0.6)
+                problems.append(
+                    UserError(
+                        f"unknown column '{c}'",
+                        where=where,
+                        fix=f"did you mean '{near[0]}'?" if near else "known columns: " + ", ".join(allowed),
                     )
-                yield line, dict(zip(header, rec))
-    except UnicodeDecodeError as e:
-        raise UserError(f"not a text CSV file ({e.reason})", where=src.label) from None
-    except (OSError, EOFError) as e:
-        raise UserError(f"cannot read file ({e})", where=src.label) from None
+                )
+    missing = [c for c in required if c not in seen]
+    if missing:
+        problems.append(
+            UserError(
+                f"missing column(s) {', '.join(missing)}", where=where, expected="a header with " + ", ".join(required)
+            )
+        )
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise UserErrors(problems, where=where, fix="see docs/trace-format.md for the columns")
+
+
+def _rows(
+    src: TraceSource, required: tuple[str, ...], allowed: tuple[str, ...] | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (line number, row) with the header checked and short/long rows refused.
+
+    The line number is the line the record starts on. A field holding a line break (only
+    possible inside quotes: an unterminated quote swallows the lines after it) is refused.
+    """
+    text = _read_trace_text(src)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise UserError("empty file", where=src.label, expected="a CSV header line") from None
+        header = [h.strip() for h in header]
+        check_header(header, f"{src.label}:1", required, allowed)
+        while True:
+            start = reader.line_num + 1
+            try:
+                rec = next(reader)
+            except StopIteration:
+                return
+            if not rec or (len(rec) == 1 and not rec[0].strip()):
+                continue
+            if reader.line_num != start:  # a quoted field held a line break (the reader counts source lines)
+                raise UserError(
+                    f"a field spans lines {start}-{reader.line_num} (an unterminated quote?)",
+                    where=f"{src.label}:{start}",
+                    expected="one record per line; quotes closed on the line they open",
+                    fix="close the quote or remove it",
+                )
+            if len(rec) != len(header):
+                raise UserError(
+                    f"row has {len(rec)} fields, the header has {len(header)} (truncated or malformed row)",
+                    where=f"{src.label}:{start}",
+                    expected=",".join(header),
+                    fix="repair or remove this line",
+                )
+            yield start, dict(zip(header, rec))
     except csv.Error as e:
-        raise UserError(f"malformed CSV ({e})", where=src.label) from None
+        raise UserError(
+            f"malformed CSV ({e})",
+            where=f"{src.label}:{start}",
+            fix="an unterminated quote runs to the end of the file: close it" if "end of data" in str(e) else None,
+        ) from None
 
 
 def _int(
@@ -256,11 +333,12 @@ def _openb_request(r: dict[str, str], where: str, name: str, num_gpu: int, milli
     }
 
 
-def read_openb_pods(src: TraceSource, *, pending: str = "run") -> list[Pod]:
+def read_openb_pods(src: TraceSource, *, pending: str = "run", where_of: dict[str, str] | None = None) -> list[Pod]:
     """Read an openb pod list with timestamps, for time-driven replay.
 
     ``pending`` says what to do with pods the real cluster never scheduled: ``run`` (they
     arrive and are withdrawn at their deletion time if still pending) or ``exclude``.
+    ``where_of``, when given, is filled with pod name -> 'FILE:LINE' (for messages about a pod).
     """
     pods: list[Pod] = []
     rows = _rows(src, OPENB_POD_COLUMNS)
@@ -299,6 +377,8 @@ def read_openb_pods(src: TraceSource, *, pending: str = "run") -> list[Pod]:
             if pending == "exclude":
                 continue
             duration, delete_s = deleted - created, deleted
+        if where_of is not None:
+            where_of[name] = where
         pods.append(
             Pod(
                 submit_s=created,
@@ -366,19 +446,24 @@ def read_openb_nodes(src: TraceSource, *, include_cpu_only: bool = True) -> list
     return pools
 
 
-def read_generic(path: Path, label: str | None = None) -> list[Pod]:
-    """Read gpuinfra's generic job trace (CSV, CSV.GZ or Parquet); see docs/trace-format.md."""
+def read_generic(path: Path, label: str | None = None, *, where_of: dict[str, str] | None = None) -> list[Pod]:
+    """Read gpuinfra's generic job trace (CSV, CSV.GZ or Parquet); see docs/trace-format.md.
+
+    Every row is validated; a header with an unknown, duplicated or missing column is refused
+    (an unknown column would otherwise be ignored: a typo'd ``num_gpus`` makes every job a CPU
+    job). ``where_of``, when given, is filled with job_id -> 'FILE:LINE'. Raises :class:`UserError`.
+    """
     label = label or str(path)
     suffixes = "".join(path.suffixes[-2:]).lower()
     if path.suffix.lower() == ".parquet":
-        rows = _parquet_rows(path, label)
+        rows_it = _parquet_rows(path, label)
     elif suffixes.endswith(".csv") or suffixes.endswith(".csv.gz"):
-        rows = _rows(TraceSource(label, path), GENERIC_REQUIRED)
+        rows_it = _rows(TraceSource(label, path), GENERIC_REQUIRED, GENERIC_REQUIRED + GENERIC_OPTIONAL)
     else:
         raise UserError(f"unknown trace file type '{path.suffix}'", where=label, expected=".csv, .csv.gz or .parquet")
     pods = []
     seen: dict[str, str] = {}
-    for line, r in rows:
+    for line, r in rows_it:
         where = f"{label}:{line}"
         job_id = (r.get("job_id") or "").strip()
         if not job_id:
@@ -388,6 +473,8 @@ def read_generic(path: Path, label: str | None = None) -> list[Pod]:
                 f"duplicate job_id '{job_id}' (first at {seen[job_id]})", where=where, expected="unique job_id values"
             )
         seen[job_id] = where
+        if where_of is not None:
+            where_of[job_id] = where
         num_gpu, milli = _gpu_request(r, where, MILLI_PER_GPU)
         mig = (r.get("mig_profile") or "").strip()
         if mig:
@@ -440,17 +527,30 @@ def _mig_milli(r: dict[str, str], profile: str, where: str) -> int:
 
 
 def _parquet_rows(path: Path, label: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a Parquet trace as strings (validated like CSV cells); the number is the 1-based row."""
     import pyarrow.parquet as pq
 
+    if not path.exists():
+        raise UserError("file not found", where=label, fix="check the path")
+    if not path.is_file():
+        raise UserError("not a file", where=label, expected="a Parquet file, not a directory")
     try:
+        meta = pq.read_metadata(path)
+        if meta.num_rows > MAX_PARQUET_ROWS:
+            raise UserError(
+                f"{meta.num_rows:,} rows", where=label, expected=f"at most {MAX_PARQUET_ROWS:,} rows in one trace"
+            )
         table = pq.read_table(path)
-    except Exception as e:  # pyarrow raises several types for a bad file
-        raise UserError(f"cannot read Parquet file ({e})", where=label) from None
-    missing = [c for c in GENERIC_REQUIRED if c not in table.column_names]
-    if missing:
+    except UserError:
+        raise
+    except Exception as e:  # pyarrow raises ArrowInvalid, OSError, ... for a truncated or foreign file
         raise UserError(
-            f"missing column(s) {', '.join(missing)}", where=label, expected="columns " + ", ".join(GENERIC_REQUIRED)
-        )
+            f"cannot read Parquet file ({str(e)[:200]})",
+            where=label,
+            expected="a complete Parquet file (a truncated copy has no footer)",
+            fix="write it again, e.g. with `gpuinfra trace convert`",
+        ) from None
+    check_header([str(c) for c in table.column_names], label, GENERIC_REQUIRED, GENERIC_REQUIRED + GENERIC_OPTIONAL)
     cols = {c: table.column(c).to_pylist() for c in table.column_names}
     for k in range(table.num_rows):
         yield k + 1, {c: ("" if v[k] is None else str(v[k])) for c, v in cols.items()}

@@ -91,6 +91,14 @@ def parse_trace(text: str, label: str) -> Trace:
         parts = line.split()
         kw = {k: v for k, _, v in (p.partition("=") for p in parts if "=" in p)}
         args = [p for p in parts if "=" not in p]
+        unknown = sorted(set(kw) - {"proc"})
+        if not args or unknown or not kw.get("proc", "main"):
+            raise UserError(
+                f"cannot read '{line}'" + (f": unknown option {unknown[0]}=" if unknown else ""),
+                where=where,
+                expected="a command first (gpu, config, fraction, context, other, alloc, free, empty_cache), "
+                "then its arguments and optionally proc=NAME",
+            )
         cmd = args[0].lower()
         proc = kw.get("proc", "main")
         try:
@@ -107,10 +115,15 @@ def parse_trace(text: str, label: str) -> Trace:
                 config = args[1]
             elif cmd == "fraction" and len(args) == 2:
                 fraction = float(args[1])
+                if not 0 < fraction <= 1:  # also refuses nan
+                    raise UserError(f"fraction {args[1]}", where=where, expected="a number in (0, 1]")
             elif cmd == "context" and len(args) == 2:
                 context = parse_bytes(args[1], where)
             elif cmd == "other" and len(args) == 3:
-                others[int(args[1])] = parse_bytes(args[2], where)
+                pid = int(args[1])
+                if pid < 0:
+                    raise ValueError(pid)
+                others[pid] = parse_bytes(args[2], where)
             elif cmd == "alloc" and len(args) == 3:
                 ops.append(Op(n, "alloc", args[1], parse_bytes(args[2], where), proc))
             elif cmd == "free" and len(args) == 2:

@@ -1,0 +1,518 @@
+"""Building a run from a validated scenario: the cluster, the pods, the scheduler profile and the
+price book (:func:`build`).
+
+Errors found here (an unknown GPU model, a plugin name, an impossible pod, a run too large for
+this machine) name the scenario file and the line of the field they concern, or the trace row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gpuinfra.analysis.accounting import RunMeta
+from gpuinfra.catalog import gpu_hour_price, gpu_model, node_shape
+from gpuinfra.errors import UserError
+from gpuinfra.io.scenario_schema import ClusterSpec, GeneratorSpec, PricesSpec, QuotasSpec, Scenario
+from gpuinfra.models.cost import PriceBook
+from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState, NodePool, Taint
+from gpuinfra.sim.framework import Profile
+from gpuinfra.sim.kernel import Rngs
+from gpuinfra.sim.workload import Pod, PodTable
+
+
+@dataclass
+class Built:
+    scenario: Scenario
+    cluster: ClusterState
+    pods: PodTable
+    profile: Profile
+    prices: PriceBook
+    skipped_impossible: list[tuple[str, str]]
+    trace_label: str
+    seed: int
+
+    def meta(self) -> RunMeta:
+        return RunMeta(self.scenario.name, self.seed, self.trace_label, tuple(self.skipped_impossible))
+
+
+def _pools(spec: ClusterSpec) -> list[NodePool]:
+    if spec.openb:
+        from gpuinfra.io.traces import openb_node_list, read_openb_nodes
+
+        pools = read_openb_nodes(openb_node_list(spec.openb))
+    else:
+        pools = []
+        for k, ps in enumerate(spec.pools):
+            where = f"cluster.pools[{k}]"
+            if ps.shape:
+                sh = node_shape(ps.shape, where=f"{where}.shape")
+                model, gpus, cpu, mem = sh.gpu_model, sh.gpus, sh.cpu_milli, sh.memory_mib
+            else:
+                model = gpu_model(ps.gpu_model, where=f"{where}.gpu_model").name if ps.gpu_model else None
+                gpus, cpu, mem = ps.gpus_per_node or 0, ps.cpu_milli or 0, ps.memory_mib or 0
+            if ps.gpu_model and ps.shape:
+                model = gpu_model(ps.gpu_model, where=f"{where}.gpu_model").name
+            labels = dict(ps.labels)
+            if model and gpus:
+                labels.setdefault("nvidia.com/gpu.product", model)
+                labels.setdefault("nvidia.com/gpu.count", str(gpus))
+            layout: tuple[str, ...] = ()
+            if ps.mig_layout:
+                from gpuinfra.io.sharing_export import check_layout
+
+                if not model or not gpu_model(model).mig:
+                    raise UserError(
+                        f"pool '{ps.name}' has no MIG-capable GPU",
+                        where=f"{where}.mig_layout",
+                        expected="A100, H100, H200 or B200",
+                    )
+                try:
+                    check_layout(model, list(ps.mig_layout))
+                except UserError as e:
+                    raise UserError(e.what, where=f"{where}.mig_layout", expected=e.expected) from None
+                layout = tuple(ps.mig_layout)
+                labels.setdefault("nvidia.com/mig.strategy", "mixed")
+                labels.setdefault("nvidia.com/mig.config", "gpuinfra-" + "-".join(sorted(layout)))
+            replicas = ps.timeslice_replicas or 0
+            if replicas:
+                if layout:
+                    raise UserError(
+                        "a pool cannot run MIG and time-slicing here",
+                        where=f"{where}.timeslice_replicas",
+                        expected="one of mig_layout or timeslice_replicas",
+                    )
+                labels.setdefault("nvidia.com/gpu.replicas", str(replicas))
+                labels["nvidia.com/gpu.product"] = labels.get("nvidia.com/gpu.product", model or "") + "-SHARED"
+            pools.append(
+                NodePool(
+                    name=ps.name,
+                    gpu_model=model,
+                    gpus_per_node=gpus,
+                    cpu_milli=cpu,
+                    memory_mib=mem,
+                    count=ps.count,
+                    labels=tuple(sorted(labels.items())),
+                    taints=tuple(Taint(t.key, t.value, t.effect) for t in ps.taints),
+                    shape=ps.shape,
+                    mig_layout=layout,
+                    timeslice_replicas=replicas,
+                )
+            )
+        names = [p.name for p in pools]
+        if len(set(names)) != len(names):
+            raise UserError("two pools share a name", where="cluster.pools", expected="unique pool names")
+    if spec.replicate > 1:
+        out = []
+        for r in range(spec.replicate):
+            for p in pools:
+                nn = tuple(f"{n}-r{r}" for n in p.node_names) if p.node_names else None
+                out.append(
+                    NodePool(
+                        f"{p.name}-r{r}",
+                        p.gpu_model,
+                        p.gpus_per_node,
+                        p.cpu_milli,
+                        p.memory_mib,
+                        p.count,
+                        p.labels,
+                        p.taints,
+                        p.shape,
+                        nn,
+                        p.mig_layout,
+                        p.timeslice_replicas,
+                    )
+                )
+        pools = out
+    return pools
+
+
+def _generate(g: GeneratorSpec, rng: np.random.Generator) -> list[Pod]:
+    gaps = rng.exponential(3600.0 / g.arrival_rate_per_hour, size=g.jobs)
+    t = np.cumsum(gaps)
+    dur = g.duration_median_s * np.exp(g.duration_sigma * rng.standard_normal(g.jobs))
+    counts = np.array(list(g.gpus.keys()))
+    w = np.array(list(g.gpus.values()), dtype=float)
+    k = rng.choice(counts, size=g.jobs, p=w / w.sum())
+    shared = rng.random(g.jobs) < g.shared_gpu_fraction
+    milli_choice = rng.choice(np.array(g.shared_gpu_milli), size=g.jobs)
+    owners = list(g.owners.keys())
+    ow = np.array(list(g.owners.values()), dtype=float)
+    o = rng.choice(len(owners), size=g.jobs, p=ow / ow.sum())
+    models = (gpu_model(g.gpu_model, where="workload.generator.gpu_model").name,) if g.gpu_model else ()
+    mig_names = list(g.mig_profiles)
+    mig_pick = None
+    if g.mig_fraction > 0:
+        if not models or not mig_names:
+            raise UserError("mig_fraction needs gpu_model and mig_profiles", where="workload.generator.mig_fraction")
+        from gpuinfra.sim.plugins.mig import mig_milli
+
+        mw = np.array(list(g.mig_profiles.values()), dtype=float)
+        mig_pick = rng.choice(len(mig_names), size=g.jobs, p=mw / mw.sum())
+        is_mig = rng.random(g.jobs) < g.mig_fraction
+        milli_of = {}
+        for n in mig_names:
+            try:
+                milli_of[n] = mig_milli(models[0], n)
+            except UserError as e:
+                raise UserError(e.what, where="workload.generator.mig_profiles", expected=e.expected) from None
+    pods = []
+    for j in range(g.jobs):
+        ng = int(k[j])
+        milli = int(milli_choice[j]) if (shared[j] and ng == 1) else MILLI_PER_GPU
+        pods.append(
+            Pod(
+                name=f"job-{j:06d}",
+                submit_s=float(round(t[j], 3)),
+                duration_s=float(round(dur[j], 3)),
+                cpu_milli=g.cpu_milli_per_gpu * max(ng, 1),
+                memory_mib=g.memory_mib_per_gpu * max(ng, 1),
+                num_gpu=ng,
+                gpu_milli=milli if ng else 0,
+                gpu_models=models if ng else (),
+                owner=owners[o[j]],
+            )
+        )
+        if mig_pick is not None and is_mig[j] and ng == 1:
+            from dataclasses import replace
+
+            prof = mig_names[int(mig_pick[j])]
+            pods[-1] = replace(pods[-1], gpu_milli=milli_of[prof], mig_profile=prof)
+    return pods
+
+
+def _resample(pods: list[Pod], scale: int, rng: np.random.Generator) -> list[Pod]:
+    """``scale`` x as many pods, drawn with replacement; each keeps its own times and shape."""
+    from dataclasses import replace
+
+    pick = rng.integers(0, len(pods), size=len(pods) * scale)
+    return [
+        replace(pods[int(i)], name=f"{pods[int(i)].name}~{j}", job=f"{pods[int(i)].job}~{j}")
+        for j, i in enumerate(pick)
+    ]
+
+
+def _impossible(cluster: ClusterState, pods: list[Pod]) -> list[tuple[int, str]]:
+    """Pods that no node of the empty cluster could hold, with the reason."""
+    bad = []
+    cache: dict[tuple, str | None] = {}
+    for i, p in enumerate(pods):
+        key = (p.cpu_milli, p.memory_mib, p.num_gpu, p.gpu_models)
+        if key not in cache:
+            ok = (cluster.cpu_cap >= p.cpu_milli) & (cluster.mem_cap >= p.memory_mib)
+            why = None
+            if not ok.any():
+                why = (
+                    f"asks for {p.cpu_milli} mCPU and {p.memory_mib} MiB; the largest node has "
+                    f"{int(cluster.cpu_cap.max())} mCPU and {int(cluster.mem_cap.max())} MiB"
+                )
+            if p.num_gpu:
+                gok = ok & (cluster.gpu_count >= p.num_gpu)
+                if p.gpu_models:
+                    allowed = np.array(
+                        [cluster.models[m] in p.gpu_models if m >= 0 else False for m in cluster.node_model]
+                    )
+                    gok &= allowed
+                if why is None and not gok.any():
+                    models = "|".join(p.gpu_models) or "any model"
+                    why = f"asks for {p.num_gpu} GPU(s) of {models}; no node with enough CPU and memory has that"
+            cache[key] = why
+        if cache[key]:
+            bad.append((i, cache[key]))
+    # a gang needs all its pods at once: more GPUs than the cluster has of its models can never fit
+    gangs: dict[str, list[int]] = {}
+    for i, p in enumerate(pods):
+        if p.gang_size > 1:
+            gangs.setdefault(p.job, []).append(i)
+    flagged = {i for i, _ in bad}
+    for job, idx in gangs.items():
+        need = sum(pods[i].gpu_milli_total for i in idx) / MILLI_PER_GPU
+        models = pods[idx[0]].gpu_models
+        have = sum(
+            int(cluster.gpu_count[n])
+            for n in range(cluster.n_nodes)
+            if cluster.node_model[n] >= 0 and (not models or cluster.models[cluster.node_model[n]] in models)
+        )
+        if need > have:
+            why = f"gang {job} needs {need:g} GPUs at once; the cluster has {have} of its models"
+            bad += [(i, why) for i in idx if i not in flagged]
+    return bad
+
+
+def _price_book(spec: PricesSpec, models: tuple[str, ...]) -> PriceBook:
+    usd: dict[str, float | None] = {}
+    src: dict[str, str] = {}
+    overrides = {gpu_model(k, where=f"prices.overrides.{k}").name: v for k, v in spec.overrides.items()}
+    for m in models:
+        ov = overrides.get(m)
+        if ov and ov.same_as is None:
+            val = ov.on_demand_usd_per_gpu_hour if spec.basis == "on_demand" else ov.spot_usd_per_gpu_hour
+            usd[m], src[m] = val, f"override: {ov.source}"
+            continue
+        target = gpu_model(ov.same_as, where=f"prices.overrides.{m}.same_as").name if ov and ov.same_as else m
+        gm = gpu_model(target)
+        if gm.opaque or gm.price_name is None:
+            usd[m], src[m] = None, "no catalog price (opaque or unlisted model) and no override"
+            continue
+        p = gpu_hour_price(target, cloud=spec.cloud, region=spec.region)
+        usd[m] = p.on_demand_usd if spec.basis == "on_demand" else p.spot_usd
+        src[m] = p.source + (f"; priced as {target}: {ov.source}" if ov else "")
+    return PriceBook(usd, src, spec.basis)
+
+
+FIELD_ROOTS = ("cluster", "workload", "scheduler", "prices", "quotas", "faults", "sample_interval_s", "horizon_s")
+"""Error locations that are field paths of the scenario (build() turns them into FILE:LINE)."""
+
+
+def with_quotas(profile: Profile, quotas: QuotasSpec | None) -> Profile:
+    """The profile with the KueueQuota filter configured from a ``quotas:`` block (if any)."""
+    if quotas is None:
+        return profile
+    from dataclasses import replace as dc_replace
+
+    filters = profile.filters if "KueueQuota" in profile.filters else (*profile.filters, "KueueQuota")
+    args = dict(profile.plugin_args)
+    args["KueueQuota"] = {"queues": [q.model_dump() for q in quotas.queues], "reclaim": quotas.reclaim}
+    return dc_replace(profile, filters=filters, plugin_args=args)
+
+
+def _never_fits(pools: list[NodePool], pods: list[Pod], profile: Profile, rng: np.random.Generator) -> dict[int, str]:
+    """Pods that the profile's filters refuse on every node of the *empty* cluster, with kube's
+    FitError message ("0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector").
+
+    Filters only remove nodes as the cluster fills (they compare a request with free capacity,
+    labels, taints, MIG instances and quota), so a pod refused everywhere on the empty cluster can
+    never run. The one exception is MIG reconfiguration (``MigFit: {reconfigure: true}``): there a
+    MIG pod only needs a MIG node whose GPU model offers its profile. The check runs once per
+    distinct request on a throwaway cluster, so the run itself is untouched.
+    """
+    from gpuinfra.sim.framework import CycleState
+    from gpuinfra.sim.plugins.mig import mig_milli
+    from gpuinfra.sim.scheduler import Framework
+
+    classes: dict[tuple, list[int]] = {}
+    for i, p in enumerate(pods):
+        key = (
+            p.cpu_milli,
+            p.memory_mib,
+            p.num_gpu,
+            p.gpu_milli,
+            p.gpu_models,
+            p.node_selector,
+            p.tolerations,
+            p.mig_profile,
+            p.owner,
+        )
+        classes.setdefault(key, []).append(i)
+    reps = [pods[idx[0]] for idx in classes.values()]
+    cluster = ClusterState.from_pools(pools)
+    fw = Framework(profile, cluster, PodTable(reps), rng)
+    reconfigure = bool(profile.plugin_args.get("MigFit", {}).get("reconfigure"))
+    out: dict[int, str] = {}
+    any_mig = any(pl.mig_layout for pl in pools)
+    for k, idx in enumerate(classes.values()):
+        p = reps[k]
+        if p.mig_profile and not any_mig:
+            # without a MIG pool the profile has no MigFit filter: the request must not pass as a GPU share
+            out.update((i, f"asks for MIG instance {p.mig_profile}, and no pool has a mig_layout") for i in idx)
+            continue
+        mask, results = fw.feasible(CycleState(), k)
+        if mask.any():
+            continue
+        if reconfigure and p.mig_profile:
+            rest = [r for name, r in results if name != "MigFit"]
+            ok = np.ones(cluster.n_nodes, dtype=bool)
+            for r in rest:
+                ok &= r.ok
+            for n in np.flatnonzero(ok):
+                pool = cluster.pools[int(cluster.node_pool[n])]
+                try:
+                    if pool.mig_layout and pool.gpu_model and mig_milli(pool.gpu_model, p.mig_profile):
+                        break
+                except UserError:
+                    continue
+            else:
+                why = f"no MIG node with its GPU model offers {p.mig_profile}"
+                out.update((i, why) for i in idx)
+            continue
+        why = fw.diagnose(results).message()
+        if p.mig_profile and not any(p.mig_profile in pl.mig_layout for pl in pools):
+            why = (
+                f"asks for MIG instance {p.mig_profile}, which no pool's mig_layout has and MigFit reconfigure is "
+                f"off ({why})"
+            )
+        out.update((i, why) for i in idx)
+    return out
+
+
+def _refuse_impossible(bad: list[tuple[int, str]], pods: list[Pod], where_of: dict[str, str], label: str) -> None:
+    """Raise one error listing impossible pods grouped by reason, each group with its first rows."""
+    from gpuinfra.errors import UserErrors
+
+    groups: dict[str, list[int]] = {}
+    for i, why in bad:
+        groups.setdefault(why, []).append(i)
+    problems = []
+    for why, idx in sorted(groups.items(), key=lambda kv: kv[1][0]):
+        also = [
+            f"'{pods[i].name}'" + (f" ({where_of[pods[i].name]})" if pods[i].name in where_of else "") for i in idx[1:4]
+        ]
+        if len(idx) > 4:
+            also.append(f"{len(idx) - 4:,} more")
+        problems.append(
+            UserError(
+                f"pod '{pods[idx[0]].name}' can never be scheduled: {why}"
+                + (f" (also: {', '.join(also)})" if also else ""),
+                where=where_of.get(pods[idx[0]].name, label),
+            )
+        )
+    raise UserErrors(
+        problems,
+        where=label,
+        fix="add a node pool that can hold it, fix the request, or set workload.impossible: skip "
+        "to count and skip such pods",
+    )
+
+
+def build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> Built:
+    """Turn a validated scenario into a cluster, pods, profile and price book.
+
+    Errors found here (an unknown GPU model, a plugin name or its args, a pod no node can ever
+    hold, a run beyond this machine's budget: :mod:`gpuinfra.io.budget`) name the scenario file
+    and the line of the field they concern, or the trace row of the pod. Raises
+    :class:`~gpuinfra.errors.UserError`.
+    """
+    try:
+        return _build(sc, base_dir, seed=seed)
+    except UserError as e:
+        if e.where and e.where.startswith(FIELD_ROOTS):
+            e.where = sc.locate(e.where)
+            e.args = (e.render(),)
+        raise
+
+
+def _profile(sc: Scenario, pools: list[NodePool]) -> Profile:
+    from dataclasses import replace
+
+    from gpuinfra.errors import UserErrors
+    from gpuinfra.io.scenario_load import field_path, scheduler_problems
+
+    # a scenario built in code (a lab's design, compare) did not pass the loader: check here too
+    problems = scheduler_problems({"scheduler": sc.scheduler.model_dump()})
+    if problems:
+        raise UserErrors(
+            [
+                UserError(f"{field_path(p.loc)}: {p.msg}", where=sc.locate(field_path(p.loc)), fix=p.fix)
+                for p in problems
+            ],
+            where=sc.locate("scheduler"),
+        )
+    profile = with_quotas(sc.scheduler.profile(), sc.quotas)
+    if any(p.mig_layout for p in pools):
+        # MIG pools: whole GPUs are not advertised there, and MIG requests need a free instance
+        filters = profile.filters if "MigFit" in profile.filters else (*profile.filters, "MigFit")
+        reserve = "MigDevices" if profile.reserve == "FirstFitDevices" else profile.reserve
+        profile = replace(profile, filters=filters, reserve=reserve)
+    return profile
+
+
+def _check_budget(sc: Scenario, pools: list[NodePool], pods: list[Pod], where_of: dict[str, str]) -> None:
+    """The run budget (io/budget.py). Field paths are located in the file by build() only on error."""
+    from gpuinfra.io import budget
+
+    span_ends = [p.submit_s + (p.duration_s if math.isfinite(p.duration_s) else 0.0) for p in pods]
+    span = budget.run_span_s([p.submit_s for p in pods], span_ends, sc.horizon_s)
+    last = max(range(len(pods)), key=lambda i: span_ends[i])
+    latest = f"pod '{pods[last].name}' ending at {span_ends[last]:.3g} s"
+    if sc.horizon_s is not None:
+        budget.check_intervals(span, sc.sample_interval_s, "horizon_s")
+    else:  # the trace's last pod sets the span: name its row
+        budget.check_intervals(
+            span, sc.sample_interval_s, where_of.get(pods[last].name, "sample_interval_s"), latest=latest
+        )
+    n_nodes = sum(p.count for p in pools)
+    n_gpus = sum(p.count * p.gpus_per_node for p in pools)
+    fault_span = sc.horizon_s if sc.horizon_s is not None else max(span_ends)
+    faults = []
+    for k, f in enumerate(sc.faults):
+        units = {"gpu": n_gpus, "node": n_nodes, "rack": n_nodes / f.rack_nodes}[f.scope]
+        units *= 1 - f.lemon_fraction + f.lemon_fraction * f.lemon_factor
+        faults.append((f"faults[{k}].rate_per_day", budget.fault_events(f.rate_per_day, units, fault_span)))
+    budget.check_events(
+        len(pods) * budget.EVENTS_PER_POD,
+        faults,
+        {},
+    )
+
+
+def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> Built:
+    from gpuinfra.io import budget
+    from gpuinfra.io.traces import openb_pod_list, read_generic, read_openb_pods
+
+    seed = sc.seed if seed is None else seed
+    rngs = Rngs(seed)
+    pools = _pools(sc.cluster)
+    budget.check_nodes(sum(p.count for p in pools), "cluster")
+    cluster = ClusterState.from_pools(pools)
+    profile = _profile(sc, pools)
+    w = sc.workload
+    where_of: dict[str, str] = {}
+    if w.generator is not None:
+        n = min(w.generator.jobs, w.limit or w.generator.jobs) * w.scale
+        budget.check_pods(
+            n,
+            "workload.generator.jobs",
+            "lower generator.jobs (or workload.scale); the shape of the workload does not need millions of jobs",
+        )
+        pods = _generate(w.generator, rngs["workload"])
+        label = "generator"
+    else:
+        assert w.trace is not None
+        if w.trace.startswith("openb:"):
+            src = openb_pod_list(w.trace.split(":", 1)[1])
+            pods = read_openb_pods(src, pending=w.pending_pods, where_of=where_of)
+            label = src.label
+        else:
+            path = Path(w.trace)
+            if not path.is_absolute() and base_dir is not None:
+                path = base_dir / path
+            pods = read_generic(path, label=w.trace, where_of=where_of)
+            label = w.trace
+    pods.sort(key=lambda p: p.submit_s)
+    if w.limit:
+        pods = pods[: w.limit]
+    if w.scale > 1:
+        budget.check_pods(len(pods) * w.scale, "workload.scale", "lower workload.scale or workload.limit")
+        pods = _resample(pods, w.scale, rngs["workload"])
+    bad = _impossible(cluster, pods)
+    flagged = {i for i, _ in bad}
+    never = _never_fits(
+        pools, [p for i, p in enumerate(pods) if i not in flagged], profile, rngs.stream("impossible_check")
+    )
+    if never:
+        keep = [i for i in range(len(pods)) if i not in flagged]
+        bad += [(keep[j], why) for j, why in never.items()]
+        bad.sort()
+    skipped: list[tuple[str, str]] = []
+    if bad:
+        if w.impossible == "error":
+            _refuse_impossible(bad, pods, where_of, label)
+        drop = {i for i, _ in bad}
+        skipped = [(pods[i].name, why) for i, why in bad]
+        pods = [p for k, p in enumerate(pods) if k not in drop]
+    if not pods:
+        raise UserError("no pods left to simulate", where=label)
+    _check_budget(sc, pools, pods, where_of)
+    return Built(
+        sc,
+        cluster,
+        PodTable(pods),
+        profile,
+        _price_book(sc.prices, cluster.models),
+        skipped,
+        label,
+        seed,
+    )
