@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from gpuinfra.errors import UserError
 from gpuinfra.io.scenario import parse_scenario
-from gpuinfra.io.text import decode_text
 from gpuinfra.io.traces import GENERIC_OPTIONAL, GENERIC_REQUIRED, read_generic
 from gpuinfra.models.memory_trace import parse_trace
+from gpuinfra.textfile import decode_text
 
 FUZZ = settings(
     max_examples=int(os.environ.get("GPUINFRA_FUZZ_EXAMPLES", "150")),

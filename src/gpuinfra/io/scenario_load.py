@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from gpuinfra.errors import UserError, UserErrors
 from gpuinfra.io.scenario_schema import Scenario
-from gpuinfra.io.text import read_text_file
+from gpuinfra.textfile import read_text_file
 
 MAX_DEPTH = 64
 """Deepest nesting of mappings and sequences (a scenario nests 5 deep)."""

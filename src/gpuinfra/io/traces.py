@@ -111,7 +111,7 @@ MAX_TRACE_BYTES = 1 << 30
 
 def _read_trace_text(src: TraceSource) -> str:
     """The decoded text of a CSV or CSV.GZ trace (bounded size; encodings as io/text.py)."""
-    from gpuinfra.io.text import decode_text
+    from gpuinfra.textfile import decode_text
 
     if not src.path.exists():
         raise UserError("file not found", where=src.label, fix="check the path")
