@@ -1,23 +1,34 @@
-"""Tenants sharing GPUs, simulated request by request, and a fleet-level comparison of sharing
-policies (whole GPU, time-slicing, MPS, MIG, and a mixed fleet).
+"""Tenants sharing GPUs, simulated request by request on the simulation kernel, and a fleet-level
+comparison of sharing policies (whole GPU, time-slicing, MPS, MIG, and a mixed fleet).
 
-One GPU group is simulated at a time: its tenants, the share each gets (models/sharing.py), and
-the mode's rule for who runs when:
+A policy places every tenant on a GPU of a fleet (``plan_policy``); the fleet is a
+:class:`~gpuinfra.sim.cluster.ClusterState` of 8-GPU nodes and every tenant holds its share as an
+allocation there for the whole run: a whole GPU (1000 milli), a time-slicing or MPS replica
+(1000 // replicas milli, as the device plugin advertises it), or a MIG instance
+(floor(1000 x compute slices / 7) milli, as ``sim/plugins/mig`` counts it). A plan that would put
+more on a device than it has fails at allocation (``OverCommitError``), and every run ends with
+the cluster invariants checked (``sim/invariants``). All GPUs run on one :class:`Kernel`; each
+tenant's request arrivals come from its own named stream of the run's :class:`Rngs`
+(``sharing:<tenant>``), so two policies compared with one seed see the same requests.
+
+The mode's rule for who runs when, per GPU:
+
 - whole / MIG: every tenant runs on its own hardware; nothing it does changes anyone else;
-- time-slicing: tenants with work take turns in round-robin slices; a switch between tenants
-  costs ``SWITCH_S``; a tenant alone with work runs without switching;
+- time-slicing: tenants with work take turns in round-robin slices of ``timeslice_s``; a switch
+  between tenants costs ``switch_s``; a tenant alone with work runs without switching until
+  another tenant's request arrives (its slice then starts counting);
 - MPS: tenants with work run at once (processor sharing): each busy tenant's SM share is its
   thread cap, scaled down when the busy tenants' demands exceed the GPU, and busy tenants split
   the memory bandwidth equally.
 
 Inference tenants serve Poisson requests FIFO, one at a time (no batching); training tenants
 always have a step to run. Outputs per tenant: latency p50/p99 and SLO attainment (inference),
-steps per second relative to running alone (training); per GPU: busy time.
+work done relative to running alone (training); per GPU: busy time.
 """
 
 from __future__ import annotations
 
-import heapq
+from collections import deque
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -26,6 +37,14 @@ from gpuinfra.catalog.gpus import gpu_model
 from gpuinfra.errors import UserError
 from gpuinfra.models import mig as migm
 from gpuinfra.models.sharing import SWITCH_S, TIMESLICE_S, Share, Tenant, mig_share
+from gpuinfra.sim.cluster import MILLI_PER_GPU, Allocation, ClusterState, NodePool
+from gpuinfra.sim.invariants import Invariants, check_invariants, require
+from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_END, PRIO_RELEASE, Event, Kernel, Rngs
+from gpuinfra.sim.recorder import Recorder
+
+GPUS_PER_NODE = 8
+"""The fleet's nodes are HGX-style 8-GPU nodes (the last node holds the remainder)."""
+_EPS = 1e-9
 
 
 @dataclass
@@ -48,14 +67,280 @@ class GroupResult:
     busy_fraction: float
     gpus: float
     """GPUs this group occupies (a MIG instance counts its compute-slice share)."""
+    invariants: Invariants | None = None
 
 
-def _arrivals(rng: np.random.Generator, rate: float, horizon: float) -> list[float]:
-    if rate <= 0:
+@dataclass(frozen=True)
+class Seat:
+    """One tenant's place in the fleet: which GPU, under which mode, with which share."""
+
+    tenant: Tenant
+    gpu: int
+    mode: str
+    """whole, timeslice, mps or mig"""
+    share: Share
+    milli: int
+    """What the tenant's allocation holds of the GPU (milli-GPU)."""
+    oom: bool = False
+    """The tenant's process cannot start on this share (memory): it holds its seat, doing nothing."""
+
+
+# -- the request-level simulation on the kernel --------------------------------------------------
+
+
+class _Gpu:
+    """One GPU's run state: which of its tenants have work, at what rate they progress."""
+
+    def __init__(self, index: int, mode: str, members: list[int]) -> None:
+        self.index = index
+        self.mode = mode
+        self.members = members
+        self.gen = 0
+        self.last_t = 0.0
+        self.rates: dict[int, float] = {}
+        self.busy_gpu_s = 0.0
+        self.busy_weight = 1.0
+        # time-slicing
+        self.phase = "idle"  # idle | switch | run
+        self.phase_end = float("inf")
+        self.cur: int | None = None
+        self.target: int | None = None
+        self.last_run: int | None = None
+
+
+class SharingRun:
+    """A fleet of ``n_gpus`` GPUs of model ``gpu`` with tenants seated on it, run on one kernel.
+
+    Args:
+        gpu: the GPU model (catalog name).
+        seats: where each tenant sits (``Seat``); ``seat.gpu`` in ``range(n_gpus)``.
+        n_gpus: GPUs in the fleet.
+        horizon_s: simulated seconds (> 0).
+        seed: the run's seed (``Rngs``).
+        replicas, timeslice_s, switch_s: the time-slicing / MPS parameters (models/sharing.py).
+
+    ``run()`` returns the per-tenant results, the busy GPU-seconds and the invariants (raises
+    ``InvariantError`` if a device was over-committed: a planning bug).
+    """
+
+    def __init__(
+        self,
+        gpu: str,
+        seats: list[Seat],
+        n_gpus: int,
+        horizon_s: float,
+        seed: int,
+        *,
+        replicas: int = 4,
+        timeslice_s: float = TIMESLICE_S,
+        switch_s: float = SWITCH_S,
+    ) -> None:
+        if horizon_s <= 0:
+            raise UserError("the horizon must be positive", where="horizon_s", expected="seconds > 0")
+        self.gpu, self.seats, self.horizon = gpu, seats, float(horizon_s)
+        self.replicas, self.timeslice_s, self.switch_s = replicas, timeslice_s, switch_s
+        self.rngs = Rngs(seed)
+        model = gpu_model(gpu).name
+        pools = []
+        if n_gpus // GPUS_PER_NODE:
+            pools.append(NodePool("sharing", model, GPUS_PER_NODE, 224_000, 2_048_000, n_gpus // GPUS_PER_NODE))
+        if n_gpus % GPUS_PER_NODE:
+            pools.append(NodePool("sharing-rest", model, n_gpus % GPUS_PER_NODE, 224_000, 2_048_000, 1))
+        self.cluster = ClusterState.from_pools(pools)
+        self.rec = Recorder(self.cluster, self.horizon, start_s=0.0)
+        self.gpus = [_Gpu(g, "", []) for g in range(n_gpus)]
+        for k, s in enumerate(seats):
+            if not 0 <= s.gpu < n_gpus:
+                raise ValueError(f"seat of {s.tenant.name} on GPU {s.gpu} of {n_gpus}")
+            g = self.gpus[s.gpu]
+            if g.mode and g.mode != s.mode:
+                raise ValueError(f"GPU {s.gpu} runs {g.mode}, not {s.mode}")
+            g.mode = s.mode
+            g.members.append(k)
+        self.queues: list[deque[float]] = [deque() for _ in seats]
+        self.remaining: dict[int, float] = {}
+        """seat -> remaining work of its job in service, in alone-seconds"""
+        self.lat: list[list[float]] = [[] for _ in seats]
+        self.work: list[float] = [0.0] * len(seats)
+        """Alone-seconds of work each seat completed."""
+        self.allocs: list[Allocation] = []
+        self.kernel = Kernel({"sh_arrival": self._on_arrival, "sh_tick": self._on_tick, "sh_end": self._on_end})
+
+    def _node_dev(self, g: int) -> tuple[int, int]:
+        return g // GPUS_PER_NODE, g % GPUS_PER_NODE
+
+    def _svc(self, k: int) -> float:
+        """Seconds one unit of the tenant's work takes on its share when it runs alone there."""
+        s = self.seats[k]
+        return s.tenant.time_on(s.share.sm_frac, s.share.bw_frac)
+
+    # -- handlers --------------------------------------------------------------------------
+    def _on_arrival(self, ev: Event) -> list[Event]:
+        k, t = ev.ref, ev.t_s
+        out = self._next_arrival(k, t)
+        g = self.gpus[self.seats[k].gpu]
+        self._advance(g, t)
+        self.queues[k].append(t)
+        if k not in self.remaining:
+            self.remaining[k] = self.seats[k].tenant.alone_s
+        return out + self._decide(g, t)
+
+    def _on_tick(self, ev: Event) -> list[Event]:
+        g = self.gpus[ev.ref]
+        if ev.gen != g.gen:
+            return []
+        self._advance(g, ev.t_s)
+        return self._decide(g, ev.t_s)
+
+    def _on_end(self, ev: Event) -> list[Event]:
+        for g in self.gpus:
+            self._advance(g, ev.t_s)
+        for a in self.allocs:
+            self.cluster.release(a)
+        self.rec.changed(None)
+        self.rec.record(ev.t_s)
         return []
-    n = int(rng.poisson(rate * horizon * 1.2)) + 10
-    t = np.cumsum(rng.exponential(1 / rate, size=n))
-    return [float(x) for x in t if x < horizon]
+
+    def _next_arrival(self, k: int, t: float) -> list[Event]:
+        tn = self.seats[k].tenant
+        nxt = t + float(self.rngs.stream(f"sharing:{tn.name}").exponential(1.0 / tn.rate_per_s))
+        return [Event(nxt, PRIO_ARRIVAL, "sh_arrival", k)] if nxt < self.horizon else []
+
+    # -- progress --------------------------------------------------------------------------
+    def _advance(self, g: _Gpu, t: float) -> None:
+        """Progress every busy seat of ``g`` from its last event to ``t`` at the current rates."""
+        dt = t - g.last_t
+        g.last_t = t
+        if dt <= 0:
+            return
+        if g.rates and (g.mode != "timeslice" or g.phase == "run"):
+            g.busy_gpu_s += dt * g.busy_weight
+        for k, r in g.rates.items():
+            if r > 0 and k in self.remaining:
+                done = min(r * dt, self.remaining[k])
+                self.remaining[k] -= done
+                self.work[k] += done
+        for k in list(g.rates):
+            if k in self.remaining and self.remaining[k] <= _EPS * max(1.0, self.seats[k].tenant.alone_s):
+                self._finish(k, t)
+
+    def _finish(self, k: int, t: float) -> None:
+        tn = self.seats[k].tenant
+        if tn.kind == "training":
+            self.remaining[k] = tn.alone_s
+            return
+        a = self.queues[k].popleft()
+        self.lat[k].append(t - a)
+        if self.queues[k]:
+            self.remaining[k] = tn.alone_s
+        else:
+            del self.remaining[k]
+
+    def _decide(self, g: _Gpu, t: float) -> list[Event]:
+        """Set the rates of ``g``'s seats from now on and schedule its next tick."""
+        active = [k for k in g.members if k in self.remaining]
+        g.gen += 1
+        if g.mode in ("whole", "mig"):
+            g.rates = {k: self.seats[k].tenant.alone_s / self._svc(k) for k in active}
+            if g.mode == "mig":
+                # busy GPU-time of a MIG GPU: each busy instance counts its compute slices / 7
+                g.busy_weight = 0.0
+                for k in active:
+                    g.busy_weight += self._mig_weight(k)
+            nxt = min((self.remaining[k] / r for k, r in g.rates.items() if r > 0), default=None)
+        elif g.mode == "mps":
+            tenants = {k: self.seats[k].tenant for k in active}
+            cap = 1.0 / self.replicas
+            demands = {k: min(tn.sm_demand, cap) for k, tn in tenants.items()}
+            tot = sum(demands.values())
+            scale = 1.0 if tot <= 1.0 else 1.0 / tot
+            g.rates = {}
+            for k, tn in tenants.items():
+                f = demands[k] * scale
+                t_share = tn.time_on(max(f, 1e-9) if tn.sm_demand > f else tn.sm_demand, 1.0 / len(active))
+                g.rates[k] = tn.alone_s / t_share
+            nxt = min((self.remaining[k] / r for k, r in g.rates.items()), default=None)
+        else:
+            nxt = self._decide_timeslice(g, t, active)
+        if nxt is None:
+            return []
+        return [Event(t + max(nxt, 0.0), PRIO_RELEASE, "sh_tick", g.index, g.gen)]
+
+    def _mig_weight(self, k: int) -> float:
+        p = migm.profile(self.gpu, self.seats[k].share.profile or "")
+        return p.compute_slices / migm.COMPUTE_SLICES
+
+    def _decide_timeslice(self, g: _Gpu, t: float, active: list[int]) -> float | None:
+        """Round robin: returns the time to the next decision (None: the GPU is idle)."""
+        if not active:
+            g.phase, g.cur, g.rates, g.phase_end = "idle", None, {}, float("inf")
+            return None
+        if g.phase == "switch" and t < g.phase_end - _EPS:
+            return g.phase_end - t  # an arrival during a context switch changes nothing
+        if g.phase == "switch":
+            self._run_slice(g, g.target, t, len(active))
+        elif g.phase == "run" and g.cur in self.remaining and t < g.phase_end - _EPS:
+            if len(active) > 1 and g.phase_end == float("inf"):
+                g.phase_end = t + self.timeslice_s  # contention: the lone runner's slice starts now
+        else:
+            # the slice ended (or the runner ran out of work): the next seat with work, round robin
+            order = g.members
+            start = order.index(g.cur) + 1 if g.cur in order else 0
+            nxt = next(
+                order[(start + j) % len(order)]
+                for j in range(len(order))
+                if order[(start + j) % len(order)] in self.remaining
+            )
+            if g.last_run is not None and g.last_run != nxt and len(active) > 1:
+                g.phase, g.target, g.cur, g.rates = "switch", nxt, None, {}
+                g.phase_end = t + self.switch_s
+                return self.switch_s
+            self._run_slice(g, nxt, t, len(active))
+        k = g.cur
+        need = self.remaining[k] / g.rates[k]
+        return min(need, g.phase_end - t)
+
+    def _run_slice(self, g: _Gpu, k: int | None, t: float, n_active: int) -> None:
+        assert k is not None
+        g.phase, g.cur, g.last_run = "run", k, k
+        g.phase_end = t + self.timeslice_s if n_active > 1 else float("inf")
+        g.rates = {k: self.seats[k].tenant.alone_s / self._svc(k)}  # a whole GPU in its slice
+
+    # -- the run -------------------------------------------------------------------------------
+    def run(self) -> tuple[list[TenantResult], float, Invariants]:
+        """Bind every seat, run to the horizon, release; returns (per-seat results, busy GPU-s, invariants)."""
+        for k, s in enumerate(self.seats):
+            node, dev = self._node_dev(s.gpu)
+            a = Allocation(k, node, (dev,), s.milli, 0, 0)
+            self.cluster.allocate(a)  # raises OverCommitError if the plan over-fills a GPU
+            self.allocs.append(a)
+        self.rec.changed(None)
+        self.rec.record(0.0)
+        for k, s in enumerate(self.seats):
+            if s.oom:
+                continue
+            if s.tenant.kind == "training":
+                self.remaining[k] = s.tenant.alone_s
+            elif s.tenant.rate_per_s > 0:
+                self.kernel.schedule_many(self._next_arrival(k, 0.0))
+        for g in self.gpus:
+            self.kernel.schedule_many(self._decide(g, 0.0))
+        self.kernel.schedule(Event(self.horizon, PRIO_END, "sh_end"))
+        self.kernel.run(until_s=self.horizon)
+        inv = require(check_invariants(self.cluster, self.rec, self.horizon), "sharing")
+        out = []
+        for k, s in enumerate(self.seats):
+            tn = s.tenant
+            r = TenantResult(tn.name, tn.kind, s.share.profile or s.mode, oom=s.oom)
+            if not s.oom:
+                if tn.kind == "training":
+                    r.relative_throughput = self.work[k] / self.horizon
+                    r.served = int(self.work[k] / tn.alone_s + _EPS)
+                else:
+                    r.served = len(self.lat[k])
+                    r.p50_s, r.p99_s, r.slo_attainment = _stats(self.lat[k], tn)
+            out.append(r)
+        return out, sum(g.busy_gpu_s for g in self.gpus), inv
 
 
 def _stats(lat: list[float], t: Tenant) -> tuple[float | None, float | None, float | None]:
@@ -65,26 +350,50 @@ def _stats(lat: list[float], t: Tenant) -> tuple[float | None, float | None, flo
     return float(np.percentile(a, 50)), float(np.percentile(a, 99)), float(np.mean(a <= t.slo_s)) if t.slo_s else None
 
 
-def simulate_isolated(tenant: Tenant, share: Share, horizon_s: float, seed: int) -> TenantResult:
-    """A tenant alone on its hardware (whole GPU or MIG instance): an M/D/1 queue for inference."""
-    rng = np.random.default_rng(seed)
-    svc = tenant.time_on(share.sm_frac, share.bw_frac)
-    r = TenantResult(tenant.name, tenant.kind, share.profile or share.mode)
-    if share.mem_limit_gib is not None and tenant.mem_gib > share.mem_limit_gib:
-        r.oom = True
-        return r
-    if tenant.kind == "training":
-        r.relative_throughput = tenant.alone_s / svc
-        r.served = int(horizon_s / svc)
-        return r
-    free_at, lat = 0.0, []
-    for a in _arrivals(rng, tenant.rate_per_s, horizon_s):
-        start = max(a, free_at)
-        free_at = start + svc
-        lat.append(free_at - a)
-    r.served = len(lat)
-    r.p50_s, r.p99_s, r.slo_attainment = _stats(lat, tenant)
-    return r
+def _cap_gib(gpu: str) -> float:
+    m = gpu_model(gpu)
+    return (m.memory_visible_mib or (m.memory_gib or 80) * 1024) / 1024
+
+
+def simulate_isolated(tenant: Tenant, share: Share, horizon_s: float, seed: int, gpu: str = "H100-SXM") -> TenantResult:
+    """A tenant alone on its hardware (a whole ``gpu``, or the MIG instance ``share`` of it):
+    an M/D/1 queue for inference, a closed loop of steps for training. One GPU on the kernel."""
+    oom = share.mem_limit_gib is not None and tenant.mem_gib > share.mem_limit_gib
+    if share.mode == "mig" and share.profile:
+        milli = MILLI_PER_GPU * migm.profile(gpu, share.profile).compute_slices // migm.COMPUTE_SLICES
+        seat = Seat(tenant, 0, "mig", share, milli, oom)
+    else:
+        seat = Seat(tenant, 0, "whole", share, MILLI_PER_GPU, oom)
+    res, _, _ = SharingRun(gpu, [seat], 1, horizon_s, seed).run()
+    return res[0]
+
+
+def _shared_seats(tenants: list[Tenant], mode: str, gpu: str, gpu_index: int, replicas: int) -> list[Seat]:
+    """Seats of one time-sliced or MPS GPU; who cannot start for memory is marked OOM."""
+    cap = _cap_gib(gpu)
+    milli = MILLI_PER_GPU // replicas
+    seats = []
+    if mode == "timeslice":
+        # no memory isolation: tenants start in order; the one that no longer fits OOMs
+        used = 0.0
+        for t in tenants:
+            oom = used + t.mem_gib > cap
+            used += 0.0 if oom else t.mem_gib
+            seats.append(Seat(t, gpu_index, mode, Share("timeslice"), milli, oom))
+    else:
+        limit = cap / replicas
+        for t in tenants:
+            seats.append(
+                Seat(
+                    t,
+                    gpu_index,
+                    mode,
+                    Share("mps", thread_cap=1 / replicas, mem_limit_gib=limit),
+                    milli,
+                    t.mem_gib > limit,
+                )
+            )
+    return seats
 
 
 def simulate_shared(
@@ -97,130 +406,16 @@ def simulate_shared(
     timeslice_s: float = TIMESLICE_S,
     switch_s: float = SWITCH_S,
 ) -> GroupResult:
-    """Tenants on one GPU under time-slicing or MPS."""
+    """Tenants on one GPU under time-slicing or MPS (each holding a replica: 1000 // replicas milli)."""
     if mode not in ("timeslice", "mps"):
         raise UserError(f"simulate_shared runs timeslice or mps, not {mode}")
-    m = gpu_model(gpu)
-    cap_gib = (m.memory_visible_mib or (m.memory_gib or 80) * 1024) / 1024
-    rng = np.random.default_rng(seed)
-    res = {t.name: TenantResult(t.name, t.kind, mode) for t in tenants}
-    alive = list(tenants)
-    if mode == "timeslice":
-        # no memory isolation: tenants start in order; the one that no longer fits OOMs
-        used = 0.0
-        alive = []
-        for t in tenants:
-            if used + t.mem_gib > cap_gib:
-                res[t.name].oom = True
-                continue
-            used += t.mem_gib
-            alive.append(t)
-    else:
-        limit = cap_gib / replicas
-        alive = [t for t in tenants if t.mem_gib <= limit]
-        for t in tenants:
-            if t.mem_gib > limit:
-                res[t.name].oom = True
-    queues: dict[str, list[float]] = {t.name: [] for t in alive}
-    arr: list[tuple[float, str]] = []
-    for k, t in enumerate(alive):
-        if t.kind == "inference":
-            for a in _arrivals(np.random.default_rng(rng.integers(1 << 30) + k), t.rate_per_s, horizon_s):
-                arr.append((a, t.name))
-    heapq.heapify(arr)
-    by = {t.name: t for t in alive}
-    remaining: dict[str, float] = {}
-    """tenant -> remaining work of its job in service, in alone-seconds"""
-    start_of: dict[str, float] = {}
-    lat: dict[str, list[float]] = {t.name: [] for t in alive}
-    steps: dict[str, float] = {t.name: 0.0 for t in alive}
-    for t in alive:
-        if t.kind == "training":
-            remaining[t.name] = t.alone_s
-    now, busy = 0.0, 0.0
-    rr = [t.name for t in alive]
-    last_run: str | None = None
-    ptr = 0
-
-    def admit(until: float) -> None:
-        while arr and arr[0][0] <= until:
-            a, name = heapq.heappop(arr)
-            queues[name].append(a)
-            if name not in remaining:
-                remaining[name] = by[name].alone_s
-                start_of[name] = queues[name][0]
-
-    def finish(name: str, t_end: float) -> None:
-        tn = by[name]
-        if tn.kind == "training":
-            steps[name] += 1
-            remaining[name] = tn.alone_s
-            return
-        a = queues[name].pop(0)
-        lat[name].append(t_end - a)
-        del remaining[name]
-        if queues[name]:
-            remaining[name] = tn.alone_s
-
-    while now < horizon_s:
-        admit(now)
-        active = [n for n in rr if n in remaining]
-        if not active:
-            if not arr:
-                break
-            now = arr[0][0]
-            continue
-        if mode == "timeslice":
-            # next tenant with work, round robin
-            for _ in range(len(rr)):
-                name = rr[ptr % len(rr)]
-                ptr += 1
-                if name in remaining:
-                    break
-            if last_run is not None and last_run != name and len(active) > 1:
-                now += switch_s
-            last_run = name
-            tn = by[name]
-            svc = tn.time_on(1.0, 1.0)  # a whole GPU in its slice
-            need = remaining[name] * svc / tn.alone_s
-            nxt_arrival = arr[0][0] if arr else float("inf")
-            run = min(timeslice_s if len(active) > 1 else need, need)
-            if len(active) == 1:
-                run = min(run, max(nxt_arrival - now, 1e-9))  # re-decide when someone arrives
-            remaining[name] -= run * tn.alone_s / svc
-            now += run
-            busy += run
-            if remaining[name] <= 1e-12:
-                finish(name, now)
-        else:
-            demands = {n: min(by[n].sm_demand, 1.0 / replicas) for n in active}
-            tot = sum(demands.values())
-            scale = 1.0 if tot <= 1.0 else 1.0 / tot
-            rates = {}
-            for n in active:
-                f = demands[n] * scale
-                t_share = by[n].time_on(max(f, 1e-9) if by[n].sm_demand > f else by[n].sm_demand, 1.0 / len(active))
-                rates[n] = by[n].alone_s / t_share  # alone-seconds of work per second
-            # time to the next completion or arrival
-            dt = min(remaining[n] / rates[n] for n in active)
-            if arr:
-                dt = min(dt, max(arr[0][0] - now, 0.0))
-            dt = max(dt, 1e-9)
-            for n in active:
-                remaining[n] -= rates[n] * dt
-            now += dt
-            busy += dt
-            for n in [n for n in active if remaining[n] <= 1e-9]:
-                finish(n, now)
-    for t in alive:
-        r = res[t.name]
-        if t.kind == "training":
-            r.relative_throughput = steps[t.name] * t.alone_s / horizon_s
-            r.served = int(steps[t.name])
-        else:
-            r.served = len(lat[t.name])
-            r.p50_s, r.p99_s, r.slo_attainment = _stats(lat[t.name], t)
-    return GroupResult(mode, list(res.values()), min(busy / horizon_s, 1.0), 1.0)
+    if len(tenants) > replicas:
+        raise UserError(f"{len(tenants)} tenants on one GPU of {replicas} replicas", where="replicas")
+    seats = _shared_seats(tenants, mode, gpu, 0, replicas)
+    res, busy, inv = SharingRun(
+        gpu, seats, 1, horizon_s, seed, replicas=replicas, timeslice_s=timeslice_s, switch_s=switch_s
+    ).run()
+    return GroupResult(mode, res, min(busy / horizon_s, 1.0), 1.0, inv)
 
 
 # -- fleet policies ------------------------------------------------------------------------------
@@ -235,6 +430,7 @@ class PolicyResult:
     inference_p50_s: float | None
     inference_p99_s: float | None
     slo_attainment: float | None
+    """Request-weighted share of inference requests within their SLO (all tenants together)."""
     training_throughput: float | None
     blast_radius: float
     """Tenants a fatal fault of one tenant takes down, on average."""
@@ -242,10 +438,17 @@ class PolicyResult:
     """Distinct GPU configurations the fleet needs."""
     oom_tenants: int
     groups: list[list[str]] = field(default_factory=list)
+    min_tenant_slo: float | None = None
+    """The worst inference tenant's SLO attainment (an OOM'd tenant counts 0)."""
+    worst_tenant: str | None = None
+    mig_layout: list[str] | None = None
+    """The one MIG layout every MIG GPU of the inference pool carries (mig-parted ``devices: all``)."""
+    training_mig_layout: list[str] | None = None
+    """The layout of the training GPUs under the ``mig`` policy (every GPU MIG-enabled)."""
+    invariants: dict | None = None
 
     def as_dict(self) -> dict:
-        d = asdict(self)
-        return d
+        return asdict(self)
 
 
 def _pack(tenants: list[Tenant], cap: float, max_per: int) -> list[list[Tenant]]:
@@ -265,100 +468,190 @@ MAX_RHO = 0.7
 queueing headroom choice, stated)."""
 
 
-def profile_for(gpu: str, t: Tenant, full_ok: bool = False) -> migm.MigProfile | None:
-    """The smallest MIG profile that holds the tenant's memory and, for inference, keeps its
-    utilization <= MAX_RHO; training, and tenants no smaller profile serves, get a whole GPU (None)."""
+def serves(gpu: str, t: Tenant, p: migm.MigProfile) -> bool:
+    """Whether instance profile ``p`` serves tenant ``t``: it holds the tenant's memory and, for
+    inference, a request alone takes no longer than the SLO and the utilization stays <= MAX_RHO."""
+    if p.media_engines or p.memory_gib < t.mem_gib:
+        return False
     if t.kind == "training":
-        return max(migm.mig_profiles(gpu), key=lambda p: p.compute_slices) if full_ok else None
-    fits = [p for p in migm.mig_profiles(gpu) if not p.media_engines and p.memory_gib >= t.mem_gib]
-    for p in sorted(fits, key=lambda p: (p.compute_slices, p.memory_slices)):
-        sh = mig_share(gpu, p.name)
-        if p.compute_slices < 7 and t.rate_per_s * t.time_on(sh.sm_frac, sh.bw_frac) <= MAX_RHO:
-            return p
-    return max(fits, key=lambda p: p.compute_slices) if full_ok and fits else None
+        return True
+    sh = mig_share(gpu, p.name)
+    svc = t.time_on(sh.sm_frac, sh.bw_frac)
+    return (not t.slo_s or svc <= t.slo_s) and t.rate_per_s * svc <= MAX_RHO
 
 
-def _mig_pack(
-    gpu: str, tenants: list[Tenant], full_ok: bool = False
-) -> tuple[list[list[tuple[Tenant, migm.Instance]]], list[Tenant]]:
-    gpus: list[list[tuple[Tenant, migm.Instance]]] = []
-    whole: list[Tenant] = []
-    for t in sorted(
-        tenants, key=lambda t: -(profile_for(gpu, t, full_ok).memory_slices if profile_for(gpu, t, full_ok) else 9)
-    ):
-        p = profile_for(gpu, t, full_ok)
-        if p is None:
-            whole.append(t)
+def profile_for(gpu: str, t: Tenant, full_ok: bool = False) -> migm.MigProfile | None:
+    """The smallest MIG profile (compute, then memory slices) that serves the tenant (``serves``);
+    training, and tenants only the whole GPU serves, get None (a whole GPU), or the full-GPU
+    profile when ``full_ok``."""
+    full = max(migm.mig_profiles(gpu), key=lambda p: p.compute_slices)
+    if t.kind == "training":
+        return full if full_ok else None
+    ok = [p for p in migm.mig_profiles(gpu) if p.compute_slices < migm.COMPUTE_SLICES and serves(gpu, t, p)]
+    if ok:
+        return min(ok, key=lambda p: (p.compute_slices, p.memory_slices, p.name))
+    return full if full_ok and serves(gpu, t, full) else None
+
+
+@dataclass
+class MigPlan:
+    """A MIG deployment: one layout on every MIG GPU, and which tenant sits in which instance."""
+
+    layout: list[str]
+    seats: list[tuple[Tenant, int, str]]
+    """(tenant, MIG GPU index, profile name)."""
+    gpus: int
+    unserved: list[Tenant]
+    """Tenants no instance of the layout serves (they go to whole GPUs)."""
+
+
+def _assign(gpu: str, tenants: list[Tenant], layout: list[str]) -> MigPlan:
+    """Seat tenants (largest need first) in the smallest free instance of ``layout`` that serves
+    them, opening another GPU of the same layout when none is free."""
+    profs = sorted((migm.profile(gpu, n) for n in layout), key=lambda p: (p.compute_slices, p.memory_slices, p.name))
+    free: list[list[migm.MigProfile]] = []
+    seats: list[tuple[Tenant, int, str]] = []
+    unserved: list[Tenant] = []
+
+    def need(t: Tenant) -> tuple:
+        p = profile_for(gpu, t, True)
+        return (-(p.compute_slices if p else 9), -(p.memory_slices if p else 9), t.name)
+
+    for t in sorted(tenants, key=need):
+        if not any(serves(gpu, t, p) for p in profs):
+            unserved.append(t)
             continue
-        for g in gpus:
-            starts = migm.placements([i for _, i in g], p)
-            if starts:
-                g.append((t, migm.Instance(p, starts[0])))
+        for gi, left in enumerate(free):
+            cand = [p for p in left if serves(gpu, t, p)]
+            if cand:
+                left.remove(cand[0])
+                seats.append((t, gi, cand[0].name))
                 break
         else:
-            gpus.append([(t, migm.Instance(p, p.placements[0]))])
-    return gpus, whole
+            left = list(profs)
+            cand = next(p for p in left if serves(gpu, t, p))
+            left.remove(cand)
+            free.append(left)
+            seats.append((t, len(free) - 1, cand.name))
+    return MigPlan(list(layout), seats, len(free), unserved)
+
+
+def plan_mig(gpu: str, tenants: list[Tenant], layout: list[str] | None = None) -> MigPlan:
+    """The MIG deployment for ``tenants``: ``layout`` if given (checked to fit one GPU), else the
+    maximal layout (models/mig.layouts) that seats them on the fewest GPUs, ties broken by fewer
+    tenants left to whole GPUs and then by the layout's name (deterministic)."""
+    from gpuinfra.io.sharing_export import check_layout
+
+    if layout:
+        check_layout(gpu, list(layout))
+        return _assign(gpu, tenants, list(layout))
+    best: tuple | None = None
+    for lay in migm.layouts(gpu):
+        names = sorted((i.profile.name for i in lay), key=lambda n: (-migm.profile(gpu, n).compute_slices, n))
+        plan = _assign(gpu, tenants, names)
+        key = (plan.gpus + len(plan.unserved), len(plan.unserved), ",".join(names))
+        if best is None or key < best[0]:
+            best = (key, plan)
+    assert best is not None
+    return best[1]
 
 
 def evaluate_policy(
-    policy: str, tenants: list[Tenant], gpu: str, horizon_s: float = 120.0, seed: int = 0, replicas: int = 4
+    policy: str,
+    tenants: list[Tenant],
+    gpu: str,
+    horizon_s: float = 120.0,
+    seed: int = 0,
+    replicas: int = 4,
+    *,
+    layout: list[str] | None = None,
+    sizing: list[Tenant] | None = None,
 ) -> PolicyResult:
-    m = gpu_model(gpu)
-    cap = (m.memory_visible_mib or (m.memory_gib or 80) * 1024) / 1024
-    results: list[TenantResult] = []
-    busy_gpu_s = 0.0
-    gpus = 0.0
-    blast: list[int] = []
+    """Seat ``tenants`` on a fleet under ``policy`` and simulate it for ``horizon_s`` seconds.
+
+    ``layout``: the MIG layout of the MIG GPUs (default: chosen by :func:`plan_mig`).
+    ``sizing``: the tenants (same names, e.g. at the reference load) the deployment is sized
+    for; default ``tenants``. Holding ``sizing`` fixed while ``tenants``' rates change simulates
+    one fixed deployment across loads, as a real fleet would run it.
+    Raises ``UserError`` for an unknown policy or a layout that does not fit a GPU.
+    """
+    if policy not in POLICIES:
+        raise UserError(f"unknown sharing policy '{policy}'", expected="whole, timeslice, mps, mig or mixed")
+    if replicas < 1:
+        raise UserError("replicas must be at least 1", where="replicas")
+    by_name = {t.name: t for t in tenants}
+    size = sizing or tenants
+    if sorted(t.name for t in size) != sorted(by_name):
+        raise ValueError("sizing tenants must be the same tenants as the simulated ones")
+    cap = _cap_gib(gpu)
+    seats: list[Seat] = []
+    blast: dict[str, int] = {}
     configs: set = set()
     groups_out: list[list[str]] = []
+    mig_layout: list[str] | None = None
+    train_layout: list[str] | None = None
+    n = 0
 
     def whole(ts: list[Tenant]) -> None:
-        nonlocal busy_gpu_s, gpus
-        for k, t in enumerate(ts):
-            r = simulate_isolated(t, Share("whole"), horizon_s, seed + k)
-            results.append(r)
-            gpus += 1
-            busy_gpu_s += _busy(t, r, horizon_s, t.time_on(1, 1))
-            blast.append(1)
+        nonlocal n
+        for t in ts:
+            seats.append(Seat(by_name[t.name], n, "whole", Share("whole"), MILLI_PER_GPU))
+            blast[t.name] = 1
             groups_out.append([t.name])
+            n += 1
         if ts:
             configs.add("whole")
 
     if policy == "whole":
-        whole(tenants)
+        whole(size)
     elif policy in ("timeslice", "mps"):
-        groups = _pack(tenants, cap if policy == "timeslice" else cap, replicas)
         if policy == "mps":
             limit = cap / replicas
-            big = [t for t in tenants if t.mem_gib > limit]
-            groups = _pack([t for t in tenants if t.mem_gib <= limit], cap, replicas)
-            whole(big)
-        for k, g in enumerate(groups):
-            r = simulate_shared(g, policy, gpu, horizon_s, seed + 100 + k, replicas)
-            results += r.tenants
-            gpus += 1
-            busy_gpu_s += r.busy_fraction * horizon_s
-            blast += [len(g)] * len(g)
+            whole([t for t in size if t.mem_gib > limit])
+            groups = _pack([t for t in size if t.mem_gib <= limit], cap, replicas)
+        else:
+            groups = _pack(size, cap, replicas)
+        for g in groups:
+            seats += _shared_seats([by_name[t.name] for t in g], policy, gpu, n, replicas)
+            for t in g:
+                blast[t.name] = len(g)
             groups_out.append([t.name for t in g])
-        configs.add(f"{policy}-x{replicas}")
-    elif policy in ("mig", "mixed"):
-        mig_tenants = tenants if policy == "mig" else [t for t in tenants if t.kind == "inference"]
-        packed, big = _mig_pack(gpu, mig_tenants, policy == "mig")
-        whole(big + ([t for t in tenants if t.kind == "training"] if policy == "mixed" else []))
-        for g in packed:
-            gpus += 1
-            configs.add(tuple(sorted(str(i) for _, i in g)))
-            groups_out.append([t.name for t, _ in g])
-            for k, (t, inst) in enumerate(g):
-                sh = mig_share(gpu, inst.profile.name)
-                r = simulate_isolated(t, sh, horizon_s, seed + 200 + k)
-                results.append(r)
-                busy_gpu_s += (
-                    _busy(t, r, horizon_s, t.time_on(sh.sm_frac, sh.bw_frac)) * inst.profile.compute_slices / 7
-                )
-                blast.append(1)
+            n += 1
+        if groups:
+            configs.add(f"{policy}-x{replicas}")
     else:
-        raise UserError(f"unknown sharing policy '{policy}'", expected="whole, timeslice, mps, mig or mixed")
+        inference = [t for t in size if t.kind == "inference"]
+        training = [t for t in size if t.kind == "training"]
+        plan = plan_mig(gpu, inference, layout)
+        mig_layout = plan.layout
+        big = plan.unserved
+        if policy == "mig" and training:
+            # every GPU MIG-enabled: training on the full-GPU instance (one per GPU)
+            full = max(migm.mig_profiles(gpu), key=lambda p: p.compute_slices)
+            train_layout = [full.name]
+            for t in training:
+                sh = mig_share(gpu, full.name)
+                seats.append(Seat(by_name[t.name], n, "mig", sh, MILLI_PER_GPU, t.mem_gib > sh.mem_limit_gib))
+                blast[t.name] = 1
+                groups_out.append([t.name])
+                n += 1
+            configs.add(tuple(train_layout))
+        else:
+            big = big + training
+        whole(big)
+        base = n
+        per_gpu: dict[int, list[str]] = {}
+        for t, gi, prof in plan.seats:
+            sh = mig_share(gpu, prof)
+            milli = MILLI_PER_GPU * migm.profile(gpu, prof).compute_slices // migm.COMPUTE_SLICES
+            seats.append(Seat(by_name[t.name], base + gi, "mig", sh, milli, t.mem_gib > (sh.mem_limit_gib or 0)))
+            blast[t.name] = 1
+            per_gpu.setdefault(gi, []).append(t.name)
+        n += plan.gpus
+        groups_out += [per_gpu[g] for g in sorted(per_gpu)]
+        if plan.gpus:
+            configs.add(tuple(sorted(plan.layout)))
+    results, busy, inv = SharingRun(gpu, seats, n, horizon_s, seed, replicas=replicas).run()
     inf = [r for r in results if r.kind == "inference" and not r.oom and r.p50_s is not None]
     tr = [r for r in results if r.kind == "training" and not r.oom]
     w = [r.served for r in inf]
@@ -366,28 +659,31 @@ def evaluate_policy(
     def wavg(vals):
         return float(np.average(vals, weights=w)) if inf and sum(w) > 0 else None
 
+    per_tenant = {
+        r.tenant: (0.0 if r.oom else r.slo_attainment)
+        for r in results
+        if r.kind == "inference" and (r.oom or r.slo_attainment is not None)
+    }
+    worst = min(per_tenant, key=lambda k: (per_tenant[k], k)) if per_tenant else None
     return PolicyResult(
         policy,
-        gpus,
+        float(n),
         results,
-        busy_gpu_s / (gpus * horizon_s) if gpus else 0.0,
+        busy / (n * horizon_s) if n else 0.0,
         wavg([r.p50_s for r in inf]),
         wavg([r.p99_s for r in inf]),
         wavg([r.slo_attainment if r.slo_attainment is not None else 1.0 for r in inf]),
         float(np.mean([r.relative_throughput for r in tr])) if tr else None,
-        float(np.mean(blast)) if blast else 0.0,
+        float(np.mean([blast[s.tenant.name] for s in seats])) if seats else 0.0,
         len(configs),
         sum(r.oom for r in results),
         groups_out,
+        per_tenant[worst] if worst else None,
+        worst,
+        mig_layout,
+        train_layout,
+        inv.as_dict(),
     )
-
-
-def _busy(t: Tenant, r: TenantResult, horizon: float, svc: float) -> float:
-    if r.oom:
-        return 0.0
-    if t.kind == "training":
-        return horizon
-    return min(r.served * svc, horizon)
 
 
 def mixed_workload(gpu: str = "H100-SXM", load: float = 1.0) -> list[Tenant]:
@@ -418,20 +714,20 @@ POLICIES = ("whole", "timeslice", "mps", "mig", "mixed")
 
 
 def reconfigurations_per_day(gpu: str, day: list[Tenant], night: list[Tenant]) -> dict:
-    """MIG layouts for a day and a night demand; every GPU whose layout differs is drained and
-    repartitioned twice a day (models/sharing.MIG_RECONFIGURE_S each, the GPU serving nothing)."""
+    """MIG deployments sized for a day and a night demand (``plan_mig``, inference tenants); when
+    the layout differs every MIG GPU is drained and repartitioned twice a day, otherwise only the
+    GPUs added or removed are (models/sharing.MIG_RECONFIGURE_S each, the GPU serving nothing)."""
     from gpuinfra.models.sharing import MIG_RECONFIGURE_S
 
-    def layouts(ts):
-        packed, big = _mig_pack(gpu, [t for t in ts if t.kind == "inference"])
-        return sorted(tuple(sorted(i.profile.name for _, i in g)) for g in packed)
-
-    a, b = layouts(day), layouts(night)
-    changed = sum(1 for x, y in zip(a, b) if x != y) + abs(len(a) - len(b))
+    a = plan_mig(gpu, [t for t in day if t.kind == "inference"])
+    b = plan_mig(gpu, [t for t in night if t.kind == "inference"])
+    changed = max(a.gpus, b.gpus) if sorted(a.layout) != sorted(b.layout) else abs(a.gpus - b.gpus)
     per_day = 2 * changed
     return {
-        "day_layouts": a,
-        "night_layouts": b,
+        "day_layout": a.layout,
+        "day_gpus": a.gpus,
+        "night_layout": b.layout,
+        "night_gpus": b.gpus,
         "reconfigurations_per_day": per_day,
         "gpu_hours_per_day": per_day * MIG_RECONFIGURE_S / 3600,
     }
