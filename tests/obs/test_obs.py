@@ -58,7 +58,9 @@ def test_telemetry_uses_exporter_names_and_labels(small):
     labels = dict(next(iter(small.series["DCGM_FI_DEV_GPU_UTIL"])))
     assert {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"} <= set(labels)
     assert "kube_pod_container_resource_requests" in small.series and "kube_node_status_capacity" in small.series
-    assert {i.kind for i in small.truth} == {"xid48", "xid79", "nccl_hang", "thermal", "mem_full", "idle_alloc"}
+    # a 4-GPU, 2-hour cluster may not run a training job when a hang is planned: kinds are a subset
+    assert {i.kind for i in small.truth} <= {"xid48", "xid79", "nccl_hang", "thermal", "mem_full", "idle_alloc"}
+    assert small.invariants["ok"]
 
 
 def test_promql_semantics_by_hand():
@@ -99,6 +101,7 @@ def test_precision_and_recall_on_a_constructed_case():
 
 def test_designed_rules_beat_naive_ones_on_the_simulation():
     tel = simulate_telemetry(nodes=2, hours=4.0, seed=11)
+    assert {i.kind for i in tel.truth} == {"xid48", "xid79", "nccl_hang", "thermal", "mem_full", "idle_alloc"}
     nv, ds = (evaluate(RULE_SETS[k](), tel).as_dict() for k in ("naive", "designed"))
     assert ds["pages_per_day"] < nv["pages_per_day"] / 3
     assert ds["precision"] > nv["precision"]
@@ -207,3 +210,24 @@ def test_a_simulate_run_exports_under_real_names(tmp_path):
     assert np.all(held <= req + 1e-9) and held.sum() > 0
     p = tmp_path / "m.om"
     assert write_openmetrics(tel, p) == tel.n_samples()
+
+
+def test_an_alert_already_firing_before_an_incident_does_not_detect_it():
+    # GPU 0 reads 0 % at t=0 and 30; an idle_alloc "starting" at t=20 on that GPU's pod was not
+    # detected by an episode that began at t=0: no match, no negative time to detect
+    tel = toy()
+    tel.truth.append(TruthIncident("idle_alloc", 20.0, 200.0, pod="p", namespace="x"))
+    from gpuinfra.obs.rules import Rule
+
+    idle = Rule("Idle", Cmp(Sel("DCGM_FI_DEV_GPU_UTIL"), "==", 0), 0, "page", "i", ("idle_alloc",))
+    never = Rule("Never", Cmp(Sel("DCGM_FI_DEV_GPU_UTIL"), ">", 1000), 0, "page", "n", ("idle_alloc",))
+    s = {x.rule: x for x in evaluate([idle, never], tel).scores}
+    assert s["Idle"].episodes == 1 and s["Idle"].caught == 0 and s["Idle"].mean_ttd_s is None
+    assert s["Never"].episodes == 0 and s["Never"].mean_ttd_s is None
+
+
+def test_time_to_detect_is_never_negative_on_the_simulation():
+    tel = simulate_telemetry(nodes=2, hours=4.0, seed=11)
+    for k in ("naive", "designed"):
+        for sc in evaluate(RULE_SETS[k](), tel).scores:
+            assert sc.mean_ttd_s is None or sc.mean_ttd_s >= 0, sc

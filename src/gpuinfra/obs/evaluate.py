@@ -7,7 +7,9 @@ page. An episode is a true positive when its labels point at the target of an in
 by Hostname and gpu, or the job, by pod, or a GPU of that job) that was in progress within 15
 minutes of the page; otherwise it is noise. Per rule: precision (true episodes / episodes), recall
 (incidents of the kinds the rule is meant for that it caught / such incidents), mean time to
-detect (first firing minus incident start) and pages per day.
+detect (first firing minus incident start; never negative: an episode whose condition began before
+the incident, or that fired before it, does not detect it; None when the rule caught none) and
+pages per day.
 """
 
 from __future__ import annotations
@@ -126,10 +128,16 @@ def evaluate(rules: list[Rule], tel: Telemetry, interval_s: float = 30.0) -> Eva
     per_rule_caught: dict[str, dict[int, float]] = {r.name: {} for r in rules}
     targets = {r.name: r.targets for r in rules}
     for ep in episodes:
+        # an episode detects an incident only if its condition began with the incident (at the
+        # evaluation that first saw it, or later) and fired while the incident was on or just after:
+        # an alert already pending before the incident started was about something else, and a
+        # detection can never precede what it detects (no negative time to detect)
         cands = [
             i
             for i, inc in enumerate(truth)
-            if inc.start_s - 60 <= ep.firing_at <= inc.end_s + GRACE_S and _matches(ep.labels, inc, tel)
+            if ep.pending_at > inc.start_s - interval_s
+            and inc.start_s <= ep.firing_at <= inc.end_s + GRACE_S
+            and _matches(ep.labels, inc, tel)
         ]
         if not cands:
             continue

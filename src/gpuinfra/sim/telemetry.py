@@ -1,19 +1,22 @@
 """Telemetry of a simulated GPU cluster under dcgm-exporter's and kube-state-metrics' names, with
 the ground truth of every incident injected into it.
 
-A cluster of ``nodes`` x ``gpus_per_node`` GPUs runs jobs of several teams for ``hours``; each job
-has a workload profile whose counters come from :mod:`gpuinfra.models.counters` (a healthy
-trainer, an input-starved trainer, an LLM decode server, a notebook that holds its GPU and does
-nothing). Incidents are injected at random times with their targets recorded as truth:
+The workload is a scenario replayed by the one simulator (:class:`~gpuinfra.sim.engine.ReplayEngine`)
+on a :class:`~gpuinfra.sim.cluster.ClusterState` of ``nodes`` x ``gpus_per_node`` GPUs for
+``hours``: training, input-starved training and LLM decode jobs of 1-8 GPUs (and a forgotten
+notebook per round of incidents) that the scheduler places, so no GPU is ever held twice and the
+run's invariants are checked (``sim/invariants``). Two registered subsystems (``sim/incidents.py``)
+inject the incidents and sample which pod holds which GPU every ``interval_s``; this module turns
+the samples into series, with each job's counters from :mod:`gpuinfra.models.counters`:
 
 | kind | what happens on the series | truth target |
 |---|---|---|
 | xid48 | XID_ERRORS = 48 for the exporter's 5-min Xid window, remapped rows +1, the job stops | GPU |
-| xid79 | the GPU disappears from the exporter (no samples) until the node reboots; the job stops | GPU |
+| xid79 | the GPU disappears from the exporter (no samples) until the node reboots; its job is requeued | GPU |
 | nccl_hang | every GPU of the job: util 100, SM_ACTIVE ~1/SMs, no tensor work, steps frozen | job |
 | thermal | one GPU: temperature up, SM clock to 60 %, its job's steps slow to 60 % | GPU |
-| mem_full | a job's GPUs' framebuffer at 98 % (a leak) | job |
-| idle_alloc | a pod holds GPUs with zero activity for its whole life (a forgotten notebook) | job |
+| mem_full | a job's GPUs' framebuffer ramps to 98 % (a leak) | job |
+| idle_alloc | a pod holds a GPU with zero activity for its whole life (a forgotten notebook) | job |
 
 and noise that is not an incident: jobs' start-up minutes at 0 % util, a single Xid 13 from an
 application bug (the app restarts; no infra action), brief temperature spikes, idle unallocated
@@ -21,6 +24,8 @@ GPUs. Values: power = idle + (TDP - idle) x (0.3 SM_ACTIVE + 0.7 tensor/DRAM act
 = 30 C + 0.07 C/W [assumptions, stated]; memory in MiB of the GPU's visible total.
 
 Sampling follows dcgm-exporter's default 30-s collect interval (facts/gpu.md 5.2) unless set.
+Randomness: the run's ``Rngs(seed)`` streams only (``workload`` for the jobs, ``incidents``,
+``telemetry`` for the noise).
 """
 
 from __future__ import annotations
@@ -31,10 +36,24 @@ import numpy as np
 
 from gpuinfra.catalog.gpus import gpu_model
 from gpuinfra.models.counters import average, sample, scenarios
+from gpuinfra.sim.incidents import TelemetryPlan, TruthIncident
+
+__all__ = ["Telemetry", "TJob", "TruthIncident", "simulate_telemetry", "IDLE_W", "MODEL_NAMES"]
 
 MODEL_NAMES = {"H100-SXM": "NVIDIA H100 80GB HBM3", "A100-80GB": "NVIDIA A100-SXM4-80GB", "H200": "NVIDIA H200"}
 IDLE_W = 70.0
 """Idle board power, W: an assumption (order of 60-90 W for HGX parts)."""
+NODE_CPU_MILLI = 224_000
+NODE_MEM_MIB = 2 * 1024 * 1024
+"""An HGX/DGX H100 node: 2 x 56-core Xeon 8480C (224 threads) and 2 TB of memory (NVIDIA DGX H100 datasheet)."""
+POD_CPU_MILLI_PER_GPU = 16_000
+POD_MEM_MIB_PER_GPU = 128 * 1024
+"""What a job asks per GPU besides the GPU: 16 CPUs and 128 GiB [assumption]."""
+OFFERED_LOAD = 0.9
+"""Arrivals after the initial fill keep 90 % of the GPUs requested on average: a busy training
+cluster (a scenario choice, stated)."""
+STARTUP_S = 300.0
+"""A job's first 5 minutes: loading, allocated but not computing yet [assumption]."""
 
 
 @dataclass
@@ -47,17 +66,6 @@ class TJob:
     profile: str
     mem_frac: float
     steps_per_s: float
-
-
-@dataclass
-class TruthIncident:
-    kind: str
-    start_s: float
-    end_s: float
-    node: int | None = None
-    gpu: int | None = None
-    pod: str | None = None
-    namespace: str | None = None
 
 
 @dataclass
@@ -75,6 +83,8 @@ class Telemetry:
     gpu: str
     start_unix: float = 1_767_225_600.0  # 2026-01-01T00:00:00Z
     noise: list[dict] = field(default_factory=list)
+    invariants: dict | None = None
+    """The simulation's invariant checks (sim/invariants.Invariants.as_dict), when it ran on the kernel."""
 
     @property
     def interval_s(self) -> float:
@@ -98,6 +108,70 @@ def _profile_counters(gpu: str) -> dict[str, dict[str, float]]:
     return out
 
 
+WIDTHS = (1, 2, 4, 8)
+WIDTH_P = (0.2, 0.2, 0.3, 0.3)
+PROFILES = ("training", "training", "starved", "decode")
+INCIDENT_KINDS = ("xid48", "xid79", "nccl_hang", "thermal", "mem_full")
+
+
+def _workload(rng: np.random.Generator, n_gpus: int, gpn: int, horizon: float, rounds: int):
+    """Jobs: an initial fill of the cluster at t = 0, then Poisson arrivals at OFFERED_LOAD; one
+    forgotten notebook per round of incidents. Returns (pods, profiles, mem_frac) in submit order."""
+    from gpuinfra.sim.workload import Pod
+
+    widths = [w for w in WIDTHS if w <= gpn]
+    p = np.array([WIDTH_P[WIDTHS.index(w)] for w in widths])
+    p = p / p.sum()
+    mean_gpu_s = float(np.dot(widths, p)) * 2.0 * 3600  # durations U(1, 3) h: mean 2 h
+    rate = OFFERED_LOAD * n_gpus / mean_gpu_s
+    rows: list[tuple[float, int, float, str, float]] = []
+    held, t = 0, 0.0
+    while True:
+        w = int(rng.choice(widths, p=p))
+        if held + w > n_gpus:
+            break
+        held += w
+        rows.append(
+            (0.0, w, float(rng.uniform(1.0, 3.0) * 3600), str(rng.choice(PROFILES)), float(rng.uniform(0.5, 0.85)))
+        )
+    while True:
+        t += float(rng.exponential(1.0 / rate))
+        if t >= horizon * 0.9:
+            break
+        w = int(rng.choice(widths, p=p))
+        rows.append(
+            (t, w, float(rng.uniform(1.0, 3.0) * 3600), str(rng.choice(PROFILES)), float(rng.uniform(0.5, 0.85)))
+        )
+    pods, profiles, mem = [], [], []
+    for k, (sub, w, dur, prof, mf) in enumerate(rows):
+        team = "inference" if prof == "decode" else "research"
+        pods.append(
+            Pod(
+                f"{team}-job-{k:03d}", sub, dur, POD_CPU_MILLI_PER_GPU * w, POD_MEM_MIB_PER_GPU * w, w, 1000, owner=team
+            )
+        )
+        profiles.append(prof)
+        mem.append(mf)
+    for r in range(rounds):
+        sub = float(rng.uniform(0.3, 0.5) * horizon)
+        pods.append(
+            Pod(
+                f"notebooks-nb-{r:03d}",
+                sub,
+                3 * 3600.0,
+                POD_CPU_MILLI_PER_GPU,
+                POD_MEM_MIB_PER_GPU,
+                1,
+                1000,
+                priority=1,
+                owner="notebooks",
+            )
+        )
+        profiles.append("idle")
+        mem.append(0.3)
+    return pods, profiles, mem
+
+
 def simulate_telemetry(
     nodes: int = 4,
     gpus_per_node: int = 8,
@@ -107,156 +181,145 @@ def simulate_telemetry(
     gpu: str = "H100-SXM",
     incidents_per_kind: int = 1,
 ) -> Telemetry:
-    rng = np.random.default_rng(seed)
+    """Replay a busy GPU cluster and return its telemetry with the injected incidents as truth.
+
+    ``nodes`` x ``gpus_per_node`` GPUs of model ``gpu`` for ``hours``, sampled every
+    ``interval_s`` seconds; ``incidents_per_kind`` rounds of the five incident kinds plus one
+    forgotten notebook each. Same arguments, same series (bytes). Raises ``InvariantError`` if the
+    run broke a cluster invariant (a bug).
+    """
+    from gpuinfra.sim.cluster import ClusterState, NodePool
+    from gpuinfra.sim.engine import ReplayEngine
+    from gpuinfra.sim.framework import Profile
+    from gpuinfra.sim.kernel import Rngs
+    from gpuinfra.sim.workload import PodTable
+
     m = gpu_model(gpu)
     total_mib = float(m.memory_visible_mib or (m.memory_gib or 80) * 1024)
     tdp = float(m.tdp_w or 700)
     prof = _profile_counters(gpu)
-    T = int(hours * 3600 / interval_s)
-    times = np.arange(T) * interval_s
+    horizon = hours * 3600
+    rngs = Rngs(seed)
+    wl = rngs.stream("workload")
     node_names = [f"gpu-node-{k:02d}" for k in range(nodes)]
     G = nodes * gpus_per_node
-    # per GPU per time arrays
+    pod_list, profiles_in, mem_in = _workload(wl, G, gpus_per_node, horizon, incidents_per_kind)
+    table = PodTable(pod_list)
+    order = {p.name: k for k, p in enumerate(pod_list)}
+    profiles = [profiles_in[order[n]] for n in table.names]
+    mem_frac = [mem_in[order[n]] for n in table.names]
+    planned = [
+        (kind, float(wl.uniform(0.1, 0.7) * horizon)) for _ in range(incidents_per_kind) for kind in INCIDENT_KINDS
+    ]
+    plan = TelemetryPlan(horizon, interval_s, gpus_per_node, nodes, profiles, planned)
+    cluster = ClusterState.from_pools(
+        [NodePool("gpu-node", m.name, gpus_per_node, NODE_CPU_MILLI, NODE_MEM_MIB, nodes, node_names=tuple(node_names))]
+    )
+    # kube's default queue order (priority, then arrival); no preemption: the notebook just waits
+    res = ReplayEngine(
+        cluster,
+        table,
+        Profile(preemption=False),
+        seed,
+        sample_interval_s=interval_s * 120,
+        horizon_s=horizon,
+        start_s=0.0,
+        log_events=False,
+        subsystem_options={"incidents": plan, "telemetry": plan},
+    ).run()
+    T = plan.n_samples
+    times = np.arange(T) * interval_s
+    owner, present, started = plan.owner, plan.present, plan.started
+    truth = plan.truth
+    noise: list[dict] = []
+    rng = rngs.stream("telemetry")
+    # jobs as the exporter saw them: every GPU each pod held, from its first start to its end
+    jobs: list[TJob] = []
+    job_of: dict[int, int] = {}
+    for i in sorted({int(x) for x in np.unique(owner) if x >= 0}):
+        rows = np.flatnonzero((owner == i).any(axis=1))
+        end = float(res.end_s[i]) if np.isfinite(res.end_s[i]) else horizon
+        job_of[i] = len(jobs)
+        jobs.append(
+            TJob(
+                table.names[i],
+                table.owners[i],
+                [(int(g) // gpus_per_node, int(g) % gpus_per_node) for g in rows],
+                float(np.nanmin(started[owner == i])),
+                min(end, horizon),
+                profiles[i],
+                mem_frac[i],
+                0.0 if profiles[i] == "idle" else 1.0,
+            )
+        )
+    pod_of = np.where(owner >= 0, np.vectorize(lambda x: job_of.get(int(x), -1))(owner), -1) if owner.size else owner
     util = np.zeros((G, T))
     sm = np.zeros((G, T))
     tensor = np.zeros((G, T))
     dram = np.zeros((G, T))
-    fb = np.full((G, T), 0.0)
+    fb = np.zeros((G, T))
     temp_extra = np.zeros((G, T))
     clock_frac = np.ones((G, T))
     xid = np.zeros((G, T))
     remapped = np.zeros((G, T))
-    present = np.ones((G, T), dtype=bool)
-    pod_of = np.full((G, T), -1, dtype=int)
-    jobs: list[TJob] = []
-    truth: list[TruthIncident] = []
-    noise: list[dict] = []
-    # jobs: fill each node with a few long jobs back to back
-    free_at = np.zeros(G)
-    horizon = hours * 3600
-    k = 0
-    while True:
-        g0 = int(np.argmin(free_at))
-        if free_at[g0] >= horizon * 0.9:
-            break
-        node = g0 // gpus_per_node
-        width = int(rng.choice([1, 2, 4, 8], p=[0.2, 0.2, 0.3, 0.3]))
-        first = (g0 % gpus_per_node) // width * width
-        gids = [node * gpus_per_node + first + j for j in range(width)]
-        start = float(max(free_at[gids]))
-        dur = float(rng.uniform(1.0, 3.0) * 3600)
-        profile = str(rng.choice(["training", "training", "starved", "decode"]))
-        team = "inference" if profile == "decode" else "research"
-        job = TJob(
-            f"{team}-job-{k:03d}",
-            team,
-            [(node, (g - node * gpus_per_node)) for g in gids],
-            start,
-            min(start + dur, horizon),
-            profile,
-            float(rng.uniform(0.5, 0.85)),
-            1.0,
-        )
-        jobs.append(job)
-        free_at[gids] = start + dur + float(rng.uniform(60, 900))
-        k += 1
-
-    # incidents: one or more of each kind, on random jobs/GPUs away from the edges
-    def pick_job(min_len=1800.0):
-        cands = [j for j in jobs if j.end_s - j.start_s > min_len + 1200 and j.profile != "decode"]
-        return cands[int(rng.integers(len(cands)))]
-
-    used: set[str] = set()
-    for _ in range(incidents_per_kind):
-        for kind in ("xid48", "xid79", "nccl_hang", "thermal", "mem_full"):
-            for _try in range(50):
-                j = pick_job()
-                if j.pod not in used:
-                    break
-            used.add(j.pod)
-            t0 = float(rng.uniform(j.start_s + 900, j.end_s - 1200))
-            node, g = j.gpus[int(rng.integers(len(j.gpus)))]
-            if kind == "xid48":
-                truth.append(TruthIncident(kind, t0, min(t0 + 1800, j.end_s), node, g, j.pod, j.namespace))
-            elif kind == "xid79":
-                truth.append(TruthIncident(kind, t0, min(t0 + 2400, horizon), node, g, j.pod, j.namespace))
-            elif kind == "nccl_hang":
-                truth.append(TruthIncident(kind, t0, min(t0 + 1500, j.end_s), None, None, j.pod, j.namespace))
-            elif kind == "thermal":
-                truth.append(TruthIncident(kind, t0, min(t0 + 2700, j.end_s), node, g, j.pod, j.namespace))
-            else:
-                truth.append(TruthIncident(kind, t0, j.end_s, None, None, j.pod, j.namespace))
-        # a forgotten notebook holding one GPU
-        free_g = int(np.argmin(free_at))
-        t0 = float(min(free_at[free_g], horizon * 0.5))
-        nb = TJob(
-            f"notebooks-nb-{len(truth):03d}",
-            "notebooks",
-            [(free_g // gpus_per_node, free_g % gpus_per_node)],
-            t0,
-            min(t0 + 3 * 3600, horizon),
-            "idle",
-            0.3,
-            0.0,
-        )
-        jobs.append(nb)
-        free_at[free_g] = nb.end_s
-        truth.append(TruthIncident("idle_alloc", t0, nb.end_s, None, None, nb.pod, nb.namespace))
-    by_pod = {j.pod: j for j in jobs}
     steps: dict[str, np.ndarray] = {}
+    running_any: dict[str, np.ndarray] = {}
     for ji, j in enumerate(jobs):
-        run = (times >= j.start_s) & (times < j.end_s)
-        startup = run & (times < j.start_s + 300)  # loading: allocated, not computing yet
-        rate = np.where(run & ~startup, j.steps_per_s, 0.0)
+        held = pod_of == ji
+        startup = held & (times[None, :] < started + STARTUP_S)
+        active = held & ~startup
         p = prof[j.profile]
-        for node, g in j.gpus:
-            gi = node * gpus_per_node + g
-            pod_of[gi, run] = ji
-            active = run & ~startup
-            util[gi, active], sm[gi, active], tensor[gi, active], dram[gi, active] = (
-                p["util"],
-                p["sm"],
-                p["tensor"],
-                p["dram"],
-            )
-            fb[gi, run] = j.mem_frac * total_mib
-            fb[gi, startup] = 0.2 * total_mib
-        steps[j.pod] = rate
-        if j.profile != "idle" and j.end_s - j.start_s > 600:
-            # noise: startup at 0 % util is normal
-            noise.append({"kind": "startup", "pod": j.pod, "start_s": j.start_s, "end_s": j.start_s + 300})
+        util[active], sm[active], tensor[active], dram[active] = p["util"], p["sm"], p["tensor"], p["dram"]
+        fb[held] = j.mem_frac * total_mib
+        fb[startup] = 0.2 * total_mib
+        run = held.any(axis=0)
+        running_any[j.pod] = run
+        steps[j.pod] = np.where(active.any(axis=0), j.steps_per_s, 0.0)
+        if j.profile != "idle":
+            noise.append({"kind": "startup", "pod": j.pod, "start_s": j.start_s, "end_s": j.start_s + STARTUP_S})
+    by_pod = {j.pod: ji for ji, j in enumerate(jobs)}
     for inc in truth:
-        j = by_pod[inc.pod]
+        ji = by_pod[inc.pod]
         w = (times >= inc.start_s) & (times < inc.end_s)
-        gis = [n * gpus_per_node + g for n, g in j.gpus]
+        gis = np.flatnonzero((pod_of == ji).any(axis=1))
         if inc.kind in ("xid48", "xid79"):
             gi = inc.node * gpus_per_node + inc.gpu
             win = (times >= inc.start_s) & (times < inc.start_s + 300)
             xid[gi, win] = 48 if inc.kind == "xid48" else 79
             if inc.kind == "xid48":
                 remapped[gi, times >= inc.start_s] += 1
-            else:
-                present[gi, w] = False
-            for g2 in gis:  # the whole job stops: its other ranks wait, then die
-                util[g2, w] = sm[g2, w] = tensor[g2, w] = dram[g2, w] = 0.0
-            steps[j.pod][w] = 0.0
+                for g2 in gis:  # the whole job stops: its other ranks wait
+                    m2 = w & (pod_of[g2] == ji)
+                    util[g2, m2] = sm[g2, m2] = tensor[g2, m2] = dram[g2, m2] = 0.0
+                steps[inc.pod][w] = 0.0
         elif inc.kind == "nccl_hang":
             for g2 in gis:
-                util[g2, w], sm[g2, w], tensor[g2, w], dram[g2, w] = prof["hang"]["util"], prof["hang"]["sm"], 0.0, 0.0
-            steps[j.pod][w] = 0.0
+                m2 = w & (pod_of[g2] == ji)
+                util[g2, m2], sm[g2, m2], tensor[g2, m2], dram[g2, m2] = (
+                    prof["hang"]["util"],
+                    prof["hang"]["sm"],
+                    0.0,
+                    0.0,
+                )
+            steps[inc.pod][w] = 0.0
         elif inc.kind == "thermal":
             gi = inc.node * gpus_per_node + inc.gpu
             temp_extra[gi, w] = 25.0
             clock_frac[gi, w] = 0.6
-            steps[j.pod][w] *= 0.6
+            steps[inc.pod][w] *= 0.6
             for g2 in gis:
-                tensor[g2, w] *= 0.6
+                m2 = w & (pod_of[g2] == ji)
+                tensor[g2, m2] *= 0.6
         elif inc.kind == "mem_full":
             ramp = np.clip((times - inc.start_s) / 900.0, 0, 1)
             for g2 in gis:
-                fb[g2, w] = np.maximum(fb[g2, w], (j.mem_frac + (0.98 - j.mem_frac) * ramp[w]) * total_mib)
+                m2 = w & (pod_of[g2] == ji)
+                fb[g2, m2] = np.maximum(
+                    fb[g2, m2], (jobs[ji].mem_frac + (0.98 - jobs[ji].mem_frac) * ramp[m2]) * total_mib
+                )
     # noise: an application Xid 13 on a healthy job, and short temperature spikes
-    jn = jobs[int(rng.integers(len(jobs)))]
+    busy_jobs = [j for j in jobs if j.profile != "idle"]
+    jn = busy_jobs[int(rng.integers(len(busy_jobs)))]
     tn = float(rng.uniform(jn.start_s, max(jn.start_s + 1, jn.end_s - 600)))
     n13, g13 = jn.gpus[0]
     xid[n13 * gpus_per_node + g13, (times >= tn) & (times < tn + 300)] = 13
@@ -333,28 +396,30 @@ def simulate_telemetry(
             put("DCGM_FI_DEV_SM_CLOCK", lab, vals(np.round(clock[gi])))
             put("DCGM_FI_DEV_XID_ERRORS", lab, vals(xid[gi]))
             put("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", lab, vals(remapped[gi]))
-    for j in jobs:
-        run = (times >= j.start_s) & (times < j.end_s)
-        put(
-            "kube_pod_container_resource_requests",
-            {
-                "namespace": j.namespace,
-                "pod": j.pod,
-                "container": "main",
-                "node": node_names[j.gpus[0][0]],
-                "resource": "nvidia_com_gpu",
-                "unit": "integer",
-            },
-            np.where(run, float(len(j.gpus)), np.nan),
-            "gauge",
-            "The number of requested request resource by a container (kube-state-metrics).",
-        )
+    for ji, j in enumerate(jobs):
+        held = pod_of == ji
+        for n in sorted({n for n, _ in j.gpus}):
+            count = held[n * gpus_per_node : (n + 1) * gpus_per_node].sum(axis=0).astype(float)
+            put(
+                "kube_pod_container_resource_requests",
+                {
+                    "namespace": j.namespace,
+                    "pod": j.pod,
+                    "container": "main",
+                    "node": node_names[n],
+                    "resource": "nvidia_com_gpu",
+                    "unit": "integer",
+                },
+                np.where(count > 0, count, np.nan),
+                "gauge",
+                "The number of requested request resource by a container (kube-state-metrics).",
+            )
         if j.steps_per_s > 0:
             cum = np.cumsum(steps[j.pod] * interval_s)
             put(
                 "gpuinfra_job_steps_total",
                 {"namespace": j.namespace, "pod": j.pod},
-                np.where(run, np.floor(cum), np.nan),
+                np.where(running_any[j.pod], np.floor(cum), np.nan),
                 "counter",
                 "Training or serving steps the job has completed (the job's own progress metric).",
             )
@@ -367,4 +432,16 @@ def simulate_telemetry(
             "The capacity for different resources of a node (kube-state-metrics).",
         )
     del pods
-    return Telemetry(times, series, types, helps, truth, jobs, node_names, gpus_per_node, m.name, noise=noise)
+    return Telemetry(
+        times,
+        series,
+        types,
+        helps,
+        truth,
+        jobs,
+        node_names,
+        gpus_per_node,
+        m.name,
+        noise=noise,
+        invariants=res.invariants.as_dict() if res.invariants else None,
+    )
