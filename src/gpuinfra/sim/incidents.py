@@ -16,9 +16,9 @@ Incidents (their effects on the series are applied by ``sim/telemetry.py``):
 | mem_full | planned time | nothing (a leak fills the framebuffer) | job, until the job ends |
 | idle_alloc | a notebook pod starts | it holds its GPU and does nothing | job, its whole run |
 
-A planned incident strikes a running job (a training job for a hung collective) that has been running for at least 15 minutes
-and has at least 20 more to go (chosen from the ``incidents`` stream); when none qualifies it
-looks again 5 minutes later. Window lengths are scenario choices.
+A planned incident strikes a running job (a training job for a hung collective) that has been
+running for at least 15 minutes and has at least 20 more to go (chosen from the ``incidents``
+stream); when none qualifies it looks again 5 minutes later. Window lengths are scenario choices.
 """
 
 from __future__ import annotations
