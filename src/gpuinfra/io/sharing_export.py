@@ -60,18 +60,26 @@ def device_plugin_config(mode: str, replicas: int, rename: bool = False, fail_gt
     return {"version": "v1", "sharing": {key: body}}
 
 
-def mig_parted_config(gpu: str, name: str, layout: list[str]) -> dict:
-    counts: dict[str, int] = {}
-    for p in layout:
-        migm.profile(gpu, p)  # unknown profiles are a user error
-        counts[p] = counts.get(p, 0) + 1
-    return {
-        "version": "v1",
-        "mig-configs": {
-            "all-disabled": [{"devices": "all", "mig-enabled": False}],
-            name: [{"devices": "all", "mig-enabled": True, "mig-devices": counts}],
-        },
-    }
+def mig_config_name(layout: list[str]) -> str:
+    """The mig-parted config name gpuinfra gives a per-GPU layout (``gpuinfra-`` + sorted profiles)."""
+    return "gpuinfra-" + "-".join(sorted(layout))
+
+
+def mig_parted_config(gpu: str, name: str, layout: list[str], extra: dict[str, list[str]] | None = None) -> dict:
+    """A mig-parted config: ``all-disabled``, ``name`` (``layout`` on every GPU of a node) and any
+    ``extra`` named layouts; unknown profiles are a ``UserError``."""
+
+    def counts(lay: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in lay:
+            migm.profile(gpu, p)
+            out[p] = out.get(p, 0) + 1
+        return out
+
+    configs: dict = {"all-disabled": [{"devices": "all", "mig-enabled": False}]}
+    for n, lay in {name: layout, **(extra or {})}.items():
+        configs[n] = [{"devices": "all", "mig-enabled": True, "mig-devices": counts(lay)}]
+    return {"version": "v1", "mig-configs": configs}
 
 
 def check_layout(gpu: str, layout: list[str]) -> list[migm.Instance]:
@@ -129,13 +137,20 @@ def export_sharing(
     layout: list[str] | None = None,
     pool: str = "gpu-pool",
     k8s_version: str = DEFAULT_K8S,
+    training_layout: list[str] | None = None,
 ) -> dict:
-    """Write the manifests for ``policy`` and validate every document. Returns a summary."""
+    """Write the manifests for ``policy`` and validate every document. Returns a summary.
+
+    ``layout``: the MIG layout of every MIG GPU of the pool (default mig-parted's all-balanced);
+    ``training_layout``: under ``mig``, the layout of the training nodes' GPUs (e.g. the full-GPU
+    instance), written as a second mig-parted config with its own node labels. The summary's
+    ``mig_layouts`` maps each written config name to its profiles."""
     import kubernetes_validate
 
     model = gpu_model(gpu)
     out_dir.mkdir(parents=True, exist_ok=True)
     docs: list[tuple[str, dict]] = []
+    mig_layouts: dict[str, list[str]] = {}
     labels = {"nvidia.com/gpu.product": model.name}
     if policy in ("timeslice", "mps"):
         cfg = device_plugin_config(policy, replicas)
@@ -164,8 +179,14 @@ def export_sharing(
                 expected="a comma-separated list of profiles",
             )
         check_layout(gpu, lay)
-        name = "gpuinfra-" + "-".join(sorted(lay))
-        mp = mig_parted_config(gpu, name, lay)
+        name = mig_config_name(lay)
+        extra: dict[str, list[str]] = {}
+        if policy == "mig" and training_layout:
+            check_layout(gpu, training_layout)
+            if sorted(training_layout) != sorted(lay):
+                extra[mig_config_name(training_layout)] = list(training_layout)
+        mig_layouts = {name: list(lay), **extra}
+        mp = mig_parted_config(gpu, name, lay, extra)
         _check_mig_parted(mp, gpu)
         docs.append(
             (
@@ -191,6 +212,25 @@ def export_sharing(
             {"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"{pool}-node", "labels": labels}},
         )
     )
+    train_cfg = mig_config_name(training_layout) if training_layout else None
+    if policy == "mig" and train_cfg in mig_layouts and train_cfg != labels.get("nvidia.com/mig.config"):
+        docs.append(
+            (
+                "node-labels-training.yaml",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": f"{pool}-training-node",
+                        "labels": {
+                            "nvidia.com/gpu.product": model.name,
+                            "nvidia.com/mig.config": mig_config_name(training_layout),
+                            "nvidia.com/mig.strategy": "mixed",
+                        },
+                    },
+                },
+            )
+        )
     if policy == "mixed":
         docs.append(
             (
@@ -217,4 +257,5 @@ def export_sharing(
         "labels": labels,
         "kubernetes_version": k8s_version,
         "validated": True,
+        "mig_layouts": mig_layouts,
     }

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -101,11 +102,11 @@ class _Gpu:
         self.busy_gpu_s = 0.0
         self.busy_weight = 1.0
         # time-slicing
-        self.phase = "idle"  # idle | switch | run
         self.phase_end = float("inf")
+        self.run_from = 0.0
         self.cur: int | None = None
-        self.target: int | None = None
         self.last_run: int | None = None
+        self.pos: dict[int, int] = {}
 
 
 class SharingRun:
@@ -156,6 +157,7 @@ class SharingRun:
             if g.mode and g.mode != s.mode:
                 raise ValueError(f"GPU {s.gpu} runs {g.mode}, not {s.mode}")
             g.mode = s.mode
+            g.pos[k] = len(g.members)
             g.members.append(k)
         self.queues: list[deque[float]] = [deque() for _ in seats]
         self.remaining: dict[int, float] = {}
@@ -164,6 +166,9 @@ class SharingRun:
         self.work: list[float] = [0.0] * len(seats)
         """Alone-seconds of work each seat completed."""
         self.allocs: list[Allocation] = []
+        self.alone = [s.tenant.alone_s for s in seats]
+        self.rate = [s.tenant.alone_s / self._svc(k) for k, s in enumerate(seats)]
+        """Alone-seconds of work per second on the seat's share when it runs (whole, MIG, a time slice)."""
         self.kernel = Kernel({"sh_arrival": self._on_arrival, "sh_tick": self._on_tick, "sh_end": self._on_end})
 
     def _node_dev(self, g: int) -> tuple[int, int]:
@@ -209,11 +214,26 @@ class SharingRun:
     # -- progress --------------------------------------------------------------------------
     def _advance(self, g: _Gpu, t: float) -> None:
         """Progress every busy seat of ``g`` from its last event to ``t`` at the current rates."""
+        if g.mode == "timeslice":
+            # only the slice's owner runs, from the end of the context switch (run_from) on
+            s0 = max(g.last_t, g.run_from)
+            g.last_t = t
+            k = g.cur
+            if k is None or t <= s0 or k not in self.remaining:
+                return
+            dt = t - s0
+            g.busy_gpu_s += dt
+            done = min(self.rate[k] * dt, self.remaining[k])
+            self.remaining[k] -= done
+            self.work[k] += done
+            if self.remaining[k] <= _EPS * max(1.0, self.alone[k]):
+                self._finish(k, t)
+            return
         dt = t - g.last_t
         g.last_t = t
         if dt <= 0:
             return
-        if g.rates and (g.mode != "timeslice" or g.phase == "run"):
+        if g.rates:
             g.busy_gpu_s += dt * g.busy_weight
         for k, r in g.rates.items():
             if r > 0 and k in self.remaining:
@@ -221,7 +241,7 @@ class SharingRun:
                 self.remaining[k] -= done
                 self.work[k] += done
         for k in list(g.rates):
-            if k in self.remaining and self.remaining[k] <= _EPS * max(1.0, self.seats[k].tenant.alone_s):
+            if k in self.remaining and self.remaining[k] <= _EPS * max(1.0, self.alone[k]):
                 self._finish(k, t)
 
     def _finish(self, k: int, t: float) -> None:
@@ -241,7 +261,7 @@ class SharingRun:
         active = [k for k in g.members if k in self.remaining]
         g.gen += 1
         if g.mode in ("whole", "mig"):
-            g.rates = {k: self.seats[k].tenant.alone_s / self._svc(k) for k in active}
+            g.rates = {k: self.rate[k] for k in active}
             if g.mode == "mig":
                 # busy GPU-time of a MIG GPU: each busy instance counts its compute slices / 7
                 g.busy_weight = 0.0
@@ -271,40 +291,28 @@ class SharingRun:
         return p.compute_slices / migm.COMPUTE_SLICES
 
     def _decide_timeslice(self, g: _Gpu, t: float, active: list[int]) -> float | None:
-        """Round robin: returns the time to the next decision (None: the GPU is idle)."""
+        """Round robin: returns the time to the next decision (None: the GPU is idle). A switch to
+        another tenant costs ``switch_s`` before its slice runs (``run_from``)."""
         if not active:
-            g.phase, g.cur, g.rates, g.phase_end = "idle", None, {}, float("inf")
+            g.cur, g.rates, g.phase_end = None, {}, float("inf")
             return None
-        if g.phase == "switch" and t < g.phase_end - _EPS:
-            return g.phase_end - t  # an arrival during a context switch changes nothing
-        if g.phase == "switch":
-            self._run_slice(g, g.target, t, len(active))
-        elif g.phase == "run" and g.cur in self.remaining and t < g.phase_end - _EPS:
+        if g.cur is not None and g.cur in self.remaining and t < g.phase_end - _EPS:
             if len(active) > 1 and g.phase_end == float("inf"):
-                g.phase_end = t + self.timeslice_s  # contention: the lone runner's slice starts now
+                g.phase_end = max(t, g.run_from) + self.timeslice_s  # contention: the lone runner's slice starts
         else:
-            # the slice ended (or the runner ran out of work): the next seat with work, round robin
+            # the slice ended (or its owner ran out of work): the next seat with work, round robin
             order = g.members
-            start = order.index(g.cur) + 1 if g.cur in order else 0
-            nxt = next(
-                order[(start + j) % len(order)]
-                for j in range(len(order))
-                if order[(start + j) % len(order)] in self.remaining
-            )
-            if g.last_run is not None and g.last_run != nxt and len(active) > 1:
-                g.phase, g.target, g.cur, g.rates = "switch", nxt, None, {}
-                g.phase_end = t + self.switch_s
-                return self.switch_s
-            self._run_slice(g, nxt, t, len(active))
+            start = g.pos[g.cur] + 1 if g.cur is not None else 0
+            n = len(order)
+            nxt = next(order[(start + j) % n] for j in range(n) if order[(start + j) % n] in self.remaining)
+            switch = g.last_run is not None and g.last_run != nxt and len(active) > 1
+            g.run_from = t + (self.switch_s if switch else 0.0)
+            g.cur = g.last_run = nxt
+            g.phase_end = g.run_from + self.timeslice_s if len(active) > 1 else float("inf")
+            g.rates = {nxt: self.rate[nxt]}  # a whole GPU in its slice
         k = g.cur
-        need = self.remaining[k] / g.rates[k]
+        need = max(g.run_from - t, 0.0) + self.remaining[k] / self.rate[k]
         return min(need, g.phase_end - t)
-
-    def _run_slice(self, g: _Gpu, k: int | None, t: float, n_active: int) -> None:
-        assert k is not None
-        g.phase, g.cur, g.last_run = "run", k, k
-        g.phase_end = t + self.timeslice_s if n_active > 1 else float("inf")
-        g.rates = {k: self.seats[k].tenant.alone_s / self._svc(k)}  # a whole GPU in its slice
 
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> tuple[list[TenantResult], float, Invariants]:
@@ -545,10 +553,23 @@ def plan_mig(gpu: str, tenants: list[Tenant], layout: list[str] | None = None) -
     if layout:
         check_layout(gpu, list(layout))
         return _assign(gpu, tenants, list(layout))
+    return _best_plan(gpu, tuple(tenants))
+
+
+@cache
+def _layout_names(gpu: str) -> tuple[tuple[str, ...], ...]:
+    """Every maximal MIG layout of ``gpu`` (models/mig.layouts) as profile names, largest first."""
+    return tuple(
+        tuple(sorted((i.profile.name for i in lay), key=lambda n: (-migm.profile(gpu, n).compute_slices, n)))
+        for lay in migm.layouts(gpu)
+    )
+
+
+@lru_cache(maxsize=256)
+def _best_plan(gpu: str, tenants: tuple[Tenant, ...]) -> MigPlan:
     best: tuple | None = None
-    for lay in migm.layouts(gpu):
-        names = sorted((i.profile.name for i in lay), key=lambda n: (-migm.profile(gpu, n).compute_slices, n))
-        plan = _assign(gpu, tenants, names)
+    for names in _layout_names(gpu):
+        plan = _assign(gpu, list(tenants), list(names))
         key = (plan.gpus + len(plan.unserved), len(plan.unserved), ",".join(names))
         if best is None or key < best[0]:
             best = (key, plan)
@@ -728,6 +749,8 @@ def reconfigurations_per_day(gpu: str, day: list[Tenant], night: list[Tenant]) -
         "day_gpus": a.gpus,
         "night_layout": b.layout,
         "night_gpus": b.gpus,
+        "day_whole_gpus": len(a.unserved),
+        "night_whole_gpus": len(b.unserved),
         "reconfigurations_per_day": per_day,
         "gpu_hours_per_day": per_day * MIG_RECONFIGURE_S / 3600,
     }
