@@ -28,6 +28,7 @@ work done relative to running alone (training); per GPU: busy time.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from functools import cache, lru_cache
@@ -167,6 +168,10 @@ class SharingRun:
         """Alone-seconds of work each seat completed."""
         self.allocs: list[Allocation] = []
         self.alone = [s.tenant.alone_s for s in seats]
+        self.arrival_at = [float("inf")] * len(seats)
+        self._limit = self.horizon
+        self.training = {k for k, s in enumerate(seats) if s.tenant.kind == "training"}
+        """Each seat's next request arrival (already scheduled), inf when none."""
         self.rate = [s.tenant.alone_s / self._svc(k) for k, s in enumerate(seats)]
         """Alone-seconds of work per second on the seat's share when it runs (whole, MIG, a time slice)."""
         self.kernel = Kernel({"sh_arrival": self._on_arrival, "sh_tick": self._on_tick, "sh_end": self._on_end})
@@ -209,7 +214,11 @@ class SharingRun:
     def _next_arrival(self, k: int, t: float) -> list[Event]:
         tn = self.seats[k].tenant
         nxt = t + float(self.rngs.stream(f"sharing:{tn.name}").exponential(1.0 / tn.rate_per_s))
-        return [Event(nxt, PRIO_ARRIVAL, "sh_arrival", k)] if nxt < self.horizon else []
+        if nxt >= self.horizon:
+            self.arrival_at[k] = float("inf")
+            return []
+        self.arrival_at[k] = nxt
+        return [Event(nxt, PRIO_ARRIVAL, "sh_arrival", k)]
 
     # -- progress --------------------------------------------------------------------------
     def _advance(self, g: _Gpu, t: float) -> None:
@@ -223,11 +232,7 @@ class SharingRun:
                 return
             dt = t - s0
             g.busy_gpu_s += dt
-            done = min(self.rate[k] * dt, self.remaining[k])
-            self.remaining[k] -= done
-            self.work[k] += done
-            if self.remaining[k] <= _EPS * max(1.0, self.alone[k]):
-                self._finish(k, t)
+            self._progress(k, self.rate[k] * dt, t)
             return
         dt = t - g.last_t
         g.last_t = t
@@ -235,14 +240,25 @@ class SharingRun:
             return
         if g.rates:
             g.busy_gpu_s += dt * g.busy_weight
-        for k, r in g.rates.items():
+        for k, r in list(g.rates.items()):
             if r > 0 and k in self.remaining:
-                done = min(r * dt, self.remaining[k])
-                self.remaining[k] -= done
-                self.work[k] += done
-        for k in list(g.rates):
-            if k in self.remaining and self.remaining[k] <= _EPS * max(1.0, self.alone[k]):
-                self._finish(k, t)
+                self._progress(k, r * dt, t)
+
+    def _progress(self, k: int, d: float, t: float) -> None:
+        """Seat ``k`` did ``d`` alone-seconds of work up to ``t``. A training seat always has a step
+        to run: steps that end inside ``d`` change nothing else, so they are counted in ``work``
+        and the current step's remainder is kept (no decision needed). An inference request
+        completes at ``t`` (the caller makes ``t`` its completion time)."""
+        if self.seats[k].tenant.kind == "training":
+            a = self.alone[k]
+            self.work[k] += d
+            self.remaining[k] = a - math.fmod(a - self.remaining[k] + d, a)
+            return
+        done = min(d, self.remaining[k])
+        self.remaining[k] -= done
+        self.work[k] += done
+        if self.remaining[k] <= _EPS * max(1.0, self.alone[k]):
+            self._finish(k, t)
 
     def _finish(self, k: int, t: float) -> None:
         tn = self.seats[k].tenant
@@ -257,9 +273,27 @@ class SharingRun:
             del self.remaining[k]
 
     def _decide(self, g: _Gpu, t: float) -> list[Event]:
-        """Set the rates of ``g``'s seats from now on and schedule its next tick."""
-        active = [k for k in g.members if k in self.remaining]
+        """Set the rates of ``g``'s seats from ``t`` on and schedule its next tick.
+
+        Only its own tenants' arrivals (and the end of the run) change a GPU from outside, so
+        decisions that fall before the next of those are taken here in turn, exactly as ticks
+        would take them, and only the first decision at or after it becomes a ``sh_tick`` event
+        (a time-sliced GPU makes hundreds of 2-ms decisions a second; same results, a small heap)."""
         g.gen += 1
+        limit = self._limit = min([self.horizon, *(self.arrival_at[k] for k in g.members)])
+        while True:
+            dt = self._plan(g, t)
+            if dt is None:
+                return []
+            nt = t + max(dt, 0.0)
+            if nt >= limit:
+                return [Event(nt, PRIO_RELEASE, "sh_tick", g.index, g.gen)]
+            self._advance(g, nt)
+            t = nt
+
+    def _plan(self, g: _Gpu, t: float) -> float | None:
+        """Set the rates of ``g``'s seats from ``t`` on; returns the time to the next decision (None: idle)."""
+        active = [k for k in g.members if k in self.remaining]
         if g.mode in ("whole", "mig"):
             g.rates = {k: self.rate[k] for k in active}
             if g.mode == "mig":
@@ -267,7 +301,9 @@ class SharingRun:
                 g.busy_weight = 0.0
                 for k in active:
                     g.busy_weight += self._mig_weight(k)
-            nxt = min((self.remaining[k] / r for k, r in g.rates.items() if r > 0), default=None)
+            nxt = min(
+                (self.remaining[k] / r for k, r in g.rates.items() if r > 0 and k not in self.training), default=None
+            )
         elif g.mode == "mps":
             tenants = {k: self.seats[k].tenant for k in active}
             cap = 1.0 / self.replicas
@@ -279,12 +315,10 @@ class SharingRun:
                 f = demands[k] * scale
                 t_share = tn.time_on(max(f, 1e-9) if tn.sm_demand > f else tn.sm_demand, 1.0 / len(active))
                 g.rates[k] = tn.alone_s / t_share
-            nxt = min((self.remaining[k] / r for k, r in g.rates.items()), default=None)
+            nxt = min((self.remaining[k] / r for k, r in g.rates.items() if k not in self.training), default=None)
         else:
             nxt = self._decide_timeslice(g, t, active)
-        if nxt is None:
-            return []
-        return [Event(t + max(nxt, 0.0), PRIO_RELEASE, "sh_tick", g.index, g.gen)]
+        return nxt
 
     def _mig_weight(self, k: int) -> float:
         p = migm.profile(self.gpu, self.seats[k].share.profile or "")
@@ -293,6 +327,7 @@ class SharingRun:
     def _decide_timeslice(self, g: _Gpu, t: float, active: list[int]) -> float | None:
         """Round robin: returns the time to the next decision (None: the GPU is idle). A switch to
         another tenant costs ``switch_s`` before its slice runs (``run_from``)."""
+        t0 = t
         if not active:
             g.cur, g.rates, g.phase_end = None, {}, float("inf")
             return None
@@ -306,13 +341,42 @@ class SharingRun:
             n = len(order)
             nxt = next(order[(start + j) % n] for j in range(n) if order[(start + j) % n] in self.remaining)
             switch = g.last_run is not None and g.last_run != nxt and len(active) > 1
+            if switch:
+                t += self._skip_rounds(g, t, active)
             g.run_from = t + (self.switch_s if switch else 0.0)
             g.cur = g.last_run = nxt
             g.phase_end = g.run_from + self.timeslice_s if len(active) > 1 else float("inf")
             g.rates = {nxt: self.rate[nxt]}  # a whole GPU in its slice
         k = g.cur
-        need = max(g.run_from - t, 0.0) + self.remaining[k] / self.rate[k]
-        return min(need, g.phase_end - t)
+        need = max(g.run_from - t0, 0.0) + (math.inf if k in self.training else self.remaining[k] / self.rate[k])
+        nxt = min(need, g.phase_end - t0)
+        return None if math.isinf(nxt) else nxt
+
+    def _skip_rounds(self, g: _Gpu, t: float, active: list[int]) -> float:
+        """Whole round-robin rounds that change nothing but progress, taken at once.
+
+        At the start of a switch, with the same tenants active until the GPU's next outside event
+        (``_limit``) and no inference request completing, every round is the same: each active
+        tenant gets ``switch_s`` + ``timeslice_s`` and progresses rate x ``timeslice_s`` (a training
+        step that ends mid-slice starts the next at once). Returns the time skipped (R rounds)."""
+        ts = self.timeslice_s
+        length = len(active) * (self.switch_s + ts)
+        r = int((self._limit - t) / length) - 1
+        for k in active:
+            if self.seats[k].tenant.kind != "training":
+                r = min(r, int(self.remaining[k] / (self.rate[k] * ts)) - 1)
+        if r < 1:
+            return 0.0
+        for k in active:
+            d = r * self.rate[k] * ts
+            self.work[k] += d
+            if self.seats[k].tenant.kind == "training":
+                done = math.fmod(self.alone[k] - self.remaining[k] + d, self.alone[k])
+                self.remaining[k] = self.alone[k] - done
+            else:
+                self.remaining[k] -= d
+        g.busy_gpu_s += r * len(active) * ts
+        return r * length
 
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> tuple[list[TenantResult], float, Invariants]:
