@@ -68,7 +68,7 @@ def main() -> None:
         )
     from gpuinfra.obs.evaluate import evaluate
     from gpuinfra.obs.rules import designed_rules, naive_rules
-    from gpuinfra.sim.telemetry import simulate_telemetry
+    from gpuinfra.obs.simulate import simulate_telemetry
 
     tel, dt = timed(lambda: simulate_telemetry(nodes=4, hours=6.0))
     rows.append(

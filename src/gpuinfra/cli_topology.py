@@ -683,7 +683,7 @@ def _telemetry(nodes: int, hours: float, seed: int, interval: float, run: Path |
         from gpuinfra.sim.telemetry_run import telemetry_from_run
 
         return telemetry_from_run(run, hours=hours, interval_s=interval, max_nodes=max_nodes)
-    from gpuinfra.sim.telemetry import simulate_telemetry
+    from gpuinfra.obs.simulate import simulate_telemetry
 
     return simulate_telemetry(nodes=nodes, hours=hours, interval_s=interval, seed=seed)
 

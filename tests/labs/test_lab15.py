@@ -7,7 +7,7 @@ import pytest
 
 from gpuinfra.labs import lab15, registry
 from gpuinfra.obs.export import write_openmetrics
-from gpuinfra.sim.telemetry import simulate_telemetry
+from gpuinfra.obs.simulate import simulate_telemetry
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,8 @@ from gpuinfra.obs.export import (
 )
 from gpuinfra.obs.promql import Agg, Arith, Cmp, Ctx, Range, Sel, SetOp
 from gpuinfra.obs.rules import RULE_SETS, designed_rules, naive_rules, rule_file
-from gpuinfra.sim.telemetry import Telemetry, TruthIncident, simulate_telemetry
+from gpuinfra.obs.simulate import simulate_telemetry
+from gpuinfra.sim.telemetry import Telemetry, TruthIncident
 
 
 def need_promtool():

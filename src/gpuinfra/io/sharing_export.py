@@ -14,7 +14,7 @@ import yaml
 from gpuinfra.catalog.gpus import gpu_model
 from gpuinfra.errors import UserError
 from gpuinfra.models import mig as migm
-from gpuinfra.models.sharing import MPS_MAX_CLIENTS
+from gpuinfra.models.sharing import MPS_MAX_CLIENTS, place_layout
 
 NAMESPACE = "gpu-operator"
 
@@ -85,19 +85,11 @@ def mig_parted_config(gpu: str, name: str, layout: list[str], extra: dict[str, l
 def check_layout(gpu: str, layout: list[str]) -> list[migm.Instance]:
     """Place the instances (largest first, as the MIG guide recommends), searching the start slots
     so that, e.g., 3-2-1-1 lands as 0:1, 1:1, 2:2, 4:4; refuse a layout no placement fits."""
-    profs = sorted((migm.profile(gpu, n) for n in layout), key=lambda p: (-p.memory_slices, -p.compute_slices, p.name))
-
-    def place(built: list[migm.Instance], rest: list[migm.MigProfile]) -> list[migm.Instance] | None:
-        if not rest:
-            return built
-        for s in migm.placements(built, rest[0]):
-            got = place([*built, migm.Instance(rest[0], s)], rest[1:])
-            if got is not None:
-                return got
-        return None
-
-    got = place([], profs)
+    got = place_layout(gpu, layout)
     if got is None:
+        profs = sorted(
+            (migm.profile(gpu, n) for n in layout), key=lambda p: (-p.memory_slices, -p.compute_slices, p.name)
+        )
         why = migm.why_not([], profs[0], profs[0].placements[0]) if profs else "empty layout"
         raise UserError(
             f"MIG layout {','.join(layout)} does not fit one {gpu_model(gpu).name} in any placement",

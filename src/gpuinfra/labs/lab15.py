@@ -24,10 +24,11 @@ from gpuinfra.io.results import write_json
 from gpuinfra.obs.evaluate import evaluate
 from gpuinfra.obs.export import check_with_promtool, promtool, write_openmetrics
 from gpuinfra.obs.rules import RULE_SETS, rule_file
+from gpuinfra.obs.simulate import simulate_telemetry
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
 from gpuinfra.sim.invariants import InvariantError
-from gpuinfra.sim.telemetry import Telemetry, simulate_telemetry
+from gpuinfra.sim.telemetry import Telemetry
 
 TITLE = "Observability for GPU-Based Systems"
 
@@ -231,7 +232,7 @@ def render(s: dict[str, Any], tel: Telemetry) -> str:
             "1. Explain: why GPU signals differ",
             "",
             claim1,
-            "Telemetry under dcgm-exporter's names (gpuinfra.sim.telemetry), counters from gpuinfra.models.counters.",
+            "Telemetry under dcgm-exporter's names (gpuinfra.obs.simulate, a replay on the one simulator), counters from gpuinfra.models.counters.",
         )
     )
     f.append(claim1)

@@ -91,6 +91,24 @@ def smallest_profile(gpu: str, t: Tenant) -> migm.MigProfile | None:
     return min(ok, key=lambda c: (c[0], c[1]))[3] if ok else None
 
 
+def place_layout(gpu: str, layout: list[str]) -> list[migm.Instance] | None:
+    """Place the instances of ``layout`` on one GPU (largest first, as the MIG guide recommends),
+    searching the start slots so that, e.g., 3-2-1-1 lands as 0:1, 1:1, 2:2, 4:4; None when no
+    placement fits. Unknown profiles raise ``UserError``."""
+    profs = sorted((migm.profile(gpu, n) for n in layout), key=lambda p: (-p.memory_slices, -p.compute_slices, p.name))
+
+    def place(built: list[migm.Instance], rest: list[migm.MigProfile]) -> list[migm.Instance] | None:
+        if not rest:
+            return built
+        for s in migm.placements(built, rest[0]):
+            got = place([*built, migm.Instance(rest[0], s)], rest[1:])
+            if got is not None:
+                return got
+        return None
+
+    return place([], profs)
+
+
 # -- what the device plugin advertises ----------------------------------------------------------
 
 

@@ -38,10 +38,11 @@ import numpy as np
 from gpuinfra.catalog.gpus import gpu_model
 from gpuinfra.errors import UserError
 from gpuinfra.models import mig as migm
-from gpuinfra.models.sharing import SWITCH_S, TIMESLICE_S, Share, Tenant, mig_share
+from gpuinfra.models.sharing import SWITCH_S, TIMESLICE_S, Share, Tenant, mig_share, place_layout
+from gpuinfra.rng import Rngs
 from gpuinfra.sim.cluster import MILLI_PER_GPU, Allocation, ClusterState, NodePool
 from gpuinfra.sim.invariants import Invariants, check_invariants, require
-from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_END, PRIO_RELEASE, Event, Kernel, Rngs
+from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_END, PRIO_RELEASE, Event, Kernel
 from gpuinfra.sim.recorder import Recorder
 
 GPUS_PER_NODE = 8
@@ -612,10 +613,13 @@ def plan_mig(gpu: str, tenants: list[Tenant], layout: list[str] | None = None) -
     """The MIG deployment for ``tenants``: ``layout`` if given (checked to fit one GPU), else the
     maximal layout (models/mig.layouts) that seats them on the fewest GPUs, ties broken by fewer
     tenants left to whole GPUs and then by the layout's name (deterministic)."""
-    from gpuinfra.io.sharing_export import check_layout
-
     if layout:
-        check_layout(gpu, list(layout))
+        if place_layout(gpu, list(layout)) is None:
+            raise UserError(
+                f"MIG layout {','.join(layout)} does not fit one {gpu_model(gpu).name} in any placement",
+                where="layout",
+                expected="profiles whose slices and start slots fit together (gpuinfra mig fit)",
+            )
         return _assign(gpu, tenants, list(layout))
     return _best_plan(gpu, tuple(tenants))
 
