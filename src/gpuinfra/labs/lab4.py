@@ -160,7 +160,7 @@ def load_design(path: Path | None) -> tuple[dict, str]:
         what = {
             "extra_forbidden": f"unknown design key {field!r}",
             "literal_error": f"unknown policy {raw.get('policy')!r}",
-        }.get(err["type"], f"{field}: {err['msg']} (got {err.get('input')!r})")
+        }.get(err["type"], f"{err['msg'][0].lower()}{err['msg'][1:]} (got {err.get('input')!r})")
         expected = {
             "policy": ", ".join(POLICIES),
             "replicas": f"a whole number from 2 to {MPS_MAX_CLIENTS} (replicas per GPU)",
