@@ -35,8 +35,15 @@ def test_lab4_every_activity(quick):
         assert r["invariants"]["ok"]
 
 
-def _pol(gpus, slo, worst, oom=0, blast=1.0):
-    return {"gpus": gpus, "slo_attainment": slo, "min_tenant_slo": worst, "oom_tenants": oom, "blast_radius": blast}
+def _pol(gpus, slo, worst, oom=0, blast=1.0, configs=1):
+    return {
+        "gpus": gpus,
+        "slo_attainment": slo,
+        "min_tenant_slo": worst,
+        "oom_tenants": oom,
+        "blast_radius": blast,
+        "node_configs": configs,
+    }
 
 
 def test_recommendation_needs_every_tenant_above_the_floor():
@@ -49,6 +56,9 @@ def test_recommendation_needs_every_tenant_above_the_floor():
     assert rec2 == {"policy": "b", "meets_floor": False, "qualifying": [], "floor": 0.9}
     assert lab4.dominating(pol, pol["mixed"]) == ["mps"]
     assert lab4.dominating(pol, pol["mps"]) == []
+    # a full tie goes to the design's own policy
+    tie = {"mig": _pol(4, 0.95, 0.93, configs=2), "mixed": _pol(4, 0.95, 0.93, configs=2)}
+    assert lab4.recommend(tie, 0.9)["policy"] == "mig" and lab4.recommend(tie, 0.9, "mixed")["policy"] == "mixed"
 
 
 def test_report_names_a_better_baseline_and_the_worst_tenant(quick):
@@ -120,9 +130,10 @@ def test_a_users_layout_is_simulated_and_exported(tmp_path):
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert s["design"]["result"]["mig_layout"] == ["3g.40gb", "3g.40gb"]
     assert Counter(_exported_layout(tmp_path / "o" / "configs")) == Counter({"3g.40gb": 2})
-    # every inference tenant sits in a 3g.40gb of that layout
+    # the services sit in 3g.40gb instances of that layout, except chat-7b, which no 3g.40gb serves
+    # (an M/D/1 queue there answers 74 % within its SLO, below the 90 % target: tests/sim) and runs whole
     shares = {t["tenant"]: t["share"] for t in s["design"]["result"]["tenants"] if t["kind"] == "inference"}
-    assert set(shares.values()) == {"3g.40gb"}
+    assert shares == {"chat-7b": "whole", "assist-7b": "3g.40gb", "embed-1b": "3g.40gb", "rerank-1b": "3g.40gb"}
 
 
 def test_lab4_design_file(tmp_path):

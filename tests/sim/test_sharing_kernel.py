@@ -4,11 +4,12 @@ hold on every policy, an over-full GPU is refused where it would happen, runs ar
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from gpuinfra.errors import UserError
-from gpuinfra.models.sharing import Share, Tenant, mig_share
+from gpuinfra.models.sharing import Share, Tenant, md1_within, mig_share
 from gpuinfra.sim.cluster import OverCommitError
 from gpuinfra.sim.sharing import (
     POLICIES,
@@ -84,5 +85,23 @@ def test_mig_layout_is_one_layout_held_for_every_mig_gpu():
     for _, gi, prof in plan.seats:
         assert prof in plan.layout and 0 <= gi < plan.gpus
     user = plan_mig(GPU, ts, ["3g.40gb", "3g.40gb"])
-    # by hand: a 3g.40gb serves every inference tenant; two per GPU, so four tenants take two GPUs
-    assert user.layout == ["3g.40gb", "3g.40gb"] and not user.unserved and user.gpus == 2
+    # by hand: chat-7b's request streams 64 x 14 GB at half the bandwidth (0.535 s) at 1 request/s:
+    # P(W <= 1 - 0.535) = (1 - 0.535) e^(0.465) = 0.74 < 0.9, so no 3g.40gb serves it (whole GPU);
+    # assist-7b (0.5/s): (1 - 0.267) e^(0.5 x 0.465) = 0.92, served; the embeddings fit too: one GPU
+    assert user.layout == ["3g.40gb", "3g.40gb"] and user.gpus == 2
+    assert [t.name for t in user.unserved] == ["chat-7b"]
+
+
+def test_md1_closed_form_by_hand_and_against_the_simulation():
+    # x < D: P(W <= x) = (1 - rho) e^(lambda x); D > SLO: never; rho >= 1: never
+    assert md1_within(1.0, 0.5, 0.8) == pytest.approx(0.5 * math.exp(0.3))
+    assert md1_within(1.0, 1.5, 1.0) == 0.0 and md1_within(2.0, 0.6, 5.0) == 0.0
+    # x in [D, 2D): (1 - rho)(e^(lambda x) - lambda (x - D) e^(lambda (x - D)))
+    lam, d, slo = 0.5, 0.4, 1.0
+    x = slo - d
+    assert md1_within(lam, d, slo) == pytest.approx(
+        (1 - lam * d) * (math.exp(lam * x) - lam * (x - d) * math.exp(lam * (x - d)))
+    )
+    t = Tenant("q", "inference", 1, compute_s=0.2, memory_s=0.01, rate_per_s=2.0, slo_s=0.5)
+    r = simulate_isolated(t, Share("whole"), 4000.0, 2)
+    assert r.slo_attainment == pytest.approx(md1_within(2.0, 0.2, 0.5), abs=0.02)

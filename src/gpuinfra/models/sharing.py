@@ -20,6 +20,7 @@ Time-slice length and context-switch cost are not published by NVIDIA for datace
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from gpuinfra.catalog.gpus import gpu_model
@@ -89,6 +90,35 @@ def smallest_profile(gpu: str, t: Tenant) -> migm.MigProfile | None:
         cands.append((p.memory_slices, p.compute_slices, sm >= min(t.sm_demand, 0.99), p))
     ok = [c for c in cands if c[2]] or cands
     return min(ok, key=lambda c: (c[0], c[1]))[3] if ok else None
+
+
+MD1_MAX_TERMS = 60
+"""Beyond this many service times in the SLO the alternating sum of :func:`md1_within` loses
+precision; there the caller's utilization headroom decides instead."""
+
+
+def md1_within(rate_per_s: float, service_s: float, slo_s: float) -> float | None:
+    """Share of requests answered within ``slo_s`` by an M/D/1 queue: Poisson arrivals at
+    ``rate_per_s``, one server, a fixed ``service_s`` per request, FIFO.
+
+    P(response <= T) = P(W <= T - D) with Erlang's waiting-time distribution (Erlang 1909,
+    Crommelin 1932): P(W <= x) = (1 - rho) sum_{k=0}^{floor(x/D)} [lambda(kD - x)]^k / k!
+    e^{-lambda(kD - x)}, rho = lambda D < 1. Returns 0 when rho >= 1 or D > T, and None when
+    T / D exceeds ``MD1_MAX_TERMS`` (the sum is numerically unreliable there)."""
+    d, lam = service_s, rate_per_s
+    if d > slo_s or lam * d >= 1.0:
+        return 0.0
+    if lam <= 0:
+        return 1.0
+    x = slo_s - d
+    n = int(math.floor(x / d))
+    if n > MD1_MAX_TERMS:
+        return None
+    total = 0.0
+    for k in range(n + 1):
+        u = lam * (k * d - x)
+        total += u**k / math.factorial(k) * math.exp(-u)
+    return min(max((1.0 - lam * d) * total, 0.0), 1.0)
 
 
 def place_layout(gpu: str, layout: list[str]) -> list[migm.Instance] | None:
