@@ -183,3 +183,8 @@ def test_shipped_design_loads_and_is_packaged():
     spec, label = lab4.load_design(lab4.DESIGN)
     assert lab4.DESIGN.name.startswith("lab4-") and spec["policy"] in ("whole", "timeslice", "mps", "mig", "mixed")
     assert spec["layout"] == ["3g.40gb", "3g.40gb"]
+
+
+def test_same_seed_same_bytes():
+    a, b = (json.dumps(lab4.isolation(10.0, 1.0), sort_keys=True) for _ in range(2))
+    assert a == b
