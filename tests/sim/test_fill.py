@@ -103,13 +103,15 @@ def test_bestfit_and_dotprod_choose_the_tighter_node():
         fw.unreserve(r.alloc)
 
 
-def test_gpu_clustering_tiers():
+def test_gpu_clustering_by_milli_tiers():
+    # gpuinfra's own variant: the type is the exact milli request (the paper's GpuClustering lumps
+    # 250 and 500 as "share"; tests/sim/test_paper_policies.py)
     c = cluster(("n", "T4", 4, 64000, 65536, 3))
     pods = table(pod("a", milli=500), pod("b", milli=250), pod("x", milli=500), pod("y", milli=250))
     c.allocate(Allocation(0, 0, (0,), 500, 1000, 1024))  # node0 runs only 500-milli pods
     c.allocate(Allocation(1, 1, (0,), 250, 1000, 1024))  # node1 runs a 250 ...
     c.allocate(Allocation(2, 1, (1,), 500, 1000, 1024))  # ... and a 500: mixed
-    fw = _fw(c, pods, "clustering")
+    fw = _fw(c, pods, "clustering-milli")
     assert fw.schedule(2).alloc.node == 0  # a 500 pod goes where only 500s run
     assert fw.schedule(3).alloc.node == 1  # a 250 pod: node1 (mixed, includes 250) beats idle node2
 

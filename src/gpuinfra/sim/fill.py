@@ -39,11 +39,18 @@ POLICIES: dict[str, str] = {
     "packing": "GpuPacking",
     "bestfit": "BestFit",
     "fgd": "FGD",
+    "clustering-milli": "GpuClusteringByMilli",
+    "packing-tightest": "GpuPackingTightest",
     "firstfit": "FirstFit",
     "spread": "LeastAllocated",
     "mostallocated": "MostAllocated",
 }
+"""Policy name (``--policy``) -> score plugin. Every policy runs with PolicyDevices and the seeded
+node-permutation tie-break, as the FGD artifact does."""
 PAPER_POLICIES = ("random", "dotprod", "clustering", "packing", "bestfit", "fgd")
+"""The six policies of the FGD paper (ATC '23), each as its artifact computes it (plugins' docstrings)."""
+BEYOND_PAPER_POLICIES = ("clustering-milli", "packing-tightest")
+"""gpuinfra's own variants of the paper's clustering and packing ideas (not the paper's baselines)."""
 FAIL_TYPES = ("cpu_only", "shared_gpu", "one_gpu", "multi_gpu")
 
 

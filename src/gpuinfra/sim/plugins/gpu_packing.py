@@ -1,11 +1,21 @@
-"""GpuPacking (Score): pack shared GPUs first (FGD paper's 04-GpuPacking baseline).
+"""GpuPacking (Score): the FGD paper's 04-GpuPacking, as its artifact computes it.
 
-Contract, in tiers (a higher tier always wins):
-3. a shared-GPU pod on an already partly used GPU that fits it (least free such GPU first);
-2. fully free GPUs on a node that is already partly used;
-1. an entirely idle node.
-Within tiers 2 and 1 the node with less free GPU milli wins. The chosen GPU is passed to the
-PolicyDevices reserve plugin.
+Source: hkust-adsl/kubernetes-scheduler-simulator ``pkg/simulator/plugin/gpu_packing_score.go``
+(getPackingScore); summarised in facts/scheduling.md 2.2.
+
+A CPU-only pod scores 0 on every node. For a GPU pod asking k GPUs of m milli each, on a node
+with n GPUs of which ``ff`` are fully free, walk the node's GPUs from least to most free milli
+and take the first k with at least m free; ``ff_use`` of them are fully free. Scores are
+integers (Go ``int64``), no normalisation; a higher case always beats a lower one:
+
+1. all n GPUs of the node are free: ``max(33 - ff, ff)`` (a smaller idle node first);
+2. some fully free GPU must be used: ``max(50 - ff_use, 33)``;
+3. only already used GPUs are needed: ``max(100 - sum(floor(free_milli * 100 / 1000)) / 10, 50)``
+   over the chosen GPUs (each division truncated).
+
+Ties go to the framework's tie rule (the artifact's: one seeded node permutation). The GPU on the
+chosen node is the reserve plugin's choice (the artifact's ``best``: least free milli that fits,
+which PolicyDevices does).
 """
 
 from __future__ import annotations
@@ -14,8 +24,23 @@ import numpy as np
 
 from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState
 from gpuinfra.sim.framework import CycleState, ScorePlugin, register
-from gpuinfra.sim.plugins._gpu import gpu_capacity, gpu_free_total, record_gpu_choice
+from gpuinfra.sim.plugins._gpu import MAX_NODE_SCORE
 from gpuinfra.sim.workload import PodTable
+
+
+def packing_scores(free: np.ndarray, n_gpus: np.ndarray, k: int, m: int) -> np.ndarray:
+    """Scores for a pod of ``k`` GPUs x ``m`` milli on nodes whose per-GPU free milli is ``free``
+    ([nodes, slots], -1 for a slot without a usable GPU) and whose usable GPU count is ``n_gpus``."""
+    ff = np.count_nonzero(free == MILLI_PER_GPU, axis=1)
+    idle_node = np.maximum(MAX_NODE_SCORE // 3 - ff, ff)
+    asc = np.sort(free, axis=1)  # least free first; -1 slots first and never fit
+    fit = asc >= m
+    chosen = fit & (np.cumsum(fit, axis=1) <= k)
+    ff_use = np.count_nonzero(chosen & (asc == MILLI_PER_GPU), axis=1)
+    free_gpus = np.maximum(MAX_NODE_SCORE // 2 - ff_use, MAX_NODE_SCORE // 3)
+    ratio = np.where(chosen, asc.astype(np.int64) * 100 // MILLI_PER_GPU, 0).sum(axis=1)
+    used_gpus = np.maximum(MAX_NODE_SCORE - ratio // 10, MAX_NODE_SCORE // 2)
+    return np.where(ff == n_gpus, idle_node, np.where(ff_use > 0, free_gpus, used_gpus)).astype(np.int64)
 
 
 @register
@@ -24,15 +49,7 @@ class GpuPacking(ScorePlugin):
     normalize = False
 
     def score(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray):
-        m, k = int(pods.gpu_milli[i]), int(pods.num_gpu[i])
-        free = gpu_free_total(cluster, nodes)
-        used_node = free < gpu_capacity(cluster, nodes)
-        score = np.where(used_node, 2.0, 1.0) * 1e5 - free / MILLI_PER_GPU
-        if k == 1 and m < MILLI_PER_GPU:
-            f = cluster.dev_free[nodes]
-            partial = np.where((f >= m) & (f < MILLI_PER_GPU), f, 2 * MILLI_PER_GPU).min(axis=1)
-            has = partial < 2 * MILLI_PER_GPU
-            score = np.where(has, 3e5 - partial, score)
-            full_or_tight = np.where(has, partial, MILLI_PER_GPU)
-            record_gpu_choice(state, nodes, full_or_tight)
-        return score
+        k, m = int(pods.num_gpu[i]), int(pods.gpu_milli[i])
+        if k == 0 or m <= 0:
+            return np.zeros(len(nodes), dtype=np.int64)
+        return packing_scores(cluster.dev_free[nodes], cluster.node_gpu_cap[nodes] // MILLI_PER_GPU, k, m)
