@@ -247,3 +247,26 @@ def test_ties_go_to_the_first_node_of_the_seeded_permutation():
             assert fw.schedule(0).alloc.node == int(np.argmin(fw.rank)), policy
             winners.add(int(np.argmin(fw.rank)))
         assert len(winners) > 1, policy
+
+
+# -- 06-FGD's GPU choice -----------------------------------------------------------------------
+
+
+def test_fgd_shared_pod_takes_the_lowest_index_gpu_with_the_best_integer_score():
+    # one T4 node; the only typical class is the pod itself (500 milli). Before: both GPUs fit a
+    # 500 pod, F = 0. A 500 pod on GPU0 (605 free) strands 105: score int(100 / (1 + e^0.105)) = 47;
+    # on GPU1 (600 free) it strands 100: int(100 / (1 + e^0.1)) = int(47.50) = 47. Same integer
+    # score, so the artifact keeps the first GPU by index (GPU0), not the smaller delta (GPU1).
+    for used0, used1, want in ((395, 400, 0), (400, 395, 0)):
+        c = cluster(("n", "T4", 2, 16000, 65536, 1))
+        c.allocate(Allocation(90, 0, (0,), used0, 0, 0))
+        c.allocate(Allocation(91, 0, (1,), used1, 0, 0))
+        pods = table(pod("p", milli=500, cpu=0, mem=0))
+        r = _fw(c, pods, "fgd").schedule(0)
+        assert r.alloc.devices == (want,)
+    # with a clear winner the better GPU is taken whatever its index: free (600, 1000); on GPU0 the pod
+    # leaves (100, 1000), F 0 -> 100, score 47; on GPU1 (600, 500), F stays 0, score 50: GPU1
+    c = cluster(("n", "T4", 2, 16000, 65536, 1))
+    c.allocate(Allocation(91, 0, (0,), 400, 0, 0))
+    pods = table(pod("p", milli=500, cpu=0, mem=0))
+    assert _fw(c, pods, "fgd").schedule(0).alloc.devices == (1,)

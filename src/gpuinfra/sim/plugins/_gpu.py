@@ -24,6 +24,14 @@ def tightest_gpu_free(cluster: ClusterState, nodes: np.ndarray, milli: int) -> n
 def record_gpu_choice(state, nodes: np.ndarray, values: np.ndarray) -> None:
     """Tell the PolicyDevices reserve plugin which free-milli value of GPU to use on each node."""
     state.data["gpu_choice"] = (nodes, values)
+    state.data.pop("gpu_choice_sets", None)
+
+
+def record_gpu_choice_sets(state, nodes: np.ndarray, set_ids: np.ndarray, sets: list[tuple[int, ...]]) -> None:
+    """Tell PolicyDevices which free-milli values are acceptable on each node: ``sets[set_ids[j]]``
+    for ``nodes[j]`` (-1: no choice); it takes the lowest-index GPU whose free milli is one of them."""
+    state.data["gpu_choice"] = (nodes, set_ids)
+    state.data["gpu_choice_sets"] = sets
 
 
 # The FGD artifact's normalisation constants (hkust-adsl/kubernetes-scheduler-simulator,

@@ -4,8 +4,10 @@ Contract: for each feasible node, delta = F_n(after placing the pod) - F_n(befor
 expected fragmented GPU milli under the typical-pod distribution of the run's own workload
 (models/fragmentation.py); score = int(sigmoid(-delta / 1000) x 100), the artifact's formula
 and integer truncation (many ties, broken by the framework's tie rule). For a shared-GPU pod
-every GPU with room is tried and the one with the smallest delta is kept (ties: the tightest
-GPU); that choice is passed to the PolicyDevices reserve plugin.
+every GPU with room is tried and, as the artifact's calculateGpuShareFragExtendScore does
+(pkg/simulator/plugin/fgd_score.go), the node scores the best *integer* score among them and the
+pod goes on the lowest-index GPU that reaches it (not the smallest float delta); that set of
+acceptable free-milli values is passed to the PolicyDevices reserve plugin.
 
 Speed: deltas are cached per (node state, pod class); node states are interned
 (sim/nodestate.py), so a pod costs a few lookups instead of nodes x classes x GPUs work.
@@ -20,7 +22,7 @@ from gpuinfra.models.fragmentation import PodClass, typical_pods
 from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState
 from gpuinfra.sim.framework import CycleState, ScorePlugin, register
 from gpuinfra.sim.nodestate import FragmentationTracker
-from gpuinfra.sim.plugins._gpu import record_gpu_choice
+from gpuinfra.sim.plugins._gpu import record_gpu_choice_sets
 from gpuinfra.sim.workload import PodTable
 
 
@@ -56,13 +58,22 @@ class FGD(ScorePlugin):
             self.class_of[i] = cid
         self._n_classes = len(self.class_list)
         self._delta: dict[int, tuple[float, int]] = {}
+        # sets of free-milli values a shared pod may take on a node (the GPUs with the best integer score)
+        self._sets: list[tuple[int, ...]] = []
+        self._set_id: dict[tuple[int, ...], int] = {}
         # per class: delta and chosen GPU by state id (NaN = not computed yet), grown as states appear
         self._dv: dict[int, np.ndarray] = {}
         self._gv: dict[int, np.ndarray] = {}
 
+    @staticmethod
+    def _score_of(d: float) -> int:
+        # Go: int64(sigmoid((before - after) / 1000) * 100), sigmoid(x) = 1 / (1 + exp(-x))
+        return int((1.0 / (1.0 + np.exp(d / 1000.0))) * 100.0)
+
     def delta(self, sid: int, cid: int) -> tuple[float, int]:
-        """(F after - F before, free milli of the GPU chosen or -1) for a pod of class ``cid``
-        on a node in state ``sid``."""
+        """(F after - F before, id of the set of free-milli values the pod may take, or -1) for a
+        pod of class ``cid`` on a node in state ``sid``. For a shared pod the delta is the
+        smallest among the GPUs whose integer score is the best."""
         key = sid * self._n_classes + cid
         got = self._delta.get(key)
         if got is not None:
@@ -79,17 +90,24 @@ class FGD(ScorePlugin):
             for _ in range(cls.num_gpu):
                 after.remove(MILLI_PER_GPU)
                 after.append(0)
-            got = (t.f_of_key((model, cpu_after, tuple(sorted(after, reverse=True)))) - before, MILLI_PER_GPU)
+            got = (t.f_of_key((model, cpu_after, tuple(sorted(after, reverse=True)))) - before, -1)
         else:
-            best: tuple[float, int] | None = None
-            for v in sorted({f for f in free if f >= cls.gpu_milli}):  # tightest first wins ties
+            by_value: dict[int, float] = {}
+            for v in sorted({f for f in free if f >= cls.gpu_milli}):
                 after = list(free)
                 after.remove(v)
                 after.append(v - cls.gpu_milli)
-                d = t.f_of_key((model, cpu_after, tuple(sorted(after, reverse=True)))) - before
-                if best is None or d < best[0]:
-                    best = (d, v)
-            got = best if best is not None else (0.0, -1)
+                by_value[v] = t.f_of_key((model, cpu_after, tuple(sorted(after, reverse=True)))) - before
+            if not by_value:
+                got = (0.0, -1)
+            else:
+                top = max(self._score_of(d) for d in by_value.values())
+                ok = tuple(v for v, d in by_value.items() if self._score_of(d) == top)
+                sid_ = self._set_id.get(ok)
+                if sid_ is None:
+                    sid_ = self._set_id[ok] = len(self._sets)
+                    self._sets.append(ok)
+                got = (min(by_value[v] for v in ok), sid_)
         self._delta[key] = got
         return got
 
@@ -113,5 +131,5 @@ class FGD(ScorePlugin):
                 dv[u], gv[u] = self.delta(u, cid)
             delta = dv[ids]
         if cls.num_gpu == 1 and cls.gpu_milli < MILLI_PER_GPU:
-            record_gpu_choice(state, nodes, gv[ids])
-        return np.floor(100.0 / (1.0 + np.exp(delta / 1000.0)))
+            record_gpu_choice_sets(state, nodes, gv[ids], self._sets)
+        return np.floor((1.0 / (1.0 + np.exp(delta / 1000.0))) * 100.0)

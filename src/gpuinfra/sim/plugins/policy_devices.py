@@ -2,8 +2,9 @@
 
 Contract: whole-GPU pods take the lowest-index fully free devices. A shared-GPU pod takes the
 lowest-index device whose free milli equals the value its score plugin chose for this node
-(FGD, GpuPacking), or otherwise the device with the least free milli that still fits (ties:
-lowest index), which packs shared GPUs. Unreserve releases exactly what Reserve took.
+(Random, GpuPackingTightest) or is one of the values it accepts (FGD), or otherwise the device
+with the least free milli that still fits (ties: lowest index), the FGD artifact's ``best`` GPU
+selection. Unreserve releases exactly what Reserve took.
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ class PolicyDevices(ReservePlugin):
                     j = int(np.searchsorted(nodes, node))
                     if j < len(nodes) and nodes[j] == node:
                         want = int(values[j])
-                hit = np.flatnonzero(row == want) if want >= m else np.empty(0, dtype=np.int64)
+                sets = state.data.get("gpu_choice_sets")
+                if sets is not None:
+                    ok = [v for v in sets[want] if v >= m] if want >= 0 else []
+                    hit = np.flatnonzero(np.isin(row, ok)) if ok else np.empty(0, dtype=np.int64)
+                else:
+                    hit = np.flatnonzero(row == want) if want >= m else np.empty(0, dtype=np.int64)
                 if len(hit):
                     cand = hit[:1]
                 else:
