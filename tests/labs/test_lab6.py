@@ -1,11 +1,14 @@
 """Lab 6 computes its conclusions: the report's sentences carry the numbers of its own runs."""
 
+import copy
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
+from gpuinfra.errors import UserError
 from gpuinfra.labs import lab6, registry
 
 
@@ -47,8 +50,8 @@ def test_explain_cases_are_refused_although_the_count_says_yes(quick):
 def test_claims_carry_the_runs_numbers(quick):
     _, s, html = quick
     at = s["fill_at_100pct"]
-    worst = max(at, key=lambda p: at[p]["unalloc_pct"])
-    assert f"{at[worst]['unalloc_pct']:.1f}%" in html
+    worst = max(s["paper_policies"], key=lambda p: at[p]["unalloc_pct"])
+    assert f"{worst} leaves {at[worst]['unalloc_pct']:.1f}%" in html
     pack = s["blast_radius_at_60pct"]["mostallocated"]
     assert f"leaves {pack['nodes_empty']:,} nodes empty" in html
     # packing empties more nodes than spreading, and spreading puts fewer pods on its busiest node
@@ -81,3 +84,103 @@ def test_bad_design_and_unknown_lab_exit_2(tmp_path):
     lines = [ln.split(maxsplit=1) for ln in r.stdout.splitlines() if ln.strip()]
     assert r.returncode == 0 and [n for n, _ in lines] == [str(n) for n in sorted(registry())]
     assert ["6", lab6.TITLE] in lines
+
+
+def test_paper_policies_and_the_variants_beyond_it_are_both_shown(quick):
+    _, s, html = quick
+    assert set(s["paper_policies"]) == {"random", "dotprod", "clustering", "packing", "bestfit", "fgd"}
+    assert set(s["beyond_paper_policies"]) <= set(s["fill_at_100pct"])
+    assert "Beyond the paper" in html
+    for p in s["beyond_paper_policies"]:
+        assert p in html
+
+
+def test_cost_headline_is_against_the_strongest_baseline(quick):
+    _, s, html = quick
+    cost = s["idle_cost"]
+    baselines = [p for p in cost if p != "fgd"]
+    strongest = min(baselines, key=lambda p: cost[p]["usd_per_day"])
+    diff = cost[strongest]["usd_per_day"] - cost["fgd"]["usd_per_day"]  # from unrounded values
+    assert f"strongest baseline of this run ({strongest}," in html
+    assert f"${abs(diff):,.0f} a day at" in html
+    weakest = max(baselines, key=lambda p: cost[p]["usd_per_day"])
+    worst_diff = cost[weakest]["usd_per_day"] - cost["fgd"]["usd_per_day"]
+    assert weakest == strongest or f"${abs(worst_diff):,.0f} a day at" not in html
+
+
+def test_design_headline_compares_p90_and_p99_per_class(quick):
+    _, s, _ = quick
+    s = copy.deepcopy(s)
+    d = s["design"]["results"]
+    for name in d:
+        for cls in ("inference", "training"):
+            d[name][cls].update(wait_p90_s=0.0, wait_p99_s=0.0, not_started=0)
+    d["design"]["inference"]["wait_p99_s"] = 826.0  # an edited design: a long inference tail
+    spec, _ = lab6.load_design(None)
+    html = lab6.render(s, [], 6212, spec)
+    assert "inference waits p90 0 s / p99 826 s against 0 s / 0 s" in html
+    assert "training waits p90 0 s / p99 0 s" in html
+
+
+def test_best_baseline_ranks_by_p99_then_p90():
+    base = {
+        "a": {"x": {"wait_p90_s": 0.0, "wait_p99_s": 900.0, "not_started": 0}},
+        "b": {"x": {"wait_p90_s": 50.0, "wait_p99_s": 100.0, "not_started": 0}},
+        "c": {"x": {"wait_p90_s": None, "wait_p99_s": None, "not_started": 9}},
+    }
+    assert lab6.best_baseline(base, "x") == "b"
+
+
+def _figures(html: str) -> list[tuple[str, list, dict]]:
+    """(div id, traces, layout) of every plotly figure in a report."""
+    dec = json.JSONDecoder()
+    out = []
+    for m in re.finditer(r'Plotly\.newPlot\(\s*"([^"]+)",\s*', html):
+        data, end = dec.raw_decode(html, m.end())
+        layout, _ = dec.raw_decode(html, html.index("{", end))
+        out.append((m.group(1), data, layout))
+    return out
+
+
+def _numeric(values) -> bool:
+    if isinstance(values, dict):  # plotly's typed array {"dtype": "f8", "bdata": ...}
+        return "dtype" in values
+    return bool(values) and isinstance(values[0], (int, float)) and not isinstance(values[0], bool)
+
+
+def test_every_figure_has_axis_titles_units_and_a_legend(quick):
+    _, _, html = quick
+    figs = _figures(html)
+    assert {f for f, _, _ in figs} >= {"lab6-fill", "lab6-blast", "lab6-constraints"}
+    for fid, data, layout in figs:
+        for ax in ("xaxis", "yaxis"):
+            title = layout.get(ax, {}).get("title", {}).get("text", "")
+            assert title, (fid, ax)
+            numeric = any(_numeric(t.get(ax[0])) for t in data)
+            if numeric:
+                assert re.search(r"\(.+\)", title), (fid, ax, title)  # a unit in parentheses
+        named = [t for t in data if t.get("showlegend", True) is not False]
+        if len(named) > 1:
+            assert layout.get("showlegend") is True, fid
+            assert all(t.get("name") for t in named), fid
+
+
+def test_unknown_plugin_in_a_design_fails_before_any_run(tmp_path):
+    d = tmp_path / "typo.yaml"
+    d.write_text("scheduler:\n  scores: [{name: FDG}]\n  reserve: PolicyDevices\n")
+    with pytest.raises(UserError) as e:
+        lab6.load_design(d)
+    msg = str(e.value)
+    assert "scheduler.scores[0].name" in msg and "Did you mean 'FGD'" in msg
+    d.write_text("scheduler:\n  filters: [NodeResourcesFit, FGD]\n")
+    with pytest.raises(UserError, match=r"scheduler.filters\[1\].*'FGD' is not a Filter plugin"):
+        lab6.load_design(d)
+    out = tmp_path / "o"
+    r = subprocess.run(
+        [sys.executable, "-m", "gpuinfra.cli", "lab", "6", "--quick", "--design", str(d), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "FGD" in r.stderr
+    assert not out.exists()  # refused before any run wrote anything

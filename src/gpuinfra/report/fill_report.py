@@ -18,6 +18,8 @@ COLORS = {
     "packing": "#ff7f0e",
     "bestfit": "#2ca02c",
     "fgd": "#d62728",
+    "clustering-milli": "#dbdb8d",
+    "packing-tightest": "#ffbb78",
     "firstfit": "#9467bd",
     "spread": "#8c564b",
     "mostallocated": "#e377c2",
@@ -55,7 +57,9 @@ def curve_figure(results: list[FillResult], workload: str, metric: str, title: s
             )
         )
         fig.add_trace(go.Scatter(x=x, y=mean, name=p, line=dict(color=c)))
-    fig.update_layout(title=title, xaxis_title="arrived workload (% of GPU capacity)", yaxis_title=ytitle)
+    fig.update_layout(
+        title=title, xaxis_title="arrived workload (% of GPU capacity)", yaxis_title=ytitle, showlegend=True
+    )
     if metric == "unalloc_pct":  # the policies only differ once the cluster fills: start the view at 60%
         cs = curves(results, workload, metric).values()
         tail = [float(m[x >= 60].max()) for x, m, _, _ in cs if (x >= 60).any()]
@@ -74,7 +78,12 @@ def failed_figure(results: list[FillResult], workload: str) -> go.Figure:
         ]
         fig.add_trace(go.Bar(x=pols, y=vals, name=t))
     fig.update_layout(
-        title="Failed pods by type at the end of the fill (mean over seeds)", barmode="stack", yaxis_title="pods"
+        title="Failed pods by type at the end of the fill (mean over seeds)",
+        barmode="stack",
+        xaxis_title="policy",
+        yaxis_title="failed pods (count)",
+        legend_title_text="pod type",
+        showlegend=True,
     )
     return fig
 
@@ -115,7 +124,9 @@ def render_fill_report(summary: dict[str, Any], results: list[FillResult]) -> st
             Section(
                 f"{w}: unallocated GPUs as pods arrive",
                 fig_html(
-                    curve_figure(results, w, "unalloc_pct", f"{w}: unallocated GPU share", "% of GPU capacity"),
+                    curve_figure(
+                        results, w, "unalloc_pct", f"{w}: unallocated GPU share", "unallocated GPUs (% of capacity)"
+                    ),
                     f"fig-unalloc-{w}",
                 ),
                 text="Lines are means over seeds; bands span the lowest and highest seed.",
@@ -125,7 +136,9 @@ def render_fill_report(summary: dict[str, Any], results: list[FillResult]) -> st
             Section(
                 f"{w}: fragmentation (FGD's measure)",
                 fig_html(
-                    curve_figure(results, w, "frag_amount_pct", f"{w}: fragmented GPU share", "% of GPU capacity"),
+                    curve_figure(
+                        results, w, "frag_amount_pct", f"{w}: fragmented GPU share", "fragmented GPUs (% of capacity)"
+                    ),
                     f"fig-frag-{w}",
                 ),
             )
