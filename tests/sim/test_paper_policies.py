@@ -270,3 +270,25 @@ def test_fgd_shared_pod_takes_the_lowest_index_gpu_with_the_best_integer_score()
     c.allocate(Allocation(91, 0, (0,), 400, 0, 0))
     pods = table(pod("p", milli=500, cpu=0, mem=0))
     assert _fw(c, pods, "fgd").schedule(0).alloc.devices == (1,)
+
+
+def test_packing_fast_paths_equal_the_general_walk():
+    # the whole-GPU and one-shared-GPU shortcuts give what walking the GPUs gives (k GPUs of m milli
+    # with m just below 1000 behave like the general case); random feasible nodes
+    rng = np.random.default_rng(0)
+    free = rng.choice([-1, 0, 100, 250, 400, 500, 700, 999, 1000, 1000, 1000], size=(400, 8))
+    n = np.count_nonzero(free >= 0, axis=1)
+    for k, m in ((1, 1000), (2, 1000), (4, 1000), (1, 300), (1, 500), (1, 999)):
+        ok = np.count_nonzero(free >= m, axis=1) >= k
+        fast = packing_scores(free[ok], n[ok], k, m)
+        # the general walk, written out per node
+        slow = []
+        for row, gpus in zip(free[ok], n[ok], strict=True):
+            ff = int(np.count_nonzero(row == 1000))
+            if ff == gpus:
+                slow.append(max(33 - ff, ff))
+                continue
+            chosen = [v for v in sorted(row) if v >= m][:k]
+            ff_use = sum(1 for v in chosen if v == 1000)
+            slow.append(max(50 - ff_use, 33) if ff_use else max(100 - sum(v * 100 // 1000 for v in chosen) // 10, 50))
+        assert fast.tolist() == slow, (k, m)

@@ -16,6 +16,8 @@ Args: ``typical_threshold`` (default 0.95).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gpuinfra.models.fragmentation import PodClass, typical_pods
@@ -68,7 +70,7 @@ class FGD(ScorePlugin):
     @staticmethod
     def _score_of(d: float) -> int:
         # Go: int64(sigmoid((before - after) / 1000) * 100), sigmoid(x) = 1 / (1 + exp(-x))
-        return int((1.0 / (1.0 + np.exp(d / 1000.0))) * 100.0)
+        return int((1.0 / (1.0 + math.exp(d / 1000.0))) * 100.0)
 
     def delta(self, sid: int, cid: int) -> tuple[float, int]:
         """(F after - F before, id of the set of free-milli values the pod may take, or -1) for a

@@ -30,17 +30,31 @@ from gpuinfra.sim.workload import PodTable
 
 def packing_scores(free: np.ndarray, n_gpus: np.ndarray, k: int, m: int) -> np.ndarray:
     """Scores for a pod of ``k`` GPUs x ``m`` milli on nodes whose per-GPU free milli is ``free``
-    ([nodes, slots], -1 for a slot without a usable GPU) and whose usable GPU count is ``n_gpus``."""
+    ([nodes, slots] in any order, -1 for a slot without a usable GPU) and whose usable GPU count
+    is ``n_gpus``; every node must fit the pod (the filters' job)."""
     ff = np.count_nonzero(free == MILLI_PER_GPU, axis=1)
     idle_node = np.maximum(MAX_NODE_SCORE // 3 - ff, ff)
-    asc = np.sort(free, axis=1)  # least free first; -1 slots first and never fit
-    fit = asc >= m
-    chosen = fit & (np.cumsum(fit, axis=1) <= k)
-    ff_use = np.count_nonzero(chosen & (asc == MILLI_PER_GPU), axis=1)
-    free_gpus = np.maximum(MAX_NODE_SCORE // 2 - ff_use, MAX_NODE_SCORE // 3)
-    ratio = np.where(chosen, asc.astype(np.int64) * 100 // MILLI_PER_GPU, 0).sum(axis=1)
-    used_gpus = np.maximum(MAX_NODE_SCORE - ratio // 10, MAX_NODE_SCORE // 2)
-    return np.where(ff == n_gpus, idle_node, np.where(ff_use > 0, free_gpus, used_gpus)).astype(np.int64)
+    if m >= MILLI_PER_GPU:
+        # whole GPUs: only fully free GPUs fit, so all k chosen are fully free (ff_use = k)
+        other = np.full(len(ff), max(MAX_NODE_SCORE // 2 - k, MAX_NODE_SCORE // 3), dtype=np.int64)
+    elif k == 1:
+        # one shared GPU: the least free GPU that fits; fully free -> ff_use = 1, else case 3
+        t = np.where(free >= m, free, 2 * MILLI_PER_GPU).min(axis=1).astype(np.int64)
+        shared = np.maximum(MAX_NODE_SCORE - (t * 100 // MILLI_PER_GPU) // 10, MAX_NODE_SCORE // 2)
+        other = np.where(t == MILLI_PER_GPU, max(MAX_NODE_SCORE // 2 - 1, MAX_NODE_SCORE // 3), shared)
+    else:
+        # the general walk: least free first, take the first k GPUs that fit
+        asc = np.sort(free, axis=1)
+        fit = asc >= m
+        chosen = fit & (np.cumsum(fit, axis=1) <= k)
+        ff_use = np.count_nonzero(chosen & (asc == MILLI_PER_GPU), axis=1)
+        ratio = np.where(chosen, asc.astype(np.int64) * 100 // MILLI_PER_GPU, 0).sum(axis=1)
+        other = np.where(
+            ff_use > 0,
+            np.maximum(MAX_NODE_SCORE // 2 - ff_use, MAX_NODE_SCORE // 3),
+            np.maximum(MAX_NODE_SCORE - ratio // 10, MAX_NODE_SCORE // 2),
+        )
+    return np.where(ff == n_gpus, idle_node, other).astype(np.int64)
 
 
 @register

@@ -39,8 +39,9 @@ class PolicyDevices(ReservePlugin):
                         want = int(values[j])
                 sets = state.data.get("gpu_choice_sets")
                 if sets is not None:
-                    ok = [v for v in sets[want] if v >= m] if want >= 0 else []
-                    hit = np.flatnonzero(np.isin(row, ok)) if ok else np.empty(0, dtype=np.int64)
+                    ok = {v for v in sets[want] if v >= m} if want >= 0 else set()
+                    first = next((d for d, v in enumerate(row.tolist()) if v in ok), None)
+                    hit = np.array([first] if first is not None else [], dtype=np.int64)
                 else:
                     hit = np.flatnonzero(row == want) if want >= m else np.empty(0, dtype=np.int64)
                 if len(hit):
