@@ -11,11 +11,13 @@ import pytest
 from gpuinfra.errors import UserError
 from gpuinfra.labs import lab6, registry
 
+PROGRESS: list[tuple[str, int, int]] = []
+
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("lab6")
-    lab6.run(out, quick=True, workers=1)
+    lab6.run(out, quick=True, workers=1, progress=lambda *a: PROGRESS.append(a))
     return out, json.loads((out / "summary.json").read_text()), (out / "report.html").read_text()
 
 
@@ -184,3 +186,13 @@ def test_unknown_plugin_in_a_design_fails_before_any_run(tmp_path):
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr and "FGD" in r.stderr
     assert not out.exists()  # refused before any run wrote anything
+
+
+def test_progress_is_reported_for_every_run(quick):
+    # (step, done, total) after each fill run and replay: done counts 1..total, steps name the work
+    assert PROGRESS, "no progress reported"
+    total = PROGRESS[0][2]
+    assert [d for _, d, _ in PROGRESS] == list(range(1, total + 1))
+    assert {t for _, _, t in PROGRESS} == {total}
+    steps = {s for s, _, _ in PROGRESS}
+    assert any(s.startswith("fill") for s in steps) and any("design" in s for s in steps)

@@ -9,9 +9,10 @@ import pytest
 
 from gpuinfra.sim.cluster import Allocation
 from gpuinfra.sim.fill import policy_profile
-from gpuinfra.sim.framework import CycleState, Framework
+from gpuinfra.sim.framework import CycleState
 from gpuinfra.sim.plugins._gpu import go_div, go_normalize
 from gpuinfra.sim.plugins.gpu_packing import packing_scores
+from gpuinfra.sim.scheduler import Framework
 from tests.conftest import cluster, pod, table
 
 ALL = np.arange(4)

@@ -352,33 +352,38 @@ def evaluate_designs(design: Design, quick: bool, tick: Callable[[], None] | Non
 # -- the lab -----------------------------------------------------------------------------------
 
 
-@contextmanager
-def _progress(total: int) -> Iterator[Callable[[str, int], None]]:
-    """A rich progress bar on stderr for the lab's runs; yields ``advance(step, n)``.
+ProgressFn = Callable[[str, int, int], None]
+"""``progress(step, done, total)``: called after each of the lab's runs."""
 
-    Uses the CLI's stderr console when there is one, so the bar nests under its status line."""
+
+@contextmanager
+def _progress(total: int, progress: ProgressFn | None) -> Iterator[Callable[[str], None]]:
+    """Yields ``advance(step)``. With a ``progress`` callback (the CLI's) it reports there;
+    otherwise a rich progress bar of its own on stderr (transient; silent when not a terminal)."""
+    done = 0
+    if progress is not None:
+
+        def report(step: str) -> None:
+            nonlocal done
+            done += 1
+            progress(step, done, total)
+
+        yield report
+        return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    try:
-        from gpuinfra.cli import err as console
-    except ImportError:  # pragma: no cover - the CLI is always importable in the package
-        console = Console(stderr=True)
     prog = Progress(
         TextColumn("[bold]lab 6[/] {task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=Console(stderr=True),
         transient=True,
     )
     with prog:
         task = prog.add_task("", total=total)
-
-        def advance(step: str, n: int = 1) -> None:
-            prog.update(task, advance=n, description=step)
-
-        yield advance
+        yield lambda step: prog.update(task, advance=1, description=step)
 
 
 def _mean_rows(runs, policy: str) -> list[dict[str, float]]:
@@ -388,7 +393,17 @@ def _mean_rows(runs, policy: str) -> list[dict[str, float]]:
     return [{k: float(np.mean([r.rows[t][k] for r in rs])) for k in rs[0].rows[t]} for t in range(n)]
 
 
-def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers: int | None = None) -> Path:
+def run(
+    out_dir: Path,
+    design: Path | None = None,
+    quick: bool = False,
+    workers: int | None = None,
+    progress: ProgressFn | None = None,
+) -> Path:
+    """Run every activity; write summary.json and report.html under ``out_dir``; return the report.
+
+    A ``design`` file is checked (YAML, fields, plugin names) before any run: UserError naming the
+    file and field. ``progress(step, done, total)`` is called after each fill run and replay."""
     cfg = config(quick)
     spec, design_label = load_design(design)  # a bad design fails here, before any run
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -399,7 +414,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
     n_cons = len(cfg.constraint_lists) * len(cfg.constraint_policies) * len(cfg.seeds)
     total = n_default + len(BLAST_POLICIES) + 4 + n_cons
 
-    with _progress(total) as advance:
+    with _progress(total, progress) as advance:
         # 1. Explain
         ex = explain_counting()
         default_runs = run_grid(
@@ -407,7 +422,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
             fill_policies,
             cfg.seeds,
             workers=workers,
-            progress=lambda k, n: advance("fill: default pod list", 1),
+            progress=lambda k, n: advance("fill: default pod list"),
         )
         rows = {p: _mean_rows(default_runs, p) for p in fill_policies}
         at100 = {p: next(x for x in rows[p] if x["arrived_pct"] == 100) for p in fill_policies}
