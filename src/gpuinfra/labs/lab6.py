@@ -358,8 +358,20 @@ ProgressFn = Callable[[str, int, int], None]
 
 @contextmanager
 def _progress(total: int, progress: ProgressFn | None) -> Iterator[Callable[[str], None]]:
-    """Yields ``advance(step)``. With a ``progress`` callback (the CLI's) it reports there;
-    otherwise a rich progress bar of its own on stderr (transient; silent when not a terminal)."""
+    """Yields ``advance(step)``, to call after each run.
+
+    With a ``progress`` callback it reports ``(step, done, total)`` there. Otherwise, when stderr
+    is already under a rich live display (the CLI's status spinner redirects it), one line per
+    finished step is printed above that display; else a transient rich progress bar of its own.
+    """
+    import sys
+    import time
+
+    from rich.console import Console
+    from rich.file_proxy import FileProxy
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     done = 0
     if progress is not None:
 
@@ -370,9 +382,22 @@ def _progress(total: int, progress: ProgressFn | None) -> Iterator[Callable[[str
 
         yield report
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    if isinstance(sys.stderr, FileProxy):
+        console = Console(stderr=True)
+        t0 = time.perf_counter()
+        current = [""]
 
+        def line(step: str) -> None:
+            nonlocal done
+            if current[0] and step != current[0]:
+                console.print(f"lab 6 [{done}/{total}] {escape(current[0])}: done ({time.perf_counter() - t0:.0f} s)")
+            current[0] = step
+            done += 1
+            if done == total:
+                console.print(f"lab 6 [{done}/{total}] {escape(step)}: done ({time.perf_counter() - t0:.0f} s)")
+
+        yield line
+        return
     prog = Progress(
         TextColumn("[bold]lab 6[/] {task.description}"),
         BarColumn(),
@@ -383,7 +408,7 @@ def _progress(total: int, progress: ProgressFn | None) -> Iterator[Callable[[str
     )
     with prog:
         task = prog.add_task("", total=total)
-        yield lambda step: prog.update(task, advance=1, description=step)
+        yield lambda step: prog.update(task, advance=1, description=escape(step))
 
 
 def _mean_rows(runs, policy: str) -> list[dict[str, float]]:
