@@ -41,7 +41,10 @@ print(json.dumps({"pods": r.pods, "cycles": r.cycles, "wall_s": wall, "unalloc":
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--policies", default="random,dotprod,clustering,packing,bestfit,fgd,firstfit,spread,mostallocated")
+    ap.add_argument(
+        "--policies",
+        default="random,dotprod,clustering,packing,bestfit,fgd,clustering-milli,packing-tightest,firstfit,spread,mostallocated",
+    )
     args = ap.parse_args()
     scales = [1] if args.quick else [1, 10]
     print(

@@ -196,3 +196,19 @@ def test_progress_is_reported_for_every_run(quick):
     assert {t for _, _, t in PROGRESS} == {total}
     steps = {s for s, _, _ in PROGRESS}
     assert any(s.startswith("fill") for s in steps) and any("design" in s for s in steps)
+
+
+def test_progress_lines_print_above_a_running_status():
+    # under the CLI's status spinner stderr is rich's FileProxy: one line per finished step
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=100)
+    with console.status("lab 6"), lab6._progress(3, None) as advance:
+        for step in ("fill: default", "fill: default", "design [x]"):
+            advance(step)
+    text = buf.getvalue()
+    assert "lab 6 [2/3] fill: default: done" in text
+    assert "lab 6 [3/3] design [x]: done" in text

@@ -383,18 +383,22 @@ def _progress(total: int, progress: ProgressFn | None) -> Iterator[Callable[[str
         yield report
         return
     if isinstance(sys.stderr, FileProxy):
-        console = Console(stderr=True)
+        # plain writes to the proxy land above the live display (a rich Console would bypass it)
         t0 = time.perf_counter()
         current = [""]
+
+        def say(step: str) -> None:
+            sys.stderr.write(f"lab 6 [{done}/{total}] {step}: done ({time.perf_counter() - t0:.0f} s)\n")
+            sys.stderr.flush()
 
         def line(step: str) -> None:
             nonlocal done
             if current[0] and step != current[0]:
-                console.print(f"lab 6 [{done}/{total}] {escape(current[0])}: done ({time.perf_counter() - t0:.0f} s)")
+                say(current[0])
             current[0] = step
             done += 1
             if done == total:
-                console.print(f"lab 6 [{done}/{total}] {escape(step)}: done ({time.perf_counter() - t0:.0f} s)")
+                say(step)
 
         yield line
         return
