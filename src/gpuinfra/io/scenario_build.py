@@ -16,12 +16,12 @@ import numpy as np
 from gpuinfra.analysis.accounting import RunMeta
 from gpuinfra.catalog import gpu_hour_price, gpu_model, node_shape
 from gpuinfra.errors import UserError
-from gpuinfra.io.scenario_schema import ClusterSpec, GeneratorSpec, PricesSpec, QuotasSpec, Scenario
+from gpuinfra.io.scenario_schema import ClusterSpec, PricesSpec, QuotasSpec, Scenario
 from gpuinfra.models.cost import PriceBook
 from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState, NodePool, Taint
 from gpuinfra.sim.framework import Profile
 from gpuinfra.sim.kernel import Rngs
-from gpuinfra.sim.workload import Pod, PodTable
+from gpuinfra.sim.workload import Pod, PodTable, generate, resample
 
 
 @dataclass
@@ -128,71 +128,6 @@ def _pools(spec: ClusterSpec) -> list[NodePool]:
                 )
         pools = out
     return pools
-
-
-def _generate(g: GeneratorSpec, rng: np.random.Generator) -> list[Pod]:
-    gaps = rng.exponential(3600.0 / g.arrival_rate_per_hour, size=g.jobs)
-    t = np.cumsum(gaps)
-    dur = g.duration_median_s * np.exp(g.duration_sigma * rng.standard_normal(g.jobs))
-    counts = np.array(list(g.gpus.keys()))
-    w = np.array(list(g.gpus.values()), dtype=float)
-    k = rng.choice(counts, size=g.jobs, p=w / w.sum())
-    shared = rng.random(g.jobs) < g.shared_gpu_fraction
-    milli_choice = rng.choice(np.array(g.shared_gpu_milli), size=g.jobs)
-    owners = list(g.owners.keys())
-    ow = np.array(list(g.owners.values()), dtype=float)
-    o = rng.choice(len(owners), size=g.jobs, p=ow / ow.sum())
-    models = (gpu_model(g.gpu_model, where="workload.generator.gpu_model").name,) if g.gpu_model else ()
-    mig_names = list(g.mig_profiles)
-    mig_pick = None
-    if g.mig_fraction > 0:
-        if not models or not mig_names:
-            raise UserError("mig_fraction needs gpu_model and mig_profiles", where="workload.generator.mig_fraction")
-        from gpuinfra.sim.plugins.mig import mig_milli
-
-        mw = np.array(list(g.mig_profiles.values()), dtype=float)
-        mig_pick = rng.choice(len(mig_names), size=g.jobs, p=mw / mw.sum())
-        is_mig = rng.random(g.jobs) < g.mig_fraction
-        milli_of = {}
-        for n in mig_names:
-            try:
-                milli_of[n] = mig_milli(models[0], n)
-            except UserError as e:
-                raise UserError(e.what, where="workload.generator.mig_profiles", expected=e.expected) from None
-    pods = []
-    for j in range(g.jobs):
-        ng = int(k[j])
-        milli = int(milli_choice[j]) if (shared[j] and ng == 1) else MILLI_PER_GPU
-        pods.append(
-            Pod(
-                name=f"job-{j:06d}",
-                submit_s=float(round(t[j], 3)),
-                duration_s=float(round(dur[j], 3)),
-                cpu_milli=g.cpu_milli_per_gpu * max(ng, 1),
-                memory_mib=g.memory_mib_per_gpu * max(ng, 1),
-                num_gpu=ng,
-                gpu_milli=milli if ng else 0,
-                gpu_models=models if ng else (),
-                owner=owners[o[j]],
-            )
-        )
-        if mig_pick is not None and is_mig[j] and ng == 1:
-            from dataclasses import replace
-
-            prof = mig_names[int(mig_pick[j])]
-            pods[-1] = replace(pods[-1], gpu_milli=milli_of[prof], mig_profile=prof)
-    return pods
-
-
-def _resample(pods: list[Pod], scale: int, rng: np.random.Generator) -> list[Pod]:
-    """``scale`` x as many pods, drawn with replacement; each keeps its own times and shape."""
-    from dataclasses import replace
-
-    pick = rng.integers(0, len(pods), size=len(pods) * scale)
-    return [
-        replace(pods[int(i)], name=f"{pods[int(i)].name}~{j}", job=f"{pods[int(i)].job}~{j}")
-        for j, i in enumerate(pick)
-    ]
 
 
 def _impossible(cluster: ClusterState, pods: list[Pod]) -> list[tuple[int, str]]:
@@ -467,7 +402,7 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
             "workload.generator.jobs",
             "lower generator.jobs (or workload.scale); the shape of the workload does not need millions of jobs",
         )
-        pods = _generate(w.generator, rngs["workload"])
+        pods = generate(w.generator, rngs["workload"])
         label = "generator"
     else:
         assert w.trace is not None
@@ -486,7 +421,7 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
         pods = pods[: w.limit]
     if w.scale > 1:
         budget.check_pods(len(pods) * w.scale, "workload.scale", "lower workload.scale or workload.limit")
-        pods = _resample(pods, w.scale, rngs["workload"])
+        pods = resample(pods, w.scale, rngs["workload"])
     bad = _impossible(cluster, pods)
     flagged = {i for i, _ in bad}
     never = _never_fits(
@@ -516,3 +451,6 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
         label,
         seed,
     )
+
+
+_generate, _resample = generate, resample  # the names io.scenario re-exported before the move

@@ -42,7 +42,7 @@ from gpuinfra.sim.framework import (
     ScorePlugin,
 )
 from gpuinfra.sim.scheduler import Framework
-from gpuinfra.sim.workload import Pod, PodTable
+from gpuinfra.sim.workload import Pod, PodTable, mixed_training_inference
 
 TITLE = "Why 'Any Free GPU' Is a Lie"
 DESIGN = Path(__file__).parent / "designs" / "lab6-policy.yaml"
@@ -246,52 +246,8 @@ def check_plugins(spec: SchedulerSpec, label: str) -> None:
 
 
 def mixed_workload(n: int, seed: int) -> list[Pod]:
-    """Competing demand: long multi-GPU training (priority 0) and short shared-GPU inference (priority 100).
-
-    Illustrative parameters (not measurements): 12 jobs an hour, training 40% of them, 2/4/8 GPUs,
-    log-normal duration with median 3 h; inference 60%, 250 or 500 milli of one GPU, median 20 min.
-    On 96 GPUs that offers a load near saturation (the lab computes and reports it), where the
-    policy has to choose who waits.
-    """
-    rng = Rngs(seed).stream("workload")
-    t = np.cumsum(rng.exponential(3600.0 / 12.0, size=n))
-    pods = []
-    for j in range(n):
-        if rng.random() < 0.4:
-            g = int(rng.choice([2, 4, 8], p=[0.4, 0.35, 0.25]))
-            pods.append(
-                Pod(
-                    f"train-{j:05d}",
-                    float(t[j]),
-                    float(3 * 3600 * np.exp(0.8 * rng.standard_normal())),
-                    8000 * g,
-                    65536 * g,
-                    g,
-                    1000,
-                    (),
-                    0,
-                    "BE",
-                    "training",
-                )
-            )
-        else:
-            m = int(rng.choice([250, 500]))
-            pods.append(
-                Pod(
-                    f"infer-{j:05d}",
-                    float(t[j]),
-                    float(1200 * np.exp(0.6 * rng.standard_normal())),
-                    4000,
-                    16384,
-                    1,
-                    m,
-                    (),
-                    100,
-                    "LS",
-                    "inference",
-                )
-            )
-    return pods
+    """The mixed training + inference workload (sim/workload.mixed_training_inference), seeded."""
+    return mixed_training_inference(n, Rngs(seed).stream("workload"))
 
 
 def offered_load(pods: list[Pod], gpus: int) -> float:

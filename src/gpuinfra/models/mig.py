@@ -169,3 +169,10 @@ def parse_have(gpu: str, text: str) -> list[Instance]:
         out.append(Instance(profile(gpu, name.strip()), int(start)))
     validate(out)
     return out
+
+
+def mig_milli(gpu: str, profile_name: str) -> int:
+    """A MIG instance's share of the GPU's compute in milli-GPU: 1000 x compute slices // 7 (the
+    scheduler's accounting unit; an A100/H100 has 7 compute slices). Raises UserError for an
+    unknown GPU or profile."""
+    return 1000 * profile(gpu, profile_name).compute_slices // 7

@@ -39,7 +39,7 @@ from gpuinfra.sim.engine import ReplayEngine
 from gpuinfra.sim.framework import Profile
 from gpuinfra.sim.incidents import TelemetryPlan
 from gpuinfra.sim.telemetry import IDLE_W, MODEL_NAMES, Telemetry, TJob, _profile_counters
-from gpuinfra.sim.workload import Pod, PodTable
+from gpuinfra.sim.workload import PodTable, TelemetryMix, telemetry_mix
 
 NODE_CPU_MILLI = 224_000
 NODE_MEM_MIB = 2 * 1024 * 1024
@@ -58,62 +58,6 @@ WIDTHS = (1, 2, 4, 8)
 WIDTH_P = (0.2, 0.2, 0.3, 0.3)
 PROFILES = ("training", "training", "starved", "decode")
 INCIDENT_KINDS = ("xid48", "xid79", "nccl_hang", "thermal", "mem_full")
-
-
-def _workload(rng: np.random.Generator, n_gpus: int, gpn: int, horizon: float, rounds: int):
-    """Jobs: an initial fill of the cluster at t = 0, then Poisson arrivals at OFFERED_LOAD; one
-    forgotten notebook per round of incidents. Returns (pods, profiles, mem_frac) in submit order."""
-    widths = [w for w in WIDTHS if w <= gpn]
-    p = np.array([WIDTH_P[WIDTHS.index(w)] for w in widths])
-    p = p / p.sum()
-    mean_gpu_s = float(np.dot(widths, p)) * 2.0 * 3600  # durations U(1, 3) h: mean 2 h
-    rate = OFFERED_LOAD * n_gpus / mean_gpu_s
-    rows: list[tuple[float, int, float, str, float]] = []
-    held, t = 0, 0.0
-    while True:
-        w = int(rng.choice(widths, p=p))
-        if held + w > n_gpus:
-            break
-        held += w
-        rows.append(
-            (0.0, w, float(rng.uniform(1.0, 3.0) * 3600), str(rng.choice(PROFILES)), float(rng.uniform(0.5, 0.85)))
-        )
-    while True:
-        t += float(rng.exponential(1.0 / rate))
-        if t >= horizon * 0.9:
-            break
-        w = int(rng.choice(widths, p=p))
-        rows.append(
-            (t, w, float(rng.uniform(1.0, 3.0) * 3600), str(rng.choice(PROFILES)), float(rng.uniform(0.5, 0.85)))
-        )
-    pods, profiles, mem = [], [], []
-    for k, (sub, w, dur, prof, mf) in enumerate(rows):
-        team = "inference" if prof == "decode" else "research"
-        pods.append(
-            Pod(
-                f"{team}-job-{k:03d}", sub, dur, POD_CPU_MILLI_PER_GPU * w, POD_MEM_MIB_PER_GPU * w, w, 1000, owner=team
-            )
-        )
-        profiles.append(prof)
-        mem.append(mf)
-    for r in range(rounds):
-        sub = float(rng.uniform(0.3, 0.5) * horizon)
-        pods.append(
-            Pod(
-                f"notebooks-nb-{r:03d}",
-                sub,
-                3 * 3600.0,
-                POD_CPU_MILLI_PER_GPU,
-                POD_MEM_MIB_PER_GPU,
-                1,
-                1000,
-                priority=1,
-                owner="notebooks",
-            )
-        )
-        profiles.append("idle")
-        mem.append(0.3)
-    return pods, profiles, mem
 
 
 def simulate_telemetry(
@@ -141,7 +85,14 @@ def simulate_telemetry(
     wl = rngs.stream("workload")
     node_names = [f"gpu-node-{k:02d}" for k in range(nodes)]
     G = nodes * gpus_per_node
-    pod_list, profiles_in, mem_in = _workload(wl, G, gpus_per_node, horizon, incidents_per_kind)
+    pod_list, profiles_in, mem_in = telemetry_mix(
+        wl,
+        G,
+        gpus_per_node,
+        horizon,
+        incidents_per_kind,
+        TelemetryMix(WIDTHS, WIDTH_P, PROFILES, OFFERED_LOAD, POD_CPU_MILLI_PER_GPU, POD_MEM_MIB_PER_GPU),
+    )
     table = PodTable(pod_list)
     order = {p.name: k for k, p in enumerate(pod_list)}
     profiles = [profiles_in[order[n]] for n in table.names]

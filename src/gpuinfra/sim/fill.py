@@ -18,10 +18,7 @@ by one ruler.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, replace
-
-import numpy as np
+from dataclasses import dataclass, field
 
 from gpuinfra.models.fragmentation import typical_pods
 from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState, NodePool
@@ -30,7 +27,7 @@ from gpuinfra.sim.kernel import Rngs
 from gpuinfra.sim.nodestate import FragmentationTracker
 from gpuinfra.sim.plugins.fgd import pod_classes
 from gpuinfra.sim.scheduler import Framework
-from gpuinfra.sim.workload import Pod, PodTable
+from gpuinfra.sim.workload import Pod, PodTable, tune_to_load
 
 POLICIES: dict[str, str] = {
     "random": "Random",
@@ -72,50 +69,6 @@ def pod_type(num_gpu: int, gpu_milli: int) -> str:
     return "one_gpu" if num_gpu == 1 else "multi_gpu"
 
 
-def tune_pods(base: list[Pod], capacity_gpus: int, load: float, rng: np.random.Generator) -> list[Pod]:
-    """Resample to ``load`` x capacity of requested GPUs, then shuffle (arrival order)."""
-    ordered = sorted(base, key=lambda p: p.name)
-    target = load * capacity_gpus * MILLI_PER_GPU
-    total = sum(p.gpu_milli_total for p in ordered)
-    pods = list(ordered)
-    if total <= 0:
-        raise ValueError("the workload requests no GPUs")
-    k = 0
-    while total < target:
-        p = ordered[int(rng.integers(len(ordered)))]
-        pods.append(
-            Pod(
-                f"{p.name}~{k}",
-                0.0,
-                math.inf,
-                p.cpu_milli,
-                p.memory_mib,
-                p.num_gpu,
-                p.gpu_milli,
-                p.gpu_models,
-                p.priority,
-                p.qos,
-                p.owner,
-                math.nan,
-                f"{p.job}~{k}",
-            )
-        )
-        total += p.gpu_milli_total
-        k += 1
-    perm = rng.permutation(len(pods))
-    # arrival order is the submit time: pod j of the shuffled list arrives at t = j. A workload that
-    # already asks for more than the target (load below its own demand) is cut where arrived
-    # demand reaches the target.
-    out: list[Pod] = []
-    arrived = 0
-    for j, q in enumerate(pods[i] for i in perm):
-        if arrived >= target:
-            break
-        out.append(replace(q, submit_s=float(j), duration_s=math.inf, delete_s=math.nan))
-        arrived += q.gpu_milli_total
-    return out
-
-
 @dataclass
 class FillResult:
     workload: str
@@ -148,7 +101,7 @@ def run_fill(
     """One fill run. ``check_every`` > 0 recomputes fragmentation from scratch that often (tests)."""
     cluster = ClusterState.from_pools(pools)
     rngs = Rngs(seed)
-    pods = PodTable(tune_pods(base, cluster.n_gpus, load, rngs["workload"]))
+    pods = PodTable(tune_to_load(base, cluster.n_gpus, load, rngs["workload"]))
     typical = typical_pods(pod_classes(PodTable(base)))
     fw = Framework(policy_profile(policy), cluster, pods, rngs["scheduler"])
     tracker = FragmentationTracker(cluster, typical)
@@ -198,3 +151,6 @@ def run_fill(
                 next_pct += 1
     res.cycles = fw.cycles
     return res
+
+
+tune_pods = tune_to_load  # the name before the workload generators moved to sim/workload

@@ -5,15 +5,23 @@ whole GPU; less means a shared GPU, as in the Alibaba trace), optionally restric
 models. It arrives at ``submit_s`` and, once started, runs ``duration_s`` seconds. If its owner
 deletes it at ``delete_s`` (absolute time) it leaves then, whether it was pending (withdrawn) or
 running (ended early).
+
+The workload generators live here too, one module for every way a run gets its pods: the
+scenario generator (:func:`generate`), trace resampling (:func:`resample`), the fill
+experiment's tuning to a load (:func:`tune_to_load`), the mixed training + inference workload of
+lab 6 (:func:`mixed_training_inference`) and the telemetry run's jobs (:func:`telemetry_mix`).
+Every draw comes from a generator the caller takes from the run's seeded streams.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
+from gpuinfra.errors import UserError
 from gpuinfra.sim.cluster import MILLI_PER_GPU
 
 
@@ -127,3 +135,253 @@ class PodTable:
     def total_gpu_request(self) -> float:
         """Sum of requested GPUs (milli / 1000)."""
         return float((self.num_gpu.astype(np.int64) * self.gpu_milli).sum()) / MILLI_PER_GPU
+
+
+# -- generators -----------------------------------------------------------------------------
+def generate(g: Any, rng: np.random.Generator) -> list[Pod]:
+    """Poisson arrivals at ``g.arrival_rate_per_hour``, log-normal durations (median
+    ``g.duration_median_s``, sigma ``g.duration_sigma``), GPU counts, GPU shares, owners and MIG
+    profiles drawn by the given weights: a scenario's ``workload.generator`` block
+    (``io.scenario_schema.GeneratorSpec``). Raises UserError for an unknown GPU model or MIG profile."""
+    from gpuinfra.catalog import gpu_model
+
+    gaps = rng.exponential(3600.0 / g.arrival_rate_per_hour, size=g.jobs)
+    t = np.cumsum(gaps)
+    dur = g.duration_median_s * np.exp(g.duration_sigma * rng.standard_normal(g.jobs))
+    counts = np.array(list(g.gpus.keys()))
+    w = np.array(list(g.gpus.values()), dtype=float)
+    k = rng.choice(counts, size=g.jobs, p=w / w.sum())
+    shared = rng.random(g.jobs) < g.shared_gpu_fraction
+    milli_choice = rng.choice(np.array(g.shared_gpu_milli), size=g.jobs)
+    owners = list(g.owners.keys())
+    ow = np.array(list(g.owners.values()), dtype=float)
+    o = rng.choice(len(owners), size=g.jobs, p=ow / ow.sum())
+    models = (gpu_model(g.gpu_model, where="workload.generator.gpu_model").name,) if g.gpu_model else ()
+    mig_names = list(g.mig_profiles)
+    mig_pick = None
+    if g.mig_fraction > 0:
+        if not models or not mig_names:
+            raise UserError("mig_fraction needs gpu_model and mig_profiles", where="workload.generator.mig_fraction")
+        from gpuinfra.models.mig import mig_milli
+
+        mw = np.array(list(g.mig_profiles.values()), dtype=float)
+        mig_pick = rng.choice(len(mig_names), size=g.jobs, p=mw / mw.sum())
+        is_mig = rng.random(g.jobs) < g.mig_fraction
+        milli_of = {}
+        for n in mig_names:
+            try:
+                milli_of[n] = mig_milli(models[0], n)
+            except UserError as e:
+                raise UserError(e.what, where="workload.generator.mig_profiles", expected=e.expected) from None
+    pods = []
+    for j in range(g.jobs):
+        ng = int(k[j])
+        milli = int(milli_choice[j]) if (shared[j] and ng == 1) else MILLI_PER_GPU
+        pods.append(
+            Pod(
+                name=f"job-{j:06d}",
+                submit_s=float(round(t[j], 3)),
+                duration_s=float(round(dur[j], 3)),
+                cpu_milli=g.cpu_milli_per_gpu * max(ng, 1),
+                memory_mib=g.memory_mib_per_gpu * max(ng, 1),
+                num_gpu=ng,
+                gpu_milli=milli if ng else 0,
+                gpu_models=models if ng else (),
+                owner=owners[o[j]],
+            )
+        )
+        if mig_pick is not None and is_mig[j] and ng == 1:
+            from dataclasses import replace
+
+            prof = mig_names[int(mig_pick[j])]
+            pods[-1] = replace(pods[-1], gpu_milli=milli_of[prof], mig_profile=prof)
+    return pods
+
+
+def resample(pods: list[Pod], scale: int, rng: np.random.Generator) -> list[Pod]:
+    """``scale`` x as many pods, drawn with replacement; each keeps its own times and shape."""
+    from dataclasses import replace
+
+    pick = rng.integers(0, len(pods), size=len(pods) * scale)
+    return [
+        replace(pods[int(i)], name=f"{pods[int(i)].name}~{j}", job=f"{pods[int(i)].job}~{j}")
+        for j, i in enumerate(pick)
+    ]
+
+
+def tune_to_load(base: list[Pod], capacity_gpus: int, load: float, rng: np.random.Generator) -> list[Pod]:
+    """The fill experiment's workload (Weng et al., ATC'23, the artifact's tuneUpPods): resample
+    ``base`` until requested GPUs reach ``load`` x ``capacity_gpus``, then shuffle; pod j arrives
+    at t = j and never leaves. Raises ValueError when ``base`` requests no GPUs."""
+    ordered = sorted(base, key=lambda p: p.name)
+    target = load * capacity_gpus * MILLI_PER_GPU
+    total = sum(p.gpu_milli_total for p in ordered)
+    pods = list(ordered)
+    if total <= 0:
+        raise ValueError("the workload requests no GPUs")
+    k = 0
+    while total < target:
+        p = ordered[int(rng.integers(len(ordered)))]
+        pods.append(
+            Pod(
+                f"{p.name}~{k}",
+                0.0,
+                math.inf,
+                p.cpu_milli,
+                p.memory_mib,
+                p.num_gpu,
+                p.gpu_milli,
+                p.gpu_models,
+                p.priority,
+                p.qos,
+                p.owner,
+                math.nan,
+                f"{p.job}~{k}",
+            )
+        )
+        total += p.gpu_milli_total
+        k += 1
+    perm = rng.permutation(len(pods))
+    # arrival order is the submit time: pod j of the shuffled list arrives at t = j. A workload that
+    # already asks for more than the target (load below its own demand) is cut where arrived
+    # demand reaches the target.
+    out: list[Pod] = []
+    arrived = 0
+    for j, q in enumerate(pods[i] for i in perm):
+        if arrived >= target:
+            break
+        out.append(replace(q, submit_s=float(j), duration_s=math.inf, delete_s=math.nan))
+        arrived += q.gpu_milli_total
+    return out
+
+
+def mixed_training_inference(n: int, rng: np.random.Generator) -> list[Pod]:
+    """Competing demand: long multi-GPU training (priority 0) and short shared-GPU inference (priority 100).
+
+    Illustrative parameters (not measurements): 12 jobs an hour, training 40% of them, 2/4/8 GPUs,
+    log-normal duration with median 3 h; inference 60%, 250 or 500 milli of one GPU, median 20 min.
+    On 96 GPUs that offers a load near saturation (the lab computes and reports it), where the
+    policy has to choose who waits.
+    """
+    t = np.cumsum(rng.exponential(3600.0 / 12.0, size=n))
+    pods = []
+    for j in range(n):
+        if rng.random() < 0.4:
+            g = int(rng.choice([2, 4, 8], p=[0.4, 0.35, 0.25]))
+            pods.append(
+                Pod(
+                    f"train-{j:05d}",
+                    float(t[j]),
+                    float(3 * 3600 * np.exp(0.8 * rng.standard_normal())),
+                    8000 * g,
+                    65536 * g,
+                    g,
+                    1000,
+                    (),
+                    0,
+                    "BE",
+                    "training",
+                )
+            )
+        else:
+            m = int(rng.choice([250, 500]))
+            pods.append(
+                Pod(
+                    f"infer-{j:05d}",
+                    float(t[j]),
+                    float(1200 * np.exp(0.6 * rng.standard_normal())),
+                    4000,
+                    16384,
+                    1,
+                    m,
+                    (),
+                    100,
+                    "LS",
+                    "inference",
+                )
+            )
+    return pods
+
+
+@dataclass(frozen=True)
+class TelemetryMix:
+    """The telemetry run's job mix (obs/simulate.py states where each number comes from)."""
+
+    widths: tuple[int, ...]
+    width_p: tuple[float, ...]
+    profiles: tuple[str, ...]
+    offered_load: float
+    cpu_milli_per_gpu: int
+    mem_mib_per_gpu: int
+
+
+def telemetry_mix(
+    rng: np.random.Generator, n_gpus: int, gpn: int, horizon: float, rounds: int, mix: TelemetryMix
+) -> tuple[list[Pod], list[str], list[float]]:
+    """Jobs of the telemetry run: an initial fill of the cluster at t = 0, then Poisson arrivals at
+    ``mix.offered_load``; one forgotten notebook per round of incidents. Returns (pods, profiles,
+    memory fractions) in submit order."""
+    widths = [w for w in mix.widths if w <= gpn]
+    p = np.array([mix.width_p[mix.widths.index(w)] for w in widths])
+    p = p / p.sum()
+    mean_gpu_s = float(np.dot(widths, p)) * 2.0 * 3600  # durations U(1, 3) h: mean 2 h
+    rate = mix.offered_load * n_gpus / mean_gpu_s
+    rows: list[tuple[float, int, float, str, float]] = []
+    held, t = 0, 0.0
+    while True:
+        w = int(rng.choice(widths, p=p))
+        if held + w > n_gpus:
+            break
+        held += w
+        rows.append(
+            (
+                0.0,
+                w,
+                float(rng.uniform(1.0, 3.0) * 3600),
+                str(rng.choice(mix.profiles)),
+                float(rng.uniform(0.5, 0.85)),
+            )
+        )
+    while True:
+        t += float(rng.exponential(1.0 / rate))
+        if t >= horizon * 0.9:
+            break
+        w = int(rng.choice(widths, p=p))
+        rows.append(
+            (t, w, float(rng.uniform(1.0, 3.0) * 3600), str(rng.choice(mix.profiles)), float(rng.uniform(0.5, 0.85)))
+        )
+    pods, profiles, mem = [], [], []
+    for k, (sub, w, dur, prof, mf) in enumerate(rows):
+        team = "inference" if prof == "decode" else "research"
+        pods.append(
+            Pod(
+                f"{team}-job-{k:03d}",
+                sub,
+                dur,
+                mix.cpu_milli_per_gpu * w,
+                mix.mem_mib_per_gpu * w,
+                w,
+                1000,
+                owner=team,
+            )
+        )
+        profiles.append(prof)
+        mem.append(mf)
+    for r in range(rounds):
+        sub = float(rng.uniform(0.3, 0.5) * horizon)
+        pods.append(
+            Pod(
+                f"notebooks-nb-{r:03d}",
+                sub,
+                3 * 3600.0,
+                mix.cpu_milli_per_gpu,
+                mix.mem_mib_per_gpu,
+                1,
+                1000,
+                priority=1,
+                owner="notebooks",
+            )
+        )
+        profiles.append("idle")
+        mem.append(0.3)
+    return pods, profiles, mem

@@ -14,16 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from gpuinfra.models.mig import mig_milli  # noqa: F401  (re-exported: the accounting unit of MIG pods)
 from gpuinfra.sim.cluster import Allocation, ClusterState
 from gpuinfra.sim.framework import Code, CycleState, FilterPlugin, FilterResult, Status, register
 from gpuinfra.sim.plugins.first_fit_devices import FirstFitDevices
 from gpuinfra.sim.workload import PodTable
-
-
-def mig_milli(gpu: str, profile: str) -> int:
-    from gpuinfra.models.mig import profile as mig_profile
-
-    return 1000 * mig_profile(gpu, profile).compute_slices // 7
 
 
 def _layout(cluster: ClusterState, node: int) -> tuple[str, ...]:
