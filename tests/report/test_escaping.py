@@ -16,6 +16,7 @@ from gpuinfra.catalog._data import data_path
 from gpuinfra.io.scenario import parse_scenario
 from gpuinfra.report.html import script_json
 from gpuinfra.report.page import Section, render_page, table_html
+from tests.labs.report_checks import figure_problems
 
 PAYLOAD = "</script><img src=x onerror=alert(1)>"
 FILE_PAYLOAD = "<img src=x onerror=alert(1)>"  # no '/' so it can be a file name
@@ -89,7 +90,9 @@ def test_compare_and_fill_reports_escape_the_scenario(hostile_sim):
 
     sc = hostile_sim[0]
     runs = compare_replay(sc, None, ["firstfit", "bestfit"], None)
-    assert_no_payload(render_compare_report(sc.name, replay_table(runs), runs))
+    html = render_compare_report(sc.name, replay_table(runs), runs)
+    assert_no_payload(html)
+    assert figure_problems(html) == []
     b = build(sc, None)
     results = compare_fill(b, ["bestfit", "fgd"], 1.0)
     cluster = {"node_list": f"scenario {sc.name}", "nodes": b.cluster.n_nodes, "gpus": b.cluster.n_gpus}
