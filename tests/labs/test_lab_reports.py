@@ -222,3 +222,13 @@ def test_example_designs_exist_for_every_lab_that_takes_one():
         if info.design and info.example:
             assert (designs_dir() / info.example).is_file(), n
     assert Path(designs_dir()).is_dir()
+
+
+def test_lab3_overlap_is_what_keeps_the_compute_heavy_job_scaling(reports):
+    s, html = reports[3]
+    heavy, light = list(s["compare"]["workloads"].values())
+    for label, v in light.items():
+        assert v["efficiency_at_max_without_overlap"] < 1.0, label
+        hidden = v["dp_comm_at_max_s"] <= v["overlap_window_s"]
+        assert (v["efficiency_at_max"] >= 0.999) == hidden or v["max_gpus"] == 1, label
+    assert "without overlap it would keep" in html
