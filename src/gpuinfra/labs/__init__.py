@@ -44,7 +44,9 @@ def write_lab(out_dir: Path, summary: dict, html: str) -> Path:
     return out_dir / "report.html"
 
 
-def _contract(number: int, run: Callable[..., Path], what: str | None, example: str | None) -> Callable[..., Path]:
+def _contract(
+    number: int, run: Callable[..., Path], what: str | None, example: str | None, takers: str = ""
+) -> Callable[..., Path]:
     """Wrap a lab's run so --design is refused (no design) or checked to be a readable file first."""
 
     @wraps(run)
@@ -56,7 +58,9 @@ def _contract(number: int, run: Callable[..., Path], what: str | None, example: 
                     f"lab {number} takes no design file (got --design {design_file})",
                     where="--design",
                     expected="no --design for this lab",
-                    fix="run it without --design; labs 3, 4 and 6 take a design (`gpuinfra lab list`)",
+                    fix=f"run it without --design; {takers} take a design file"
+                    if takers
+                    else "run it without --design",
                 )
             p = Path(design_file)
             if not p.is_file():
@@ -86,9 +90,10 @@ def registry() -> dict[int, LabInfo]:
         (15, lab15, getattr(lab15, "DESIGN", None), getattr(lab15, "DESIGN_EXAMPLE", None)),
         (16, lab16, None, None),
     ]
-    out = {}
-    for n, mod, design, example in specs:
-        design = getattr(mod, "DESIGN", design)
-        example = getattr(mod, "DESIGN_EXAMPLE", example)
-        out[n] = LabInfo(n, mod.TITLE, _contract(n, mod.run, design, example), design, example)
-    return out
+    specs = [(n, mod, getattr(mod, "DESIGN", d), getattr(mod, "DESIGN_EXAMPLE", e)) for n, mod, d, e in specs]
+    takers = [str(n) for n, _, d, _ in specs if d]
+    said = ("lab " if len(takers) == 1 else "labs ") + ", ".join(takers)
+    return {
+        n: LabInfo(n, mod.TITLE, _contract(n, mod.run, design, example, said if takers else ""), design, example)
+        for n, mod, design, example in specs
+    }
