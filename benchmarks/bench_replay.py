@@ -20,11 +20,11 @@ import time
 
 CHILD = r"""
 import json, resource, sys, time
-from gpuinfra.io.scenario import parse_scenario, default_scenario_text
+from gpuinfra.io.scenario import parse_scenario, builtin_scenario_text
 from gpuinfra.run import simulate
 import yaml
 pods_x, nodes_x = int(sys.argv[1]), int(sys.argv[2])
-data = yaml.safe_load(default_scenario_text())
+data = yaml.safe_load(builtin_scenario_text("openb-raw"))  # the trace replayed in its own time
 data["workload"]["scale"] = pods_x
 data["cluster"]["replicate"] = nodes_x
 sc = parse_scenario(yaml.safe_dump(data), "bench")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -72,7 +73,113 @@ def simulate(
     led = ledger(run, built.prices)
     metrics = interval_metrics(run)
     summary = summarize(run, built.prices, built.meta(), led, metrics)
+    summary["contention"] = contention(built, summary, led, metrics)
     return SimulationOutput(built, run, summary, led, metrics)
+
+
+def request_class(num_gpu: int, gpu_milli: int) -> str:
+    """The request class a pod's wait is reported under: CPU-only, a share of one GPU, or N GPUs."""
+    if num_gpu == 0:
+        return "CPU only"
+    if num_gpu == 1 and gpu_milli < 1000:
+        return "share of 1 GPU"
+    return f"{num_gpu} GPU" + ("s" if num_gpu > 1 else "")
+
+
+def _class_order(name: str) -> tuple[int, int]:
+    if name == "CPU only":
+        return (0, 0)
+    if name.startswith("share"):
+        return (1, 0)
+    return (2, int(name.split()[0]))
+
+
+def contention(built: Built, summary: dict[str, Any], led: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, Any]:
+    """What the run says about contention, computed from its ledger and interval metrics.
+
+    - ``offered_load``: requested GPU-seconds of the pods that arrived (GPUs x milli/1000 x
+      duration) divided by (cluster GPUs x the arrival window, first to last submit). 1.0 means
+      the pods ask for as much GPU time as the cluster has while they arrive.
+    - ``waits_by_class``: per request class (CPU only, share of 1 GPU, N GPUs): pods, started,
+      wait p50/p99/max in seconds over started pods, pending at the end.
+    - ``stranded``: idle GPU-hours in the sampling intervals in which at least one pod was
+      pending (capacity that existed while work waited), and their cost at the mean price of the
+      run's idle GPU-hours; ``fragmented``: FGD's fragmentation measure (idle GPU capacity the
+      run's typical pods cannot use), mean GPUs and GPU-hours.
+    - ``pending_peak``: the largest queue length seen and when (seconds from the start).
+    """
+    p = built.pods
+    g = p.num_gpu * np.where(p.num_gpu > 0, p.gpu_milli, 0) / 1000.0
+    dur = np.nan_to_num(p.duration_s, nan=0.0)
+    arrived = p.submit_s <= (summary["horizon"]["end_s"] or np.inf)
+    window = float(p.submit_s[arrived].max() - p.submit_s[arrived].min()) if arrived.sum() > 1 else 0.0
+    gpus = summary["cluster"]["gpus"]
+    req_gpu_s = float((g * dur)[arrived].sum())
+    offered = req_gpu_s / (gpus * window) if window > 0 and gpus else None
+
+    # the request is in the pod table (the ledger's rows are in the same order; its gpu_milli is what was held)
+    cls = [request_class(int(n), int(m)) for n, m in zip(p.num_gpu, p.gpu_milli, strict=True)]
+    frame = pd.DataFrame({"cls": cls, "wait_s": led["wait_s"].to_numpy(), "outcome": led["outcome"].to_numpy()})
+    waits: dict[str, Any] = {}
+    for name in sorted(set(cls), key=_class_order):
+        sub = frame[frame["cls"] == name]
+        w = sub["wait_s"].dropna().to_numpy()
+        waits[name] = {
+            "pods": int(len(sub)),
+            "started": int(len(w)),
+            "wait_p50_s": float(np.percentile(w, 50)) if len(w) else None,
+            "wait_p99_s": float(np.percentile(w, 99)) if len(w) else None,
+            "wait_max_s": float(w.max()) if len(w) else None,
+            "pending_at_end": int((sub["outcome"] == "pending_at_horizon").sum()),
+        }
+
+    dt = (metrics["t_end_s"] - metrics["t_start_s"]).to_numpy()
+    queued = metrics["queue_len_max"].to_numpy() > 0
+    idle_h = metrics["idle_gpus"].to_numpy() * dt / 3600.0
+    stranded_h = float(idle_h[queued].sum())
+    frag_h = float(summary["gpu_time"]["fragmented_gpu_hours"] or 0.0)
+    c = summary["cost"]
+    idle_total_h = summary["gpu_time"]["idle_gpu_hours"] or 0.0
+    usd_per_idle_h = (c["idle_usd"] / idle_total_h) if c["idle_usd"] is not None and idle_total_h > 0 else None
+    dur_total = float(dt.sum())
+    k = int(metrics["queue_len_max"].to_numpy().argmax()) if len(metrics) else 0
+    half = np.arange(len(metrics)) >= len(metrics) // 2
+    dt_h = dt[half].sum()
+    return {
+        "offered_load": offered,
+        "offered_load_definition": "requested GPU-seconds of the arrived pods / (cluster GPUs x arrival window)",
+        "arrival_window_s": window,
+        "requested_gpu_hours": req_gpu_s / 3600.0,
+        "waits_by_class": waits,
+        "stranded": {
+            "definition": "idle GPU-hours in sampling intervals in which at least one pod was pending",
+            "gpu_hours": stranded_h,
+            "intervals_with_pending": int(queued.sum()),
+            "intervals": int(len(metrics)),
+            "usd": stranded_h * usd_per_idle_h if usd_per_idle_h is not None else None,
+        },
+        "fragmented": {
+            "definition": "FGD fragmentation measure: idle GPU capacity the run's typical pods cannot use",
+            "gpu_hours": frag_h,
+            "mean_gpus": frag_h * 3600.0 / dur_total if dur_total else 0.0,
+            "usd": frag_h * usd_per_idle_h if usd_per_idle_h is not None else None,
+        },
+        "usd_per_idle_gpu_hour": usd_per_idle_h,
+        "second_half": {
+            "definition": "time-weighted means over the second half of the sampling intervals (after the ramp-up)",
+            "allocation_ratio": float((metrics["allocated_gpus"].to_numpy()[half] * dt[half]).sum() / (gpus * dt_h))
+            if dt_h and gpus
+            else None,
+            "mean_idle_gpus": float((metrics["idle_gpus"].to_numpy()[half] * dt[half]).sum() / dt_h) if dt_h else None,
+            "mean_pending_pods": float((metrics["queue_len_mean"].to_numpy()[half] * dt[half]).sum() / dt_h)
+            if dt_h
+            else None,
+        },
+        "pending_peak": {
+            "pods": int(metrics["queue_len_max"].iloc[k]) if len(metrics) else 0,
+            "at_s": float(metrics["t_start_s"].iloc[k] - metrics["t_start_s"].iloc[0]) if len(metrics) else 0.0,
+        },
+    }
 
 
 def write_run_dir(out: SimulationOutput, out_dir: Path, *, report: bool = True) -> list[Path]:
@@ -91,7 +198,9 @@ def write_run_dir(out: SimulationOutput, out_dir: Path, *, report: bool = True) 
         "scenario.yaml": lambda p: p.write_text(sc_yaml),
     }
     if report:
-        files["report.html"] = lambda p: p.write_text(render_run_report(out.summary, out.metrics, out.ledger, sc_yaml))
+        files["report.html"] = lambda p: p.write_text(
+            render_run_report(out.summary, out.metrics, out.ledger, sc_yaml, out.built.scenario.description)
+        )
     written = []
     for name, fn in files.items():
         p = out_dir / name

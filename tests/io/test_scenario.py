@@ -29,9 +29,13 @@ def test_good_scenario_builds():
 
 
 def test_builtin_scenarios_validate():
-    assert "openb-default" in builtin_scenarios()
+    assert {"openb-default", "openb-raw"} <= set(builtin_scenarios())
     sc = parse_scenario(default_scenario_text(), "default")
-    assert sc.cluster.openb == "gpu_node" and sc.workload.trace == "openb:default"
+    assert sc.cluster.openb == "gpu_node" and sc.workload.generator is not None and sc.horizon_s
+    from gpuinfra.io.scenario import builtin_scenario_text
+
+    raw = parse_scenario(builtin_scenario_text("openb-raw"), "openb-raw")
+    assert raw.cluster.openb == "gpu_node" and raw.workload.trace == "openb:default"
 
 
 @pytest.mark.parametrize(

@@ -245,8 +245,8 @@ def render(s: dict[str, Any]) -> str:
             "chip peak FP32 (GFLOP/s)": [(r["year"], r["chip_gflops"]) for r in rows if r["chip_gflops"] > 0],
         },
         "CPUs, 1971 to today (recalled launch specs, tagged U; log scale)",
-        "year",
-        "value",
+        "launch year",
+        "value in each trace's unit (MHz, cores, W, GFLOP/s; log scale)",
         logx=False,
         logy=True,
     )
@@ -286,9 +286,11 @@ def render(s: dict[str, Any]) -> str:
     fig = bar_figure(
         ["peak BF16 FLOP/s", "memory bandwidth", "8192^3 GEMM speed", "decode GEMV speed"],
         {f"{c['gpu']} / {c['cpu']}": [c["peak_ratio"], c["bw_ratio"], c["gemm_speedup"], c["decode_speedup"]]},
-        "How much more one GPU does than one server CPU socket (x, log scale)",
-        "ratio",
+        "How much more one GPU does than one server CPU socket (log scale; bars start at 1x, equal)",
+        "GPU / CPU socket (x)",
         logy=True,
+        xt="quantity compared",
+        log_floor=1.0,
     )
     claim2 = (
         f"One {c['gpu']} has {c['peak_ratio']:.0f}x the dense BF16 peak of one {c['cpu']} socket but only {c['bw_ratio']:.0f}x its memory bandwidth "

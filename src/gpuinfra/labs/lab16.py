@@ -10,6 +10,7 @@ a generated postmortem whose figures are read off the simulated timeline.
 
 from __future__ import annotations
 
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,11 @@ from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
 
 TITLE = "Operating AI Infrastructure Under Fire"
+
+
+def shown_hours(x: float) -> int:
+    """GPU-hours as the report shows them (whole hours); totals and differences use these."""
+    return round(x)
 
 
 def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers: int | None = None) -> Path:
@@ -49,27 +55,30 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
 def render(s: dict[str, Any], objs) -> str:
     f: list[str] = []
     secs: list[Section] = []
-    total_h = total_s = 0.0
+    total_h = total_s = 0
     rows = []
+    usd = s["usd_per_gpu_hour"]
     for r in s["incidents"].values():
         h, sa = r["runs"][r["hurried"]], r["runs"][r["safer"]]
-        total_h += h["gpu_hours_lost"]
-        total_s += sa["gpu_hours_lost"]
+        # every total and difference is made of the numbers the reader sees (whole GPU-hours)
+        gh, gs = shown_hours(h["gpu_hours_lost"]), shown_hours(sa["gpu_hours_lost"])
+        total_h += gh
+        total_s += gs
         rows.append(
             [
                 r["title"],
                 r["hurried"],
-                f"{h['gpu_hours_lost']:.0f}",
-                f"${h['usd_lost']:,.0f}",
+                f"{gh:,}",
+                f"${gh * usd:,.0f}",
                 r["safer"],
-                f"{sa['gpu_hours_lost']:.0f}",
-                f"${sa['usd_lost']:,.0f}",
+                f"{gs:,}",
+                f"${gs * usd:,.0f}",
                 f"{h['postmortem']['impact']['time_to_detect_min']} -> {sa['postmortem']['impact']['time_to_detect_min']}",
             ]
         )
     claim0 = (
-        f"Across the five incidents the hurried actions cost {total_h:,.0f} GPU-hours (${total_h * s['usd_per_gpu_hour']:,.0f}); the safer ones {total_s:,.0f} "
-        f"(${total_s * s['usd_per_gpu_hour']:,.0f}). The difference is detection (what the alerts watch) and not resetting or retrying into a sticky fault."
+        f"Across the {len(s['incidents'])} incidents the hurried actions cost {total_h:,} GPU-hours (${total_h * usd:,.0f}); the safer ones {total_s:,} "
+        f"(${total_s * usd:,.0f}), {total_h - total_s:,} GPU-hours (${(total_h - total_s) * usd:,.0f}) less. The difference is detection (what the alerts watch) and not resetting or retrying into a sticky fault."
     )
     secs.append(
         Section(
@@ -93,22 +102,23 @@ def render(s: dict[str, Any], objs) -> str:
                 f"SM_ACTIVE ({r['hurried']})": [(m.t, m.sm_active) for m in a.minutes],
             },
             f"{r['title']}: what the responder sees",
-            "minute",
-            "ratio",
+            "time since the incident began (minutes)",
+            "fraction of normal (ratio; 1 = healthy)",
             logx=False,
             mode="lines",
         )
         pm = b.postmortem()
-        saved = a.gpu_hours_lost - b.gpu_hours_lost
+        ga, gb = shown_hours(a.gpu_hours_lost), shown_hours(b.gpu_hours_lost)
+        saved = ga - gb
         claim = (
-            f"{r['title']}: {r['hurried']} loses {a.gpu_hours_lost:.0f} GPU-hours, {r['safer']} {b.gpu_hours_lost:.0f} "
-            f"({saved:.0f} saved, ${saved * s['usd_per_gpu_hour']:,.0f}); the first signal fires {pm['impact']['time_to_detect_min']} min after the fault with the safer design."
+            f"{r['title']}: {r['hurried']} loses {ga:,} GPU-hours, {r['safer']} {gb:,} "
+            f"({saved:,} {'saved' if saved >= 0 else 'more'}, ${abs(saved) * usd:,.0f}); the first signal fires {pm['impact']['time_to_detect_min']} min after the fault with the safer design."
         )
-        steps = "".join(f"<li>{x}</li>" for x in b.debug_path)
+        steps = "".join(f"<li>{html_escape(x)}</li>" for x in b.debug_path)
         md = b.postmortem_markdown().replace("&", "&amp;").replace("<", "&lt;")
         html = (
             fig_html(fig, f"inc{k}")
-            + f"<p><b>Debugging path</b></p><ol>{steps}</ol><details><summary>Postmortem ({r['safer']})</summary><pre style='white-space: pre-wrap'>{md}</pre></details>"
+            + f"<p><b>Debugging path</b></p><ol>{steps}</ol><details><summary>Postmortem ({html_escape(r['safer'])})</summary><pre style='white-space: pre-wrap'>{md}</pre></details>"
         )
         secs.append(Section(f"Incident: {r['title']}", html, claim))
         f.append(claim)

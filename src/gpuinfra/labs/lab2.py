@@ -14,6 +14,7 @@ Activities (seed 2.6), each a step below:
 from __future__ import annotations
 
 from dataclasses import replace
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,7 @@ def render(s: dict[str, Any]) -> str:
         + fig_html(segment_figure(vb["snapshot"], "segments at the OOM (default)"), "fr2")
         + fig_html(timeline_figure(vbx["rows"], "variable-batch, expandable_segments:True"), "fr3")
     )
-    html2 += '<pre style="white-space: pre-wrap">' + (vb["message"] or "") + "</pre>"
+    html2 += '<pre style="white-space: pre-wrap">' + html_escape(vb["message"] or "") + "</pre>"
     secs.append(
         Section(
             "2. Analyze: why fragmentation fails requests",
@@ -314,7 +315,8 @@ def render(s: dict[str, Any]) -> str:
             "useful FLOP/s / peak": [v["counters"]["useful_fraction"] for v in vs],
         },
         "What the counters read against what the GPU delivered",
-        "ratio",
+        "fraction (ratio; 1 = all of it)",
+        xt="kernel stream",
     )
     worst = (
         max(misled, key=lambda v: v["counters"]["gpu_util_pct"] - 100 * v["counters"]["useful_fraction"])
@@ -383,8 +385,8 @@ def render(s: dict[str, Any]) -> str:
     fig = line_figure(
         {"GPU idle fraction": [(r["workers"], r["gpu_idle_fraction"]) for r in ws]},
         "GPU idle time against data-loader workers",
-        "workers",
-        "idle fraction",
+        "data-loader workers (count)",
+        "GPU idle time (fraction of the step, ratio)",
         logx=True,
     )
     b1 = fe["batch"][0]

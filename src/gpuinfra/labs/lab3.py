@@ -12,6 +12,8 @@ Activities (seed 3.6), each a step below:
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from gpuinfra.io.topo import parse_topo
 from gpuinfra.labs import write_lab
 from gpuinfra.models.collectives import Fabric, Placement, collective, ring_bw, sweep
 from gpuinfra.models.scaling import MODELS, Parallelism, comm_dominates_at, memory_bytes, scaling_curve, step_time
-from gpuinfra.models.topology import builtin, from_matrix
+from gpuinfra.models.topology import Topology, builtin, from_matrix
 from gpuinfra.report.figs import line_figure
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
@@ -162,7 +164,10 @@ def map_topologies(design: Path | None) -> dict[str, Any]:
                     "pair_codes": dict(Counter(p.nvidia_smi for p in pairs)),
                     "p2p_pairs": sum(p.p2p for p in pairs),
                     "pairs": len(pairs),
-                    "numa_nodes": len({t.numa(g) for g in t.gpus if t.numa(g)}),
+                    # NUMA ids the matrix gives ("0" counts; "N/A" does not), and the CPU sockets
+                    # the graph needed to explain SYS pairs (which cross the inter-socket link)
+                    "numa_ids": sorted({t.numa(g) for g in t.gpus if t.numa(g) not in ("", None)}),
+                    "sockets": sum(1 for _, d in t.graph.nodes(data=True) if d["kind"] == "cpu"),
                     "gdr_gpus": sum(1 for g, n in nic.items() if n and t.gdr(g, n)),
                     "renders_back": same,
                     "ring_gb_s": ring_bw(t, tuple(t.gpus))[0] / 1e9 if len(t.gpus) > 1 else None,
@@ -177,17 +182,44 @@ def map_topologies(design: Path | None) -> dict[str, Any]:
 # -- 4. Compare scaling ----------------------------------------------------------------------
 
 
-def compare_scaling(quick: bool) -> dict[str, Any]:
+def design_topology(design: Path) -> tuple[Topology, str]:
+    """The user's node from a saved `nvidia-smi topo -m` (first matrix in the file), wired with
+    the comparison's GPU (A100-80GB) so that only the wiring differs; and a label for it."""
+    m = parse_topo(read_text(design), str(design))[0]
+    label = f"your node ({Path(design).name})"
+    return from_matrix(m, SAME_GPU, name=label), label
+
+
+def _wirings(design: Path | None) -> dict[str, Topology]:
+    out = {label: builtin(node, gpu) for label, (node, gpu) in WIRINGS.items()}
+    if design is not None:
+        t, label = design_topology(design)
+        out[label] = t
+    return out
+
+
+def compare_scaling(quick: bool, design: Path | None = None) -> dict[str, Any]:
     max_gpus = 64 if quick else 1024
     out: dict[str, Any] = {}
+    wirings = _wirings(design)
     for wname, (mname, par) in WORKLOADS.items():
         m = MODELS[mname]
         per = {}
-        for label, (node, gpu) in WIRINGS.items():
-            t = builtin(node, gpu)
-            curve = scaling_curve(m, t, par, max_gpus)
+        for label, t in wirings.items():
+            # a node whose matrix shows no NICs cannot reach other nodes: its curve stops at one node
+            limit = max_gpus if t.nics else min(max_gpus, len(t.gpus))
+            curve = scaling_curve(m, t, par, limit)
+            last = curve[-1]
+            # the overlap window: the last micro-batch's backward x overlap (gradient accumulation
+            # hides nothing in the earlier micro-batches), and what the curve would be without it
+            window = par.overlap * 2.0 / 3.0 * last["compute_s"] / par.microbatches
+            no_overlap = scaling_curve(m, t, replace(par, overlap=0.0), limit)[-1]["efficiency"]
             per[label] = {
                 "curve": curve,
+                "dp_comm_at_max_s": last["dp_comm_s"],
+                "overlap_window_s": window,
+                "efficiency_at_max_without_overlap": no_overlap,
+                "max_gpus": curve[-1]["gpus"],
                 "comm_dominates_at": comm_dominates_at(curve),
                 "efficiency_at_max": curve[-1]["efficiency"],
                 "efficiency_at_node": next((r["efficiency"] for r in curve if r["gpus"] == len(t.gpus)), None),
@@ -197,9 +229,8 @@ def compare_scaling(quick: bool) -> dict[str, Any]:
     m70 = MODELS["llama2-70b"]
     tp = []
     for tpd in (2, 4, 8):
-        for label, (node, gpu) in WIRINGS.items():
-            t = builtin(node, gpu)
-            if tpd > len(t.gpus):
+        for label, t in wirings.items():
+            if tpd > len(t.gpus) or m70.heads % tpd or (not t.nics and tpd * 8 > len(t.gpus)):
                 continue
             s = step_time(m70, t, Parallelism(tp=tpd, pp=8, micro_batch=1, microbatches=16, seq=4096))
             tp.append(
@@ -227,7 +258,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "explain": explain(),
         "analyze": analyze(quick),
         "map": map_topologies(design),
-        "compare": compare_scaling(quick),
+        "compare": compare_scaling(quick, design),
     }
     return write_lab(out_dir, s, render(s, design))
 
@@ -240,6 +271,7 @@ def render(s: dict[str, Any], design: Path | None) -> str:
     big = [x for x in ex["fits"] if not x["fits_one_h100"]]
     curve = ex["in_node_curve"]
     eight = curve[-1]
+    one = curve[0]
     rows = [
         [
             x["model"],
@@ -254,13 +286,15 @@ def render(s: dict[str, Any], design: Path | None) -> str:
         f"{len(big)} of {len(ex['fits'])} models cannot even be trained on one 80 GB GPU ({', '.join(x['model'] for x in big)}: "
         f"{big[-1]['gib_one_gpu']:.0f} GiB for the largest), so multi-GPU is a necessity; and on one {ex['node']} node, "
         f"8 GPUs give {eight['speedup']:.2f}x the throughput of one, not 8x ({eight['efficiency']:.0%} efficiency), "
-        f"because {eight['dp_comm_s'] * 1e3:.0f} ms of gradient all-reduce join a {eight['compute_s'] * 1e3:.0f} ms compute step."
+        f"because a step of {eight['compute_s'] * 1e3:.0f} ms compute and {eight['optimizer_s'] * 1e3:.0f} ms optimizer "
+        f"gains {eight['dp_exposed_s'] * 1e3:.0f} ms of exposed gradient all-reduce "
+        f"({one['step_s'] * 1e3:.0f} ms on one GPU, {eight['step_s'] * 1e3:.0f} ms on eight)."
     )
     fig = line_figure(
         {"modelled": [(r["gpus"], r["speedup"]) for r in curve], "linear": [(r["gpus"], r["gpus"]) for r in curve]},
         "Speedup inside one node (GPT-3 1.3B, 2048 tokens per GPU)",
-        "GPUs",
-        "speedup",
+        "GPUs (count)",
+        "speedup over one GPU (x)",
         logx=False,
     )
     secs.append(
@@ -338,11 +372,10 @@ def render(s: dict[str, Any], design: Path | None) -> str:
     claim2b = (
         f"Leaving the node: a 1 GiB all-reduce on 1 DGX H100 reaches {ndr[1]['busbw_gb_s']:.0f} GB/s busbw; on {k2} nodes "
         f"{ndr[k2]['busbw_gb_s']:.0f} GB/s with NDR and {hdr[k2]['busbw_gb_s']:.0f} GB/s with HDR NICs, where the bottleneck is "
-        f"'{hdr[k2]['bottleneck'][:60]}...'."
+        f"'{hdr[k2]['bottleneck']}'."
     )
     rows = [
-        [r["nodes"], r["nic"], f"{r['busbw_gb_s']:.0f}", f"{r['time_ms']:.2f}", r["algo"], r["bottleneck"][:90]]
-        for r in mn
+        [r["nodes"], r["nic"], f"{r['busbw_gb_s']:.0f}", f"{r['time_ms']:.2f}", r["algo"], r["bottleneck"]] for r in mn
     ]
     secs.append(
         Section(
@@ -363,7 +396,8 @@ def render(s: dict[str, Any], design: Path | None) -> str:
             "yes" if x["nvswitch"] else "no",
             ", ".join(f"{k} x{v}" for k, v in sorted(x["pair_codes"].items())),
             f"{x['p2p_pairs']}/{x['pairs']}",
-            x["numa_nodes"],
+            ", ".join(x["numa_ids"]) if x["numa_ids"] else "N/A in the matrix",
+            x["sockets"],
             f"{x['gdr_gpus']}/{x['gpus']}",
             "yes" if x["renders_back"] else "NO",
         ]
@@ -376,9 +410,11 @@ def render(s: dict[str, Any], design: Path | None) -> str:
         f"(NCCL stages their traffic through host memory)."
     )
     pics = ""
-    for k, name in enumerate(["dgx-h100", "pcie-8x-l40s", "pcie-4x-a100-nvbridge"]):
-        fig = topology_figure(builtin(name))
-        pics += fig_html(fig, f"topo{k}")
+    nodes_drawn = [builtin(name) for name in ("dgx-h100", "pcie-8x-l40s", "pcie-4x-a100-nvbridge")]
+    if design is not None:
+        nodes_drawn.insert(0, design_topology(design)[0])
+    for k, t in enumerate(nodes_drawn):
+        pics += fig_html(topology_figure(t), f"topo{k}")
     secs.append(
         Section(
             "3. Map: interconnect topology of real nodes",
@@ -390,12 +426,13 @@ def render(s: dict[str, Any], design: Path | None) -> str:
                     "NVSwitch",
                     "GPU pairs by nvidia-smi code",
                     "P2P pairs",
-                    "NUMA nodes",
+                    "NUMA ids (matrix)",
+                    "CPU vertices (sockets or NUMA nodes)",
                     "GPUs with GPUDirect RDMA",
                     "renders back",
                 ],
                 rows,
-                {1, 2, 6},
+                {1, 2, 7},
             )
             + pics,
             claim3,
@@ -410,25 +447,25 @@ def render(s: dict[str, Any], design: Path | None) -> str:
         fig = line_figure(
             {lbl: [(r["gpus"], r["efficiency"]) for r in v["curve"]] for lbl, v in per.items()},
             f"Scaling efficiency, {wname}",
-            "GPUs",
-            "efficiency (per-GPU throughput vs 1 GPU)",
+            "GPUs (count, log scale)",
+            "efficiency (per-GPU throughput / 1 GPU's, ratio)",
         )
         rows = [
             [
                 lbl,
                 f"{v['efficiency_at_node']:.0%}" if v["efficiency_at_node"] is not None else "-",
-                f"{v['efficiency_at_max']:.0%}",
+                f"{v['efficiency_at_max']:.0%} at {v['max_gpus']:,} GPUs",
                 v["comm_dominates_at"] or "never",
             ]
             for lbl, v in per.items()
         ]
         parts.append(
-            f"<h3>{wname}</h3>"
+            f"<h3>{html_escape(wname)}</h3>"
             + table_html(
                 [
                     "wiring (all A100-80GB)",
                     "efficiency at one full node",
-                    f"at {cmp_['max_gpus']} GPUs",
+                    f"at the most GPUs (up to {cmp_['max_gpus']:,}; one node if the matrix shows no NICs)",
                     "communication > compute from",
                 ],
                 rows,
@@ -443,12 +480,29 @@ def render(s: dict[str, Any], design: Path | None) -> str:
     best_w = max(heavy, key=lambda k: heavy[k]["efficiency_at_max"])
     worst_w = min(heavy, key=lambda k: heavy[k]["efficiency_at_max"])
     claim4 = (
-        f"With the same A100s, the comm-heavy job keeps {heavy[best_w]['efficiency_at_max']:.0%} of its per-GPU throughput at {cmp_['max_gpus']} GPUs on {best_w} "
-        f"but {heavy[worst_w]['efficiency_at_max']:.0%} on {worst_w}, where communication exceeds compute from "
+        f"With the same A100s, the comm-heavy job keeps {heavy[best_w]['efficiency_at_max']:.0%} of its per-GPU throughput at {heavy[best_w]['max_gpus']:,} GPUs on {best_w} "
+        f"but {heavy[worst_w]['efficiency_at_max']:.0%} at {heavy[worst_w]['max_gpus']:,} on {worst_w}, where communication exceeds compute from "
         f"{heavy[worst_w]['comm_dominates_at'] or 'no'} GPUs; the compute-heavy job ({ratio:.0f}x the tokens per GPU, overlapped) keeps "
         f"at least {min(v['efficiency_at_max'] for v in light.values()):.0%} on every wiring. Compute did not change: topology and the job's "
         f"tokens-per-parameter ratio did."
     )
+    tight = min(light, key=lambda k: light[k]["overlap_window_s"] - light[k]["dp_comm_at_max_s"])
+    lt = light[tight]
+    claim4 += (
+        f" The compute-heavy job keeps its efficiency only by overlap: on {tight} its {lt['dp_comm_at_max_s'] * 1e3:.0f} ms "
+        f"gradient all-reduce at {lt['max_gpus']:,} GPUs hides behind {lt['overlap_window_s'] * 1e3:.0f} ms of the last "
+        f"micro-batch's backward; without overlap it would keep {lt['efficiency_at_max_without_overlap']:.0%}."
+    )
+    mine = [lbl for lbl in heavy if lbl.startswith("your node")]
+    if mine:
+        u = mine[0]
+        builtins_ = [k for k in heavy if k != u]
+        rival = max(builtins_, key=lambda k: heavy[k]["efficiency_at_max"])
+        claim4 += (
+            f" {u}: the comm-heavy job keeps {heavy[u]['efficiency_at_max']:.0%} at {heavy[u]['max_gpus']:,} GPUs "
+            f"(best built-in wiring, {rival}: {heavy[rival]['efficiency_at_max']:.0%} at {heavy[rival]['max_gpus']:,}), "
+            f"the compute-heavy job {light[u]['efficiency_at_max']:.0%}."
+        )
     tp = cmp_["tensor_parallel"]
     rows = [
         [r["tp"], r["wiring"], f"{r['tp_comm_s'] * 1e3:.0f}", f"{r['compute_s'] * 1e3:.0f}", f"{r['tp_share']:.0%}"]

@@ -14,6 +14,7 @@ Activities (seed 5.6), each a step below:
 from __future__ import annotations
 
 from collections import Counter
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +182,7 @@ def render(s: dict[str, Any]) -> str:
         Section(
             "1. Classify: failure classes, signals and actions",
             table_html(
-                ["component", "share", "class", "scope", "action", "sticky", "first signal", "mean delay s"], rows
+                ["component", "share", "class", "scope", "action", "sticky", "first signal", "mean delay (s)"], rows
             ),
             claim1,
             "Mix: Llama 3's 419 unexpected interruptions (Table 5); class, scope, signal and repair time per row are gpuinfra's mapping (catalog/data/failure_mix.csv).",
@@ -195,8 +196,8 @@ def render(s: dict[str, Any]) -> str:
             "GPU job (OOM: dies, back to checkpoint)": list(zip(o["minutes"], o["gpu_progress"])),
         },
         "Work done while memory demand ramps past capacity",
-        "minute",
-        "minutes of work done",
+        "time (minutes)",
+        "work done (minutes of full-speed work)",
         logx=False,
         mode="lines",
     )
@@ -226,7 +227,11 @@ def render(s: dict[str, Any]) -> str:
     secs.append(
         Section(
             "3. Stickiness: why retries do not heal a GPU",
-            table_html(["time", "event", "from", "to"], [[f"{x[0]:g}", x[1], x[2], x[3]] for x in st["history"]]),
+            table_html(
+                ["time (s)", "event", "from state", "to state"],
+                [[f"{x[0]:g}", x[1], x[2], x[3]] for x in st["history"]],
+                {0},
+            ),
             claim3,
         )
     )
@@ -239,8 +244,9 @@ def render(s: dict[str, Any]) -> str:
         labels,
         {k: [v["lost"][k] for v in runs.values()] for k in causes},
         f"GPU-hours lost in {r['days']} days, {r['nodes']}-node job",
-        "GPU-hours",
+        "GPU-hours lost",
         stacked=True,
+        xt="remediation policy (share of lemon nodes)",
     )
     best = max(runs.values(), key=lambda v: v["ettr"])
     worst = min(runs.values(), key=lambda v: v["ettr"])
@@ -267,8 +273,18 @@ def render(s: dict[str, Any]) -> str:
             "4. Remediation policies and their cost",
             fig_html(fig, "rem")
             + table_html(
-                ["policy", "lemon nodes", "ETTR", "failures", "GPU-hours lost", "cost", "crash loops", "quarantined"],
+                [
+                    "policy",
+                    "lemon nodes",
+                    "ETTR (ratio)",
+                    "failures (count)",
+                    "GPU-hours lost",
+                    "cost (USD)",
+                    "crash loops (count)",
+                    "quarantined nodes (count)",
+                ],
                 rows,
+                {2, 3, 4, 5, 6, 7},
             ),
             claim4,
             f"gpuinfra.models.reliability, {r['seeds']} seeds per policy; price ${s['usd_per_gpu_hour']:.2f} per H100-hour (median of the packaged catalog).",
@@ -293,7 +309,7 @@ def render(s: dict[str, Any]) -> str:
         )
     )
     sankey.update_layout(title="The decision tree: evidence -> cause class -> action (width = Xids)")
-    rows = [[x["source_line"][:90], x["xid"], x["class"], x["action"], x["reason"]] for x in e["findings"]]
+    rows = [[x["source_line"], x["xid"], x["class"], x["action"], x["reason"]] for x in e["findings"]]
     claim5 = f"Read with the decision tree, five kernel-log lines give the node verdict '{e['verdict']}': the most severe action among them, not the most recent line."
     secs.append(
         Section(
@@ -301,7 +317,7 @@ def render(s: dict[str, Any]) -> str:
             fig_html(sankey, "tree", height=560)
             + table_html(["line", "xid", "class", "action", "reason"], rows)
             + "<pre>"
-            + SAMPLE_LOG
+            + html_escape(SAMPLE_LOG)
             + "</pre>",
             claim5,
             "`gpuinfra health --dmesg FILE --nvidia-smi FILE` applies the same tree to a node's own evidence; `gpuinfra health --tree` prints it as a Mermaid flowchart.",

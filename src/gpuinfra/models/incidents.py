@@ -132,11 +132,23 @@ def _detect_at(start: int, signal: str) -> int:
 # -- the incidents ------------------------------------------------------------------------------
 
 
+REHEAT_MIN = 5
+"""ASSUMPTION: minutes of full load after a reset before a GPU whose thermal interface is failing
+reaches its slowdown temperature again (a reset clears the clock state, not the cooling fault)."""
+
+
 def thermal_straggler(action: str = "reset-now", nodes: int = 16, usd: float = 4.0, minutes: int = 180) -> Incident:
     """One GPU throttles (HW thermal slowdown) to 60 % of its clock: the synchronous job runs at
-    the straggler's pace. 'reset-now' resets the GPU mid-job (the job dies: lost work since the
-    checkpoint + restart); 'drain-at-checkpoint' lets it run slow until the next checkpoint, then
-    drains the node and restarts on a spare."""
+    the straggler's pace.
+
+    'reset-now': the responder runs ``nvidia-smi -r`` on the throttled GPU. The driver refuses to
+    reset a GPU that processes hold, so the job has to be stopped first: it dies, the GPU is reset,
+    the job restarts in place and redoes the work since its checkpoint; the reset does not fix the
+    cooling, so the GPU throttles again after :data:`REHEAT_MIN` minutes and the job runs at the
+    straggler's pace until the next checkpoint, where the node is drained after all.
+    'drain-at-checkpoint': run slow until the next checkpoint, then drain the node and restart
+    on a spare. Work is counted in minutes of full-speed steps; a minute's step rate is the
+    useful progress (0 while redoing work lost since the checkpoint)."""
     start, slow, ckpt_every, since_ckpt_at_start, restart = 30, 0.6, 60, 20, 10
     ms = [_healthy(t) for t in range(minutes)]
     fired = {
@@ -144,27 +156,51 @@ def thermal_straggler(action: str = "reset-now", nodes: int = 16, usd: float = 4
         "step_time_alert (+20% for 10 min)": start + 10,
     }
     detect = max(fired.values())
+
+    def throttled(m: Minute, rate: float) -> None:
+        m.step_rate, m.sm_clock_mhz, m.temp_c = rate, 1980 * slow, 89
+
     if action == "reset-now":
-        lost_back = since_ckpt_at_start + (detect - start)
         for m in ms[start:detect]:
-            m.step_rate, m.sm_clock_mhz, m.temp_c = slow, 1980 * slow, 89
-        ms[detect].events.append("nvidia-smi -r on the throttled GPU: the job's processes die with it")
+            throttled(m, slow)
+        ms[detect].events += [
+            "nvidia-smi -r on the throttled GPU refused: the GPU is in use by the job's processes",
+            "job stopped to free the GPU; GPU reset; the job's processes died with it",
+        ]
         for m in ms[detect : detect + restart]:
             m.step_rate, m.gpu_util, m.sm_active = 0.0, 0.0, 0.0
-        # recompute the work lost since the checkpoint as zero-rate minutes
-        for m in ms[detect + restart : detect + restart + lost_back]:
-            m.step_rate = 0.0
-            m.events = m.events or []
-        ms[detect + restart].events.append(f"job restarted; {lost_back} min of steps since the checkpoint redone")
-        resolved = detect + restart + lost_back
-        items = ["never reset a GPU under a running job to fix a slowdown; drain at a checkpoint instead"]
+        t0 = detect + restart
+        ms[t0].events.append("job restarted in place from its checkpoint")
+        redo = since_ckpt_at_start + slow * (detect - start)  # full-speed minutes of work to do again
+        nxt = t0 + ckpt_every
+        for m in ms[t0:nxt]:
+            hot = m.t - t0 >= REHEAT_MIN
+            rate = slow if hot else 1.0
+            if m.t - t0 == REHEAT_MIN:
+                m.events.append("GPU 3 of node 5 throttles again: a reset does not fix a cooling fault")
+            useful = max(0.0, rate - redo)
+            redo = max(0.0, redo - rate)
+            if hot:
+                throttled(m, useful)
+            else:
+                m.step_rate = useful
+        ms[nxt].events.append("checkpoint written; node drained, spare swapped in")
+        for m in ms[nxt : nxt + restart]:
+            m.step_rate, m.gpu_util, m.sm_active = 0.0, 0.0, 0.0
+        ms[nxt + restart].events.append("job resumed from the fresh checkpoint on the spare")
+        resolved = nxt + restart
+        items = [
+            "never try to reset a GPU under a running job: the driver refuses while processes hold it, and "
+            "stopping the job to reset it loses the work since the checkpoint without fixing a cooling fault; "
+            "drain at a checkpoint instead"
+        ]
     else:
         nxt = start + (ckpt_every - since_ckpt_at_start)
         for m in ms[start:nxt]:
-            m.step_rate, m.sm_clock_mhz, m.temp_c = slow, 1980 * slow, 89
+            throttled(m, slow)
         ms[nxt].events.append("checkpoint written; node drained, spare swapped in")
         for m in ms[nxt : nxt + restart]:
-            m.step_rate = 0.0
+            m.step_rate, m.gpu_util, m.sm_active = 0.0, 0.0, 0.0
         ms[nxt + restart].events.append("job resumed from the fresh checkpoint on the spare")
         resolved = nxt + restart
         items = ["alert on clock event reasons and per-rank step time, not on GPU_UTIL (it stayed at 100%)"]

@@ -16,7 +16,9 @@ innermost, then pipeline, then data parallel (Megatron-LM's order, Narayanan et 
   micro-batch on one stage), i.e. the bubble fraction (pp-1)/(m+pp-1), plus a send/recv of the
   activations each way per micro-batch at stage boundaries.
 - data parallel: one all-reduce of the bf16 gradients of a GPU's shard (2 x params / (tp x pp)
-  bytes), of which ``overlap`` x (backward time) hides behind backward compute (bucketed DDP).
+  bytes), of which ``overlap`` x (backward time of the last micro-batch) hides behind backward
+  compute (bucketed DDP; the earlier micro-batches of gradient accumulation run without
+  synchronising, so they hide nothing).
 - optimizer: Adam with fp32 master weights, memory-bound: 28 bytes read+written per parameter of
   the shard (fp32 param 4+4, bf16 grad 2, m 4+4, v 4+4, bf16 copy 2) [D].
 
@@ -268,7 +270,10 @@ def step_time(m: ModelSpec, topo: Topology, par: Parallelism, fabric: Fabric | N
     pl_dp = _dp_placement(topo, par, fabric)
     if pl_dp is not None:
         dp_comm = collective("all_reduce", int(2 * shard), pl_dp, dtype="bfloat16").time_s
-    exposed = max(0.0, dp_comm - par.overlap * par.microbatches * b_mb)
+    # Gradients are final only in the last micro-batch's backward: with gradient accumulation the
+    # earlier micro-batches run without synchronising (DDP no_sync), so bucketed all-reduce can
+    # hide behind one micro-batch's backward at most, not behind all of them.
+    exposed = max(0.0, dp_comm - par.overlap * b_mb)
     opt = rl.estimate(rl.Op("adam", 12 * shard, 28 * shard), dev, "fp32").time_s
     step = pipe + exposed + opt
     tokens_step = par.dp * par.microbatches * tokens

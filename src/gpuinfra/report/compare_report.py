@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from gpuinfra.report.fill_report import COLORS
-from gpuinfra.report.html import DAY_S, fig_html
+from gpuinfra.report.html import _time_axis, fig_html
 from gpuinfra.report.page import Section, render_page, table_html
 
 
@@ -60,19 +60,47 @@ def findings(table: dict[str, Any]) -> list[str]:
     return out
 
 
-def _over_time(runs: list[Any], column: str, title: str) -> go.Figure:
+def _over_time(runs: list[Any], column: str, title: str, yt: str = "GPUs") -> go.Figure:
+    fig = go.Figure()
+    xt = "time"
+    for r in runs:
+        x, xt = _time_axis(r.metrics)
+        fig.add_trace(go.Scatter(x=x, y=r.metrics[column], name=r.policy, line=dict(color=COLORS.get(r.policy))))
+    fig.update_layout(title=title, xaxis_title=xt, yaxis_title=yt)
+    return fig
+
+
+def _waits_by_class(runs: list[Any]) -> go.Figure | None:
+    """99th-percentile wait per request class, one bar group per class, one bar per policy."""
+    per = {r.policy: (r.summary.get("contention") or {}).get("waits_by_class") or {} for r in runs}
+    classes = list(dict.fromkeys(c for wc in per.values() for c in wc))
+    if not classes:
+        return None
     fig = go.Figure()
     for r in runs:
-        m = r.metrics
-        x = (m["t_start_s"] - m["t_start_s"].iloc[0]) / DAY_S
-        fig.add_trace(go.Scatter(x=x, y=m[column], name=r.policy, line=dict(color=COLORS.get(r.policy))))
-    fig.update_layout(title=title, xaxis_title="day", yaxis_title="GPUs")
+        wc = per[r.policy]
+        fig.add_trace(
+            go.Bar(
+                x=classes,
+                y=[(wc.get(c) or {}).get("wait_p99_s") or 0.0 for c in classes],
+                name=r.policy,
+                marker_color=COLORS.get(r.policy),
+            )
+        )
+    fig.update_layout(
+        title="99th-percentile wait by request class",
+        xaxis_title="request class",
+        yaxis_title="wait p99 (s)",
+        barmode="group",
+    )
     return fig
 
 
 def render_compare_report(name: str, table: dict[str, Any], runs: list[Any]) -> str:
     alloc = _over_time(runs, "allocated_gpus", "Allocated GPUs over time")
     frag = _over_time(runs, "fragmented_gpus", "Fragmented GPUs over time (FGD's measure)")
+    queue = _over_time(runs, "queue_len_mean", "Pending pods over time (time-weighted mean)", "pending pods")
+    by_class = _waits_by_class(runs)
     wait = go.Figure()
     for r in runs:
         w = np.sort(r.ledger["wait_s"].dropna().to_numpy())
@@ -88,8 +116,8 @@ def render_compare_report(name: str, table: dict[str, Any], runs: list[Any]) -> 
     wait.update_layout(
         title="Wait time, cumulative",
         xaxis_type="log",
-        xaxis_title="seconds (0 shown at 0.1)",
-        yaxis_title="% of started pods",
+        xaxis_title="wait (s; 0 shown at 0.1 s)",
+        yaxis_title="started pods (%)",
     )
     owners = sorted({o for p in table for o in table[p]["wait_by_owner"]})
     own = go.Figure()
@@ -102,7 +130,7 @@ def render_compare_report(name: str, table: dict[str, Any], runs: list[Any]) -> 
                 marker_color=COLORS.get(p),
             )
         )
-    own.update_layout(title="Mean wait by owner", yaxis_title="seconds", barmode="group")
+    own.update_layout(title="Mean wait by owner", xaxis_title="owner", yaxis_title="mean wait (s)", barmode="group")
     rows = [
         [
             p,
@@ -144,7 +172,9 @@ def render_compare_report(name: str, table: dict[str, Any], runs: list[Any]) -> 
         ),
         Section("Allocation", fig_html(alloc, "fig-cmp-alloc")),
         Section("Fragmentation", fig_html(frag, "fig-cmp-frag")),
+        Section("Pending pods", fig_html(queue, "fig-cmp-queue")),
         Section("Waiting", fig_html(wait, "fig-cmp-wait")),
+        *([Section("Waiting by request class", fig_html(by_class, "fig-cmp-class"))] if by_class else []),
         Section("Waiting by owner", fig_html(own, "fig-cmp-owner")),
     ]
     return render_page(

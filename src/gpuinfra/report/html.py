@@ -7,13 +7,16 @@ else when the run does. Figure div ids are fixed, so the same run gives the same
 from __future__ import annotations
 
 import html
+import json
 from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from jinja2 import Environment, PackageLoader, select_autoescape
+import plotly.io as pio
+from jinja2 import Environment, PackageLoader
+from markupsafe import Markup
 
 DAY_S = 86400.0
 
@@ -26,12 +29,48 @@ def plotly_js() -> str:
 
 
 def _env() -> Environment:
-    return Environment(loader=PackageLoader("gpuinfra", "report/templates"), autoescape=select_autoescape())
+    # every template is HTML (*.html.j2): escape every value unless the code marks it safe
+    return Environment(loader=PackageLoader("gpuinfra", "report/templates"), autoescape=True)
+
+
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def script_json(text_or_obj: Any) -> str:
+    """JSON safe to place inside ``<script>``: ``<``, ``>``, ``&``, U+2028 and U+2029 escaped as ``\\uXXXX``.
+
+    Takes a JSON string or an object to serialise; the result parses to the same value.
+    """
+    text = text_or_obj if isinstance(text_or_obj, str) else json.dumps(text_or_obj, separators=(",", ":"))
+    return text.translate(_SCRIPT_SAFE)
 
 
 def fig_html(fig: go.Figure, div_id: str, height: int = 380) -> str:
+    """A figure as a ``<div>`` plus a JSON data block and a loader script; every string escaped.
+
+    The figure's data and layout travel in ``<script type="application/json">`` (escaped by
+    :func:`script_json`), so no trace name or title can end the script; the id is escaped too.
+    """
     fig.update_layout(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), height=height)
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
+    payload = script_json(pio.to_json(fig, validate=False, pretty=False, engine="json"))
+    hid = html.escape(div_id, quote=True)
+    config = script_json({"displaylogo": False, "responsive": True})
+    return (
+        f'<div id="{hid}" class="plotly-graph-div" style="height:{int(height)}px; width:100%;"></div>\n'
+        f'<script type="application/json" class="gpuinfra-figure" data-div="{hid}">{payload}</script>\n'
+        "<script>(function(){var s=document.currentScript.previousElementSibling;"
+        "var f=JSON.parse(s.textContent);"
+        f"Plotly.newPlot(s.getAttribute('data-div'),f.data,f.layout,{config});}})();</script>"
+    )
+
+
+def _time_axis(metrics: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """Interval start times from the run's start, in days for runs over 2 days, else hours; and the axis title."""
+    t = metrics["t_start_s"].to_numpy() - (metrics["t_start_s"].iloc[0] if len(metrics) else 0.0)
+    span = float(metrics["t_end_s"].iloc[-1] - metrics["t_start_s"].iloc[0]) if len(metrics) else 0.0
+    if span > 2 * DAY_S:
+        return t / DAY_S, "time from start of run (days)"
+    return t / 3600.0, "time from start of run (hours)"
 
 
 def _days(metrics: pd.DataFrame) -> np.ndarray:
@@ -39,12 +78,12 @@ def _days(metrics: pd.DataFrame) -> np.ndarray:
 
 
 def allocation_figure(metrics: pd.DataFrame) -> go.Figure:
-    x = _days(metrics)
+    x, xt = _time_axis(metrics)
     fig = go.Figure()
     for col, name, color in (
-        ("allocated_gpus", "allocated (milli-GPU sum)", "#1f77b4"),
+        ("allocated_gpus", "allocated (sum of milli-GPU requests)", "#1f77b4"),
         ("idle_gpus", "idle", "#d9d9d9"),
-        ("unavailable_gpus", "unavailable", "#d62728"),
+        ("unavailable_gpus", "unavailable (faults)", "#d62728"),
     ):
         fig.add_trace(go.Scatter(x=x, y=metrics[col], name=name, stackgroup="gpu", mode="none", fillcolor=color))
     fig.add_trace(
@@ -52,24 +91,58 @@ def allocation_figure(metrics: pd.DataFrame) -> go.Figure:
             x=x, y=metrics["busy_gpus"], name="GPUs with any pod (whole-GPU view)", line=dict(color="#ff7f0e", width=1)
         )
     )
-    fig.update_layout(title="GPU allocation over time (interval means)", xaxis_title="day of run", yaxis_title="GPUs")
+    fig.update_layout(title="GPU allocation over time (interval means)", xaxis_title=xt, yaxis_title="GPUs")
     return fig
 
 
-def allocation_zoom_figure(metrics: pd.DataFrame) -> go.Figure:
-    x = _days(metrics)
-    fig = go.Figure(go.Scatter(x=x, y=metrics["allocated_gpus"], name="allocated", line=dict(color="#1f77b4")))
-    fig.add_trace(go.Scatter(x=x, y=metrics["busy_gpus"], name="GPUs with any pod", line=dict(color="#ff7f0e")))
-    fig.update_layout(title="Allocated GPUs, own scale", xaxis_title="day of run", yaxis_title="GPUs")
+def stranded_figure(metrics: pd.DataFrame) -> go.Figure:
+    """Idle and fragmented GPUs (left axis) against pending pods (right axis), per interval."""
+    x, xt = _time_axis(metrics)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=metrics["idle_gpus"], name="idle GPUs", line=dict(color="#7f7f7f")))
+    fig.add_trace(
+        go.Scatter(x=x, y=metrics["fragmented_gpus"], name="fragmented GPUs (FGD measure)", line=dict(color="#d62728"))
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=metrics["queue_len_mean"],
+            name="pending pods (time-weighted mean)",
+            line=dict(color="#9467bd", dash="dot"),
+            yaxis="y2",
+        )
+    )
+    fig.update_layout(
+        title="Idle GPUs while pods wait",
+        xaxis_title=xt,
+        yaxis=dict(title=dict(text="GPUs"), rangemode="tozero"),
+        yaxis2=dict(title=dict(text="pending pods"), overlaying="y", side="right", rangemode="tozero"),
+        legend=dict(orientation="h", y=-0.25),
+    )
     return fig
 
 
 def queue_figure(metrics: pd.DataFrame) -> go.Figure:
-    x = _days(metrics)
+    x, xt = _time_axis(metrics)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=x, y=metrics["queue_len_max"], name="max in interval", line=dict(color="#9467bd")))
     fig.add_trace(go.Scatter(x=x, y=metrics["queue_len_mean"], name="time-weighted mean", line=dict(color="#2ca02c")))
-    fig.update_layout(title="Pending pods (queue length)", xaxis_title="day of run", yaxis_title="pods")
+    fig.update_layout(title="Pending pods over time (queue length)", xaxis_title=xt, yaxis_title="pending pods")
+    return fig
+
+
+def waits_by_class_figure(contention: dict[str, Any]) -> go.Figure:
+    wc = contention["waits_by_class"]
+    names = list(wc)
+    fig = go.Figure()
+    for key, label in (("wait_p50_s", "median (p50)"), ("wait_p99_s", "99th percentile (p99)")):
+        fig.add_trace(go.Bar(x=names, y=[wc[n][key] or 0.0 for n in names], name=label))
+    fig.update_layout(
+        title="Wait by request class (started pods)",
+        xaxis_title="request class",
+        yaxis_title="wait, submit to start (s)",
+        barmode="group",
+    )
     return fig
 
 
@@ -78,15 +151,14 @@ def wait_figure(led: pd.DataFrame) -> go.Figure | None:
     if not (w > 0).any():
         return None
     fig = go.Figure()
-    if len(w):
-        ws = np.sort(w)
-        y = np.arange(1, len(ws) + 1) / len(ws) * 100
-        fig.add_trace(go.Scatter(x=np.maximum(ws, 0.1), y=y, mode="lines", name="started pods"))
+    ws = np.sort(w)
+    y = np.arange(1, len(ws) + 1) / len(ws) * 100
+    fig.add_trace(go.Scatter(x=np.maximum(ws, 0.1), y=y, mode="lines", name="started pods"))
     fig.update_layout(
         title="Wait time (submit to start), cumulative",
         xaxis_type="log",
-        xaxis_title="wait, seconds (0 shown at 0.1 s)",
-        yaxis_title="% of started pods",
+        xaxis_title="wait (s; 0 shown at 0.1 s)",
+        yaxis_title="started pods (%)",
     )
     return fig
 
@@ -96,9 +168,19 @@ def cost_figure(summary: dict[str, Any]) -> go.Figure:
     names = list(owners)
     fig = go.Figure(go.Bar(x=names, y=[owners[o]["cost_usd"] or 0 for o in names], name="allocated GPU cost"))
     idle = summary["cost"]["idle_usd"] or 0
-    fig.add_trace(go.Bar(x=["(idle capacity)"], y=[idle], name="idle GPU cost", marker_color="#bbbbbb"))
+    fig.add_trace(go.Bar(x=["idle GPUs"], y=[idle], name="idle GPU cost", marker_color="#bbbbbb"))
+    con = summary.get("contention") or {}
+    if (con.get("stranded") or {}).get("usd") is not None:
+        fig.add_trace(
+            go.Bar(
+                x=["idle while pods waited"],
+                y=[con["stranded"]["usd"]],
+                name="stranded GPU cost",
+                marker_color="#d62728",
+            )
+        )
     fig.update_layout(
-        title="Cost by owner, and what idle GPUs cost", yaxis_title="USD", yaxis_type="log", barmode="group"
+        title="Cost by owner, and what idle GPUs cost", xaxis_title="owner or idle capacity", yaxis_title="cost (USD)"
     )
     return fig
 
@@ -109,20 +191,95 @@ def model_figure(summary: dict[str, Any]) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Bar(x=names, y=[bm[m]["allocated_gpu_hours"] for m in names], name="allocated"))
     fig.add_trace(go.Bar(x=names, y=[bm[m]["idle_gpu_hours"] for m in names], name="idle", marker_color="#cccccc"))
-    fig.update_layout(title="GPU-hours by GPU model", yaxis_title="GPU-hours", barmode="stack", yaxis_type="log")
+    fig.update_layout(title="GPU-hours by GPU model", xaxis_title="GPU model", yaxis_title="GPU-hours", barmode="stack")
     return fig
 
 
+def _dur(seconds: float) -> str:
+    if seconds >= 2 * DAY_S:
+        return f"{seconds / DAY_S:,.1f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:,.1f} hours"
+    return f"{seconds / 60:,.0f} minutes"
+
+
+def _ask(cls: str) -> str:
+    return "a " + cls if cls.startswith("share") else ("no GPU" if cls == "CPU only" else cls)
+
+
 def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
-    """Sentences computed from this run's numbers."""
+    """Sentences computed from this run's numbers, the contention findings first."""
     g, pods, cost = summary["gpu_time"], summary["pods"], summary["cost"]
+    con = summary.get("contention") or {}
     out = []
     ratio = g["allocation_ratio"] or 0.0
-    out.append(
-        f"Over {summary['horizon']['duration_s'] / DAY_S:.1f} days the cluster's {summary['cluster']['gpus']:,} GPUs "
-        f"offered {g['capacity_gpu_hours']:,.0f} GPU-hours; pods were allocated {g['allocated_gpu_hours']:,.0f} "
-        f"of them ({100 * ratio:.2f}%), and {g['idle_gpu_hours']:,.0f} GPU-hours sat idle."
-    )
+    gpus = summary["cluster"]["gpus"]
+    if con.get("offered_load") is not None:
+        rho = con["offered_load"]
+        out.append(
+            f"Offered load {rho:.2f}: the pods that arrived over {_dur(con['arrival_window_s'])} asked for "
+            f"{con['requested_gpu_hours']:,.0f} GPU-hours, {rho:.2f} times what the cluster's {gpus:,} GPUs offer in "
+            f"that window. Pods were allocated {100 * ratio:.1f}% of the run's {g['capacity_gpu_hours']:,.0f} "
+            f"GPU-hours; {g['idle_gpu_hours']:,.0f} GPU-hours sat idle."
+        )
+        sh = con.get("second_half") or {}
+        if sh.get("allocation_ratio") is not None and sh.get("mean_pending_pods"):
+            out.append(
+                f"After the ramp-up (second half of the run) allocation averaged {100 * sh['allocation_ratio']:.1f}% "
+                f"with {sh['mean_idle_gpus']:,.0f} GPUs idle while {sh['mean_pending_pods']:,.1f} pods were pending "
+                "on average: the cluster saturates below its GPU count."
+            )
+    else:
+        out.append(
+            f"Over {_dur(summary['horizon']['duration_s'])} the cluster's {gpus:,} GPUs offered "
+            f"{g['capacity_gpu_hours']:,.0f} GPU-hours; pods were allocated {g['allocated_gpu_hours']:,.0f} of them "
+            f"({100 * ratio:.2f}%), and {g['idle_gpu_hours']:,.0f} GPU-hours sat idle."
+        )
+    wc = con.get("waits_by_class") or {}
+    started = {k: v for k, v in wc.items() if v["started"]}
+    if started and pods["waited"]:
+        worst = max(started, key=lambda k: started[k]["wait_p99_s"] or 0.0)
+        best = min(started, key=lambda k: started[k]["wait_p99_s"] or 0.0)
+        w, b = started[worst], started[best]
+        out.append(
+            f"Waits depend on what a pod asks for: pods asking {_ask(worst)} waited {w['wait_p50_s']:,.0f} s at the median "
+            f"and {w['wait_p99_s']:,.0f} s at the 99th percentile; pods asking {_ask(best)} {b['wait_p50_s']:,.0f} s and "
+            f"{b['wait_p99_s']:,.0f} s."
+            + (
+                f" {w['pending_at_end']:,} pods asking {_ask(worst)} were still pending at the end."
+                if w["pending_at_end"]
+                else ""
+            )
+        )
+    st = con.get("stranded") or {}
+    if st.get("intervals_with_pending"):
+        usd = f" (${st['usd']:,.0f} at the mean price of the idle GPU-hours)" if st.get("usd") is not None else ""
+        out.append(
+            f"Stranded GPUs: in {st['intervals_with_pending']} of {st['intervals']} sampling intervals some pod was "
+            f"pending, and in those intervals {st['gpu_hours']:,.0f} GPU-hours sat idle{usd}: capacity existed, "
+            "but not in the shape the waiting pods asked for (whole GPUs on one node, or CPU and memory beside them)."
+        )
+    fr = con.get("fragmented") or {}
+    if fr.get("gpu_hours"):
+        usd = f", ${fr['usd']:,.0f} of GPU time" if fr.get("usd") is not None else ""
+        out.append(
+            f"Fragmentation (FGD's measure: idle GPU capacity the run's typical pods cannot use) averaged "
+            f"{fr['mean_gpus']:,.0f} GPUs, {100 * fr['mean_gpus'] / max(gpus, 1):.1f}% of the cluster "
+            f"({fr['gpu_hours']:,.0f} GPU-hours{usd})."
+        )
+    pk = con.get("pending_peak") or {}
+    if pk.get("pods"):
+        out.append(
+            f"The queue peaked at {pk['pods']:,} pending pods, {_dur(pk['at_s'])} into the run "
+            "(figure: pending pods over time)."
+        )
+    if cost["idle_usd"] is not None and cost["allocated_usd"] is not None:
+        tot = cost["idle_usd"] + cost["allocated_usd"]
+        if tot > 0:
+            out.append(
+                f"At {cost['basis'].replace('_', '-')} prices the GPUs cost ${tot:,.0f} over the run, "
+                f"of which ${cost['idle_usd']:,.0f} ({100 * cost['idle_usd'] / tot:.1f}%) paid for idle GPUs."
+            )
     busy = g["busy_device_hours"] or 0.0
     alloc = g["allocated_gpu_hours"] or 0.0
     if busy > alloc * 1.0001:
@@ -135,26 +292,18 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
     if alloc > 0 and len(bm) > 1:
         top = max(bm, key=lambda m: bm[m]["allocated_gpu_hours"] or 0.0)
         share_alloc = (bm[top]["allocated_gpu_hours"] or 0.0) / alloc
-        share_gpus = bm[top]["gpus"] / max(summary["cluster"]["gpus"], 1)
+        share_gpus = bm[top]["gpus"] / max(gpus, 1)
         out.append(
             f"{top} GPUs are {100 * share_gpus:.1f}% of the cluster but took {100 * share_alloc:.1f}% of the "
-            f"allocated GPU-hours: placement, not demand alone, decides which hardware works."
-        )
-    peak = g["peak_interval_allocated_gpus"] or 0.0
-    if len(metrics):
-        k = int(metrics["allocated_gpus"].to_numpy().argmax())
-        day = (metrics["t_start_s"].iloc[k] - metrics["t_start_s"].iloc[0]) / DAY_S
-        out.append(
-            f"The busiest interval (day {day:.1f}) averaged {peak:,.1f} allocated GPUs, "
-            f"{100 * peak / max(summary['cluster']['gpus'], 1):.1f}% of capacity."
+            f"allocated GPU-hours."
         )
     w = pods["wait_s"]
     if pods["started"] and not pods["waited"]:
         out.append(f"None of the {pods['started']:,} started pods waited: every pod found room when it arrived.")
     elif pods["started"]:
         out.append(
-            f"{pods['waited']:,} of {pods['started']:,} started pods waited at all; the median wait was "
-            f"{w['p50']:.0f} s, the 99th percentile {w['p99']:.0f} s and the longest {w['max']:,.0f} s."
+            f"Over all classes, {pods['waited']:,} of {pods['started']:,} started pods waited at all; the median wait "
+            f"was {w['p50']:,.0f} s, the 99th percentile {w['p99']:,.0f} s and the longest {w['max']:,.0f} s."
         )
     oc = pods["outcomes"]
     if oc.get("withdrawn"):
@@ -164,13 +313,6 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
         out.append(
             f"{summary['pending']['at_end']:,} pods were still pending at the end; the commonest reason: {top[0]}"
         )
-    if cost["idle_usd"] is not None and cost["allocated_usd"] is not None:
-        tot = cost["idle_usd"] + cost["allocated_usd"]
-        if tot > 0:
-            out.append(
-                f"At {cost['basis'].replace('_', '-')} prices the GPUs cost ${tot:,.0f} over the run, "
-                f"of which ${cost['idle_usd']:,.0f} ({100 * cost['idle_usd'] / tot:.1f}%) paid for idle GPUs."
-            )
     fl = summary.get("faults")
     if fl and fl.get("events"):
         classes = ", ".join(f"{n} {c}" for n, c in fl["by_class"].items() if c)
@@ -189,24 +331,43 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
     return out
 
 
-def render_run_report(summary: dict[str, Any], metrics: pd.DataFrame, led: pd.DataFrame, scenario_yaml: str) -> str:
+MILLI_S_PER_GPU_HOUR = 1000.0 * 3600.0
+
+
+def render_run_report(
+    summary: dict[str, Any], metrics: pd.DataFrame, led: pd.DataFrame, scenario_yaml: str, description: str = ""
+) -> str:
+    """The run's report.html: findings (contention first), invariants in GPU-hours, figures, tables, configuration.
+
+    Every value from the run (scenario, pool, owner and model names, the description, the
+    scenario text) is escaped by the template; figures travel as escaped JSON (:func:`fig_html`).
+    """
+    con = summary.get("contention")
     figs = [
-        fig_html(allocation_figure(metrics), "fig-allocation"),
-        fig_html(allocation_zoom_figure(metrics), "fig-allocation-zoom"),
         fig_html(queue_figure(metrics), "fig-queue"),
+        fig_html(stranded_figure(metrics), "fig-stranded", height=420),
+        *([fig_html(waits_by_class_figure(con), "fig-wait-class")] if con and con["waits_by_class"] else []),
         *([fig_html(wf, "fig-wait")] if (wf := wait_figure(led)) is not None else []),
+        fig_html(allocation_figure(metrics), "fig-allocation"),
         fig_html(cost_figure(summary), "fig-cost"),
         fig_html(model_figure(summary), "fig-models"),
     ]
     inv = summary["invariants"]
+    bal = inv["gpu_time_balance"]
+    balance_h = {
+        k: bal[k] / MILLI_S_PER_GPU_HOUR
+        for k in ("allocated_milli_s", "idle_milli_s", "unavailable_milli_s", "capacity_x_time_milli_s")
+    }
     tmpl = _env().get_template("run.html.j2")
     return tmpl.render(
         title=f"gpuinfra simulate: {summary['scenario']}",
+        description=description,
         summary=summary,
+        contention=con,
         findings=findings(summary, metrics),
-        figures=figs,
+        figures=[Markup(f) for f in figs],
         invariants=inv,
+        balance_h=balance_h,
         scenario_yaml=scenario_yaml,
-        plotly_js=plotly_js(),
-        esc=html.escape,
+        plotly_js=Markup(plotly_js()),
     )

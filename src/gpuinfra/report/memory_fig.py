@@ -31,7 +31,7 @@ def timeline_figure(rows: list[dict], title: str) -> go.Figure:
                 name="OOM",
             )
         )
-    fig.update_layout(title=title, xaxis_title="operation", yaxis_title="GiB")
+    fig.update_layout(title=title, xaxis_title="allocator operation (index in the trace)", yaxis_title="memory (GiB)")
     return fig
 
 
@@ -63,9 +63,9 @@ def segment_figure(snapshot: list[dict], title: str, max_segments: int = 60) -> 
             shown.add(state)
     fig.update_layout(
         title=title,
-        xaxis_title="MiB within the segment",
+        xaxis_title="offset within the segment (MiB)",
         barmode="overlay",
         height=max(300, 18 * len(segs) + 120),
-        yaxis=dict(autorange="reversed"),
+        yaxis=dict(autorange="reversed", title=dict(text="segment (largest first)")),
     )
     return fig
