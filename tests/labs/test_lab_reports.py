@@ -228,7 +228,10 @@ def test_lab3_overlap_is_what_keeps_the_compute_heavy_job_scaling(reports):
     s, html = reports[3]
     heavy, light = list(s["compare"]["workloads"].values())
     for label, v in light.items():
-        assert v["efficiency_at_max_without_overlap"] < 1.0, label
-        hidden = v["dp_comm_at_max_s"] <= v["overlap_window_s"]
-        assert (v["efficiency_at_max"] >= 0.999) == hidden or v["max_gpus"] == 1, label
+        if v["max_gpus"] == 1:
+            continue
+        # no wiring scales for free: overlap hides the all-reduce, but NCCL's SMs are taken from
+        # compute while it runs (models/scaling.nccl_channels), and what does not hide is exposed
+        assert v["efficiency_at_max"] < 1.0, label
+        assert v["efficiency_at_max_without_overlap"] < v["efficiency_at_max"], label
     assert "without overlap it would keep" in html

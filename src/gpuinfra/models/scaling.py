@@ -138,12 +138,14 @@ class StepTime:
     mfu: float
     """Model FLOPs utilisation: 6 x params x tokens/s over the GPUs' dense BF16 peak."""
     comm_s: float
-    """Communication on the critical path (tp + pp + exposed dp)."""
+    """Communication on the critical path (tp + pp + exposed dp + the overlap's compute cost)."""
     comm_bound: bool
     memory_gib: float
     """Per-GPU memory: weights, gradients and Adam states (16 bytes/param of the shard) plus
     activations of the micro-batches in flight (:func:`memory_bytes`)."""
     fits: bool
+    dp_overlap_cost_s: float = 0.0
+    """Compute time lost to the SMs NCCL holds while the hidden part of the all-reduce runs."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -202,6 +204,15 @@ def _dp_placement(topo: Topology, par: Parallelism, fabric: Fabric) -> Placement
                 topo, pl.gpus, nodes, Fabric(fabric.nic, fabric.nodes_per_leaf, fabric.oversubscription), share
             )
     return pl
+
+
+def nccl_channels(topo: Topology, pl) -> int:
+    """Channels (one SM each) NCCL runs a data-parallel all-reduce on: 2 per NIC across nodes (NCCL
+    logs on 8-NIC DGX H100 nodes show 16 channels, NVIDIA/nccl#820 and #1453; "a PCI system with a
+    single NIC ... should just launch 2 SMs", NVIDIA/nccl#689), and at least 2."""
+    if pl is None:
+        return 0
+    return max(2, 2 * len(topo.nics)) if getattr(pl, "nodes", 1) > 1 else max(2, 2 * max(1, len(topo.nics)))
 
 
 def step_time(m: ModelSpec, topo: Topology, par: Parallelism, fabric: Fabric | None = None) -> StepTime:
@@ -266,6 +277,7 @@ def step_time(m: ModelSpec, topo: Topology, par: Parallelism, fabric: Fabric | N
     bubble = (par.pp - 1) * per_mb
     compute = par.microbatches * (f_mb + b_mb)
     shard = m.params / (par.tp * par.pp)
+    sms = int(getattr(topo.gpu, "sm_count", 0) or 0)
     dp_comm = 0.0
     pl_dp = _dp_placement(topo, par, fabric)
     if pl_dp is not None:
@@ -274,13 +286,18 @@ def step_time(m: ModelSpec, topo: Topology, par: Parallelism, fabric: Fabric | N
     # earlier micro-batches run without synchronising (DDP no_sync), so bucketed all-reduce can
     # hide behind one micro-batch's backward at most, not behind all of them.
     exposed = max(0.0, dp_comm - par.overlap * b_mb)
+    # Overlap is not free: while the all-reduce runs beside the backward pass, NCCL's kernels hold
+    # one SM per channel, so compute runs on the rest (a lower bound: HBM bandwidth contention
+    # slows it further, measured in NVIDIA/nccl#338 and parasailteam/coconet#6, not modelled).
+    hidden = dp_comm - exposed
+    overlap_cost = hidden * min(1.0, nccl_channels(topo, pl_dp) / sms) if hidden > 0 and sms else 0.0
     opt = rl.estimate(rl.Op("adam", 12 * shard, 28 * shard), dev, "fp32").time_s
-    step = pipe + exposed + opt
+    step = pipe + exposed + overlap_cost + opt
     tokens_step = par.dp * par.microbatches * tokens
     tps = tokens_step / step
     peak = rl.peak(topo.gpu, "bf16")
     mfu = 6 * m.params * tps / (par.gpus * peak)
-    comm = par.microbatches * (tp_mb + pp_mb) + exposed
+    comm = par.microbatches * (tp_mb + pp_mb) + exposed + overlap_cost
     nodes = -(-par.gpus // per_node)
     mem = memory_bytes(m, par) / 2**30
     cap = (topo.gpu.memory_visible_mib or (topo.gpu.memory_gib or 0) * 1024) / 1024
@@ -304,6 +321,7 @@ def step_time(m: ModelSpec, topo: Topology, par: Parallelism, fabric: Fabric | N
         comm >= compute,
         mem,
         mem <= cap,
+        overlap_cost,
     )
 
 
