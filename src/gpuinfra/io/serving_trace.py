@@ -1,0 +1,85 @@
+"""Request traces for the serving simulation: one request per CSV row.
+
+Columns (header names, any order; the alternatives are Vidur's and the Azure LLM traces' names):
+arrival time in seconds (``arrival_s`` | ``arrived_at`` | ``timestamp``), prompt length in tokens
+(``prompt_tokens`` | ``num_prefill_tokens`` | ``input_tokens`` | ``ContextTokens``), output length in
+tokens (``output_tokens`` | ``num_decode_tokens`` | ``GeneratedTokens``). Rows are sorted by arrival;
+times are shifted so the first arrival is at 0. A row without a length, or with a non-numeric or
+negative value, is refused with its line number (never guessed or dropped).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from gpuinfra.errors import UserError
+
+ARRIVAL = ("arrival_s", "arrived_at", "timestamp")
+PROMPT = ("prompt_tokens", "num_prefill_tokens", "input_tokens", "ContextTokens")
+OUTPUT = ("output_tokens", "num_decode_tokens", "GeneratedTokens")
+
+
+def _col(header: list[str], names: tuple[str, ...], where: str) -> str:
+    for n in names:
+        if n in header:
+            return n
+    raise UserError(
+        f"no column for {names[0]}",
+        where=f"{where}:1",
+        expected="a header with one of " + ", ".join(names),
+        fix="add the column (request lengths are required, not guessed)",
+    )
+
+
+def parse_request_trace(text: str, where: str = "trace"):
+    """Parse CSV text into :class:`gpuinfra.sim.serving.Requests`."""
+    from gpuinfra.sim.serving import Requests
+
+    rd = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (rd.fieldnames or [])]
+    if not header:
+        raise UserError("empty trace", where=where, expected="a CSV header and one row per request")
+    rd.fieldnames = header
+    ca, cp, co = _col(header, ARRIVAL, where), _col(header, PROMPT, where), _col(header, OUTPUT, where)
+    arr, pr, out = [], [], []
+    for line, row in enumerate(rd, start=2):
+        vals = []
+        for c, kind in ((ca, float), (cp, int), (co, int)):
+            raw = (row.get(c) or "").strip()
+            if not raw:
+                raise UserError(f"row has no {c}", where=f"{where}:{line}", expected=f"a value in column {c}")
+            try:
+                v = float(raw)
+            except ValueError:
+                raise UserError(f"{c} = {raw!r} is not a number", where=f"{where}:{line}") from None
+            if kind is int and math.isfinite(v) and v != int(v):
+                raise UserError(f"{c} = {raw!r} is not a whole number of tokens", where=f"{where}:{line}")
+            if not math.isfinite(v) or v < 0 or (kind is int and v < 1):
+                raise UserError(
+                    f"{c} = {raw!r} is out of range",
+                    where=f"{where}:{line}",
+                    expected="arrival >= 0 and lengths >= 1 token",
+                )
+            vals.append(v)
+        arr.append(vals[0])
+        pr.append(int(vals[1]))
+        out.append(int(vals[2]))
+    if not arr:
+        raise UserError("trace has no rows", where=where)
+    a = np.asarray(arr, dtype=np.float64)
+    order = np.argsort(a, kind="stable")
+    a = a[order] - a[order][0]
+    return Requests(a, np.asarray(pr, dtype=np.int64)[order], np.asarray(out, dtype=np.int64)[order])
+
+
+def read_request_trace(path: Path):
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise UserError(f"cannot read trace: {e.strerror}", where=str(path)) from None
+    return parse_request_trace(text, str(path))
