@@ -26,7 +26,7 @@ def write_lab(out_dir: Path, summary: dict, html: str) -> Path:
 
 
 def registry() -> dict[int, LabInfo]:
-    from gpuinfra.labs import lab1, lab2, lab3, lab4, lab5, lab6, lab15, lab16
+    from gpuinfra.labs import lab1, lab2, lab3, lab4, lab5, lab6, lab9, lab15, lab16
 
     labs = [
         LabInfo(1, lab1.TITLE, lab1.run),
@@ -35,6 +35,7 @@ def registry() -> dict[int, LabInfo]:
         LabInfo(4, lab4.TITLE, lab4.run),
         LabInfo(5, lab5.TITLE, lab5.run),
         LabInfo(6, lab6.TITLE, lab6.run),
+        LabInfo(9, lab9.TITLE, lab9.run),
         LabInfo(15, lab15.TITLE, lab15.run),
         LabInfo(16, lab16.TITLE, lab16.run),
     ]

@@ -533,14 +533,15 @@ class ServingRun:
         if not self.timeline or self.timeline[-1][1] != n:
             self.timeline.append((t, n))
 
-    def release(self, r: Replica, t: float) -> None:
+    def release(self, r: Replica, t: float, mark: bool = True) -> None:
         if r.alloc is not None:
             self.cluster.release(r.alloc)
             self.rec.changed([r.alloc.node])
             self.rec.record(t)
             r.alloc = None
         r.status = STOPPED
-        self._mark(t)
+        if mark:
+            self._mark(t)
 
     def scale_to(self, desired: int, t: float) -> list[Event]:
         """Start or drain replicas so that ``desired`` are starting or ready."""
@@ -645,14 +646,15 @@ class ServingRun:
             return self._schedule(r, t)
         seg = r.seg
         if seg is not None and seg[0] == "decode" and self._can_admit(r, r.waiting[0] if r.waiting else -1):
-            _, t0, k, n, S0, a, b, _fin = seg
-            tau = t - t0
-            kk = self._steps_by(tau, n, S0, a, b)
-            kk = max(1, min(k, kk))
+            _, t0, k, n, S0, a, b, _end, tp, done_now = seg
+            if k == 0:
+                return []
+            tau = t - tp
+            kk = 0 if tau < 0 else max(1, min(k, self._steps_by(tau, n, S0, a, b)))
             if kk < k:
                 r.gen += 1
-                tend = t0 + kk * a + b * (kk * S0 + n * kk * (kk + 1) / 2.0)
-                r.seg = ("decode", t0, kk, n, S0, a, b, tend)
+                tend = tp + kk * a + b * (kk * S0 + n * kk * (kk + 1) / 2.0)
+                r.seg = ("decode", t0, kk, n, S0, a, b, tend, tp, done_now)
                 return [Event(max(tend, t), PRIO_RELEASE, "sv_step", r.id, r.gen)]
         return []
 
@@ -775,10 +777,18 @@ class ServingRun:
                 admitted.append(i)
                 tokens += q
             if admitted:
+                # a prefill-only step, then (one event) the decode run that follows it: the
+                # prefill's results are applied now and valid from its end tp
                 pq = float(tokens)
                 patt = sum(self.ptarget[i] * (self.ptarget[i] + 1) / 2.0 for i in admitted)
-                dt = self.sm.time(tokens, len(admitted), pq, patt, pq, 0, 0.0)
-                return self._begin(r, t, ("prefill", t, admitted), dt)
+                tp = t + self.sm.time(tokens, len(admitted), pq, patt, pq, 0, 0.0)
+                self.steps += 1
+                self.batch_sizes += len(admitted)
+                done_now = []
+                for i in admitted:
+                    if self._prefill_done(r, i, tp, defer=True):
+                        done_now.append(i)
+                return self._decode_run(r, t, tp, done_now)
         else:  # chunked: decodes + prefill chunks within chunk_size tokens
             budget = b.chunk_size - r.ndec
             left = sum(self.ptarget[i] - self.pdone[i] for i in r.prefilling)
@@ -814,16 +824,21 @@ class ServingRun:
             r.seg = None
             self._after_idle(r, t)
             return []
-        k_fin = r.fin[0][0] - r.D
-        k = self._decode_kmax(r, k_fin)
-        if k < 1:
+        if self._decode_kmax(r, 1) < 1:
             self._preempt(r, t)
             return self._schedule(r, t)
+        return self._decode_run(r, t, t, [])
+
+    def _decode_run(self, r: Replica, t0: float, tp: float, done_now: list[int]) -> list[Event]:
+        """Decode steps from ``tp`` until the next sequence finishes or the KV blocks run out."""
         n = r.ndec
+        if n == 0:
+            return self._begin(r, t0, ("decode", t0, 0, 0, 0.0, 0.0, 0.0, tp, tp, done_now), tp - t0)
+        k = self._decode_kmax(r, r.fin[0][0] - r.D)
         S0 = float(r.A + n * r.D)
         a, bb = self._coeffs(n)
-        dt = k * a + bb * (k * S0 + n * k * (k + 1) / 2.0)
-        return self._begin(r, t, ("decode", t, k, n, S0, a, bb, t + dt), dt)
+        tend = tp + k * a + bb * (k * S0 + n * k * (k + 1) / 2.0)
+        return self._begin(r, t0, ("decode", t0, k, n, S0, a, bb, tend, tp, done_now), tend - t0)
 
     def _begin(self, r: Replica, t: float, seg: tuple, dt: float) -> list[Event]:
         r.busy = True
@@ -839,13 +854,16 @@ class ServingRun:
         seg = r.seg
         kind = seg[0]
         r.busy_s += t - seg[1]
-        self.steps += 1
-        if kind == "prefill":
-            admitted = seg[2]
-            self.batch_sizes += len(admitted)
-            for i in admitted:
-                self._prefill_done(r, i, t)
+        if kind == "decode":
+            _, _, k, n, _, _, _, _, tp, done_now = seg
+            for i in done_now:
+                self._finish(r, i, tp)
+            if k:
+                self.batch_sizes += n * k
+                self.steps += k
+                self._advance(r, k, t)
         elif kind == "mixed":
+            self.steps += 1
             self.batch_sizes += r.ndec + len(seg[2])
             if r.ndec:
                 self._advance(r, 1, t)
@@ -854,25 +872,25 @@ class ServingRun:
                 if self.pdone[i] >= self.ptarget[i]:
                     r.prefilling.remove(i)
                     self._prefill_done(r, i, t)
-        elif kind == "decode":
-            self.batch_sizes += r.ndec * seg[2]
-            self.steps += seg[2] - 1
-            self._advance(r, seg[2], t)
         elif kind == "static":
             self._static_done(r, seg, t)
         r.seg = None
         r.busy = False
         return self._schedule(r, t)
 
-    def _prefill_done(self, r: Replica, i: int, t: float) -> None:
+    def _prefill_done(self, r: Replica, i: int, t: float, defer: bool = False) -> bool:
+        """Request i's prompt is in the cache at ``t`` and its next token sampled; True if that was
+        its last token (finished now, or by the caller at ``t`` when ``defer``)."""
         if math.isnan(self.ttft[i]):
             self.ttft[i] = t
         self.genk[i] += 1
         if self.genk[i] >= self.O[i]:
             r.blocks_used -= -(-self.ptarget[i] // self.bs)
-            self._finish(r, i, t)
-        else:
-            self._join_decode(r, i)
+            if not defer:
+                self._finish(r, i, t)
+            return True
+        self._join_decode(r, i)
+        return False
 
     def _advance(self, r: Replica, k: int, t: float) -> None:
         self._alloc_blocks(r, self._decode_blocks(r, k))
@@ -970,7 +988,7 @@ class ServingRun:
         # drain: GPUs are released at the end of the run
         for r in self.replicas:
             if r.alloc is not None:
-                self.release(r, t_end)
+                self.release(r, t_end, mark=False)
         inv = require(check_invariants(self.cluster, self.rec, t_end), "serving run")
         return self._result(t_end, inv.as_dict(), keep_requests)
 
@@ -1009,7 +1027,12 @@ class ServingRun:
         peak_kv = max((r.peak_blocks / r.blocks_total for r in self.replicas), default=0.0)
         per = None
         if keep:
-            per = {"arrival_s": arr, "ttft_s": np.asarray(self.ttft) - arr, "done_s": np.asarray(self.done)}
+            per = {
+                "arrival_s": arr,
+                "ttft_s": np.asarray(self.ttft) - arr,
+                "done_s": np.asarray(self.done),
+                "attempts": np.asarray(self.attempt) + 1,
+            }
         c = self.cfg
         return ServingResult(
             config={
