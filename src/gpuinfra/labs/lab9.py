@@ -339,7 +339,7 @@ def render(s: dict[str, Any]) -> str:
         f"start over and finish {on['retried_extra_latency_mean_s']:.1f} s later on average (up to "
         f"{on['retried_extra_latency_max_s']:.1f} s), each one a user waiting; SLO attainment "
         f"{on['base']['slo_attainment']:.1%} -> {on['failed']['slo_attainment']:.1%}. Batch, {ba['failed']['retried']} of "
-        f"{ba['requests']} queued requests are redone and the job ends {ba['failed']['duration_s'] - ba['base']['duration_s']:+.1f} s "
+        f"{ba['requests']} requests (queued or running on it) are re-sent and the job ends {ba['failed']['duration_s'] - ba['base']['duration_s']:+.1f} s "
         f"({(ba['failed']['duration_s'] / ba['base']['duration_s'] - 1):+.1%}) later at "
         f"{ba['failed']['gpu_hours'] - ba['base']['gpu_hours']:+.3f} GPU-hours: the loss is throughput and cost, not one "
         f"person's latency, so batch tolerates failure by retrying shards while online needs spare capacity."
