@@ -56,7 +56,7 @@ from gpuinfra.sim.cluster import Allocation, ClusterState, NodePool
 from gpuinfra.sim.invariants import InvariantError, check_invariants, require
 from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, PRIO_SAMPLE, Event, Kernel, Rngs
 from gpuinfra.sim.recorder import Recorder
-from gpuinfra.sim.subsystem import Subsystem, View
+from gpuinfra.sim.subsystem import RunConfig, Subsystem, View, register
 
 POLICIES = ("single", "dynamic", "continuous", "chunked")
 GPUS_PER_NODE = 8
@@ -336,7 +336,7 @@ class Replica:
     __slots__ = (
         "id", "alloc", "status", "started_at", "ready_at", "waiting", "prefilling", "ndec", "fin", "D", "A",
         "res", "blocks_used", "blocks_total", "busy", "gen", "seg", "out", "busy_s", "peak_blocks",
-        "batch", "timer_gen",
+        "batch", "timer_gen", "ended_at",
     )  # fmt: skip
 
     def __init__(self, rid: int, blocks_total: int, bs: int) -> None:
@@ -362,6 +362,7 @@ class Replica:
         self.peak_blocks = 0
         self.batch: list[int] = []
         self.timer_gen = 0
+        self.ended_at = math.nan
 
 
 @dataclass
@@ -412,7 +413,10 @@ def _pct(x: np.ndarray) -> dict:
 class ServingRun:
     """One simulation. Build with a config and requests, then :meth:`run`."""
 
-    def __init__(self, cfg: ServingConfig, reqs: Requests, seed: int = 0) -> None:
+    def __init__(self, cfg: ServingConfig, reqs: Requests, seed: int = 0, embedded: bool = False) -> None:
+        """``embedded``: the replicas are pods of a replay (:class:`ServingReplay`), which owns the
+        kernel, the cluster and the recorder; no autoscaler, no replicas of its own."""
+        self.embedded = embedded
         cfg.batching.check()
         cfg.autoscaler.check()
         cfg.cold_start.check()
@@ -443,9 +447,10 @@ class ServingRun:
         per_node = min(GPUS_PER_NODE, self.max_rep * cfg.tp) if n_nodes == 1 else GPUS_PER_NODE
         per_node = max(per_node - per_node % cfg.tp, cfg.tp)
         n_nodes = -(-self.max_rep // (per_node // cfg.tp))
-        pool = NodePool("serving", self.setup.gpu.name, per_node, 10**9, 10**9, n_nodes)
-        self.cluster = ClusterState.from_pools([pool])
-        self.rec = Recorder(self.cluster, interval_s=60.0)
+        if not embedded:
+            pool = NodePool("serving", self.setup.gpu.name, per_node, 10**9, 10**9, n_nodes)
+            self.cluster = ClusterState.from_pools([pool])
+            self.rec = Recorder(self.cluster, interval_s=60.0)
         self.rngs = Rngs(seed)
         self.weight_bytes = self.setup.model.weight_bytes(cfg.precision)
         self.cold_s = cfg.cold_start.total_s(self.weight_bytes)
@@ -481,7 +486,11 @@ class ServingRun:
             "sv_timer": self._on_timer,
             "sv_fail": self._on_fail,
         }
+        self.handler_table = handlers
+        self._end_req = float(self.arr[-1]) if self.arr else 0.0
         self.subsystems: list[Subsystem] = []
+        if embedded:
+            return
         if a.kind == "hpa":
             self.subsystems.append(Hpa(self._view("hpa"), self))
         elif a.kind == "kpa":
@@ -534,11 +543,12 @@ class ServingRun:
             self.timeline.append((t, n))
 
     def release(self, r: Replica, t: float, mark: bool = True) -> None:
-        if r.alloc is not None:
+        r.ended_at = t
+        if r.alloc is not None and not self.embedded:
             self.cluster.release(r.alloc)
             self.rec.changed([r.alloc.node])
             self.rec.record(t)
-            r.alloc = None
+        r.alloc = None
         r.status = STOPPED
         if mark:
             self._mark(t)
@@ -599,23 +609,40 @@ class ServingRun:
         return out
 
     def _on_fail(self, ev: Event) -> list[Event]:
-        """Replica ``ref`` is lost: its requests restart from scratch elsewhere; a replacement starts."""
+        """Replica ``ref`` (index among live replicas) is lost; a replacement starts cold."""
         t = ev.t_s
         live = [r for r in self.replicas if r.status in (READY, DRAINING, STARTING)]
         if ev.ref >= len(live):
             return []
-        r = live[ev.ref]
+        out = self.lose(live[ev.ref], t)
+        nr = self.start_replica(t)
+        if nr is not None:
+            out.append(Event(nr.ready_at, PRIO_RELEASE, "sv_ready", nr.id))
+        return out
+
+    def lose(self, r: Replica, t: float) -> list[Event]:
+        """Replica r is gone (failure, eviction, end): its requests start over from scratch elsewhere."""
         lost = list(r.waiting) + list(r.prefilling) + [i for _, i in r.fin] + list(r.batch)
+        if r.seg is not None and r.seg[0] == "decode":
+            for i in r.seg[9]:  # their last token came with a prefill that ended at seg[8]
+                if r.seg[8] <= t:
+                    self._finish(r, i, r.seg[8])
+                else:
+                    lost.append(i)
         r.gen += 1
+        r.timer_gen += 1
         r.waiting.clear()
         r.prefilling.clear()
         r.fin.clear()
         r.batch = []
+        r.seg = None
         r.ndec = r.out = 0
         r.busy = False
         self.release(r, t)
         out: list[Event] = []
         for i in sorted(set(lost)):
+            if self.served[i]:
+                continue
             self.retried += 1
             self.attempt[i] += 1
             self.genk[i] = 0
@@ -623,9 +650,6 @@ class ServingRun:
             self.ptarget[i] = self.P[i]
             self.ttft[i] = math.nan
             out += self._route(i, t)
-        nr = self.start_replica(t)
-        if nr is not None:
-            out.append(Event(nr.ready_at, PRIO_RELEASE, "sv_ready", nr.id))
         return out
 
     # -- finishing ---------------------------------------------------------------------------
@@ -1219,6 +1243,114 @@ class Kpa(Subsystem):
 
     def summary(self) -> dict:
         return {"decisions": len(self.decisions), "log": self.decisions[:200]}
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """Serving inside a replay (``subsystem_options={"serving": ServingSpec(...)}``): the pods whose
+    name starts with ``pod_prefix`` are replicas of ``config``'s model (each must ask for ``tp``
+    whole GPUs of ``config.gpu``); ``requests`` arrive from ``start_s`` on."""
+
+    config: ServingConfig
+    requests: Requests
+    pod_prefix: str = "serve-"
+    start_s: float = 0.0
+
+
+class ServingReplay(Subsystem):
+    """Serving replicas as pods of the one simulator: the scheduler places them, faults and
+    preemption evict them (their in-flight requests start over on the others), and training
+    shares the cluster. A replica is ready one cold start after its pod starts. The replay's
+    invariants are the engine's; the serving ones (served at most once, KV never over-committed)
+    land in this subsystem's summary. Replica counts follow the pods (no autoscaler here: the
+    runtime has no way to create pods)."""
+
+    name = "serving"
+
+    def __init__(self, view: View, spec: ServingSpec) -> None:
+        super().__init__(view)
+        rq = spec.requests
+        shifted = Requests(rq.arrival_s + spec.start_s, rq.prompt, rq.output)
+        self.spec = spec
+        self.run = ServingRun(spec.config, shifted, 0, embedded=True)
+        self.by_pod: dict[int, int] = {}
+
+    def handlers(self) -> dict:
+        return dict(self.run.handler_table)
+
+    def first_events(self, t0: float) -> list[Event]:
+        a = self.run.arr
+        return [Event(max(a[0], t0), PRIO_ARRIVAL, "sv_arrival", 0)] if a else []
+
+    def on_pod_start(self, i: int, alloc: Allocation, t: float, gen: int) -> list[Event]:
+        rt = self.view.runtime
+        name = rt.pods.names[i]
+        if not name.startswith(self.spec.pod_prefix):
+            return []
+        run, c = self.run, self.view.cluster
+        node_model = c.models[c.node_model[alloc.node]] if c.node_model[alloc.node] >= 0 else ""
+        from gpuinfra.catalog.gpus import gpu_model
+
+        if not node_model or gpu_model(node_model).name != run.setup.gpu.name or len(alloc.devices) != run.cfg.tp:
+            raise UserError(
+                f"serving pod {name} got {len(alloc.devices)} x {node_model or 'no GPU'}",
+                where="serving",
+                expected=f"{run.cfg.tp} whole {run.setup.gpu.name} GPU(s), as the serving config says",
+                fix=f"give pods named {self.spec.pod_prefix}* num_gpu {run.cfg.tp} and "
+                f"gpu_models [{run.setup.gpu.name}]",
+            )
+        r = Replica(len(run.replicas), run.mem.kv_blocks, run.bs)
+        r.alloc = alloc
+        r.started_at = t
+        r.ready_at = t + run.cold_s
+        run.replicas.append(r)
+        run._mark(t)
+        self.by_pod[i] = r.id
+        self.view.log.append({"t_s": t, "pod": name, "replica": r.id, "what": "start"})
+        return [Event(r.ready_at, PRIO_RELEASE, "sv_ready", r.id)]
+
+    def on_pod_end(self, i: int, alloc: Allocation, t: float, outcome: str) -> list[Event]:
+        rid = self.by_pod.pop(i, None)
+        if rid is None:
+            return []
+        r = self.run.replicas[rid]
+        self.view.log.append({"t_s": t, "pod": self.view.runtime.pods.names[i], "replica": rid, "what": outcome})
+        return self.run.lose(r, t)
+
+    def summary(self) -> dict:
+        run = self.run
+        t_end = self.view.clock()
+        served = np.asarray(run.served)
+        ok = served == 1
+        arr = np.asarray(run.arr)
+        ttft = np.asarray(run.ttft)[ok] - arr[ok]
+        done = np.asarray(run.done)[ok]
+        n_out = np.asarray(run.O)[ok]
+        tpot = np.where(n_out > 1, (done - np.asarray(run.ttft)[ok]) / np.maximum(n_out - 1, 1), 0.0)
+        slo = run.cfg.slo
+        held = sum(((r.ended_at if not math.isnan(r.ended_at) else t_end) - r.started_at) for r in run.replicas)
+        return {
+            "requests": len(arr),
+            "completed": int(ok.sum()),
+            "not_served": int((served == 0).sum()),
+            "served_twice": int((served > 1).sum()),
+            "retried": run.retried,
+            "preemptions": run.preemptions,
+            "replicas_started": len(run.replicas),
+            "replica_gpu_hours": held * run.cfg.tp / 3600.0,
+            "ttft_s": _pct(ttft),
+            "tpot_s": _pct(tpot),
+            "e2e_s": _pct(done - arr[ok]),
+            "slo_attainment": float(((ttft <= slo.ttft_s) & (tpot <= slo.tpot_s)).mean()) if ok.any() else 0.0,
+            "kv_never_overcommitted": all(r.peak_blocks <= r.blocks_total for r in run.replicas),
+            "log": self.view.log[:200],
+        }
+
+
+@register("serving")
+def _serving_factory(cfg: RunConfig, make_view) -> ServingReplay | None:
+    spec = cfg.options.get("serving")
+    return ServingReplay(make_view("serving"), spec) if spec is not None else None
 
 
 def simulate(cfg: ServingConfig, reqs: Requests, seed: int = 0, keep_requests: bool = False) -> ServingResult:
