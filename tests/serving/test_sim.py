@@ -188,3 +188,27 @@ def test_kpa_scales_from_zero_and_back():
     assert r.replicas_timeline[0][1] == 1 and r.replicas_timeline[-1][1] == 0
     # scale to zero only after a stable window (60 s) + grace (30 s) without traffic
     assert r.replicas_timeline[-1][0] - 21.0 >= 90 - 2
+
+
+def test_arrival_processes_have_their_stated_moments():
+    from gpuinfra.sim.kernel import Rngs
+    from gpuinfra.sim.serving import diurnal_arrivals, gamma_arrivals, poisson_arrivals
+
+    rng = Rngs(7).stream("t")
+    p = poisson_arrivals(rng, 50.0, 2000.0)
+    assert len(p) / 2000.0 == pytest.approx(50.0, rel=0.02)
+    g = np.diff(gamma_arrivals(rng, 50.0, 3.0, 2000.0))
+    assert g.mean() == pytest.approx(1 / 50.0, rel=0.05) and g.std() / g.mean() == pytest.approx(3.0, rel=0.1)
+    d = diurnal_arrivals(rng, 50.0, 86400.0, peak_to_trough=3.0)
+    trough = ((d < 3600) | (d > 86400 - 3600)).sum() / 7200.0
+    peak = ((d > 43200 - 3600) & (d < 43200 + 3600)).sum() / 7200.0
+    assert peak / trough == pytest.approx(3.0, rel=0.1)
+
+
+def test_requests_held_back_by_the_token_budget_join_at_the_next_step():
+    # 40 prompts of 1,000 tokens at once, 8,192-token budget: five prefill steps of 8 (the last
+    # of 8), then all 40 decode together; none waits for the first eight to finish
+    r = simulate(cfg("continuous"), reqs([0.0] * 40, 1000, 50), keep_requests=True)
+    ttft, e2e = per_request(r)
+    assert ttft.max() < e2e.min()
+    assert r.mean_batch > 30

@@ -854,9 +854,10 @@ class ServingRun:
         return self._decode_run(r, t, t, [])
 
     def _decode_run(self, r: Replica, t0: float, tp: float, done_now: list[int]) -> list[Event]:
-        """Decode steps from ``tp`` until the next sequence finishes or the KV blocks run out."""
+        """Decode steps from ``tp`` until the next sequence finishes or the KV blocks run out; none
+        when a waiting request could be admitted at ``tp`` (the token budget held it back)."""
         n = r.ndec
-        if n == 0:
+        if n == 0 or (r.waiting and self._can_admit(r, r.waiting[0])):
             return self._begin(r, t0, ("decode", t0, 0, 0, 0.0, 0.0, 0.0, tp, tp, done_now), tp - t0)
         k = self._decode_kmax(r, r.fin[0][0] - r.D)
         S0 = float(r.A + n * r.D)
