@@ -342,7 +342,11 @@ def render(s: dict[str, Any]) -> str:
         f"{ba['requests']} requests (queued or running on it) are re-sent and the job ends {ba['failed']['duration_s'] - ba['base']['duration_s']:+.1f} s "
         f"({(ba['failed']['duration_s'] / ba['base']['duration_s'] - 1):+.1%}) later at "
         f"{ba['failed']['gpu_hours'] - ba['base']['gpu_hours']:+.3f} GPU-hours: the loss is throughput and cost, not one "
-        f"person's latency, so batch tolerates failure by retrying shards while online needs spare capacity."
+        f"person's latency, so batch tolerates failure by retrying shards while online needs spare capacity. "
+        f"On the same {fl['replicas']} GPUs, the requests cost ${on['base']['usd_per_million_tokens']:.2f} per million "
+        f"output tokens served online (GPUs held while arrivals trickle in) and "
+        f"${ba['base']['usd_per_million_tokens']:.2f} as a batch (GPUs full): "
+        f"{on['base']['usd_per_million_tokens'] / ba['base']['usd_per_million_tokens']:.1f}x for answering within seconds."
     )
     rows2 = [
         _fmt_row(f"{k}, {w}", fl[k][w]) + [f"{fl[k][w]['duration_s']:.0f}"]
