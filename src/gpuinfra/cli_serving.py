@@ -165,7 +165,7 @@ def run(
         Path | None, typer.Option("--trace", help="CSV of arrival_s, prompt_tokens, output_tokens.")
     ] = None,
     batching: Annotated[str, typer.Option("--batching", help="single, dynamic, continuous or chunked.")] = "continuous",
-    autoscaler: Annotated[str, typer.Option("--autoscaler", help="none, hpa or kpa.")] = "none",
+    autoscaler: Annotated[str, typer.Option("--autoscaler", help="none, hpa, kpa or predictive.")] = "none",
     n_saturated: Annotated[int, typer.Option("--requests", help="Requests of a --rate inf run.")] = 1000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: AsJson = False,

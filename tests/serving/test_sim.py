@@ -212,3 +212,24 @@ def test_requests_held_back_by_the_token_budget_join_at_the_next_step():
     ttft, e2e = per_request(r)
     assert ttft.max() < e2e.min()
     assert r.mean_batch > 30
+
+
+def test_predictive_scaler_forecasts_the_trend_and_scales_before_the_hpa():
+    from gpuinfra.sim.kernel import Rngs
+    from gpuinfra.sim.serving import Predictive, lengths
+
+    # 60 then 90 requests in two 60-s windows: 1.5 req/s rising by 0.5 req/s per minute -> at
+    # a 120-s lead, 1.5 + 0.5/60 x 120 = 2.5 req/s
+    assert Predictive.forecast(90, 60, 60.0, 120.0) == pytest.approx(2.5)
+    rng = Rngs(5).stream("test.ramp")
+    T = 900.0
+    cand = np.sort(rng.uniform(0, T, rng.poisson(40 * T)))
+    arr = cand[rng.uniform(0, 40, len(cand)) < np.minimum(2 + 38 * cand / 600, 40)]
+    rq = Requests(arr, lengths(rng, len(arr), "lognormal:600:1", "x"), lengths(rng, len(arr), "200", "x"))
+    first_up = {}
+    for kind in ("hpa", "predictive"):
+        a = Autoscaler(kind=kind, metric="rps", target=10.0, min_replicas=1, max_replicas=12)
+        r = simulate(cfg("continuous", replicas=1, autoscaler=a, cold_start=ColdStart()), rq, 5)
+        assert r.invariants["ok"] and r.serving_invariants["served_exactly_once"]
+        first_up[kind] = r.replicas_timeline[1][0]
+    assert first_up["predictive"] < first_up["hpa"]

@@ -150,7 +150,9 @@ class Autoscaler:
     replica, 15 s sync, 10 % tolerance, 300 s scale-down stabilisation, scale-up at most
     max(2x, +4) per sync (Kubernetes defaults). KPA: concurrency per replica, target =
     ``container_concurrency`` x 70 %, 2 s tick, 60 s stable / 6 s panic windows, panic at 200 %,
-    scale to zero after a stable window of no traffic + 30 s grace (Knative defaults)."""
+    scale to zero after a stable window of no traffic + 30 s grace (Knative defaults).
+    Predictive: request rate forecast one cold start ahead (:class:`Predictive`), ``target`` req/s
+    per replica."""
 
     kind: str = "none"
     metric: str = "rps"
@@ -172,8 +174,10 @@ class Autoscaler:
     scale_to_zero_grace_s: float = 30.0
 
     def check(self) -> None:
-        if self.kind not in ("none", "hpa", "kpa"):
-            raise UserError(f"unknown autoscaler '{self.kind}'", where="autoscaler", expected="none, hpa or kpa")
+        if self.kind not in ("none", "hpa", "kpa", "predictive"):
+            raise UserError(
+                f"unknown autoscaler '{self.kind}'", where="autoscaler", expected="none, hpa, kpa or predictive"
+            )
         if self.kind == "hpa" and self.metric not in ("rps", "concurrency", "queue", "kv"):
             raise UserError(
                 f"unknown HPA metric '{self.metric}'", where="autoscaler.metric", expected="rps, concurrency, queue, kv"
@@ -182,7 +186,7 @@ class Autoscaler:
             raise UserError("autoscaler targets must be > 0", where="autoscaler.target")
         if self.min_replicas < 0 or self.max_replicas < max(self.min_replicas, 1):
             raise UserError("need 0 <= min_replicas <= max_replicas, max_replicas >= 1", where="autoscaler")
-        if self.kind == "hpa" and self.min_replicas < 1:
+        if self.kind in ("hpa", "predictive") and self.min_replicas < 1:
             raise UserError("HPA cannot scale to zero (minReplicas >= 1)", where="autoscaler.min_replicas")
 
 
@@ -495,6 +499,8 @@ class ServingRun:
             self.subsystems.append(Hpa(self._view("hpa"), self))
         elif a.kind == "kpa":
             self.subsystems.append(Kpa(self._view("kpa"), self))
+        elif a.kind == "predictive":
+            self.subsystems.append(Predictive(self._view("predictive"), self))
         for s in self.subsystems:
             for k, h in s.handlers().items():
                 if k in handlers:
@@ -1244,6 +1250,54 @@ class Kpa(Subsystem):
 
     def summary(self) -> dict:
         return {"decisions": len(self.decisions), "log": self.decisions[:200]}
+
+
+class Predictive(Hpa):
+    """A predictive request-rate scaler: every ``sync_s`` it fits the arrival rate's trend over the
+    last two ``rate_window_s`` windows and sizes the fleet for the rate forecast one cold start
+    ahead, desired = ceil(max(now, forecast) / target), so replicas are ready when the load
+    arrives; scale-down keeps the HPA's stabilisation window. (Production predictive scalers
+    forecast from days of history; a linear trend over the start-up lead is the minimal form.)"""
+
+    name = "predictive"
+
+    def handlers(self) -> dict:
+        return {"sv_predict": self.tick}
+
+    def first_events(self, t0: float) -> list[Event]:
+        return [Event(t0 + self.a.sync_s, PRIO_SAMPLE, "sv_predict")]
+
+    @staticmethod
+    def forecast(n_now: int, n_prev: int, window_s: float, lead_s: float) -> float:
+        """Rate at ``lead_s`` past now from counts in the last two windows (requests/s)."""
+        r_now, r_prev = n_now / window_s, n_prev / window_s
+        return r_now + (r_now - r_prev) / window_s * lead_s
+
+    def tick(self, ev: Event) -> list[Event]:
+        t, a, run = ev.t_s, self.a, self.run
+        log = run.arrivals_log
+        w = min(a.rate_window_s, max(t / 2, 1e-9))
+        while log and log[0] <= t - 2 * w:
+            log.popleft()
+        n_now = sum(1 for x in log if x > t - w)
+        n_prev = len(log) - n_now
+        r_now = n_now / w
+        f = self.forecast(n_now, n_prev, w, run.cold_s + a.sync_s)
+        current = len(run.active())
+        want = math.ceil(max(r_now, f) / a.target - 1e-12)
+        want = min(max(want, a.min_replicas), a.max_replicas)
+        self.recs.append((t, want))
+        while self.recs and self.recs[0][0] < t - a.scale_down_window_s:
+            self.recs.popleft()
+        if want < current:
+            want = min(current, max(w_ for _, w_ in self.recs))
+        out: list[Event] = []
+        if want != current:
+            out = run.scale_to(want, t)
+            self.decisions.append({"t_s": t, "from": current, "to": want, "forecast_rps": f})
+        if t < run._end_req or run.inflight > 0:
+            out.append(Event(t + a.sync_s, PRIO_SAMPLE, "sv_predict"))
+        return out
 
 
 @dataclass(frozen=True)
