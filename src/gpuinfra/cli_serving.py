@@ -167,6 +167,9 @@ def run(
     batching: Annotated[str, typer.Option("--batching", help="single, dynamic, continuous or chunked.")] = "continuous",
     autoscaler: Annotated[str, typer.Option("--autoscaler", help="none, hpa, kpa or predictive.")] = "none",
     n_saturated: Annotated[int, typer.Option("--requests", help="Requests of a --rate inf run.")] = 1000,
+    mig_profile: Annotated[
+        str | None, typer.Option("--mig-profile", help="Serve each replica on a MIG instance (e.g. 3g.40gb).")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: AsJson = False,
 ) -> None:
@@ -183,7 +186,7 @@ def run(
     if len(reqs) == 0:
         raise UserError("no requests arrived", where="--rate/--duration", fix="raise --rate or --duration")
     a = Autoscaler(kind=autoscaler, max_replicas=max(replicas, 16), min_replicas=1 if autoscaler != "kpa" else 0)
-    cfg = ServingConfig(model, gpu, precision, tp, replicas, Batching(kind=batching), a)
+    cfg = ServingConfig(model, gpu, precision, tp, replicas, Batching(kind=batching), a, mig_profile=mig_profile)
     res = simulate(cfg, reqs, seed)
     d = res.as_dict()
     if as_json:

@@ -233,3 +233,21 @@ def test_predictive_scaler_forecasts_the_trend_and_scales_before_the_hpa():
         assert r.invariants["ok"] and r.serving_invariants["served_exactly_once"]
         first_up[kind] = r.replicas_timeline[1][0]
     assert first_up["predictive"] < first_up["hpa"]
+
+
+def test_replicas_on_mig_instances_pack_and_pay_their_share():
+    from gpuinfra.errors import UserError
+
+    whole = StepModel(ServingSetup.make(MODEL, GPU, "fp8"))
+    s3 = ServingSetup.make(MODEL, GPU, "fp8", mig_profile="3g.40gb")
+    mig = StepModel(s3)
+    # 3g.40gb: 3 of 7 compute slices, 4 of 8 memory slices; batch-1 decode is bandwidth-bound
+    assert mig.linear(1)[0] == pytest.approx(whole.linear(1)[0] * 2, rel=1e-9)
+    assert mig.peak == pytest.approx(whole.peak * 3 / 7)
+    c = ServingConfig(MODEL, GPU, "fp8", replicas=4, mig_profile="3g.40gb", price_usd_per_gpu_hour=2.0)
+    r = simulate(c, reqs([0.0, 0.5, 1.0, 1.5], 200, 50))
+    # two 3g.40gb per H100: four replicas hold two GPUs, each replica charged half a GPU
+    assert r.invariants["capacity_x_time_gpu_hours"] == pytest.approx(r.gpu_hours)
+    assert r.invariants["peak_device_used_milli"] == 1000
+    with pytest.raises(UserError, match="short by"):
+        simulate(ServingConfig(MODEL, GPU, "bf16", mig_profile="1g.10gb"), reqs([0.0], 100, 10))

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from functools import cache
+from typing import Any
 
 from gpuinfra.catalog.gpus import GIB, GpuModel, gpu_model
 from gpuinfra.catalog.llms import DTYPE_BYTES, LlmProfile, llm_model
@@ -85,6 +86,10 @@ class ServingSetup:
     kv_dtype: str = "bf16"
     efficiency: float = 1.0
     """Fraction of the roofline achieved (1: the roofline itself, a lower bound on time)."""
+    mig: Any = None
+    """A :class:`gpuinfra.models.mig.MigProfile` when the replica runs on a MIG instance: its
+    compute slices / 7 of the tensor peak, memory slices / 8 of the bandwidth (the MIG user
+    guide's slicing of A100/H100/H200/B200), and its own memory size."""
 
     @staticmethod
     def make(
@@ -94,6 +99,7 @@ class ServingSetup:
         tp: int = 1,
         kv_dtype: str | None = None,
         efficiency: float = 1.0,
+        mig_profile: str | None = None,
     ) -> ServingSetup:
         m = model if isinstance(model, LlmProfile) else llm_model(model)
         g = gpu_model(gpu, where="--gpu")
@@ -111,7 +117,28 @@ class ServingSetup:
             raise UserError(f"tensor parallelism {tp} is larger than an 8-GPU node", where="--tp")
         if not 0 < efficiency <= 1:
             raise UserError("efficiency must be in (0, 1]", where="--efficiency")
-        return ServingSetup(m, g, precision, tp, kv, efficiency)
+        mig = None
+        if mig_profile:
+            from gpuinfra.models.mig import profile
+
+            if tp != 1:
+                raise UserError("a MIG instance serves with tp 1 (instances have no NVLink)", where="--tp")
+            mig = profile(g.name, mig_profile)
+        return ServingSetup(m, g, precision, tp, kv, efficiency, mig)
+
+    @property
+    def compute_fraction(self) -> float:
+        return self.mig.compute_slices / 7 if self.mig else 1.0
+
+    @property
+    def bandwidth_fraction(self) -> float:
+        return self.mig.memory_slices / 8 if self.mig else 1.0
+
+    @property
+    def device_milli(self) -> int:
+        """Milli-GPU one replica's device holds: 1000, or 1000 // max_count of its MIG profile
+        (so as many replicas pack on a GPU as the profile allows)."""
+        return 1000 // self.mig.max_count if self.mig else 1000
 
     @property
     def wbytes(self) -> float:
@@ -158,8 +185,8 @@ class StepModel:
     def __init__(self, s: ServingSetup) -> None:
         self.s = s
         m, g, tp = s.model, s.gpu, s.tp
-        self.peak = peak_flops(g, s.precision) * s.efficiency
-        self.bw = float(g.mem_bw_bytes_per_s or 0.0) * s.efficiency
+        self.peak = peak_flops(g, s.precision) * s.efficiency * s.compute_fraction
+        self.bw = float(g.mem_bw_bytes_per_s or 0.0) * s.efficiency * s.bandwidth_fraction
         if not self.bw:
             raise UserError(f"{g.name} has no memory bandwidth in the catalog", where="--gpu")
         self.L = m.layers
@@ -357,6 +384,8 @@ def memory_breakdown(
         raise UserError("gpu_memory_utilization must be in (0, 1]", where="gpu_memory_utilization")
     g, m, tp = s.gpu, s.model, s.tp
     cap = (g.memory_visible_mib / 1024 * GIB) if g.memory_visible_mib else (g.memory_gib or 0) * GIB
+    if s.mig is not None:
+        cap = s.mig.memory_gib * GIB
     weights = s.wbytes * m.params / tp
     act = max_num_batched_tokens * (4 * m.hidden + 2 * m.intermediate / tp) * 2.0 + max_num_seqs * m.vocab / tp * 4.0
     reserve = (1.0 - gpu_memory_utilization) * cap
@@ -384,8 +413,9 @@ def memory_breakdown(
 def require_fits(s: ServingSetup, mem: MemoryBreakdown, max_len: int) -> None:
     """UserError saying by how much a model does not fit the GPU at this precision and tp."""
     if not mem.fits:
+        where = f"{s.gpu.name} {s.mig.name}" if s.mig else s.gpu.name
         raise UserError(
-            f"{s.model.name} at {s.precision} with tp={s.tp} does not fit {s.gpu.name}: weights "
+            f"{s.model.name} at {s.precision} with tp={s.tp} does not fit {where}: weights "
             f"{mem.weights_gib:.1f} GiB + activations {mem.activations_gib:.1f} GiB + reserve "
             f"{mem.runtime_reserve_gib:.1f} GiB leave no room for one {max_len}-token sequence's KV cache; "
             f"short by {mem.short_by_gib:.1f} GiB per GPU",

@@ -227,6 +227,8 @@ class ServingConfig:
     """(time s, replica index): that replica is lost; its requests are retried from scratch."""
     price_usd_per_gpu_hour: float | None = None
     kv_dtype: str | None = None
+    mig_profile: str | None = None
+    """Run each replica on a MIG instance of this profile (tp 1); replicas pack max_count per GPU."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -429,7 +431,11 @@ class ServingRun:
         self.cfg = cfg
         self.reqs = reqs
         self.seed = seed
-        self.setup = ServingSetup.make(cfg.model, cfg.gpu, cfg.precision, cfg.tp, cfg.kv_dtype)
+        self.setup = ServingSetup.make(
+            cfg.model, cfg.gpu, cfg.precision, cfg.tp, cfg.kv_dtype, mig_profile=cfg.mig_profile
+        )
+        self.milli = self.setup.device_milli
+        per_gpu = 1000 // self.milli
         self.sm = StepModel(self.setup)
         b = cfg.batching
         longest = int(reqs.prompt.max() + reqs.output.max()) if len(reqs) else 1
@@ -447,10 +453,11 @@ class ServingRun:
         self.wm_blocks = int(b.watermark * self.mem.kv_blocks)
         a = cfg.autoscaler
         self.max_rep = max(cfg.replicas, a.max_replicas if a.kind != "none" else cfg.replicas, 1)
-        n_nodes = -(-self.max_rep * cfg.tp // GPUS_PER_NODE)
-        per_node = min(GPUS_PER_NODE, self.max_rep * cfg.tp) if n_nodes == 1 else GPUS_PER_NODE
+        gpus_needed = -(-self.max_rep * cfg.tp // per_gpu)
+        n_nodes = -(-gpus_needed // GPUS_PER_NODE)
+        per_node = min(GPUS_PER_NODE, gpus_needed) if n_nodes == 1 else GPUS_PER_NODE
         per_node = max(per_node - per_node % cfg.tp, cfg.tp)
-        n_nodes = -(-self.max_rep // (per_node // cfg.tp))
+        n_nodes = -(-gpus_needed // per_node)
         if not embedded:
             pool = NodePool("serving", self.setup.gpu.name, per_node, 10**9, 10**9, n_nodes)
             self.cluster = ClusterState.from_pools([pool])
@@ -519,11 +526,11 @@ class ServingRun:
         return [r for r in self.replicas if r.status == READY]
 
     def _place(self, rid: int) -> Allocation | None:
-        c, tp = self.cluster, self.cfg.tp
+        c, tp, milli = self.cluster, self.cfg.tp, self.milli
         for node in range(c.n_nodes):
-            free = [d for d in range(int(c.gpu_count[node])) if c.dev_free[node, d] == 1000]
+            free = [d for d in range(int(c.gpu_count[node])) if c.dev_free[node, d] >= milli]
             if len(free) >= tp:
-                return Allocation(rid, node, tuple(free[:tp]), 1000, 0, 0)
+                return Allocation(rid, node, tuple(free[:tp]), milli, 0, 0)
         return None
 
     def start_replica(self, t: float, warm: bool = False) -> Replica | None:
@@ -1071,6 +1078,7 @@ class ServingRun:
                 "gpu": self.setup.gpu.name,
                 "precision": c.precision,
                 "tp": c.tp,
+                "mig_profile": c.mig_profile,
                 "replicas": c.replicas,
                 "batching": asdict(c.batching),
                 "autoscaler": asdict(c.autoscaler),
