@@ -53,3 +53,12 @@ def test_bad_design(tmp_path):
     d.write_text("replicaz: 3\n")
     with pytest.raises(UserError, match="unknown design keys"):
         lab9.run(tmp_path / "o", design=d, quick=True)
+
+
+def test_design_on_mig_instances_is_evaluated(tmp_path):
+    d = tmp_path / "mig.yaml"
+    d.write_text("precision: fp8\nmig_profile: 3g.40gb\nreplicas: 4\nbatching: {kind: continuous}\n")
+    spec, label = lab9.load_design(d)
+    res = lab9.design_activity(spec, label, quick=True)
+    # four replicas on two GPUs: the design's GPU-hours are two GPUs' worth, the baselines' three
+    assert res["design"]["gpu_hours"] < min(v["gpu_hours"] for v in res["baselines"].values())

@@ -125,7 +125,7 @@ def failure(quick: bool) -> dict[str, Any]:
 
 
 # -- 3 --------------------------------------------------------------------------------------------
-DESIGN_KEYS = {"model", "gpu", "precision", "tp", "replicas", "batching", "autoscaler", "cold_start"}
+DESIGN_KEYS = {"model", "gpu", "precision", "tp", "replicas", "batching", "autoscaler", "cold_start", "mig_profile"}
 
 
 def load_design(path: Path | None) -> tuple[dict, str]:
@@ -173,6 +173,7 @@ def _build(spec: dict) -> ServingConfig:
             batching=Batching(**b),
             autoscaler=Autoscaler(**(spec.get("autoscaler") or {})),
             cold_start=ColdStart(**(spec.get("cold_start") or {})),
+            mig_profile=spec.get("mig_profile"),
         )
     except TypeError as e:
         raise UserError(f"bad design value: {e}", where="--design") from None
@@ -387,7 +388,7 @@ def render(s: dict[str, Any]) -> str:
             table_html(HEAD, rows3) + fig_html(fig3, "design"),
             c3,
             f"SLO: TTFT <= {SLO.ttft_s:g} s and time per output token <= {SLO.tpot_s * 1e3:.0f} ms (Vidur-Search's). "
-            "`--design FILE` (model, gpu, precision, tp, replicas, batching, autoscaler, cold_start) replaces the design row.",
+            "`--design FILE` (model, gpu, precision, tp, mig_profile, replicas, batching, autoscaler, cold_start) replaces the design row.",
         )
     )
     f.append(c3)
