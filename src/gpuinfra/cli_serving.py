@@ -166,6 +166,13 @@ def run(
     ] = None,
     batching: Annotated[str, typer.Option("--batching", help="single, dynamic, continuous or chunked.")] = "continuous",
     autoscaler: Annotated[str, typer.Option("--autoscaler", help="none, hpa, kpa or predictive.")] = "none",
+    scale_metric: Annotated[str, typer.Option("--scale-metric", help="HPA: rps, concurrency, queue or kv.")] = "rps",
+    scale_target: Annotated[
+        float,
+        typer.Option("--scale-target", help="Per replica: HPA/predictive metric target; KPA containerConcurrency."),
+    ] = 10.0,
+    min_replicas: Annotated[int | None, typer.Option("--min-replicas", help="Default 1 (KPA: 0).")] = None,
+    max_replicas: Annotated[int, typer.Option("--max-replicas")] = 16,
     n_saturated: Annotated[int, typer.Option("--requests", help="Requests of a --rate inf run.")] = 1000,
     mig_profile: Annotated[
         str | None, typer.Option("--mig-profile", help="Serve each replica on a MIG instance (e.g. 3g.40gb).")
@@ -185,7 +192,15 @@ def run(
     )
     if len(reqs) == 0:
         raise UserError("no requests arrived", where="--rate/--duration", fix="raise --rate or --duration")
-    a = Autoscaler(kind=autoscaler, max_replicas=max(replicas, 16), min_replicas=1 if autoscaler != "kpa" else 0)
+    lo = min_replicas if min_replicas is not None else (0 if autoscaler == "kpa" else 1)
+    a = Autoscaler(
+        kind=autoscaler,
+        metric=scale_metric,
+        target=scale_target,
+        container_concurrency=scale_target,
+        min_replicas=lo,
+        max_replicas=max(max_replicas, replicas),
+    )
     cfg = ServingConfig(model, gpu, precision, tp, replicas, Batching(kind=batching), a, mig_profile=mig_profile)
     res = simulate(cfg, reqs, seed)
     d = res.as_dict()
@@ -201,5 +216,5 @@ def run(
         f"{res.completed}/{res.requests} requests; throughput {res.throughput_tok_s:,.0f} output tok/s; "
         f"SLO attainment {res.slo_attainment:.1%}; goodput {res.goodput_rps:.2f} req/s; "
         f"{res.gpu_hours:.2f} GPU-h = ${res.cost_usd:.2f} (${res.usd_per_million_tokens:.2f} per M output tokens); "
-        f"preemptions {res.preemptions}; invariants ok: {res.invariants['ok']}"
+        f"preemptions {res.preemptions}; replicas at most {res.max_replicas}; invariants ok: {res.invariants['ok']}"
     )
