@@ -30,11 +30,14 @@ def test_every_activity_and_computed_claims(quick):
     assert de["strongest"] in de["baselines"] and de["label"] == str(SHIPPED)
     assert f"{de['design']['slo_attainment']:.1%}" in html
     sc = s["cold"]["scaling"]
-    k_short, k_long, k_conc = lab9.SCALING_RUNS
+    k_short, k_long, k_conc, k_kv_rps, k_kv = lab9.SCALING_RUNS
     # the same request rate and autoscaler: long prompts get no more replicas, and fare worse
     assert sc[k_long]["max_replicas"] <= sc[k_short]["max_replicas"]
     assert sc[k_long]["slo_attainment"] < sc[k_short]["slo_attainment"]
     assert sc[k_conc]["max_replicas"] > sc[k_long]["max_replicas"]
+    # memory-bound replicas: the request rate looks low while the KV cache is full
+    assert sc[k_kv]["max_replicas"] > sc[k_kv_rps]["max_replicas"]
+    assert sc[k_kv]["preemptions"] < sc[k_kv_rps]["preemptions"]
 
 
 def test_no_impossible_numbers(quick):
