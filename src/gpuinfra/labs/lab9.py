@@ -12,7 +12,8 @@ Activities (seed 9.7), each a step below, every number from runs made now:
    policies as baselines on the same arrivals; headline against the strongest baseline.
 4. Compare cold-start and warm-start strategies: the cold-start pipeline per storage tier, then
    scale-to-zero (cold and warm start), keep-one-warm and fixed peak capacity under bursts;
-   and where scaling on request rate alone fails (long prompts) against scaling on concurrency.
+   and where scaling on request rate alone fails: long prompts (against scaling on concurrency)
+   and memory-bound replicas (against scaling on KV-cache use).
 5. Present: the report.
 """
 
