@@ -128,6 +128,11 @@ def step(
         if k.endswith("_ms") and k != "total_ms":
             t.add_row(k[:-3], f"{v:.3f}", b.bound.get(k[:-3], ""))
     out.print(t)
+    if not mem.fits:
+        out.print(
+            f"[bold yellow]does not fit:[/] weights {mem.weights_gib:.1f} GiB per GPU leave no KV cache on "
+            f"{escape(res['gpu'])}; short by {mem.short_by_gib:.1f} GiB per GPU (raise --tp or use --precision fp8)"
+        )
     out.print(
         f"KV {res['kv_bytes_per_token'] / 1024:.0f} KiB/token; KV cache {mem.kv_cache_gib:.1f} GiB/GPU = "
         f"{mem.kv_tokens:,} tokens; decode knee at batch {res['decode_knee_batch']}"
