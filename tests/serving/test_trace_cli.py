@@ -101,3 +101,8 @@ def test_bad_input_exits_2_with_one_message(args, msg):
     )
     assert r.returncode == 2
     assert msg in r.stderr and "Traceback" not in r.stderr
+
+
+def test_step_says_when_the_model_does_not_fit():
+    res = runner.invoke(app, ["serving", "step", "--model", "llama-3.1-405b", "--gpu", "H100-SXM", "--tp", "8"])
+    assert res.exit_code == 0 and "does not fit" in res.output and "short by" in res.output
