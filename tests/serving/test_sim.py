@@ -251,3 +251,13 @@ def test_replicas_on_mig_instances_pack_and_pay_their_share():
     assert r.invariants["peak_device_used_milli"] == 1000
     with pytest.raises(UserError, match="short by"):
         simulate(ServingConfig(MODEL, GPU, "bf16", mig_profile="1g.10gb"), reqs([0.0], 100, 10))
+
+
+@pytest.mark.parametrize("mode", ["recompute", "swap"])
+def test_preemption_modes_keep_every_request_once(mode):
+    b = Batching(kind="continuous", gpu_memory_utilization=0.3, preemption=mode)
+    c = ServingConfig("llama-2-7b", "A100-80GB", batching=b, price_usd_per_gpu_hour=2.0)
+    r = simulate(c, reqs(np.linspace(0, 1, 80), 1000, 1500))
+    assert r.preemptions > 0 and (r.swaps > 0) == (mode == "swap")
+    assert r.serving_invariants["served_exactly_once"] and r.serving_invariants["kv_never_overcommitted"]
+    assert r.invariants["ok"]

@@ -439,5 +439,15 @@ __all__ = [
 ]
 
 
+HOST_LINK_BYTES_PER_S = {3: 12e9, 4: 25e9, 5: 50e9}
+"""Effective host-to-device copy bandwidth by PCIe generation (x16): ~80 % of the raw 16, 32, 64
+GB/s per direction [assumption]; used for KV swap and weights loaded from host memory."""
+
+
+def host_link_bytes_per_s(g: GpuModel) -> float:
+    """Host<->device bandwidth of ``g`` (bytes/s) from its PCIe generation (Gen4 where unknown)."""
+    return HOST_LINK_BYTES_PER_S.get(g.pcie_gen or 4, 25e9)
+
+
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)

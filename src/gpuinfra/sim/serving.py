@@ -51,7 +51,13 @@ import numpy as np
 
 from gpuinfra.catalog.prices import gpu_hour_price
 from gpuinfra.errors import UserError
-from gpuinfra.models.serving import ServingSetup, StepModel, memory_breakdown, require_fits
+from gpuinfra.models.serving import (
+    ServingSetup,
+    StepModel,
+    host_link_bytes_per_s,
+    memory_breakdown,
+    require_fits,
+)
 from gpuinfra.sim.cluster import Allocation, ClusterState, NodePool
 from gpuinfra.sim.invariants import InvariantError, check_invariants, require
 from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, PRIO_SAMPLE, Event, Kernel, Rngs
@@ -85,6 +91,9 @@ class Batching:
     preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_delay_s: float = 0.0
     """Triton's ``max_queue_delay_microseconds`` in seconds (default 0: no waiting)."""
+    preemption: str = "recompute"
+    """vLLM's preemption mode: ``recompute`` (free the blocks, prefill again) or ``swap`` (copy the
+    blocks to host memory over PCIe and back; swapped sequences resume before new ones start)."""
 
     def check(self) -> None:
         if self.kind not in POLICIES:
@@ -92,6 +101,10 @@ class Batching:
         for k in ("max_num_seqs", "max_num_batched_tokens", "chunk_size", "block_size", "max_batch_size"):
             if getattr(self, k) < 1:
                 raise UserError(f"{k} must be at least 1", where=k)
+        if self.preemption not in ("recompute", "swap"):
+            raise UserError(
+                f"unknown preemption mode '{self.preemption}'", where="preemption", expected="recompute or swap"
+            )
         if not 0 <= self.watermark < 1 or self.max_queue_delay_s < 0:
             raise UserError("watermark must be in [0, 1) and max_queue_delay_s >= 0", where="batching")
 
@@ -342,7 +355,7 @@ class Replica:
     __slots__ = (
         "id", "alloc", "status", "started_at", "ready_at", "waiting", "prefilling", "ndec", "fin", "D", "A",
         "res", "blocks_used", "blocks_total", "busy", "gen", "seg", "out", "busy_s", "peak_blocks",
-        "batch", "timer_gen", "ended_at",
+        "batch", "timer_gen", "ended_at", "swapped", "penalty",
     )  # fmt: skip
 
     def __init__(self, rid: int, blocks_total: int, bs: int) -> None:
@@ -369,6 +382,8 @@ class Replica:
         self.batch: list[int] = []
         self.timer_gen = 0
         self.ended_at = math.nan
+        self.swapped: deque[int] = deque()  # swap mode: preempted sequences whose KV is in host memory
+        self.penalty = 0.0  # swap transfers (s) to add to the next step
 
 
 @dataclass
@@ -402,6 +417,8 @@ class ServingResult:
     events: int
     subsystems: dict = field(default_factory=dict)
     per_request: dict | None = None
+    swaps: int = 0
+    """Preemptions by swap (a subset of ``preemptions``)."""
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -489,6 +506,10 @@ class ServingRun:
         self.arrivals_log: deque[float] = deque()
         self.inflight = 0
         self._coef: dict[int, tuple[float, float]] = {}
+        self.swap_ctx: dict[int, int] = {}
+        self.swaps = 0
+        self.host_bw = host_link_bytes_per_s(self.setup.gpu)
+        self.kv_tok_gpu = self.sm.kv_tok_layer * self.sm.L  # KV bytes per token on one rank
         self.kernel = Kernel({})
         handlers = {
             "sv_arrival": self._on_arrival,
@@ -635,7 +656,8 @@ class ServingRun:
 
     def lose(self, r: Replica, t: float) -> list[Event]:
         """Replica r is gone (failure, eviction, end): its requests start over from scratch elsewhere."""
-        lost = list(r.waiting) + list(r.prefilling) + [i for _, i in r.fin] + list(r.batch)
+        lost = list(r.waiting) + list(r.prefilling) + [i for _, i in r.fin] + list(r.batch) + list(r.swapped)
+        r.swapped.clear()
         if r.seg is not None and r.seg[0] == "decode":
             for i in r.seg[9]:  # their last token came with a prefill that ended at seg[8]
                 if r.seg[8] <= t:
@@ -782,29 +804,57 @@ class ServingRun:
         return c
 
     def _preempt(self, r: Replica, t: float) -> None:
-        """Free the most recently admitted decoding sequence; it is prefilled again later (recompute)."""
+        """Free the most recently admitted decoding sequence: recompute (prefilled again later) or
+        swap (its KV copied to host memory now, back when blocks allow: PCIe time added to steps)."""
         victim = max((i for _, i in r.fin), key=lambda i: (self.d0[i], i))
         r.fin = [(d, i) for d, i in r.fin if i != victim]
         heapq.heapify(r.fin)
+        ctx = self.ctx0[victim] + r.D - self.d0[victim]
         r.blocks_used -= self._leave_decode(r, victim)
+        self.preemptions += 1
+        if self.cfg.batching.preemption == "swap":
+            self.swap_ctx[victim] = ctx
+            r.swapped.append(victim)
+            r.penalty += ctx * self.kv_tok_gpu / self.host_bw
+            self.swaps += 1
+            return
         self.ptarget[victim] = self.P[victim] + self.genk[victim]
         self.pdone[victim] = 0
         r.waiting.appendleft(victim)
-        self.preemptions += 1
 
-    def _schedule(self, r: Replica, t: float) -> list[Event]:
-        """Pick the next step of an idle replica and schedule its end."""
+    def _swap_in(self, r: Replica) -> bool:
+        """Bring swapped sequences back while blocks allow; True if any is still swapped out."""
+        b = self.cfg.batching
+        while r.swapped:
+            i = r.swapped[0]
+            ctx = self.swap_ctx[i]
+            need = -(-ctx // self.bs)
+            if r.blocks_total - r.blocks_used - need < self.wm_blocks or r.ndec + len(r.prefilling) >= b.max_num_seqs:
+                return True
+            r.swapped.popleft()
+            self._alloc_blocks(r, need)
+            self.ptarget[i] = ctx
+            self._join_decode(r, i)
+            r.penalty += ctx * self.kv_tok_gpu / self.host_bw
+        return False
+
+    def _schedule(self, r: Replica, t: float, admit: bool = True) -> list[Event]:
+        """Pick the next step of an idle replica and schedule its end. ``admit`` False right after
+        a preemption: nothing new starts in the pass that had to free blocks (as vLLM's scheduler
+        skips swap-ins and prefills in a step that preempted), so the running batch advances."""
         if r.status not in (READY, DRAINING):
             return []
         kind = self.cfg.batching.kind
         if kind in ("single", "dynamic"):
             return self._schedule_static(r, t)
         b = self.cfg.batching
+        if admit and r.swapped and self._swap_in(r):
+            admit = False  # swapped sequences go first: no new prompt while one waits in host memory
         # admit new sequences
         admitted: list[int] = []
         if kind == "continuous":
             tokens = 0
-            while r.waiting:
+            while admit and r.waiting:
                 i = r.waiting[0]
                 q = self.ptarget[i]
                 if tokens + q > self.budget or not self._can_admit(r, i) or len(admitted) + r.ndec >= b.max_num_seqs:
@@ -818,18 +868,19 @@ class ServingRun:
                 # prefill's results are applied now and valid from its end tp
                 pq = float(tokens)
                 patt = sum(self.ptarget[i] * (self.ptarget[i] + 1) / 2.0 for i in admitted)
-                tp = t + self.sm.time(tokens, len(admitted), pq, patt, pq, 0, 0.0)
+                tp = t + r.penalty + self.sm.time(tokens, len(admitted), pq, patt, pq, 0, 0.0)
+                r.penalty = 0.0
                 self.steps += 1
                 self.batch_sizes += len(admitted)
                 done_now = []
                 for i in admitted:
                     if self._prefill_done(r, i, tp, defer=True):
                         done_now.append(i)
-                return self._decode_run(r, t, tp, done_now)
+                return self._decode_run(r, t, tp, done_now, admit)
         else:  # chunked: decodes + prefill chunks within chunk_size tokens
             budget = b.chunk_size - r.ndec
             left = sum(self.ptarget[i] - self.pdone[i] for i in r.prefilling)
-            while r.waiting and left < budget and self._can_admit(r, r.waiting[0]):
+            while admit and r.waiting and left < budget and self._can_admit(r, r.waiting[0]):
                 i = r.waiting.popleft()
                 self._alloc_blocks(r, -(-self.ptarget[i] // self.bs))
                 r.prefilling.append(i)
@@ -837,7 +888,7 @@ class ServingRun:
             if r.prefilling and budget > 0:
                 if r.ndec and self._decode_kmax(r, 1) < 1:
                     self._preempt(r, t)
-                    return self._schedule(r, t)
+                    return self._schedule(r, t, admit=False)
                 chunks = []
                 pq = patt = pkv = 0.0
                 for i in r.prefilling:
@@ -853,7 +904,8 @@ class ServingRun:
                 n = r.ndec
                 S = r.A + n * r.D
                 fin_now = sum(1 for i, q in chunks if self.pdone[i] + q >= self.ptarget[i])
-                dt = self.sm.time(int(pq) + n, n + fin_now, pq, patt, pkv, n, float(S + n))
+                dt = r.penalty + self.sm.time(int(pq) + n, n + fin_now, pq, patt, pkv, n, float(S + n))
+                r.penalty = 0.0
                 return self._begin(r, t, ("mixed", t, chunks), dt)
         # decode run
         if r.ndec == 0:
@@ -863,14 +915,15 @@ class ServingRun:
             return []
         if self._decode_kmax(r, 1) < 1:
             self._preempt(r, t)
-            return self._schedule(r, t)
-        return self._decode_run(r, t, t, [])
+            return self._schedule(r, t, admit=False)
+        pen, r.penalty = r.penalty, 0.0
+        return self._decode_run(r, t, t + pen, [], admit)
 
-    def _decode_run(self, r: Replica, t0: float, tp: float, done_now: list[int]) -> list[Event]:
+    def _decode_run(self, r: Replica, t0: float, tp: float, done_now: list[int], admit: bool = True) -> list[Event]:
         """Decode steps from ``tp`` until the next sequence finishes or the KV blocks run out; none
         when a waiting request could be admitted at ``tp`` (the token budget held it back)."""
         n = r.ndec
-        if n == 0 or (r.waiting and self._can_admit(r, r.waiting[0])):
+        if n == 0 or (admit and r.waiting and self._can_admit(r, r.waiting[0])):
             return self._begin(r, t0, ("decode", t0, 0, 0, 0.0, 0.0, 0.0, tp, tp, done_now), tp - t0)
         k = self._decode_kmax(r, r.fin[0][0] - r.D)
         S0 = float(r.A + n * r.D)
@@ -1111,6 +1164,7 @@ class ServingRun:
             events=self.kernel.events_processed,
             subsystems={s.name: s.summary() for s in self.subsystems},
             per_request=per,
+            swaps=self.swaps,
         )
 
 
