@@ -170,6 +170,7 @@ def run(
         Path | None, typer.Option("--trace", help="CSV of arrival_s, prompt_tokens, output_tokens.")
     ] = None,
     batching: Annotated[str, typer.Option("--batching", help="single, dynamic, continuous or chunked.")] = "continuous",
+    preemption: Annotated[str, typer.Option("--preemption", help="KV preemption: recompute or swap.")] = "recompute",
     autoscaler: Annotated[str, typer.Option("--autoscaler", help="none, hpa, kpa or predictive.")] = "none",
     scale_metric: Annotated[str, typer.Option("--scale-metric", help="HPA: rps, concurrency, queue or kv.")] = "rps",
     scale_target: Annotated[
@@ -206,7 +207,9 @@ def run(
         min_replicas=lo,
         max_replicas=max(max_replicas, replicas),
     )
-    cfg = ServingConfig(model, gpu, precision, tp, replicas, Batching(kind=batching), a, mig_profile=mig_profile)
+    cfg = ServingConfig(
+        model, gpu, precision, tp, replicas, Batching(kind=batching, preemption=preemption), a, mig_profile=mig_profile
+    )
     res = simulate(cfg, reqs, seed)
     d = res.as_dict()
     if as_json:

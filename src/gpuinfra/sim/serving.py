@@ -21,7 +21,8 @@ Batching policies (``Batching.kind``), as the runtimes implement them:
   watermark allow; a prefill step runs only prompts (decodes wait); blocks are allocated as
   sequences grow, ``block_size`` tokens each; when a decode step finds no free block the most
   recently admitted sequence is preempted by recompute (its blocks freed, its prompt and the
-  tokens generated so far prefilled again later) (vLLM's and Vidur's ``vllm`` scheduler).
+  tokens generated so far prefilled again later) or by swap (its KV copied to host memory over
+  PCIe, back when blocks allow) (vLLM's and Vidur's ``vllm`` scheduler).
 - ``chunked``: Sarathi-Serve: every step carries all decodes plus prefill chunks up to
   ``chunk_size`` tokens in all (stall-free), so decodes never pause behind a long prompt.
 
