@@ -106,3 +106,22 @@ def test_bad_input_exits_2_with_one_message(args, msg):
 def test_step_says_when_the_model_does_not_fit():
     res = runner.invoke(app, ["serving", "step", "--model", "llama-3.1-405b", "--gpu", "H100-SXM", "--tp", "8"])
     assert res.exit_code == 0 and "does not fit" in res.output and "short by" in res.output
+
+
+def test_trace_comment_lines_keep_line_numbers():
+    text = "# source: synthetic\narrival_s,prompt_tokens,output_tokens\n0,10,5\n1,10,\n"
+    with pytest.raises(UserError, match=r"t.csv:4"):
+        parse_request_trace(text, "t.csv")
+
+
+def test_the_serving_example_runs():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "serving_with_training.py"
+    spec = importlib.util.spec_from_file_location("serving_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.main()
+    assert out["invariants_ok"] and out["completed"] == out["requests"]
+    assert out["retried"] > 0 and out["replicas_started"] > 3  # the evicted replica came back

@@ -5,7 +5,8 @@ arrival time in seconds (``arrival_s`` | ``arrived_at`` | ``timestamp``), prompt
 (``prompt_tokens`` | ``num_prefill_tokens`` | ``input_tokens`` | ``ContextTokens``), output length in
 tokens (``output_tokens`` | ``num_decode_tokens`` | ``GeneratedTokens``). Rows are sorted by arrival;
 times are shifted so the first arrival is at 0. A row without a length, or with a non-numeric or
-negative value, is refused with its line number (never guessed or dropped).
+negative value, is refused with its line number (never guessed or dropped). Leading lines that
+start with ``#`` are comments (a source note).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _col(header: list[str], names: tuple[str, ...], where: str) -> str:
             return n
     raise UserError(
         f"no column for {names[0]}",
-        where=f"{where}:1",
+        where=where,
         expected="a header with one of " + ", ".join(names),
         fix="add the column (request lengths are required, not guessed)",
     )
@@ -40,14 +41,19 @@ def parse_request_trace(text: str, where: str = "trace"):
     """Parse CSV text into :class:`gpuinfra.sim.serving.Requests`."""
     from gpuinfra.sim.serving import Requests
 
-    rd = csv.DictReader(io.StringIO(text))
+    lines = text.splitlines(keepends=True)
+    skip = 0
+    while skip < len(lines) and lines[skip].lstrip().startswith("#"):
+        skip += 1  # leading comment lines (a source note), counted in line numbers
+    rd = csv.DictReader(io.StringIO("".join(lines[skip:])))
     header = [h.strip() for h in (rd.fieldnames or [])]
     if not header:
         raise UserError("empty trace", where=where, expected="a CSV header and one row per request")
     rd.fieldnames = header
-    ca, cp, co = _col(header, ARRIVAL, where), _col(header, PROMPT, where), _col(header, OUTPUT, where)
+    hdr = f"{where}:{skip + 1}"
+    ca, cp, co = _col(header, ARRIVAL, hdr), _col(header, PROMPT, hdr), _col(header, OUTPUT, hdr)
     arr, pr, out = [], [], []
-    for line, row in enumerate(rd, start=2):
+    for line, row in enumerate(rd, start=skip + 2):
         vals = []
         for c, kind in ((ca, float), (cp, int), (co, int)):
             raw = (row.get(c) or "").strip()
