@@ -194,10 +194,10 @@ def profile_from_hf(cfg: dict, name: str, where: str = "config.json") -> LlmProf
 
 def load_hf_config(path: Path) -> LlmProfile:
     """Read a Hugging Face-style ``config.json`` file into a profile."""
+    from gpuinfra.textfile import read_text_file
+
     try:
-        cfg = json.loads(Path(path).read_text())
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}", where=str(path)) from None
+        cfg = json.loads(read_text_file(path))
     except json.JSONDecodeError as e:
         raise UserError(f"not valid JSON: {e.msg}", where=f"{path}:{e.lineno}", expected="a config.json") from None
     if not isinstance(cfg, dict):

@@ -84,8 +84,7 @@ def parse_request_trace(text: str, where: str = "trace"):
 
 
 def read_request_trace(path: Path):
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise UserError(f"cannot read trace: {e.strerror}", where=str(path)) from None
-    return parse_request_trace(text, str(path))
+    """Read a request trace file (any size a log may have; UTF-8/16/32 by :mod:`gpuinfra.textfile`)."""
+    from gpuinfra.textfile import read_text
+
+    return parse_request_trace(read_text(path), str(path))
