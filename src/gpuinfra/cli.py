@@ -717,6 +717,9 @@ app.command()(collective)
 app.command()(scale)
 app.command()(reliability)
 app.command()(incident)
+from gpuinfra.cli_serving import serving_app  # noqa: E402
+
+app.add_typer(serving_app, name="serving")
 
 
 def main() -> None:

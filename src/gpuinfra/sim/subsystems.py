@@ -10,3 +10,4 @@ their first events scheduled, so it is part of a run's determinism: append, neve
 from gpuinfra.sim import faults as _faults  # noqa: F401  faults: strikes, detection, crashes, repairs
 from gpuinfra.sim import incidents as _incidents  # noqa: F401  incidents + telemetry sampling (sim/telemetry.py)
 from gpuinfra.sim import mig_manager as _mig_manager  # noqa: F401  MIG repartitioning of idle GPUs
+from gpuinfra.sim import serving as _serving  # noqa: F401  serving replicas as pods (options['serving'])
