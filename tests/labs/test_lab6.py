@@ -134,14 +134,11 @@ def test_best_baseline_ranks_by_p99_then_p90():
 
 
 def _figures(html: str) -> list[tuple[str, list, dict]]:
-    """(div id, traces, layout) of every plotly figure in a report."""
-    dec = json.JSONDecoder()
-    out = []
-    for m in re.finditer(r'Plotly\.newPlot\(\s*"([^"]+)",\s*', html):
-        data, end = dec.raw_decode(html, m.end())
-        layout, _ = dec.raw_decode(html, html.index("{", end))
-        out.append((m.group(1), data, layout))
-    return out
+    """(div id, traces, layout) of every plotly figure in a report (the reports embed each figure
+    as escaped JSON in a <script type="application/json"> block)."""
+    from tests.labs.report_checks import figures
+
+    return [(div, f["data"], f["layout"]) for div, f in figures(html)]
 
 
 def _numeric(values) -> bool:
