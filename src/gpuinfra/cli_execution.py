@@ -1,0 +1,122 @@
+"""Command groups for execution, checkpoints and data I/O: ``gpuinfra checkpoint`` and ``gpuinfra io``.
+
+Each command parses, calls the library (models/checkpoint.py, models/storage.py,
+models/pipeline.py) and prints.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+checkpoint_app = typer.Typer(help="Checkpoint size, cost and interval for a training job.", no_args_is_help=True)
+io_app = typer.Typer(help="Storage tiers and input pipelines: where the GPU waits for data.", no_args_is_help=True)
+out = Console()
+
+
+def _min(s: float) -> str:
+    return f"{s / 60:,.1f} min" if s >= 60 else f"{s:,.2f} s"
+
+
+@checkpoint_app.command("plan")
+def checkpoint_plan(
+    gpus: Annotated[int, typer.Option(help="GPUs of the job.")] = 16384,
+    params: Annotated[float, typer.Option(help="Model parameters (e.g. 405e9).")] = 405e9,
+    storage: Annotated[str, typer.Option(help="Storage tier (see `gpuinfra io tiers`).")] = "nfs-flash",
+    mode: Annotated[str, typer.Option(help="sync or async saving.")] = "async",
+    interval: Annotated[float | None, typer.Option(help="Evaluate this interval too (minutes).")] = None,
+    precision: Annotated[str, typer.Option(help="Training precision (state layout).")] = "bf16-mixed",
+    optimizer: Annotated[str, typer.Option(help="Optimizer (state layout).")] = "adam",
+    gpus_per_node: Annotated[int, typer.Option(help="GPUs per node.")] = 8,
+    gpu: Annotated[str, typer.Option(help="GPU model (PCIe generation for the device-to-host copy).")] = "H100-SXM",
+    node_shape: Annotated[str, typer.Option(help="Node shape giving host memory.")] = "aws:p5.48xlarge",
+    rate: Annotated[
+        float | None, typer.Option(help="Failures per 1,000 node-days (default: Llama 3's 3.8).")
+    ] = None,
+    requeue: Annotated[float, typer.Option(help="Minutes in the queue before each restart.")] = 0.0,
+    writers_per_node: Annotated[int, typer.Option(help="Concurrent writers per node.")] = 1,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    html: Annotated[Path | None, typer.Option(help="Write the trade-off curve as an HTML figure.")] = None,
+) -> None:
+    """Recommend a checkpoint interval and show the ETTR trade-off against the interval."""
+    from gpuinfra.models.checkpoint import CheckpointJob, plan
+
+    kw = {} if rate is None else {"rate_per_1000_node_days": rate}
+    job = CheckpointJob(
+        params=params,
+        gpus=gpus,
+        gpus_per_node=gpus_per_node,
+        gpu=gpu,
+        precision=precision,
+        optimizer=optimizer,
+        storage=storage,
+        mode=mode,
+        interval_s=interval * 60 if interval is not None else None,
+        writers_per_node=writers_per_node,
+        node_shape=node_shape,
+        requeue_s=requeue * 60,
+        **kw,
+    )
+    p = plan(job)
+    if html is not None:
+        from gpuinfra.report.checkpoint_fig import write_plan_html
+
+        write_plan_html(p, html)
+    if json_out:
+        out.print_json(json.dumps(p.as_dict(), default=float))
+        return
+    c, r = p.cost, p.recommended
+    out.print(
+        f"[bold]{escape(f'{params:g}')} parameters on {gpus:,} GPUs ({job.nodes:,} nodes), {escape(storage)}, {mode}[/]"
+    )
+    out.print(
+        f"checkpoint {c.size_bytes / 1e12:,.2f} TB ({c.bytes_per_param:g} B/param), {c.node_shard_bytes / 1e9:,.1f} GB "
+        f"per node; device->host {_min(c.d2h_s)}, persist {_min(c.persist_s)} (bound by {c.persist_bound_by}), "
+        f"GPUs blocked {_min(c.blocking_s)} per checkpoint; restart {_min(c.restart_s)}"
+    )
+    out.print(
+        f"MTBF {p.mtbf_s / 3600:,.2f} h; Young {_min(p.young_s)}, Daly {_min(p.daly_s)}; "
+        f"[bold]recommended every {_min(r.interval_s)}: ETTR {r.ettr:.3f}[/]"
+    )
+    t = Table("interval", "ETTR", "stalls", "lost work", "detection", "requeue", "restart")
+    rows = [e for e in p.curve[::6]] + ([p.fixed] if p.fixed else []) + [r]
+    for e in sorted(rows, key=lambda e: e.interval_s):
+        mark = " *" if e is r else (" (given)" if e is p.fixed else "")
+        t.add_row(
+            _min(e.interval_s) + mark,
+            f"{e.ettr:.3f}",
+            f"{e.stalls:.1%}",
+            f"{e.lost_work:.1%}",
+            f"{e.detection:.1%}",
+            f"{e.requeue:.1%}",
+            f"{e.restart:.1%}",
+        )
+    out.print(t)
+    if html is not None:
+        out.print(f"wrote {escape(str(html))}")
+
+
+@io_app.command("tiers")
+def io_tiers() -> None:
+    """The packaged storage tiers with their sources."""
+    from gpuinfra.models.storage import tiers
+
+    t = Table("tier", "scope", "first byte", "stream read", "node read", "aggregate read", "max streams", "source")
+    for x in tiers().values():
+        t.add_row(
+            x.name,
+            x.scope,
+            f"{x.first_byte_s * 1e3:g} ms",
+            f"{x.per_stream_read / 1e9:g} GB/s",
+            f"{x.node_read / 1e9:g} GB/s",
+            "-" if x.aggregate_read == float("inf") else f"{x.aggregate_read / 1e9:g} GB/s",
+            f"{x.max_streams:,}",
+            escape(x.source[:80]),
+        )
+    out.print(t)

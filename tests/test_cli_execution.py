@@ -1,0 +1,42 @@
+"""`gpuinfra checkpoint` and `gpuinfra io`: real invocations, in-process and (for exit codes) as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from gpuinfra.cli import app
+
+runner = CliRunner()
+
+
+def gi(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "gpuinfra.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_checkpoint_plan_table_json_and_html(tmp_path):
+    r = runner.invoke(app, ["checkpoint", "plan", "--gpus", "16384", "--params", "405e9", "--storage", "nfs-flash",
+                            "--mode", "sync", "--interval", "60", "--html", str(tmp_path / "p.html")])
+    assert r.exit_code == 0, r.output
+    assert "recommended every" in r.output and "Young" in r.output
+    html = (tmp_path / "p.html").read_text()
+    assert "checkpoint interval (minutes)" in html and "fraction of wall time" in html
+    r = runner.invoke(app, ["checkpoint", "plan", "--gpus", "1024", "--params", "70e9", "--json"])
+    d = json.loads(r.output)
+    assert d["job"]["nodes"] == 128 and 0 < d["recommended"]["ettr"] < 1
+
+
+def test_io_tiers_lists_the_packaged_tiers():
+    r = runner.invoke(app, ["io", "tiers"])
+    assert r.exit_code == 0 and "local-nvme" in r.output and "s3" in r.output
+
+
+def test_checkpoint_larger_than_host_memory_exits_2_with_the_numbers():
+    r = gi("checkpoint", "plan", "--gpus", "8", "--params", "405e9")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "5.67 TB" in r.stderr and "2.20 TB" in r.stderr
