@@ -16,12 +16,31 @@ runner = CliRunner()
 
 def gi(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "gpuinfra.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "gpuinfra.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_checkpoint_plan_table_json_and_html(tmp_path):
-    r = runner.invoke(app, ["checkpoint", "plan", "--gpus", "16384", "--params", "405e9", "--storage", "nfs-flash",
-                            "--mode", "sync", "--interval", "60", "--html", str(tmp_path / "p.html")])
+    r = runner.invoke(
+        app,
+        [
+            "checkpoint",
+            "plan",
+            "--gpus",
+            "16384",
+            "--params",
+            "405e9",
+            "--storage",
+            "nfs-flash",
+            "--mode",
+            "sync",
+            "--interval",
+            "60",
+            "--html",
+            str(tmp_path / "p.html"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "recommended every" in r.output and "Young" in r.output
     html = (tmp_path / "p.html").read_text()

@@ -36,9 +36,7 @@ def checkpoint_plan(
     gpus_per_node: Annotated[int, typer.Option(help="GPUs per node.")] = 8,
     gpu: Annotated[str, typer.Option(help="GPU model (PCIe generation for the device-to-host copy).")] = "H100-SXM",
     node_shape: Annotated[str, typer.Option(help="Node shape giving host memory.")] = "aws:p5.48xlarge",
-    rate: Annotated[
-        float | None, typer.Option(help="Failures per 1,000 node-days (default: Llama 3's 3.8).")
-    ] = None,
+    rate: Annotated[float | None, typer.Option(help="Failures per 1,000 node-days (default: Llama 3's 3.8).")] = None,
     requeue: Annotated[float, typer.Option(help="Minutes in the queue before each restart.")] = 0.0,
     writers_per_node: Annotated[int, typer.Option(help="Concurrent writers per node.")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
@@ -107,7 +105,10 @@ def io_tiers() -> None:
     """The packaged storage tiers with their sources."""
     from gpuinfra.models.storage import tiers
 
-    t = Table("tier", "scope", "first byte", "stream read", "node read", "aggregate read", "max streams", "source")
+    t = Table()
+    t.add_column("tier", no_wrap=True)
+    for h in ("scope", "first byte", "stream read", "node read", "aggregate read", "max streams", "source"):
+        t.add_column(h)
     for x in tiers().values():
         t.add_row(
             x.name,

@@ -101,7 +101,9 @@ def tier(name: str, *, where: str = "--storage") -> Tier:
 def check_streams(t: Tier, nodes: int, streams_per_node: int, *, where: str = "streams") -> None:
     """UserError when ``nodes x streams_per_node`` concurrent streams exceed what the tier holds."""
     if streams_per_node < 1 or nodes < 1:
-        raise UserError(f"need at least one node and one stream per node, got {nodes} x {streams_per_node}", where=where)
+        raise UserError(
+            f"need at least one node and one stream per node, got {nodes} x {streams_per_node}", where=where
+        )
     total = nodes * streams_per_node
     limit = t.max_streams * (nodes if t.scope == "node" else 1)
     if total > limit:

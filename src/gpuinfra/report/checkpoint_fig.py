@@ -6,8 +6,13 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-LOSSES = (("stalls", "checkpoint stalls"), ("lost_work", "lost work"), ("detection", "detection"),
-          ("requeue", "requeue"), ("restart", "restart"))
+LOSSES = (
+    ("stalls", "checkpoint stalls"),
+    ("lost_work", "lost work"),
+    ("detection", "detection"),
+    ("requeue", "requeue"),
+    ("restart", "restart"),
+)
 
 
 def plan_figure(p, title: str | None = None) -> go.Figure:
@@ -18,8 +23,11 @@ def plan_figure(p, title: str | None = None) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=[getattr(e, key) for e in p.curve], name=label, stackgroup="lost", mode="none"))
     fig.add_trace(go.Scatter(x=x, y=[e.ettr for e in p.curve], name="ETTR", mode="lines", line=dict(width=3)))
     r = p.recommended
-    fig.add_trace(go.Scatter(x=[r.interval_s / 60], y=[r.ettr], name="recommended", mode="markers",
-                             marker=dict(size=12, symbol="star")))
+    fig.add_trace(
+        go.Scatter(
+            x=[r.interval_s / 60], y=[r.ettr], name="recommended", mode="markers", marker=dict(size=12, symbol="star")
+        )
+    )
     fig.update_layout(
         title=title or f"Checkpoint interval trade-off ({p.job['storage']}, {p.job['mode']}, {p.job['gpus']:,} GPUs)",
         xaxis_title="checkpoint interval (minutes)",
