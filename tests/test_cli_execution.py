@@ -59,3 +59,19 @@ def test_checkpoint_larger_than_host_memory_exits_2_with_the_numbers():
     r = gi("checkpoint", "plan", "--gpus", "8", "--params", "405e9")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "5.67 TB" in r.stderr and "2.20 TB" in r.stderr
+
+
+def test_io_profile_with_a_design_file_and_errors(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("pipeline: {storage: s3}\nredesigns:\n  shards: {format: shards}\n")
+    r = runner.invoke(app, ["io", "profile", str(f), "--json"])
+    d = json.loads(r.output)
+    assert (
+        d["baseline"]["bound_by"] == "read (storage)"
+        and d["shards"]["achieved_per_gpu"] > d["baseline"]["achieved_per_gpu"]
+    )
+    f.write_text("pipeline:\n  storage: s3\n  wokers_per_gpu: 3\n")
+    r = gi("io", "profile", str(f))
+    assert r.returncode == 2 and "p.yaml:3" in r.stderr and "unknown field" in r.stderr
+    r = gi("io", "profile", "--workers", "0")
+    assert r.returncode == 2 and "0 CPU workers" in r.stderr

@@ -121,3 +121,74 @@ def io_tiers() -> None:
             escape(x.source[:80]),
         )
     out.print(t)
+
+
+@io_app.command("profile")
+def io_profile(
+    pipeline: Annotated[
+        Path | None, typer.Argument(help="Pipeline YAML (`pipeline:` and optional `redesigns:`).")
+    ] = None,
+    storage: Annotated[str | None, typer.Option(help="Dataset storage tier.")] = None,
+    nodes: Annotated[int | None, typer.Option(help="Nodes reading the dataset.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="files (one object per sample) or shards.")] = None,
+    workers: Annotated[int | None, typer.Option(help="CPU workers per GPU.")] = None,
+    readers: Annotated[int | None, typer.Option(help="Read streams per GPU.")] = None,
+    prefetch: Annotated[int | None, typer.Option(help="Requests in flight per reader (0: no prefetch).")] = None,
+    decode_on: Annotated[str | None, typer.Option(help="cpu or gpu.")] = None,
+    cache: Annotated[str | None, typer.Option(help="none, minio, lru or partitioned.")] = None,
+    cache_gb: Annotated[float | None, typer.Option(help="Cache per node, GB.")] = None,
+    epoch: Annotated[int | None, typer.Option(help="1 = cold first epoch.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the LRU cache's access order.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show where an input pipeline stalls: stage rates, the bound, GPU idle time and its cost."""
+    from gpuinfra.catalog.prices import gpu_hour_price
+    from gpuinfra.io.designs import PipelineFile, load_model
+    from gpuinfra.models.pipeline import compare
+    from gpuinfra.sim.kernel import Rngs
+
+    f = load_model(pipeline, PipelineFile) if pipeline is not None else PipelineFile()
+    over = {
+        k: v
+        for k, v in {
+            "storage": storage,
+            "nodes": nodes,
+            "format": fmt,
+            "workers_per_gpu": workers,
+            "readers_per_gpu": readers,
+            "prefetch_depth": prefetch,
+            "decode_on": decode_on,
+            "cache": cache,
+            "cache_bytes_per_node": cache_gb * 1e9 if cache_gb is not None else None,
+            "epoch": epoch,
+        }.items()
+        if v is not None
+    }
+    base = f.pipeline
+    if not base.usd_per_gpu_hour:
+        over["usd_per_gpu_hour"] = gpu_hour_price(base.gpu).on_demand_usd or 0.0
+    from gpuinfra.io.designs import validate_pipeline
+
+    base = validate_pipeline(base.model_dump() | over, "command line")
+    res = compare(base, f.redesigns, Rngs(seed).stream("cache"))
+    if json_out:
+        out.print_json(json.dumps({k: v.as_dict() for k, v in res.items()}, default=float))
+        return
+    names = list(res)
+    t = Table("stage (samples/s per GPU)", *names)
+    for st in res["baseline"].stages:
+        t.add_row(st, *[f"{res[n].stages[st]:,.0f}" for n in names])
+    t.add_row("[bold]achieved[/]", *[f"[bold]{res[n].achieved_per_gpu:,.0f}[/]" for n in names])
+    t.add_row("bound by", *[escape(res[n].bound_by) for n in names])
+    t.add_row("stall fraction", *[f"{res[n].stall_fraction:.1%}" for n in names])
+    t.add_row("cache hit ratio", *[f"{res[n].hit_ratio:.0%}" for n in names])
+    t.add_row("idle GPU-h per day", *[f"{res[n].idle_gpu_hours_per_day:,.1f}" for n in names])
+    t.add_row("idle cost per day", *[f"${res[n].idle_usd_per_day:,.0f}" for n in names])
+    t.add_row("epoch (h)", *[f"{res[n].epoch_hours:,.2f}" for n in names])
+    out.print(t)
+    b = res["baseline"]
+    out.print(
+        f"baseline: the GPU waits {b.gpu_idle_fraction:.0%} of the time; the slowest stage is "
+        f"{escape(b.bound_by)} ({b.stages[b.bound_by]:,.0f} samples/s per GPU against "
+        f"{b.compute_only_per_gpu:,.0f} it can consume)"
+    )

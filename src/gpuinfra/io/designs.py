@@ -1,0 +1,98 @@
+"""Design files for execution and I/O: a pipeline (with redesigns) and a checkpointing design.
+
+Both are YAML mappings validated by pydantic; an error names the file, line and field.
+
+Pipeline file (``gpuinfra io profile FILE``, ``gpuinfra lab 8 --design FILE``)::
+
+    pipeline: {storage: s3, format: files, workers_per_gpu: 5}   # fields of models.pipeline.Pipeline
+    redesigns:                                                   # optional: overrides, side by side
+      shards: {format: shards}
+
+Checkpoint design (``gpuinfra lab 7 --design FILE``)::
+
+    checkpoint: {storage: local-nvme, mode: async, interval: optimal}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gpuinfra.errors import UserError
+from gpuinfra.models.pipeline import Pipeline
+
+
+class PipelineFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pipeline: Pipeline = Field(default_factory=Pipeline)
+    redesigns: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class CheckpointDesign(BaseModel):
+    """How a training job checkpoints (models/checkpoint.CheckpointJob fields a design chooses)."""
+
+    model_config = ConfigDict(extra="forbid")
+    storage: str = "nfs-flash"
+    mode: Literal["sync", "async"] = "async"
+    interval: Literal["young", "daly", "optimal"] | float = Field(
+        "optimal", description="minutes between checkpoints, or young / daly / optimal"
+    )
+    writers_per_node: int = Field(1, ge=1)
+    pinned_staging: bool = False
+
+
+class CheckpointFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "design"
+    checkpoint: CheckpointDesign = Field(default_factory=CheckpointDesign)
+
+
+def _line(root: yaml.Node | None, loc: tuple) -> int | None:
+    node = root
+    for key in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        nxt = next((v for k, v in node.value if k.value == str(key)), None)
+        if nxt is None:
+            break
+        node = nxt
+    return node.start_mark.line + 1 if node is not None else None
+
+
+def load_model(path: Path, cls: type[BaseModel]) -> Any:
+    """Read ``path`` as YAML into ``cls``; UserError with file:line and field otherwise."""
+    label = str(path)
+    if not path.exists():
+        raise UserError("file not found", where=label, fix="check the path")
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{label}:{mark.line + 1}" if mark else label
+        raise UserError(f"YAML syntax error: {getattr(e, 'problem', e)}", where=where) from None
+    if not isinstance(data, dict):
+        raise UserError("expected a YAML mapping", where=label, expected=f"the keys of {cls.__name__}")
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        field = ".".join(str(x) for x in loc)
+        line = _line(root, loc)
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        raise UserError(f"{field}: {msg}", where=f"{label}:{line}" if line else label) from None
+
+
+def validate_pipeline(data: dict, where: str) -> Pipeline:
+    """A Pipeline from a mapping; UserError naming the field otherwise."""
+    try:
+        return Pipeline.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"])
+        raise UserError(f"{field}: {err['msg']}", where=where) from None
