@@ -68,6 +68,7 @@ def simulate(
             )
             for f in sc.faults
         ],
+        subsystem_options={"execution": sc.execution} if sc.execution else None,
     )
     run = eng.run()
     led = ledger(run, built.prices)

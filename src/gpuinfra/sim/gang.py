@@ -93,6 +93,28 @@ class Gangs:
                 out += self.try_place(job, t)
         return out
 
+    def replace_evicted(self, job: str, t: float) -> list[Event]:
+        """Evicted gang pods back in the queue: a gang with every pod pending is placed as a whole;
+        pods whose peers still run (a rank replaced in a running job) are placed on their own."""
+        e = self.e
+        mem = self.members.get(job, [])
+        if not mem or len(mem) < int(e.pods.gang_size[mem[0]]):
+            return []
+        pending = [m for m in mem if e.state[m] == 0]  # PENDING
+        if len(pending) == len(mem):
+            return self.try_place(job, t)
+        if any(e.state[m] != 1 for m in mem if m not in pending):  # peers not all RUNNING
+            return []
+        out: list[Event] = []
+        for m in pending:
+            r = e.fw.schedule(m)
+            if r.alloc is None:
+                e.reason[m] = r.status.message()
+                continue
+            e.n_pending -= 1
+            out += e.start(m, r.alloc, t)
+        return out
+
     def withdraw(self, job: str, t: float, outcome: str, why: str) -> None:
         e = self.e
         self.waiting.pop(job, None)
