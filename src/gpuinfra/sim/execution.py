@@ -65,10 +65,17 @@ class KindSpec(BaseModel):
     teardown_s: float = Field(30.0, ge=0)
     fails_after_s: float | None = Field(None, gt=0, description="an application bug: every attempt exits 1 this late")
     slo_availability: float = Field(0.99, gt=0, le=1, description="service: share of its window it must serve")
+    backoff_limit_per_index: bool | None = Field(
+        None, description="count failures per pod (Indexed Job backoffLimitPerIndex); default: true for batch"
+    )
 
     @property
     def policy(self) -> str:
         return self.restart_policy or ("Always" if self.kind == "service" else "OnFailure")
+
+    @property
+    def per_index(self) -> bool:
+        return self.kind == "batch" if self.backoff_limit_per_index is None else self.backoff_limit_per_index
 
     @property
     def cap_s(self) -> float:
@@ -113,6 +120,7 @@ class Execution(Subsystem):
         self.trace_rows: list[tuple] = []
         self._restarting: set[str] = set()
         self.gang: dict[str, dict] = {}
+        self.index_failures: dict[str, int] = {}
         self.startup: dict[str, dict[str, float]] = {}
         for job, mem in self.jobs.items():
             k = self.kind_of[mem[0]]
@@ -209,7 +217,7 @@ class Execution(Subsystem):
         tl = self.tl[i]
         elapsed = t - start
         done = tl.work_at(elapsed)
-        saved = tl.saved_at(elapsed) if outcome == "evicted" else done
+        saved = tl.saved_at(elapsed) if outcome == "evicted" and self.kind_of[i].kind != "service" else done
         gpus = float((self.rt.pods.num_gpu[members].astype(np.float64) * self.rt.pods.gpu_milli[members]).sum()) / 1e3
         acc = self.phase_gpu_s[job]
         self._account(acc, tl, elapsed, gpus)
@@ -250,10 +258,17 @@ class Execution(Subsystem):
         if outcome != "evicted":
             self.saved[i] = self.work[i]
             return []
-        self.saved[i] += saved
+        if k.kind == "service":
+            # a service's window is wall time: what it served counts, and it serves until the window ends
+            self.saved[i] = self.work[i] - max(float(rt.pods.submit_s[i]) + self.work[i] - t, 0.0)
+        else:
+            self.saved[i] += saved
         self._plan(i)
         self.failures[job] += 1
-        rt.restart_at_s[i] = self._decide(k, job, t)
+        key = rt.pods.names[i] if k.per_index else job
+        if k.per_index:
+            self.index_failures[key] = self.index_failures.get(key, 0) + 1
+        rt.restart_at_s[i] = self._decide(k, job, t, self.index_failures.get(key) if k.per_index else None)
         return []
 
     def _gang_end(self, i: int, k: KindSpec, job: str, alloc, t: float, outcome: str) -> list[Event]:
@@ -303,12 +318,12 @@ class Execution(Subsystem):
         acc["checkpoint"] = acc.get("checkpoint", 0.0) + (x - work) * gpus
         acc["teardown"] = acc.get("teardown", 0.0) + max(0.0, elapsed - steady_end) * gpus
 
-    def _decide(self, k: KindSpec, job: str, t: float) -> float:
-        """When the failed pods may queue again: t + back-off, or inf (the job failed)."""
-        n = self.failures[job]
+    def _decide(self, k: KindSpec, job: str, t: float, n: int | None = None) -> float:
+        """When the failed pods may queue again: t + back-off, or inf (the job, or the index, failed)."""
+        n = self.failures[job] if n is None else n
         if k.policy == "Never" or (k.policy == "OnFailure" and n > k.backoff_limit):
             return math.inf
-        return t + min(k.backoff_s * 2 ** (n - 1), k.cap_s)
+        return t + min(k.backoff_s * 2.0 ** min(n - 1, 60), k.cap_s)
 
     # -- results -----------------------------------------------------------------------------
     def jobs_table(self) -> list[dict]:
