@@ -62,3 +62,44 @@ def test_lab7_uses_the_design(tmp_path):
     d.write_text("checkpoint: {storage: s3, mode: lazy}\n")
     with pytest.raises(UserError, match=r"d\.yaml:1.*checkpoint\.mode"):
         lab7.run(tmp_path / "o", design=d, quick=True)
+
+
+@pytest.fixture(scope="module")
+def l8(tmp_path_factory):
+    from gpuinfra.labs import lab8
+
+    out = tmp_path_factory.mktemp("lab8")
+    lab8.run(out, quick=True)
+    return json.loads((out / "summary.json").read_text()), (out / "report.html").read_text()
+
+
+def test_lab8_every_activity_with_computed_claims(l8):
+    s, html = l8
+    assert 8 in registry()
+    for h in ("1. Why data access", "2. How storage latency", "3. Profile", "4. Redesign"):
+        assert h in html
+    ex = s["explain"]["rows"]
+    assert ex[-1]["compute_only"] / ex[0]["compute_only"] > ex[-1]["achieved"] / ex[0]["achieved"]
+    d = s["idle"]["differential"]
+    assert d["compute_only"] >= d["fully_cached"] >= d["cold"] and 0 <= d["prep_stall"] + d["fetch_stall"] <= 1
+    assert s["idle"]["idle_gpu_hours"] > 0 and f"{s['idle']['idle_gpu_hours']:,.0f} GPU-hours idle" in html
+    rd = s["redesign"]
+    best = rd["design"][rd["best_design"]]
+    assert f"{best['achieved_per_gpu']:,.0f} against {rd['levers'][rd['best_lever']]['achieved_per_gpu']:,.0f}" in html
+    for r in s["storage"]["tiers"]:
+        assert 0 <= r["util"] <= 1
+    for t in ("images/s per GPU", "GPU utilization (fraction)", "nodes reading the dataset"):
+        assert t in html
+
+
+def test_lab8_uses_the_design(tmp_path):
+    from gpuinfra.labs import lab8
+
+    d = tmp_path / "p.yaml"
+    d.write_text("pipeline: {storage: local-nvme, nodes: 2}\nredesigns:\n  more workers: {workers_per_gpu: 16}\n")
+    lab8.run(tmp_path / "o", design=d, quick=True)
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["pipeline"]["storage"] == "local-nvme" and list(s["redesign"]["design"]) == ["more workers"]
+    d.write_text("pipeline: {workers_per_gpu: 0}\n")
+    with pytest.raises(UserError, match="0 CPU workers"):
+        lab8.run(tmp_path / "o2", design=d, quick=True)
