@@ -145,3 +145,15 @@ execution:
     jobs = out.run.subsystems["execution"]["jobs"]
     assert len(jobs) == 5 and all(math.isfinite(j["gpu_hours"]) for j in jobs)
     assert any(j["outcome"] == "failed" for j in jobs)
+
+
+def test_a_rack_fault_replaces_several_ranks_before_the_gang_restarts():
+    kind = KindSpec(owner="t", kind="training", checkpoint_interval_s=1800.0, restart_policy="Always")
+    pods = job_pods("llm", "t", 8, 8, 2 * 86400.0)
+    fc = [FaultClass("rack", 2.0, "reboot_node", 3600.0, scope="rack", rack_nodes=2)]
+    r, ex = run(kind, pods, nodes=12, faults=fc, seed=5, horizon=6 * 86400)
+    j = ex.jobs_table()[0]
+    assert j["failures"] >= 2 and j["outcome"] == "completed" and j["progress"] == pytest.approx(1.0)
+    # every attempt ran all 8 ranks: GPU-hours of an attempt are 64 GPUs x its length
+    for a in ex.attempts[0]:
+        assert a["gpu_hours"] == pytest.approx(64 * (a["end_s"] - a["start_s"]) / 3600)

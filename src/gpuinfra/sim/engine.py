@@ -201,7 +201,10 @@ class ReplayEngine:
             "preempt_sweep": self._on_sweep,
             "gang_timeout": self.gangs.on_timeout,
             "requeue": self._on_requeue,
+            "finish_group": self._on_finish_group,
         }
+        self._groups: dict[int, list[tuple[int, int]]] = {}
+        self._group_seq = 0
         self.kernel = Kernel(route(self.subsystems.values(), base))
         self.gen = np.zeros(n, dtype=np.int64)
         self.lost_runs: list[tuple[int, int, float]] = []
@@ -264,11 +267,25 @@ class ReplayEngine:
         if not run:
             return []
         ids, gens = idx.tolist(), self.gen[idx].tolist()
-        ends = (t + self.remaining_s[idx]).tolist()
-        out = [Event(e, PRIO_RELEASE, "finish", i, g) for i, e, g in zip(ids, ends, gens)]
+        rem = self.remaining_s[idx]
+        out: list[Event] = []
+        if len(ids) > 1 and bool(np.all(rem == rem[0])) and bool(np.all(np.isnan(self.pods.delete_s[idx]))):
+            # pods restarted together that end together: one event for the group (a gang's ranks)
+            self._group_seq += 1
+            self._groups[self._group_seq] = list(zip(ids, gens))
+            out.append(Event(t + float(rem[0]), PRIO_RELEASE, "finish_group", self._group_seq))
+        else:
+            out += [Event(t + e, PRIO_RELEASE, "finish", i, g) for i, e, g in zip(ids, rem.tolist(), gens)]
         for hook in self._start_hooks:
             for i, g in zip(ids, gens):
                 out += hook(i, self.allocs[i], t, g)
+        return out
+
+    def _on_finish_group(self, ev: Event) -> list[Event]:
+        """The finish of pods restarted together (each still checked against its generation)."""
+        out: list[Event] = []
+        for i, g in self._groups.pop(ev.ref):
+            out += self._on_finish(Event(ev.t_s, PRIO_RELEASE, "finish", i, g))
         return out
 
     def push_pending(self, i: int, status: Status, t: float) -> None:

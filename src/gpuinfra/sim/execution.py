@@ -41,6 +41,9 @@ from gpuinfra.sim.kernel import PRIO_RELEASE, Event
 from gpuinfra.sim.subsystem import RUNNING, RunConfig, Subsystem, View, register
 
 KINDS = ("training", "batch", "service")
+BACKOFF_RESET_S = 600.0
+"""The kubelet resets a container's crash back-off after it ran 10 minutes (Kubernetes docs, pod
+lifecycle: container restart policy [P])."""
 
 
 class KindSpec(BaseModel):
@@ -121,6 +124,7 @@ class Execution(Subsystem):
         self._restarting: set[str] = set()
         self.gang: dict[str, dict] = {}
         self.index_failures: dict[str, int] = {}
+        self.streak: dict[str, int] = {}
         self.startup: dict[str, dict[str, float]] = {}
         for job, mem in self.jobs.items():
             k = self.kind_of[mem[0]]
@@ -128,6 +132,13 @@ class Execution(Subsystem):
             ranks = int(sum(int(pods.num_gpu[m]) for m in mem))
             self.startup[job] = startup_parts(nodes, ranks, k.image_gb * 1e9, k.load_gb * 1e9, k.storage)
             self._plan_job(mem)
+        self.job_idx = {job: np.asarray(mem, dtype=np.int64) for job, mem in self.jobs.items()}
+        self.gang_of: dict[int, dict] = {}
+        for job, mem in self.jobs.items():
+            if self._is_gang(mem[0]):
+                self.gang[job] = {"start": None, "waiting_since": None}
+                for m in mem:
+                    self.gang_of[m] = self.gang[job]
 
     # -- the attempt's plan ------------------------------------------------------------------
     def _plan(self, i: int) -> None:
@@ -164,23 +175,26 @@ class Execution(Subsystem):
         return int(self.rt.pods.gang_size[i]) > 1 and len(self.jobs[self.rt.pods.jobs[i]]) > 1
 
     def on_pod_start(self, i: int, alloc, t: float, gen: int) -> list[Event]:
+        g = self.gang_of.get(i)
+        if g is not None and g["start"] == t and g["waiting_since"] is None:
+            return []  # another rank of the same start (NOTE: first test, for speed at 10^5 ranks)
         k = self.kind_of.get(i)
         if k is None:
             return []
         rt = self.rt
         rt.restart_at_s[i] = 0.0
-        g = self.gang.get(rt.pods.jobs[i])
-        if g is not None and g["start"] == t and g["waiting_since"] is None:
-            return []  # another rank of the same start
         out: list[Event] = []
         if self._is_gang(i):
             job = rt.pods.jobs[i]
-            g = self.gang.setdefault(job, {"start": None, "waiting_since": None})
+            g = self.gang[job]
             if g["waiting_since"] is not None:
-                # the replaced rank is back: every other rank restarts in place from the checkpoint
-                wait = t - g["waiting_since"]
                 mem = self.jobs[job]
-                held = [m for m in mem if m != i and rt.state[m] == RUNNING]
+                if (rt.state[self.job_idx[job]] != RUNNING).any():
+                    # another replaced rank is not back yet: this one waits with the others
+                    return rt.restart_in_place([i], t, run=False)
+                # the replaced ranks are back: every other rank restarts in place from the checkpoint
+                wait = t - g["waiting_since"]
+                held = [m for m in mem if m != i]
                 acc = self.phase_gpu_s[job]
                 gpus = float((rt.pods.num_gpu[held].astype(np.float64) * rt.pods.gpu_milli[held]).sum()) / 1e3
                 acc["waiting for a replacement"] = acc.get("waiting for a replacement", 0.0) + wait * gpus
@@ -268,12 +282,14 @@ class Execution(Subsystem):
         key = rt.pods.names[i] if k.per_index else job
         if k.per_index:
             self.index_failures[key] = self.index_failures.get(key, 0) + 1
-        rt.restart_at_s[i] = self._decide(k, job, t, self.index_failures.get(key) if k.per_index else None)
+        ran = t - float(rt.start_s[i])
+        n = self.index_failures.get(key) if k.per_index else None
+        rt.restart_at_s[i] = self._decide(k, job, t, n, ran, rt.pods.names[i])
         return []
 
     def _gang_end(self, i: int, k: KindSpec, job: str, alloc, t: float, outcome: str) -> list[Event]:
         rt = self.rt
-        g = self.gang.setdefault(job, {"start": None, "waiting_since": None})
+        g = self.gang[job]
         mem = self.jobs[job]
         if outcome != "evicted":
             if g["start"] is not None:  # the first rank to finish closes the attempt for all
@@ -283,7 +299,7 @@ class Execution(Subsystem):
                     self.saved[m] = self.work[m]
             return []
         self.failures[job] += 1
-        again = self._decide(k, job, t)
+        again = self._decide(k, job, t, None, t - g["start"] if g["start"] is not None else 0.0, job)
         if g["waiting_since"] is None and g["start"] is not None:
             kept = self._record(job, mem, g["start"], t, int(alloc.node), alloc.devices, outcome)
             for m in mem:
@@ -303,7 +319,8 @@ class Execution(Subsystem):
         if g["waiting_since"] is None:
             g["waiting_since"] = t
             # the other ranks stop and hold their GPUs until the replacement is back
-            rt.restart_in_place([m for m in mem if m != i and rt.state[m] == RUNNING], t, run=False)
+            idx = self.job_idx[job]
+            rt.restart_in_place(idx[(rt.state[idx] == RUNNING) & (idx != i)], t, run=False)
         return []
 
     def _account(self, acc: dict[str, float], tl: Timeline, elapsed: float, gpus: float) -> None:
@@ -318,11 +335,18 @@ class Execution(Subsystem):
         acc["checkpoint"] = acc.get("checkpoint", 0.0) + (x - work) * gpus
         acc["teardown"] = acc.get("teardown", 0.0) + max(0.0, elapsed - steady_end) * gpus
 
-    def _decide(self, k: KindSpec, job: str, t: float, n: int | None = None) -> float:
-        """When the failed pods may queue again: t + back-off, or inf (the job, or the index, failed)."""
+    def _decide(self, k: KindSpec, job: str, t: float, n: int | None, ran_s: float, key: str) -> float:
+        """When the failed pods may queue again: t + back-off, or inf (the job, or the index, failed).
+
+        OnFailure (Job controller): the delay doubles with the job's (or the index's) failures.
+        Always (kubelet CrashLoopBackOff): it doubles with consecutive crashes and resets once an
+        attempt ran 10 minutes (kubelet's back-off reset), so rare hardware faults wait 10 s each."""
         n = self.failures[job] if n is None else n
         if k.policy == "Never" or (k.policy == "OnFailure" and n > k.backoff_limit):
             return math.inf
+        if k.policy == "Always":
+            n = 1 if ran_s >= BACKOFF_RESET_S else self.streak.get(key, 0) + 1
+            self.streak[key] = n
         return t + min(k.backoff_s * 2.0 ** min(n - 1, 60), k.cap_s)
 
     # -- results -----------------------------------------------------------------------------

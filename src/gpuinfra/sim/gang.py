@@ -100,11 +100,13 @@ class Gangs:
         mem = self.members.get(job, [])
         if not mem or len(mem) < int(e.pods.gang_size[mem[0]]):
             return []
-        pending = [m for m in mem if e.state[m] == 0]  # PENDING
-        if len(pending) == len(mem):
+        st = e.state[np.asarray(mem)]
+        is_pending = st == 0  # PENDING
+        if is_pending.all():
             return self.try_place(job, t)
-        if any(e.state[m] != 1 for m in mem if m not in pending):  # peers not all RUNNING
+        if (st[~is_pending] != 1).any():  # peers not all RUNNING
             return []
+        pending = [m for m, p in zip(mem, is_pending.tolist()) if p]
         out: list[Event] = []
         for m in pending:
             r = e.fw.schedule(m)
