@@ -75,3 +75,35 @@ def test_io_profile_with_a_design_file_and_errors(tmp_path):
     assert r.returncode == 2 and "p.yaml:3" in r.stderr and "unknown field" in r.stderr
     r = gi("io", "profile", "--workers", "0")
     assert r.returncode == 2 and "0 CPU workers" in r.stderr
+
+
+EXEC_SCENARIO = """\
+name: exec
+seed: 1
+horizon_s: 86400
+cluster:
+  pools: [{name: a, gpu_model: H100-SXM, gpus_per_node: 8, cpu_milli: 192000, memory_mib: 2097152, count: 2}]
+workload:
+  generator: {jobs: 6, arrival_rate_per_hour: 10, duration_median_s: 1200, gpus: {8: 1.0}, owners: {train: 1.0}}
+execution:
+  kinds: [{owner: train, kind: training, checkpoint_interval_s: 300, checkpoint_stall_s: 5}]
+"""
+
+
+def test_simulate_with_an_execution_block_writes_a_perfetto_trace(tmp_path):
+    sc = tmp_path / "exec.yaml"
+    sc.write_text(EXEC_SCENARIO)
+    r = runner.invoke(app, ["simulate", str(sc), "--out", str(tmp_path / "run"), "--quiet", "--no-report"])
+    assert r.exit_code == 0, r.output
+    tr = json.loads((tmp_path / "run" / "trace.json").read_text())
+    xs = [e for e in tr["traceEvents"] if e["ph"] == "X"]
+    assert {"startup", "steady", "checkpoint"} <= {e["name"] for e in xs}
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert len(s["execution"]["jobs"]) == 6
+
+
+def test_bad_execution_block_names_line_and_field(tmp_path):
+    sc = tmp_path / "exec.yaml"
+    sc.write_text(EXEC_SCENARIO.replace("kind: training", "kind: trianing"))
+    r = gi("simulate", str(sc), "--out", str(tmp_path / "run"), "--quiet")
+    assert r.returncode == 2 and "exec.yaml:9" in r.stderr and "execution" in r.stderr

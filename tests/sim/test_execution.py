@@ -157,3 +157,31 @@ def test_a_rack_fault_replaces_several_ranks_before_the_gang_restarts():
     # every attempt ran all 8 ranks: GPU-hours of an attempt are 64 GPUs x its length
     for a in ex.attempts[0]:
         assert a["gpu_hours"] == pytest.approx(64 * (a["end_s"] - a["start_s"]) / 3600)
+
+
+@pytest.mark.parametrize(("stall", "lag"), [(60.0, 0.0), (2.0, 300.0)])
+def test_simulated_ettr_matches_the_closed_form(stall, lag):
+    """The execution subsystem on the engine against models/checkpoint.ettr (sync, then async)."""
+    from gpuinfra.models.checkpoint import ettr
+    from gpuinfra.models.lifecycle import NCCL_INIT_FIXED_S, NCCL_INIT_PER_RANK_S
+
+    nodes, rate, work, horizon, warm = 16, 0.25, 60 * 86400.0, 12 * 86400.0, 120.0
+    kind = KindSpec(
+        owner="t",
+        kind="training",
+        checkpoint_interval_s=1800.0,
+        checkpoint_stall_s=stall,
+        checkpoint_lag_s=lag,
+        image_gb=0.0,
+        warmup_s=warm,
+        teardown_s=0.0,
+        restart_policy="Always",
+    )
+    fc = [FaultClass("node", rate, "reboot_node", 600.0, scope="node")]
+    sims = []
+    for seed in range(4):
+        r, ex = run(kind, job_pods("llm", "t", nodes, 8, work), nodes=nodes + 3, faults=fc, seed=seed, horizon=horizon)
+        sims.append(ex.jobs_table()[0]["progress"] * work / horizon)
+    restart = NCCL_INIT_FIXED_S + NCCL_INIT_PER_RANK_S * nodes * 8 + warm
+    closed = ettr(1800.0, stall, lag, nodes * rate / 86400.0, 0.0, 10.0, restart).ettr
+    assert sum(sims) / len(sims) == pytest.approx(closed, abs=0.01)

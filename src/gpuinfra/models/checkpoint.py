@@ -284,32 +284,48 @@ class Evaluation:
 
 
 def evaluate(job: CheckpointJob, interval_s: float, c: CheckpointCost | None = None) -> Evaluation:
-    """ETTR at ``interval_s`` seconds of work between checkpoints (see the module docstring)."""
+    """ETTR at ``interval_s`` seconds of work between checkpoints (see the module docstring).
+
+    ``c`` (the job's cost) is reused for sync saving; async blocking depends on the interval and
+    is recomputed."""
     if interval_s <= 0:
         raise UserError(f"checkpoint interval must be positive, got {interval_s} s", where="--interval")
     c = cost(job, interval_s) if c is None or job.mode == "async" else c
     lam = job.nodes * job.rate_per_1000_node_days / 1000.0 / DAY_S
     d = mean_detect_s() if job.detect_s is None else job.detect_s
-    cyc = interval_s + c.blocking_s
-    if lam <= 0:
-        return Evaluation(interval_s, c.blocking_s, math.inf, 0.0, interval_s / cyc, c.blocking_s / cyc, 0, 0, 0, 0)
-    m = 1.0 / lam
+    return ettr(interval_s, c.blocking_s, c.durable_lag_s, lam, d, job.requeue_s, c.restart_s)
+
+
+def ettr(
+    interval_s: float,
+    blocking_s: float,
+    lag_s: float,
+    rate_per_s: float,
+    detect_s: float,
+    requeue_s: float,
+    restart_s: float,
+) -> Evaluation:
+    """The renewal-reward ETTR of the module docstring from its inputs (seconds, failures per second)."""
+    cyc = interval_s + blocking_s
+    if rate_per_s <= 0:
+        return Evaluation(interval_s, blocking_s, math.inf, 0.0, interval_s / cyc, blocking_s / cyc, 0, 0, 0, 0)
+    m = 1.0 / rate_per_s
     # a failure before the newest checkpoint is durable falls back one more cycle, unless it is the
     # first cycle of the run (X mod c and X div c are independent for exponential X)
-    lost = expected_lost_s(cyc, lam) + cyc * math.exp(-lam * cyc) * _p_within(cyc, c.durable_lag_s, lam)
-    wall = m + d + job.requeue_s + c.restart_s
+    lost = expected_lost_s(cyc, rate_per_s) + cyc * math.exp(-rate_per_s * cyc) * _p_within(cyc, lag_s, rate_per_s)
+    wall = m + detect_s + requeue_s + restart_s
     up = m - lost
     return Evaluation(
         interval_s,
-        c.blocking_s,
+        blocking_s,
         m,
         lost,
         up * interval_s / cyc / wall,
-        up * c.blocking_s / cyc / wall,
+        up * blocking_s / cyc / wall,
         lost / wall,
-        d / wall,
-        job.requeue_s / wall,
-        c.restart_s / wall,
+        detect_s / wall,
+        requeue_s / wall,
+        restart_s / wall,
     )
 
 
