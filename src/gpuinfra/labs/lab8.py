@@ -238,8 +238,8 @@ def render(s: dict[str, Any]) -> str:
     )
     fast, slow = ex[-1], ex[0]
     claim1 = (
-        f"The same pipeline lets a {slow['gpu']} GPU run at {slow['achieved']:,.0f} of its {slow['compute_only']:,.0f} images/s, "
-        f"but a {fast['gpu']} GPU only at {fast['achieved']:,.0f} of {fast['compute_only']:,.0f} ({fast['stall']:.0%} stalled, bound by {fast['bound_by']}): "
+        f"The same pipeline lets {slow['gpu']} run at {slow['achieved']:,.0f} of its {slow['compute_only']:,.0f} images/s per GPU, "
+        f"but {fast['gpu']} only at {fast['achieved']:,.0f} of {fast['compute_only']:,.0f} ({fast['stall']:.0%} stalled, bound by {fast['bound_by']}): "
         f"a {fast['compute_only'] / slow['compute_only']:.1f}x faster GPU buys {fast['achieved'] / slow['achieved']:.1f}x."
     )
     secs.append(
