@@ -107,3 +107,15 @@ def test_bad_execution_block_names_line_and_field(tmp_path):
     sc.write_text(EXEC_SCENARIO.replace("kind: training", "kind: trianing"))
     r = gi("simulate", str(sc), "--out", str(tmp_path / "run"), "--quiet")
     assert r.returncode == 2 and "exec.yaml:9" in r.stderr and "execution" in r.stderr
+
+
+def test_the_execution_example_runs(tmp_path):
+    from pathlib import Path
+
+    ex = Path(__file__).parent.parent / "examples" / "execution.yaml"
+    r = runner.invoke(app, ["simulate", str(ex), "--out", str(tmp_path / "run"), "--quiet", "--no-report"])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    kinds = {j["kind"] for j in s["execution"]["jobs"]}
+    assert kinds == {"training", "batch", "service"} and s["faults"]["pods_killed"] > 0
+    assert (tmp_path / "run" / "trace.json").exists()
