@@ -185,3 +185,24 @@ def test_simulated_ettr_matches_the_closed_form(stall, lag):
     restart = NCCL_INIT_FIXED_S + NCCL_INIT_PER_RANK_S * nodes * 8 + warm
     closed = ettr(1800.0, stall, lag, nodes * rate / 86400.0, 0.0, 10.0, restart).ettr
     assert sum(sims) / len(sims) == pytest.approx(closed, abs=0.01)
+
+
+def test_failures_by_phase_follow_the_time_spent_in_each():
+    tl = Timeline(100, 50, 1000, 300, 10, 5, 20)
+    assert [tl.phase_at(x) for x in (0, 120, 200, 455, 1170, 1190)] == [
+        "startup",
+        "warm-up",
+        "steady",
+        "checkpoint",
+        "steady",
+        "teardown",
+    ]
+    kind = KindSpec(
+        owner="t", kind="training", checkpoint_interval_s=600.0, checkpoint_stall_s=60.0, restart_policy="Always"
+    )
+    fc = [FaultClass("node", 4.0, "reboot_node", 600.0, scope="node")]
+    r, ex = run(kind, job_pods("llm", "t", 1, 8, 5 * 86400.0), nodes=3, faults=fc, seed=9, horizon=20 * 86400)
+    j = ex.jobs_table()[0]
+    fp = j["failures_by_phase"]
+    assert sum(fp.values()) == j["failures"]
+    assert fp.get("steady", 0) > fp.get("checkpoint", 0)  # 600 s of steady work per 60 s stall

@@ -92,6 +92,20 @@ class Timeline:
         n = math.floor((x - self.lag_s) / cyc) if x > self.lag_s else 0
         return min(max(n, 0), self.checkpoints) * self.interval_s
 
+    def phase_at(self, elapsed: float) -> str:
+        """The phase the attempt is in ``elapsed`` seconds after it started."""
+        if elapsed < self.startup_s:
+            return "startup"
+        if elapsed < self.head_s:
+            return "warm-up"
+        steady_end = self.head_s + self.work_s + self.checkpoints * self.stall_s
+        if elapsed >= steady_end:
+            return "teardown"
+        if not math.isfinite(self.interval_s):
+            return "steady"
+        r = (elapsed - self.head_s) % (self.interval_s + self.stall_s)
+        return "steady" if r < self.interval_s else "checkpoint"
+
     def phases(self, elapsed: float | None = None, max_segments: int = 50) -> list[tuple[str, float, float]]:
         """(phase, start, end) offsets up to ``elapsed`` (default: the whole attempt).
 

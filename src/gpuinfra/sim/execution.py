@@ -119,6 +119,8 @@ class Execution(Subsystem):
         self.failures: dict[str, int] = dict.fromkeys(self.jobs, 0)
         self.attempts: dict[int, list[dict]] = {i: [] for i in self.kind_of}
         self.phase_gpu_s: dict[str, dict[str, float]] = {j: {} for j in self.jobs}
+        self.fail_phase: dict[str, dict[str, int]] = {j: {} for j in self.jobs}
+        """Failures by the phase the attempt was in (what each phase risks)."""
         self.kept = 0
         self.trace_rows: list[tuple] = []
         self._restarting: set[str] = set()
@@ -237,6 +239,8 @@ class Execution(Subsystem):
         self._account(acc, tl, elapsed, gpus)
         if outcome == "evicted":
             acc["lost work"] = acc.get("lost work", 0.0) + (done - saved) * gpus
+            ph = tl.phase_at(elapsed)
+            self.fail_phase[job][ph] = self.fail_phase[job].get(ph, 0) + 1
         self.attempts[i].append(
             {
                 "start_s": start,
@@ -300,6 +304,9 @@ class Execution(Subsystem):
             return []
         self.failures[job] += 1
         again = self._decide(k, job, t, None, t - g["start"] if g["start"] is not None else 0.0, job)
+        if g["waiting_since"] is not None:
+            w = self.fail_phase[job]
+            w["waiting for a replacement"] = w.get("waiting for a replacement", 0) + 1
         if g["waiting_since"] is None and g["start"] is not None:
             kept = self._record(job, mem, g["start"], t, int(alloc.node), alloc.devices, outcome)
             for m in mem:
@@ -392,6 +399,7 @@ class Execution(Subsystem):
                     "gpu_hours_by_phase": {p: v / 3600.0 for p, v in pgs.items()},
                     "gpu_hours_per_attempt": _per_attempt(atts),
                     "startup_s": self.startup[job],
+                    "failures_by_phase": dict(self.fail_phase[job]),
                 }
             )
         return rows
