@@ -39,6 +39,9 @@ def checkpoint_plan(
     rate: Annotated[float | None, typer.Option(help="Failures per 1,000 node-days (default: Llama 3's 3.8).")] = None,
     requeue: Annotated[float, typer.Option(help="Minutes in the queue before each restart.")] = 0.0,
     writers_per_node: Annotated[int, typer.Option(help="Concurrent writers per node.")] = 1,
+    replicate_to: Annotated[
+        str, typer.Option(help="Durable tier that checkpoints on a node-local tier are copied to.")
+    ] = "s3",
     json_out: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     html: Annotated[Path | None, typer.Option(help="Write the trade-off curve as an HTML figure.")] = None,
 ) -> None:
@@ -57,6 +60,7 @@ def checkpoint_plan(
         mode=mode,
         interval_s=interval * 60 if interval is not None else None,
         writers_per_node=writers_per_node,
+        replicate_to=replicate_to,
         node_shape=node_shape,
         requeue_s=requeue * 60,
         **kw,
@@ -76,7 +80,7 @@ def checkpoint_plan(
     out.print(
         f"checkpoint {c.size_bytes / 1e12:,.2f} TB ({c.bytes_per_param:g} B/param), {c.node_shard_bytes / 1e9:,.1f} GB "
         f"per node; device->host {_min(c.d2h_s)}, persist {_min(c.persist_s)} (bound by {c.persist_bound_by}), "
-        f"GPUs blocked {_min(c.blocking_s)} per checkpoint; restart {_min(c.restart_s)}"
+        f"GPUs blocked {_min(c.blocking_s)} per checkpoint, durable {_min(c.durable_lag_s)} later; restart {_min(c.restart_s)}"
     )
     out.print(
         f"MTBF {p.mtbf_s / 3600:,.2f} h; Young {_min(p.young_s)}, Daly {_min(p.daly_s)}; "
@@ -107,7 +111,7 @@ def io_tiers() -> None:
 
     t = Table()
     t.add_column("tier", no_wrap=True)
-    for h in ("scope", "first byte", "stream read", "node read", "aggregate read", "max streams", "source"):
+    for h in ("scope", "first byte", "stream read", "node read", "aggregate read", "max streams", "durable", "source"):
         t.add_column(h)
     for x in tiers().values():
         t.add_row(
@@ -118,6 +122,7 @@ def io_tiers() -> None:
             f"{x.node_read / 1e9:g} GB/s",
             "-" if x.aggregate_read == float("inf") else f"{x.aggregate_read / 1e9:g} GB/s",
             f"{x.max_streams:,}",
+            "yes" if x.durable else "no",
             escape(x.source[:80]),
         )
     out.print(t)

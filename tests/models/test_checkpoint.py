@@ -66,8 +66,17 @@ def test_hand_computed_cost_on_local_nvme():
     # one writer per node at 5 GB/s (the drive's write rate) with 0.1 ms first byte
     assert c.persist_s == pytest.approx(0.0001 + size / 5e9, rel=1e-9)
     assert c.blocking_s == pytest.approx(c.d2h_s + c.persist_s)
+    # local NVMe does not outlive a replaced node: durable once 10 parallel S3 uploads of 9.8 GB are done
+    part = size / 10
+    upload = part / (0.15 + part / 87.5e6) * 10
+    assert c.durable_lag_s == pytest.approx(size / upload)
+    assert c.load_s == pytest.approx(size / (part / (0.15 + part / 87.5e6) * 10))
     a = cost(replace(job, mode="async"))
-    assert a.blocking_s == pytest.approx(a.d2h_s) and a.durable_lag_s == pytest.approx(c.persist_s)
+    assert a.blocking_s == pytest.approx(a.d2h_s) and a.durable_lag_s == pytest.approx(c.persist_s + c.durable_lag_s)
+    n = cost(replace(job, storage="ebs-io2"))
+    assert n.durable_lag_s == 0.0  # a network volume is durable by itself
+    with pytest.raises(UserError, match="durable tier"):
+        cost(replace(job, replicate_to="host-dram"))
 
 
 def test_shared_filesystem_persist_slows_with_nodes():

@@ -42,6 +42,7 @@ class CheckpointDesign(BaseModel):
     )
     writers_per_node: int = Field(1, ge=1)
     pinned_staging: bool = False
+    replicate_to: str = Field("s3", description="durable tier for checkpoints written to a node-local tier")
 
 
 class CheckpointFile(BaseModel):

@@ -192,7 +192,10 @@ def checkpoint_design(design: CheckpointFile, nodes: int, days: float, seeds: li
     strategies = {
         "sync to NFS every hour": (CheckpointJob(**{**base.__dict__, "storage": "nfs-flash", "mode": "sync"}), 60),
         "sync to NFS at Young": (CheckpointJob(**{**base.__dict__, "storage": "nfs-flash", "mode": "sync"}), "young"),
-        "async to S3 at the optimum": (CheckpointJob(**{**base.__dict__, "storage": "s3", "mode": "async"}), "optimal"),
+        "async to S3 at the optimum": (
+            CheckpointJob(**{**base.__dict__, "storage": "s3", "mode": "async", "writers_per_node": 10}),
+            "optimal",
+        ),
         "no checkpoints": (None, None),
     }
     d = design.checkpoint
@@ -203,6 +206,7 @@ def checkpoint_design(design: CheckpointFile, nodes: int, days: float, seeds: li
             "mode": d.mode,
             "writers_per_node": d.writers_per_node,
             "pinned_staging": d.pinned_staging,
+            "replicate_to": d.replicate_to,
         }
     )
     strategies[f"design: {design.name}"] = (djob, d.interval)

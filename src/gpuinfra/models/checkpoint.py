@@ -13,6 +13,9 @@ Sources (facts/failures-and-checkpoints.md 3.4 and 3.6):
 - **persist time**: each node's shard through the storage tier's write path (models/storage.py:
   per-stream, per-node and shared aggregate ceilings, one writer per node by default), so
   shared-filesystem contention grows with the number of nodes writing at once;
+- **durability**: a tier that does not outlive its node (local NVMe) is the first level only: the
+  checkpoint is durable once a background copy reaches ``replicate_to`` (S3 by default), and a
+  restart reads it from there (multi-level checkpointing, as CheckFreq and Gemini layer it);
 - **host memory**: the node's shard is staged in host memory (async_save's CPU buffers); a shard
   larger than the node's memory is a :class:`UserError` with both numbers;
 - **intervals**: Young (1974) ``sqrt(2 delta M)``; Daly (2006) higher-order estimate
@@ -157,6 +160,12 @@ class CheckpointJob:
     mode: str = "async"
     interval_s: float | None = None
     writers_per_node: int = 1
+    replicate_to: str = "s3"
+    """Where checkpoints on a non-durable tier (local NVMe) are copied in the background; they
+    count as durable, and are read back on restart, from there."""
+    replicate_streams_per_node: int = 10
+    """Concurrent part uploads per node for that copy (the AWS CLI's default
+    ``max_concurrent_requests`` is 10)."""
     pinned_staging: bool = False
     """Stage into pinned host buffers (a DMA at PCIe rate) instead of pageable memory (the driver's
     extra host copy at models/feeding.HOST_MEMCPY_BYTES_PER_S); async_save offers both."""
@@ -241,9 +250,28 @@ def cost(job: CheckpointJob, interval_s: float | None = None) -> CheckpointCost:
         blocking, lag = d2h + persist, 0.0
     else:
         blocking, lag = d2h, persist
+    upload = 0.0
+    if not t.durable:
+        # a node-local copy dies with a replaced node: the checkpoint counts once a background copy
+        # reaches the durable tier (multi-level checkpointing), and a restart reads it from there
+        rep = tier(job.replicate_to, where="--replicate-to")
+        if not rep.durable:
+            raise UserError(
+                f"checkpoints on '{t.name}' need a durable tier to replicate to; '{rep.name}' is not durable",
+                where="--replicate-to",
+                fix="replicate to s3, nfs-flash or a network volume",
+            )
+        k = job.replicate_streams_per_node
+        up = throughput(rep, job.nodes, k, node_bytes / k, write=True)
+        upload = node_bytes / up.per_node
+        lag += upload
+        rd = throughput(rep, job.nodes, k, node_bytes / k)
+        load = node_bytes / rd.per_node
+    if job.mode == "async":
         iv = interval_s if interval_s is not None else job.interval_s
-        if iv is not None and persist > iv:
-            blocking += persist - iv  # the next snapshot waits for the last persist to end
+        busy = persist + upload
+        if iv is not None and busy > iv:
+            blocking += busy - iv  # the next snapshot waits for the last persist (and copy) to end
     return CheckpointCost(
         lay.saved_bytes_per_param,
         size,

@@ -55,6 +55,9 @@ class Tier:
     aggregate_read: float
     aggregate_write: float
     max_streams: int
+    durable: bool
+    """Whether data outlives the node that wrote it (a replaced node's local disk does not)."""
+    durability_consistency: str
     evidence: str
     source: str
 
@@ -79,6 +82,8 @@ def tiers() -> dict[str, Tier]:
             float(r["aggregate_read_bytes_per_s"]),
             float(r["aggregate_write_bytes_per_s"]),
             int(r["max_streams"]),
+            r["durable"] == "true",
+            r["durability_consistency"],
             r["evidence"],
             r["source"],
         )
