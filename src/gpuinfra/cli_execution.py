@@ -80,7 +80,8 @@ def checkpoint_plan(
     out.print(
         f"checkpoint {c.size_bytes / 1e12:,.2f} TB ({c.bytes_per_param:g} B/param), {c.node_shard_bytes / 1e9:,.1f} GB "
         f"per node; device->host {_min(c.d2h_s)}, persist {_min(c.persist_s)} (bound by {c.persist_bound_by}), "
-        f"GPUs blocked {_min(c.blocking_s)} per checkpoint, durable {_min(c.durable_lag_s)} later; restart {_min(c.restart_s)}"
+        f"GPUs blocked {_min(c.blocking_s)} per checkpoint, durable {_min(c.durable_lag_s)} later; "
+        f"restart {_min(c.restart_s)}"
     )
     out.print(
         f"MTBF {p.mtbf_s / 3600:,.2f} h; Young {_min(p.young_s)}, Daly {_min(p.daly_s)}; "
