@@ -76,8 +76,17 @@ def l8(tmp_path_factory):
 def test_lab8_every_activity_with_computed_claims(l8):
     s, html = l8
     assert 8 in registry()
-    for h in ("1. Why data access", "2. How storage latency", "3. Profile", "4. Redesign"):
+    for h in (
+        "1. Why data access",
+        "2. How storage latency",
+        "2b. Checkpoints, artifacts",
+        "3. Profile",
+        "4. Redesign",
+    ):
         assert h in html
+    for v in s["data_kinds"].values():  # the pick is the fastest tier that meets the durability need
+        ok = {t: x["s"] for t, x in v["times"].items() if x["durable"] or not v["needs_durability"]}
+        assert v["best"] == min(ok, key=ok.get)
     ex = s["explain"]["rows"]
     assert ex[-1]["compute_only"] / ex[0]["compute_only"] > ex[-1]["achieved"] / ex[0]["achieved"]
     d = s["idle"]["differential"]

@@ -123,6 +123,41 @@ def storage_effects(base: Pipeline, rng) -> dict[str, Any]:
     return {"tiers": tiers_rows, "depth": depth, "contention": contention, "epochs": epochs}
 
 
+DATA_KINDS = {
+    # name: (bytes per node, nodes at once, write?, needs durability, pattern)
+    "training dataset (one epoch, sharded)": (
+        140e9,
+        64,
+        False,
+        False,
+        "read by every node each epoch; a copy may be cached",
+    ),
+    "checkpoint burst (70B, 64 nodes)": (70e9 * 14 / 64, 64, True, True, "written by every node at once, read rarely"),
+    "model weights for serving (70B bf16, 16 replicas)": (140e9, 16, False, False, "read at every replica start"),
+}
+"""Data an AI job produces and consumes (seed 8.4): sizes follow the checkpoint layouts and a 70B
+model; the node counts are the lab's assumptions."""
+
+
+def data_kinds() -> dict[str, Any]:
+    """Seconds for each kind of data on each tier, and the fastest tier that meets its durability."""
+    from gpuinfra.models.storage import throughput
+
+    out = {}
+    for name, (nbytes, nodes, write, durable, pattern) in DATA_KINDS.items():
+        times = {}
+        for t in tiers().values():
+            if t.name == "host-dram":
+                continue
+            streams = 10 if t.name == "s3" else 1
+            tp = throughput(t, nodes, streams, nbytes / streams, write=write)
+            times[t.name] = {"s": nbytes / tp.per_node, "durable": t.durable, "bound": tp.bound_by}
+        ok = {k: v for k, v in times.items() if v["durable"] or not durable}
+        best = min(ok, key=lambda k: ok[k]["s"])
+        out[name] = {"pattern": pattern, "needs_durability": durable, "nodes": nodes, "times": times, "best": best}
+    return out
+
+
 def idle_profile(base: Pipeline, seeds: list[int], jobs: int, quick: bool) -> dict[str, Any]:
     """DS-Analyzer's differential stalls, then the same jobs on the simulator, stretched by them."""
     cold = profile(base.model_copy(update={"epoch": 1}))
@@ -216,6 +251,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "pipeline": base.model_dump(),
         "explain": explain(base),
         "storage": storage_effects(base, rng),
+        "data_kinds": data_kinds(),
         "idle": idle_profile(base, seeds, 24 if quick else 64, quick),
         "redesign": redesign(base, f, rng),
     }
@@ -290,6 +326,38 @@ def render(s: dict[str, Any]) -> str:
         )
     )
     f.append(claim2)
+    dk = s["data_kinds"]
+    tnames = list(next(iter(dk.values()))["times"])
+    rows = [
+        [n, v["pattern"], "yes" if v["needs_durability"] else "no"]
+        + [f"{v['times'][t]['s']:,.0f}" + ("" if v["times"][t]["durable"] else " (not durable)") for t in tnames]
+        + [v["best"]]
+        for n, v in dk.items()
+    ]
+    ck = next(v for v in dk.values() if v["needs_durability"])
+    fastest_any = min(ck["times"], key=lambda t: ck["times"][t]["s"])
+    claim2b = (
+        "Each kind of data wants its own tier: "
+        + "; ".join(f"{n} is fastest on {v['best']} ({v['times'][v['best']]['s']:,.0f} s)" for n, v in dk.items())
+        + f". For checkpoints the fastest tier overall is {fastest_any} ({ck['times'][fastest_any]['s']:,.0f} s), "
+        + (
+            "which is durable."
+            if ck["times"][fastest_any]["durable"]
+            else "but it does not outlive its node, so it can only be a first level."
+        )
+    )
+    secs.append(
+        Section(
+            "2b. Checkpoints, artifacts and model storage: durability and access patterns",
+            table_html(
+                ["data", "access pattern", "must outlive the node", *[f"{t} (s)" for t in tnames], "fastest that fits"],
+                rows,
+            ),
+            claim2b,
+            "Seconds to move each node's share with all nodes at once (S3 with 10 parallel requests, the AWS CLI default); shared tiers divide their ceilings.",
+        )
+    )
+    f.append(claim2b)
     idl = s["idle"]
     dd = idl["differential"]
     ra, rb = idl["runs"]["as is"], idl["runs"]["data never stalls"]
