@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gpuinfra.errors import UserError
@@ -51,42 +50,12 @@ class CheckpointFile(BaseModel):
     checkpoint: CheckpointDesign = Field(default_factory=CheckpointDesign)
 
 
-def _line(root: yaml.Node | None, loc: tuple) -> int | None:
-    node = root
-    for key in loc:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        nxt = next((v for k, v in node.value if k.value == str(key)), None)
-        if nxt is None:
-            break
-        node = nxt
-    return node.start_mark.line + 1 if node is not None else None
-
-
 def load_model(path: Path, cls: type[BaseModel]) -> Any:
-    """Read ``path`` as YAML into ``cls``; UserError with file:line and field otherwise."""
-    label = str(path)
-    if not path.exists():
-        raise UserError("file not found", where=label, fix="check the path")
-    text = path.read_text()
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{label}:{mark.line + 1}" if mark else label
-        raise UserError(f"YAML syntax error: {getattr(e, 'problem', e)}", where=where) from None
-    if not isinstance(data, dict):
-        raise UserError("expected a YAML mapping", where=label, expected=f"the keys of {cls.__name__}")
-    try:
-        return cls.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(err["loc"])
-        field = ".".join(str(x) for x in loc)
-        line = _line(root, loc)
-        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        raise UserError(f"{field}: {msg}", where=f"{label}:{line}" if line else label) from None
+    """Read ``path`` as YAML into ``cls`` through the package's one input boundary
+    (:func:`gpuinfra.io.scenario_load.load_model_file`): every problem listed with file:line and field."""
+    from gpuinfra.io.scenario_load import load_model_file
+
+    return load_model_file(path, cls, what="a design", fix="see the shipped designs under gpuinfra/labs/designs/")
 
 
 def validate_pipeline(data: dict, where: str) -> Pipeline:
