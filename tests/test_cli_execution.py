@@ -119,3 +119,13 @@ def test_the_execution_example_runs(tmp_path):
     kinds = {j["kind"] for j in s["execution"]["jobs"]}
     assert kinds == {"training", "batch", "service"} and s["faults"]["pods_killed"] > 0
     assert (tmp_path / "run" / "trace.json").exists()
+
+
+def test_run_report_shows_phases_per_kind(tmp_path):
+    from pathlib import Path
+
+    ex = Path(__file__).parent.parent / "examples" / "execution.yaml"
+    r = runner.invoke(app, ["simulate", str(ex), "--out", str(tmp_path / "run"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "GPU-hours by lifecycle phase" in html and "workload kind" in html
