@@ -206,3 +206,15 @@ def test_failures_by_phase_follow_the_time_spent_in_each():
     fp = j["failures_by_phase"]
     assert sum(fp.values()) == j["failures"]
     assert fp.get("steady", 0) > fp.get("checkpoint", 0)  # 600 s of steady work per 60 s stall
+
+
+def test_progress_never_exceeds_the_work_and_waiting_ranks_do_no_work():
+    kind = KindSpec(owner="t", kind="training", checkpoint_interval_s=900.0, restart_policy="Always", backoff_s=3600.0)
+    fc = [FaultClass("node", 1.0, "reboot_node", 3600.0, scope="node")]
+    for seed in range(4):
+        for horizon in (0.5 * 86400, 1.7 * 86400):
+            r, ex = run(kind, job_pods("llm", "t", 4, 8, 86400.0), nodes=5, faults=fc, seed=seed, horizon=horizon)
+            j = ex.jobs_table()[0]
+            assert 0.0 <= j["progress"] <= 1.0
+            # work kept can never exceed the time the gang has been up
+            assert j["progress"] * 86400.0 <= horizon

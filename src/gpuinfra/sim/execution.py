@@ -368,6 +368,9 @@ class Execution(Subsystem):
             kept = sum(self.saved[m] for m in mem)
             atts = [a for m in mem for a in self.attempts[m]]
             running = [m for m in mem if rt.state[m] == RUNNING]
+            g = self.gang.get(job)
+            if g is not None and g["waiting_since"] is not None:
+                running = []  # the ranks are holding their GPUs for a replacement, not working
             for m in running:  # credit the work of the attempt still running at the horizon
                 kept += self.tl[m].work_at(self.view.clock() - float(rt.start_s[m]))
             gpu_h = sum(a["gpu_hours"] for a in atts)
