@@ -190,7 +190,7 @@ def io_profile(
     t.add_row("cache hit ratio", *[f"{res[n].hit_ratio:.0%}" for n in names])
     t.add_row("idle GPU-h per day", *[f"{res[n].idle_gpu_hours_per_day:,.1f}" for n in names])
     t.add_row("idle cost per day", *[f"${res[n].idle_usd_per_day:,.0f}" for n in names])
-    t.add_row("epoch (h)", *[f"{res[n].epoch_hours:,.2f}" for n in names])
+    t.add_row("epoch (min)", *[f"{res[n].epoch_hours * 60:,.1f}" for n in names])
     out.print(t)
     b = res["baseline"]
     out.print(

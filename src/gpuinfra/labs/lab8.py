@@ -398,7 +398,7 @@ def render(s: dict[str, Any]) -> str:
             f"{v['stall_fraction']:.0%}",
             f"{v['idle_gpu_hours_per_day']:,.0f}",
             f"${v['idle_usd_per_day']:,.0f}",
-            f"{v['epoch_hours']:.2f}",
+            f"{v['epoch_hours'] * 60:.1f}",
         ]
         for k, v in allr.items()
     ]
@@ -419,7 +419,7 @@ def render(s: dict[str, Any]) -> str:
             "4. Redesign: locality and throughput",
             fig_html(fig4, "redesign")
             + table_html(
-                ["pipeline", "images/s/GPU", "bound by", "stall", "idle GPU-h/day", "idle $/day", "epoch h"], rows
+                ["pipeline", "images/s/GPU", "bound by", "stall", "idle GPU-h/day", "idle $/day", "epoch min"], rows
             ),
             claim4,
         )
