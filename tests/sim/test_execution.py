@@ -218,3 +218,16 @@ def test_progress_never_exceeds_the_work_and_waiting_ranks_do_no_work():
             assert 0.0 <= j["progress"] <= 1.0
             # work kept can never exceed the time the gang has been up
             assert j["progress"] * 86400.0 <= horizon
+
+
+def test_a_service_pays_failures_as_unserved_time_inside_its_window():
+    kind = KindSpec(owner="s", kind="service", image_gb=0.0, warmup_s=300.0, teardown_s=0.0, load_gb=0.0)
+    fc = [FaultClass("node", 2.0, "reboot_node", 3600.0, scope="node")]
+    r, ex = run(
+        kind, job_pods("svc", "s", 1, 8, 2 * 86400.0, gang=False), nodes=3, faults=fc, seed=1, horizon=3 * 86400
+    )
+    j = ex.jobs_table()[0]
+    assert j["failures"] >= 1
+    # every start pays the 300-s warm-up before serving, and every failure a 10-s back-off at least
+    assert j["progress"] <= 1 - (j["failures"] + 1) * 300.0 / (2 * 86400.0) + 1e-9
+    assert j["progress"] > 0.9

@@ -118,8 +118,14 @@ def kinds_compare(nodes: int, days: float, seeds: list[int]) -> dict[str, Any]:
             "outcomes": {o: outcome.count(o) / len(seeds) for o in sorted(set(outcome))},
             "availability": float(np.mean([j["progress"] for j in jobs])) if name == "service" else None,
             # replica-hours not served per failure (a service pays failures as missing capacity)
+            # (beyond the first start's startup and warm-up, which every replica pays once)
             "downtime_h_per_failure": (
-                (1 - float(np.mean([j["progress"] for j in jobs]))) * work * len(pods) / 3600 / max(failures, 1)
+                max(
+                    (1 - float(np.mean([j["progress"] for j in jobs]))) * work * len(pods) / 3600
+                    - len(pods) * (sum(jobs[0]["startup_s"].values()) + kind.warmup_s) / 3600,
+                    0.0,
+                )
+                / max(failures, 1)
                 if name == "service"
                 else None
             ),

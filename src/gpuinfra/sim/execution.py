@@ -227,6 +227,13 @@ class Execution(Subsystem):
         rt.touch(t)
         return out
 
+    def _served(self, i: int, start: float, done: float) -> float:
+        """A service's steady time that fell inside its window (submit + duration)."""
+        if self.kind_of[i].kind != "service":
+            return 0.0
+        window_end = float(self.rt.pods.submit_s[i]) + self.work[i]
+        return max(0.0, min(done, window_end - (start + self.tl[i].head_s)))
+
     def _record(self, job: str, members: list[int], start: float, t: float, node: int, devs, outcome: str) -> float:
         """Account one attempt of ``members`` (same timeline) from ``start`` to ``t``; returns work kept."""
         i = members[0]
@@ -243,6 +250,7 @@ class Execution(Subsystem):
             self.fail_phase[job][ph] = self.fail_phase[job].get(ph, 0) + 1
         self.attempts[i].append(
             {
+                "served_s": self._served(i, start, done),
                 "start_s": start,
                 "end_s": t,
                 "node": node,
@@ -277,8 +285,9 @@ class Execution(Subsystem):
             self.saved[i] = self.work[i]
             return []
         if k.kind == "service":
-            # a service's window is wall time: what it served counts, and it serves until the window ends
-            self.saved[i] = self.work[i] - max(float(rt.pods.submit_s[i]) + self.work[i] - t, 0.0)
+            # a service's window is wall time: the restarted replica serves what is left of it
+            left = float(rt.pods.submit_s[i]) + self.work[i] - t - (self.tl[i].head_s if i in self.tl else 0.0)
+            self.saved[i] = self.work[i] - max(left, 0.0)
         else:
             self.saved[i] += saved
         self._plan(i)
@@ -375,10 +384,13 @@ class Execution(Subsystem):
                 kept += self.tl[m].work_at(self.view.clock() - float(rt.start_s[m]))
             gpu_h = sum(a["gpu_hours"] for a in atts)
             if k.kind == "service":
-                served = sum(a["work_done_s"] for a in atts) + sum(
-                    self.tl[m].work_at(self.view.clock() - float(rt.start_s[m])) for m in running
+                now = self.view.clock()
+                served = sum(a["served_s"] for a in atts) + sum(
+                    self._served(m, float(rt.start_s[m]), self.tl[m].work_at(now - float(rt.start_s[m])))
+                    for m in running
                 )
                 avail = served / target if target else 0.0
+                kept = served
                 done = avail >= k.slo_availability
                 outcome = "served at SLO" if done else f"below SLO ({avail:.1%} of its window)"
             elif all(o == "completed" for o in outs):
