@@ -35,7 +35,9 @@ from gpuinfra.sim.kernel import Rngs
 from gpuinfra.sim.workload import Pod
 
 TITLE = "Why Fast GPUs Don't Matter With Slow I/O"
-DESIGN = Path(__file__).parent / "designs" / "lab8-pipeline.yaml"
+DESIGN = "a YAML input pipeline (pipeline:) and its redesigns (redesigns:)"
+DESIGN_EXAMPLE = "lab8-pipeline.yaml"
+DEFAULT_DESIGN = Path(__file__).parent / "designs" / DESIGN_EXAMPLE
 GPU_RATES = {
     "V100 FP32": ("V100-16GB", 367.0),
     "A100 TF32": ("A100-80GB", 938.0),
@@ -238,7 +240,7 @@ def redesign(base: Pipeline, f: PipelineFile, rng) -> dict[str, Any]:
 
 def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers: int | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    f = load_model(design or DESIGN, PipelineFile)
+    f = load_model(design or DEFAULT_DESIGN, PipelineFile)
     price = gpu_hour_price(f.pipeline.gpu).on_demand_usd or 0.0
     base = f.pipeline.model_copy(update={"usd_per_gpu_hour": f.pipeline.usd_per_gpu_hour or price})
     rng = Rngs(0).stream("cache")
@@ -247,7 +249,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "schema": "gpuinfra.lab8/1",
         "quick": quick,
         "usd_per_gpu_hour": base.usd_per_gpu_hour,
-        "design_file": str(design or DESIGN),
+        "design_file": str(design or DEFAULT_DESIGN),
         "pipeline": base.model_dump(),
         "explain": explain(base),
         "storage": storage_effects(base, rng),
