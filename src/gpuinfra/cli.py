@@ -713,6 +713,10 @@ from gpuinfra.cli_artifact import artifact_app, compat_app  # noqa: E402
 
 app.add_typer(artifact_app, name="artifact")
 app.add_typer(compat_app, name="compat")
+from gpuinfra.cli_execution import checkpoint_app, io_app  # noqa: E402
+
+app.add_typer(checkpoint_app, name="checkpoint")
+app.add_typer(io_app, name="io")
 app.command()(collective)
 app.command()(scale)
 app.command()(reliability)

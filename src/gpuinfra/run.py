@@ -25,6 +25,8 @@ class SimulationOutput:
     summary: dict[str, Any]
     ledger: pd.DataFrame
     metrics: pd.DataFrame
+    trace: dict | None = None
+    """Chrome/Perfetto trace of the execution subsystem's phases (scenario ``execution:``), or None."""
 
 
 def simulate(
@@ -68,13 +70,17 @@ def simulate(
             )
             for f in sc.faults
         ],
+        subsystem_options={"execution": sc.execution} if sc.execution else None,
     )
     run = eng.run()
     led = ledger(run, built.prices)
     metrics = interval_metrics(run)
     summary = summarize(run, built.prices, built.meta(), led, metrics)
     summary["contention"] = contention(built, summary, led, metrics)
-    return SimulationOutput(built, run, summary, led, metrics)
+    ex = eng.subsystems.get("execution")
+    if ex is not None:
+        summary["execution"] = run.subsystems["execution"]
+    return SimulationOutput(built, run, summary, led, metrics, ex.chrome_trace() if ex is not None else None)
 
 
 def request_class(num_gpu: int, gpu_milli: int) -> str:
@@ -197,6 +203,8 @@ def write_run_dir(out: SimulationOutput, out_dir: Path, *, report: bool = True) 
         "events.jsonl": lambda p: write_events(p, out.run.events),
         "scenario.yaml": lambda p: p.write_text(sc_yaml),
     }
+    if out.trace is not None:
+        files["trace.json"] = lambda p: write_json(p, out.trace)
     if report:
         files["report.html"] = lambda p: p.write_text(
             render_run_report(out.summary, out.metrics, out.ledger, sc_yaml, out.built.scenario.description)

@@ -198,7 +198,17 @@ def _price_book(spec: PricesSpec, models: tuple[str, ...]) -> PriceBook:
     return PriceBook(usd, src, spec.basis)
 
 
-FIELD_ROOTS = ("cluster", "workload", "scheduler", "prices", "quotas", "faults", "sample_interval_s", "horizon_s")
+FIELD_ROOTS = (
+    "cluster",
+    "workload",
+    "scheduler",
+    "prices",
+    "quotas",
+    "faults",
+    "sample_interval_s",
+    "horizon_s",
+    "execution",
+)
 """Error locations that are field paths of the scenario (build() turns them into FILE:LINE)."""
 
 

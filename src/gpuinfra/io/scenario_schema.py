@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from gpuinfra.sim.cluster import MILLI_PER_GPU
+from gpuinfra.sim.execution import ExecutionSpec
 from gpuinfra.sim.framework import Profile, ScoreSpec
 
 MAX_NODES = 1_000_000
@@ -278,6 +279,7 @@ class Scenario(_Model):
     prices: PricesSpec = Field(default_factory=PricesSpec)
     quotas: QuotasSpec | None = None
     faults: list[FaultSpec] = Field(default_factory=list)
+    execution: ExecutionSpec | None = Field(None, description="workload kinds by owner (sim/execution.py)")
     _label: str = PrivateAttr("scenario")
     _text: str | None = PrivateAttr(None)
 

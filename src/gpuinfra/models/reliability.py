@@ -123,6 +123,10 @@ class JobSpec:
     lemon_threshold: int = 2
     rack_nodes: int = 4
     usd_per_gpu_hour: float = 0.0
+    checkpoint_stall_s: float = 0.0
+    """GPUs blocked per checkpoint (models/checkpoint.py): a cycle is interval + stall of uptime."""
+    requeue_s: float = 0.0
+    """Time in the queue before each restart is placed (0: the job keeps its capacity)."""
 
     def check(self) -> None:
         if self.policy not in POLICIES:
@@ -131,6 +135,8 @@ class JobSpec:
             )
         if self.nodes < 1 or self.days <= 0 or self.checkpoint_interval_s <= 0:
             raise UserError("a job needs nodes >= 1, days > 0 and a positive checkpoint interval")
+        if self.checkpoint_stall_s < 0 or self.requeue_s < 0:
+            raise UserError("checkpoint stall and requeue time must not be negative")
         if not 0.0 <= self.lemon_fraction < 1.0 or self.lemon_factor < 1.0:
             raise UserError(
                 "lemon fraction must be in [0, 1) and the lemon factor >= 1", where="--lemon-fraction/--lemon-factor"
@@ -181,6 +187,16 @@ def simulate(spec: JobSpec, seed: int = 0, keep_events: int = 200) -> JobOutcome
     spare_return: list[float] = []
     out = JobOutcome(asdict(spec), horizon, 0.0, 0.0, 0)
     lost = {k: 0.0 for k in ("lost_work", "detection", "crash_loops", "waiting_for_repair", "restart")}
+    stall, cyc = spec.checkpoint_stall_s, spec.checkpoint_interval_s + spec.checkpoint_stall_s
+    if stall > 0:
+        lost["checkpoint_stalls"] = 0.0
+    if spec.requeue_s > 0:
+        lost["requeue"] = 0.0
+
+    def work(x: float) -> float:
+        """Work done in ``x`` seconds of uptime from a cycle's start (stalls are not work)."""
+        k, r = divmod(x, cyc)
+        return k * spec.checkpoint_interval_s + min(r, spec.checkpoint_interval_s)
 
     def charge(kind: str, seconds: float) -> None:
         lost[kind] += seconds * gpus / 3600
@@ -189,8 +205,11 @@ def simulate(spec: JobSpec, seed: int = 0, keep_events: int = 200) -> JobOutcome
         rate = base * float(weight.sum())
         gap = float(rng.exponential(1 / rate)) if rate > 0 else horizon
         run = min(gap, horizon - t)
-        productive += run
-        since_cp = (since_cp + run) % spec.checkpoint_interval_s
+        done = work(since_cp + run) - work(since_cp)
+        productive += done
+        if stall > 0:
+            charge("checkpoint_stalls", run - done)
+        since_cp = (since_cp + run) % cyc
         t += run
         if t >= horizon:
             break
@@ -200,8 +219,10 @@ def simulate(spec: JobSpec, seed: int = 0, keep_events: int = 200) -> JobOutcome
         out.failures += 1
         out.failures_by_class[c.component] = out.failures_by_class.get(c.component, 0) + 1
         fails_on[node] += 1
-        productive -= since_cp
+        productive -= min(since_cp, spec.checkpoint_interval_s)
         charge("lost_work", since_cp)
+        if stall > 0:  # a partial stall in the lost cycle was charged as a stall: count it as lost work only
+            charge("checkpoint_stalls", -(since_cp - min(since_cp, spec.checkpoint_interval_s)))
         ev = {"t_h": t / 3600, "node": node, "component": c.component, "lost_work_s": since_cp}
         since_cp = 0.0
         down = 0.0
@@ -239,6 +260,9 @@ def simulate(spec: JobSpec, seed: int = 0, keep_events: int = 200) -> JobOutcome
                     fails_on[node] = 0
         charge("restart", spec.restart_s)
         down += spec.restart_s
+        if spec.requeue_s > 0:
+            charge("requeue", spec.requeue_s)
+            down += spec.requeue_s
         ev["down_s"] = down
         if len(out.events) < keep_events:
             out.events.append(ev)

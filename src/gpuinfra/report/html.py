@@ -331,6 +331,12 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
     return out
 
 
+def execution_figure(summary: dict[str, Any]) -> go.Figure | None:
+    from gpuinfra.report.execution_fig import execution_figure as fig
+
+    return fig(summary)
+
+
 MILLI_S_PER_GPU_HOUR = 1000.0 * 3600.0
 
 
@@ -351,6 +357,7 @@ def render_run_report(
         fig_html(allocation_figure(metrics), "fig-allocation"),
         fig_html(cost_figure(summary), "fig-cost"),
         fig_html(model_figure(summary), "fig-models"),
+        *([fig_html(ef, "fig-execution")] if (ef := execution_figure(summary)) is not None else []),
     ]
     inv = summary["invariants"]
     bal = inv["gpu_time_balance"]

@@ -57,6 +57,8 @@ OUTCOMES = (
     "pending_at_horizon",
     "not_arrived",  # submitted after the horizon
     "gang_timeout",  # a gang not placed within the profile's gang_timeout_s
+    "failed",  # evicted and not restarted: its restart policy gave up (restart_at_s = inf)
+    "backoff_at_horizon",  # waiting out a restart back-off when the run ended
 )
 
 
@@ -170,6 +172,10 @@ class ReplayEngine:
         self.gangs = Gangs(self)
         mode = profile.queue_mode
         self.ordered = OrderedQueue(self, mode) if mode in ("strict_fifo", "backfill") else None
+        # per-pod run time still needed at the next start, and when an evicted pod may queue again
+        # (0: at once; > t: after a back-off; inf: never, it failed): subsystems may set both
+        self.remaining_s = pods.duration_s.astype(np.float64, copy=True)
+        self.restart_at_s = np.zeros(n)
         # the run's subsystems: each registered factory decides from the configuration
         options = dict(subsystem_options or {})
         if fault_classes:
@@ -194,7 +200,11 @@ class ReplayEngine:
             "delete": self._on_delete,
             "preempt_sweep": self._on_sweep,
             "gang_timeout": self.gangs.on_timeout,
+            "requeue": self._on_requeue,
+            "finish_group": self._on_finish_group,
         }
+        self._groups: dict[int, list[tuple[int, int]]] = {}
+        self._group_seq = 0
         self.kernel = Kernel(route(self.subsystems.values(), base))
         self.gen = np.zeros(n, dtype=np.int64)
         self.lost_runs: list[tuple[int, int, float]] = []
@@ -237,7 +247,7 @@ class ReplayEngine:
         self.devices[i] = alloc.devices
         self.rec.count("starts", t)
         self.log(t, "bind", i, node=self.cluster.node_names[alloc.node], devices=list(alloc.devices))
-        end = t + float(self.pods.duration_s[i])
+        end = t + float(self.remaining_s[i])
         d = float(self.pods.delete_s[i])
         if not math.isnan(d) and d < end:
             end = max(d, t)
@@ -245,6 +255,37 @@ class ReplayEngine:
         if self._start_hooks:
             for hook in self._start_hooks:
                 out += hook(i, alloc, t, int(self.gen[i]))
+        return out
+
+    def restart_in_place(self, pods: list[int], t: float, run: bool = True) -> list[Event]:
+        """Restart running pods' processes where they are (same allocations, as the kubelet restarts a
+        container): each run starts over at ``t`` and lasts ``remaining_s``; with ``run`` False they
+        stop and hold their GPUs without an end until restarted again (ranks waiting for their gang)."""
+        idx = np.asarray(pods, dtype=np.int64)
+        self.start_s[idx] = t
+        self.gen[idx] += 1
+        if not run:
+            return []
+        ids, gens = idx.tolist(), self.gen[idx].tolist()
+        rem = self.remaining_s[idx]
+        out: list[Event] = []
+        if len(ids) > 1 and bool(np.all(rem == rem[0])) and bool(np.all(np.isnan(self.pods.delete_s[idx]))):
+            # pods restarted together that end together: one event for the group (a gang's ranks)
+            self._group_seq += 1
+            self._groups[self._group_seq] = list(zip(ids, gens))
+            out.append(Event(t + float(rem[0]), PRIO_RELEASE, "finish_group", self._group_seq))
+        else:
+            out += [Event(t + e, PRIO_RELEASE, "finish", i, g) for i, e, g in zip(ids, rem.tolist(), gens)]
+        for hook in self._start_hooks:
+            for i, g in zip(ids, gens):
+                out += hook(i, self.allocs[i], t, g)
+        return out
+
+    def _on_finish_group(self, ev: Event) -> list[Event]:
+        """The finish of pods restarted together (each still checked against its generation)."""
+        out: list[Event] = []
+        for i, g in self._groups.pop(ev.ref):
+            out += self._on_finish(Event(ev.t_s, PRIO_RELEASE, "finish", i, g))
         return out
 
     def push_pending(self, i: int, status: Status, t: float) -> None:
@@ -356,9 +397,41 @@ class ReplayEngine:
                 Code.UNSCHEDULABLE, (f"{why} by {who}" if who else why,), "DefaultPreemption" if who else "Fault"
             )
             self.log(t, "preempted" if who else "killed", v, by=who, node=self.cluster.node_names[a.node], why=why)
+            again = float(self.restart_at_s[v])
+            if again > t:  # a subsystem's restart policy: back off, or give up for good
+                self._hold(v, again, t, why)
+                continue
             self.push_pending(v, status, t)
             if self.ordered is not None:
                 self.ordered.push(v)
+
+    def _hold(self, v: int, again: float, t: float, why: str) -> None:
+        """An evicted pod leaves the queue: failed for good (``again`` inf) or until ``again``."""
+        self.state[v] = WITHDRAWN
+        self.end_s[v] = t
+        if math.isinf(again):
+            self.outcome[v] = "failed"
+            self.log(t, "failed", v, why=why)
+            return
+        self.outcome[v] = "backoff_at_horizon"
+        self.log(t, "backoff", v, until_s=again)
+        self.kernel.schedule(Event(again, PRIO_RELEASE, "requeue", v, int(self.gen[v])))
+
+    def _on_requeue(self, ev: Event) -> list[Event]:
+        """A back-off ended: the pod queues again and gets a scheduling cycle."""
+        i, t = ev.ref, ev.t_s
+        if self.state[i] != WITHDRAWN or ev.gen != self.gen[i] or self.outcome[i] != "backoff_at_horizon":
+            return []
+        self.outcome[i] = ""
+        self.end_s[i] = np.nan
+        self.push_pending(i, Status(Code.UNSCHEDULABLE, ("restarting after back-off",), "RestartPolicy"), t)
+        if self.ordered is not None:
+            self.ordered.push(i)
+            out = self.ordered.run_pass(t)
+        else:
+            out = self.retry_pods([i], t)
+        self.touch(t)
+        return out
 
     def _preempt_for(self, i: int, t: float) -> list[Event]:
         """PostFilter: the profile's PostFilter plugins (Kueue reclaim of lent quota), then kube's
@@ -396,7 +469,10 @@ class ReplayEngine:
         cycle, they have not been tried against the rest of the cluster, so hints would miss them."""
         out: list[Event] = []
         for v in sorted(dict.fromkeys(pods), key=self.fw.sort_key):
-            if self.state[v] != PENDING or self.gangs.is_gang(v):
+            if self.state[v] == PENDING and self.gangs.is_gang(v):
+                out += self.gangs.replace_evicted(self.pods.jobs[v], t)
+                continue
+            if self.state[v] != PENDING:
                 continue
             res = self.fw.schedule(v)
             if res.alloc is not None:

@@ -93,6 +93,30 @@ class Gangs:
                 out += self.try_place(job, t)
         return out
 
+    def replace_evicted(self, job: str, t: float) -> list[Event]:
+        """Evicted gang pods back in the queue: a gang with every pod pending is placed as a whole;
+        pods whose peers still run (a rank replaced in a running job) are placed on their own."""
+        e = self.e
+        mem = self.members.get(job, [])
+        if not mem or len(mem) < int(e.pods.gang_size[mem[0]]):
+            return []
+        st = e.state[np.asarray(mem)]
+        is_pending = st == 0  # PENDING
+        if is_pending.all():
+            return self.try_place(job, t)
+        if (st[~is_pending] != 1).any():  # peers not all RUNNING
+            return []
+        pending = [m for m, p in zip(mem, is_pending.tolist()) if p]
+        out: list[Event] = []
+        for m in pending:
+            r = e.fw.schedule(m)
+            if r.alloc is None:
+                e.reason[m] = r.status.message()
+                continue
+            e.n_pending -= 1
+            out += e.start(m, r.alloc, t)
+        return out
+
     def withdraw(self, job: str, t: float, outcome: str, why: str) -> None:
         e = self.e
         self.waiting.pop(job, None)

@@ -62,6 +62,12 @@ class PodRuntime(Protocol):
     reason: list[str]
     n_pending: int
     rec: Recorder
+    remaining_s: np.ndarray
+    """float64 per pod: run time the pod needs at its next start (initially its duration); a
+    subsystem may lower it after an eviction (work resumed from a checkpoint) or raise it (start-up)."""
+    restart_at_s: np.ndarray
+    """float64 per pod, read when the pod is evicted: <= now, it queues again at once (the default);
+    later, it waits until then (a restart back-off); inf, it fails for good (outcome ``failed``)."""
 
     def start(self, i: int, alloc: Allocation, t: float) -> list[Event]:
         """Bind pod ``i`` to ``alloc`` (already reserved in the cluster) at ``t``; returns its finish event."""
@@ -69,6 +75,11 @@ class PodRuntime(Protocol):
 
     def evict(self, victims: Iterable[Allocation], by: int | None, t: float, why: str) -> None:
         """Kill running pods: their GPU work since start is lost; they queue again."""
+        ...
+
+    def restart_in_place(self, pods: list[int], t: float, run: bool = True) -> list[Event]:
+        """Restart running pods on their allocations at ``t`` for their ``remaining_s`` (``run`` False:
+        hold their GPUs without an end); returns their new finish events and the start hooks' events."""
         ...
 
     def push_pending(self, i: int, status: Status, t: float) -> None:

@@ -1,0 +1,503 @@
+"""Execution semantics in a replay: workload kinds, restart policies, checkpoints and lifecycle phases.
+
+The ``execution`` subsystem gives pods (matched by their ``owner``) a workload kind:
+
+- ``training``: finite, gang-scheduled when its pods form a gang, checkpointed every
+  ``checkpoint_interval_s`` of steady work; a killed attempt loses only the work since its last
+  durable checkpoint, and the next attempt resumes from it. When one pod of a gang dies the
+  whole gang is restarted (JobSet's failure policy restarts every replicated job);
+- ``batch``: finite batch inference, sharded: every pod is a shard, a failed shard is retried
+  alone and restarts from zero (no checkpoints); the job completes when every shard has;
+- ``service``: a long-running replica serving for its duration; restarted after a failure
+  (``Always``); it *completes* when it served at least ``slo_availability`` of its window.
+
+Restart policies, as Kubernetes and JobSet name them (kubernetes.io Job and Pod docs [P]):
+``Never`` (a failed pod is not restarted: the job fails), ``OnFailure`` (restart with
+exponential back-off ``backoff_s x 2^(n-1)``, capped at ``backoff_cap_s``: 10 s doubling to
+6 min for Jobs; the job fails when its failures exceed ``backoff_limit``, default 6) and
+``Always`` (restart with back-off capped at 5 min, CrashLoopBackOff, never give up). Every
+eviction that is not the pod's normal end (fault, crash, preemption, the application's own
+non-zero exit after ``fails_after_s``) counts as a failure.
+
+Each attempt follows models/lifecycle.Timeline (startup: image pull, data/weights load, NCCL
+initialisation growing with ranks; warm-up; steady with checkpoint stalls; teardown); the
+subsystem sets the engine's per-pod ``remaining_s`` to the attempt's whole timeline and its
+``restart_at_s`` to the policy's decision (sim/subsystem.PodRuntime). Recorded per job:
+attempts, failures, progress, lost work, GPU-hours per attempt and per phase, the outcome; and
+per attempt the phases, exported by :func:`chrome_trace` as Chrome/Perfetto trace JSON
+(pid = node, tid = GPU).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from gpuinfra.models.lifecycle import Timeline, startup_parts
+from gpuinfra.sim.kernel import PRIO_RELEASE, Event
+from gpuinfra.sim.subsystem import RUNNING, RunConfig, Subsystem, View, register
+
+KINDS = ("training", "batch", "service")
+BACKOFF_RESET_S = 600.0
+"""The kubelet resets a container's crash back-off after it ran 10 minutes (Kubernetes docs, pod
+lifecycle: container restart policy [P])."""
+
+
+class KindSpec(BaseModel):
+    """The execution semantics of the pods of one owner (scenario ``execution.kinds[]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    owner: str = Field(description="pods whose owner is this get these semantics")
+    kind: Literal["training", "batch", "service"]
+    restart_policy: Literal["Never", "OnFailure", "Always"] | None = Field(
+        None, description="default: OnFailure for training and batch, Always for service"
+    )
+    backoff_limit: int = Field(6, ge=0, description="OnFailure: failures before the job fails (Kubernetes Job: 6)")
+    backoff_s: float = Field(10.0, ge=0, description="first restart back-off (Kubernetes: 10 s, doubling)")
+    backoff_cap_s: float | None = Field(None, ge=0, description="back-off cap (Job 360 s, CrashLoopBackOff 300 s)")
+    checkpoint_interval_s: float | None = Field(None, gt=0, description="training: steady work between checkpoints")
+    checkpoint_stall_s: float = Field(0.0, ge=0, description="GPUs blocked per checkpoint (models/checkpoint)")
+    checkpoint_lag_s: float = Field(0.0, ge=0, description="async: persist time until a checkpoint is durable")
+    image_gb: float = Field(15.0, ge=0, description="container image to pull per node [assumption: a CUDA image]")
+    load_gb: float = Field(0.0, ge=0, description="data/weights read per node at start (checkpoint shard, model)")
+    storage: str = "nfs-flash"
+    warmup_s: float = Field(60.0, ge=0)
+    teardown_s: float = Field(30.0, ge=0)
+    fails_after_s: float | None = Field(None, gt=0, description="an application bug: every attempt exits 1 this late")
+    slo_availability: float = Field(0.99, gt=0, le=1, description="service: share of its window it must serve")
+    backoff_limit_per_index: bool | None = Field(
+        None, description="count failures per pod (Indexed Job backoffLimitPerIndex); default: true for batch"
+    )
+
+    @property
+    def policy(self) -> str:
+        return self.restart_policy or ("Always" if self.kind == "service" else "OnFailure")
+
+    @property
+    def per_index(self) -> bool:
+        return self.kind == "batch" if self.backoff_limit_per_index is None else self.backoff_limit_per_index
+
+    @property
+    def cap_s(self) -> float:
+        if self.backoff_cap_s is not None:
+            return self.backoff_cap_s
+        return 300.0 if self.policy == "Always" else 360.0
+
+
+class ExecutionSpec(BaseModel):
+    """Scenario ``execution:``: workload kinds by owner, and how much of the timeline to keep."""
+
+    model_config = ConfigDict(extra="forbid")
+    kinds: list[KindSpec] = Field(default_factory=list)
+    trace_max_attempts: int = Field(2000, ge=0, description="pod attempts whose phases are kept for the trace")
+
+
+class Execution(Subsystem):
+    """The ``execution`` subsystem. Event kind: ``exec_exit`` (an attempt's own non-zero exit)."""
+
+    name = "execution"
+
+    def __init__(self, view: View, spec: ExecutionSpec) -> None:
+        super().__init__(view)
+        rt = self.rt = view.runtime
+        pods = rt.pods
+        self.spec = spec
+        by_owner = {k.owner: k for k in spec.kinds}
+        self.kind_of: dict[int, KindSpec] = {}
+        self.jobs: dict[str, list[int]] = {}
+        for i in range(len(pods)):
+            k = by_owner.get(pods.owners[i])
+            if k is not None:
+                self.kind_of[i] = k
+                self.jobs.setdefault(pods.jobs[i], []).append(i)
+        self.work = {i: float(pods.duration_s[i]) for i in self.kind_of}
+        self.saved = dict.fromkeys(self.kind_of, 0.0)
+        self.tl: dict[int, Timeline] = {}
+        self.failures: dict[str, int] = dict.fromkeys(self.jobs, 0)
+        self.attempts: dict[int, list[dict]] = {i: [] for i in self.kind_of}
+        self.phase_gpu_s: dict[str, dict[str, float]] = {j: {} for j in self.jobs}
+        self.fail_phase: dict[str, dict[str, int]] = {j: {} for j in self.jobs}
+        """Failures by the phase the attempt was in (what each phase risks)."""
+        self.kept = 0
+        self.trace_rows: list[tuple] = []
+        self._restarting: set[str] = set()
+        self.gang: dict[str, dict] = {}
+        self.index_failures: dict[str, int] = {}
+        self.streak: dict[str, int] = {}
+        self.startup: dict[str, dict[str, float]] = {}
+        for job, mem in self.jobs.items():
+            k = self.kind_of[mem[0]]
+            nodes = len(mem)
+            ranks = int(sum(int(pods.num_gpu[m]) for m in mem))
+            self.startup[job] = startup_parts(nodes, ranks, k.image_gb * 1e9, k.load_gb * 1e9, k.storage)
+            self._plan_job(mem)
+        self.job_idx = {job: np.asarray(mem, dtype=np.int64) for job, mem in self.jobs.items()}
+        self.gang_of: dict[int, dict] = {}
+        for job, mem in self.jobs.items():
+            if self._is_gang(mem[0]):
+                self.gang[job] = {"start": None, "waiting_since": None}
+                for m in mem:
+                    self.gang_of[m] = self.gang[job]
+
+    # -- the attempt's plan ------------------------------------------------------------------
+    def _plan(self, i: int) -> None:
+        k = self.kind_of[i]
+        left = max(self.work[i] - self.saved[i], 0.0)
+        training = k.kind == "training" and k.checkpoint_interval_s is not None
+        tl = Timeline(
+            sum(self.startup[self.rt.pods.jobs[i]].values()),
+            k.warmup_s,
+            left,
+            k.checkpoint_interval_s if training else math.inf,
+            k.checkpoint_stall_s if training else 0.0,
+            k.checkpoint_lag_s if training else 0.0,
+            k.teardown_s,
+        )
+        self.tl[i] = tl
+        self.rt.remaining_s[i] = tl.total_s
+
+    def _plan_job(self, mem: list[int]) -> None:
+        """One plan for pods that share a timeline (a gang's ranks, or a job's identical shards)."""
+        if len(mem) > 1 and self._is_gang(mem[0]):
+            self._plan(mem[0])
+            for m in mem[1:]:
+                self.tl[m] = self.tl[mem[0]]
+            self.rt.remaining_s[np.asarray(mem)] = self.tl[mem[0]].total_s
+        else:
+            for m in mem:
+                self._plan(m)
+
+    def handlers(self) -> dict:
+        return {"exec_exit": self.on_exit}
+
+    def _is_gang(self, i: int) -> bool:
+        return int(self.rt.pods.gang_size[i]) > 1 and len(self.jobs[self.rt.pods.jobs[i]]) > 1
+
+    def on_pod_start(self, i: int, alloc, t: float, gen: int) -> list[Event]:
+        g = self.gang_of.get(i)
+        if g is not None and g["start"] == t and g["waiting_since"] is None:
+            return []  # another rank of the same start (NOTE: first test, for speed at 10^5 ranks)
+        k = self.kind_of.get(i)
+        if k is None:
+            return []
+        rt = self.rt
+        rt.restart_at_s[i] = 0.0
+        out: list[Event] = []
+        if self._is_gang(i):
+            job = rt.pods.jobs[i]
+            g = self.gang[job]
+            if g["waiting_since"] is not None:
+                mem = self.jobs[job]
+                if (rt.state[self.job_idx[job]] != RUNNING).any():
+                    # another replaced rank is not back yet: this one waits with the others
+                    return rt.restart_in_place([i], t, run=False)
+                # the replaced ranks are back: every other rank restarts in place from the checkpoint
+                wait = t - g["waiting_since"]
+                held = [m for m in mem if m != i]
+                acc = self.phase_gpu_s[job]
+                gpus = float((rt.pods.num_gpu[held].astype(np.float64) * rt.pods.gpu_milli[held]).sum()) / 1e3
+                acc["waiting for a replacement"] = acc.get("waiting for a replacement", 0.0) + wait * gpus
+                g["waiting_since"] = None
+                g["start"] = t
+                out += rt.restart_in_place(held, t)
+            elif g["start"] == t:
+                return []  # another rank of the same start
+            g["start"] = t
+            if k.fails_after_s is not None and k.fails_after_s < self.tl[i].total_s:
+                out.append(Event(t + k.fails_after_s, PRIO_RELEASE, "exec_exit", i, gen))
+            return out
+        if k.fails_after_s is not None and k.fails_after_s < self.tl[i].total_s:
+            out.append(Event(t + k.fails_after_s, PRIO_RELEASE, "exec_exit", i, gen))
+        return out
+
+    def _gpus(self, i: int) -> float:
+        return float(self.rt.pods.num_gpu[i]) * float(self.rt.pods.gpu_milli[i]) / 1000.0
+
+    def on_exit(self, ev: Event) -> list[Event]:
+        """The application exits non-zero: the pod is evicted; its restart policy decides."""
+        rt, i, t = self.rt, ev.ref, ev.t_s
+        if rt.state[i] != RUNNING or ev.gen != rt.gen[i]:
+            return []
+        a = rt.allocs[i]
+        rt.evict([a], None, t, "exited with code 1")
+        out = rt.retry_nodes([a.node], t) + rt.retry_pods([i], t)
+        rt.touch(t)
+        return out
+
+    def _served(self, i: int, start: float, done: float) -> float:
+        """A service's steady time that fell inside its window (submit + duration)."""
+        if self.kind_of[i].kind != "service":
+            return 0.0
+        window_end = float(self.rt.pods.submit_s[i]) + self.work[i]
+        return max(0.0, min(done, window_end - (start + self.tl[i].head_s)))
+
+    def _record(self, job: str, members: list[int], start: float, t: float, node: int, devs, outcome: str) -> float:
+        """Account one attempt of ``members`` (same timeline) from ``start`` to ``t``; returns work kept."""
+        i = members[0]
+        tl = self.tl[i]
+        elapsed = t - start
+        done = tl.work_at(elapsed)
+        saved = tl.saved_at(elapsed) if outcome == "evicted" and self.kind_of[i].kind != "service" else done
+        gpus = float((self.rt.pods.num_gpu[members].astype(np.float64) * self.rt.pods.gpu_milli[members]).sum()) / 1e3
+        acc = self.phase_gpu_s[job]
+        self._account(acc, tl, elapsed, gpus)
+        if outcome == "evicted":
+            acc["lost work"] = acc.get("lost work", 0.0) + (done - saved) * gpus
+            ph = tl.phase_at(elapsed)
+            self.fail_phase[job][ph] = self.fail_phase[job].get(ph, 0) + 1
+        self.attempts[i].append(
+            {
+                "served_s": self._served(i, start, done),
+                "start_s": start,
+                "end_s": t,
+                "node": node,
+                "end": outcome,
+                "work_done_s": done,
+                "work_kept_s": saved,
+                "gpu_hours": elapsed * gpus / 3600.0,
+            }
+        )
+        if self.kept < self.spec.trace_max_attempts:
+            ph = tl.phases(elapsed)
+            for m in members:
+                if self.kept >= self.spec.trace_max_attempts:
+                    break
+                a = self.rt.allocs.get(m)
+                self.kept += 1
+                self.trace_rows.append((m, a.node if a else node, tuple(a.devices) if a else tuple(devs), start, ph))
+        return saved
+
+    def on_pod_end(self, i: int, alloc, t: float, outcome: str) -> list[Event]:
+        k = self.kind_of.get(i)
+        if k is None:
+            return []
+        rt = self.rt
+        job = rt.pods.jobs[i]
+        if job in self._restarting:
+            return []
+        if self._is_gang(i):
+            return self._gang_end(i, k, job, alloc, t, outcome)
+        saved = self._record(job, [i], float(rt.start_s[i]), t, int(alloc.node), alloc.devices, outcome)
+        if outcome != "evicted":
+            self.saved[i] = self.work[i]
+            return []
+        if k.kind == "service":
+            # a service's window is wall time: the restarted replica serves what is left of it
+            left = float(rt.pods.submit_s[i]) + self.work[i] - t - (self.tl[i].head_s if i in self.tl else 0.0)
+            self.saved[i] = self.work[i] - max(left, 0.0)
+        else:
+            self.saved[i] += saved
+        self._plan(i)
+        self.failures[job] += 1
+        key = rt.pods.names[i] if k.per_index else job
+        if k.per_index:
+            self.index_failures[key] = self.index_failures.get(key, 0) + 1
+        ran = t - float(rt.start_s[i])
+        n = self.index_failures.get(key) if k.per_index else None
+        rt.restart_at_s[i] = self._decide(k, job, t, n, ran, rt.pods.names[i])
+        return []
+
+    def _gang_end(self, i: int, k: KindSpec, job: str, alloc, t: float, outcome: str) -> list[Event]:
+        rt = self.rt
+        g = self.gang[job]
+        mem = self.jobs[job]
+        if outcome != "evicted":
+            if g["start"] is not None:  # the first rank to finish closes the attempt for all
+                self._record(job, mem, g["start"], t, int(alloc.node), alloc.devices, outcome)
+                g["start"] = None
+                for m in mem:
+                    self.saved[m] = self.work[m]
+            return []
+        self.failures[job] += 1
+        again = self._decide(k, job, t, None, t - g["start"] if g["start"] is not None else 0.0, job)
+        if g["waiting_since"] is not None:
+            w = self.fail_phase[job]
+            w["waiting for a replacement"] = w.get("waiting for a replacement", 0) + 1
+        if g["waiting_since"] is None and g["start"] is not None:
+            kept = self._record(job, mem, g["start"], t, int(alloc.node), alloc.devices, outcome)
+            for m in mem:
+                self.saved[m] += kept
+            self._plan_job(mem)
+            g["start"] = None
+        if math.isinf(again):  # the job fails: every rank stops for good
+            self._restarting.add(job)
+            for m in mem:
+                rt.restart_at_s[m] = again
+            others = [rt.allocs[m] for m in mem if m != i and rt.state[m] == RUNNING and m in rt.allocs]
+            if others:
+                rt.evict(others, None, t, f"job {job} failed")
+            self._restarting.discard(job)
+            return []
+        rt.restart_at_s[i] = again
+        if g["waiting_since"] is None:
+            g["waiting_since"] = t
+            # the other ranks stop and hold their GPUs until the replacement is back
+            idx = self.job_idx[job]
+            rt.restart_in_place(idx[(rt.state[idx] == RUNNING) & (idx != i)], t, run=False)
+        return []
+
+    def _account(self, acc: dict[str, float], tl: Timeline, elapsed: float, gpus: float) -> None:
+        """GPU-seconds per phase of one attempt (closed form, no per-checkpoint loop)."""
+        parts = {"startup": (0.0, tl.startup_s), "warm-up": (tl.startup_s, tl.head_s)}
+        for name, (a, b) in parts.items():
+            acc[name] = acc.get(name, 0.0) + max(0.0, min(b, elapsed) - a) * gpus
+        steady_end = tl.head_s + tl.work_s + tl.checkpoints * tl.stall_s
+        x = max(0.0, min(elapsed, steady_end) - tl.head_s)
+        work = tl.work_at(tl.head_s + x)
+        acc["steady"] = acc.get("steady", 0.0) + work * gpus
+        acc["checkpoint"] = acc.get("checkpoint", 0.0) + (x - work) * gpus
+        acc["teardown"] = acc.get("teardown", 0.0) + max(0.0, elapsed - steady_end) * gpus
+
+    def _decide(self, k: KindSpec, job: str, t: float, n: int | None, ran_s: float, key: str) -> float:
+        """When the failed pods may queue again: t + back-off, or inf (the job, or the index, failed).
+
+        OnFailure (Job controller): the delay doubles with the job's (or the index's) failures.
+        Always (kubelet CrashLoopBackOff): it doubles with consecutive crashes and resets once an
+        attempt ran 10 minutes (kubelet's back-off reset), so rare hardware faults wait 10 s each."""
+        n = self.failures[job] if n is None else n
+        if k.policy == "Never" or (k.policy == "OnFailure" and n > k.backoff_limit):
+            return math.inf
+        if k.policy == "Always":
+            n = 1 if ran_s >= BACKOFF_RESET_S else self.streak.get(key, 0) + 1
+            self.streak[key] = n
+        return t + min(k.backoff_s * 2.0 ** min(n - 1, 60), k.cap_s)
+
+    # -- results -----------------------------------------------------------------------------
+    def jobs_table(self) -> list[dict]:
+        """One row per job: kind, policy, attempts, failures, progress, outcome, GPU-hours."""
+        rt = self.rt
+        rows = []
+        for job, mem in self.jobs.items():
+            k = self.kind_of[mem[0]]
+            outs = [rt.outcome[m] or ("running_at_horizon" if rt.state[m] == RUNNING else "") for m in mem]
+            target = sum(self.work[m] for m in mem)
+            kept = sum(self.saved[m] for m in mem)
+            atts = [a for m in mem for a in self.attempts[m]]
+            running = [m for m in mem if rt.state[m] == RUNNING]
+            g = self.gang.get(job)
+            if g is not None and g["waiting_since"] is not None:
+                running = []  # the ranks are holding their GPUs for a replacement, not working
+            for m in running:  # credit the work of the attempt still running at the horizon
+                kept += self.tl[m].work_at(self.view.clock() - float(rt.start_s[m]))
+            gpu_h = sum(a["gpu_hours"] for a in atts)
+            if k.kind == "service":
+                now = self.view.clock()
+                served = sum(a["served_s"] for a in atts) + sum(
+                    self._served(m, float(rt.start_s[m]), self.tl[m].work_at(now - float(rt.start_s[m])))
+                    for m in running
+                )
+                avail = served / target if target else 0.0
+                kept = served
+                done = avail >= k.slo_availability
+                outcome = "served at SLO" if done else f"below SLO ({avail:.1%} of its window)"
+            elif all(o == "completed" for o in outs):
+                outcome = "completed"
+            elif any(o == "failed" for o in outs):
+                outcome = "failed (BackoffLimitExceeded)" if k.policy == "OnFailure" else "failed"
+            else:
+                outcome = "unfinished"
+            pgs = self.phase_gpu_s[job]
+            rows.append(
+                {
+                    "job": job,
+                    "kind": k.kind,
+                    "restart_policy": k.policy,
+                    "pods": len(mem),
+                    "attempts": len(atts),
+                    "failures": self.failures[job],
+                    "progress": kept / target if target else 0.0,
+                    "outcome": outcome,
+                    "gpu_hours": gpu_h,
+                    "gpu_hours_by_phase": {p: v / 3600.0 for p, v in pgs.items()},
+                    "gpu_hours_per_attempt": _per_attempt(atts),
+                    "startup_s": self.startup[job],
+                    "failures_by_phase": dict(self.fail_phase[job]),
+                }
+            )
+        return rows
+
+    def summary(self) -> dict:
+        return {"jobs": self.jobs_table(), "trace_attempts": len(self.trace_rows)}
+
+    def chrome_trace(self) -> dict:
+        """The kept attempts' phases as Chrome trace JSON (``traceEvents``; pid = node, tid = GPU).
+
+        Times in microseconds from the run's start; opens in ui.perfetto.dev and chrome://tracing."""
+        rt = self.rt
+        t0 = float(rt.pods.submit_s.min()) if len(rt.pods) else 0.0
+        ev: list[dict] = []
+        nodes = set()
+        for i, node, devs, start, phases in self.trace_rows:
+            nodes.add(node)
+            for name, a, b in phases:
+                for d in devs:
+                    ev.append(
+                        {
+                            "name": name,
+                            "cat": self.kind_of[i].kind,
+                            "ph": "X",
+                            "ts": round((start + a - t0) * 1e6, 3),
+                            "dur": round((b - a) * 1e6, 3),
+                            "pid": node,
+                            "tid": d,
+                            "args": {"pod": rt.pods.names[i], "job": rt.pods.jobs[i]},
+                        }
+                    )
+        for n in sorted(nodes):
+            ev.append(
+                {"name": "process_name", "ph": "M", "pid": n, "tid": 0, "args": {"name": rt.cluster.node_names[n]}}
+            )
+        return {"traceEvents": ev, "displayTimeUnit": "ms"}
+
+
+def _per_attempt(atts: list[dict]) -> list[float]:
+    """GPU-hours of each attempt of a job (pods that started together form one attempt)."""
+    by: dict[float, float] = {}
+    for a in atts:
+        by[a["start_s"]] = by.get(a["start_s"], 0.0) + a["gpu_hours"]
+    return [by[k] for k in sorted(by)]
+
+
+@register("execution")
+def _build_execution(cfg: RunConfig, make_view) -> Execution | None:
+    """Active when the run's options carry an ``execution`` spec with kinds."""
+    spec = cfg.options.get("execution")
+    if spec is None or not spec.kinds:
+        return None
+    return Execution(make_view("execution"), spec)
+
+
+def job_pods(
+    job: str,
+    owner: str,
+    pods: int,
+    gpus_per_pod: int,
+    work_s: float,
+    *,
+    submit_s: float = 0.0,
+    gang: bool = True,
+    cpu_milli: int = 8000,
+    memory_mib: int = 65536,
+) -> list:
+    """The pods of one job: ``pods`` pods of ``gpus_per_pod`` GPUs, each ``work_s`` of steady work
+    (a gang when ``gang``: all start together, as a training job's ranks do)."""
+    from gpuinfra.sim.workload import Pod
+
+    return [
+        Pod(
+            name=f"{job}-{k:05d}",
+            submit_s=submit_s,
+            duration_s=work_s,
+            cpu_milli=cpu_milli,
+            memory_mib=memory_mib,
+            num_gpu=gpus_per_pod,
+            gpu_milli=1000,
+            owner=owner,
+            job=job,
+            gang_size=pods if gang and pods > 1 else 0,
+        )
+        for k in range(pods)
+    ]
