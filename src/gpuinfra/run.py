@@ -70,7 +70,10 @@ def simulate(
             )
             for f in sc.faults
         ],
-        subsystem_options={"execution": sc.execution} if sc.execution else None,
+        subsystem_options={
+            k: v for k, v in (("execution", sc.execution), ("upgrade", sc.upgrade), ("spot", sc.spot)) if v is not None
+        }
+        or None,
     )
     run = eng.run()
     led = ledger(run, built.prices)
@@ -80,6 +83,9 @@ def simulate(
     ex = eng.subsystems.get("execution")
     if ex is not None:
         summary["execution"] = run.subsystems["execution"]
+    for name in ("upgrade", "spot"):
+        if name in run.subsystems:
+            summary[name] = {k: v for k, v in run.subsystems[name].items() if k != "log"}
     return SimulationOutput(built, run, summary, led, metrics, ex.chrome_trace() if ex is not None else None)
 
 

@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from gpuinfra.sim.cluster import MILLI_PER_GPU
 from gpuinfra.sim.execution import ExecutionSpec
 from gpuinfra.sim.framework import Profile, ScoreSpec
+from gpuinfra.sim.spot import SpotSpec
+from gpuinfra.sim.upgrade import UpgradeSpec
 
 MAX_NODES = 1_000_000
 """Sanity bound on nodes in a pool and on ``replicate`` (the largest published GPU clusters have
@@ -280,6 +282,8 @@ class Scenario(_Model):
     quotas: QuotasSpec | None = None
     faults: list[FaultSpec] = Field(default_factory=list)
     execution: ExecutionSpec | None = Field(None, description="workload kinds by owner (sim/execution.py)")
+    upgrade: UpgradeSpec | None = Field(None, description="a node-pool upgrade during the run (sim/upgrade.py)")
+    spot: SpotSpec | None = Field(None, description="spot pools and their reclaims (sim/spot.py)")
     _label: str = PrivateAttr("scenario")
     _text: str | None = PrivateAttr(None)
 

@@ -1,0 +1,179 @@
+"""Spot reclaims in a replay: notice, cordon, reclaim, replacement.
+
+The ``spot`` subsystem reclaims nodes of the pools listed as spot. Reclaims are a Poisson
+process per pool at ``reclaim_rate_per_node_day`` x (nodes in service) (exponential gaps from
+the run's ``spot`` stream; the node drawn uniformly among the pool's nodes in service), so the
+expected count is rate x nodes x days, which the tests check. Each reclaim, as the clouds do it
+(facts: cost-lifecycle-security.md section 1.2):
+
+1. ``spot_notice``: the interruption notice (AWS: 2 minutes; GCP: 30 s guest shutdown window);
+   the node is cordoned (takes no new pods). With ``checkpoint_on_notice`` a pod saves its
+   state in the notice window when its checkpoint fits in it (``checkpoint_s`` <= notice).
+2. ``spot_reclaim`` (``notice_s`` later): every pod on the node is killed and queues again; the
+   node's GPUs are unavailable (not billed: a reclaimed VM is not charged).
+3. ``spot_replace`` (``replace_s`` later, or never when ``replace_s`` is null): a replacement
+   node of the same shape joins the pool.
+
+Work lost per killed pod: its GPU time since its last checkpoint (``checkpoint_interval_s``,
+or all of it since start without checkpoints), minus nothing when it saved in the notice window.
+The replay itself restarts a killed pod as the engine (or the execution subsystem) decides;
+this summary states the loss a checkpointing policy implies.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gpuinfra.errors import UserError
+from gpuinfra.sim.kernel import PRIO_RELEASE, Event
+from gpuinfra.sim.subsystem import RunConfig, Subsystem, View, register
+
+if TYPE_CHECKING:
+    from gpuinfra.sim.subsystem import PodRuntime
+
+DAY_S = 86400.0
+
+
+class SpotSpec(BaseModel):
+    """Scenario block ``spot:``: which pools are spot and how they are reclaimed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    pools: list[str] = Field(min_length=1, description="pools bought as spot/preemptible")
+    reclaim_rate_per_node_day: float = Field(
+        ge=0, le=1000, description="reclaims per node-day (AWS Spot Advisor buckets: <5 % .. >20 % a month)"
+    )
+    notice_s: float = Field(120.0, ge=0, le=3600, description="interruption notice (AWS 120 s, GCP 30 s)")
+    replace_s: float | None = Field(900.0, ge=0, description="until a replacement node joins; null: none")
+    checkpoint_interval_s: float | None = Field(None, gt=0, description="pods checkpoint this often (null: never)")
+    checkpoint_s: float = Field(60.0, ge=0, description="time to write one checkpoint (checkpoint on notice)")
+    checkpoint_on_notice: bool = False
+    source: str = Field(description="where the reclaim rate comes from; required")
+
+
+class SpotReclaimer(Subsystem):
+    """The ``spot`` subsystem. Event kinds: ``spot_notice``, ``spot_reclaim``, ``spot_replace``
+    (ref: pool index for a notice draw, node otherwise). Summary: reclaims, pods killed, lost
+    GPU-hours (since start and under the checkpoint policy), reclaimed (unbilled) GPU-hours."""
+
+    name = "spot"
+
+    def __init__(self, view: View, spec: SpotSpec, until_s: float) -> None:
+        super().__init__(view)
+        self.spec = spec
+        self.e: PodRuntime = view.runtime
+        self.until_s = until_s
+        c = view.cluster
+        pools = [p.name for p in c.pools]
+        for p in spec.pools:
+            if p not in pools:
+                raise UserError(
+                    f"spot.pools: '{p}' is not a pool of the cluster",
+                    where="spot.pools",
+                    expected="one of " + ", ".join(pools),
+                )
+        self.pool_nodes = [[n for n in range(c.n_nodes) if c.pools[c.node_pool[n]].name == p] for p in spec.pools]
+        self.out: set[int] = set()
+        """Nodes noticed or reclaimed and not yet replaced."""
+        self.down_since: dict[int, float] = {}
+        self.reclaimed_gpu_s = 0.0
+        self.reclaims = 0
+        self.pods_killed = 0
+        self.lost_since_start_gpu_s = 0.0
+        self.lost_policy_gpu_s = 0.0
+        self.saved_on_notice = 0
+
+    def _next(self, k: int, t: float) -> Event | None:
+        up = sum(1 for n in self.pool_nodes[k] if n not in self.out)
+        rate = self.spec.reclaim_rate_per_node_day * max(up, 1) / DAY_S
+        if rate <= 0:
+            return None
+        t_next = t + float(self.view.rng.exponential(1.0 / rate))
+        return Event(t_next, PRIO_RELEASE, "spot_notice", k) if t_next <= self.until_s else None
+
+    def first_events(self, t0: float) -> list[Event]:
+        return [ev for k in range(len(self.pool_nodes)) if (ev := self._next(k, t0)) is not None]
+
+    def handlers(self) -> dict:
+        return {"spot_notice": self.on_notice, "spot_reclaim": self.on_reclaim, "spot_replace": self.on_replace}
+
+    def on_notice(self, ev: Event) -> list[Event]:
+        t, k = ev.t_s, ev.ref
+        out = [nx] if (nx := self._next(k, t)) is not None else []
+        cand = [n for n in self.pool_nodes[k] if n not in self.out]
+        if not cand:
+            return out
+        n = cand[int(self.view.rng.integers(len(cand)))]
+        self.out.add(n)
+        self.view.cluster.set_node_up(n, False)  # cordon on notice
+        self.e.mark_dirty(n)
+        self.e.touch(t)
+        out.append(Event(t + self.spec.notice_s, PRIO_RELEASE, "spot_reclaim", n))
+        return out
+
+    def on_reclaim(self, ev: Event) -> list[Event]:
+        e, t, n, s = self.e, ev.t_s, ev.ref, self.spec
+        c = e.cluster
+        victims = [a for a in c.node_allocs[n].values() if a.pod >= 0]
+        for a in victims:
+            ran = t - float(e.start_s[a.pod])
+            g = a.gpu_milli_total / 1000.0
+            self.lost_since_start_gpu_s += g * ran
+            # the run's age at the notice decides whether a checkpoint fits in the notice window
+            if s.checkpoint_on_notice and s.checkpoint_s <= s.notice_s and ran >= s.notice_s:
+                self.saved_on_notice += 1
+                lost = 0.0
+            elif s.checkpoint_interval_s:
+                lost = ran % s.checkpoint_interval_s
+            else:
+                lost = ran
+            self.lost_policy_gpu_s += g * lost
+        self.reclaims += 1
+        self.pods_killed += len(victims)
+        self.view.log.append({"t_s": t, "node": c.node_names[n], "pods_killed": len(victims)})
+        if victims:
+            e.evict(victims, None, t, "spot instance reclaimed")
+        for d in range(int(c.gpu_count[n])):
+            c.set_device_available(n, d, False)
+        self.down_since[n] = t
+        e.mark_dirty(n)
+        out = e.retry_pods([a.pod for a in victims], t)
+        if s.replace_s is not None:
+            out.append(Event(t + s.replace_s, PRIO_RELEASE, "spot_replace", n))
+        e.touch(t)
+        return out
+
+    def on_replace(self, ev: Event) -> list[Event]:
+        e, t, n = self.e, ev.t_s, ev.ref
+        c = e.cluster
+        self.reclaimed_gpu_s += (t - self.down_since.pop(n)) * int(c.gpu_count[n])
+        for d in range(int(c.gpu_count[n])):
+            c.set_device_available(n, d, True)
+        c.set_node_up(n, True)
+        self.out.discard(n)
+        e.mark_dirty(n)
+        out = e.retry_nodes([n], t)
+        e.touch(t)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        now = self.view.clock()
+        c = self.view.cluster
+        rec = self.reclaimed_gpu_s + sum((now - t0) * int(c.gpu_count[n]) for n, t0 in self.down_since.items())
+        return {
+            "reclaims": self.reclaims,
+            "pods_killed": self.pods_killed,
+            "lost_gpu_hours_since_start": self.lost_since_start_gpu_s / 3600.0,
+            "lost_gpu_hours_with_policy": self.lost_policy_gpu_s / 3600.0,
+            "saved_on_notice": self.saved_on_notice,
+            "unprovisioned_gpu_hours": rec / 3600.0,
+            "log": self.view.log,
+        }
+
+
+@register("spot")
+def _build_spot(cfg: RunConfig, make_view) -> SpotReclaimer | None:
+    """Active when the run's options carry a :class:`SpotSpec` (scenario ``spot:``)."""
+    spec = cfg.options.get("spot")
+    return SpotReclaimer(make_view("spot"), spec, cfg.until_s) if spec is not None else None

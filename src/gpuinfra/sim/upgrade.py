@@ -1,0 +1,359 @@
+"""Node-pool upgrades in a replay: cordon, drain through the eviction API, reimage, uncordon.
+
+The ``upgrade`` subsystem upgrades every node of one GPU pool, as GKE/EKS/AKS and the GPU
+Operator's driver upgrade controller do (facts: cost-lifecycle-security.md section 4):
+
+- **in_place**: ``max_unavailable`` nodes at a time are cordoned, drained and reimaged
+  (``node_upgrade_s``: the new driver/CUDA image, reboot and validation), then uncordoned.
+- **surge** (GKE ``maxSurge``/``maxUnavailable``): ``max_surge`` extra nodes of the pool's
+  ``surge_pool`` are provisioned (``provision_s``) and take pods; parallelism is
+  maxSurge + maxUnavailable (GKE). Old nodes are drained one per free slot; the first
+  N - maxSurge are reimaged (a stand-in for delete + create, same capacity), the last maxSurge are
+  deleted, so the pool ends at its size with the surge nodes as its new members.
+- **blue_green**: every green node (``surge_pool``, as many as the pool) is provisioned first;
+  blue nodes are then drained in batches of ``max_unavailable`` with ``batch_soak_s`` between
+  batches, and deleted.
+
+Cordon is ``ClusterState.set_node_up(False)``: the node takes no new pods, running pods keep
+running. Drain evicts each pod through the eviction API: a pod whose owner has a
+PodDisruptionBudget (models/pdb.py) is evicted only when the budget allows (else 429, retried
+every ``eviction_retry_s``: kubectl drain's retry interval is 5 s); after ``force_after_s`` the
+rest is deleted regardless (GKE respects PDBs for up to one hour, then force-drains -- facts file,
+marked there as not re-read). An evicted pod goes back to the queue (runtime.evict): its GPU work
+since its start -- or since its last checkpoint when the execution subsystem keeps checkpoints --
+is lost. Nodes not yet provisioned or already deleted are *unprovisioned*: their devices are
+unavailable and their time is not billed (reported so cost attribution leaves it out of the bill).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gpuinfra.errors import UserError
+from gpuinfra.models.pdb import PodDisruptionBudget
+from gpuinfra.sim.kernel import PRIO_RELEASE, Event
+from gpuinfra.sim.subsystem import PENDING, RUNNING, RunConfig, Subsystem, View, register
+
+if TYPE_CHECKING:
+    from gpuinfra.sim.subsystem import PodRuntime
+
+
+class PdbSpec(BaseModel):
+    """A PodDisruptionBudget over one owner's pods, spelled as in policy/v1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    minAvailable: int | str | None = None  # noqa: N815 (Kubernetes' field name)
+    maxUnavailable: int | str | None = None  # noqa: N815
+    unhealthyPodEvictionPolicy: Literal["IfHealthyBudget", "AlwaysAllow"] = "IfHealthyBudget"  # noqa: N815
+
+
+class UpgradeSpec(BaseModel):
+    """Scenario block ``upgrade:``: one pool's upgrade (strategy, batch, drain rules, budgets)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    pool: str = Field(description="the node pool to upgrade")
+    strategy: Literal["in_place", "surge", "blue_green"] = "surge"
+    max_surge: int = Field(1, ge=0, le=100_000, description="GKE maxSurge (surge); GKE's default is 1")
+    max_unavailable: int = Field(1, ge=0, le=100_000, description="nodes drained at once (GKE default 0 with surge)")
+    surge_pool: str | None = Field(None, description="pool holding the surge/green nodes (down until provisioned)")
+    start_s: float = Field(0.0, ge=0, description="when the upgrade starts (simulated seconds)")
+    node_upgrade_s: float = Field(
+        1200.0, gt=0, description="reimage + reboot + validation per node; assumption, state its source"
+    )
+    provision_s: float = Field(600.0, ge=0, description="time to provision a surge/green node; assumption")
+    eviction_retry_s: float = Field(5.0, gt=0, description="retry interval after a 429 (kubectl drain: 5 s)")
+    force_after_s: float | None = Field(3600.0, gt=0, description="force-drain after this long (GKE: 1 h); null: never")
+    batch_soak_s: float = Field(0.0, ge=0, description="blue/green: soak between drain batches")
+    order: Literal["name", "least_work_at_risk"] = "name"
+    ready_after_s: float = Field(60.0, ge=0, description="a started pod turns Ready after this long (readiness probe)")
+    pdbs: dict[str, PdbSpec] = Field(default_factory=dict, description="owner -> PodDisruptionBudget")
+    source: str = Field("", description="where node_upgrade_s / provision_s come from")
+
+
+class UpgradeController(Subsystem):
+    """The ``upgrade`` subsystem. Event kinds: ``upg_step``, ``upg_drain`` (ref: node),
+    ``upg_done`` (ref: node), ``upg_provisioned`` (ref: node). Summary: duration, nodes
+    upgraded, evictions (allowed, refused with 429, forced), jobs killed, GPU-hours lost,
+    service replica-hours unavailable, unprovisioned GPU-hours."""
+
+    name = "upgrade"
+
+    def __init__(self, view: View, spec: UpgradeSpec) -> None:
+        super().__init__(view)
+        self.spec = spec
+        self.e: PodRuntime = view.runtime
+        c = view.cluster
+        names = [p.name for p in c.pools]
+        self.pool_nodes = [n for n in range(c.n_nodes) if c.pools[c.node_pool[n]].name == spec.pool]
+        self.surge_nodes = (
+            [n for n in range(c.n_nodes) if c.pools[c.node_pool[n]].name == spec.surge_pool]
+            if spec.surge_pool in names
+            else []
+        )
+        self.pdbs = {
+            k: PodDisruptionBudget(k, v.minAvailable, v.maxUnavailable, v.unhealthyPodEvictionPolicy)
+            for k, v in spec.pdbs.items()
+        }
+        owners = view.runtime.pods.owners
+        self.owner_pods: dict[str, list[int]] = {}
+        for i, o in enumerate(owners):
+            if o in self.pdbs:
+                self.owner_pods.setdefault(o, []).append(i)
+        self.queue: list[int] = []
+        self.draining: dict[int, float] = {}
+        """node -> drain start time."""
+        self.reimaging: set[int] = set()
+        self.surge_up = 0
+        self.unprov_since: dict[int, float] = {}
+        self.unprov_gpu_s = 0.0
+        self.deleted: set[int] = set()
+        self.to_delete = 0
+        self.t_start: float | None = None
+        self.t_end: float | None = None
+        self.next_batch_at = 0.0
+        self.stats = {"evicted": 0, "refused_429": 0, "forced": 0, "jobs_killed": 0, "service_evictions": 0}
+        self.lost_gpu_s = 0.0
+        self.evicted_at: dict[int, float] = {}
+        self.service_unready_s = 0.0
+        self.done_nodes: list[dict[str, Any]] = []
+        self.step_pending = False
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _unprovision(self, n: int, t: float) -> None:
+        c = self.view.cluster
+        c.set_node_up(n, False)
+        for d in range(int(c.gpu_count[n])):
+            c.set_device_available(n, d, False)
+        self.unprov_since[n] = t
+        self.e.mark_dirty(n)
+
+    def _provision(self, n: int, t: float) -> None:
+        c = self.view.cluster
+        t0 = self.unprov_since.pop(n, t)
+        self.unprov_gpu_s += (t - t0) * int(c.gpu_count[n])
+        for d in range(int(c.gpu_count[n])):
+            c.set_device_available(n, d, True)
+        c.set_node_up(n, True)
+        self.e.mark_dirty(n)
+
+    def _work_at_risk(self, n: int, t: float) -> float:
+        e = self.e
+        return sum(a.gpu_milli_total * (t - float(e.start_s[a.pod])) for a in e.cluster.node_allocs[n].values())
+
+    def _healthy(self, owner: str, t: float) -> tuple[int, int]:
+        """(expected, healthy) for an owner's budget: pods arrived and not finished; Ready ones."""
+        e, r = self.e, self.spec.ready_after_s
+        exp = hl = 0
+        for i in self.owner_pods.get(owner, ()):
+            s = e.state[i]
+            if s == RUNNING:
+                exp += 1
+                hl += int(t - float(e.start_s[i]) >= r)
+            elif s == PENDING:
+                exp += 1
+        return exp, hl
+
+    def _slots(self) -> int:
+        s = self.spec
+        if s.strategy == "in_place":
+            return max(s.max_unavailable, 1)
+        if s.strategy == "surge":
+            return s.max_unavailable + self.surge_up
+        return max(s.max_unavailable, 1) if self.surge_up >= len(self.pool_nodes) else 0
+
+    # -- events ----------------------------------------------------------------------------------
+    def first_events(self, t0: float) -> list[Event]:
+        for n in self.surge_nodes:
+            self._unprovision(n, t0)
+        self.e.touch(t0)
+        return [Event(max(t0, self.spec.start_s), PRIO_RELEASE, "upg_step", -1, 0)]
+
+    def handlers(self) -> dict:
+        return {
+            "upg_step": self.on_step,
+            "upg_drain": self.on_drain,
+            "upg_done": self.on_done,
+            "upg_provisioned": self.on_provisioned,
+        }
+
+    def on_step(self, ev: Event) -> list[Event]:
+        t, s = ev.t_s, self.spec
+        out: list[Event] = []
+        self.step_pending = False
+        if self.t_start is None:
+            self.t_start = t
+            self.queue = list(self.pool_nodes)
+            want = {"in_place": 0, "surge": s.max_surge, "blue_green": len(self.pool_nodes)}[s.strategy]
+            surge = self.surge_nodes[:want]
+            self.to_delete = len(surge)
+            for n in surge:
+                out.append(Event(t + s.provision_s, PRIO_RELEASE, "upg_provisioned", n))
+        if s.order == "least_work_at_risk":
+            self.queue.sort(key=lambda n: (self._work_at_risk(n, t), n))
+        if t < self.next_batch_at:
+            return out + [Event(self.next_batch_at, PRIO_RELEASE, "upg_step", -1)]
+        started = 0
+        while self.queue and len(self.draining) + len(self.reimaging) < self._slots():
+            n = self.queue.pop(0)
+            self.view.cluster.set_node_up(n, False)  # cordon
+            self.e.mark_dirty(n)
+            self.draining[n] = t
+            out.append(Event(t, PRIO_RELEASE, "upg_drain", n))
+            started += 1
+        if started and s.strategy == "blue_green" and s.batch_soak_s > 0:
+            self.next_batch_at = t + s.batch_soak_s
+        self.e.touch(t)
+        return out
+
+    def on_drain(self, ev: Event) -> list[Event]:
+        e, t, n, s = self.e, ev.t_s, ev.ref, self.spec
+        if n not in self.draining:
+            return []
+        force = s.force_after_s is not None and t - self.draining[n] >= s.force_after_s
+        evict = []
+        refused = False
+        for a in sorted(e.cluster.node_allocs[n].values(), key=lambda a: a.pod):
+            if a.pod < 0:
+                continue
+            owner = e.pods.owners[a.pod]
+            pdb = self.pdbs.get(owner)
+            if pdb is not None and not force:
+                exp, hl = self._healthy(owner, t)
+                ready = t - float(e.start_s[a.pod]) >= s.ready_after_s
+                if (
+                    pdb.eviction(
+                        expected=exp,
+                        healthy=hl - sum(1 for v in evict if e.pods.owners[v.pod] == owner),
+                        pod_ready=ready,
+                    )
+                    != 200
+                ):
+                    self.stats["refused_429"] += 1
+                    refused = True
+                    continue
+            evict.append(a)
+        for a in evict:
+            self.lost_gpu_s += a.gpu_milli_total * (t - float(e.start_s[a.pod])) / 1000.0
+            if e.pods.owners[a.pod] in self.pdbs:
+                self.stats["service_evictions"] += 1
+                self.evicted_at[a.pod] = t
+            else:
+                self.stats["jobs_killed"] += 1
+            self.stats["forced" if force else "evicted"] += 1
+        if evict:
+            e.evict(evict, None, t, "evicted by node upgrade drain" + (" (forced)" if force else ""))
+        out = e.retry_pods([a.pod for a in evict], t) if evict else []
+        if refused or e.cluster.node_allocs[n]:
+            out.append(Event(t + s.eviction_retry_s, PRIO_RELEASE, "upg_drain", n))
+            e.touch(t)
+            return out
+        # drained: reimage (or delete the last ones when surge/green nodes replace them)
+        del self.draining[n]
+        remaining_old = len(self.queue) + len(self.draining)
+        if s.strategy == "blue_green" or (s.strategy == "surge" and remaining_old < self.to_delete):
+            self._unprovision(n, t)
+            self.deleted.add(n)
+            self.done_nodes.append({"node": e.cluster.node_names[n], "t_s": t, "action": "deleted"})
+            out += self._maybe_finish(t)
+            out.append(Event(t, PRIO_RELEASE, "upg_step", -1))
+        else:
+            c = e.cluster
+            for d in range(int(c.gpu_count[n])):
+                c.set_device_available(n, d, False)
+            self.reimaging.add(n)
+            out.append(Event(t + s.node_upgrade_s, PRIO_RELEASE, "upg_done", n))
+        e.touch(t)
+        return out
+
+    def on_done(self, ev: Event) -> list[Event]:
+        e, t, n = self.e, ev.t_s, ev.ref
+        c = e.cluster
+        self.reimaging.discard(n)
+        for d in range(int(c.gpu_count[n])):
+            c.set_device_available(n, d, True)
+        c.set_node_up(n, True)
+        e.mark_dirty(n)
+        self.done_nodes.append({"node": c.node_names[n], "t_s": t, "action": "upgraded"})
+        out = e.retry_nodes([n], t) + self._maybe_finish(t)
+        out.append(Event(t, PRIO_RELEASE, "upg_step", -1))
+        e.touch(t)
+        return out
+
+    def on_provisioned(self, ev: Event) -> list[Event]:
+        t, n = ev.t_s, ev.ref
+        self._provision(n, t)
+        self.surge_up += 1
+        out = self.e.retry_nodes([n], t)
+        out.append(Event(t, PRIO_RELEASE, "upg_step", -1))
+        self.e.touch(t)
+        return out
+
+    def _maybe_finish(self, t: float) -> list[Event]:
+        if not self.queue and not self.draining and not self.reimaging and self.t_end is None:
+            self.t_end = t
+        return []
+
+    def on_pod_start(self, i: int, alloc, t: float, gen: int) -> list[Event]:
+        t_e = self.evicted_at.pop(i, None)
+        if t_e is not None:
+            self.service_unready_s += (t - t_e) + self.spec.ready_after_s
+        return []
+
+    def summary(self) -> dict[str, Any]:
+        now = self.view.clock()
+        unprov = self.unprov_gpu_s + sum(
+            (now - t0) * int(self.view.cluster.gpu_count[n]) for n, t0 in self.unprov_since.items()
+        )
+        # pods evicted and never started again stay unready until the end of the run
+        unready = self.service_unready_s + sum(now - t0 for t0 in self.evicted_at.values())
+        return {
+            "strategy": self.spec.strategy,
+            "pool": self.spec.pool,
+            "nodes": len(self.pool_nodes),
+            "started_s": self.t_start,
+            "finished_s": self.t_end,
+            "duration_s": (self.t_end - self.t_start) if self.t_end is not None and self.t_start is not None else None,
+            "nodes_done": len(self.done_nodes),
+            **self.stats,
+            "lost_gpu_hours": self.lost_gpu_s / 3600.0,
+            "service_replica_hours_unready": unready / 3600.0,
+            "unprovisioned_gpu_hours": unprov / 3600.0,
+            "log": self.done_nodes,
+        }
+
+
+@register("upgrade")
+def _build_upgrade(cfg: RunConfig, make_view) -> UpgradeController | None:
+    """Active when the run's options carry an :class:`UpgradeSpec` (scenario ``upgrade:``)."""
+    spec = cfg.options.get("upgrade")
+    if spec is None:
+        return None
+    ctl = UpgradeController(make_view("upgrade"), spec)
+    _validate(ctl)
+    return ctl
+
+
+def _validate(ctl: UpgradeController) -> None:
+    """Refuse an upgrade that cannot run: unknown pool, too few surge nodes, a budget no drain satisfies."""
+    s, c = ctl.spec, ctl.view.cluster
+    names = [p.name for p in c.pools]
+    if not ctl.pool_nodes:
+        raise UserError(
+            f"upgrade.pool '{s.pool}' is not a pool of the cluster",
+            where="upgrade.pool",
+            expected="one of " + ", ".join(names),
+        )
+    need = {"in_place": 0, "surge": s.max_surge, "blue_green": len(ctl.pool_nodes)}[s.strategy]
+    if need and len(ctl.surge_nodes) < need:
+        raise UserError(
+            f"upgrade strategy {s.strategy} needs {need} surge/green nodes; surge_pool "
+            f"'{s.surge_pool}' has {len(ctl.surge_nodes)}",
+            where="upgrade.surge_pool",
+            expected=f"a pool of the cluster with at least {need} nodes of the same shape",
+        )
+    if s.strategy == "surge" and s.max_surge + s.max_unavailable == 0:
+        raise UserError("maxSurge and maxUnavailable are both 0: no node can ever be upgraded", where="upgrade")
+    for owner, pdb in ctl.pdbs.items():
+        pdb.check_drainable(len(ctl.owner_pods.get(owner, ())))
