@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gpuinfra.errors import UserError
 from gpuinfra.sim.kernel import PRIO_RELEASE, Event
 from gpuinfra.sim.subsystem import RunConfig, Subsystem, View, register
+from gpuinfra.sim.upgrade import unprovisioned_by_model
 
 if TYPE_CHECKING:
     from gpuinfra.sim.subsystem import PodRuntime
@@ -77,7 +78,7 @@ class SpotReclaimer(Subsystem):
         self.out: set[int] = set()
         """Nodes noticed or reclaimed and not yet replaced."""
         self.down_since: dict[int, float] = {}
-        self.reclaimed_gpu_s = 0.0
+        self.reclaimed_gpu_s: dict[int, float] = {}
         self.reclaims = 0
         self.pods_killed = 0
         self.lost_since_start_gpu_s = 0.0
@@ -147,7 +148,7 @@ class SpotReclaimer(Subsystem):
     def on_replace(self, ev: Event) -> list[Event]:
         e, t, n = self.e, ev.t_s, ev.ref
         c = e.cluster
-        self.reclaimed_gpu_s += (t - self.down_since.pop(n)) * int(c.gpu_count[n])
+        self.reclaimed_gpu_s[n] = self.reclaimed_gpu_s.get(n, 0.0) + (t - self.down_since.pop(n)) * int(c.gpu_count[n])
         for d in range(int(c.gpu_count[n])):
             c.set_device_available(n, d, True)
         c.set_node_up(n, True)
@@ -160,14 +161,15 @@ class SpotReclaimer(Subsystem):
     def summary(self) -> dict[str, Any]:
         now = self.view.clock()
         c = self.view.cluster
-        rec = self.reclaimed_gpu_s + sum((now - t0) * int(c.gpu_count[n]) for n, t0 in self.down_since.items())
+        rec = unprovisioned_by_model(c, self.reclaimed_gpu_s, self.down_since, now)
         return {
             "reclaims": self.reclaims,
             "pods_killed": self.pods_killed,
             "lost_gpu_hours_since_start": self.lost_since_start_gpu_s / 3600.0,
             "lost_gpu_hours_with_policy": self.lost_policy_gpu_s / 3600.0,
             "saved_on_notice": self.saved_on_notice,
-            "unprovisioned_gpu_hours": rec / 3600.0,
+            "unprovisioned_gpu_hours": sum(rec.values()),
+            "unprovisioned_gpu_hours_by_model": rec,
             "log": self.view.log,
         }
 

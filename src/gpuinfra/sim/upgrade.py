@@ -107,7 +107,8 @@ class UpgradeController(Subsystem):
         self.reimaging: set[int] = set()
         self.surge_up = 0
         self.unprov_since: dict[int, float] = {}
-        self.unprov_gpu_s = 0.0
+        self.unprov_gpu_s: dict[int, float] = {}
+        """node -> unprovisioned GPU-seconds so far."""
         self.deleted: set[int] = set()
         self.to_delete = 0
         self.t_start: float | None = None
@@ -132,7 +133,7 @@ class UpgradeController(Subsystem):
     def _provision(self, n: int, t: float) -> None:
         c = self.view.cluster
         t0 = self.unprov_since.pop(n, t)
-        self.unprov_gpu_s += (t - t0) * int(c.gpu_count[n])
+        self.unprov_gpu_s[n] = self.unprov_gpu_s.get(n, 0.0) + (t - t0) * int(c.gpu_count[n])
         for d in range(int(c.gpu_count[n])):
             c.set_device_available(n, d, True)
         c.set_node_up(n, True)
@@ -303,9 +304,7 @@ class UpgradeController(Subsystem):
 
     def summary(self) -> dict[str, Any]:
         now = self.view.clock()
-        unprov = self.unprov_gpu_s + sum(
-            (now - t0) * int(self.view.cluster.gpu_count[n]) for n, t0 in self.unprov_since.items()
-        )
+        unprov = unprovisioned_by_model(self.view.cluster, self.unprov_gpu_s, self.unprov_since, now)
         # pods evicted and never started again stay unready until the end of the run
         unready = self.service_unready_s + sum(now - t0 for t0 in self.evicted_at.values())
         return {
@@ -319,9 +318,21 @@ class UpgradeController(Subsystem):
             **self.stats,
             "lost_gpu_hours": self.lost_gpu_s / 3600.0,
             "service_replica_hours_unready": unready / 3600.0,
-            "unprovisioned_gpu_hours": unprov / 3600.0,
+            "unprovisioned_gpu_hours": sum(unprov.values()),
+            "unprovisioned_gpu_hours_by_model": unprov,
             "log": self.done_nodes,
         }
+
+
+def unprovisioned_by_model(c, done: dict[int, float], since: dict[int, float], now: float) -> dict[str, float]:
+    """GPU-hours by GPU model of nodes not provisioned: closed intervals ``done`` (node -> GPU-s)
+    plus the open ones (node -> since) up to ``now``."""
+    out: dict[str, float] = {}
+    for n in set(done) | set(since):
+        g = done.get(n, 0.0) + ((now - since[n]) * int(c.gpu_count[n]) if n in since else 0.0)
+        m = c.models[c.node_model[n]] if c.node_model[n] >= 0 else ""
+        out[m] = out.get(m, 0.0) + g / 3600.0
+    return dict(sorted(out.items()))
 
 
 @register("upgrade")
