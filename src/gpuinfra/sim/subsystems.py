@@ -12,5 +12,5 @@ from gpuinfra.sim import faults as _faults  # noqa: F401  faults: strikes, detec
 from gpuinfra.sim import incidents as _incidents  # noqa: F401  incidents + telemetry sampling (sim/telemetry.py)
 from gpuinfra.sim import mig_manager as _mig_manager  # noqa: F401  MIG repartitioning of idle GPUs
 from gpuinfra.sim import serving as _serving  # noqa: F401  serving replicas as pods (options['serving'])
-from gpuinfra.sim import upgrade as _upgrade  # noqa: F401  node-pool upgrades: cordon, PDB-aware drain, reimage
 from gpuinfra.sim import spot as _spot  # noqa: F401  spot reclaims: notice, cordon, reclaim, replacement
+from gpuinfra.sim import upgrade as _upgrade  # noqa: F401  node-pool upgrades: cordon, PDB-aware drain, reimage

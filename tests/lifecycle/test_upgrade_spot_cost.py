@@ -1,0 +1,108 @@
+"""Upgrades, spot reclaims and cost attribution on the one simulator (examples/upgrade.yaml)."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gpuinfra import api
+from gpuinfra.analysis import attribution as at
+from gpuinfra.errors import UserError
+
+EX = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _run(tmp_path, seed=None, **changes):
+    d = yaml.safe_load((EX / "upgrade.yaml").read_text())
+    for k, v in changes.items():
+        if v is None:
+            d.pop(k, None)
+        elif isinstance(v, dict) and isinstance(d.get(k), dict):
+            d[k] = {**d[k], **v}
+        else:
+            d[k] = v
+    shutil.copy(EX / "upgrade-jobs.csv", tmp_path / "upgrade-jobs.csv")
+    p = tmp_path / "sc.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return api.simulate(api.scenario(p), seed=seed)
+
+
+def _attr(res):
+    o = res._output
+    return at.attribute(o.run, o.ledger, o.built.prices), at.bill(o.run, o.built.prices), o
+
+
+@pytest.mark.parametrize("strategy", ["in_place", "surge", "blue_green"])
+def test_every_node_done_and_reimage_time_is_the_closed_form(tmp_path, strategy):
+    extra = {"max_unavailable": 1} if strategy != "surge" else {}
+    res = _run(tmp_path, upgrade={"strategy": strategy, **extra})
+    u = res.summary["upgrade"]
+    assert res.invariants.ok
+    assert u["nodes_done"] == 5 and u["finished_s"] is not None and u["duration_s"] > 0
+    if strategy != "in_place":  # spare nodes take the evicted replicas, so the budget lets drains finish
+        assert u["forced"] == 0
+    # reimaged nodes: 5 in place, 5 - maxSurge under surge, none under blue/green (deleted)
+    reimaged = {"in_place": 5, "surge": 4, "blue_green": 0}[strategy]
+    table, bill, _ = _attr(res)
+    unav = table.loc[table.costCategory == "unavailable", "gpuHours"].sum()
+    assert unav == pytest.approx(reimaged * 8 * 1200 / 3600, rel=1e-9)
+
+
+def test_attribution_sums_to_the_bill_every_gpu_second_once(tmp_path):
+    res = _run(
+        tmp_path,
+        spot={"pools": ["gpu"], "reclaim_rate_per_node_day": 0.5, "source": "test rate"},
+        upgrade={"strategy": "in_place"},
+    )
+    table, bill, o = _attr(res)
+    assert float(table["totalCost"].sum()) == pytest.approx(bill["total"], rel=1e-12)
+    billed_h = sum(
+        c * res.summary["horizon"]["duration_s"] / 3600 for c in res.summary["cluster"]["gpus_by_model"].values()
+    ) - sum(at.unprovisioned_by_model(o.run).values())
+    assert float(table["gpuHours"].sum()) == pytest.approx(billed_h, rel=1e-12)
+    assert at.check(o.run, table)["ok"]  # residual idle equals the recorder's idle integral
+    assert (table["gpuHours"] >= -1e-9).all()
+    # failure waste is exactly the GPU-time of the runs the engine threw away
+    lost = sum(ms for _, _, ms in o.run.lost_runs) / 3.6e6
+    assert table.loc[table.costCategory == "failure_waste", "gpuHours"].sum() == pytest.approx(lost)
+    burn = at.silent_burn(table)
+    assert list(burn["totalCost"]) == sorted(burn["totalCost"], reverse=True)
+
+
+def test_same_seed_same_bytes(tmp_path):
+    a = _run(tmp_path, seed=5, spot={"pools": ["gpu"], "reclaim_rate_per_node_day": 1.0, "source": "t"})
+    b = _run(tmp_path, seed=5, spot={"pools": ["gpu"], "reclaim_rate_per_node_day": 1.0, "source": "t"})
+    assert _attr(a)[0].to_csv() == _attr(b)[0].to_csv()
+    assert a.summary["spot"] == b.summary["spot"]
+
+
+def test_spot_reclaim_count_matches_rate_x_nodes_x_days(tmp_path):
+    # no replacement lag to speak of: expected reclaims ~ rate x 5 nodes x 3 days, Poisson
+    counts = [
+        _run(
+            tmp_path,
+            seed=s,
+            upgrade=None,
+            spot={"pools": ["gpu"], "reclaim_rate_per_node_day": 2.0, "replace_s": 0, "notice_s": 0, "source": "t"},
+        ).summary["spot"]["reclaims"]
+        for s in range(8)
+    ]
+    mean, expect = sum(counts) / len(counts), 2.0 * 5 * 3
+    assert abs(mean - expect) < 4 * (expect / len(counts)) ** 0.5
+
+
+def test_missing_price_names_the_model(tmp_path):
+    d = {"prices": {"cloud": "aws", "overrides": {}}}
+    res = _run(tmp_path, **d)
+    o = res._output
+    book = type(o.built.prices)({"H100-SXM": None}, {}, "on_demand")
+    with pytest.raises(UserError, match="H100-SXM"):
+        at.attribute(o.run, o.ledger, book)
+
+
+def test_a_budget_no_drain_can_satisfy_is_refused(tmp_path):
+    with pytest.raises(UserError, match="refuses every eviction"):
+        _run(tmp_path, upgrade={"pdbs": {"serving": {"maxUnavailable": 0}}})
+    with pytest.raises(UserError, match="surge_pool"):
+        _run(tmp_path, upgrade={"strategy": "blue_green", "surge_pool": None})
