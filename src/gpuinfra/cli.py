@@ -717,6 +717,10 @@ from gpuinfra.cli_execution import checkpoint_app, io_app  # noqa: E402
 
 app.add_typer(checkpoint_app, name="checkpoint")
 app.add_typer(io_app, name="io")
+from gpuinfra.cli_lifecycle import cost_app, upgrade_app  # noqa: E402
+
+app.add_typer(upgrade_app, name="upgrade")
+app.add_typer(cost_app, name="cost")
 app.command()(collective)
 app.command()(scale)
 app.command()(reliability)

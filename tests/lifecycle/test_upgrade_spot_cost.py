@@ -33,9 +33,13 @@ def _attr(res):
     return at.attribute(o.run, o.ledger, o.built.prices), at.bill(o.run, o.built.prices), o
 
 
-@pytest.mark.parametrize("strategy", ["in_place", "surge", "blue_green"])
-def test_every_node_done_and_reimage_time_is_the_closed_form(tmp_path, strategy):
-    extra = {"max_unavailable": 1} if strategy != "surge" else {}
+@pytest.mark.parametrize(
+    "strategy,order",
+    [("in_place", "name"), ("in_place", "least_work_at_risk"), ("surge", "name"), ("blue_green", "name")],
+)
+def test_every_node_done_and_reimage_time_is_the_closed_form(tmp_path, strategy, order):
+    # regression: an already-empty node reimaged at once must reach the recorder too
+    extra = {"max_unavailable": 1, "order": order} if strategy != "surge" else {}
     res = _run(tmp_path, upgrade={"strategy": strategy, **extra})
     u = res.summary["upgrade"]
     assert res.invariants.ok

@@ -69,6 +69,10 @@ class UpgradeSpec(BaseModel):
     order: Literal["name", "least_work_at_risk"] = "name"
     ready_after_s: float = Field(60.0, ge=0, description="a started pod turns Ready after this long (readiness probe)")
     pdbs: dict[str, PdbSpec] = Field(default_factory=dict, description="owner -> PodDisruptionBudget")
+    respect_pdbs: bool = Field(True, description="false: drain with kubectl drain --disable-eviction (plain DELETE)")
+    stack: dict[str, str] = Field(
+        default_factory=dict, description="the pool's current layers (driver, cuda, framework, ...): models/nodestack"
+    )
     source: str = Field("", description="where node_upgrade_s / provision_s come from")
 
 
@@ -114,7 +118,14 @@ class UpgradeController(Subsystem):
         self.t_start: float | None = None
         self.t_end: float | None = None
         self.next_batch_at = 0.0
-        self.stats = {"evicted": 0, "refused_429": 0, "forced": 0, "jobs_killed": 0, "service_evictions": 0}
+        self.stats = {
+            "evicted": 0,
+            "refused_429": 0,
+            "forced": 0,
+            "jobs_killed": 0,
+            "service_evictions": 0,
+            "pdb_overridden": 0,
+        }
         self.lost_gpu_s = 0.0
         self.evicted_at: dict[int, float] = {}
         self.service_unready_s = 0.0
@@ -212,7 +223,7 @@ class UpgradeController(Subsystem):
         e, t, n, s = self.e, ev.t_s, ev.ref, self.spec
         if n not in self.draining:
             return []
-        force = s.force_after_s is not None and t - self.draining[n] >= s.force_after_s
+        force = not s.respect_pdbs or (s.force_after_s is not None and t - self.draining[n] >= s.force_after_s)
         evict = []
         refused = False
         for a in sorted(e.cluster.node_allocs[n].values(), key=lambda a: a.pod):
@@ -239,6 +250,7 @@ class UpgradeController(Subsystem):
             self.lost_gpu_s += a.gpu_milli_total * (t - float(e.start_s[a.pod])) / 1000.0
             if e.pods.owners[a.pod] in self.pdbs:
                 self.stats["service_evictions"] += 1
+                self.stats["pdb_overridden"] += int(force)
                 self.evicted_at[a.pod] = t
             else:
                 self.stats["jobs_killed"] += 1
@@ -263,6 +275,7 @@ class UpgradeController(Subsystem):
             c = e.cluster
             for d in range(int(c.gpu_count[n])):
                 c.set_device_available(n, d, False)
+            e.mark_dirty(n)
             self.reimaging.add(n)
             out.append(Event(t + s.node_upgrade_s, PRIO_RELEASE, "upg_done", n))
         e.touch(t)
@@ -366,5 +379,5 @@ def _validate(ctl: UpgradeController) -> None:
         )
     if s.strategy == "surge" and s.max_surge + s.max_unavailable == 0:
         raise UserError("maxSurge and maxUnavailable are both 0: no node can ever be upgraded", where="upgrade")
-    for owner, pdb in ctl.pdbs.items():
+    for owner, pdb in ctl.pdbs.items() if s.respect_pdbs else ():
         pdb.check_drainable(len(ctl.owner_pods.get(owner, ())))

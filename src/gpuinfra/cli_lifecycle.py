@@ -1,0 +1,175 @@
+"""`gpuinfra upgrade` (layers, plan) and `gpuinfra cost` (attribute): parse, call the library, print.
+Exit codes: 0 fine, 2 bad input (an upgrade path the compatibility data forbids, a budget no
+drain satisfies, a GPU model without a price)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from gpuinfra.errors import UserError
+
+out = Console(highlight=False, soft_wrap=True)
+upgrade_app = typer.Typer(
+    help="Node stacks as layers, and node-pool upgrades planned on the simulator.", no_args_is_help=True
+)
+cost_app = typer.Typer(help="Cost attribution as OpenCost defines it, extended for GPUs.", no_args_is_help=True)
+
+
+def _stack(text: str | None) -> dict[str, str]:
+    from gpuinfra.models.nodestack import parse_target
+
+    return parse_target(text) if text else {}
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.2f}"
+    return escape(str(v))
+
+
+@upgrade_app.command("layers")
+def layers_cmd(
+    gpu: Annotated[str, typer.Option("--gpu", help="GPU model (hardware layer), e.g. H100-SXM.")],
+    from_: Annotated[str, typer.Option("--from", help="Current layers: driver=535.104.05,cuda=12.1,framework=2.3.")],
+    to: Annotated[str, typer.Option("--to", help="Wanted layers: DRIVER/CUDA[/TORCH] or layer=version,...")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What a change at one layer forces at the others (compat rules), and whether nodes must drain."""
+    from gpuinfra.models.nodestack import NodeStack, plan_change
+
+    cur = _stack(from_)
+    if "driver" not in cur:
+        raise UserError("--from names no driver", where="--from", expected="driver=VERSION[,cuda=..,framework=..]")
+    p = plan_change(NodeStack(hardware=gpu, **cur), _stack(to))
+    if as_json:
+        print(json.dumps(p.as_dict(), indent=1))
+        return
+    t = Table("layer", "before", "after", "why")
+    why = {f["layer"]: f["rule"] for f in p.forced}
+    for ly in p.layers_changed:
+        t.add_row(ly, _fmt(getattr(p.before, ly)), _fmt(getattr(p.after, ly)), why.get(ly, "requested"))
+    out.print(t)
+    out.print(f"verdict: {p.report.verdict if p.report else '-'}; nodes must be drained: {p.needs_reboot}")
+
+
+@upgrade_app.command("plan")
+def plan_cmd(
+    scenario: Annotated[str, typer.Argument(help="Scenario YAML with an upgrade: block (or a built-in name).")],
+    to: Annotated[str, typer.Option("--to", help="Target layers: DRIVER/CUDA[/TORCH] or driver=...,cuda=...")],
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Current layers (else the scenario's upgrade.stack).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the scenario's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Propose a safe upgrade order and batch size, simulated against the naive upgrade on the same run."""
+    from gpuinfra import api
+    from gpuinfra.lifecycle import upgrade_plan
+
+    sc = api.scenario(scenario)
+    p = upgrade_plan(sc, sc._base_dir, _stack(to), seed=seed, stack=_stack(from_) or None)
+    if as_json:
+        print(json.dumps(p.as_dict(), indent=1, default=str))
+        return
+    ch = p.change
+    out.print(
+        "[bold]change[/]: "
+        + escape(
+            ", ".join(f"{ly} {getattr(ch.before, ly) or '-'} -> {getattr(ch.after, ly)}" for ly in ch.layers_changed)
+        )
+    )
+    for f in ch.forced:
+        out.print(f"  forced: {escape(f['layer'])} -> {escape(f['to'])} (rule {escape(f['rule'])})")
+    cols = [
+        ("candidate", "candidate"),
+        ("duration_h", "duration (h)"),
+        ("jobs_killed", "jobs killed"),
+        ("lost_gpu_hours", "GPU-h lost"),
+        ("service_replica_hours_unready", "replica-h unready"),
+        ("refused_429", "429s"),
+        ("pdb_overridden", "PDB overridden"),
+        ("disruption_usd", "disruption (USD)"),
+    ]
+    t = Table(*[h for _, h in cols])
+    t.columns[0].no_wrap = True
+    for r in p.candidates.to_dict(orient="records"):
+        style = "bold green" if p.proposed and r["candidate"] == p.proposed["candidate"] else None
+        t.add_row(*[_fmt(r[k]) for k, _ in cols], style=style)
+    out.print(t)
+    if p.proposed is None:
+        out.print("[yellow]no candidate finished without overriding a PodDisruptionBudget[/]")
+    else:
+        n, q = p.naive, p.proposed
+        out.print(
+            f"proposed: [bold]{escape(q['candidate'])}[/] -- vs naive: disruption {q['disruption_usd']:,.0f} vs "
+            f"{n['disruption_usd']:,.0f} USD, jobs killed {q['jobs_killed']} vs {n['jobs_killed']}, "
+            f"replica-h unready {q['service_replica_hours_unready']:.2f} vs {n['service_replica_hours_unready']:.2f}, "
+            f"PDB overridden {q['pdb_overridden']} vs {n['pdb_overridden']}, "
+            f"duration {q['duration_h']:.2f} h vs {n['duration_h']:.2f} h"
+        )
+
+
+@cost_app.command("attribute")
+def attribute_cmd(
+    scenario: Annotated[str, typer.Argument(help="Scenario YAML or built-in name.")],
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the scenario's).")] = None,
+    by: Annotated[str, typer.Option(help="Aggregate by namespace, pod, costCategory or gpuModel.")] = "namespace",
+    csv: Annotated[Path | None, typer.Option(help="Write the OpenCost-style allocation table (CSV) here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every billed GPU-second attributed once: workload, failure waste, unavailable, stranded, idle;
+    silent burn ranked."""
+    from gpuinfra import api
+    from gpuinfra.analysis.attribution import aggregate
+    from gpuinfra.lifecycle import cost_report
+
+    if by not in ("namespace", "pod", "costCategory", "gpuModel"):
+        raise UserError(f"--by {by}", where="--by", expected="namespace, pod, costCategory or gpuModel")
+    res = api.simulate(api.scenario(scenario), seed=seed)
+    rep = cost_report(res._output)
+    if csv is not None:
+        rep["table"].to_csv(csv, index=False)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    k: (v.to_dict(orient="records") if hasattr(v, "to_dict") else v)
+                    for k, v in rep.items()
+                    if k != "table"
+                },
+                indent=1,
+                default=str,
+            )
+        )
+        return
+    agg = aggregate(rep["table"], by) if by != "namespace" else rep["by_namespace"]
+    t = Table(by, "category", "GPU-hours", "USD")
+    for r in agg.sort_values("totalCost", ascending=False).to_dict(orient="records"):
+        t.add_row(_fmt(r[by]), r["costCategory"], _fmt(r["gpuHours"]), _fmt(r["totalCost"]))
+    out.print(t)
+    b = rep["bill"]
+    out.print(
+        f"bill: {b['total']:,.2f} USD; attributed: {rep['table']['totalCost'].sum():,.2f} USD "
+        f"(idle check against the recorder: {'ok' if rep['check']['ok'] else 'MISMATCH'})"
+    )
+    s = Table("silent burn (ranked)", "where", "GPU-hours", "USD", "share of bill")
+    for r in rep["silent_burn"].head(10).to_dict(orient="records"):
+        s.add_row(
+            r["costCategory"],
+            _fmt(r["where"]),
+            _fmt(r["gpuHours"]),
+            _fmt(r["totalCost"]),
+            f"{100 * r['share_of_bill']:.1f} %",
+        )
+    out.print(s)
+    if csv is not None:
+        out.print(f"wrote {escape(str(csv))}")

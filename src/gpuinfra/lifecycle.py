@@ -1,0 +1,181 @@
+"""Lifecycle compositions: plan a node-pool upgrade, attribute a run's cost, spot what-ifs.
+
+Each function runs the one simulator (``run.simulate``) on the same scenario and seed for every
+candidate, so differences come from the candidate alone.
+
+- :func:`upgrade_plan`: the node stack change (models/nodestack.py) decides whether nodes must
+  be drained; the candidates (strategy x batch size x node order) are simulated against the
+  naive upgrade (every node of the pool at once, in place, drained with ``--disable-eviction``:
+  PodDisruptionBudgets bypassed); the proposal is the candidate that overrides no budget, upgrades
+  every node and costs the least disruption in USD (failure waste: work thrown away; GPUs out of
+  service while reimaging; extra surge/green node-hours paid), ties to fewer service
+  replica-hours unready, then the shorter upgrade.
+- :func:`cost_report`: OpenCost-style attribution (analysis/attribution.py) of one run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gpuinfra.analysis import attribution as at
+from gpuinfra.errors import UserError
+from gpuinfra.io.scenario import Scenario, build
+from gpuinfra.models.nodestack import ChangePlan, NodeStack, plan_change
+from gpuinfra.run import SimulationOutput, simulate
+
+
+@dataclass
+class UpgradePlan:
+    """The change, every simulated candidate (one row each), the naive row and the proposal."""
+
+    change: ChangePlan
+    candidates: pd.DataFrame
+    naive: dict[str, Any]
+    proposed: dict[str, Any] | None
+
+    def as_dict(self) -> dict:
+        return {
+            "change": self.change.as_dict(),
+            "naive": self.naive,
+            "proposed": self.proposed,
+            "candidates": self.candidates.to_dict(orient="records"),
+        }
+
+
+def _with_upgrade(sc: Scenario, **changes: Any) -> Scenario:
+    up = sc.upgrade.model_copy(update=changes)  # type: ignore[union-attr]
+    new = sc.model_copy(update={"upgrade": up})
+    new._label, new._text = sc._label, sc._text
+    return new
+
+
+def _row(label: str, out: SimulationOutput) -> dict[str, Any]:
+    u = out.run.subsystems["upgrade"]
+    table = at.attribute(out.run, out.ledger, out.built.prices)
+    cost = table.groupby("costCategory")["totalCost"].sum()
+    return {
+        "candidate": label,
+        "duration_h": (u["duration_s"] / 3600.0) if u["duration_s"] is not None else None,
+        "nodes_done": u["nodes_done"],
+        "jobs_killed": u["jobs_killed"],
+        "lost_gpu_hours": u["lost_gpu_hours"],
+        "service_evictions": u["service_evictions"],
+        "service_replica_hours_unready": u["service_replica_hours_unready"],
+        "refused_429": u["refused_429"],
+        "pdb_overridden": u["pdb_overridden"],
+        "failure_waste_usd": float(cost.get("failure_waste", 0.0)),
+        "unavailable_usd": float(cost.get("unavailable", 0.0)),
+        "bill_usd": float(table["totalCost"].sum()),
+        "wait_p99_s": out.summary["pods"]["wait_s"]["p99"],
+    }
+
+
+def upgrade_plan(
+    sc: Scenario, base_dir: Path | None, to: dict[str, str], *, seed: int | None = None, stack: dict | None = None
+) -> UpgradePlan:
+    """Check the stack change, then simulate the naive upgrade and every candidate on the same run.
+
+    ``to``: layer -> version (models/nodestack.parse_target). ``stack`` overrides the
+    scenario's ``upgrade.stack`` (the pool's current layers). Raises UserError when the scenario
+    has no ``upgrade:`` block, the current stack is not given, the compat data forbids the path,
+    or a PodDisruptionBudget refuses every drain.
+    """
+    if sc.upgrade is None:
+        raise UserError("the scenario has no 'upgrade:' block", where="upgrade", expected="upgrade: {pool: NAME, ...}")
+    cur = dict(sc.upgrade.stack) | dict(stack or {})
+    pool = next((p for p in sc.cluster.pools if p.name == sc.upgrade.pool), None)
+    if pool is None:
+        raise UserError(f"upgrade.pool '{sc.upgrade.pool}' is not a pool of the cluster", where="upgrade.pool")
+    if "driver" not in cur:
+        raise UserError(
+            "the pool's current driver is not known",
+            where="upgrade.stack",
+            expected="upgrade.stack: {driver: 535.104.05, cuda: '12.2', framework: '2.3'} or --from",
+        )
+    c = build(sc, base_dir, seed=seed).cluster  # validates the scenario; the pool's GPU model and size
+    nodes = [n for n in range(c.n_nodes) if c.pools[c.node_pool[n]].name == pool.name]
+    if not nodes or c.node_model[nodes[0]] < 0:
+        raise UserError(f"upgrade.pool '{pool.name}' has no GPU nodes", where="upgrade.pool")
+    change = plan_change(NodeStack(hardware=c.models[c.node_model[nodes[0]]], **cur), to)
+    n_nodes = len(nodes)
+    spare = 0
+    if sc.upgrade.surge_pool:
+        spare = next((p.count for p in sc.cluster.pools if p.name == sc.upgrade.surge_pool), 0) or 0
+    naive_sc = _with_upgrade(sc, strategy="in_place", max_unavailable=n_nodes, respect_pdbs=False, order="name")
+    naive = _row(
+        "naive: all nodes at once, no PDB",
+        simulate(naive_sc, base_dir, seed=seed, log_events=False),
+    )
+    rows = [naive]
+    if change.needs_reboot:
+        batches = sorted({1, 2, max(1, n_nodes // 4)})
+        for order in ("name", "least_work_at_risk"):
+            for b in batches:
+                rows.append(
+                    _run(
+                        sc,
+                        base_dir,
+                        seed,
+                        f"in_place u={b} {order}",
+                        strategy="in_place",
+                        max_unavailable=b,
+                        order=order,
+                    )
+                )
+                if spare >= b:
+                    rows.append(
+                        _run(
+                            sc,
+                            base_dir,
+                            seed,
+                            f"surge s={b} u=0 {order}",
+                            strategy="surge",
+                            max_surge=b,
+                            max_unavailable=0,
+                            order=order,
+                        )
+                    )
+            if spare >= n_nodes:
+                rows.append(
+                    _run(
+                        sc,
+                        base_dir,
+                        seed,
+                        f"blue_green b=1 {order}",
+                        strategy="blue_green",
+                        max_unavailable=1,
+                        order=order,
+                    )
+                )
+    df = pd.DataFrame(rows)
+    # disruption in one unit: work thrown away + GPUs out of service + extra nodes paid for (surge/green)
+    df["disruption_usd"] = df["failure_waste_usd"] + df["unavailable_usd"] + (df["bill_usd"] - naive["bill_usd"])
+    naive = df.iloc[0].to_dict()
+    cand = df.iloc[1:]
+    safe = cand[(cand["pdb_overridden"] == 0) & (cand["nodes_done"] == n_nodes)]
+    pick = None
+    if len(safe):
+        ranked = safe.sort_values(["disruption_usd", "service_replica_hours_unready", "duration_h", "candidate"])
+        pick = ranked.iloc[0].to_dict()
+    return UpgradePlan(change, df, naive, pick)
+
+
+def _run(sc: Scenario, base_dir: Path | None, seed: int | None, label: str, **kw: Any) -> dict[str, Any]:
+    return _row(label, simulate(_with_upgrade(sc, **kw), base_dir, seed=seed, log_events=False))
+
+
+def cost_report(out: SimulationOutput) -> dict[str, Any]:
+    """Attribution of one run: the OpenCost table, totals by category and namespace, silent burn, bill."""
+    table = at.attribute(out.run, out.ledger, out.built.prices, cluster_name=out.built.scenario.name)
+    return {
+        "table": table,
+        "by_category": table.groupby("costCategory")[["gpuHours", "totalCost"]].sum().reset_index(),
+        "by_namespace": at.aggregate(table, "namespace"),
+        "silent_burn": at.silent_burn(table),
+        "bill": at.bill(out.run, out.built.prices),
+        "check": at.check(out.run, table),
+    }
