@@ -1,0 +1,57 @@
+"""Capacity closed forms against brute force (models/capacity.py)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gpuinfra.models.capacity import GrowthOption, SpotPolicy, committed_level, growth_timeline, mix_cost, spike_plan
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=5, max_size=60), st.floats(0.2, 0.95))
+def test_newsvendor_level_is_the_brute_force_minimum(demand, ratio):
+    d = np.array(demand, dtype=float)
+    p, c = 4.0, 4.0 * ratio
+    costs = [mix_cost(d, level, p, c)["total_usd"] for level in range(0, 42)]
+    best = committed_level(d, p, c)
+    assert mix_cost(d, best, p, c)["total_usd"] == pytest.approx(min(costs))
+
+
+def test_spot_breakeven_makes_spot_cost_on_demand():
+    pol = SpotPolicy(reclaims_per_day=0.0, checkpoint_interval_s=1800, checkpoint_s=30, restart_s=300)
+    r = pol.breakeven_reclaims_per_day(spot_usd=1.5, on_demand_usd=4.0)
+    at = SpotPolicy(reclaims_per_day=r, checkpoint_interval_s=1800, checkpoint_s=30, restart_s=300)
+    assert at.effective_usd(1.5) == pytest.approx(4.0)
+    # hand-computed: lost per reclaim 300 + 900 = 1200 s; useful at 1/day = 1 - 1200/86400 - 30/1800
+    one = SpotPolicy(reclaims_per_day=1.0, checkpoint_interval_s=1800, checkpoint_s=30, restart_s=300)
+    assert one.useful_fraction() == pytest.approx(1 - 1200 / 86400 - 30 / 1800)
+    saver = SpotPolicy(
+        1.0, notice_s=120, checkpoint_interval_s=1800, checkpoint_s=60, restart_s=300, save_on_notice=True
+    )
+    assert saver.lost_per_reclaim_s() == 300
+
+
+def test_growth_expand_vs_replace_hand_computed():
+    demand = np.array([10, 10, 14, 14, 14, 14], dtype=float)
+    exp = GrowthOption("expand", "expand", gpus=8, speedup=1.0, lead_weeks=3, usd_per_gpu_hour=2.0, quota_gpus=4)
+    e = growth_timeline(10, demand, exp, old_usd_per_gpu_hour=1.0)
+    assert e["gpus_ordered"] == 4  # capped by quota
+    assert list(e["capacity"]) == [10, 10, 10, 14, 14, 14]
+    assert e["unmet_gpu_weeks"] == 4  # week 2 short by 4
+    rep = GrowthOption("replace", "replace", gpus=4, speedup=2.0, lead_weeks=1, usd_per_gpu_hour=2.0, swap_weeks=1)
+    r = growth_timeline(10, demand, rep, old_usd_per_gpu_hour=1.0)
+    assert list(r["capacity"]) == [10, 6, 14, 14, 14, 14]
+    assert r["unmet_gpu_weeks"] == 4  # week 1 is the swap dip
+
+
+def test_spike_orders_lead_time_ahead_and_bursts_inside_it():
+    f = np.array([8, 8, 12, 12, 20, 20], dtype=float)
+    p = spike_plan(f, capacity=8, lead_weeks=3, burst_gpus=2)
+    # week 2 needs 4 more but its order would have been due at week -1: burst 2, 2 unmet;
+    # week 3's 4 are ordered at week 0, week 4's further 8 at week 1
+    assert p["orders"] == [
+        {"order_week": 0, "arrives_week": 3, "gpus": 4.0},
+        {"order_week": 1, "arrives_week": 4, "gpus": 8.0},
+    ]
+    assert p["burst_gpu_weeks"] == 2 and p["unmet_gpu_weeks"] == 2 and p["first_short_week"] == 2
