@@ -1,0 +1,63 @@
+"""The workload labs 12 and 14 run: written next to the report (scenario YAML + trace CSV), so
+a reader can rerun it with ``gpuinfra simulate``. Every number is an illustrative parameter of
+the exercise, not a measurement: durations, counts and rates are stated in the YAML it writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+
+def write_trace(path: Path, *, days: float = 3.0, replicas: int = 6, batch_per_day: int = 14) -> None:
+    """Inference replicas (whole run), three 2-day 8-GPU training jobs every 2 days and a steady
+    batch stream. Deterministic (pure arithmetic, no random draws)."""
+    trainings = 3 * max(1, int(days // 2))
+    horizon = days * 86400
+    rows = ["job_id,submit_time_s,duration_s,num_gpu,gpu_milli,cpu_milli,memory_mib,gpu_model,priority,qos,owner"]
+    for i in range(replicas):
+        rows.append(f"serve-{i},{i * 10},{horizon:.0f},1,1000,8000,65536,H100-SXM,100,,serving")
+    for i in range(trainings):
+        rows.append(
+            f"train-{i},{60 + (i // 3) * 2 * 86400 + (i % 3) * 30},{2 * 86400},8,1000,96000,786432,H100-SXM,10,,research"
+        )
+    n = int(batch_per_day * days)
+    for i in range(n):
+        dur = 7200 + (i * 977) % 7200
+        rows.append(
+            f"batch-{i},{300 + i * 86400 // batch_per_day},{dur},{1 + (i % 3)},1000,8000,65536,H100-SXM,5,,batch"
+        )
+    path.write_text("\n".join(rows) + "\n")
+
+
+def scenario_dict(trace: str, *, nodes: int = 5, spare: int = 5, days: float = 3.0) -> dict:
+    return {
+        "name": "lifecycle-demo",
+        "description": "Inference replicas behind a PDB, 2-day training jobs, batch jobs on an H100 pool",
+        "seed": 3,
+        "horizon_s": days * 86400,
+        "sample_interval_s": 600,
+        "cluster": {
+            "pools": [
+                {"name": "gpu", "shape": "aws:p5.48xlarge", "count": nodes},
+                {"name": "gpu-surge", "shape": "aws:p5.48xlarge", "count": spare},
+            ]
+        },
+        "workload": {"trace": trace},
+        "scheduler": {
+            "queue_sort": "PrioritySort",
+            "filters": ["NodeResourcesFit", "GpuModel"],
+            "scores": [{"name": "MostAllocated", "weight": 1}],
+            "reserve": "FirstFitDevices",
+        },
+        "prices": {"cloud": "aws"},
+    }
+
+
+def write_scenario(out_dir: Path, extra: dict | None = None, name: str = "scenario.yaml") -> Path:
+    """Write the trace and a scenario (plus ``extra`` top-level blocks); return the YAML path."""
+    write_trace(out_dir / "lifecycle-jobs.csv")
+    d = scenario_dict("lifecycle-jobs.csv") | (extra or {})
+    p = out_dir / name
+    p.write_text(yaml.safe_dump(d, sort_keys=False))
+    return p

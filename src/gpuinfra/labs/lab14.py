@@ -1,0 +1,396 @@
+"""Lab 14: "Cost as a First-Class Signal" (seed section 14).
+
+Activities, each computed from the runs this lab makes:
+1. Why GPU inefficiency is immediately visible in cost: a 30-day run of an H100 pool (inference
+   replicas, training, batch) with a spot pool, Llama-3-derived fault rates and a rolling driver
+   upgrade; the bill attributed OpenCost-style (analysis/attribution.py), idle in USD per day.
+2. Hidden cost drivers: idle, stranded (fragmentation), GPUs out of service, failure waste,
+   ranked ("silent burn"), with the check that the lines sum to the bill.
+3. Cost of failed or inefficient workloads: failure waste by namespace (drain evictions, spot
+   reclaims, fault kills) next to each namespace's useful spend.
+4. Redesign to cut silent burn (``--design FILE``, shipped: labs/designs/lab14-burn.yaml):
+   the design and the baselines run on the same seed and workload; the headline compares the
+   design with the strongest baseline (the one with the least silent burn that still serves
+   every pod). Spot economics on the Alibaba spot cluster's real inventory (closed forms of
+   models/capacity.py) and the committed-use level from the run's own hourly demand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from gpuinfra import api
+from gpuinfra.analysis import attribution as at
+from gpuinfra.catalog._data import read_csv_rows
+from gpuinfra.catalog.gpus import gpu_model
+from gpuinfra.catalog.prices import gpu_hour_price
+from gpuinfra.errors import UserError
+from gpuinfra.labs import write_lab
+from gpuinfra.labs._lifecycle_demo import scenario_dict, write_trace
+from gpuinfra.models.capacity import SpotPolicy, committed_level, mix_cost
+from gpuinfra.report.figs import bar_figure, line_figure
+from gpuinfra.report.html import fig_html
+from gpuinfra.report.page import Section, render_page, table_html
+
+TITLE = "Cost as a First-Class Signal"
+DEFAULT_DESIGN = Path(__file__).parent / "designs" / "lab14-burn.yaml"
+DAYS = 30.0
+# Llama 3 (arXiv 2407.21783) Table 5 rates, as the synthetic-small scenario carries them
+FAULTS = [
+    {
+        "name": "gpu-fault",
+        "rate_per_day": 2.8e-4,
+        "scope": "gpu",
+        "action": "reset_gpu",
+        "repair_s": 1800,
+        "detect_s": 600,
+        "source": "Llama 3 (arXiv 2407.21783) Table 5 via catalog/data/failure_mix.csv; detect_s assumed",
+    },
+    {
+        "name": "host-or-network-fault",
+        "rate_per_day": 1.6e-3,
+        "scope": "node",
+        "action": "reboot_node",
+        "repair_s": 3600,
+        "source": "Llama 3 Table 5 via catalog/data/failure_mix.csv",
+    },
+]
+# AWS Spot Instance Advisor's highest bucket: > 20 % of instances interrupted a month (facts 1.2)
+SPOT_RECLAIM_PER_NODE_DAY = 0.20 / 30
+
+
+class Design(BaseModel):
+    """Lab 14's ``--design``: an infra redesign aimed at silent burn."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    gpu_nodes: int = Field(5, ge=1, le=1000, description="on-demand nodes in the H100 pool (right-sizing)")
+    spot_nodes: int = Field(2, ge=0, le=1000, description="spot nodes")
+    score: Literal["MostAllocated", "LeastAllocated", "FGD"] = "MostAllocated"
+    upgrade_strategy: Literal["in_place", "surge"] = "in_place"
+    upgrade_order: Literal["name", "least_work_at_risk"] = "name"
+    fault_detect_s: float = Field(
+        600.0, ge=0, le=86400, description="time to detect a poisoned GPU (DCGM health watch)"
+    )
+    label: str = "design"
+
+
+def load_design(path: Path | None) -> Design:
+    if path is None:
+        path = DEFAULT_DESIGN
+    from gpuinfra.io.scenario_load import load_model_file
+
+    return load_model_file(path, Design, what="a lab 14 design")
+
+
+def _scenario(out_dir: Path, d: Design, name: str) -> Any:
+    sc = scenario_dict("lifecycle-jobs.csv", nodes=d.gpu_nodes, spare=max(d.spot_nodes, 1), days=DAYS)
+    sc["cluster"]["pools"][1]["name"] = "gpu-spot"
+    sc["cluster"]["pools"][1]["count"] = max(d.spot_nodes, 1)
+    sc["scheduler"]["scores"] = [{"name": d.score, "weight": 1}]
+    sc["faults"] = [dict(f, detect_s=d.fault_detect_s) if f["scope"] == "gpu" else f for f in FAULTS]
+    sc["spot"] = {
+        "pools": ["gpu-spot"],
+        "reclaim_rate_per_node_day": SPOT_RECLAIM_PER_NODE_DAY,
+        "notice_s": 120,
+        "replace_s": 900,
+        "source": "AWS Spot Instance Advisor bucket >20 %/month (facts 1.2)",
+    }
+    sc["upgrade"] = {
+        "pool": "gpu",
+        "strategy": "in_place",
+        "max_unavailable": 1,
+        "start_s": 10 * 86400,
+        "node_upgrade_s": 1200,
+        "order": d.upgrade_order,
+        "pdbs": {"serving": {"minAvailable": "80%"}},
+        "source": "node_upgrade_s: assumption (reimage + reboot + validation)",
+    }
+    if d.spot_nodes == 0:
+        sc.pop("spot")
+    import yaml
+
+    p = out_dir / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(sc, sort_keys=False))
+    return api.scenario(p)
+
+
+def _evaluate(sc: Any, seed: int) -> dict[str, Any]:
+    res = api.simulate(sc, seed=seed)
+    o = res._output
+    table = at.attribute(o.run, o.ledger, o.built.prices, cluster_name=sc.name)
+    by_cat = table.groupby("costCategory")[["gpuHours", "totalCost"]].sum()
+    burn = float(by_cat.loc[by_cat.index != "workload", "totalCost"].sum())
+    fw = table[table.costCategory == "failure_waste"].groupby("namespace")["totalCost"].sum()
+    work = table[table.costCategory == "workload"].groupby("namespace")["totalCost"].sum()
+    alloc = o.metrics["allocated_gpus"].to_numpy()
+    return {
+        "bill_usd": float(table["totalCost"].sum()),
+        "silent_burn_usd": burn,
+        "by_category": {k: {"gpu_hours": float(v.gpuHours), "usd": float(v.totalCost)} for k, v in by_cat.iterrows()},
+        "failure_waste_by_namespace": {k: float(v) for k, v in fw.items()},
+        "workload_by_namespace": {k: float(v) for k, v in work.items()},
+        "silent_burn": at.silent_burn(table).to_dict(orient="records"),
+        "check": at.check(o.run, table),
+        "pending_at_end": int(res.outcomes.get("pending_at_horizon", 0)),
+        "completed": int(res.outcomes.get("completed", 0)),
+        "allocated_gpus_per_interval": alloc.tolist(),
+        "interval_s": float(sc.sample_interval_s),
+        "spot": {k: v for k, v in (o.run.subsystems.get("spot") or {}).items() if k != "log"},
+        "upgrade": {k: v for k, v in (o.run.subsystems.get("upgrade") or {}).items() if k != "log"},
+        "faults": {k: v for k, v in (o.run.subsystems.get("faults") or {}).items() if k != "log"},
+    }
+
+
+def spot_inventory_whatif(policy_interval_s: float = 3600.0) -> dict[str, Any]:
+    """Per GPU model of the Alibaba spot cluster's inventory (packaged): GPUs, catalog on-demand and
+    spot price per GPU-hour, the break-even reclaim rate and the effective price at AWS's buckets."""
+    rows = read_csv_rows("traces", "alibaba-spot-gpu-v2026", "node_info_df.csv")
+    gpus: dict[str, int] = {}
+    for r in rows:
+        gpus[r["gpu_model"]] = gpus.get(r["gpu_model"], 0) + int(r["gpu_capacity_num"])
+    out: dict[str, Any] = {"models": [], "unpriced": []}
+    for name, n in sorted(gpus.items(), key=lambda kv: -kv[1]):
+        try:
+            m = gpu_model(name)
+            p = gpu_hour_price(m.name)
+        except UserError as e:
+            out["unpriced"].append({"gpu_model": name, "gpus": n, "why": e.what})
+            continue
+        if p.on_demand_usd is None or p.spot_usd is None:
+            out["unpriced"].append(
+                {"gpu_model": name, "gpus": n, "why": "no on-demand or no spot price in the catalog"}
+            )
+            continue
+        pol = SpotPolicy(0.0, checkpoint_interval_s=policy_interval_s)
+        buckets = {f"{int(b * 100)}%/month": b / 30 for b in (0.05, 0.10, 0.15, 0.20)}
+        eff = {
+            k: SpotPolicy(r, checkpoint_interval_s=policy_interval_s).effective_usd(p.spot_usd)
+            for k, r in buckets.items()
+        }
+        out["models"].append(
+            {
+                "gpu_model": name,
+                "catalog_model": m.name,
+                "gpus": n,
+                "on_demand_usd": p.on_demand_usd,
+                "spot_usd": p.spot_usd,
+                "breakeven_reclaims_per_node_day": pol.breakeven_reclaims_per_day(p.spot_usd, p.on_demand_usd),
+                "effective_spot_usd": eff,
+                "monthly_on_demand_usd": n * 720 * p.on_demand_usd,
+                "monthly_spot_usd_at_20pct": n * 720 * eff["20%/month"],
+                "source": p.source,
+            }
+        )
+    return out
+
+
+def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers: int | None = None) -> Path:
+    d = load_design(design)  # checked before any run
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_trace(out_dir / "lifecycle-jobs.csv", days=DAYS)
+    seed = 3
+    as_is = Design(label="as is")
+    baselines = {
+        "as is": as_is,
+        "right-size only": as_is.model_copy(update={"gpu_nodes": d.gpu_nodes, "label": "right-size only"}),
+        "faster detection only": as_is.model_copy(
+            update={"fault_detect_s": d.fault_detect_s, "label": "faster detection only"}
+        ),
+    }
+    runs = {k: _evaluate(_scenario(out_dir, b, f"baseline-{i}"), seed) for i, (k, b) in enumerate(baselines.items())}
+    runs["design"] = _evaluate(_scenario(out_dir, d, "design"), seed)
+    base = runs["as is"]
+    price = gpu_hour_price("H100-SXM").on_demand_usd or 0.0
+    commit_usd = price * 0.5  # assumption: a committed-use rate at half of on-demand; state yours
+    hourly = np.asarray(base["allocated_gpus_per_interval"])
+    per_hour = hourly.reshape(-1, int(3600 / base["interval_s"])).mean(axis=1) if len(hourly) % 6 == 0 else hourly
+    lvl = committed_level(per_hour, price, commit_usd)
+    s = {
+        "schema": "gpuinfra.lab14/1",
+        "design": {"label": d.label, "spec": d.model_dump()},
+        "runs": runs,
+        "spot_inventory": spot_inventory_whatif(),
+        "committed": {
+            "usd_per_gpu_hour_on_demand": price,
+            "usd_per_gpu_hour_committed": commit_usd,
+            "committed_rate_assumption": "half of on-demand (Savings Plans discounts vary; facts 1.3)",
+            "level_gpus": lvl,
+            "cost_at_level": mix_cost(per_hour, lvl, price, commit_usd),
+            "cost_all_on_demand": mix_cost(per_hour, 0, price, commit_usd),
+        },
+    }
+    return write_lab(out_dir, s, render(s))
+
+
+def _strongest(runs: dict[str, Any]) -> str:
+    ok = {k: r for k, r in runs.items() if k != "design" and r["pending_at_end"] <= runs["as is"]["pending_at_end"]}
+    return min(ok or {k: r for k, r in runs.items() if k != "design"}, key=lambda k: runs[k]["silent_burn_usd"])
+
+
+def render(s: dict[str, Any]) -> str:
+    runs, secs, f = s["runs"], [], []
+    base, des = runs["as is"], runs["design"]
+    days = DAYS
+    idle = base["by_category"].get("idle", {"usd": 0.0})["usd"]
+    c1 = (
+        f"The as-is H100 fleet bills ${base['bill_usd']:,.0f} over {days:.0f} days; ${idle:,.0f} of it "
+        f"({100 * idle / base['bill_usd']:.1f} %) pays for idle GPUs, ${idle / days:,.0f} a day that no dashboard "
+        f"of 'healthy' pods shows. Attribution sums to the bill (idle checked against the recorder: "
+        f"{'ok' if base['check']['ok'] else 'MISMATCH'})."
+    )
+    cats = ["workload", "failure_waste", "unavailable", "stranded", "idle"]
+    names = list(runs)
+    fig = bar_figure(
+        names,
+        {c: [runs[n]["by_category"].get(c, {"usd": 0.0})["usd"] for n in names] for c in cats},
+        "Where the GPU bill goes, by run",
+        "USD over the run",
+        stacked=True,
+    )
+    fig.update_layout(xaxis_title="run (same seed and workload)", legend_title="cost line")
+    secs.append(Section("1. GPU inefficiency is visible in the bill", fig_html(fig, "l14bill"), c1))
+    f.append(c1)
+    rows = [
+        [
+            r["costCategory"],
+            r["where"],
+            f"{r['gpuHours']:,.1f}",
+            f"${r['totalCost']:,.0f}",
+            f"{100 * r['share_of_bill']:.2f} %",
+        ]
+        for r in base["silent_burn"]
+    ]
+    top = base["silent_burn"][0] if base["silent_burn"] else None
+    c2 = (
+        (
+            f"Silent burn, ranked: the largest line is {top['costCategory']} ({top['where']}) at ${top['totalCost']:,.0f}; "
+            f"all non-workload lines together ${base['silent_burn_usd']:,.0f} "
+            f"({100 * base['silent_burn_usd'] / base['bill_usd']:.1f} % of the bill)."
+        )
+        if top
+        else "No silent burn."
+    )
+    secs.append(Section("2. Hidden cost drivers", table_html(["line", "where", "GPU-hours", "USD", "share"], rows), c2))
+    f.append(c2)
+    ns = sorted(set(base["workload_by_namespace"]) | set(base["failure_waste_by_namespace"]))
+    rows = [
+        [n, f"${base['workload_by_namespace'].get(n, 0):,.0f}", f"${base['failure_waste_by_namespace'].get(n, 0):,.0f}"]
+        for n in ns
+    ]
+    worst = max(ns, key=lambda n: base["failure_waste_by_namespace"].get(n, 0.0)) if ns else "-"
+    up, sp, fl = base["upgrade"], base["spot"], base["faults"]
+    c3 = (
+        f"Failure waste lands on {worst} first (${base['failure_waste_by_namespace'].get(worst, 0):,.0f}); its "
+        f"sources this run: the rolling upgrade killed {up.get('jobs_killed', 0)} jobs ({up.get('lost_gpu_hours', 0):.1f} GPU-h), "
+        f"spot reclaimed {sp.get('reclaims', 0)} nodes ({sp.get('pods_killed', 0)} pods), faults killed "
+        f"{fl.get('pods_killed', 0)} pods and {fl.get('crashes_on_poisoned_gpus', 0)} crashed on poisoned GPUs."
+    )
+    secs.append(
+        Section(
+            "3. Cost of failed and inefficient work", table_html(["namespace", "useful", "failure waste"], rows), c3
+        )
+    )
+    f.append(c3)
+    strong = _strongest(runs)
+    sb = runs[strong]
+    saved = sb["silent_burn_usd"] - des["silent_burn_usd"]
+    c4 = (
+        f"The design ({s['design']['label']}) burns ${des['silent_burn_usd']:,.0f} silently against "
+        f"${sb['silent_burn_usd']:,.0f} for the strongest baseline ({strong}): "
+        + (f"${saved:,.0f} less" if saved > 0 else f"${-saved:,.0f} more")
+        + f"; bill ${des['bill_usd']:,.0f} vs ${sb['bill_usd']:,.0f}; pods pending at the end {des['pending_at_end']} vs "
+        f"{sb['pending_at_end']}; pods completed {des['completed']} vs {sb['completed']}"
+        + (
+            " -- the saving is bought with queueing, so it is not free."
+            if des["pending_at_end"] > sb["pending_at_end"]
+            else "."
+        )
+    )
+    rows = [
+        [
+            n,
+            f"${r['bill_usd']:,.0f}",
+            f"${r['silent_burn_usd']:,.0f}",
+            r["pending_at_end"],
+            f"{r['wait_p99_s'] or 0:,.0f}",
+        ]
+        for n, r in runs.items()
+    ]
+    secs.append(
+        Section(
+            "4. Redesign to cut silent burn",
+            table_html(["run", "bill", "silent burn", "pending at end", "completed"], rows),
+            c4,
+        )
+    )
+    f.append(c4)
+    inv = s["spot_inventory"]
+    series = {}
+    for m in inv["models"]:
+        xs = np.linspace(0, max(2 * m["breakeven_reclaims_per_node_day"], 0.5), 30)
+        series[f"{m['gpu_model']} spot"] = [(x, SpotPolicy(x).effective_usd(m["spot_usd"])) for x in xs]
+        series[f"{m['gpu_model']} on-demand"] = [(x, m["on_demand_usd"]) for x in xs]
+    fig2 = line_figure(
+        series,
+        "Spot vs on-demand per useful GPU-hour (checkpoint hourly, 5 min restart)",
+        "reclaims per node-day",
+        "USD per useful GPU-hour",
+        logx=False,
+        mode="lines",
+    )
+    rows = [
+        [
+            m["gpu_model"],
+            m["gpus"],
+            f"${m['on_demand_usd']:.2f}",
+            f"${m['spot_usd']:.2f}",
+            f"{m['breakeven_reclaims_per_node_day']:.2f}",
+            f"${m['monthly_on_demand_usd']:,.0f}",
+            f"${m['monthly_spot_usd_at_20pct']:,.0f}",
+        ]
+        for m in inv["models"]
+    ]
+    un = ", ".join(f"{u['gpu_model']} ({u['gpus']} GPUs)" for u in inv["unpriced"])
+    c5 = (
+        "On the spot cluster's real inventory: "
+        + "; ".join(
+            f"{m['gpu_model']} spot stays cheaper per useful hour up to {m['breakeven_reclaims_per_node_day']:.1f} reclaims "
+            f"per node-day, far above AWS's worst bucket (0.2/month = {0.2 / 30:.4f}/day)"
+            for m in inv["models"]
+        )
+        + (f". Not priced by the catalog, so left out: {un}." if un else ".")
+    )
+    secs.append(
+        Section(
+            "5. Spot on the Alibaba spot cluster's inventory",
+            fig_html(fig2, "l14spot")
+            + table_html(
+                [
+                    "GPU",
+                    "GPUs",
+                    "on-demand $/h",
+                    "spot $/h",
+                    "break-even reclaims/day",
+                    "month on-demand",
+                    "month spot (20 %/mo)",
+                ],
+                rows,
+            ),
+            c5,
+        )
+    )
+    f.append(c5)
+    cm = s["committed"]
+    c6 = (
+        f"Committed use: at ${cm['usd_per_gpu_hour_committed']:.2f}/h ({cm['committed_rate_assumption']}) the cheapest "
+        f"commitment for this run's hourly demand is {cm['level_gpus']} GPUs: ${cm['cost_at_level']['total_usd']:,.0f} vs "
+        f"${cm['cost_all_on_demand']['total_usd']:,.0f} all on-demand for the allocated hours."
+    )
+    secs.append(Section("6. Committed use from the run's own demand", "", c6))
+    f.append(c6)
+    sub = "Seed section 14; every number computed by this run (inputs written beside this report)."
+    return render_page(f"Lab 14: {TITLE}", secs, findings=f, subtitle=sub)
