@@ -305,8 +305,8 @@ def render(s: dict[str, Any]) -> str:
         + f"; bill ${des['bill_usd']:,.0f} vs ${sb['bill_usd']:,.0f}; pods pending at the end {des['pending_at_end']} vs "
         f"{sb['pending_at_end']}; pods completed {des['completed']} vs {sb['completed']}"
         + (
-            " -- the saving is bought with queueing, so it is not free."
-            if des["pending_at_end"] > sb["pending_at_end"]
+            " -- the saving is bought with unfinished work, so it is not free."
+            if des["pending_at_end"] > sb["pending_at_end"] or des["completed"] < sb["completed"]
             else "."
         )
     )
@@ -316,7 +316,7 @@ def render(s: dict[str, Any]) -> str:
             f"${r['bill_usd']:,.0f}",
             f"${r['silent_burn_usd']:,.0f}",
             r["pending_at_end"],
-            f"{r['wait_p99_s'] or 0:,.0f}",
+            r["completed"],
         ]
         for n, r in runs.items()
     ]
