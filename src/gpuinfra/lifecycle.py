@@ -168,6 +168,16 @@ def _run(sc: Scenario, base_dir: Path | None, seed: int | None, label: str, **kw
     return _row(label, simulate(_with_upgrade(sc, **kw), base_dir, seed=seed, log_events=False))
 
 
+def evaluate_candidate(
+    sc: Scenario, base_dir: Path | None, seed: int | None, label: str, naive_bill_usd: float, **upgrade: Any
+) -> dict[str, Any]:
+    """One more candidate (e.g. a lab's design) on the same run as a plan: ``upgrade`` overrides
+    fields of the scenario's ``upgrade:`` block; ``disruption_usd`` against the plan's naive bill."""
+    row = _run(sc, base_dir, seed, label, **upgrade)
+    row["disruption_usd"] = row["failure_waste_usd"] + row["unavailable_usd"] + (row["bill_usd"] - naive_bill_usd)
+    return row
+
+
 def cost_report(out: SimulationOutput) -> dict[str, Any]:
     """Attribution of one run: the OpenCost table, totals by category and namespace, silent burn, bill."""
     table = at.attribute(out.run, out.ledger, out.built.prices, cluster_name=out.built.scenario.name)

@@ -70,7 +70,6 @@ class Design(BaseModel):
     gpu_nodes: int = Field(5, ge=1, le=1000, description="on-demand nodes in the H100 pool (right-sizing)")
     spot_nodes: int = Field(2, ge=0, le=1000, description="spot nodes")
     score: Literal["MostAllocated", "LeastAllocated", "FGD"] = "MostAllocated"
-    upgrade_strategy: Literal["in_place", "surge"] = "in_place"
     upgrade_order: Literal["name", "least_work_at_risk"] = "name"
     fault_detect_s: float = Field(
         600.0, ge=0, le=86400, description="time to detect a poisoned GPU (DCGM health watch)"
