@@ -1,0 +1,65 @@
+"""Labs 12 and 14 compute their conclusions from the runs they make; designs are checked first."""
+
+import json
+
+import pytest
+
+from gpuinfra.errors import UserError
+from gpuinfra.labs import lab12, lab14, registry
+
+
+@pytest.fixture(scope="module")
+def l12(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab12")
+    lab12.run(out)
+    return json.loads((out / "summary.json").read_text()), (out / "report.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def l14(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab14")
+    lab14.run(out)
+    return json.loads((out / "summary.json").read_text()), (out / "report.html").read_text(), out
+
+
+def test_lab12_every_activity_and_computed_claims(l12):
+    s, html = l12
+    assert {12, 14} <= set(registry())
+    for h in ("1. Why GPU", "2. Version coupling", "3. A safe upgrade", "4. Capacity expansion"):
+        assert h in html
+    up = s["upgrade"]
+    assert up["naive"]["pdb_overridden"] > 0 and up["proposed"]["pdb_overridden"] == 0
+    d = up["design"]
+    assert f"${d['disruption_usd']:,.0f} of disruption" in html  # the headline is the number just computed
+    assert all(c["duration_h"] is None or c["duration_h"] >= 0 for c in up["candidates"])
+    fr = s["fragility"]["B200"]
+    assert 0 <= fr["refused"] <= fr["pairs"]
+
+
+def test_lab14_attribution_sums_and_design_against_strongest_baseline(l14):
+    s, html, _ = l14
+    for name, r in s["runs"].items():
+        assert r["check"]["ok"], name
+        assert sum(v["usd"] for v in r["by_category"].values()) == pytest.approx(r["bill_usd"], rel=1e-9)
+    assert "strongest baseline" in html
+    des = s["runs"]["design"]
+    assert f"${des['silent_burn_usd']:,.0f}" in html
+    inv = s["spot_inventory"]
+    assert sum(m["gpus"] for m in inv["models"]) + sum(u["gpus"] for u in inv["unpriced"]) == 10412  # SOURCE.md
+
+
+def test_lab14_same_seed_same_bytes(l14, tmp_path):
+    _, _, out = l14
+    lab14.run(tmp_path)
+    assert (tmp_path / "summary.json").read_bytes() == (out / "summary.json").read_bytes()
+
+
+def test_bad_designs_are_refused_before_any_run(tmp_path):
+    p = tmp_path / "d.yaml"
+    p.write_text("strategy: sideways\n")
+    with pytest.raises(UserError, match="strategy"):
+        lab12.run(tmp_path / "o", design=p)
+    p.write_text("gpu_nodes: 4\nbogus: 1\n")
+    with pytest.raises(UserError, match="bogus"):
+        lab14.run(tmp_path / "o", design=p)
+    assert not (tmp_path / "o").exists()
