@@ -101,51 +101,62 @@ def attribute(
         rows.append(
             {
                 "name": name,
-                "cluster": cluster_name,
-                "node": node,
                 "namespace": ns,
                 "pod": pod,
-                "start": start,
-                "end": end,
-                "minutes": minutes,
-                "gpuCount": gpus,
-                "gpuHours": gpu_h,
-                "gpuCost": gpu_h * price[model],
+                "node": node,
                 "gpuModel": model,
                 "costCategory": cat,
+                "gpuHours": gpu_h,
+                "gpuCount": gpus,
             }
         )
 
-    # workload: each pod's surviving run
+    # workload: each pod's surviving run (vectorised: one row per pod that holds GPU-time)
     led = ledger
     lost = np.asarray(led["lost_gpu_hours"], dtype=float)
     last = np.asarray(led["gpu_hours"], dtype=float) - lost
+    keep = (np.asarray(led["num_gpu"]) > 0) & (last > 0)
+    wl = led.loc[keep, ["owner", "name", "node", "gpu_model", "num_gpu"]]
+    wl_h = last[keep]
+    work = pd.DataFrame(
+        {
+            "name": wl["owner"].astype(str) + "/" + wl["name"].astype(str),
+            "namespace": wl["owner"].to_numpy(),
+            "pod": wl["name"].to_numpy(),
+            "node": wl["node"].to_numpy(),
+            "gpuModel": wl["gpu_model"].to_numpy(),
+            "costCategory": "workload",
+            "gpuHours": wl_h,
+            "gpuCount": wl["num_gpu"].to_numpy(dtype=float),
+        }
+    )
     work_by_model = dict.fromkeys(c.models, 0.0)
-    for i in np.flatnonzero((np.asarray(led["num_gpu"]) > 0) & (last > 0)):
-        m = led["gpu_model"].iat[i]
-        work_by_model[m] += float(last[i])
-        add(
-            f"{led['owner'].iat[i]}/{led['name'].iat[i]}",
-            led["owner"].iat[i],
-            led["name"].iat[i],
-            led["node"].iat[i],
-            m,
-            "workload",
-            float(last[i]),
-            float(led["num_gpu"].iat[i]),
-        )
+    for m, h in work.groupby("gpuModel")["gpuHours"].sum().items():
+        work_by_model[m] += float(h)
     # failure waste: every thrown-away run, on the model of the node it ran on
     fail_by_model = dict.fromkeys(c.models, 0.0)
-    agg: dict[tuple[int, int], float] = {}
-    for pod, node, milli_s in run.lost_runs:
-        agg[(pod, int(c.node_model[node]))] = agg.get((pod, int(c.node_model[node])), 0.0) + milli_s
-    for (pod, mi), milli_s in sorted(agg.items()):
-        if mi < 0 or milli_s <= 0:
-            continue
-        m, h = c.models[mi], milli_s / MS_PER_GPU_HOUR
-        fail_by_model[m] += h
-        ns, name = run.pods.owners[pod], run.pods.names[pod]
-        add(f"{ns}/{name}/__failure__", ns, name, "", m, "failure_waste", h)
+    fail = pd.DataFrame(run.lost_runs or np.zeros((0, 3)), columns=["pod", "node", "milli_s"]).astype(
+        {"pod": np.int64, "node": np.int64, "milli_s": float}
+    )
+    fail["mi"] = c.node_model[fail["node"].to_numpy()] if len(fail) else np.zeros(0, dtype=np.int64)
+    fail = (
+        fail[(fail["mi"] >= 0) & (fail["milli_s"] > 0)].groupby(["pod", "mi"], sort=True)["milli_s"].sum().reset_index()
+    )
+    owners, names = np.asarray(run.pods.owners, dtype=object), np.asarray(run.pods.names, dtype=object)
+    fw = pd.DataFrame(
+        {
+            "name": [f"{o}/{n}/__failure__" for o, n in zip(owners[fail["pod"]], names[fail["pod"]], strict=True)],
+            "namespace": owners[fail["pod"]],
+            "pod": names[fail["pod"]],
+            "node": "",
+            "gpuModel": [c.models[m] for m in fail["mi"]],
+            "costCategory": "failure_waste",
+            "gpuHours": fail["milli_s"].to_numpy() / MS_PER_GPU_HOUR,
+            "gpuCount": 0.0,
+        }
+    )
+    for m, h in fw.groupby("gpuModel")["gpuHours"].sum().items():
+        fail_by_model[m] += float(h)
     # cluster lines per model
     idle_rec = per_model["idle"] / MS_PER_GPU_HOUR
     total_idle = float(idle_rec.sum())
@@ -160,7 +171,9 @@ def attribute(
         add("__unavailable__", "", "", "", m, "unavailable", unav)
         add("__stranded__", "", "", "", m, "stranded", stranded)
         add("__idle__", "", "", "", m, "idle", idle - stranded)
-    df = pd.DataFrame(rows)
+    df = pd.concat([work, fw, pd.DataFrame(rows)], ignore_index=True)
+    df["cluster"], df["start"], df["end"], df["minutes"] = cluster_name, start, end, minutes
+    df["gpuCost"] = df["gpuHours"] * df["gpuModel"].map(price).astype(float)
     for col in OPENCOST_COLUMNS:
         if col not in df.columns:
             df[col] = 0.0

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpuinfra.errors import UserError
@@ -105,6 +106,7 @@ class UpgradeController(Subsystem):
         for i, o in enumerate(owners):
             if o in self.pdbs:
                 self.owner_pods.setdefault(o, []).append(i)
+        self.owner_idx = {k: np.asarray(v, dtype=np.int64) for k, v in self.owner_pods.items()}
         self.queue: list[int] = []
         self.draining: dict[int, float] = {}
         """node -> drain start time."""
@@ -156,16 +158,13 @@ class UpgradeController(Subsystem):
 
     def _healthy(self, owner: str, t: float) -> tuple[int, int]:
         """(expected, healthy) for an owner's budget: pods arrived and not finished; Ready ones."""
-        e, r = self.e, self.spec.ready_after_s
-        exp = hl = 0
-        for i in self.owner_pods.get(owner, ()):
-            s = e.state[i]
-            if s == RUNNING:
-                exp += 1
-                hl += int(t - float(e.start_s[i]) >= r)
-            elif s == PENDING:
-                exp += 1
-        return exp, hl
+        e, idx = self.e, self.owner_idx.get(owner)
+        if idx is None or not len(idx):
+            return 0, 0
+        st = e.state[idx]
+        run = st == RUNNING
+        ready = run & (t - e.start_s[idx] >= self.spec.ready_after_s)
+        return int(run.sum() + (st == PENDING).sum()), int(ready.sum())
 
     def _slots(self) -> int:
         s = self.spec
