@@ -72,6 +72,7 @@ def scenario(nodes: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--without-lifecycle", action="store_true", help="same run without upgrade and spot (overhead)")
     args = ap.parse_args()
     nodes = 100 if args.quick else 1000
     from gpuinfra import api
@@ -79,7 +80,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "bench.yaml"
-        p.write_text(yaml.safe_dump(scenario(nodes)))
+        d0 = scenario(nodes)
+        if args.without_lifecycle:
+            d0.pop("upgrade")
+            d0.pop("spot")
+        p.write_text(yaml.safe_dump(d0))
         t0 = time.perf_counter()
         sc = api.scenario(p)
         res = api.simulate(sc)
@@ -87,7 +92,8 @@ def main() -> None:
         o = res._output
         table = at.attribute(o.run, o.ledger, o.built.prices)
         t2 = time.perf_counter()
-    u, sp = o.run.subsystems["upgrade"], o.run.subsystems["spot"]
+    u = o.run.subsystems.get("upgrade") or {"duration_s": 0, "nodes_done": 0, "jobs_killed": 0}
+    sp = o.run.subsystems.get("spot") or {"reclaims": 0}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("| nodes | GPUs | pods | events | simulate s | attribution s | total s | upgrade h | nodes upgraded | "
           "jobs killed | reclaims | bill USD | sums to bill | peak RSS MiB |")
