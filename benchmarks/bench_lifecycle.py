@@ -95,16 +95,19 @@ def main() -> None:
     u = o.run.subsystems.get("upgrade") or {"duration_s": 0, "nodes_done": 0, "jobs_killed": 0}
     sp = o.run.subsystems.get("spot") or {"reclaims": 0}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("| nodes | GPUs | pods | events | simulate s | attribution s | total s | upgrade h | nodes upgraded | "
-          "jobs killed | reclaims | bill USD | sums to bill | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| {nodes:,} | {o.run.cluster.n_gpus:,} | {len(o.run.pods):,} | {o.run.events_processed:,} | {t1 - t0:.2f} | "
-        f"{t2 - t1:.2f} | {t2 - t0:.2f} | {(u['duration_s'] or 0) / 3600:.1f} | {u['nodes_done']} | {u['jobs_killed']} | "
-        f"{sp['reclaims']} | {table['totalCost'].sum():,.0f} | "
-        f"{'ok' if abs(table['totalCost'].sum() - at.bill(o.run, o.built.prices)['total']) < 1e-6 * table['totalCost'].sum() else 'NO'} | "
-        f"{rss:.0f} |"
+        "| nodes | GPUs | pods | events | simulate s | attribution s | total s | upgrade h | nodes upgraded | "
+        "jobs killed | reclaims | bill USD | sums to bill | peak RSS MiB |"
     )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    total, billed = float(table["totalCost"].sum()), at.bill(o.run, o.built.prices)["total"]
+    cells = [
+        f"{nodes:,}", f"{o.run.cluster.n_gpus:,}", f"{len(o.run.pods):,}", f"{o.run.events_processed:,}",
+        f"{t1 - t0:.2f}", f"{t2 - t1:.2f}", f"{t2 - t0:.2f}", f"{(u['duration_s'] or 0) / 3600:.1f}",
+        str(u["nodes_done"]), str(u["jobs_killed"]), str(sp["reclaims"]), f"{total:,.0f}",
+        "ok" if abs(total - billed) <= 1e-6 * total else "NO", f"{rss:.0f}",
+    ]  # fmt: skip
+    print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
