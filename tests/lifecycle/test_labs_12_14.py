@@ -63,3 +63,27 @@ def test_bad_designs_are_refused_before_any_run(tmp_path):
     with pytest.raises(UserError, match="bogus"):
         lab14.run(tmp_path / "o", design=p)
     assert not (tmp_path / "o").exists()
+
+
+def test_lab13_every_activity_and_computed_claims(tmp_path):
+    from gpuinfra.labs import lab13
+
+    lab13.run(tmp_path)
+    s = json.loads((tmp_path / "summary.json").read_text())
+    html = (tmp_path / "report.html").read_text()
+    for h in ("1. Why AI infra", "2. Configuration churn", "3. Guardrails", "4. Rollback"):
+        assert h in html
+    g = s["guardrails"]
+    assert all(r["invariants_ok"] for r in g.values())
+    # a TTL bounds what a forgotten run can burn: at most TTL x its GPUs per forgotten experiment
+    assert g["TTL only"]["forgotten_gpu_hours"] < g["no guardrails"]["forgotten_gpu_hours"]
+    assert g["GPU cap only"]["rejected_at_admission"] == g["design"]["rejected_at_admission"] > 0  # same cap (16)
+    d = g["design"]
+    assert f"p90 {(d['small_wait_p90_s'] or 0) / 60:,.0f} min" in html
+    # the rollout closed form: a canary at share f needs 1/f times the samples of big-bang
+    ro = {(r["policy"], r["detector"]): r for r in s["rollout"]}
+    bb = ro[("big-bang", "careful (alpha 0.1 %, power 95 %)")]
+    can = ro[("canary 5 % then all", "careful (alpha 0.1 %, power 95 %)")]
+    assert (can["bad_change_alive_min"] - 5) == pytest.approx((bb["bad_change_alive_min"] - 5) * 20, rel=0.02)
+    base = s["churn"]["base"]
+    assert base["fits"] and any(not r["fits"] for r in s["churn"]["changes"])

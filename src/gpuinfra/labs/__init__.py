@@ -76,7 +76,7 @@ def _contract(
 
 
 def registry() -> dict[int, LabInfo]:
-    from gpuinfra.labs import lab1, lab2, lab3, lab4, lab5, lab6, lab7, lab8, lab9, lab12, lab14, lab15, lab16
+    from gpuinfra.labs import lab1, lab2, lab3, lab4, lab5, lab6, lab7, lab8, lab9, lab12, lab13, lab14, lab15, lab16
 
     # a lab module may declare DESIGN (what its --design file is) and DESIGN_EXAMPLE (a file in
     # labs/designs/); the entries here are the defaults for labs that do not
@@ -96,6 +96,7 @@ def registry() -> dict[int, LabInfo]:
             "a YAML upgrade strategy (strategy, max_surge, max_unavailable, order, target)",
             "lab12-upgrade.yaml",
         ),
+        (13, lab13, "a YAML set of guardrails (GPU cap, TTL, preemptible tier, team quotas)", "lab13-guardrails.yaml"),
         (
             14,
             lab14,
