@@ -110,3 +110,21 @@ def test_a_budget_no_drain_can_satisfy_is_refused(tmp_path):
         _run(tmp_path, upgrade={"pdbs": {"serving": {"maxUnavailable": 0}}})
     with pytest.raises(UserError, match="surge_pool"):
         _run(tmp_path, upgrade={"strategy": "blue_green", "surge_pool": None})
+
+
+def test_upgrade_spot_faults_and_execution_compose_and_attribution_still_sums(tmp_path):
+    """Regression: a fault repair used to bring back a node the upgrade had deleted (and spot could
+    reclaim a node already out), so the unprovisioned time was counted twice and the residual idle
+    no longer matched the recorder. Subsystems now leave a node another one holds out of service."""
+    d = yaml.safe_load((EX / "execution.yaml").read_text())
+    d["cluster"]["pools"].append({"name": "spare", "shape": "aws:p5.48xlarge", "count": 2})
+    d["upgrade"] = {"pool": "h100", "strategy": "surge", "max_surge": 2, "max_unavailable": 0, "surge_pool": "spare",
+                    "start_s": 36000, "pdbs": {"service": {"maxUnavailable": 1}}}  # fmt: skip
+    d["spot"] = {"pools": ["h100"], "reclaim_rate_per_node_day": 0.2, "source": "test rate"}
+    p = tmp_path / "combo.yaml"
+    p.write_text(yaml.safe_dump(d))
+    res = api.simulate(api.scenario(p))
+    table, bill, o = _attr(res)
+    assert res.invariants.ok and res.summary["upgrade"]["nodes_done"] == 8
+    assert float(table["totalCost"].sum()) == pytest.approx(bill["total"], rel=1e-12)
+    assert at.check(o.run, table)["ok"]

@@ -167,6 +167,9 @@ class FaultInjector(Subsystem):
         out: list[Event] = []
         if node in self.node_down_until:
             return out  # already down: the fault is absorbed
+        c = e.cluster
+        if not c.node_up[node] and not c.dev_available[node, : c.gpu_count[node]].any():
+            return out  # out of service for another subsystem (reimage, deleted, spot-reclaimed): nothing to strike
         self.counts[fc.name] += 1
         whole_node = whole or fc.action == "reboot_node"
         victims = [

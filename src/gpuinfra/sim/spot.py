@@ -102,7 +102,13 @@ class SpotReclaimer(Subsystem):
     def on_notice(self, ev: Event) -> list[Event]:
         t, k = ev.t_s, ev.ref
         out = [nx] if (nx := self._next(k, t)) is not None else []
-        cand = [n for n in self.pool_nodes[k] if n not in self.out]
+        c = self.view.cluster
+        # only nodes in service: one another subsystem has down (upgrade, fault) is not running a VM to reclaim
+        cand = [
+            n
+            for n in self.pool_nodes[k]
+            if n not in self.out and c.node_up[n] and c.dev_available[n, : c.gpu_count[n]].all()
+        ]
         if not cand:
             return out
         n = cand[int(self.view.rng.integers(len(cand)))]

@@ -206,8 +206,15 @@ class UpgradeController(Subsystem):
         if t < self.next_batch_at:
             return out + [Event(self.next_batch_at, PRIO_RELEASE, "upg_step", -1)]
         started = 0
+        c = self.view.cluster
         while self.queue and len(self.draining) + len(self.reimaging) < self._slots():
-            n = self.queue.pop(0)
+            # a node another subsystem has down (fault repair, spot reclaim) waits for its return
+            up = [n for n in self.queue if c.node_up[n] and c.dev_available[n, : c.gpu_count[n]].all()]
+            if not up:
+                out.append(Event(t + 60.0, PRIO_RELEASE, "upg_step", -1))
+                break
+            n = up[0]
+            self.queue.remove(n)
             self.view.cluster.set_node_up(n, False)  # cordon
             self.e.mark_dirty(n)
             self.draining[n] = t
