@@ -61,7 +61,8 @@ MODELS = {
             32,
             8,
             128,
-            "facts 5.6 (8.03 B params, 32 layers, 8 KV heads, head_dim 128; vocab 128256 x hidden 4096 from its public config.json)",
+            "facts 5.6 (8.03 B params, 32 layers, 8 KV heads, head_dim 128); vocab 128256 x hidden 4096: "
+            "its public config.json",
         ),
         ModelShape(
             "Llama-2-7B",
