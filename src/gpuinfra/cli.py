@@ -717,6 +717,12 @@ from gpuinfra.cli_execution import checkpoint_app, io_app  # noqa: E402
 
 app.add_typer(checkpoint_app, name="checkpoint")
 app.add_typer(io_app, name="io")
+
+from gpuinfra.cli_deploy import precision_app, rollout_app, security_app  # noqa: E402
+
+app.add_typer(precision_app, name="precision")
+app.add_typer(rollout_app, name="rollout")
+app.add_typer(security_app, name="security")
 app.command()(collective)
 app.command()(scale)
 app.command()(reliability)
