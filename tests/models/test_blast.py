@@ -84,3 +84,9 @@ def test_bad_boundaries_file_names_the_problem(text, needle):
 def test_parser_never_crashes_on_any_text(text):
     with contextlib.suppress(UserError):
         parse_estate(text, "f.yaml")
+
+
+def test_two_workloads_on_a_whole_gpu_is_refused():
+    text = "gpus: [{name: g, node: n}]\nworkloads: [{name: a, node: n, gpu: g}, {name: b, node: n, gpu: g}]\n"
+    with pytest.raises(UserError, match="whole GPU"):
+        parse_estate(text, "w.yaml")

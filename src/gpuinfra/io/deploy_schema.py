@@ -149,6 +149,22 @@ def estate_problems(data: Any, prefix: tuple[Any, ...] = ()) -> list[Problem]:
                     f"set node: {gpu_node[g]}",
                 )
             )
+    sharing = {
+        g["name"]: g.get("sharing", "whole") for g in data.get("gpus") or [] if isinstance(g, dict) and "name" in g
+    }
+    on_gpu: dict[str, list[int]] = {}
+    for i, w in enumerate(data.get("workloads") or []):
+        if isinstance(w, dict) and isinstance(w.get("gpu"), str):
+            on_gpu.setdefault(w["gpu"], []).append(i)
+    for gname, idx in on_gpu.items():
+        if sharing.get(gname) == "whole" and len(idx) > 1:
+            out.append(
+                Problem(
+                    (*prefix, "workloads", idx[1], "gpu"),
+                    f"GPU '{gname}' is a whole GPU (sharing: whole) but {len(idx)} workloads are on it",
+                    "give it sharing: timeslice, mps or mig, or move the workload to another GPU",
+                )
+            )
     for key, field in (("secrets", "grants"), ("service_accounts", "can_read")):
         for i, s in enumerate(data.get(key) or []):
             if not isinstance(s, dict):
