@@ -53,3 +53,10 @@ def test_design_used_and_bad_design_refused(tmp_path):
     d.write_text("compromised: zz\nestate:\n  workloads: [{name: a, node: n}]\n")
     with pytest.raises(UserError, match="unknown workload 'zz'"):
         lab11.run(tmp_path / "p", design=d, quick=True)
+
+
+def test_user_text_is_escaped_in_the_report(tmp_path):
+    d = tmp_path / "d.yaml"
+    d.write_text("compromised: '<b>x</b>'\nestate:\n  workloads: [{name: '<b>x</b>', node: n}]\n")
+    html = (lab11.run(tmp_path / "o", design=d, quick=True)).read_text()
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html

@@ -24,6 +24,7 @@ import os
 import pickle
 import zipfile
 from collections import OrderedDict
+from html import escape as esc
 from pathlib import Path
 from typing import Any
 
@@ -393,7 +394,7 @@ def render(s: dict[str, Any]) -> str:
     bw = sum(v["wrong"] + v["refused"] for v in br.values())
     verdict = "fewer" if dw < bw else ("as many" if dw == bw else "more")
     c5 = (
-        f"The design ({dz['label']}: {dz['spec']['strategy']}, bake {dz['spec']['bake_s']:.0f} s) answers {dw:,.0f} requests wrong "
+        f"The design ({esc(dz['label'])}: {dz['spec']['strategy']}, bake {dz['spec']['bake_s']:.0f} s) answers {dw:,.0f} requests wrong "
         f"or refuses them across the failures, {verdict} than the strongest built-in strategy, {best} ({bw:,.0f}); "
         f"it holds at most {max(v['peak_gpus'] for v in dr.values())} GPUs against {max(v['peak_gpus'] for v in br.values())}, "
         f"and rolls back a good release in {dr['none']['rolled_back']} of {dr['none']['runs']} runs. "

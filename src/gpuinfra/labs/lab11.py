@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import shutil
+from html import escape as esc
 from pathlib import Path
 from typing import Any
 
@@ -269,14 +270,18 @@ def render(s: dict[str, Any]) -> str:
     names = list(runs)
     fig4 = bar_figure(
         names,
-        {
-            "legitimate requests served (%)": [100 * runs[k]["legit_success"] for k in names],
-            "abuser GPU-hours x 10": [10 * runs[k]["abuse_gpu_hours"] for k in names],
-        },
-        "A shared endpoint under one abusive key",
-        "percent / GPU-hours x 10",
+        {"legitimate requests served": [100 * runs[k]["legit_success"] for k in names]},
+        "Legitimate requests served under one abusive key",
+        "requests served (%)",
     )
     fig4.update_layout(xaxis_title="guardrails")
+    fig4b = bar_figure(
+        names,
+        {"abuser's GPU time": [runs[k]["abuse_gpu_hours"] for k in names]},
+        "GPU time the abusive key consumed",
+        "GPU-hours",
+    )
+    fig4b.update_layout(xaxis_title="guardrails")
     n0, dz = runs["no guardrails"], runs["design"]
     c4 = (
         f"Without guardrails one abusive key takes {n0['abuse_gpu_hours']:.2f} GPU-hours (${n0['abuse_usd']:,.2f}) of "
@@ -288,6 +293,7 @@ def render(s: dict[str, Any]) -> str:
         Section(
             "4. Abuse prevention for inference endpoints",
             fig_html(fig4, "l11abuse")
+            + fig_html(fig4b, "l11abusegpu")
             + table_html(
                 [
                     "guardrails",
@@ -317,7 +323,7 @@ def render(s: dict[str, Any]) -> str:
         )
     )
     findings.append(c4)
-    dg = s["design"]
+    dg = {**s["design"], "label": esc(s["design"]["label"]), "compromised": esc(s["design"]["compromised"])}
     sb, sd = dg["summary"]["baseline"], dg["summary"]["design"]
     fig5 = bar_figure(
         list(sb),
@@ -354,7 +360,7 @@ def render(s: dict[str, Any]) -> str:
                     r["how"],
                 ]
             )
-    held_secrets = [r["asset"] for r in dg["reach"]["design"] if r["category"] == "secrets"]
+    held_secrets = [esc(r["asset"]) for r in dg["reach"]["design"] if r["category"] == "secrets"]
     c6 = (
         f"Under the design a compromised {dg['compromised']} still holds {len(held_secrets)} secret(s) ({', '.join(held_secrets) or 'none'}) and "
         f"affects {sd['co-tenants (affected)']} co-tenant(s); every remaining path is listed with the boundary it crosses."
