@@ -34,6 +34,9 @@ def test_claims_are_read_off_the_runs(quick):
     bw = sum(v["wrong"] + v["refused"] for v in ro[best].values())
     assert f"({bw:,.0f})" in html
     assert all(v["invariants_ok"] for r in ro.values() for v in r.values())
+    sw = s["rollout"]["weight_sweep"]
+    assert [x["weight"] for x in sw] == sorted(x["weight"] for x in sw)
+    assert all(0 <= x["caught_by_canary"] <= x["runs"] for x in sw)
 
 
 def test_design_is_used_and_bad_design_refused(tmp_path):

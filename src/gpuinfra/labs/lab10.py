@@ -178,6 +178,37 @@ def _rollouts(design, seeds: list[int]) -> dict[str, Any]:
     return {"seeds": seeds, "failures": {k: v.note for k, v in fails.items()}, "results": res, "series": series}
 
 
+WEIGHTS = (0.02, 0.05, 0.10, 0.20, 0.40)
+
+
+def _weight_sweep(seeds: list[int]) -> list[dict[str, Any]]:
+    """Canary weight against the subtle (precision) failure: detection speed vs wrong answers."""
+    from gpuinfra.sim.rollout import FAILURES, RolloutConfig, Strategy, simulate_rollout
+
+    out = []
+    for w in WEIGHTS:
+        ss = [
+            simulate_rollout(
+                RolloutConfig(strategy=Strategy("canary", canary_weight=w), failure=FAILURES["precision"]), s
+            ).summary
+            for s in seeds
+        ]
+        det = [x["time_to_detect_s"] for x in ss if x["time_to_detect_s"] is not None]
+        cfg = RolloutConfig()
+        promote_s = cfg.start_s + cfg.cold_start_s + Strategy("canary").bake_s  # when the canary is promoted
+        before = [x for x in ss if x["detected_s"] is not None and x["detected_s"] < promote_s]
+        out.append(
+            {
+                "weight": w,
+                "wrong": float(np.mean([x["requests"]["wrong"] for x in ss])),
+                "time_to_detect_s": float(np.mean(det)) if det else None,
+                "caught_by_canary": len(before),
+                "runs": len(ss),
+            }
+        )
+    return out
+
+
 def _score(r: dict[str, Any]) -> tuple[float, float, float]:
     """Rank strategies: wrong answers + refused requests over the failures, then false rollbacks, then GPU-h."""
     bad = sum(v["wrong"] + v["refused"] for k, v in r.items() if k != "none")
@@ -191,6 +222,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
     art = _artifacts(work, seed=0)
     seeds = [0, 1] if quick else [0, 1, 2, 3, 4]
     ro = _rollouts(d, seeds)
+    ro["weight_sweep"] = _weight_sweep(seeds)
     builtin = {k: v for k, v in ro["results"].items() if k != "design"}
     best = min(builtin, key=lambda k: _score(builtin[k]))
     s = {
@@ -372,6 +404,34 @@ def render(s: dict[str, Any]) -> str:
         logx=False,
         mode="lines",
     )
+    sw = ro["weight_sweep"]
+    fig7 = line_figure(
+        {"wrong answers served": [(x["weight"], x["wrong"]) for x in sw]},
+        "Canary weight vs wrong answers, precision regression",
+        "canary weight (share of traffic)",
+        "requests answered wrong (mean)",
+        logx=False,
+    )
+    fig8 = line_figure(
+        {"time to detect": [(x["weight"], x["time_to_detect_s"]) for x in sw if x["time_to_detect_s"] is not None]},
+        "Canary weight vs time to detect, precision regression",
+        "canary weight (share of traffic)",
+        "time to detect (s)",
+        logx=False,
+    )
+    caught = [x for x in sw if x["caught_by_canary"] == x["runs"]]
+    c5b = (
+        "Against the subtle precision regression the canary's weight is the trade-off: "
+        + ", ".join(
+            f"{x['weight']:.0%}: caught before promotion in {x['caught_by_canary']}/{x['runs']} runs, {x['wrong']:,.0f} wrong"
+            for x in sw
+        )
+        + (
+            f"; the smallest weight that always catches it inside the bake is {caught[0]['weight']:.0%}."
+            if caught
+            else "; no weight tried catches it inside the bake in every run."
+        )
+    )
     rows5 = []
     for n in names:
         for f in ro["failures"]:
@@ -427,5 +487,13 @@ def render(s: dict[str, Any]) -> str:
         )
     )
     findings.append(c5)
+    secs.append(
+        Section(
+            "5b. The canary's weight: detection against exposure",
+            fig_html(fig7, "l10w1") + fig_html(fig8, "l10w2"),
+            c5b,
+        )
+    )
+    findings.append(c5b)
     sub = "Seed section 10, every activity run now: files built and inspected in artifacts/, rollouts simulated with the cluster invariants checked."
     return render_page(f"Lab 10: {TITLE}", secs, findings=findings, subtitle=sub)
