@@ -90,3 +90,24 @@ def test_two_workloads_on_a_whole_gpu_is_refused():
     text = "gpus: [{name: g, node: n}]\nworkloads: [{name: a, node: n, gpu: g}, {name: b, node: n, gpu: g}]\n"
     with pytest.raises(UserError, match="whole GPU"):
         parse_estate(text, "w.yaml")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_lab_design_parsers_never_crash(text):
+    from gpuinfra.io.deploy_schema import Lab10Design, Lab11Design, lab11_problems
+    from gpuinfra.io.scenario_load import validate
+
+    with contextlib.suppress(UserError):
+        validate(Lab10Design, text, "d10.yaml")
+    with contextlib.suppress(UserError):
+        validate(Lab11Design, "compromised: a\nestate: " + text, "d11.yaml", extra=lab11_problems)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["workloads: 5\n", "workloads: [{name: a, node: n, secrets: 3}]\n", "gpus: x\nworkloads: [{name: a, node: n}]\n"],
+)
+def test_wrong_types_are_user_errors(text):
+    with pytest.raises(UserError):
+        parse_estate(text, "t.yaml")

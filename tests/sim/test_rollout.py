@@ -76,3 +76,38 @@ def test_no_auto_rollback_keeps_serving_wrong_answers():
 def test_bad_strategy_is_user_error(bad):
     with pytest.raises(UserError):
         simulate_rollout(RolloutConfig(strategy=Strategy(**{"kind": "canary", **bad})))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from gpuinfra.sim.rollout import STRATEGIES  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    kind=st.sampled_from(STRATEGIES),
+    failure=st.sampled_from(sorted(FAILURES)),
+    replicas=st.integers(1, 6),
+    rate=st.floats(1.0, 60.0),
+    bake=st.floats(0.0, 1800.0),
+    weight=st.floats(0.01, 0.9),
+    seed=st.integers(0, 2**16),
+)
+def test_any_rollout_keeps_invariants_and_counts(kind, failure, replicas, rate, bake, weight, seed):
+    cfg = RolloutConfig(
+        replicas=replicas,
+        rate_rps=rate,
+        horizon_s=2 * 3600.0,
+        strategy=Strategy(kind, canary_weight=weight, bake_s=bake),
+        failure=FAILURES[failure],
+    )
+    r = simulate_rollout(cfg, seed)
+    s, q = r.summary, r.summary["requests"]
+    assert r.invariants["ok"]
+    assert 0 <= q["wrong"] <= q["new"] <= q["total"] and q["refused"] <= q["total"]
+    assert s["peak_gpus"] <= 2 * replicas
+    if s["time_to_detect_s"] is not None:
+        assert s["time_to_detect_s"] >= 0
+    if failure == "none":
+        assert q["wrong"] == 0

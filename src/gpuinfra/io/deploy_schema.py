@@ -101,6 +101,11 @@ class EstateSpec(_Model):
 GRANT_KINDS = ("model", "bucket", "secret")
 
 
+def _list(v: Any) -> list:
+    """``v`` if it is a list, else [] (the schema reports the wrong type on its own)."""
+    return v if isinstance(v, list) else []
+
+
 def estate_problems(data: Any, prefix: tuple[Any, ...] = ()) -> list[Problem]:
     """References that do not resolve, duplicate names, a GPU on two nodes."""
     if not isinstance(data, dict):
@@ -108,7 +113,7 @@ def estate_problems(data: Any, prefix: tuple[Any, ...] = ()) -> list[Problem]:
     out: list[Problem] = []
 
     def names(key: str) -> list[str]:
-        items = data.get(key) or []
+        items = _list(data.get(key))
         return [x.get("name") for x in items if isinstance(x, dict) and isinstance(x.get("name"), str)]
 
     gpus, secrets, sas, wls = names("gpus"), names("secrets"), names("service_accounts"), names("workloads")
@@ -132,13 +137,13 @@ def estate_problems(data: Any, prefix: tuple[Any, ...] = ()) -> list[Problem]:
                 )
             )
 
-    gpu_node = {g["name"]: g.get("node") for g in data.get("gpus") or [] if isinstance(g, dict) and "name" in g}
-    for i, w in enumerate(data.get("workloads") or []):
+    gpu_node = {g["name"]: g.get("node") for g in _list(data.get("gpus")) if isinstance(g, dict) and "name" in g}
+    for i, w in enumerate(_list(data.get("workloads"))):
         if not isinstance(w, dict):
             continue
         ref(("workloads", i, "gpu"), "gpu", w.get("gpu"), gpus)
         ref(("workloads", i, "service_account"), "service_account", w.get("service_account"), sas)
-        for j, s in enumerate(w.get("secrets") or []):
+        for j, s in enumerate(_list(w.get("secrets"))):
             ref(("workloads", i, "secrets", j), "secret", s, secrets)
         g = w.get("gpu")
         if isinstance(g, str) and g in gpu_node and gpu_node[g] != w.get("node"):
@@ -150,10 +155,10 @@ def estate_problems(data: Any, prefix: tuple[Any, ...] = ()) -> list[Problem]:
                 )
             )
     sharing = {
-        g["name"]: g.get("sharing", "whole") for g in data.get("gpus") or [] if isinstance(g, dict) and "name" in g
+        g["name"]: g.get("sharing", "whole") for g in _list(data.get("gpus")) if isinstance(g, dict) and "name" in g
     }
     on_gpu: dict[str, list[int]] = {}
-    for i, w in enumerate(data.get("workloads") or []):
+    for i, w in enumerate(_list(data.get("workloads"))):
         if isinstance(w, dict) and isinstance(w.get("gpu"), str):
             on_gpu.setdefault(w["gpu"], []).append(i)
     for gname, idx in on_gpu.items():
@@ -166,10 +171,10 @@ def estate_problems(data: Any, prefix: tuple[Any, ...] = ()) -> list[Problem]:
                 )
             )
     for key, field in (("secrets", "grants"), ("service_accounts", "can_read")):
-        for i, s in enumerate(data.get(key) or []):
+        for i, s in enumerate(_list(data.get(key))):
             if not isinstance(s, dict):
                 continue
-            for j, gtxt in enumerate(s.get(field) or []):
+            for j, gtxt in enumerate(_list(s.get(field))):
                 if not isinstance(gtxt, str):
                     continue
                 kind, _, nm = gtxt.partition(":")
@@ -245,7 +250,8 @@ def lab11_problems(data: Any) -> list[Problem]:
     if not isinstance(data, dict):
         return []
     out = estate_problems(data.get("estate"), ("estate",)) if isinstance(data.get("estate"), dict) else []
-    wls = [w.get("name") for w in (data.get("estate") or {}).get("workloads") or [] if isinstance(w, dict)]
+    est = data.get("estate") if isinstance(data.get("estate"), dict) else {}
+    wls = [w.get("name") for w in _list(est.get("workloads")) if isinstance(w, dict)]
     c = data.get("compromised")
     if isinstance(c, str) and wls and c not in wls:
         near = closest(c, [w for w in wls if isinstance(w, str)])
