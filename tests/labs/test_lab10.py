@@ -6,6 +6,8 @@ import pytest
 
 from gpuinfra.errors import UserError
 from gpuinfra.labs import lab10, registry
+from tests.labs.report_checks import figure_problems, figures
+from tests.labs.test_lab_reports import test_no_physically_impossible_number as _numbers
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +50,9 @@ def test_design_is_used_and_bad_design_refused(tmp_path):
     d.write_text("strategy: teleport\n")
     with pytest.raises(UserError, match="strategy"):
         lab10.run(tmp_path / "p", design=d, quick=True)
+
+
+def test_report_checks(quick):
+    _, s, html = quick
+    assert figures(html) and figure_problems(html) == []
+    _numbers({10: (s, html)}, 10)

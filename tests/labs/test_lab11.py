@@ -6,6 +6,8 @@ import pytest
 
 from gpuinfra.errors import UserError
 from gpuinfra.labs import lab11, registry
+from tests.labs.report_checks import figure_problems, figures
+from tests.labs.test_lab_reports import test_no_physically_impossible_number as _numbers
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +62,9 @@ def test_user_text_is_escaped_in_the_report(tmp_path):
     d.write_text("compromised: '<b>x</b>'\nestate:\n  workloads: [{name: '<b>x</b>', node: n}]\n")
     html = (lab11.run(tmp_path / "o", design=d, quick=True)).read_text()
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+def test_report_checks(quick):
+    _, s, html = quick
+    assert figures(html) and figure_problems(html) == []
+    _numbers({11: (s, html)}, 11)

@@ -24,7 +24,6 @@ import os
 import pickle
 import zipfile
 from collections import OrderedDict
-from html import escape as esc
 from pathlib import Path
 from typing import Any
 
@@ -301,7 +300,7 @@ def render(s: dict[str, Any]) -> str:
     precs = ["fp32", "fp16", "bf16"]
     fig3 = bar_figure(
         precs,
-        {f: [sizes.get((f, p), 0) for p in precs] for f in fmts},
+        {f: [sizes.get((f, p)) for p in precs] for f in fmts},
         "Size on disk of the same model per format and precision",
         "bytes on disk",
     )
@@ -400,7 +399,7 @@ def render(s: dict[str, Any]) -> str:
         {n: ro["series"][n] for n in names},
         "Share of traffic on the new version, tokenizer mismatch (seed 0, first hour)",
         "time (s)",
-        "share of requests to the new version",
+        "share of requests to the new version (fraction)",
         logx=False,
         mode="lines",
     )
@@ -454,7 +453,7 @@ def render(s: dict[str, Any]) -> str:
     bw = sum(v["wrong"] + v["refused"] for v in br.values())
     verdict = "fewer" if dw < bw else ("as many" if dw == bw else "more")
     c5 = (
-        f"The design ({esc(dz['label'])}: {dz['spec']['strategy']}, bake {dz['spec']['bake_s']:.0f} s) answers {dw:,.0f} requests wrong "
+        f"The design ({dz['label']}: {dz['spec']['strategy']}, bake {dz['spec']['bake_s']:.0f} s) answers {dw:,.0f} requests wrong "
         f"or refuses them across the failures, {verdict} than the strongest built-in strategy, {best} ({bw:,.0f}); "
         f"it holds at most {max(v['peak_gpus'] for v in dr.values())} GPUs against {max(v['peak_gpus'] for v in br.values())}, "
         f"and rolls back a good release in {dr['none']['rolled_back']} of {dr['none']['runs']} runs. "

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import shutil
-from html import escape as esc
 from pathlib import Path
 from typing import Any
 
@@ -323,13 +322,13 @@ def render(s: dict[str, Any]) -> str:
         )
     )
     findings.append(c4)
-    dg = {**s["design"], "label": esc(s["design"]["label"]), "compromised": esc(s["design"]["compromised"])}
+    dg = s["design"]
     sb, sd = dg["summary"]["baseline"], dg["summary"]["design"]
     fig5 = bar_figure(
         list(sb),
         {"baseline estate": list(sb.values()), "design": [sd[k] for k in sb]},
         f"Blast radius of a compromised {dg['compromised']}",
-        "assets reached",
+        "assets reached (count)",
     )
     fig5.update_layout(xaxis_title="category")
     tb, td = sum(sb.values()), sum(sd.values())
@@ -360,7 +359,7 @@ def render(s: dict[str, Any]) -> str:
                     r["how"],
                 ]
             )
-    held_secrets = [esc(r["asset"]) for r in dg["reach"]["design"] if r["category"] == "secrets"]
+    held_secrets = [r["asset"] for r in dg["reach"]["design"] if r["category"] == "secrets"]
     c6 = (
         f"Under the design a compromised {dg['compromised']} still holds {len(held_secrets)} secret(s) ({', '.join(held_secrets) or 'none'}) and "
         f"affects {sd['co-tenants (affected)']} co-tenant(s); every remaining path is listed with the boundary it crosses."
