@@ -48,7 +48,17 @@ def precision_table_cmd(
     out.print(
         _table(
             f"{model} on one {gpu}: batch {batch}, context {context} (roofline bound)",
-            ["precision", "bits/weight", "weights GB", "KV GB", "fits", "decode tok/s", "bound", "prefill ms"],
+            [
+                "precision",
+                "bits/weight",
+                "weights GB",
+                "KV GB",
+                "fits",
+                "decode tok/s",
+                "bound",
+                "serving-model tok/s",
+                "prefill ms",
+            ],
             [
                 [
                     r.precision,
@@ -58,6 +68,7 @@ def precision_table_cmd(
                     "yes" if r.fits else f"no ({r.gpus_needed} GPUs)",
                     f"{r.decode_tokens_per_s:,.0f}",
                     r.decode_bound,
+                    "-" if r.serving_decode_tokens_per_s is None else f"{r.serving_decode_tokens_per_s:,.0f}",
                     f"{r.prefill_s * 1e3:.1f}",
                 ]
                 for r in rows

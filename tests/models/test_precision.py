@@ -67,3 +67,13 @@ def test_accuracy_rows_each_have_a_source_and_consistent_delta():
         assert r.source.strip()
         if r.baseline is not None and r.quantized is not None:
             assert r.quantized - r.baseline == pytest.approx(r.delta, abs=0.006)
+
+
+def test_serving_model_agrees_in_order_and_is_never_faster_than_the_bound():
+    rows = {r.precision: r for r in precision_table(model_shape("Llama-3-8B"), "H100-SXM")}
+    assert rows["fp32"].serving_decode_tokens_per_s is None and rows["int4"].serving_decode_tokens_per_s is None
+    bf, f8 = rows["bf16"], rows["fp8"]
+    # the per-operator step adds overheads to the same bytes: never faster than the roofline bound
+    assert bf.serving_decode_tokens_per_s <= bf.decode_tokens_per_s
+    assert f8.serving_decode_tokens_per_s <= f8.decode_tokens_per_s
+    assert f8.serving_decode_tokens_per_s > bf.serving_decode_tokens_per_s

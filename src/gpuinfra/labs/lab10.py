@@ -344,6 +344,13 @@ def render(s: dict[str, Any]) -> str:
         f"{pr['model']} on an H100: int4 (g128) weights take {h['int4']['weight_bytes'] / 1e9:.1f} GB against "
         f"{h['bf16']['weight_bytes'] / 1e9:.1f} GB at bf16 ({h['bf16']['weight_bytes'] / h['int4']['weight_bytes']:.1f}x less) and decode "
         f"{h['int4']['decode_tokens_per_s'] / h['bf16']['decode_tokens_per_s']:.2f}x faster at batch 16 (memory-bound roofline); "
+        + (
+            f"the serving model's per-operator step gives fp8 {h['fp8']['serving_decode_tokens_per_s'] / h['bf16']['serving_decode_tokens_per_s']:.2f}x bf16 "
+            f"({h['bf16']['serving_decode_tokens_per_s']:,.0f} -> {h['fp8']['serving_decode_tokens_per_s']:,.0f} tokens/s, below the bound's "
+            f"{h['fp8']['decode_tokens_per_s'] / h['bf16']['decode_tokens_per_s']:.2f}x: attention and overheads do not shrink with the weights); "
+            if h.get("fp8", {}).get("serving_decode_tokens_per_s") and h["bf16"].get("serving_decode_tokens_per_s")
+            else ""
+        )
         + (f"published cost: +{awq['delta']:.2f} perplexity for AWQ int4 on Llama-2-7B, " if awq else "")
         + (f"+{q8['delta']:.4f} for 8-bit Q8_0 on Llama-3-8B." if q8 else "")
     )
@@ -366,6 +373,12 @@ def render(s: dict[str, Any]) -> str:
     )
     figs.update_layout(xaxis_title="serving precision (A100 has no FP8)")
     figs.data[1].x = [r["precision"] for r in pr["tables"]["A100-80GB"]]
+    srv = [
+        (r["precision"], r["serving_decode_tokens_per_s"])
+        for r in pr["tables"]["H100-SXM"]
+        if r["serving_decode_tokens_per_s"]
+    ]
+    figs.add_bar(x=[p for p, _ in srv], y=[v for _, v in srv], name="H100-SXM, serving step model")
     acc_rows = [
         [a["model"], a["method"], a["bits_per_weight"] or "", f"+{a['delta']:.4g}", a["source"][:90]]
         for a in pr["accuracy"]

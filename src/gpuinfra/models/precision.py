@@ -165,6 +165,10 @@ class PrecisionRow:
     decode_bound: str
     prefill_s: float
     prefill_bound: str
+    serving_decode_tokens_per_s: float | None = None
+    """The same decode batch through the serving model's per-operator step
+    (:meth:`gpuinfra.models.serving.StepModel.decode_step`: attention, norms, CPU overhead and
+    launches included), for the precisions it serves (bf16, fp8); None otherwise."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -209,7 +213,21 @@ def precision_row(
         "compute" if dec_c >= dec_m else "memory",
         max(pre_c, pre_m),
         "compute" if pre_c >= pre_m else "memory",
+        _serving_decode(m, g, precision, batch, context, kv_bits),
     )
+
+
+def _serving_decode(m: ModelShape, g: GpuModel, precision: str, batch: int, context: int, kv_bits: int) -> float | None:
+    """Decode tokens/s from the serving model, where it has the model and the precision."""
+    from gpuinfra.models import serving
+
+    if precision not in ("bf16", "fp8") or kv_bits != 16:
+        return None
+    try:
+        sm = serving.step_model(m.name.lower(), g.name, precision)
+    except UserError:
+        return None
+    return batch / sm.decode_step(batch, context).total_s
 
 
 def precision_table(m: ModelShape, gpu: str, **kw) -> list[PrecisionRow]:
