@@ -721,6 +721,12 @@ from gpuinfra.cli_lifecycle import cost_app, upgrade_app  # noqa: E402
 
 app.add_typer(upgrade_app, name="upgrade")
 app.add_typer(cost_app, name="cost")
+
+from gpuinfra.cli_deploy import precision_app, rollout_app, security_app  # noqa: E402
+
+app.add_typer(precision_app, name="precision")
+app.add_typer(rollout_app, name="rollout")
+app.add_typer(security_app, name="security")
 app.command()(collective)
 app.command()(scale)
 app.command()(reliability)

@@ -76,7 +76,24 @@ def _contract(
 
 
 def registry() -> dict[int, LabInfo]:
-    from gpuinfra.labs import lab1, lab2, lab3, lab4, lab5, lab6, lab7, lab8, lab9, lab12, lab13, lab14, lab15, lab16
+    from gpuinfra.labs import (
+        lab1,
+        lab2,
+        lab3,
+        lab4,
+        lab5,
+        lab6,
+        lab7,
+        lab8,
+        lab9,
+        lab10,
+        lab11,
+        lab12,
+        lab13,
+        lab14,
+        lab15,
+        lab16,
+    )  # fmt: skip
 
     # a lab module may declare DESIGN (what its --design file is) and DESIGN_EXAMPLE (a file in
     # labs/designs/); the entries here are the defaults for labs that do not
@@ -90,6 +107,8 @@ def registry() -> dict[int, LabInfo]:
         (7, lab7, None, None),
         (8, lab8, None, None),
         (9, lab9, "a YAML serving design (runtime, batching, replicas, autoscaler)", "lab9-serving.yaml"),
+        (10, lab10, "a YAML rollback strategy (strategy, canary_weight, bake_s, ...)", "lab10-rollback.yaml"),
+        (11, lab11, "a YAML security model (estate, compromised, guardrails)", "lab11-security.yaml"),
         (
             12,
             lab12,

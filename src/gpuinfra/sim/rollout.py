@@ -1,0 +1,567 @@
+"""Rollout and rollback of a model version across serving replicas, on the kernel.
+
+A fleet of ``replicas`` serving replicas runs version ``old`` (one GPU each, held through
+``ClusterState.allocate`` from the moment a replica starts loading until it is drained). At
+``start_s`` a new version is rolled out by one of the strategies Kubernetes and Argo Rollouts
+implement:
+
+- ``recreate`` (Deployment ``Recreate``): every old replica is stopped, then the new ones start;
+  nothing serves during the cold start (requests in that gap are refused). The baseline.
+- ``rolling`` (Deployment ``RollingUpdate`` with maxSurge 1, maxUnavailable 0): one new replica
+  starts; when it is ready one old replica is drained; repeat. Traffic follows the ready replicas.
+- ``canary`` (Argo Rollouts ``setWeight`` with traffic routing): one extra replica of the new
+  version gets ``canary_weight`` of the traffic for ``bake_s`` while an analysis compares it with
+  the stable version; then it is promoted by a rolling replacement of the rest.
+- ``bluegreen`` (Argo Rollouts ``blueGreen``): a full second fleet (the *green*) starts beside the
+  blue, so the run holds twice the GPUs; when all green replicas are ready all traffic switches;
+  blue is kept for ``bake_s`` (``scaleDownDelaySeconds``) and then released.
+
+The new version may carry a *silent failure* (:class:`Failure`): a fraction of its answers are
+wrong (an unvalidated precision change, a tokenizer or chat-template mismatch, a runtime/model
+version skew); only some wrong answers surface as errors, and wrong answers have a different
+output-length distribution. Nothing flags a single request. A team sees it through the signals it
+has, evaluated every ``eval_s`` as Prometheus evaluates rules:
+
+- **error-budget burn** (Google SRE Workbook, "Alerting on SLOs": multiwindow, multi-burn-rate):
+  fire when the error ratio over both 5 min and 1 h exceeds ``burn_rate`` (14.4) x (1 - SLO);
+- **perplexity drift**: the mean per-request negative log-likelihood of the model's own outputs
+  (serving engines return token logprobs), standardised, over the last ``drift_window_s``, more
+  than ``drift_z`` standard errors from the stable version's, for ``drift_for`` evaluations;
+- **output-length drift**: the mean output length over the last ``drift_window_s`` differs from
+  the stable version's known mean by more than ``drift_z`` standard errors for ``drift_for``
+  consecutive evaluations (the Kayenta/Argo canary-analysis pattern, a two-sample comparison).
+
+Canary analysis evaluates both signals on the canary's own traffic (it is labelled); the other
+strategies have only the fleet-wide aggregate. On the first firing, with ``auto_rollback`` the
+controller acts after ``rollback_delay_s`` (a person paged: minutes; an analysis run: 0): the
+canary's weight goes to 0; blue/green switches back while blue is still held; otherwise a rolling
+update back to the old version, which pays cold starts again.
+
+Traffic is Poisson at ``rate_rps`` (stream ``rollout.traffic``), counted per tick of ``tick_s``;
+each request's output length is log-normal (``out_mean``, ``out_cv``) [assumption: a typical
+chat workload's shape, not a trace]. Latency is not modelled here (lab 9's serving model does);
+a replica serves whatever share of traffic the router gives it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gpuinfra.errors import UserError
+from gpuinfra.sim.cluster import Allocation, ClusterState, NodePool
+from gpuinfra.sim.invariants import check_invariants, require
+from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, PRIO_SAMPLE, Event, Kernel, Rngs
+from gpuinfra.sim.recorder import Recorder
+from gpuinfra.sim.subsystem import Subsystem, View, route
+
+STRATEGIES = ("recreate", "rolling", "canary", "bluegreen")
+GPUS_PER_NODE = 8
+POD_BASE = 1_000_000_000
+"""Replica allocation ids start here, far from any pod index of a replay."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A silent failure of the new version. ``bad_fraction`` of its answers are wrong;
+    ``error_fraction`` of the wrong ones surface as an error (5xx, a client parse failure);
+    wrong answers' output lengths are ``length_factor`` x the normal mean."""
+
+    kind: str = "none"
+    bad_fraction: float = 0.0
+    error_fraction: float = 0.0
+    length_factor: float = 1.0
+    nll_shift: float = 0.0
+    """Shift of a wrong answer's mean token negative log-likelihood (the perplexity signal), in
+    standard deviations of its spread across good answers."""
+    note: str = ""
+
+    def check(self) -> None:
+        if not (0 <= self.bad_fraction <= 1 and 0 <= self.error_fraction <= 1) or self.length_factor <= 0:
+            raise UserError(
+                "failure fractions must be in [0, 1] and length_factor > 0",
+                where=f"failure {self.kind}",
+                expected="bad_fraction, error_fraction in [0, 1]; length_factor > 0",
+            )
+
+
+FAILURES = {
+    "none": Failure("none", note="a good release"),
+    "precision": Failure(
+        "precision",
+        0.04,
+        0.0,
+        1.15,
+        1.0,
+        "weights cast to fp8/int4 without calibration: a few percent of answers degrade, none error "
+        "[assumption; the published deltas in catalog/data/precision show calibrated quantisation costs "
+        "0.01-0.5 perplexity, uncalibrated casts more]",
+    ),
+    "tokenizer": Failure(
+        "tokenizer",
+        0.25,
+        0.08,
+        3.0,
+        3.0,
+        "tokenizer/chat-template mismatch: prompts that use the changed tokens decode wrong; a wrong end-of-"
+        "sequence id makes generations run towards max_tokens (longer outputs); some outputs fail JSON "
+        "parsing and surface as errors [assumption]",
+    ),
+    "version": Failure(
+        "version",
+        0.10,
+        0.30,
+        0.6,
+        1.5,
+        "serving-runtime / model version skew (e.g. a rope-scaling config read differently): long "
+        "prompts degrade, short truncated answers, a third of them raise [assumption]",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How the new version is rolled out and rolled back (see module docstring)."""
+
+    kind: str = "rolling"
+    canary_weight: float = 0.10
+    bake_s: float = 1800.0
+    auto_rollback: bool = True
+    rollback_delay_s: float = 0.0
+    """From the first firing signal to the rollback starting (0: automated analysis)."""
+
+    def check(self) -> None:
+        if self.kind not in STRATEGIES:
+            raise UserError(f"unknown rollout strategy '{self.kind}'", where="strategy", expected=", ".join(STRATEGIES))
+        if not 0 < self.canary_weight < 1 or self.bake_s < 0 or self.rollback_delay_s < 0:
+            raise UserError(
+                "canary_weight must be in (0, 1), bake_s and rollback_delay_s >= 0", where=f"strategy {self.kind}"
+            )
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the team watches (see module docstring); defaults from the SRE Workbook."""
+
+    slo: float = 0.995
+    base_error_ratio: float = 0.001
+    """The stable version's own error ratio [assumption]."""
+    burn_rate: float = 14.4
+    """SRE Workbook: 2 % of a 30-day budget in 1 h."""
+    drift_window_s: float = 300.0
+    drift_z: float = 4.0
+    drift_for: int = 2
+    eval_s: float = 30.0
+
+    def check(self) -> None:
+        if not 0 < self.slo < 1 or self.burn_rate <= 0 or self.drift_z <= 0 or self.drift_for < 1 or self.eval_s <= 0:
+            raise UserError(
+                "signal settings out of range", where="signals", expected="0 < slo < 1; positive thresholds"
+            )
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    replicas: int = 8
+    rate_rps: float = 40.0
+    start_s: float = 600.0
+    horizon_s: float = 4 * 3600.0
+    cold_start_s: float = 150.0
+    """Image pull + weights load + warm-up of one replica [assumption: an 8B model in bf16 from
+    object storage, ~16 GB at ~1.4 GB/s plus ~20 s of warm-up, see lab 9's cold-start model]."""
+    tick_s: float = 10.0
+    out_mean: float = 250.0
+    out_cv: float = 0.8
+    gpu: str = "H100-SXM"
+    strategy: Strategy = field(default_factory=Strategy)
+    failure: Failure = field(default_factory=Failure)
+    signals: Signals = field(default_factory=Signals)
+
+    def check(self) -> None:
+        self.strategy.check()
+        self.failure.check()
+        self.signals.check()
+        if self.replicas < 1 or self.rate_rps <= 0 or self.tick_s <= 0 or self.cold_start_s < 0:
+            raise UserError("replicas >= 1, rate_rps > 0, tick_s > 0 and cold_start_s >= 0", where="rollout")
+        if not 0 <= self.start_s < self.horizon_s:
+            raise UserError("start_s must be in [0, horizon_s)", where="rollout.start_s")
+        if self.out_mean <= 0 or self.out_cv <= 0:
+            raise UserError("out_mean and out_cv must be > 0", where="rollout")
+
+
+STARTING, READY, DRAINED = "starting", "ready", "drained"
+
+
+@dataclass
+class Replica:
+    id: int
+    version: str
+    alloc: Allocation
+    status: str = STARTING
+    started_s: float = 0.0
+
+
+class _Window:
+    """Per-tick sums (requests, errors, output-length sum) over a sliding window of ticks."""
+
+    def __init__(self, ticks: int) -> None:
+        self.buf: deque[tuple[int, int, float]] = deque(maxlen=ticks)
+
+    def add(self, n: int, err: int, lsum: float) -> None:
+        self.buf.append((n, err, lsum))
+
+    def totals(self, last: int | None = None) -> tuple[int, int, float]:
+        items = list(self.buf)[-last:] if last else self.buf
+        return sum(x[0] for x in items), sum(x[1] for x in items), sum(x[2] for x in items)
+
+
+class RolloutController(Subsystem):
+    """Replicas, traffic, signals and the rollout/rollback controller, on one kernel.
+
+    Events: ``ro_tick`` (traffic and signal evaluation every ``tick_s``), ``ro_ready`` (a replica
+    finished its cold start), ``ro_begin`` (the rollout starts), ``ro_promote`` (canary bake over),
+    ``ro_release_blue`` (blue/green bake over), ``ro_rollback`` (the rollback starts).
+    """
+
+    name = "rollout"
+
+    def __init__(self, view: View, cfg: RolloutConfig) -> None:
+        super().__init__(view)
+        self.cfg = cfg
+        self.c = view.cluster
+        self.reps: list[Replica] = []
+        self.target = "old"
+        self.canary_weight = 0.0
+        self.active_color = "old"
+        self.phase = "steady"
+        sig = cfg.signals
+        ticks = lambda s: max(1, round(s / cfg.tick_s))  # noqa: E731
+        self.w5 = {"all": _Window(ticks(300)), "new": _Window(ticks(300))}
+        self.w60 = {"all": _Window(ticks(3600)), "new": _Window(ticks(3600))}
+        self.wd = {"all": _Window(ticks(sig.drift_window_s)), "new": _Window(ticks(sig.drift_window_s))}
+        self.drift_hits = 0
+        self.nll_hits = 0
+        self.next_eval = 0.0
+        sigma = math.sqrt(math.log(1 + cfg.out_cv**2))
+        self.mu = math.log(cfg.out_mean) - sigma**2 / 2
+        self.sigma = sigma
+        self.out_sd = cfg.out_mean * cfg.out_cv
+        self.t_new_first: float | None = None
+        self.t_new_last: float | None = None
+        self.t_detect: float | None = None
+        self.detected_by: str | None = None
+        self.t_rollback_start: float | None = None
+        self.t_rollback_done: float | None = None
+        self.t_complete: float | None = None
+        self.peak_gpus = 0
+        self.n = {"total": 0, "new": 0, "wrong": 0, "errors": 0, "refused": 0, "wrong_after_detect": 0}
+        self.series: list[tuple[float, int, int, float, float]] = []
+        """(t, ready old, ready new, share to new, fleet error ratio of the tick)."""
+
+    # -- replicas and GPUs ----------------------------------------------------------------------
+    def _start(self, version: str, t: float) -> list[Event]:
+        c = self.c
+        for node in range(c.n_nodes):
+            for d in range(int(c.gpu_count[node])):
+                if c.dev_available[node, d] and c.dev_free[node, d] == 1000:
+                    a = Allocation(POD_BASE + len(self.reps), node, (d,), 1000, 0, 0)
+                    c.allocate(a)
+                    self._touch(node, t)
+                    r = Replica(len(self.reps), version, a, STARTING, t)
+                    self.reps.append(r)
+                    held = sum(1 for x in self.reps if x.status != DRAINED)
+                    self.peak_gpus = max(self.peak_gpus, held)
+                    return [Event(t + self.cfg.cold_start_s, PRIO_RELEASE, "ro_ready", r.id)]
+        raise UserError(
+            "no free GPU for a new replica", where="rollout", fix="give the run more nodes (bluegreen needs 2x)"
+        )
+
+    def _drain(self, r: Replica, t: float) -> None:
+        if r.status == DRAINED:
+            return
+        r.status = DRAINED
+        self.c.release(r.alloc)
+        self._touch(r.alloc.node, t)
+
+    def _touch(self, node: int, t: float) -> None:
+        self.view.recorder.changed([node])
+        self.view.recorder.record(t)
+
+    def _live(self, version: str | None = None, status: str | None = None) -> list[Replica]:
+        return [
+            r
+            for r in self.reps
+            if r.status != DRAINED
+            and (version is None or r.version == version)
+            and (status is None or r.status == status)
+        ]
+
+    # -- kernel interface -----------------------------------------------------------------------
+    def handlers(self):
+        return {
+            "ro_tick": self._on_tick,
+            "ro_ready": self._on_ready,
+            "ro_begin": self._on_begin,
+            "ro_promote": self._on_promote,
+            "ro_release_blue": self._on_release_blue,
+            "ro_rollback": self._on_rollback,
+        }
+
+    def first_events(self, t0: float) -> list[Event]:
+        for _ in range(self.cfg.replicas):
+            self._start("old", t0)
+        for r in self.reps:
+            r.status = READY  # the fleet is up before the run starts
+        return [
+            Event(t0 + self.cfg.tick_s, PRIO_SAMPLE, "ro_tick"),
+            Event(t0 + self.cfg.start_s, PRIO_ARRIVAL, "ro_begin"),
+        ]
+
+    def _on_begin(self, ev: Event) -> list[Event]:
+        t, k = ev.t_s, self.cfg.strategy.kind
+        self.phase = "rolling-out"
+        if k == "recreate":
+            for r in self._live("old"):
+                self._drain(r, t)
+            self.target = "new"
+            return [e for _ in range(self.cfg.replicas) for e in self._start("new", t)]
+        if k == "rolling":
+            self.target = "new"
+            return self._start("new", t)
+        if k == "canary":
+            return self._start("new", t)
+        return [e for _ in range(self.cfg.replicas) for e in self._start("new", t)]  # bluegreen
+
+    def _on_ready(self, ev: Event) -> list[Event]:
+        r = self.reps[ev.ref]
+        if r.status != STARTING:
+            return []
+        r.status = READY
+        t, k = ev.t_s, self.cfg.strategy.kind
+        if self.phase == "rolled-back" or (self.phase == "rolling-back" and r.version == "new"):
+            return []
+        if k == "bluegreen" and self.phase == "rolling-out":
+            if not self._live("new", STARTING):
+                self.active_color = "new"
+                return [Event(t + self.cfg.strategy.bake_s, PRIO_ARRIVAL, "ro_release_blue")]
+            return []
+        if k == "canary" and self.phase == "rolling-out" and self.target == "old":
+            self.canary_weight = self.cfg.strategy.canary_weight
+            return [Event(t + self.cfg.strategy.bake_s, PRIO_ARRIVAL, "ro_promote")]
+        return self._rolling_step(t)
+
+    def _rolling_step(self, t: float) -> list[Event]:
+        """maxSurge 1, maxUnavailable 0: a ready replica of the target lets one other go."""
+        others = [r for r in self._live(status=READY) if r.version != self.target]
+        ready_target = self._live(self.target, READY)
+        if others and len(ready_target) + len(others) > self.cfg.replicas:
+            self._drain(others[-1], t)
+            others = others[:-1]
+        if others and not self._live(self.target, STARTING):
+            return self._start(self.target, t)
+        if not others:
+            self._converged(t)
+        return []
+
+    def _converged(self, t: float) -> None:
+        if self.phase == "rolling-out" and self.target == "new":
+            self.phase = "rolled-out"
+            self.t_complete = t
+        elif self.phase == "rolling-back":
+            self.phase = "rolled-back"
+            self.t_rollback_done = t
+
+    def _on_promote(self, ev: Event) -> list[Event]:
+        if self.phase != "rolling-out":
+            return []
+        self.canary_weight = 0.0
+        self.target = "new"
+        return self._rolling_step(ev.t_s)
+
+    def _on_release_blue(self, ev: Event) -> list[Event]:
+        if self.phase != "rolling-out":
+            return []
+        for r in self._live("old"):
+            self._drain(r, ev.t_s)
+        self.phase = "rolled-out"
+        self.t_complete = ev.t_s
+        return []
+
+    def _on_rollback(self, ev: Event) -> list[Event]:
+        t, k = ev.t_s, self.cfg.strategy.kind
+        self.t_rollback_start = t
+        old_ready = self._live("old", READY)
+        if k == "canary" and self.target == "old":
+            self.canary_weight = 0.0
+            for r in self._live("new"):
+                self._drain(r, t)
+            self.phase, self.t_rollback_done = "rolled-back", t
+            return []
+        if k == "bluegreen" and len(old_ready) == self.cfg.replicas:
+            self.active_color = "old"
+            for r in self._live("new"):
+                self._drain(r, t)
+            self.phase, self.t_rollback_done = "rolled-back", t
+            return []
+        self.phase = "rolling-back"
+        self.target = "old"
+        self.active_color = "old"
+        for r in self._live("new", STARTING):
+            self._drain(r, t)
+        if not self._live("new"):
+            self._converged(t)
+            return []
+        if k == "recreate":  # Recreate rolls back the way it rolled out: stop all, start all
+            for r in self._live("new"):
+                self._drain(r, t)
+            return [e for _ in range(self.cfg.replicas - len(self._live("old"))) for e in self._start("old", t)]
+        return self._rolling_step(t) if not self._live("old", STARTING) else []
+
+    # -- traffic and signals --------------------------------------------------------------------
+    def _share_new(self) -> float:
+        old_ready, new_ready = len(self._live("old", READY)), len(self._live("new", READY))
+        k = self.cfg.strategy.kind
+        if old_ready + new_ready == 0:
+            return math.nan
+        if k == "canary" and self.target == "old" and self.phase == "rolling-out":
+            return self.canary_weight if new_ready else 0.0
+        if k == "bluegreen" and self.phase == "rolling-out":
+            return 1.0 if self.active_color == "new" else 0.0
+        return new_ready / (old_ready + new_ready)
+
+    def _on_tick(self, ev: Event) -> list[Event]:
+        t, cfg, rng = ev.t_s, self.cfg, self.view.rng
+        fail, sig = cfg.failure, cfg.signals
+        n = int(rng.poisson(cfg.rate_rps * cfg.tick_s))
+        share = self._share_new()
+        self.n["total"] += n
+        if math.isnan(share):
+            self.n["refused"] += n
+            n_new = n_old = 0
+        else:
+            n_new = int(rng.binomial(n, share))
+            n_old = n - n_new
+        bad = int(rng.binomial(n_new, fail.bad_fraction))
+        err_new = int(rng.binomial(bad, fail.error_fraction)) + int(rng.binomial(n_new - bad, sig.base_error_ratio))
+        err_old = int(rng.binomial(n_old, sig.base_error_ratio))
+        lens = rng.lognormal(self.mu, self.sigma, size=n_old + n_new)
+        lens[n_old : n_old + bad] *= fail.length_factor
+        l_old, l_new = float(lens[:n_old].sum()), float(lens[n_old:].sum())
+        # standardised NLL: good answers N(0, 1), wrong ones N(nll_shift, 1); the sums are normal
+        z_old = float(rng.normal(0.0, math.sqrt(n_old))) if n_old else 0.0
+        z_new = float(rng.normal(bad * fail.nll_shift, math.sqrt(n_new))) if n_new else 0.0
+        if n_new:
+            self.t_new_first = t if self.t_new_first is None else self.t_new_first
+            self.t_new_last = t
+        self.n["new"] += n_new
+        self.n["wrong"] += bad
+        self.n["errors"] += err_new + err_old
+        if self.t_detect is not None:
+            self.n["wrong_after_detect"] += bad
+        refused = n if math.isnan(share) else 0
+        for key, (nn, ee, ll) in (
+            ("all", (n, err_old + err_new + refused, l_old + l_new)),
+            ("new", (n_new, err_new, l_new)),
+        ):
+            self.w5[key].add(nn, ee, ll)
+            self.w60[key].add(nn, ee, ll)
+        for key, (nn, zz, ll) in (("all", (n - refused, z_old + z_new, l_old + l_new)), ("new", (n_new, z_new, l_new))):
+            self.wd[key].add(nn, zz, ll)
+        self.series.append(
+            (
+                t,
+                len(self._live("old", READY)),
+                len(self._live("new", READY)),
+                0.0 if math.isnan(share) else share,
+                (err_old + err_new + refused) / n if n else 0.0,
+            )
+        )
+        out = [Event(t + cfg.tick_s, PRIO_SAMPLE, "ro_tick")] if t + cfg.tick_s <= cfg.horizon_s else []
+        if t + 1e-9 >= self.next_eval:
+            self.next_eval = t + sig.eval_s
+            out += self._evaluate(t)
+        return out
+
+    def _evaluate(self, t: float) -> list[Event]:
+        if self.t_detect is not None or self.t_new_first is None:
+            return []
+        sig = self.cfg.signals
+        key = "new" if self.cfg.strategy.kind == "canary" and self.target == "old" else "all"
+        budget = 1 - sig.slo
+        fired = None
+        n5, e5, _ = self.w5[key].totals()
+        n60, e60, _ = self.w60[key].totals()
+        if n5 and n60 and e5 / n5 > sig.burn_rate * budget and e60 / n60 > sig.burn_rate * budget:
+            fired = "error-budget burn"
+        nd, zsum, ld = self.wd[key].totals()
+        if nd >= 30:
+            z = (ld / nd - self.cfg.out_mean) / (self.out_sd / math.sqrt(nd))
+            self.drift_hits = self.drift_hits + 1 if abs(z) > sig.drift_z else 0
+            self.nll_hits = self.nll_hits + 1 if zsum / math.sqrt(nd) > sig.drift_z else 0
+            if fired is None and self.nll_hits >= sig.drift_for:
+                fired = "perplexity drift"
+            if fired is None and self.drift_hits >= sig.drift_for:
+                fired = "output-length drift"
+        if fired is None:
+            return []
+        self.t_detect, self.detected_by = t, fired
+        st = self.cfg.strategy
+        if not st.auto_rollback:
+            return []
+        return [Event(t + st.rollback_delay_s, PRIO_ARRIVAL, "ro_rollback")]
+
+    def summary(self) -> dict[str, Any]:
+        t0 = self.t_new_first
+        return {
+            "strategy": self.cfg.strategy.kind,
+            "failure": self.cfg.failure.kind,
+            "requests": dict(self.n),
+            "peak_gpus": self.peak_gpus,
+            "new_first_served_s": t0,
+            "detected_s": self.t_detect,
+            "detected_by": self.detected_by,
+            "time_to_detect_s": None if self.t_detect is None or t0 is None else self.t_detect - t0,
+            "rollback_started_s": self.t_rollback_start,
+            "rollback_done_s": self.t_rollback_done,
+            "time_to_rollback_s": None
+            if self.t_rollback_done is None or self.t_detect is None
+            else self.t_rollback_done - self.t_detect,
+            "rollout_complete_s": self.t_complete,
+            "rollout_duration_s": None if self.t_complete is None else self.t_complete - self.cfg.start_s,
+            "phase": self.phase,
+        }
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    """One run: the controller's summary, GPU-hours held, invariants, and a per-tick series."""
+
+    summary: dict[str, Any]
+    gpu_hours: float
+    invariants: dict[str, Any]
+    series: list[tuple[float, int, int, float, float]]
+    config: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary, "gpu_hours": self.gpu_hours, "invariants": self.invariants}
+
+
+def simulate_rollout(cfg: RolloutConfig, seed: int = 0) -> RolloutResult:
+    """Run one rollout on a cluster of 8-GPU nodes with room for two fleets; check the invariants."""
+    cfg.check()
+    gpus = 2 * cfg.replicas
+    nodes = -(-gpus // GPUS_PER_NODE)
+    pool = NodePool("serving", cfg.gpu, min(GPUS_PER_NODE, gpus), 10**9, 10**9, nodes)
+    cluster = ClusterState.from_pools([pool])
+    rec = Recorder(cluster, interval_s=60.0)
+    rngs = Rngs(seed)
+    kernel = Kernel({})
+    view = View(lambda: kernel.now_s, cluster, None, rngs.stream("rollout.traffic"), rec)  # type: ignore[arg-type]
+    ctl = RolloutController(view, cfg)
+    kernel.handlers = route([ctl], {})
+    kernel.schedule_many(ctl.first_events(0.0))
+    kernel.run(until_s=cfg.horizon_s)
+    inv = require(check_invariants(cluster, rec, cfg.horizon_s), "rollout run")
+    return RolloutResult(ctl.summary(), inv.allocated_gpu_hours, inv.as_dict(), ctl.series, asdict(cfg))
