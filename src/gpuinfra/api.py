@@ -91,6 +91,13 @@ class SimulationResult:
     events: list[dict]
     _output: Any = None
 
+    def __repr__(self) -> str:
+        return (
+            f"SimulationResult(scenario={self.scenario.name!r}, seed={self.seed}, pods={len(self.pods)}, "
+            f"allocation_ratio={self.allocation_ratio:.3f}, wait_p99_s={self.wait_p99_s}, "
+            f"invariants_ok={self.invariants.ok})"
+        )
+
     @property
     def allocation_ratio(self) -> float:
         """Allocated GPU-time / (GPUs x horizon), in [0, 1]."""
@@ -201,6 +208,11 @@ class Comparison:
 
     table: pd.DataFrame
     runs: dict[str, SimulationResult]
+
+    @property
+    def invariants(self) -> dict[str, Invariants]:
+        """Each policy's run invariants (all hold, or the run would have raised)."""
+        return {p: r.invariants for p, r in self.runs.items()}
 
 
 def compare(sc: Scenario | str | Path, policies: list[str] | str, *, seed: int | None = None) -> Comparison:

@@ -197,6 +197,9 @@ def test_roundtrip_formats_agree_within_roundoff_bounds(tmp_path):
     # halving the bytes costs accuracy: fp16 error is above fp32's and within its own bound
     assert by[("onnx", "fp16")].max_rel_err > by[("onnx", "fp32")].max_rel_err and by[("onnx", "fp16")].ok
     assert by[("safetensors", "fp16")].bytes < by[("safetensors", "fp32")].bytes
+    # bf16 is stored as bf16 (2 bytes a weight), readable by the reference library and our inspector
+    assert by[("safetensors", "bf16")].bytes == by[("safetensors", "fp16")].bytes and by[("gguf", "bf16")].ok
+    assert set(inspect(tmp_path / "mlp-bf16.safetensors").dtypes) == {"BF16"}
     # a newer opset than the runtime knows is refused by the runtime, and recorded, not raised
     assert any("opset" in b["what"] for b in r.breaks)
     # same seed, same files

@@ -19,6 +19,8 @@ What it shows, from the run itself:
 
 from __future__ import annotations
 
+import json
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +85,30 @@ def _bf16(a: np.ndarray) -> np.ndarray:
     return r.view(np.float32)
 
 
+def _bits_bf16(a: np.ndarray) -> np.ndarray:
+    """The bfloat16 bit patterns (uint16) of values already rounded to bfloat16."""
+    return (a.astype(np.float32).view(np.uint32) >> 16).astype("<u2")
+
+
+def _widen_bf16(bits: np.ndarray) -> np.ndarray:
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _safetensors_bf16(p: dict[str, np.ndarray]) -> bytes:
+    """A safetensors file with BF16 tensors, per the format: header length (u64 LE), JSON header
+    padded with spaces to 8 bytes, then the tensors' bytes in header order."""
+    header: dict = {}
+    blobs, off = [], 0
+    for k in sorted(p):
+        b = _bits_bf16(p[k]).tobytes()
+        header[k] = {"dtype": "BF16", "shape": list(p[k].shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
 def _cast(p: dict[str, np.ndarray], precision: str) -> dict[str, np.ndarray]:
     if precision == "fp16":
         return {k: v.astype(np.float16) for k, v in p.items()}
@@ -134,6 +160,7 @@ def run(out_dir: str | Path, seed: int = 0, batch: int = 8) -> Roundtrip:
     """Write, load, run and compare; files land in ``out_dir``."""
     import onnx
     import onnxruntime as ort
+    import safetensors
     from safetensors.numpy import load_file, save_file
 
     out = Path(out_dir)
@@ -146,44 +173,48 @@ def run(out_dir: str | Path, seed: int = 0, batch: int = 8) -> Roundtrip:
     opts.log_severity_level = 4
     for prec in ("fp32", "fp16", "bf16"):
         q = _cast(p, prec)
-        # safetensors: bf16 stored as its 16-bit pattern under dtype BF16 is not a NumPy dtype; the
-        # numpy API stores fp32/fp16 only, so bf16 is stored as its fp32-widened values (noted)
         path = out / f"mlp-{prec}.safetensors"
-        save_file({k: np.ascontiguousarray(v) for k, v in q.items()}, str(path))
-        t0 = time.perf_counter()
-        back = load_file(str(path))
+        if prec == "bf16":
+            # NumPy has no bfloat16: write the format by hand (8-byte header length, JSON header,
+            # raw little-endian bfloat16 bits) and read it back with the reference library
+            path.write_bytes(_safetensors_bf16(q))
+            t0 = time.perf_counter()
+            back = {
+                name: _widen_bf16(np.frombuffer(bytes(t["data"]), "<u2")).reshape(t["shape"])
+                for name, t in safetensors.deserialize(path.read_bytes())
+            }
+        else:
+            save_file({k: np.ascontiguousarray(v) for k, v in q.items()}, str(path))
+            t0 = time.perf_counter()
+            back = load_file(str(path))
         dt = time.perf_counter() - t0
         a, r, tol, ok = _err(ref, forward(back, x), prec)
-        res.rows.append(
-            Row(
-                "safetensors",
-                prec,
-                path.stat().st_size,
-                dt,
-                a,
-                r,
-                tol,
-                ok,
-                "bf16 values stored widened to F32 (NumPy has no bfloat16)" if prec == "bf16" else "",
-            )
-        )
-        if prec != "bf16":
-            import gguf
+        res.rows.append(Row("safetensors", prec, path.stat().st_size, dt, a, r, tol, ok))
+        import gguf
 
-            path = out / f"mlp-{prec}.gguf"
-            w = gguf.GGUFWriter(str(path), "mlp")
-            for k, v in q.items():
+        path = out / f"mlp-{prec}.gguf"
+        w = gguf.GGUFWriter(str(path), "mlp")
+        for k, v in q.items():
+            if prec == "bf16":
+                w.add_tensor(k, _bits_bf16(v), raw_shape=v.shape, raw_dtype=gguf.GGMLQuantizationType.BF16)
+            else:
                 w.add_tensor(k, v)
-            w.write_header_to_file()
-            w.write_kv_data_to_file()
-            w.write_tensors_to_file()
-            w.close()
-            t0 = time.perf_counter()
-            rd = gguf.GGUFReader(str(path))
-            gp = {t.name: np.array(t.data).reshape(tuple(reversed([int(d) for d in t.shape]))) for t in rd.tensors}
-            dt = time.perf_counter() - t0
-            a, r, tol, ok = _err(ref, forward(gp, x), prec)
-            res.rows.append(Row("gguf", prec, path.stat().st_size, dt, a, r, tol, ok))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        t0 = time.perf_counter()
+        rd = gguf.GGUFReader(str(path))
+        gp = {}
+        for t in rd.tensors:
+            shape = tuple(reversed([int(d) for d in t.shape]))
+            arr = np.array(t.data)
+            if prec == "bf16":
+                arr = _widen_bf16(arr.view("<u2").reshape(-1))
+            gp[t.name] = arr.reshape(shape)
+        dt = time.perf_counter() - t0
+        a, r, tol, ok = _err(ref, forward(gp, x), prec)
+        res.rows.append(Row("gguf", prec, path.stat().st_size, dt, a, r, tol, ok))
         path = out / f"mlp-{prec}.onnx"
         onnx.save(_onnx_model(q, prec, 17), str(path))
         try:
