@@ -333,6 +333,10 @@ def _torch_zip(p: Path) -> Inspection:
             pkl = next((n for n in names if n.endswith("data.pkl")), None)
             if pkl is None:
                 raise _bad(p, "zip file has no data.pkl: not a PyTorch checkpoint")
+            from gpuinfra.io.pickle_scan import _too_big
+
+            if (why := _too_big(z.getinfo(pkl))) is not None:
+                raise _bad(p, why, "inspect the archive with `unzip -l`; a real checkpoint's data.pkl is small")
             data = z.read(pkl)
             prefix = pkl[: -len("data.pkl")]
             sizes = {n[len(prefix) + 5 :]: z.getinfo(n).file_size for n in names if n.startswith(prefix + "data/")}

@@ -402,8 +402,22 @@ def scan_bytes(data: bytes, label: str = "<bytes>", extra_allowed: dict[str, set
     return res
 
 
-MAX_MEMBER_BYTES = 4 << 30
-"""A pickle member larger than this is refused rather than read (a zip bomb guard)."""
+MAX_MEMBER_BYTES = 1 << 30
+"""A pickle member larger than this is refused rather than read. A checkpoint's pickle holds only
+tensor metadata (storages are separate members), a few MiB even for 10^11 parameters."""
+MAX_RATIO = 100
+"""A pickle member above 64 MiB that inflates more than this is refused as a likely zip bomb."""
+
+
+def _too_big(info: zipfile.ZipInfo) -> str | None:
+    if info.file_size > MAX_MEMBER_BYTES:
+        return f"pickle member of {info.file_size:,} bytes exceeds the {MAX_MEMBER_BYTES:,}-byte scan limit"
+    if info.file_size > 64 << 20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        return (
+            f"pickle member inflates {info.compress_size:,} -> {info.file_size:,} bytes "
+            f"({info.file_size // max(info.compress_size, 1)}x): a likely zip bomb, not read"
+        )
+    return None
 
 
 def scan_path(path: str | Path, extra_allowed: dict[str, set[str]] | None = None) -> ScanResult:

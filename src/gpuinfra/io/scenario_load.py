@@ -437,6 +437,14 @@ def scheduler_problems(data: Any) -> list[Problem]:
     return out
 
 
+def read_design_yaml(path: str | Path, label: str | None = None) -> Any:
+    """A lab design file's YAML through the scenario loader's boundary: encodings (UTF-8/16 with a
+    BOM), size bound, duplicate keys, alias and nesting bounds, syntax errors with file:line."""
+    label = label or str(path)
+    data, _ = load_yaml(read_text_file(path, label), label)
+    return data
+
+
 def load_model_file(
     path: str | Path,
     model: type[M],

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import plotly.graph_objects as go
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from gpuinfra.errors import UserError
+from gpuinfra.io.scenario_load import read_design_yaml
 from gpuinfra.io.sharing_export import check_layout, export_sharing
 from gpuinfra.labs import write_lab
 from gpuinfra.models import mig as migm
@@ -169,10 +169,7 @@ def load_design(path: Path | None) -> tuple[dict, str]:
     """Read and check a design (``Design``): every mistake is a ``UserError`` naming the field."""
     if path is None:
         return Design().model_dump(), "the built-in design (mixed fleet: training on whole GPUs, inference on MIG)"
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"cannot read the design: {e}", where=str(path)) from None
+    raw = read_design_yaml(path) or {}
     if not isinstance(raw, dict):
         raise UserError("a design is a mapping", where=str(path), expected="keys policy, replicas, layout")
     try:

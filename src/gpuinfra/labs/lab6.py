@@ -24,6 +24,7 @@ import yaml
 from gpuinfra.errors import UserError, did_you_mean
 from gpuinfra.fill import run_grid
 from gpuinfra.io.scenario import QuotasSpec, SchedulerSpec, default_scenario_text, parse_scenario, with_quotas
+from gpuinfra.io.scenario_load import read_design_yaml
 from gpuinfra.io.traces import openb_node_list, read_openb_nodes
 from gpuinfra.report.fill_report import COLORS, curve_figure
 from gpuinfra.report.html import fig_html
@@ -189,10 +190,7 @@ def load_design(path: Path | None) -> tuple[Design, str]:
     label = str(p) if path else "builtin:lab6-policy.yaml"
     if not p.exists():
         raise UserError("design file not found", where=str(p), fix="give a YAML file with a `scheduler:` block")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"YAML syntax error: {e}", where=label) from None
+    data = read_design_yaml(p, label)
     if not isinstance(data, dict) or "scheduler" not in data:
         raise UserError(
             "a design needs a `scheduler:` block",

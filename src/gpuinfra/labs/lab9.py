@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from gpuinfra.errors import UserError
+from gpuinfra.io.scenario_load import read_design_yaml
 from gpuinfra.labs import write_lab
 from gpuinfra.models.serving import ServingSetup, StepModel, knee_batch, memory_breakdown, peak_flops
 from gpuinfra.report.figs import bar_figure, line_figure
@@ -138,10 +138,7 @@ def load_design(path: Path | None) -> tuple[dict, str]:
     }
     if path is None:
         return d, "the built-in design (fp8 weights, chunked prefill, 2 replicas)"
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"cannot read the design: {e}", where=str(path)) from None
+    raw = read_design_yaml(Path(path)) or {}
     if not isinstance(raw, dict):
         raise UserError("the design is not a mapping", where=str(path), expected=", ".join(sorted(DESIGN_KEYS)))
     unknown = set(raw) - DESIGN_KEYS
