@@ -27,8 +27,9 @@ from gpuinfra.io.traces import (
     read_openb_nodes,
     read_openb_static,
 )
-from gpuinfra.sim.fill import PAPER_POLICIES, POLICIES, FillResult, run_fill
+from gpuinfra.sim.fill import FillResult, run_fill
 from gpuinfra.sim.workload import Pod
+from gpuinfra.units import parse_names
 
 CSV_COLUMNS = (
     "workload",
@@ -43,50 +44,12 @@ CSV_COLUMNS = (
 FILL_SCHEMA = "gpuinfra.fill/1"
 
 
-def parse_seeds(text: str) -> list[int]:
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if "-" in part:
-                a, b = part.split("-", 1)
-                if int(b) < int(a):
-                    raise ValueError
-                seeds.extend(range(int(a), int(b) + 1))
-            elif part:
-                seeds.append(int(part))
-    except ValueError:
-        raise UserError(
-            f"bad --seeds '{text}'", where="--seeds", expected="N, A-B or a comma-separated list (e.g. 42-51)"
-        ) from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise UserError(f"bad --seeds '{text}'", where="--seeds", expected="non-negative seeds")
-    return list(dict.fromkeys(seeds))
-
-
-def parse_policies(text: str) -> list[str]:
-    if text.strip() == "all":
-        return list(POLICIES)
-    if text.strip() == "paper":
-        return list(PAPER_POLICIES)
-    out = []
-    for p in (x.strip().lower() for x in text.split(",") if x.strip()):
-        if p not in POLICIES:
-            hint = did_you_mean(p, POLICIES)
-            raise UserError(
-                f"unknown policy '{p}'",
-                where="--policy",
-                expected="one or more of " + ", ".join(POLICIES) + ", or 'all' / 'paper'",
-                fix=hint or "see `gpuinfra fill --help`",
-            )
-        out.append(p)
-    return list(dict.fromkeys(out))
-
-
 def parse_workloads(text: str) -> list[str]:
     if text.strip() == "all":
         return list(OPENB_POD_LISTS)
-    items = [x.strip() for x in text.split(",") if x.strip()]
+    items = parse_names(text)
+    if not items:
+        raise UserError(f"no workload given in '{text}'", where="--workload", expected="a comma-separated list")
     for w in items:
         if w not in OPENB_POD_LISTS and not Path(w).exists():
             hint = did_you_mean(w, OPENB_POD_LISTS)

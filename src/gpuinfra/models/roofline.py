@@ -171,3 +171,46 @@ def transformer_layer(
     if backward:
         ops = [Op(o.name + " (grad)", 2 * o.flops, 2 * o.bytes) for o in ops]
     return ops
+
+
+OP_SPEC_HELP = (
+    "gemm:M,N,K | elementwise:N | embedding:TOKENS,DIM | attention:B,H,S,D | "
+    "layer:TOKENS,HIDDEN,FFN,HEADS,SEQ | layer-bwd:TOKENS,HIDDEN,FFN,HEADS,SEQ"
+)
+MAX_OP_DIM = 2**40
+"""Largest dimension an op spec accepts: beyond it FLOP counts stop being meaningful numbers."""
+
+
+def parse_op(spec: str, dtype: str = "bf16", where: str = "--op") -> list[Op]:
+    """Operations from an op spec (``gemm:4096,4096,4096``, ``layer:TOKENS,HIDDEN,FFN,HEADS,SEQ``, ...).
+
+    Returns one Op, or a transformer layer's operations (forward, or forward + backward for
+    ``layer-bwd``), sized for ``dtype`` (bytes per element from :data:`BYTES`).
+
+    Raises:
+        UserError: an unknown kind, the wrong number of dimensions, or a dimension not a positive
+            integer up to 2**40.
+    """
+    kind, _, args = spec.partition(":")
+    makers = {
+        "gemm": (gemm, 3),
+        "elementwise": (elementwise, 1),
+        "embedding": (embedding, 2),
+        "attention": (attention, 4),
+        "layer": (transformer_layer, 5),
+        "layer-bwd": (lambda *a, dtype: transformer_layer(*a, dtype=dtype, backward=True), 5),
+    }
+    try:
+        fn, nargs = makers[kind]
+        nums = [int(x) for x in args.split(",")]
+        if len(nums) != nargs or any(not 0 < x <= MAX_OP_DIM for x in nums):
+            raise ValueError
+    except (KeyError, ValueError):
+        raise UserError(
+            f"bad {where} '{spec}'",
+            where=where,
+            expected="gemm:M,N,K, elementwise:N, embedding:TOKENS,DIM, attention:B,H,S,D "
+            "or layer[-bwd]:TOKENS,HIDDEN,FFN,HEADS,SEQ (positive integers)",
+        ) from None
+    made = fn(*nums, dtype=dtype if dtype in BYTES else "bf16")
+    return made if isinstance(made, list) else [made]

@@ -1,0 +1,52 @@
+"""``lab list|run``: run a seed section's activities and write its report (``gpuinfra lab N`` = ``lab run N``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gpuinfra.cli._app import LabGroup
+from gpuinfra.cli._common import err, out
+from gpuinfra.errors import UserError
+
+lab_app = typer.Typer(
+    cls=LabGroup, help="Labs: run a seed section's activities and write its report.", no_args_is_help=True
+)
+
+
+@lab_app.command("list")
+def lab_list() -> None:
+    """List the labs that exist."""
+    from gpuinfra.labs import registry
+
+    for n, lab in sorted(registry().items()):
+        out.print(f"{n:>3}  {lab.title}")
+
+
+@lab_app.command("run")
+def lab_run(
+    number: Annotated[int, typer.Argument(help="Seed section number (see `gpuinfra lab list`).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default runs/labN).")] = None,
+    design: Annotated[Path | None, typer.Option(help="Your own design file for the Design activity.")] = None,
+    quick: Annotated[bool, typer.Option(help="Smaller runs (for tests and CI).")] = False,
+    workers: Annotated[int | None, typer.Option(help="Parallel processes (default: all cores).")] = None,
+) -> None:
+    """Run lab N (also: `gpuinfra lab N`)."""
+    from gpuinfra.labs import registry
+
+    labs = registry()
+    if number not in labs:
+        raise UserError(
+            f"there is no lab {number}",
+            where="lab number",
+            expected="one of " + ", ".join(str(n) for n in sorted(labs)),
+            fix="see `gpuinfra lab list`",
+        )
+    target = out_dir or Path("runs") / f"lab{number}"
+    t0 = time.perf_counter()
+    with err.status(f"lab {number}: {labs[number].title}"):
+        report = labs[number].run(target, design=design, quick=quick, workers=workers)
+    out.print(f"lab {number} ({labs[number].title}) in {time.perf_counter() - t0:.1f} s: wrote {report}")

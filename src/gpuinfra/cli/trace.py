@@ -1,0 +1,49 @@
+"""``trace check|convert``: read every row of a trace; convert it to the generic format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gpuinfra.cli._common import out
+
+trace_app = typer.Typer(help="Read, check and convert job traces.", no_args_is_help=True)
+
+
+def read_pods(ref: str) -> list:
+    """The pods of a trace reference: ``openb:NAME`` (a packaged pod list) or a generic trace file."""
+    from gpuinfra.io.traces import openb_pod_list, read_generic, read_openb_pods
+    from gpuinfra.units import trace_ref
+
+    name, path = trace_ref(ref)
+    return read_openb_pods(openb_pod_list(name)) if name is not None else read_generic(path)
+
+
+@trace_app.command("check")
+def trace_check(
+    path: Annotated[str, typer.Argument(help="A generic trace (CSV/Parquet), or openb:NAME")],
+) -> None:
+    """Read every row of a trace and report what it holds (or the first bad row)."""
+    from gpuinfra.sim.workload import PodTable
+
+    pt = PodTable(read_pods(path))
+    out.print(
+        f"{path}: {len(pt):,} rows read, {int((pt.num_gpu > 0).sum()):,} ask for GPUs, "
+        f"{pt.total_gpu_request():,.1f} GPUs requested in all, submit times "
+        f"{pt.submit_s.min():.0f}..{pt.submit_s.max():.0f} s"
+    )
+
+
+@trace_app.command("convert")
+def trace_convert(
+    source: Annotated[str, typer.Argument(help="openb:NAME or a generic trace")],
+    dest: Annotated[Path, typer.Argument(help="Output .csv or .parquet in the generic format")],
+) -> None:
+    """Convert a trace to gpuinfra's generic format (CSV or Parquet)."""
+    from gpuinfra.io.traces import write_generic
+
+    pods = read_pods(source)
+    write_generic(pods, dest)
+    out.print(f"wrote {len(pods):,} rows to {dest}")
