@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import out
+from gpuinfra.cli._common import esc, out
 
 catalog_app = typer.Typer(
     help="Browse the packaged facts: GPU and CPU models, node shapes, prices.", no_args_is_help=True
@@ -102,4 +102,4 @@ def catalog_prices(
 
     p = gpu_hour_price(model, cloud=cloud, region=region)
     out.print(f"{p.gpu_model}: on-demand {p.on_demand_usd} USD/GPU-h, spot {p.spot_usd} USD/GPU-h")
-    out.print(f"[dim]{p.source}[/]")
+    out.print(f"[dim]{esc(p.source)}[/]", markup=True)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import out
+from gpuinfra.cli._common import esc, out
 from gpuinfra.errors import UserError
 
 
@@ -53,8 +53,8 @@ def health(
     if findings:
         out.print(t)
     for n in notes:
-        out.print(f"[dim]{n}[/]")
+        out.print(f"[dim]{esc(n)}[/]", markup=True)
     v = verdict(findings)
     worst = [f for f in findings if f.action == v]
     why = worst[0].reason if worst else "no fault evidence found"
-    out.print(f"node verdict: [bold]{v}[/] ({why})")
+    out.print(f"node verdict: [bold]{esc(v)}[/] ({esc(why)})", markup=True)

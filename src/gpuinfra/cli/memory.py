@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import out
+from gpuinfra.cli._common import esc, out
 from gpuinfra.errors import UserError
 
 memory_app = typer.Typer(help="GPU memory: PyTorch's caching allocator, simulated.", no_args_is_help=True)
@@ -92,7 +92,7 @@ def memory_run(
         out.print(t)
         for o in r.ooms:
             what = f"line {o['line']} ({o['proc']}: alloc {o['name']} {format_size(o['size'])})"
-            out.print(f"[bold red]{what}:[/] {o['message']}", highlight=False)
+            out.print(f"[bold red]{esc(what)}:[/] {esc(o['message'])}", highlight=False, markup=True)
         if not r.ooms:
             out.print("no OOM", highlight=False)
     if html is not None:

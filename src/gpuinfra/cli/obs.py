@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from gpuinfra.cli._common import out
+from gpuinfra.cli._common import err, esc, out
 from gpuinfra.errors import UserError
 
 metrics_app = typer.Typer(
@@ -126,7 +125,7 @@ def alerts_export(
             p = Path(d) / "rules.yml"
             p.write_text(text)
             r = run_promtool("check", "rules", str(p))
-        Console(stderr=True).print((r.stdout + r.stderr).strip(), highlight=False)
+        err.print((r.stdout + r.stderr).strip(), highlight=False)
         if r.returncode != 0:
             raise typer.Exit(1)
 
@@ -166,8 +165,9 @@ def alerts_evaluate(
         d = ev.as_dict()
         prec = "-" if d["precision"] is None else f"{d['precision']:.0%}"
         out.print(
-            f"[bold]{name}[/]: recall {d['recall']:.0%} of {ev.n_incidents} incidents, precision {prec}, {d['pages_per_day']:.0f} pages/day",
+            f"[bold]{esc(name)}[/]: recall {d['recall']:.0%} of {ev.n_incidents} incidents, precision {prec}, {d['pages_per_day']:.0f} pages/day",
             highlight=False,
+            markup=True,
         )
         t = Table("rule", "pages", "true", "precision", "caught/targeted", "mean time to detect")
         for s in ev.scores:

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from gpuinfra.cli._common import out
+from gpuinfra.cli._common import err, esc, out
 from gpuinfra.errors import UserError
 
 probe_app = typer.Typer(
@@ -29,7 +28,7 @@ def _get_probe(from_: Path | None):
     try:
         return probe_nvml()
     except ProbeUnavailable as e:
-        Console(stderr=True).print(f"no GPU probe: {e}. Use --from FILE for a saved probe.", highlight=False)
+        err.print(f"no GPU probe: {e}. Use --from FILE for a saved probe.", highlight=False)
         raise typer.Exit(EXIT_NO_GPU) from None
 
 
@@ -112,7 +111,7 @@ def probe(
     findings = probe_findings(p)
     worst = verdict(findings)
     why = next((f.reason for f in findings if f.action == worst), "no fault evidence in the probe")
-    out.print(f"node verdict: [bold]{worst}[/] ({why})")
+    out.print(f"node verdict: [bold]{esc(worst)}[/] ({esc(why)})", markup=True)
 
 
 @probe_app.command("topo")
@@ -165,7 +164,7 @@ def probe_memory(
     try:
         res = compare_real(scenario, config, device)
     except ProbeUnavailable as e:
-        Console(stderr=True).print(f"no GPU probe: {e}", highlight=False)
+        err.print(f"no GPU probe: {e}", highlight=False)
         raise typer.Exit(EXIT_NO_GPU) from None
     if as_json:
         json.dump(res, sys.stdout, indent=1)

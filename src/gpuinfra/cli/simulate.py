@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import err, out
+from gpuinfra.cli._common import err, esc, out
 from gpuinfra.errors import UserError
 
 
@@ -59,7 +59,7 @@ def simulate(
         transient=True,
     )
     with progress:
-        task = progress.add_task(sc.name, total=100.0)
+        task = progress.add_task(esc(sc.name), total=100.0)
         res = run_sim(
             sc, base, seed=seed, log_events=events, progress=lambda frac: progress.update(task, completed=100.0 * frac)
         )
@@ -74,7 +74,7 @@ def simulate(
     out.print(table)
     out.print(f"wrote {target}/: " + ", ".join(p.name for p in files))
     if not invariants_ok(res.summary):
-        err.print("[red]an invariant was violated: this is a gpuinfra bug, please report it[/]")
+        err.print("[red]an invariant was violated: this is a gpuinfra bug, please report it[/]", markup=True)
         raise typer.Exit(1)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import out
+from gpuinfra.cli._common import esc, out
 
 topo_app = typer.Typer(help="Node topology: built-in nodes and `nvidia-smi topo -m` matrices.", no_args_is_help=True)
 
@@ -58,7 +58,10 @@ def topo_show(
             gpus = m.gpus
             pairs = Counter(m.link(a, b) for i, a in enumerate(gpus) for b in gpus[i + 1 :])
             nics = [d for d in m.devices if not d.startswith("GPU")]
-            out.print(f"[bold]matrix {k + 1}[/]: {len(gpus)} GPUs, {len(nics)} NICs (pass --gpu MODEL for bandwidths)")
+            out.print(
+                f"[bold]matrix {k + 1}[/]: {len(gpus)} GPUs, {len(nics)} NICs (pass --gpu MODEL for bandwidths)",
+                markup=True,
+            )
             t = Table("GPU pairs", "connection")
             for code, c in sorted(pairs.items(), key=lambda kv: rank(kv[0])):
                 t.add_row(str(c), code)
@@ -244,8 +247,9 @@ def scale(
     if not curve[0]["fits"]:
         out.print(
             f"[bold red]does not fit[/]: {curve[0]['memory_gib']:.0f} GiB per GPU needed (weights, gradients, Adam, "
-            f"activations) on a {topo.gpu.name}; raise --tp/--pp or shrink --micro-batch/--seq",
+            f"activations) on a {esc(topo.gpu.name)}; raise --tp/--pp or shrink --micro-batch/--seq",
             highlight=False,
+            markup=True,
         )
     t = Table(
         "GPUs", "nodes", "step s", "compute s", "comm on path s", "DP all-reduce s", "tokens/s", "MFU", "efficiency"
