@@ -7,6 +7,7 @@ frag_amount_pct, frag_ratio_pct), ``summary.json`` and ``report.html``.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import statistics
 from collections.abc import Callable
@@ -176,25 +177,47 @@ def summarize_results(results: list[FillResult], *, load: float, cluster: dict[s
     }
 
 
+def fill_csv_rows(results: list[FillResult]) -> list[list[Any]]:
+    """The rows of fill.csv (without the header) for ``results``, in order."""
+    return [
+        [r.workload, r.policy, r.seed, row["arrived_pct"]] + [f"{row[c]:.6f}" for c in CSV_COLUMNS[4:]]
+        for r in results
+        for row in r.rows
+    ]
+
+
+def _csv_text(rows: list[list[Any]]) -> str:
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(CSV_COLUMNS)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
 def write_fill(
-    results: list[FillResult], out: Path, *, load: float, nodes: str, report: bool = True
+    results: list[FillResult],
+    out: Path,
+    *,
+    load: float,
+    nodes: str,
+    report: bool = True,
+    params: dict[str, Any] | None = None,
 ) -> tuple[list[Path], dict[str, Any]]:
-    """Write fill.csv, summary.json and report.html; returns the files and the summary."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "fill.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        for r in results:
-            for row in r.rows:
-                w.writerow(
-                    [r.workload, r.policy, r.seed, row["arrived_pct"]] + [f"{row[c]:.6f}" for c in CSV_COLUMNS[4:]]
-                )
+    """Write fill.csv, summary.json and report.html (each atomically), then ``manifest.json``
+    (command ``fill``, ``params`` as given) last; returns the data files and the summary.
+    Files already in ``out`` (e.g. the per-run files of :func:`run_grid`) are listed too."""
+    from gpuinfra.io import manifest
+    from gpuinfra.io.atomic import ensure_dir, write_text
+
+    ensure_dir(out, "--out")
+    write_text(out / "fill.csv", _csv_text(fill_csv_rows(results)))
     summary = summarize_grid(results, load=load, nodes=nodes)
     write_json(out / "summary.json", summary)
     files = [out / "fill.csv", out / "summary.json"]
     if report:
         from gpuinfra.report.fill_report import render_fill_report
 
-        (out / "report.html").write_text(render_fill_report(summary, results))
+        write_text(out / "report.html", render_fill_report(summary, results))
         files.append(out / "report.html")
+    manifest.write_manifest(out, "fill", {"load": load, "nodes": nodes, "report": report, **(params or {})})
     return files, summary

@@ -33,3 +33,23 @@ def print_user_error(e: UserError | str) -> None:
 def warn(message: str) -> None:
     """A warning on stderr (``warning: ...``), never interpreted as markup."""
     err.print(Text.assemble(("warning:", "bold yellow"), " ", message), highlight=False, soft_wrap=True)
+
+
+FORCE_HELP = "Replace existing output instead of refusing."
+
+
+def check_input_file(path, where: str, noun: str = "file") -> None:
+    """Refuse a path that is not a readable file (a directory, a missing file) with a UserError."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        is_dir, is_file = p.is_dir(), p.is_file()
+    except OSError as e:
+        from gpuinfra.io.atomic import path_error
+
+        raise path_error(e, p, where) from None
+    if is_dir:
+        raise UserError(f"{noun} '{p}' is a directory", where=where, expected="a file")
+    if not is_file:
+        raise UserError(f"{noun} not found: '{p}'", where=where, expected="an existing file")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import err, out
+from gpuinfra.cli._common import FORCE_HELP, check_input_file, err, out
 from gpuinfra.errors import UserError
 
 
@@ -34,18 +34,21 @@ def fill(
     workers: Annotated[int | None, typer.Option(help="Parallel processes (default: all cores).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """The FGD paper's fill experiment: place pods until demand reaches --load x capacity; record
     unallocated GPUs and fragmentation at every 1% of arrived load."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gpuinfra.fill import parse_workloads, run_grid, write_fill
+    from gpuinfra.io import manifest
     from gpuinfra.report.tables import FILL_HEADER, fill_rows
     from gpuinfra.units import parse_policies, parse_seeds
 
     ws, ps, ss = parse_workloads(workload), parse_policies(policy), parse_seeds(seeds)
     if nodes not in ("gpu_node", "all_node"):
         raise UserError(f"unknown node list '{nodes}'", where="--nodes", expected="gpu_node or all_node")
+    manifest.prepare(out_dir, "fill", force=force)
     t0 = time.perf_counter()
     prog = Progress(
         TextColumn("[bold]fill[/]"),
@@ -56,13 +59,15 @@ def fill(
         disable=quiet,
         transient=True,
     )
+    manifest.begin(out_dir)
     with prog:
         task = prog.add_task("runs", total=len(ws) * len(ps) * len(ss))
         results = run_grid(
             ws, ps, ss, load=load, nodes=nodes, workers=workers, progress=lambda k, n: prog.update(task, completed=k)
         )
     wall = time.perf_counter() - t0
-    files, summ = write_fill(results, out_dir, load=load, nodes=nodes, report=report)
+    params = {"workloads": ws, "policies": ps, "seeds": seeds}
+    files, summ = write_fill(results, out_dir, load=load, nodes=nodes, report=report, params=params)
     t = Table(*FILL_HEADER)
     for row in fill_rows(summ):
         t.add_row(*row)
@@ -91,9 +96,12 @@ def compare(
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("runs/compare"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Run one scenario under several scheduler policies and report them side by side."""
     from gpuinfra.compare import run_compare
+    from gpuinfra.io import manifest
+    from gpuinfra.io.atomic import write_text
     from gpuinfra.io.results import write_json
     from gpuinfra.io.scenario import default_scenario_text, load_scenario, parse_scenario
     from gpuinfra.report.tables import COMPARE_HEADER, compare_fill_lines, compare_replay_rows
@@ -101,16 +109,24 @@ def compare(
 
     pols = parse_policies(policies, "--policies", allow_scenario=True)
     if scenario is not None:
+        check_input_file(scenario, "SCENARIO", "scenario file")
         sc, base = load_scenario(scenario)
     else:
         sc, base = parse_scenario(default_scenario_text(), "builtin:openb-default"), None
     if mode not in ("replay", "fill"):
         raise UserError(f"unknown mode '{mode}'", where="--mode", expected="replay or fill")
+    manifest.prepare(out_dir, "compare", force=force)
     t0 = time.perf_counter()
     summ, html = run_compare(sc, base, pols, mode=mode, load=load, seed=seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest.begin(out_dir)
     write_json(out_dir / "summary.json", summ)
-    (out_dir / "report.html").write_text(html)
+    write_text(out_dir / "report.html", html)
+    manifest.write_manifest(
+        out_dir,
+        "compare",
+        {"scenario": sc.name, "policies": pols, "mode": mode, "load": load, "seed": seed},
+        [out_dir / "summary.json", out_dir / "report.html"],
+    )
     if mode == "fill":
         for line in compare_fill_lines(summ):
             out.print(line)

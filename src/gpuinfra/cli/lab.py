@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from gpuinfra.cli._app import LabGroup
-from gpuinfra.cli._common import err, out
+from gpuinfra.cli._common import FORCE_HELP, check_input_file, err, out
 from gpuinfra.errors import UserError
 
 lab_app = typer.Typer(
@@ -33,8 +33,10 @@ def lab_run(
     design: Annotated[Path | None, typer.Option(help="Your own design file for the Design activity.")] = None,
     quick: Annotated[bool, typer.Option(help="Smaller runs (for tests and CI).")] = False,
     workers: Annotated[int | None, typer.Option(help="Parallel processes (default: all cores).")] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Run lab N (also: `gpuinfra lab N`)."""
+    from gpuinfra.io import manifest
     from gpuinfra.labs import registry
 
     labs = registry()
@@ -45,8 +47,15 @@ def lab_run(
             expected="one of " + ", ".join(str(n) for n in sorted(labs)),
             fix="see `gpuinfra lab list`",
         )
+    if design is not None:
+        check_input_file(design, "--design", "design file")
     target = out_dir or Path("runs") / f"lab{number}"
+    command = f"lab {number}"
+    manifest.prepare(target, command, force=force)
+    manifest.begin(target)
     t0 = time.perf_counter()
     with err.status(f"lab {number}: {labs[number].title}"):
         report = labs[number].run(target, design=design, quick=quick, workers=workers)
+    params = {"quick": quick, "design": None if design is None else design.name}
+    manifest.write_manifest(target, command, params)
     out.print(f"lab {number} ({labs[number].title}) in {time.perf_counter() - t0:.1f} s: wrote {report}")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import esc, out
+from gpuinfra.cli._common import FORCE_HELP, check_input_file, esc, out
 from gpuinfra.errors import UserError
 
 memory_app = typer.Typer(help="GPU memory: PyTorch's caching allocator, simulated.", no_args_is_help=True)
@@ -42,8 +42,10 @@ def memory_run(
         Path | None, typer.Option("--html", help="Write the memory timeline and segment map (self-contained HTML).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Replay allocations through the caching-allocator model: reserved vs allocated, fragmentation, OOMs."""
+    from gpuinfra.io.atomic import check_new_file, write_text
     from gpuinfra.models.memory import format_size
     from gpuinfra.models.memory_trace import read_trace, run_trace
     from gpuinfra.models.memory_trace import scenario as get_scenario
@@ -51,6 +53,10 @@ def memory_run(
 
     if (trace is None) == (scenario is None):
         raise UserError("give a trace file or --scenario NAME (one of them)", where="gpuinfra memory run")
+    if trace is not None:
+        check_input_file(trace, "TRACE", "allocation trace")
+    if html is not None:
+        check_new_file(html, force=force, where="--html")
     tr = get_scenario(scenario) if scenario else read_trace(trace)
     r = run_trace(tr, config)
     peaks = memory_peaks(r.rows)
@@ -107,8 +113,7 @@ def memory_run(
                 fig_html(segment_figure(r.snapshot, "segments of process main"), "seg"),
             ),
         ]
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(render_page(f"Memory: {tr.label}", secs))
+        write_text(html, render_page(f"Memory: {tr.label}", secs), "--html")
         if not as_json:
             out.print(f"wrote {html}")
     if r.ooms:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import err, esc, out
+from gpuinfra.cli._common import FORCE_HELP, err, esc, out
 from gpuinfra.errors import UserError
 
 metrics_app = typer.Typer(
@@ -23,7 +23,10 @@ alerts_app = typer.Typer(
 
 def _telemetry(nodes: int, hours: float, seed: int, interval: float, run: Path | None = None, max_nodes: int = 8):
     if run is not None:
+        from gpuinfra.io.results import open_run_dir
         from gpuinfra.sim.telemetry_run import telemetry_from_run
+
+        open_run_dir(run, "simulate", where="--run")
 
         return telemetry_from_run(run, hours=hours, interval_s=interval, max_nodes=max_nodes)
     from gpuinfra.obs.simulate import simulate_telemetry
@@ -44,19 +47,28 @@ def metrics_export(
         Path | None, typer.Option(help="A run directory from `gpuinfra simulate`: export its pods' GPUs instead.")
     ] = None,
     max_nodes: Annotated[int, typer.Option(help="With --run: at most this many nodes (the busiest).")] = 8,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Write a simulation's series as OpenMetrics with timestamps; load with
     `promtool tsdb create-blocks-from openmetrics metrics.om DIR`."""
+    from gpuinfra.io import manifest
+    from gpuinfra.io.atomic import write_with
     from gpuinfra.io.results import write_json
     from gpuinfra.obs.export import write_openmetrics
 
+    manifest.prepare(out_dir, "metrics export", force=force)
     tel = _telemetry(nodes, hours, seed, interval, run, max_nodes)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    n = write_openmetrics(tel, out_dir / "metrics.om")
+    manifest.begin(out_dir)
+    counted: list[int] = []
+    write_with(out_dir / "metrics.om", lambda tmp: counted.append(write_openmetrics(tel, tmp)))
+    n = counted[0]
     write_json(
         out_dir / "truth.json",
         {"incidents": [i.__dict__ for i in tel.truth], "noise": tel.noise, "start_unix": tel.start_unix},
     )
+    params = {"nodes": nodes, "hours": hours, "interval": interval, "seed": seed, "max_nodes": max_nodes}
+    params["run"] = None if run is None else run.name
+    manifest.write_manifest(out_dir, "metrics export", params, [out_dir / "metrics.om", out_dir / "truth.json"])
     out.print(
         f"wrote {out_dir / 'metrics.om'}: {n:,} samples of {sum(len(v) for v in tel.series.values())} series; truth.json: {len(tel.truth)} incidents",
         highlight=False,
@@ -104,19 +116,22 @@ def alerts_export(
         Path | None, typer.Option("--out", "-o", help="Write the rule file here (default: stdout).")
     ] = None,
     check: Annotated[bool, typer.Option(help="Also run `promtool check rules` on it.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Write a Prometheus rule file for GPU alerts."""
+    from gpuinfra.io.atomic import check_new_file, write_text
     from gpuinfra.obs.export import run_promtool
     from gpuinfra.obs.rules import RULE_SETS, rule_file
 
     if rule_set not in RULE_SETS:
         raise UserError(f"unknown rule set '{rule_set}'", where="--set", expected=", ".join(RULE_SETS))
+    if out_file is not None:
+        check_new_file(out_file, force=force, where="--out")
     text = rule_file(RULE_SETS[rule_set]())
     if out_file is None:
         sys.stdout.write(text)
     else:
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        out_file.write_text(text)
+        write_text(out_file, text, "--out")
         out.print(f"wrote {out_file}", highlight=False)
     if check:
         import tempfile

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import err, esc, out
+from gpuinfra.cli._common import FORCE_HELP, err, esc, out
 from gpuinfra.errors import UserError
 
 probe_app = typer.Typer(
@@ -37,17 +37,21 @@ def probe(
     ctx: typer.Context,
     from_: Annotated[Path | None, typer.Option("--from", help=FROM_HELP)] = None,
     save: Annotated[Path | None, typer.Option(help="Also write the probe as JSON (readable with --from).")] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the probe as JSON.")] = False,
 ) -> None:
     """List the GPUs: memory, utilization, clocks, power, temperature, ECC, row remapping, MIG, PCIe, NVLink."""
     if ctx.invoked_subcommand is not None:
         return
+    from gpuinfra.io.atomic import check_new_file, write_with
     from gpuinfra.io.probe import probe_findings
     from gpuinfra.models.faults import verdict
 
+    if save is not None:
+        check_new_file(save, force=force, where="--save")
     p = _get_probe(from_)
     if save is not None:
-        p.save(save)
+        write_with(save, p.save, "--save")
     if as_json:
         json.dump(p.as_json(), sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import out
+from gpuinfra.cli._common import FORCE_HELP, out
 from gpuinfra.errors import UserError
 
 
@@ -71,10 +71,12 @@ def incident(
         str | None, typer.Option(help="The responder's action (default: the hurried one); see --help of each.")
     ] = None,
     postmortem: Annotated[Path | None, typer.Option(help="Write the postmortem (Markdown) here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Run an incident scenario: signals over time, the debugging path, the cost of the action, a postmortem."""
     from gpuinfra.catalog.prices import gpu_hour_price
     from gpuinfra.errors import did_you_mean
+    from gpuinfra.io.atomic import check_new_file, write_text
     from gpuinfra.models.incidents import INCIDENTS
 
     if name not in INCIDENTS:
@@ -83,9 +85,10 @@ def incident(
     act = action or actions[0]
     if act not in actions:
         raise UserError(f"unknown action '{act}' for {name}", where="--action", expected=" or ".join(actions))
+    if postmortem is not None:
+        check_new_file(postmortem, force=force, where="--postmortem")
     inc = fn(act, usd=gpu_hour_price("H100-SXM").on_demand_usd or 0.0)
     md = inc.postmortem_markdown()
     if postmortem is not None:
-        postmortem.parent.mkdir(parents=True, exist_ok=True)
-        postmortem.write_text(md)
+        write_text(postmortem, md, "--postmortem")
     sys.stdout.write(md)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import out
+from gpuinfra.cli._common import FORCE_HELP, out
 
 export_app = typer.Typer(help="Write real configuration for Kubernetes and NVIDIA's tools.", no_args_is_help=True)
 sharing_app = typer.Typer(help="GPU sharing: whole GPU, time-slicing, MPS, MIG, mixed fleets.", no_args_is_help=True)
@@ -26,12 +26,13 @@ def export_sharing_cmd(
     ] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for the manifests.")] = Path("runs/sharing"),
     k8s_version: Annotated[str, typer.Option(help="Kubernetes version whose schemas validate the objects.")] = "1.30",
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Device-plugin ConfigMap (time-slicing/MPS), mig-parted config and node labels for a policy, validated offline."""
     from gpuinfra.io.sharing_export import export_sharing
 
     lay = [x.strip() for x in layout.split(",") if x.strip()] if layout else None
-    res = export_sharing(policy, gpu, out_dir, replicas, lay, k8s_version=k8s_version)
+    res = export_sharing(policy, gpu, out_dir, replicas, lay, k8s_version=k8s_version, force=force)
     out.print(
         f"wrote {', '.join(res['files'])} to {out_dir}; validated against Kubernetes {k8s_version} schemas; node labels {res['labels']}",
         highlight=False,

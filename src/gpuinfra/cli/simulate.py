@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import err, esc, out
+from gpuinfra.cli._common import FORCE_HELP, check_input_file, err, esc, out
 from gpuinfra.errors import UserError
 
 
@@ -29,10 +29,12 @@ def simulate(
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
     events: Annotated[bool, typer.Option(help="Write the event log (events.jsonl).")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Replay a workload on a cluster and write summary.json, metrics, event log and report.html."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from gpuinfra.io import manifest
     from gpuinfra.io.scenario import builtin_scenario_text, default_scenario_text, load_scenario, parse_scenario
     from gpuinfra.report.tables import invariants_ok, run_summary_rows
     from gpuinfra.run import simulate as run_sim
@@ -41,6 +43,7 @@ def simulate(
     if scenario is not None and builtin is not None:
         raise UserError("give a scenario file or --builtin, not both", where="command line")
     if scenario is not None:
+        check_input_file(scenario, "SCENARIO", "scenario file")
         sc, base = load_scenario(scenario)
     elif builtin is not None:
         sc, base = parse_scenario(builtin_scenario_text(builtin), f"builtin:{builtin}"), None
@@ -48,6 +51,7 @@ def simulate(
         sc, base = parse_scenario(default_scenario_text(), "builtin:openb-default"), None
     eff_seed = sc.seed if seed is None else seed
     target = out_dir or Path("runs") / f"{sc.name}-seed{eff_seed}"
+    manifest.prepare(target, "simulate", force=force)
     t0 = time.perf_counter()
     progress = Progress(
         TextColumn("[bold]simulating[/] {task.description}"),
@@ -65,9 +69,7 @@ def simulate(
         )
         progress.update(task, completed=100.0)
     t_sim = time.perf_counter() - t0
-    files = write_run_dir(res, target, report=report)
-    if not events:
-        (target / "events.jsonl").unlink(missing_ok=True)
+    files = write_run_dir(res, target, report=report, events=events)
     table = Table(title=f"{sc.name} (seed {eff_seed})", show_header=False)
     for k, v in run_summary_rows(res.summary, t_sim):
         table.add_row(k, v)
@@ -80,13 +82,17 @@ def simulate(
 
 def schema(
     out_file: Annotated[Path | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Print the JSON Schema of scenario files."""
     from gpuinfra.io.scenario import Scenario
 
     text = json.dumps(Scenario.model_json_schema(), indent=2, sort_keys=True)
     if out_file:
-        out_file.write_text(text + "\n")
+        from gpuinfra.io.atomic import check_new_file, write_text
+
+        check_new_file(out_file, force=force, where="--out")
+        write_text(out_file, text + "\n", "--out")
     else:
         sys.stdout.write(text + "\n")
 

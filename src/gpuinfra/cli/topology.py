@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import esc, out
+from gpuinfra.cli._common import FORCE_HELP, esc, out
 
 topo_app = typer.Typer(help="Node topology: built-in nodes and `nvidia-smi topo -m` matrices.", no_args_is_help=True)
 
@@ -44,13 +44,17 @@ def topo_show(
         Path | None, typer.Option("--html", help="Write a picture of the topology (self-contained HTML).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print pairs and NIC paths as JSON.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Say how a node's GPUs are connected: NVLink, PCIe switches, host bridges, NUMA, NICs."""
     from collections import Counter
 
+    from gpuinfra.io.atomic import check_new_file
     from gpuinfra.io.health import read_text
     from gpuinfra.io.topo import parse_topo, rank
 
+    if html is not None:
+        check_new_file(html, force=force, where="--html")
     p = Path(node)
     if p.exists() and gpu is None:
         # a matrix without a GPU model: what the matrix itself says, no rates
@@ -149,8 +153,9 @@ def topo_show(
             claim="",
             text="\n".join(topo.describe()),
         )
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(render_page(f"Topology: {topo.name}", [sec]))
+        from gpuinfra.io.atomic import write_text
+
+        write_text(html, render_page(f"Topology: {topo.name}", [sec]), "--html")
         out.print(f"wrote {html}")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gpuinfra.cli._common import out
+from gpuinfra.cli._common import FORCE_HELP, out
 
 trace_app = typer.Typer(help="Read, check and convert job traces.", no_args_is_help=True)
 
@@ -40,10 +40,13 @@ def trace_check(
 def trace_convert(
     source: Annotated[str, typer.Argument(help="openb:NAME or a generic trace")],
     dest: Annotated[Path, typer.Argument(help="Output .csv or .parquet in the generic format")],
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Convert a trace to gpuinfra's generic format (CSV or Parquet)."""
+    from gpuinfra.io.atomic import check_new_file, write_with
     from gpuinfra.io.traces import write_generic
 
+    check_new_file(dest, force=force, where="DEST")
     pods = read_pods(source)
-    write_generic(pods, dest)
+    write_with(dest, lambda tmp: write_generic(pods, tmp), "DEST")
     out.print(f"wrote {len(pods):,} rows to {dest}")
