@@ -7,11 +7,15 @@ frag_amount_pct, frag_ratio_pct), ``summary.json`` and ``report.html``.
 from __future__ import annotations
 
 import csv
+import ctypes
 import io
+import multiprocessing
 import os
+import re
+import signal
 import statistics
+import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from functools import cache
 from pathlib import Path
@@ -83,6 +87,8 @@ def load_workload(w: str) -> tuple[Pod, ...]:
 
 def _one(args: tuple[str, str, int, float, str]) -> FillResult:
     w, policy, seed, load, nodes = args
+    if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
+        os._exit(1)  # the parent is gone (no PR_SET_PDEATHSIG on this platform): stop, nobody reads the result
     return run_fill(
         _pools(nodes),
         list(load_workload(w)),
@@ -91,6 +97,77 @@ def _one(args: tuple[str, str, int, float, str]) -> FillResult:
         load=load,
         workload=Path(w).stem if w not in OPENB_POD_LISTS else w,
     )
+
+
+def _one_indexed(item: tuple[int, tuple[str, str, int, float, str]]) -> tuple[int, FillResult]:
+    return item[0], _one(item[1])
+
+
+_PARENT_PID: int | None = None
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal a Linux process gets when its parent dies (linux/prctl.h)."""
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Make a grid worker die with its parent: PR_SET_PDEATHSIG=SIGKILL on Linux (prctl(2)),
+    and a parent-PID check before each task everywhere. Ctrl-C is the parent's to handle."""
+    global _PARENT_PID
+    _PARENT_PID = parent_pid
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:100] or "_"
+
+
+def run_file_name(r: FillResult) -> str:
+    """File name of one grid run's rows: ``WORKLOAD--POLICY--seedN.csv`` (unsafe characters as _)."""
+    return f"{_safe_name(r.workload)}--{_safe_name(r.policy)}--seed{r.seed}.csv"
+
+
+def write_run_csv(r: FillResult, out_dir: Path) -> Path:
+    """Write one finished run's rows (fill.csv's columns) to ``out_dir/run_file_name(r)``, atomically."""
+    from gpuinfra.io.atomic import write_text
+
+    return write_text(Path(out_dir) / run_file_name(r), _csv_text(fill_csv_rows([r])))
+
+
+SECONDS_PER_RUN = 2.0
+"""Wall time of one fill run of the ``default`` list on the 1,213-node ``gpu_node`` cluster on the
+2-core development machine (docs/benchmarks.md, "Fill": 0.8-2.3 s by policy); ``all_node`` and
+larger lists cost more. Used only to estimate a grid's cost before it starts."""
+MAX_GRID_RUNS = 20_000
+"""Largest grid one ``fill`` command starts (about 11 CPU-hours at SECONDS_PER_RUN): beyond it a
+seed range is almost surely a typo; split real sweeps over several commands."""
+
+
+def check_grid_budget(n_workloads: int, n_policies: int, n_seeds: int, workers: int | None = None) -> int:
+    """The number of runs of a grid, refused up front when above :data:`MAX_GRID_RUNS`.
+
+    Raises:
+        UserError: with the run count and the estimated time, and how to shrink it.
+    """
+    runs = n_workloads * n_policies * n_seeds
+    if runs > MAX_GRID_RUNS:
+        cores = max(1, workers or os.cpu_count() or 1)
+        hours = runs * SECONDS_PER_RUN / 3600
+        raise UserError(
+            f"a grid of {runs:,} runs ({n_workloads} workload(s) x {n_policies} policies x {n_seeds:,} seeds) "
+            f"would take about {hours:,.0f} CPU-hours ({hours / cores:,.0f} h on {cores} core(s), at about "
+            f"{SECONDS_PER_RUN:g} s per run)",
+            where="--seeds",
+            expected=f"at most {MAX_GRID_RUNS:,} runs per command",
+            fix="use fewer seeds (10 seeds give the paper's error bars), policies or workloads",
+        )
+    return runs
 
 
 def run_grid(
@@ -102,7 +179,18 @@ def run_grid(
     nodes: str = "gpu_node",
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_result: Callable[[FillResult], None] | None = None,
 ) -> list[FillResult]:
+    """Run every (workload, policy, seed) fill; results in that nested order.
+
+    With more than one worker the runs go to a process pool whose workers die with this process
+    (PR_SET_PDEATHSIG on Linux, a parent check elsewhere) and ignore Ctrl-C; on KeyboardInterrupt
+    the pool is terminated and the interrupt re-raised. ``on_result`` is called in this process
+    with each run as it finishes (completion order), e.g. to write it at once.
+
+    Raises:
+        UserError: ``load`` outside (0, 10], or an unreadable workload/node list.
+    """
     if not 0 < load <= 10:
         raise UserError(f"--load {load} is out of range", where="--load", expected="a share of capacity in (0, 10]")
     for w in workloads:  # read once here so bad input fails before any work starts
@@ -110,19 +198,29 @@ def run_grid(
     _pools(nodes)
     tasks = [(w, p, s, load, nodes) for w in workloads for p in policies for s in seeds]
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    results: list[FillResult] = []
+    results: list[FillResult | None] = [None] * len(tasks)
+    done = 0
+
+    def finished(k: int, r: FillResult) -> None:
+        nonlocal done
+        results[k] = r
+        done += 1
+        if on_result:
+            on_result(r)
+        if progress:
+            progress(done, len(tasks))
+
     if workers == 1:
         for k, t in enumerate(tasks):
-            results.append(_one(t))
-            if progress:
-                progress(k + 1, len(tasks))
+            finished(k, _one(t))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as ex:
-            for k, r in enumerate(ex.map(_one, tasks, chunksize=1)):
-                results.append(r)
-                if progress:
-                    progress(k + 1, len(tasks))
-    return results
+        methods = multiprocessing.get_all_start_methods()
+        # fork: workers inherit the parsed traces (read above) and are this process's children
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
+            for k, r in pool.imap_unordered(_one_indexed, list(enumerate(tasks)), chunksize=1):
+                finished(k, r)
+    return [r for r in results if r is not None]
 
 
 def _at(r: FillResult, pct: int) -> dict[str, float] | None:

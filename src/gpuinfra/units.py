@@ -71,17 +71,10 @@ MAX_SEEDS = 100_000
 """Most seeds one command accepts; a grid beyond it is refused before any work starts."""
 
 
-def parse_seeds(text: str, where: str = "--seeds", max_count: int = MAX_SEEDS) -> list[int]:
-    """Seeds from ``N``, ``A-B`` (inclusive) or a comma-separated mix; duplicates dropped, order kept.
-
-    Raises:
-        UserError: not integers, a descending range, a negative seed, none at all, or more
-            than ``max_count`` seeds (counted before the list is built, so a huge range costs nothing).
-    """
-    parts = [p.strip() for p in text.split(",")]
+def _seed_spans(text: str, where: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     try:
-        for part in parts:
+        for part in (p.strip() for p in text.split(",")):
             if not part:
                 continue
             if "-" in part[1:]:
@@ -98,6 +91,26 @@ def parse_seeds(text: str, where: str = "--seeds", max_count: int = MAX_SEEDS) -
         ) from None
     if not spans or any(lo < 0 for lo, _ in spans):
         raise UserError(f"bad {where} '{text}'", where=where, expected="non-negative seeds")
+    return spans
+
+
+def count_seeds(text: str, where: str = "--seeds") -> int:
+    """How many seeds ``text`` names (ranges counted, not expanded; duplicates counted twice).
+
+    Raises:
+        UserError: as :func:`parse_seeds` for malformed text.
+    """
+    return sum(hi - lo + 1 for lo, hi in _seed_spans(text, where))
+
+
+def parse_seeds(text: str, where: str = "--seeds", max_count: int = MAX_SEEDS) -> list[int]:
+    """Seeds from ``N``, ``A-B`` (inclusive) or a comma-separated mix; duplicates dropped, order kept.
+
+    Raises:
+        UserError: not integers, a descending range, a negative seed, none at all, or more
+            than ``max_count`` seeds (counted before the list is built, so a huge range costs nothing).
+    """
+    spans = _seed_spans(text, where)
     count = sum(hi - lo + 1 for lo, hi in spans)
     if count > max_count:
         raise UserError(

@@ -8,12 +8,13 @@ import typer
 from typer.core import TyperGroup
 
 from gpuinfra import __version__
-from gpuinfra.cli._common import out, print_user_error
+from gpuinfra.cli._common import EXIT_INTERRUPTED, Interrupted, out, print_interrupted, print_user_error
 from gpuinfra.errors import EXIT_USER_ERROR, UserError
 
 
 class RootGroup(TyperGroup):
-    """Turns a :class:`UserError` raised anywhere below into one message and exit code 2."""
+    """Turns a :class:`UserError` raised anywhere below into one message and exit code 2, and
+    Ctrl-C into a line saying what was interrupted and what was kept, exit code 130."""
 
     def invoke(self, ctx):
         try:
@@ -21,6 +22,17 @@ class RootGroup(TyperGroup):
         except UserError as e:
             print_user_error(e)
             raise typer.Exit(EXIT_USER_ERROR) from None
+        except Interrupted as e:
+            print_interrupted(e.what, e.kept)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except KeyboardInterrupt:
+            name = ctx.invoked_subcommand or "(no command)"
+            print_interrupted(
+                f"gpuinfra {name}",
+                "every file already written is complete (files are written whole, then renamed); "
+                "a run directory without manifest.json is unfinished and readers refuse it",
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 class LabGroup(TyperGroup):

@@ -35,6 +35,23 @@ def warn(message: str) -> None:
     err.print(Text.assemble(("warning:", "bold yellow"), " ", message), highlight=False, soft_wrap=True)
 
 
+class Interrupted(Exception):
+    """Raised by a command on Ctrl-C to say what was interrupted and what was kept (exit 130)."""
+
+    def __init__(self, what: str, kept: str) -> None:
+        super().__init__(what)
+        self.what, self.kept = what, kept
+
+
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, the shell's code for a command ended by Ctrl-C."""
+
+
+def print_interrupted(what: str, kept: str) -> None:
+    """``interrupted: WHAT; kept: KEPT`` on stderr, never interpreted as markup."""
+    err.print(Text.assemble(("interrupted:", "bold yellow"), f" {what}; kept: {kept}"), highlight=False, soft_wrap=True)
+
+
 FORCE_HELP = "Replace existing output instead of refusing."
 
 

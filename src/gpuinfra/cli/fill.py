@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import FORCE_HELP, check_input_file, err, out
+from gpuinfra.cli._common import FORCE_HELP, Interrupted, check_input_file, err, out
 from gpuinfra.errors import UserError
 
 
@@ -40,12 +40,14 @@ def fill(
     unallocated GPUs and fragmentation at every 1% of arrived load."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from gpuinfra.fill import parse_workloads, run_grid, write_fill
+    from gpuinfra.fill import check_grid_budget, parse_workloads, run_grid, write_fill, write_run_csv
     from gpuinfra.io import manifest
     from gpuinfra.report.tables import FILL_HEADER, fill_rows
-    from gpuinfra.units import parse_policies, parse_seeds
+    from gpuinfra.units import count_seeds, parse_policies, parse_seeds
 
-    ws, ps, ss = parse_workloads(workload), parse_policies(policy), parse_seeds(seeds)
+    ws, ps = parse_workloads(workload), parse_policies(policy)
+    check_grid_budget(len(ws), len(ps), count_seeds(seeds), workers)
+    ss = parse_seeds(seeds)
     if nodes not in ("gpu_node", "all_node"):
         raise UserError(f"unknown node list '{nodes}'", where="--nodes", expected="gpu_node or all_node")
     manifest.prepare(out_dir, "fill", force=force)
@@ -60,11 +62,27 @@ def fill(
         transient=True,
     )
     manifest.begin(out_dir)
-    with prog:
-        task = prog.add_task("runs", total=len(ws) * len(ps) * len(ss))
-        results = run_grid(
-            ws, ps, ss, load=load, nodes=nodes, workers=workers, progress=lambda k, n: prog.update(task, completed=k)
-        )
+    total = len(ws) * len(ps) * len(ss)
+    kept: list[Path] = []
+    try:
+        with prog:
+            task = prog.add_task("runs", total=total)
+            results = run_grid(
+                ws,
+                ps,
+                ss,
+                load=load,
+                nodes=nodes,
+                workers=workers,
+                progress=lambda k, n: prog.update(task, completed=k),
+                on_result=lambda r: kept.append(write_run_csv(r, out_dir / "runs")),
+            )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"fill grid after {len(kept)} of {total} runs",
+            f"{len(kept)} finished run(s) in {out_dir / 'runs'}/ (one CSV each); no manifest.json, so "
+            f"{out_dir} reads as an unfinished run",
+        ) from None
     wall = time.perf_counter() - t0
     params = {"workloads": ws, "policies": ps, "seeds": seeds}
     files, summ = write_fill(results, out_dir, load=load, nodes=nodes, report=report, params=params)
