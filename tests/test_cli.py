@@ -142,7 +142,7 @@ def test_fill_writes_csv_with_the_documented_columns(tmp_path):
         (["--policy", "fdg"], "unknown policy 'fdg'"),
         (["--seeds", "9-3"], "bad --seeds"),
         (["--workload", "gpushare45"], "Did you mean 'gpushare40'"),
-        (["--load", "0"], "--load 0.0 is out of range"),
+        (["--load", "0"], "--load: 0.0 is out of range"),
     ],
 )
 def test_fill_bad_options_exit_2(tmp_path, args, needle):

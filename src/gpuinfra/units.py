@@ -210,6 +210,15 @@ def trace_ref(ref: str) -> tuple[str | None, Path | None]:
     return (name, None) if name is not None else (None, Path(ref))
 
 
+MAX_SEED = 2**63 - 1
+"""Largest seed accepted (numpy's SeedSequence takes any non-negative int; this bound keeps seeds
+printable and storable as int64 in Parquet and JSON)."""
+
+
+def _num(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
 def check_number(
     value: float | int | None,
     where: str,
@@ -227,7 +236,10 @@ def check_number(
     """
     if value is None:
         return
-    ok = math.isfinite(value)
+    try:
+        ok = math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        ok = False
     if ok and lo is not None:
         ok = value > lo if lo_open else value >= lo
     if ok and hi is not None:
@@ -235,9 +247,10 @@ def check_number(
     if not ok:
         left = "(" if lo_open else "["
         right = ")" if hi_open else "]"
-        rng = f"{left}{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}{right}"
+        rng = f"{left}{'-inf' if lo is None else _num(lo)}, {'inf' if hi is None else _num(hi)}{right}"
+        shown = str(value) if len(str(value)) <= 40 else str(value)[:40] + "..."
         raise UserError(
-            f"{where} {value} is out of range",
+            f"{shown} is out of range",
             where=where,
             expected=f"a finite number in {rng}{' ' + unit if unit else ''}",
         )

@@ -65,7 +65,7 @@ def check_input_file(path, where: str, noun: str = "file") -> None:
     except OSError as e:
         from gpuinfra.io.atomic import path_error
 
-        raise path_error(e, p, where) from None
+        raise path_error(e, p, where, "read") from None
     if is_dir:
         raise UserError(f"{noun} '{p}' is a directory", where=where, expected="a file")
     if not is_file:

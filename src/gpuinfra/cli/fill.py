@@ -11,6 +11,7 @@ from rich.table import Table
 
 from gpuinfra.cli._common import FORCE_HELP, Interrupted, check_input_file, err, out
 from gpuinfra.errors import UserError
+from gpuinfra.units import MAX_SEED, check_all
 
 
 def fill(
@@ -38,6 +39,12 @@ def fill(
 ) -> None:
     """The FGD paper's fill experiment: place pods until demand reaches --load x capacity; record
     unallocated GPUs and fragmentation at every 1% of arrived load."""
+    check_all(
+        [
+            (load, "--load", dict(lo=0, hi=10, lo_open=True)),
+            (workers, "--workers", dict(lo=1, hi=1024)),
+        ]
+    )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gpuinfra.fill import check_grid_budget, parse_workloads, run_grid, write_fill, write_run_csv
@@ -117,6 +124,12 @@ def compare(
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Run one scenario under several scheduler policies and report them side by side."""
+    check_all(
+        [
+            (seed, "--seed", dict(lo=0, hi=MAX_SEED)),
+            (load, "--load", dict(lo=0, hi=10, lo_open=True)),
+        ]
+    )
     from gpuinfra.compare import run_compare
     from gpuinfra.io import manifest
     from gpuinfra.io.atomic import write_text

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import esc, out
+from gpuinfra.cli._common import check_input_file, esc, out
 from gpuinfra.errors import UserError
 
 
@@ -34,6 +34,9 @@ def health(
         return
     if dmesg is None and nvidia_smi is None:
         raise UserError("nothing to read", where="command line", expected="--dmesg FILE and/or --nvidia-smi FILE")
+    for path, where in ((dmesg, "--dmesg"), (nvidia_smi, "--nvidia-smi")):
+        if path is not None:
+            check_input_file(path, where)
     findings, notes = [], []
     if dmesg is not None:
         ev = parse_kernel_log(read_text(dmesg), str(dmesg))

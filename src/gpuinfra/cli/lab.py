@@ -11,6 +11,7 @@ import typer
 from gpuinfra.cli._app import LabGroup
 from gpuinfra.cli._common import FORCE_HELP, check_input_file, err, out
 from gpuinfra.errors import UserError
+from gpuinfra.units import check_all
 
 lab_app = typer.Typer(
     cls=LabGroup, help="Labs: run a seed section's activities and write its report.", no_args_is_help=True
@@ -36,6 +37,11 @@ def lab_run(
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Run lab N (also: `gpuinfra lab N`)."""
+    check_all(
+        [
+            (workers, "--workers", dict(lo=1, hi=1024)),
+        ]
+    )
     from gpuinfra.io import manifest
     from gpuinfra.labs import registry
 

@@ -10,8 +10,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import FORCE_HELP, err, esc, out
+from gpuinfra.cli._common import FORCE_HELP, err, esc, out, warn
 from gpuinfra.errors import UserError
+from gpuinfra.units import MAX_SEED, check_all
 
 metrics_app = typer.Typer(
     help="Telemetry under dcgm-exporter / kube-state-metrics names: export, serve.", no_args_is_help=True
@@ -19,6 +20,25 @@ metrics_app = typer.Typer(
 alerts_app = typer.Typer(
     help="Prometheus alert rules for GPUs: export, evaluate against ground truth.", no_args_is_help=True
 )
+
+
+SAMPLES_PER_NODE_STEP = 88
+"""Samples the built-in telemetry scenario writes per node per sampling step (measured: 1 node,
+2 hours at 30 s gave 21,030 samples over 240 steps)."""
+MAX_SAMPLES = 20_000_000
+"""Most samples one command generates (a few GB of Python objects beyond it)."""
+
+
+def _check_samples(nodes: int, hours: float, interval: float) -> None:
+    steps = hours * 3600 / interval
+    samples = SAMPLES_PER_NODE_STEP * nodes * steps
+    if samples > MAX_SAMPLES:
+        raise UserError(
+            f"{nodes} node(s) x {hours:g} h at one sample per {interval:g} s is about {samples:,.0f} samples",
+            where="--nodes/--hours/--interval",
+            expected=f"at most {MAX_SAMPLES:,} samples per command",
+            fix="fewer nodes or hours, or a longer --interval",
+        )
 
 
 def _telemetry(nodes: int, hours: float, seed: int, interval: float, run: Path | None = None, max_nodes: int = 8):
@@ -30,6 +50,8 @@ def _telemetry(nodes: int, hours: float, seed: int, interval: float, run: Path |
 
         return telemetry_from_run(run, hours=hours, interval_s=interval, max_nodes=max_nodes)
     from gpuinfra.obs.simulate import simulate_telemetry
+
+    _check_samples(nodes, hours, interval)
 
     return simulate_telemetry(nodes=nodes, hours=hours, interval_s=interval, seed=seed)
 
@@ -51,6 +73,15 @@ def metrics_export(
 ) -> None:
     """Write a simulation's series as OpenMetrics with timestamps; load with
     `promtool tsdb create-blocks-from openmetrics metrics.om DIR`."""
+    check_all(
+        [
+            (nodes, "--nodes", dict(lo=1, hi=1000)),
+            (hours, "--hours", dict(lo=0 if run else 1, hi=8760, lo_open=run is not None)),
+            (interval, "--interval", dict(lo=1, hi=3600)),
+            (seed, "--seed", dict(lo=0, hi=MAX_SEED)),
+            (max_nodes, "--max-nodes", dict(lo=1, hi=10_000)),
+        ]
+    )
     from gpuinfra.io import manifest
     from gpuinfra.io.atomic import write_with
     from gpuinfra.io.results import write_json
@@ -90,10 +121,25 @@ def metrics_serve(
     ] = 0.0,
 ) -> None:
     """Serve a simulation's current values on /metrics while it replays."""
+    check_all(
+        [
+            (port, "--port", dict(lo=0, hi=65535)),
+            (speed, "--speed", dict(lo=0, hi=1_000_000, lo_open=True)),
+            (nodes, "--nodes", dict(lo=1, hi=1000)),
+            (hours, "--hours", dict(lo=1, hi=8760)),
+            (seed, "--seed", dict(lo=0, hi=MAX_SEED)),
+            (duration, "--duration", dict(lo=0, hi=1e7)),
+        ]
+    )
     import time as _time
 
     from gpuinfra.obs.export import MetricsServer
 
+    if bind not in ("127.0.0.1", "localhost", "::1"):
+        warn(
+            f"--bind {bind} exposes /metrics beyond this machine (no authentication, no TLS); "
+            "bind 127.0.0.1 unless a scraper elsewhere needs it"
+        )
     tel = _telemetry(nodes, hours, seed, 30.0)
     srv = MetricsServer(tel, bind, port, speed).start()
     out.print(f"serving http://{bind}:{srv.port}/metrics at {speed:g}x; Ctrl-C stops", highlight=False)
@@ -157,6 +203,13 @@ def alerts_evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print scores as JSON.")] = False,
 ) -> None:
     """Run the naive and designed rule sets over simulated telemetry with known incidents: precision, recall, time to detect, pages per day."""
+    check_all(
+        [
+            (nodes, "--nodes", dict(lo=1, hi=1000)),
+            (hours, "--hours", dict(lo=1, hi=8760)),
+            (seed, "--seed", dict(lo=0, hi=MAX_SEED)),
+        ]
+    )
     from gpuinfra.obs.evaluate import evaluate
     from gpuinfra.obs.rules import RULE_SETS
 

@@ -10,8 +10,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import FORCE_HELP, err, esc, out
+from gpuinfra.cli._common import FORCE_HELP, check_input_file, err, esc, out
 from gpuinfra.errors import UserError
+from gpuinfra.units import check_all
 
 probe_app = typer.Typer(
     help="Probe real GPUs through NVML (or read a saved probe). Exit code 3: no NVIDIA driver/GPU here.",
@@ -24,6 +25,7 @@ def _get_probe(from_: Path | None):
     from gpuinfra.io.probe import EXIT_NO_GPU, ProbeUnavailable, load_probe, probe_nvml
 
     if from_ is not None:
+        check_input_file(from_, "--from", "saved probe")
         return load_probe(from_)
     try:
         return probe_nvml()
@@ -162,6 +164,11 @@ def probe_memory(
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
 ) -> None:
     """Run an allocator scenario on a real GPU with PyTorch and put the model's numbers beside it."""
+    check_all(
+        [
+            (device, "--device", dict(lo=0, hi=1024)),
+        ]
+    )
     from gpuinfra.io.probe import EXIT_NO_GPU, ProbeUnavailable
     from gpuinfra.io.probe_memory import compare_real
 

@@ -12,6 +12,25 @@ from rich.table import Table
 
 from gpuinfra.cli._common import FORCE_HELP, out
 from gpuinfra.errors import UserError
+from gpuinfra.units import check_all
+
+MAX_RELIABILITY_WORK = 5e8
+"""Failures x nodes x seeds one command may simulate: each failure draws its node over all nodes,
+so the work grows with both (2,000 nodes x 10,000 failures took about 2 s on the 2-core machine)."""
+
+
+def _check_budget(spec, seeds: int) -> None:
+    mean_weight = 1 + spec.lemon_fraction * (spec.lemon_factor - 1)
+    failures = spec.rate_per_1000_node_days / 1000 * spec.nodes * spec.days * mean_weight
+    work = failures * spec.nodes * seeds
+    if work > MAX_RELIABILITY_WORK:
+        raise UserError(
+            f"about {failures:,.0f} failures per run x {spec.nodes:,} nodes x {seeds} seed(s) would take about "
+            f"{work / 1e7:,.0f} s",
+            where="--nodes/--days/--rate/--seeds",
+            expected=f"at most {MAX_RELIABILITY_WORK:.0e} failure-node draws per command",
+            fix="shorten --days, lower --rate or --nodes, or use fewer --seeds",
+        )
 
 
 def reliability(
@@ -30,6 +49,19 @@ def reliability(
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
 ) -> None:
     """A large training job under the fleet's failure mix: ETTR and GPU-hours lost by cause, per remediation policy."""
+    check_all(
+        [
+            (nodes, "--nodes", dict(lo=1, hi=100_000)),
+            (days, "--days", dict(lo=0, hi=3650, lo_open=True)),
+            (spares, "--spares", dict(lo=0, hi=100_000)),
+            (lemon_fraction, "--lemon-fraction", dict(lo=0, hi=1)),
+            (lemon_factor, "--lemon-factor", dict(lo=1, hi=1000)),
+            (checkpoint_min, "--checkpoint-min", dict(lo=0, hi=525_600, lo_open=True)),
+            (restart_min, "--restart-min", dict(lo=0, hi=525_600)),
+            (rate, "--rate", dict(lo=0, hi=1_000_000)),
+            (seeds, "--seeds", dict(lo=1, hi=1000)),
+        ]
+    )
     from gpuinfra.catalog.prices import gpu_hour_price
     from gpuinfra.models.reliability import LLAMA3_RATE_PER_1000_NODE_DAYS, JobSpec, expected_ettr, simulate
     from gpuinfra.report.tables import reliability_rows
@@ -47,6 +79,7 @@ def reliability(
         rate_per_1000_node_days=rate or LLAMA3_RATE_PER_1000_NODE_DAYS,
         usd_per_gpu_hour=price,
     )
+    _check_budget(spec, seeds)
     runs = [simulate(spec, seed=s) for s in range(max(seeds, 1))]
     if as_json:
         json.dump([r.as_dict() for r in runs], sys.stdout, indent=1)

@@ -11,6 +11,8 @@ import typer
 from rich.table import Table
 
 from gpuinfra.cli._common import FORCE_HELP, out
+from gpuinfra.errors import UserError
+from gpuinfra.units import MAX_SEED, check_all
 
 export_app = typer.Typer(help="Write real configuration for Kubernetes and NVIDIA's tools.", no_args_is_help=True)
 sharing_app = typer.Typer(help="GPU sharing: whole GPU, time-slicing, MPS, MIG, mixed fleets.", no_args_is_help=True)
@@ -29,6 +31,11 @@ def export_sharing_cmd(
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Device-plugin ConfigMap (time-slicing/MPS), mig-parted config and node labels for a policy, validated offline."""
+    check_all(
+        [
+            (replicas, "--replicas", dict(lo=1, hi=1024)),
+        ]
+    )
     from gpuinfra.io.sharing_export import export_sharing
 
     lay = [x.strip() for x in layout.split(",") if x.strip()] if layout else None
@@ -37,6 +44,12 @@ def export_sharing_cmd(
         f"wrote {', '.join(res['files'])} to {out_dir}; validated against Kubernetes {k8s_version} schemas; node labels {res['labels']}",
         highlight=False,
     )
+
+
+MAX_SECONDS_X_LOAD = 36_000
+"""Simulated seconds x load one ``sharing evaluate`` may run: requests grow with both, and 120 s
+at load 1 took about 1.8 s (0.015 s per simulated second) on the 2-core machine, so this is
+about 9 minutes."""
 
 
 @sharing_app.command("evaluate")
@@ -49,8 +62,23 @@ def sharing_evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
     """The package's mixed workload (LLM decode, embedding, fine-tuning) under each sharing policy."""
+    check_all(
+        [
+            (load, "--load", dict(lo=0, hi=100, lo_open=True)),
+            (seconds, "--seconds", dict(lo=0, hi=86_400, lo_open=True)),
+            (replicas, "--replicas", dict(lo=1, hi=1024)),
+            (seed, "--seed", dict(lo=0, hi=MAX_SEED)),
+        ]
+    )
     from gpuinfra.sim.sharing import POLICIES, evaluate_policy, mixed_workload
 
+    if seconds * load > MAX_SECONDS_X_LOAD:
+        raise UserError(
+            f"--seconds {seconds:g} at --load {load:g} would take about {seconds * load * 0.015:,.0f} s",
+            where="--seconds/--load",
+            expected=f"seconds x load at most {MAX_SECONDS_X_LOAD:,}",
+            fix="simulate fewer seconds (120 s already gives thousands of requests)",
+        )
     ts = mixed_workload(gpu, load)
     res = [evaluate_policy(p, ts, gpu, seconds, seed, replicas) for p in POLICIES]
     if as_json:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from gpuinfra.cli._common import FORCE_HELP, check_input_file, err, esc, out
 from gpuinfra.errors import UserError
+from gpuinfra.units import MAX_SEED, check_all
 
 
 def simulate(
@@ -32,6 +33,11 @@ def simulate(
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Replay a workload on a cluster and write summary.json, metrics, event log and report.html."""
+    check_all(
+        [
+            (seed, "--seed", dict(lo=0, hi=MAX_SEED)),
+        ]
+    )
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gpuinfra.io import manifest

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import FORCE_HELP, esc, out
+from gpuinfra.cli._common import FORCE_HELP, check_input_file, esc, out
+from gpuinfra.units import check_all
 
 topo_app = typer.Typer(help="Node topology: built-in nodes and `nvidia-smi topo -m` matrices.", no_args_is_help=True)
 
@@ -49,14 +50,23 @@ def topo_show(
     """Say how a node's GPUs are connected: NVLink, PCIe switches, host bridges, NUMA, NICs."""
     from collections import Counter
 
-    from gpuinfra.io.atomic import check_new_file
+    from gpuinfra.io.atomic import check_new_file, path_error
     from gpuinfra.io.health import read_text
     from gpuinfra.io.topo import parse_topo, rank
+    from gpuinfra.models.topology import BUILTINS
 
     if html is not None:
         check_new_file(html, force=force, where="--html")
     p = Path(node)
-    if p.exists() and gpu is None:
+    exists = False
+    if node not in BUILTINS:
+        try:
+            exists = p.exists()
+        except OSError as e:
+            raise path_error(e, p, "NODE", "read") from None
+        if exists:
+            check_input_file(p, "NODE", "topology file")  # refuses a directory
+    if exists and gpu is None:
         # a matrix without a GPU model: what the matrix itself says, no rates
         for k, m in enumerate(parse_topo(read_text(p), str(p))):
             gpus = m.gpus
@@ -184,6 +194,14 @@ def collective(
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
     """Model a collective like nccl-tests reports it: time, algbw, busbw per message size."""
+    check_all(
+        [
+            (nodes, "--nodes", dict(lo=1, hi=100_000)),
+            (step_factor, "--step-factor", dict(lo=2, hi=1024)),
+            (nodes_per_leaf, "--nodes-per-leaf", dict(lo=1, hi=100_000)),
+            (oversubscription, "--oversubscription", dict(lo=1, hi=1000)),
+        ]
+    )
     from gpuinfra.io.nodes import load_topology, parse_gpus
     from gpuinfra.models import collectives as co
 
@@ -227,6 +245,19 @@ def scale(
     as_json: Annotated[bool, typer.Option("--json", help="Print the curve as JSON.")] = False,
 ) -> None:
     """Step time and scaling efficiency of transformer training from 1 GPU up (weak scaling)."""
+    check_all(
+        [
+            (tp, "--tp", dict(lo=1, hi=1024)),
+            (pp, "--pp", dict(lo=1, hi=1024)),
+            (micro_batch, "--micro-batch", dict(lo=1, hi=1_000_000)),
+            (microbatches, "--microbatches", dict(lo=1, hi=1_000_000)),
+            (seq, "--seq", dict(lo=1, hi=10_000_000)),
+            (overlap, "--overlap", dict(lo=0, hi=1)),
+            (efficiency, "--efficiency", dict(lo=0, hi=1, lo_open=True)),
+            (max_gpus, "--max-gpus", dict(lo=1, hi=10_000_000)),
+            (oversubscription, "--oversubscription", dict(lo=1, hi=1000)),
+        ]
+    )
     from gpuinfra.io.nodes import load_topology
     from gpuinfra.models import scaling as sc
     from gpuinfra.models.collectives import Fabric

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gpuinfra.cli._common import FORCE_HELP, out
+from gpuinfra.cli._common import FORCE_HELP, check_input_file, out
 
 trace_app = typer.Typer(help="Read, check and convert job traces.", no_args_is_help=True)
 
@@ -18,6 +18,8 @@ def read_pods(ref: str) -> list:
     from gpuinfra.units import trace_ref
 
     name, path = trace_ref(ref)
+    if path is not None:
+        check_input_file(path, "TRACE", "trace file")
     return read_openb_pods(openb_pod_list(name)) if name is not None else read_generic(path)
 
 

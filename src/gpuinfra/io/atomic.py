@@ -29,7 +29,7 @@ def _umask() -> int:
     return mask
 
 
-def path_error(e: OSError, path: Path, where: str | None = None) -> UserError:
+def path_error(e: OSError, path: Path, where: str | None = None, verb: str = "write") -> UserError:
     """A :class:`UserError` for an OSError on ``path`` that the user can act on."""
     reasons = {
         errno.ENAMETOOLONG: ("the file name is too long", "use a shorter name (most file systems allow 255 bytes)"),
@@ -43,14 +43,14 @@ def path_error(e: OSError, path: Path, where: str | None = None) -> UserError:
     }
     what, fix = reasons.get(e.errno or 0, (e.strerror or str(e), "check the path"))
     shown = str(path) if len(str(path)) <= 200 else str(path)[:200] + "..."
-    return UserError(f"cannot write '{shown}': {what}", where=where, fix=fix)
+    return UserError(f"cannot {verb} '{shown}': {what}", where=where, fix=fix)
 
 
 def ensure_dir(path: Path, where: str | None = None) -> None:
     """``mkdir -p path``, with path problems as UserError."""
-    if path.exists() and not path.is_dir():
-        raise UserError(f"'{path}' is a file, not a directory", where=where, fix="choose a directory path")
     try:
+        if path.exists() and not path.is_dir():
+            raise UserError(f"'{path}' is a file, not a directory", where=where, fix="choose a directory path")
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise path_error(e, path, where) from None

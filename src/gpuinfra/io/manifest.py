@@ -80,7 +80,11 @@ def verify(root: Path, command: str | None = None, where: str | None = None) -> 
             missing, truncated or changed since the run finished.
     """
     root = Path(root)
-    if not root.is_dir():
+    try:
+        is_dir = root.is_dir()
+    except OSError as e:
+        raise path_error(e, root, where, "read") from None
+    if not is_dir:
         raise UserError(f"'{root}' is not a directory", where=where, expected="a run directory")
     m = read_manifest(root)
     if m is None:

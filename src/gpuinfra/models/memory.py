@@ -119,7 +119,15 @@ class AllocatorConfig:
                         )
                     kw["garbage_collection_threshold"] = f
                 elif key == "expandable_segments":
-                    kw["expandable_segments"] = val.strip().lower() in ("true", "1")
+                    # PyTorch's parser accepts exactly True or False (c10/cuda/CUDAAllocatorConfig.cpp:
+                    # "Expected a single True/False argument for expandable_segments")
+                    if val.strip() not in ("True", "False"):
+                        raise UserError(
+                            f"expandable_segments:{val.strip()}",
+                            where="PYTORCH_CUDA_ALLOC_CONF",
+                            expected="expandable_segments:True or expandable_segments:False",
+                        )
+                    kw["expandable_segments"] = val.strip() == "True"
                 elif key == "roundup_power2_divisions":
                     d = int(val)
                     if d and d & (d - 1):

@@ -148,6 +148,20 @@ def estimate(op: Op, device: str, precision: str = "bf16", launch_s: float | Non
     )
 
 
+def auto_precision(device: str) -> str:
+    """The precision a framework would pick for mixed-precision work on ``device``: bf16 where the
+    catalog says the device has it (CPUs: their BF16 peak), else fp16 on tensor cores (e.g. T4,
+    Turing, has FP16 but no BF16), else fp32 where no tensor-core peak is in the catalog."""
+    from gpuinfra.catalog.cpus import CpuModel
+
+    m = device_model(device)
+    if isinstance(m, CpuModel) or m.opaque:
+        return "bf16"
+    if m.fp16_tensor_dense_flops is None:
+        return "fp32"
+    return "fp16" if m.bf16 is False else "bf16"
+
+
 def transformer_layer(
     tokens: int, hidden: int, ffn: int, heads: int, seq: int, dtype: str = "bf16", backward: bool = False
 ) -> list[Op]:
