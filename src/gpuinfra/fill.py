@@ -32,9 +32,9 @@ from gpuinfra.io.traces import (
     read_openb_nodes,
     read_openb_static,
 )
-from gpuinfra.sim.fill import FillResult, run_fill
+from gpuinfra.sim.fill import PAPER_POLICIES, POLICIES, FillResult, run_fill
 from gpuinfra.sim.workload import Pod
-from gpuinfra.units import parse_names
+from gpuinfra.units import parse_choices, parse_names
 
 CSV_COLUMNS = (
     "workload",
@@ -47,6 +47,24 @@ CSV_COLUMNS = (
     "frag_ratio_pct",
 )
 FILL_SCHEMA = "gpuinfra.fill/1"
+
+
+def parse_policies(text: str, where: str = "--policy", *, allow_scenario: bool = False) -> list[str]:
+    """Scheduler policy names of the fill experiment (``sim.fill.POLICIES``), comma-separated, or
+    ``paper`` (the FGD paper's six) / ``all``; with ``allow_scenario`` also ``scenario`` (the
+    scenario's own profile, for ``compare``).
+
+    Raises:
+        UserError: an unknown or empty list.
+    """
+    return parse_choices(
+        text,
+        list(POLICIES),
+        where=where,
+        groups={"paper": list(PAPER_POLICIES), "all": list(POLICIES)},
+        extra=("scenario",) if allow_scenario else (),
+        fix=f"see `gpuinfra {'compare' if allow_scenario else 'fill'} --help`",
+    )
 
 
 def parse_workloads(text: str) -> list[str]:

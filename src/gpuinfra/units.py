@@ -159,26 +159,6 @@ def parse_choices(
     return list(dict.fromkeys(out))
 
 
-def parse_policies(text: str, where: str = "--policy", *, allow_scenario: bool = False) -> list[str]:
-    """Scheduler policy names of the fill experiment (``sim.fill.POLICIES``), comma-separated, or
-    ``paper`` (the FGD paper's six) / ``all``; with ``allow_scenario`` also ``scenario`` (the
-    scenario's own profile, for ``compare``).
-
-    Raises:
-        UserError: an unknown or empty list.
-    """
-    from gpuinfra.sim.fill import PAPER_POLICIES, POLICIES
-
-    return parse_choices(
-        text,
-        list(POLICIES),
-        where=where,
-        groups={"paper": list(PAPER_POLICIES), "all": list(POLICIES)},
-        extra=("scenario",) if allow_scenario else (),
-        fix=f"see `gpuinfra {'compare' if allow_scenario else 'fill'} --help`",
-    )
-
-
 def parse_names(text: str) -> list[str]:
     """A comma-separated list, blanks dropped (``"a, b,,c"`` -> ``["a", "b", "c"]``)."""
     return [x.strip() for x in text.split(",") if x.strip()]

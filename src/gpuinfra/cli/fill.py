@@ -47,10 +47,10 @@ def fill(
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from gpuinfra.fill import check_grid_budget, parse_workloads, run_grid, write_fill, write_run_csv
+    from gpuinfra.fill import check_grid_budget, parse_policies, parse_workloads, run_grid, write_fill, write_run_csv
     from gpuinfra.io import manifest
     from gpuinfra.report.tables import FILL_HEADER, fill_rows
-    from gpuinfra.units import count_seeds, parse_policies, parse_seeds
+    from gpuinfra.units import count_seeds, parse_seeds
 
     ws, ps = parse_workloads(workload), parse_policies(policy)
     check_grid_budget(len(ws), len(ps), count_seeds(seeds), workers)
@@ -131,12 +131,12 @@ def compare(
         ]
     )
     from gpuinfra.compare import run_compare
+    from gpuinfra.fill import parse_policies
     from gpuinfra.io import manifest
     from gpuinfra.io.atomic import write_text
     from gpuinfra.io.results import write_json
     from gpuinfra.io.scenario import default_scenario_text, load_scenario, parse_scenario
     from gpuinfra.report.tables import COMPARE_HEADER, compare_fill_lines, compare_replay_rows
-    from gpuinfra.units import parse_policies
 
     pols = parse_policies(policies, "--policies", allow_scenario=True)
     if scenario is not None:
