@@ -11,7 +11,6 @@ import ctypes
 import io
 import multiprocessing
 import os
-import re
 import signal
 import statistics
 import sys
@@ -34,7 +33,7 @@ from gpuinfra.io.traces import (
 )
 from gpuinfra.sim.fill import PAPER_POLICIES, POLICIES, FillResult, run_fill
 from gpuinfra.sim.workload import Pod
-from gpuinfra.units import parse_choices, parse_names
+from gpuinfra.units import parse_choices, parse_names, safe_file_name
 
 CSV_COLUMNS = (
     "workload",
@@ -142,13 +141,9 @@ def _worker_init(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:100] or "_"
-
-
 def run_file_name(r: FillResult) -> str:
     """File name of one grid run's rows: ``WORKLOAD--POLICY--seedN.csv`` (unsafe characters as _)."""
-    return f"{_safe_name(r.workload)}--{_safe_name(r.policy)}--seed{r.seed}.csv"
+    return f"{safe_file_name(r.workload)}--{safe_file_name(r.policy)}--seed{r.seed}.csv"
 
 
 def write_run_csv(r: FillResult, out_dir: Path) -> Path:

@@ -175,6 +175,14 @@ def parse_ints(text: str, where: str, expected: str) -> list[int]:
     return vals
 
 
+def safe_file_name(text: str, max_len: int = 100) -> str:
+    """``text`` as one path component: characters outside ``A-Za-z0-9._-`` become ``_``, leading
+    dots are dropped (no ``..``, no hidden files), at most ``max_len`` characters, never empty.
+    For names that come from user data (a scenario's ``name``, a workload file's stem)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", text).lstrip(".")[:max_len]
+    return name or "_"
+
+
 OPENB_PREFIX = "openb:"
 """A trace reference naming a packaged openb pod list: ``openb:default``, ``openb:gpushare40``."""
 

@@ -188,3 +188,16 @@ def test_no_stray_temp_files_after_a_run(tmp_path):
     f = _scenario(tmp_path)
     assert gi("simulate", str(f), "--out", str(tmp_path / "r"), "-q").returncode == 0
     assert not [n for n in os.listdir(tmp_path / "r") if n.startswith(".gpuinfra-tmp-")]
+
+
+def test_a_scenario_name_never_escapes_the_runs_directory(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(SMALL.replace("name: small", "name: ../../escaped"))
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    r = gi("simulate", str(f), "-q", cwd=work)
+    assert r.returncode in (0, 2) and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "escaped-seed5").exists() and not (tmp_path / "a" / "escaped-seed5").exists()
+    if r.returncode == 0:
+        (made,) = (work / "runs").iterdir()
+        assert made.parent == work / "runs" and "escaped-seed5" in made.name

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from gpuinfra.cli._common import FORCE_HELP, check_input_file, err, esc, out
 from gpuinfra.errors import UserError
-from gpuinfra.units import MAX_SEED, check_all
+from gpuinfra.units import MAX_SEED, check_all, safe_file_name
 
 
 def simulate(
@@ -56,7 +56,8 @@ def simulate(
     else:
         sc, base = parse_scenario(default_scenario_text(), "builtin:openb-default"), None
     eff_seed = sc.seed if seed is None else seed
-    target = out_dir or Path("runs") / f"{sc.name}-seed{eff_seed}"
+    # the scenario's name is user data: one safe path component under runs/, never ../ or /
+    target = out_dir or Path("runs") / safe_file_name(f"{sc.name}-seed{eff_seed}")
     manifest.prepare(target, "simulate", force=force)
     t0 = time.perf_counter()
     progress = Progress(
