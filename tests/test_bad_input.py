@@ -70,6 +70,10 @@ CASES: list[tuple[str, str]] = [
     ("roofline --op gemm:1,8,8 --devices ,", "--devices"),
     ("export sharing --policy timeslice --replicas 0 -o {tmp}/cfg", "--replicas"),
     ("probe memory --device -1", "--device"),
+    ("export sharing --k8s-version 9.99 -o {tmp}/cfg", "--k8s-version"),
+    ("trace convert openb:gpushare40 {tmp}/out.txt", "DEST"),
+    ("fill --workload {binary} --out {tmp}/f", "--workload"),
+    ("fill --workload {tmp}/t.parquet --out {tmp}/f", "--workload"),
     ("lab run 6 --workers 0 --out {tmp}/l", "--workers"),
     ("mig fit H100 --want [/x]", "[/x]"),
     # paths: directories, missing files, existing outputs, over-long names
@@ -113,6 +117,8 @@ def places(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "notrun").mkdir()
     (tmp_path / "notrun" / "notes.txt").write_text("mine\n")
     (tmp_path / "s.yaml").write_text(SMALL)
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00garbage\n")
+    (tmp_path / "t.parquet").write_bytes(b"x")
     return {
         "tmp": str(tmp_path),
         "dir": str(tmp_path / "adir"),
@@ -120,6 +126,7 @@ def places(tmp_path: Path) -> dict[str, str]:
         "missing": str(tmp_path / "missing.txt"),
         "notrun": str(tmp_path / "notrun"),
         "scenario": str(tmp_path / "s.yaml"),
+        "binary": str(tmp_path / "bin.csv"),
     }
 
 

@@ -89,14 +89,36 @@ def _pools(nodes: str):
     return read_openb_nodes(openb_node_list(nodes))
 
 
+def _columns(path: Path) -> set[str]:
+    """The column names of a CSV (plain or gzip) or Parquet trace; empty for other suffixes (the
+    generic reader then names what it accepts)."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            return set(pq.read_schema(path).names)
+        if name.endswith((".csv", ".csv.gz")):
+            import gzip
+
+            opener = gzip.open if name.endswith(".gz") else open
+            with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+                return {c.strip() for c in fh.readline().split(",")}
+    except (UnicodeDecodeError, OSError, ValueError) as e:
+        raise UserError(
+            f"cannot read the header of '{path}': {type(e).__name__}",
+            where="--workload",
+            expected="a UTF-8 CSV (optionally .gz) or a Parquet trace",
+        ) from None
+    return set()
+
+
 @cache
 def load_workload(w: str) -> tuple[Pod, ...]:
     if w in OPENB_POD_LISTS:
         return tuple(read_openb_static(openb_pod_list(w)))
     path = Path(w)
-    with open(path, newline="") as fh:
-        header = fh.readline()
-    cols = {c.strip() for c in header.split(",")}
+    cols = _columns(path)
     if {"name", "num_gpu", "gpu_milli", "cpu_milli"} <= cols:
         return tuple(read_openb_static(TraceSource(w, path)))
     return tuple(read_generic(path))
@@ -183,6 +205,20 @@ def check_grid_budget(n_workloads: int, n_policies: int, n_seeds: int, workers: 
     return runs
 
 
+def check_grid_inputs(workloads: list[str], *, load: float, nodes: str) -> None:
+    """Read every workload and the node list once (cached) and check ``load``, so bad input fails
+    before any work starts or any file is written.
+
+    Raises:
+        UserError: ``load`` outside (0, 10], or an unreadable workload or node list.
+    """
+    if not 0 < load <= 10:
+        raise UserError(f"--load {load} is out of range", where="--load", expected="a share of capacity in (0, 10]")
+    for w in workloads:
+        load_workload(w)
+    _pools(nodes)
+
+
 def run_grid(
     workloads: list[str],
     policies: list[str],
@@ -204,11 +240,7 @@ def run_grid(
     Raises:
         UserError: ``load`` outside (0, 10], or an unreadable workload/node list.
     """
-    if not 0 < load <= 10:
-        raise UserError(f"--load {load} is out of range", where="--load", expected="a share of capacity in (0, 10]")
-    for w in workloads:  # read once here so bad input fails before any work starts
-        load_workload(w)
-    _pools(nodes)
+    check_grid_inputs(workloads, load=load, nodes=nodes)
     tasks = [(w, p, s, load, nodes) for w in workloads for p in policies for s in seeds]
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     results: list[FillResult | None] = [None] * len(tasks)

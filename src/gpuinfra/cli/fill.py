@@ -47,7 +47,15 @@ def fill(
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from gpuinfra.fill import check_grid_budget, parse_policies, parse_workloads, run_grid, write_fill, write_run_csv
+    from gpuinfra.fill import (
+        check_grid_budget,
+        check_grid_inputs,
+        parse_policies,
+        parse_workloads,
+        run_grid,
+        write_fill,
+        write_run_csv,
+    )
     from gpuinfra.io import manifest
     from gpuinfra.report.tables import FILL_HEADER, fill_rows
     from gpuinfra.units import count_seeds, parse_seeds
@@ -68,6 +76,7 @@ def fill(
         disable=quiet,
         transient=True,
     )
+    check_grid_inputs(ws, load=load, nodes=nodes)
     manifest.begin(out_dir)
     total = len(ws) * len(ps) * len(ss)
     kept: list[Path] = []

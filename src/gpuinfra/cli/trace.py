@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from gpuinfra.cli._common import FORCE_HELP, check_input_file, out
+from gpuinfra.errors import UserError
 
 trace_app = typer.Typer(help="Read, check and convert job traces.", no_args_is_help=True)
 
@@ -49,6 +50,8 @@ def trace_convert(
     from gpuinfra.io.traces import write_generic
 
     check_new_file(dest, force=force, where="DEST")
+    if dest.suffix.lower() not in (".csv", ".parquet"):
+        raise UserError(f"cannot write '{dest.name}'", where="DEST", expected="a .csv or .parquet file name")
     pods = read_pods(source)
     write_with(dest, lambda tmp: write_generic(pods, tmp), "DEST")
     out.print(f"wrote {len(pods):,} rows to {dest}")

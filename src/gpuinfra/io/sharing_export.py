@@ -245,8 +245,20 @@ def export_sharing(
                 },
             )
         )
+    from kubernetes_validate.utils import VersionNotSupportedError, all_versions
+
     for _, obj in docs:
-        kubernetes_validate.validate(obj, k8s_version, strict=True)
+        try:
+            kubernetes_validate.validate(obj, k8s_version, strict=True)
+        except VersionNotSupportedError:
+            known = sorted(
+                {".".join(v.split(".")[:2]) for v in all_versions()}, key=lambda v: tuple(map(int, v.split(".")))
+            )
+            raise UserError(
+                f"no Kubernetes schemas for version '{k8s_version}'",
+                where="--k8s-version",
+                expected="one of " + ", ".join(known),
+            ) from None
     for fname, _ in docs:
         check_new_file(out_dir / fname, force=force, where="--out")
     ensure_dir(out_dir, "--out")
