@@ -98,6 +98,7 @@ def test_an_interrupted_write_leaves_no_manifest(tmp_path, monkeypatch):
     monkeypatch.setattr(run_mod, "write_parquet", dies_on_second)
     r = gi("simulate", str(f), "--out", str(run), "-q")
     assert r.returncode == 130, r.output
+    assert "interrupted: simulate small while writing" in r.stderr and "unfinished" in r.stderr
     assert not (run / "manifest.json").exists()  # the old run's manifest went first
     with pytest.raises(UserError, match="did not finish"):
         manifest.verify(run, "simulate")
@@ -201,3 +202,17 @@ def test_a_scenario_name_never_escapes_the_runs_directory(tmp_path):
     if r.returncode == 0:
         (made,) = (work / "runs").iterdir()
         assert made.parent == work / "runs" and "escaped-seed5" in made.name
+
+
+def test_a_lab_run_is_a_manifested_run_directory(tmp_path):
+    out = tmp_path / "l16"
+    r = gi("lab", "16", "--quick", "--out", str(out))
+    assert r.returncode == 0, r.output
+    m = manifest.verify(out, "lab 16")
+    listed = {e["path"] for e in m["files"]}
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    assert listed == on_disk and "report.html" in listed
+    # rerunning the same lab replaces it; another lab's run is refused
+    assert gi("lab", "16", "--quick", "--out", str(out)).returncode == 0
+    r = gi("lab", "1", "--quick", "--out", str(out))
+    assert r.returncode == 2 and "a run of `gpuinfra lab 16`" in r.stderr

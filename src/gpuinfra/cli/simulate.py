@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gpuinfra.cli._common import FORCE_HELP, check_input_file, err, esc, out
+from gpuinfra.cli._common import FORCE_HELP, Interrupted, check_input_file, err, esc, out
 from gpuinfra.errors import UserError
 from gpuinfra.units import MAX_SEED, check_all, safe_file_name
 
@@ -69,14 +69,29 @@ def simulate(
         disable=quiet,
         transient=True,
     )
-    with progress:
-        task = progress.add_task(esc(sc.name), total=100.0)
-        res = run_sim(
-            sc, base, seed=seed, log_events=events, progress=lambda frac: progress.update(task, completed=100.0 * frac)
-        )
-        progress.update(task, completed=100.0)
+    try:
+        with progress:
+            task = progress.add_task(esc(sc.name), total=100.0)
+            res = run_sim(
+                sc,
+                base,
+                seed=seed,
+                log_events=events,
+                progress=lambda frac: progress.update(task, completed=100.0 * frac),
+            )
+            progress.update(task, completed=100.0)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"simulate {sc.name} while replaying", f"nothing written; {target} is as it was before"
+        ) from None
     t_sim = time.perf_counter() - t0
-    files = write_run_dir(res, target, report=report, events=events)
+    try:
+        files = write_run_dir(res, target, report=report, events=events)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"simulate {sc.name} while writing {target}",
+            "the files written so far are whole, but without manifest.json the directory reads as unfinished",
+        ) from None
     table = Table(title=f"{sc.name} (seed {eff_seed})", show_header=False)
     for k, v in run_summary_rows(res.summary, t_sim):
         table.add_row(k, v)
