@@ -57,9 +57,11 @@ def ensure_dir(path: Path, where: str | None = None) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path, where: str | None = None) -> Iterator[Path]:
+def atomic_path(path: Path, where: str | None = None, mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``, on any
-    exception remove it. For writers that want a file name (pyarrow, pandas, plotly)."""
+    exception remove it. For writers that want a file name (pyarrow, pandas, plotly). The file
+    gets ``mode`` (default: 0o666 less the umask, as a plain ``open`` would give it); the
+    temporary file is 0o600 until then, so a secret is never readable by others."""
     path = Path(path)
     ensure_dir(path.parent, where)
     try:
@@ -70,7 +72,7 @@ def atomic_path(path: Path, where: str | None = None) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())
+        os.chmod(tmp_path, (0o666 & ~_umask()) if mode is None else mode)
         try:
             os.replace(tmp_path, path)
         except OSError as e:
@@ -81,9 +83,10 @@ def atomic_path(path: Path, where: str | None = None) -> Iterator[Path]:
         raise
 
 
-def write_bytes(path: Path, data: bytes, where: str | None = None) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file + fsync + rename). Returns ``path``."""
-    with atomic_path(path, where) as tmp, open(tmp, "wb") as fh:
+def write_bytes(path: Path, data: bytes, where: str | None = None, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file + fsync + rename), with ``mode`` as
+    :func:`atomic_path`. Returns ``path``."""
+    with atomic_path(path, where, mode) as tmp, open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
