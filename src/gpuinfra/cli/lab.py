@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -55,6 +56,10 @@ def lab_run(
         )
     if design is not None:
         check_input_file(design, "--design", "design file")
+        # a lab that declares its design schema checks the file before the output directory is touched
+        load_design = getattr(sys.modules.get(labs[number].run.__module__), "load_design", None)
+        if callable(load_design):
+            load_design(design)
     target = out_dir or Path("runs") / f"lab{number}"
     command = f"lab {number}"
     manifest.prepare(target, command, force=force)
