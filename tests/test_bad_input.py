@@ -76,6 +76,11 @@ CASES: list[tuple[str, str]] = [
     ("fill --workload {tmp}/t.parquet --out {tmp}/f", "--workload"),
     ("lab run 6 --workers 0 --out {tmp}/l", "--workers"),
     ("mig fit H100 --want [/x]", "[/x]"),
+    ("serving run --duration inf", "--duration"),
+    ("serving run --rate nan", "--rate"),
+    ("serving run --seed -1", "--seed"),
+    ("serving run --max-replicas -1", "--max-replicas"),
+    ("serving run --duration 2000000 --rate 1000", "--rate/--duration"),
     # paths: directories, missing files, existing outputs, over-long names
     ("simulate {dir}", "SCENARIO"),
     ("simulate {missing}", "scenario file not found"),
