@@ -79,6 +79,13 @@ CASES: list[tuple[str, str]] = [
     ("serving run --duration inf", "--duration"),
     ("serving run --rate nan", "--rate"),
     ("serving run --seed -1", "--seed"),
+    ("checkpoint plan --params nan", "--params"),
+    ("checkpoint plan --interval nan", "--interval"),
+    ("checkpoint plan --rate nan", "--rate"),
+    ("checkpoint plan --requeue inf", "--requeue"),
+    ("checkpoint plan --writers-per-node 0", "--writers-per-node"),
+    ("io profile --seed -1", "--seed"),
+    ("io profile --cache-gb nan", "--cache-gb"),
     ("serving run --max-replicas -1", "--max-replicas"),
     ("serving run --duration 2000000 --rate 1000", "--rate/--duration"),
     # paths: directories, missing files, existing outputs, over-long names
