@@ -112,6 +112,8 @@ CASES: list[tuple[str, str]] = [
     ("probe --from {dir}", "--from"),
     ("probe --from {missing}", "--from"),
     ("lab run 6 --design {missing} --out {tmp}/l", "--design"),
+    ("lab run 6 --design {tmp}/" + LONG + " --out {tmp}/l", "too long"),
+    ("lab run 1 --design {scenario} --out {tmp}/l", "takes no design"),
     ("metrics export --run {notrun} --out {tmp}/m", "manifest.json"),
     ("metrics export --run {missing} --out {tmp}/m", "--run"),
     ("metrics export --run {tmp}/" + LONG + " --out {tmp}/m", "too long"),

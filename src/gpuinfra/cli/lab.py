@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from gpuinfra.cli._app import LabGroup
-from gpuinfra.cli._common import FORCE_HELP, check_input_file, err, out
+from gpuinfra.cli._common import FORCE_HELP, err, out
 from gpuinfra.errors import UserError
 from gpuinfra.units import check_all
 
@@ -54,16 +54,22 @@ def lab_run(
             expected="one of " + ", ".join(str(n) for n in sorted(labs)),
             fix="see `gpuinfra lab list`",
         )
-    if design is not None:
-        check_input_file(design, "--design", "design file")
-        # a lab that declares its design schema checks the file before the output directory is touched
+    try:
+        design_is_file = design is not None and design.is_file()
+    except OSError as e:  # e.g. a name too long for the file system
+        from gpuinfra.io.atomic import path_error
+
+        raise path_error(e, design, "--design", "read") from None
+    if design_is_file:
+        # a lab that declares its design schema checks the file before the output directory is touched;
+        # a missing file or a lab without designs is refused by the lab's own --design contract
         load_design = getattr(sys.modules.get(labs[number].run.__module__), "load_design", None)
         if callable(load_design):
             load_design(design)
     target = out_dir or Path("runs") / f"lab{number}"
     command = f"lab {number}"
     manifest.prepare(target, command, force=force)
-    manifest.begin(target)
+    manifest.begin(target, create=False)  # the lab creates it once its --design contract passed
     t0 = time.perf_counter()
     with err.status(f"lab {number}: {labs[number].title}"):
         report = labs[number].run(target, design=design, quick=quick, workers=workers)

@@ -144,11 +144,15 @@ def prepare(root: Path, command: str, *, force: bool, where: str = "--out") -> N
     )
 
 
-def begin(root: Path, where: str = "--out") -> None:
-    """Start writing a run into ``root``: create it and remove an earlier finished run's manifest
-    first, then the files it listed, so an interruption from here on leaves no valid manifest."""
+def begin(root: Path, where: str = "--out", create: bool = True) -> None:
+    """Start writing a run into ``root``: create it (unless ``create`` is False: the writer will)
+    and remove an earlier finished run's manifest first, then the files it listed, so an
+    interruption from here on leaves no valid manifest."""
     root = Path(root)
-    ensure_dir(root, where)
+    if create:
+        ensure_dir(root, where)
+    elif not root.is_dir():
+        return
     old = read_manifest(root)
     with contextlib.suppress(FileNotFoundError):
         (root / MANIFEST).unlink()
