@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
 from typer.testing import CliRunner
 
 from gpuinfra.cli import _common, app
@@ -27,6 +29,12 @@ class Result:
 def gi(*args: str, cwd: Path | None = None, input: str | None = None) -> Result:
     """``gpuinfra ARGS`` in this process. An exception that escapes the CLI (a bug: the user would
     see a traceback) is appended to stderr as its traceback, so "Traceback" checks catch it."""
+    # a 200-column terminal for every console of the command modules (as COLUMNS=200 gave subprocesses)
+    for name, mod in list(sys.modules.items()):
+        if name == "gpuinfra.cli" or name.startswith("gpuinfra.cli."):
+            for value in vars(mod).values():
+                if isinstance(value, Console):
+                    value.width = 200
     _common.out.width = _common.err.width = 200
     old = Path.cwd()
     try:
