@@ -1,12 +1,13 @@
 """The CLI as a user meets it: exit codes, one-line errors, no tracebacks, files written."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.clirunner import gi
 
 SMALL = """\
 name: small
@@ -20,11 +21,12 @@ workload:
 """
 
 
-def gi(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "gpuinfra.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
-    )
+def test_the_module_and_console_script_entry_points_run():
+    # one real subprocess: `python -m gpuinfra.cli` (the console script calls the same main)
+    r = subprocess.run([sys.executable, "-m", "gpuinfra.cli", "--version"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("gpuinfra ")
+    r = subprocess.run([sys.executable, "-m", "gpuinfra.cli", "lab", "99"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "there is no lab 99" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_version_and_help_for_every_command():
@@ -140,7 +142,7 @@ def test_fill_writes_csv_with_the_documented_columns(tmp_path):
         (["--policy", "fdg"], "unknown policy 'fdg'"),
         (["--seeds", "9-3"], "bad --seeds"),
         (["--workload", "gpushare45"], "Did you mean 'gpushare40'"),
-        (["--load", "0"], "--load 0.0 is out of range"),
+        (["--load", "0"], "--load: 0.0 is out of range"),
     ],
 )
 def test_fill_bad_options_exit_2(tmp_path, args, needle):

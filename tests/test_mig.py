@@ -1,8 +1,6 @@
 """MIG placements against the published tables (facts/gpu.md 2.2-2.3, NVIDIA MIG user guide)."""
 
 import json
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -18,6 +16,7 @@ from gpuinfra.models.mig import (
     profile,
     stranded_slices,
 )
+from tests.clirunner import gi
 
 
 @pytest.mark.parametrize("gpu", ["A100-40GB", "A100-80GB", "H100-SXM", "H100-PCIe", "H200", "B200"])
@@ -98,34 +97,12 @@ def test_stranded_slices_are_mig_fragmentation():
 
 
 def test_cli_fit_json():
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gpuinfra.cli",
-            "mig",
-            "fit",
-            "A100-40GB",
-            "--have",
-            "3g.20gb@0",
-            "--want",
-            "2g.10gb",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    r = gi("mig", "fit", "A100-40GB", "--have", "3g.20gb@0", "--want", "2g.10gb", "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["fits"] is True and d["start_slots"] == [4]
     assert d["why_not"] == {"0": "memory slice(s) 0, 1 already in use", "2": "memory slice(s) 2, 3 already in use"}
-    r = subprocess.run(
-        [sys.executable, "-m", "gpuinfra.cli", "mig", "fit", "T4", "--want", "1g.5gb"], capture_output=True, text=True
-    )
+    r = gi("mig", "fit", "T4", "--want", "1g.5gb")
     assert r.returncode == 2 and "no MIG profiles" in r.stderr
-    r = subprocess.run(
-        [sys.executable, "-m", "gpuinfra.cli", "mig", "fit", "H100", "--want", "2g.20gb", "--have", "2g.20gb@6"],
-        capture_output=True,
-        text=True,
-    )
+    r = gi("mig", "fit", "H100", "--want", "2g.20gb", "--have", "2g.20gb@6")
     assert r.returncode == 2 and "cannot start at slot 6" in r.stderr

@@ -192,7 +192,9 @@ def fill(
     if isinstance(policies, str):
         policies = _fill.parse_policies(policies)
     if isinstance(seeds, str):
-        seeds = _fill.parse_seeds(seeds)
+        from gpuinfra.units import parse_seeds
+
+        seeds = parse_seeds(seeds)
     results = _fill.run_grid(
         list(workloads), list(policies), list(seeds), load=load, nodes=nodes, workers=workers, progress=progress
     )
@@ -217,12 +219,13 @@ class Comparison:
 
 def compare(sc: Scenario | str | Path, policies: list[str] | str, *, seed: int | None = None) -> Comparison:
     """Replay ``sc`` once per policy (``scenario`` = its own profile, or a fill policy name)."""
-    from gpuinfra.compare import parse_compare_policies, with_policy
+    from gpuinfra.compare import with_policy
+    from gpuinfra.fill import parse_policies
 
     if not isinstance(sc, Scenario):
         sc = scenario(sc)
     if isinstance(policies, str):
-        policies = parse_compare_policies(policies)
+        policies = parse_policies(policies, "policies", allow_scenario=True)
     runs: dict[str, SimulationResult] = {}
     rows = []
     for p in policies:

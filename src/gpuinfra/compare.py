@@ -15,32 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gpuinfra.errors import UserError, did_you_mean
+from gpuinfra.errors import UserError
 from gpuinfra.io.scenario import Built, Scenario, ScoreEntry
 from gpuinfra.sim.fill import POLICIES, FillResult
 
 SCHEMA = "gpuinfra.compare/1"
-
-
-def parse_compare_policies(text: str) -> list[str]:
-    items = [x.strip().lower() for x in text.split(",") if x.strip()]
-    if text.strip() == "all":
-        return list(POLICIES)
-    if text.strip() == "paper":
-        from gpuinfra.sim.fill import PAPER_POLICIES
-
-        return list(PAPER_POLICIES)
-    for p in items:
-        if p != "scenario" and p not in POLICIES:
-            raise UserError(
-                f"unknown policy '{p}'",
-                where="--policies",
-                expected="scenario, " + ", ".join(POLICIES) + ", 'paper' or 'all'",
-                fix=did_you_mean(p, [*POLICIES, "scenario"]) or "see `gpuinfra compare --help`",
-            )
-    if len(items) < 1:
-        raise UserError("no policies given", where="--policies", expected="a comma-separated list")
-    return list(dict.fromkeys(items))
 
 
 def with_policy(sc: Scenario, policy: str) -> Scenario:
@@ -128,3 +107,41 @@ def compare_fill(b: Built, policies: list[str], load: float) -> list[FillResult]
             )
         out.append(run_fill(list(b.cluster.pools), base, p, b.seed, load=load, workload=sc.name))
     return out
+
+
+def run_compare(
+    sc: Scenario, base_dir: Path | None, policies: list[str], *, mode: str, load: float, seed: int | None
+) -> tuple[dict[str, Any], str]:
+    """Run ``sc`` under each policy and build the comparison: ``(summary, report_html)``.
+
+    ``mode`` is ``replay`` (the scenario in time, one replay per policy; summary ``policies`` holds
+    :func:`replay_table`) or ``fill`` (the FGD experiment on the scenario's cluster and pods up to
+    ``load`` x capacity; summary as ``fill.summarize_results``).
+
+    Raises:
+        UserError: an unknown mode, or ``scenario`` as a policy in fill mode.
+    """
+    if mode not in ("replay", "fill"):
+        raise UserError(f"unknown mode '{mode}'", where="--mode", expected="replay or fill")
+    if mode == "fill":
+        from gpuinfra.fill import summarize_results
+        from gpuinfra.io.scenario import build
+        from gpuinfra.report.fill_report import render_fill_report
+
+        b = build(sc, base_dir, seed=seed)
+        results = compare_fill(b, policies, load)
+        cluster = {"node_list": f"scenario {sc.name}", "nodes": b.cluster.n_nodes, "gpus": b.cluster.n_gpus}
+        summ = summarize_results(results, load=load, cluster=cluster) | {"schema": SCHEMA, "mode": "fill"}
+        return summ, render_fill_report(summ, results)
+    from gpuinfra.report.compare_report import render_compare_report
+
+    runs = compare_replay(sc, base_dir, policies, seed)
+    table = replay_table(runs)
+    summ = {
+        "schema": SCHEMA,
+        "mode": "replay",
+        "scenario": sc.name,
+        "seed": seed if seed is not None else sc.seed,
+        "policies": table,
+    }
+    return summ, render_compare_report(sc.name, table, runs)

@@ -194,11 +194,16 @@ def contention(built: Built, summary: dict[str, Any], led: pd.DataFrame, metrics
     }
 
 
-def write_run_dir(out: SimulationOutput, out_dir: Path, *, report: bool = True) -> list[Path]:
-    """Write the run directory; returns the files written."""
+def write_run_dir(out: SimulationOutput, out_dir: Path, *, report: bool = True, events: bool = True) -> list[Path]:
+    """Write the run directory: summary.json, metrics.parquet, pods.parquet, events.jsonl (unless
+    ``events`` is False), scenario.yaml, report.html (unless ``report`` is False), each atomically,
+    then ``manifest.json`` last. An earlier finished run in ``out_dir`` is replaced (its manifest
+    goes first). Returns the data files written (not the manifest)."""
+    from gpuinfra.io import manifest
+    from gpuinfra.io.atomic import write_text
     from gpuinfra.report.html import render_run_report
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest.begin(out_dir)
     sc_yaml = yaml.safe_dump(
         out.built.scenario.model_dump(mode="json", exclude_none=True) | {"seed": out.built.seed}, sort_keys=False
     )
@@ -207,17 +212,25 @@ def write_run_dir(out: SimulationOutput, out_dir: Path, *, report: bool = True) 
         "metrics.parquet": lambda p: write_parquet(p, out.metrics),
         "pods.parquet": lambda p: write_parquet(p, out.ledger),
         "events.jsonl": lambda p: write_events(p, out.run.events),
-        "scenario.yaml": lambda p: p.write_text(sc_yaml),
+        "scenario.yaml": lambda p: write_text(p, sc_yaml),
     }
     if out.trace is not None:
         files["trace.json"] = lambda p: write_json(p, out.trace)
+    if not events:
+        del files["events.jsonl"]
     if report:
-        files["report.html"] = lambda p: p.write_text(
-            render_run_report(out.summary, out.metrics, out.ledger, sc_yaml, out.built.scenario.description)
+        files["report.html"] = lambda p: write_text(
+            p, render_run_report(out.summary, out.metrics, out.ledger, sc_yaml, out.built.scenario.description)
         )
     written = []
     for name, fn in files.items():
         p = out_dir / name
         fn(p)
         written.append(p)
+    manifest.write_manifest(
+        out_dir,
+        "simulate",
+        {"scenario": out.built.scenario.name, "seed": out.built.seed, "report": report, "events": events},
+        written,
+    )
     return written

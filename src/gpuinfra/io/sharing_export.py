@@ -130,17 +130,25 @@ def export_sharing(
     pool: str = "gpu-pool",
     k8s_version: str = DEFAULT_K8S,
     training_layout: list[str] | None = None,
+    force: bool = True,
 ) -> dict:
-    """Write the manifests for ``policy`` and validate every document. Returns a summary.
+    """Validate every document for ``policy``, then write them into ``out_dir`` (each atomically).
+    Returns a summary.
 
     ``layout``: the MIG layout of every MIG GPU of the pool (default mig-parted's all-balanced);
     ``training_layout``: under ``mig``, the layout of the training nodes' GPUs (e.g. the full-GPU
     instance), written as a second mig-parted config with its own node labels. The summary's
-    ``mig_layouts`` maps each written config name to its profiles."""
+    ``mig_layouts`` maps each written config name to its profiles.
+
+    Raises:
+        UserError: bad policy/GPU/layout, or (with ``force=False``, as the CLI calls it) a file of
+            the export already in ``out_dir`` (nothing is written then).
+    """
     import kubernetes_validate
 
+    from gpuinfra.io.atomic import check_new_file, ensure_dir, write_text
+
     model = gpu_model(gpu)
-    out_dir.mkdir(parents=True, exist_ok=True)
     docs: list[tuple[str, dict]] = []
     mig_layouts: dict[str, list[str]] = {}
     labels = {"nvidia.com/gpu.product": model.name}
@@ -237,10 +245,26 @@ def export_sharing(
                 },
             )
         )
+    from kubernetes_validate.utils import VersionNotSupportedError, all_versions
+
+    for _, obj in docs:
+        try:
+            kubernetes_validate.validate(obj, k8s_version, strict=True)
+        except VersionNotSupportedError:
+            known = sorted(
+                {".".join(v.split(".")[:2]) for v in all_versions()}, key=lambda v: tuple(map(int, v.split(".")))
+            )
+            raise UserError(
+                f"no Kubernetes schemas for version '{k8s_version}'",
+                where="--k8s-version",
+                expected="one of " + ", ".join(known),
+            ) from None
+    for fname, _ in docs:
+        check_new_file(out_dir / fname, force=force, where="--out")
+    ensure_dir(out_dir, "--out")
     written = []
     for fname, obj in docs:
-        kubernetes_validate.validate(obj, k8s_version, strict=True)
-        (out_dir / fname).write_text(dump(obj))
+        write_text(out_dir / fname, dump(obj))
         written.append(fname)
     return {
         "policy": policy,

@@ -532,23 +532,11 @@ def sweep(op: str, pl: Placement, min_bytes: int, max_bytes: int, factor: int = 
     return out
 
 
-SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
-
-
 def parse_size(text: str, where: str = "--bytes") -> int:
-    """nccl-tests style sizes: 8, 128K, 64M, 8G (binary multiples, as nccl-tests parses them)."""
-    t = text.strip().upper()
-    num = t.rstrip("KMGB")
-    unit = t[len(num) :]
-    try:
-        if unit not in SIZE_UNITS:
-            raise ValueError
-        v = int(float(num) * SIZE_UNITS[unit])
-    except ValueError:
-        raise UserError(f"bad size '{text}'", where=where, expected="a byte count like 8, 128K, 64M or 8G") from None
-    if v < 0:
-        raise UserError(f"bad size '{text}'", where=where, expected="a non-negative byte count")
-    return v
+    """nccl-tests style sizes: 8, 128K, 64M, 8G (binary multiples); see :func:`gpuinfra.units.parse_size`."""
+    from gpuinfra.units import parse_size as _parse
+
+    return _parse(text, where)
 
 
 def format_table(rows: list[Result]) -> str:

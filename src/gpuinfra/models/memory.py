@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import re
 from dataclasses import dataclass, field
 
 from gpuinfra.errors import UserError
@@ -70,31 +69,11 @@ def format_size(n: float) -> str:
     return f"{n / GiB:.2f} GiB"
 
 
-SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(b|bytes?|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.I)
-UNITS = {
-    "": 1,
-    "b": 1,
-    "byte": 1,
-    "bytes": 1,
-    "k": KiB,
-    "kb": KiB,
-    "kib": KiB,
-    "m": MiB,
-    "mb": MiB,
-    "mib": MiB,
-    "g": GiB,
-    "gb": GiB,
-    "gib": GiB,
-}
-
-
 def parse_bytes(text: str, where: str = "size") -> int:
-    m = SIZE_RE.match(str(text))
-    if not m:
-        raise UserError(
-            f"bad size '{text}'", where=where, expected="a byte count like 512, 20MiB or 1.5GiB (binary units)"
-        )
-    return int(float(m.group(1)) * UNITS[(m.group(2) or "").lower()])
+    """Bytes from 512, 20MiB or 1.5GiB (binary units); see :func:`gpuinfra.units.parse_size`."""
+    from gpuinfra.units import parse_size
+
+    return parse_size(text, where)
 
 
 @dataclass(frozen=True)
@@ -140,7 +119,15 @@ class AllocatorConfig:
                         )
                     kw["garbage_collection_threshold"] = f
                 elif key == "expandable_segments":
-                    kw["expandable_segments"] = val.strip().lower() in ("true", "1")
+                    # PyTorch's parser accepts exactly True or False (c10/cuda/CUDAAllocatorConfig.cpp:
+                    # "Expected a single True/False argument for expandable_segments")
+                    if val.strip() not in ("True", "False"):
+                        raise UserError(
+                            f"expandable_segments:{val.strip()}",
+                            where="PYTORCH_CUDA_ALLOC_CONF",
+                            expected="expandable_segments:True or expandable_segments:False",
+                        )
+                    kw["expandable_segments"] = val.strip() == "True"
                 elif key == "roundup_power2_divisions":
                     d = int(val)
                     if d and d & (d - 1):

@@ -148,6 +148,20 @@ def estimate(op: Op, device: str, precision: str = "bf16", launch_s: float | Non
     )
 
 
+def auto_precision(device: str) -> str:
+    """The precision a framework would pick for mixed-precision work on ``device``: bf16 where the
+    catalog says the device has it (CPUs: their BF16 peak), else fp16 on tensor cores (e.g. T4,
+    Turing, has FP16 but no BF16), else fp32 where no tensor-core peak is in the catalog."""
+    from gpuinfra.catalog.cpus import CpuModel
+
+    m = device_model(device)
+    if isinstance(m, CpuModel) or m.opaque:
+        return "bf16"
+    if m.fp16_tensor_dense_flops is None:
+        return "fp32"
+    return "fp16" if m.bf16 is False else "bf16"
+
+
 def transformer_layer(
     tokens: int, hidden: int, ffn: int, heads: int, seq: int, dtype: str = "bf16", backward: bool = False
 ) -> list[Op]:
@@ -171,3 +185,46 @@ def transformer_layer(
     if backward:
         ops = [Op(o.name + " (grad)", 2 * o.flops, 2 * o.bytes) for o in ops]
     return ops
+
+
+OP_SPEC_HELP = (
+    "gemm:M,N,K | elementwise:N | embedding:TOKENS,DIM | attention:B,H,S,D | "
+    "layer:TOKENS,HIDDEN,FFN,HEADS,SEQ | layer-bwd:TOKENS,HIDDEN,FFN,HEADS,SEQ"
+)
+MAX_OP_DIM = 2**40
+"""Largest dimension an op spec accepts: beyond it FLOP counts stop being meaningful numbers."""
+
+
+def parse_op(spec: str, dtype: str = "bf16", where: str = "--op") -> list[Op]:
+    """Operations from an op spec (``gemm:4096,4096,4096``, ``layer:TOKENS,HIDDEN,FFN,HEADS,SEQ``, ...).
+
+    Returns one Op, or a transformer layer's operations (forward, or forward + backward for
+    ``layer-bwd``), sized for ``dtype`` (bytes per element from :data:`BYTES`).
+
+    Raises:
+        UserError: an unknown kind, the wrong number of dimensions, or a dimension not a positive
+            integer up to 2**40.
+    """
+    kind, _, args = spec.partition(":")
+    makers = {
+        "gemm": (gemm, 3),
+        "elementwise": (elementwise, 1),
+        "embedding": (embedding, 2),
+        "attention": (attention, 4),
+        "layer": (transformer_layer, 5),
+        "layer-bwd": (lambda *a, dtype: transformer_layer(*a, dtype=dtype, backward=True), 5),
+    }
+    try:
+        fn, nargs = makers[kind]
+        nums = [int(x) for x in args.split(",")]
+        if len(nums) != nargs or any(not 0 < x <= MAX_OP_DIM for x in nums):
+            raise ValueError
+    except (KeyError, ValueError):
+        raise UserError(
+            f"bad {where} '{spec}'",
+            where=where,
+            expected="gemm:M,N,K, elementwise:N, embedding:TOKENS,DIM, attention:B,H,S,D "
+            "or layer[-bwd]:TOKENS,HIDDEN,FFN,HEADS,SEQ (positive integers)",
+        ) from None
+    made = fn(*nums, dtype=dtype if dtype in BYTES else "bf16")
+    return made if isinstance(made, list) else [made]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -25,16 +24,15 @@ artifact_app = typer.Typer(
 compat_app = typer.Typer(help="Driver / CUDA / PyTorch / GPU architecture compatibility.", no_args_is_help=True)
 
 
-def _write_new(path: Path, data: bytes, force: bool) -> None:
-    """Write ``data`` atomically; refuse to overwrite without ``force``."""
-    if path.exists() and not force:
-        raise UserError(f"{path} exists", where=str(path), fix="pass --force to overwrite it")
+def _write_new(path: Path, data: bytes, force: bool, mode: int = 0o600) -> None:
+    """Write ``data`` atomically (gpuinfra.io.atomic) with ``mode`` (0o600: keys, manifests and
+    signatures stay private to the owner, as before); refuse to overwrite without ``force``."""
+    from gpuinfra.io.atomic import check_new_file, write_bytes
+
     if not path.parent.is_dir():
         raise UserError(f"directory {path.parent} does not exist", where=str(path), fix="create it first")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    check_new_file(path, force=force, where=str(path))
+    write_bytes(path, data, str(path), mode)
 
 
 def _gib(b: float) -> str:

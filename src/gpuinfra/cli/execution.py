@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gpuinfra.units import MAX_SEED, check_all
+
 checkpoint_app = typer.Typer(help="Checkpoint size, cost and interval for a training job.", no_args_is_help=True)
 io_app = typer.Typer(help="Storage tiers and input pipelines: where the GPU waits for data.", no_args_is_help=True)
 out = Console()
@@ -46,6 +48,17 @@ def checkpoint_plan(
     html: Annotated[Path | None, typer.Option(help="Write the trade-off curve as an HTML figure.")] = None,
 ) -> None:
     """Recommend a checkpoint interval and show the ETTR trade-off against the interval."""
+    check_all(
+        [
+            (gpus, "--gpus", dict(lo=1, hi=10_000_000)),
+            (params, "--params", dict(lo=0, hi=1e15, lo_open=True)),
+            (interval, "--interval", dict(lo=0, hi=1e7, lo_open=True)),
+            (gpus_per_node, "--gpus-per-node", dict(lo=1, hi=1024)),
+            (rate, "--rate", dict(lo=0, hi=1e6)),
+            (requeue, "--requeue", dict(lo=0, hi=1e7)),
+            (writers_per_node, "--writers-per-node", dict(lo=1, hi=1024)),
+        ]
+    )
     from gpuinfra.models.checkpoint import CheckpointJob, plan
 
     kw = {} if rate is None else {"rate_per_1000_node_days": rate}
@@ -148,6 +161,7 @@ def io_profile(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show where an input pipeline stalls: stage rates, the bound, GPU idle time and its cost."""
+    check_all([(seed, "--seed", dict(lo=0, hi=MAX_SEED)), (cache_gb, "--cache-gb", dict(lo=0, hi=1e9))])
     from gpuinfra.catalog.prices import gpu_hour_price
     from gpuinfra.io.designs import PipelineFile, load_model
     from gpuinfra.models.pipeline import compare

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gpuinfra.errors import UserError
+from gpuinfra.units import MAX_SEED, check_all
 
 serving_app = typer.Typer(
     help="LLM serving: step times from the roofline, KV memory, batching policies, autoscaling.",
@@ -146,9 +147,14 @@ def _rate(text: str) -> float:
         v = float(text)
     except ValueError:
         raise UserError(f"bad rate '{text}'", where="--rate", expected="requests per second, or inf") from None
-    if v <= 0:
+    if not v > 0:  # NaN too
         raise UserError("rate must be > 0", where="--rate")
     return v
+
+
+MAX_REQUESTS = 2_000_000
+"""Most requests one ``serving run`` generates (request-level simulation: each is an object with
+its own events; beyond this the run takes hours and GBs)."""
 
 
 @serving_app.command("run")
@@ -191,6 +197,25 @@ def run(
     from gpuinfra.sim.serving import Autoscaler, Batching, ServingConfig, make_requests, simulate
 
     r = _rate(rate)
+    check_all(
+        [
+            (duration, "--duration", dict(lo=0, hi=30 * 86400, lo_open=True)),
+            (cv, "--cv", dict(lo=0, hi=100, lo_open=True)),
+            (scale_target, "--scale-target", dict(lo=0, hi=1e9, lo_open=True)),
+            (max_replicas, "--max-replicas", dict(lo=1, hi=10_000)),
+            (replicas, "--replicas", dict(lo=0, hi=10_000)),
+            (min_replicas, "--min-replicas", dict(lo=0, hi=10_000)),
+            (n_saturated, "--requests", dict(lo=1, hi=MAX_REQUESTS)),
+            (seed, "--seed", dict(lo=0, hi=MAX_SEED)),
+        ]
+    )
+    if trace is None and math.isfinite(r) and r * duration > MAX_REQUESTS:
+        raise UserError(
+            f"--rate {r:g} for --duration {duration:g} s is about {r * duration:,.0f} requests",
+            where="--rate/--duration",
+            expected=f"at most {MAX_REQUESTS:,} requests per run",
+            fix="lower --rate or --duration",
+        )
     reqs = (
         read_request_trace(trace)
         if trace

@@ -1,0 +1,5 @@
+"""``python -m gpuinfra.cli``."""
+
+from gpuinfra.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""``health``: classify a node's Xid and ECC evidence and say what to do."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from gpuinfra.cli._common import check_input_file, esc, out
+from gpuinfra.errors import UserError
+
+
+def health(
+    dmesg: Annotated[
+        Path | None, typer.Option("--dmesg", help="Kernel log (dmesg, journalctl -k) with NVRM Xid lines.")
+    ] = None,
+    nvidia_smi: Annotated[Path | None, typer.Option("--nvidia-smi", help="Saved `nvidia-smi -q` output.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON (a list).")] = False,
+    tree: Annotated[
+        bool, typer.Option("--tree", help="Print the decision tree itself (Mermaid flowchart) and exit.")
+    ] = False,
+) -> None:
+    """Classify a GPU node's Xid and ECC evidence and say what to do: none, restart_app, reset_gpu,
+    reboot_node or drain_and_replace (the most severe is the node's verdict)."""
+    from gpuinfra.io.health import parse_kernel_log, parse_nvidia_smi_q, read_text
+    from gpuinfra.models.faults import decision_tree_mermaid, escalate, verdict
+
+    if tree:
+        sys.stdout.write(decision_tree_mermaid())
+        return
+    if dmesg is None and nvidia_smi is None:
+        raise UserError("nothing to read", where="command line", expected="--dmesg FILE and/or --nvidia-smi FILE")
+    for path, where in ((dmesg, "--dmesg"), (nvidia_smi, "--nvidia-smi")):
+        if path is not None:
+            check_input_file(path, where)
+    findings, notes = [], []
+    if dmesg is not None:
+        ev = parse_kernel_log(read_text(dmesg), str(dmesg))
+        findings += ev.findings
+        notes.append(f"{dmesg}: {ev.lines_read:,} lines, {ev.lines_read - ev.lines_ignored:,} with Xids")
+    if nvidia_smi is not None:
+        ev = parse_nvidia_smi_q(read_text(nvidia_smi), str(nvidia_smi))
+        findings += ev.findings
+        notes.append(f"{nvidia_smi}: {len(ev.gpus_seen)} GPU(s)")
+    findings = escalate(findings)
+    if as_json:
+        sys.stdout.write(json.dumps([f.as_json() for f in findings], indent=2) + "\n")
+        return
+    t = Table("source", "gpu", "xid", "class", "action", "reason", show_lines=False)
+    for f in findings:
+        t.add_row(f.source, f.gpu or "-", "-" if f.xid is None else str(f.xid), f.cls, f.action, f.reason)
+    if findings:
+        out.print(t)
+    for n in notes:
+        out.print(f"[dim]{esc(n)}[/]", markup=True)
+    v = verdict(findings)
+    worst = [f for f in findings if f.action == v]
+    why = worst[0].reason if worst else "no fault evidence found"
+    out.print(f"node verdict: [bold]{esc(v)}[/] ({esc(why)})", markup=True)

@@ -1,0 +1,78 @@
+"""``lab list|run``: run a seed section's activities and write its report (``gpuinfra lab N`` = ``lab run N``)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gpuinfra.cli._app import LabGroup
+from gpuinfra.cli._common import FORCE_HELP, err, out
+from gpuinfra.errors import UserError
+from gpuinfra.units import check_all
+
+lab_app = typer.Typer(
+    cls=LabGroup, help="Labs: run a seed section's activities and write its report.", no_args_is_help=True
+)
+
+
+@lab_app.command("list")
+def lab_list() -> None:
+    """List the labs that exist."""
+    from gpuinfra.labs import registry
+
+    for n, lab in sorted(registry().items()):
+        out.print(f"{n:>3}  {lab.title}")
+
+
+@lab_app.command("run")
+def lab_run(
+    number: Annotated[int, typer.Argument(help="Seed section number (see `gpuinfra lab list`).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default runs/labN).")] = None,
+    design: Annotated[Path | None, typer.Option(help="Your own design file for the Design activity.")] = None,
+    quick: Annotated[bool, typer.Option(help="Smaller runs (for tests and CI).")] = False,
+    workers: Annotated[int | None, typer.Option(help="Parallel processes (default: all cores).")] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
+) -> None:
+    """Run lab N (also: `gpuinfra lab N`)."""
+    check_all(
+        [
+            (workers, "--workers", dict(lo=1, hi=1024)),
+        ]
+    )
+    from gpuinfra.io import manifest
+    from gpuinfra.labs import registry
+
+    labs = registry()
+    if number not in labs:
+        raise UserError(
+            f"there is no lab {number}",
+            where="lab number",
+            expected="one of " + ", ".join(str(n) for n in sorted(labs)),
+            fix="see `gpuinfra lab list`",
+        )
+    try:
+        design_is_file = design is not None and design.is_file()
+    except OSError as e:  # e.g. a name too long for the file system
+        from gpuinfra.io.atomic import path_error
+
+        raise path_error(e, design, "--design", "read") from None
+    if design_is_file:
+        # a lab that declares its design schema checks the file before the output directory is touched;
+        # a missing file or a lab without designs is refused by the lab's own --design contract
+        load_design = getattr(sys.modules.get(labs[number].run.__module__), "load_design", None)
+        if callable(load_design):
+            load_design(design)
+    target = out_dir or Path("runs") / f"lab{number}"
+    command = f"lab {number}"
+    manifest.prepare(target, command, force=force)
+    manifest.begin(target, create=False)  # the lab creates it once its --design contract passed
+    t0 = time.perf_counter()
+    with err.status(f"lab {number}: {labs[number].title}"):
+        report = labs[number].run(target, design=design, quick=quick, workers=workers)
+    params = {"quick": quick, "design": None if design is None else design.name}
+    manifest.write_manifest(target, command, params)
+    out.print(f"lab {number} ({labs[number].title}) in {time.perf_counter() - t0:.1f} s: wrote {report}")

@@ -1,0 +1,124 @@
+"""Atomic, owned outputs: every file is written under a temporary name in its own directory and
+renamed into place, so a reader (or a SIGKILL) never sees half a file.
+
+``os.replace`` is atomic on POSIX within one file system, which is why the temporary file lives
+beside the target, not in ``/tmp``. A failure (an exception, Ctrl-C) removes the temporary file
+and leaves any earlier file at the target untouched.
+
+Path problems the user can fix (the target is a directory, a parent is a file, the name is too
+long, no permission) raise :class:`gpuinfra.errors.UserError` naming the path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from gpuinfra.errors import UserError
+
+_TMP_PREFIX = ".gpuinfra-tmp-"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def path_error(e: OSError, path: Path, where: str | None = None, verb: str = "write") -> UserError:
+    """A :class:`UserError` for an OSError on ``path`` that the user can act on."""
+    reasons = {
+        errno.ENAMETOOLONG: ("the file name is too long", "use a shorter name (most file systems allow 255 bytes)"),
+        errno.ENOTDIR: ("a parent of this path is a file, not a directory", "choose a path under a directory"),
+        errno.EISDIR: ("this path is a directory", "name a file inside it"),
+        errno.EACCES: ("permission denied", "choose a directory you can write to"),
+        errno.EPERM: ("permission denied", "choose a directory you can write to"),
+        errno.EROFS: ("the file system is read-only", "choose a writable directory"),
+        errno.ENOSPC: ("no space left on the device", "free space or choose another disk"),
+        errno.EEXIST: ("a file already exists where a directory is needed", "choose another path"),
+    }
+    what, fix = reasons.get(e.errno or 0, (e.strerror or str(e), "check the path"))
+    shown = str(path) if len(str(path)) <= 200 else str(path)[:200] + "..."
+    return UserError(f"cannot {verb} '{shown}': {what}", where=where, fix=fix)
+
+
+def ensure_dir(path: Path, where: str | None = None) -> None:
+    """``mkdir -p path``, with path problems as UserError."""
+    try:
+        if path.exists() and not path.is_dir():
+            raise UserError(f"'{path}' is a file, not a directory", where=where, fix="choose a directory path")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise path_error(e, path, where) from None
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, where: str | None = None, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on any
+    exception remove it. For writers that want a file name (pyarrow, pandas, plotly). The file
+    gets ``mode`` (default: 0o666 less the umask, as a plain ``open`` would give it); the
+    temporary file is 0o600 until then, so a secret is never readable by others."""
+    path = Path(path)
+    ensure_dir(path.parent, where)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    except OSError as e:
+        raise path_error(e, path, where) from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, (0o666 & ~_umask()) if mode is None else mode)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as e:
+            raise path_error(e, path, where) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+def write_bytes(path: Path, data: bytes, where: str | None = None, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file + fsync + rename), with ``mode`` as
+    :func:`atomic_path`. Returns ``path``."""
+    with atomic_path(path, where, mode) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return Path(path)
+
+
+def write_text(path: Path, text: str, where: str | None = None) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically. Returns ``path``."""
+    return write_bytes(path, text.encode("utf-8"), where)
+
+
+def write_with(path: Path, writer: Callable[[Path], object], where: str | None = None) -> Path:
+    """Call ``writer(tmp_path)`` and rename the result onto ``path``. Returns ``path``."""
+    with atomic_path(path, where) as tmp:
+        writer(tmp)
+    return Path(path)
+
+
+def check_new_file(path: Path, *, force: bool, where: str) -> None:
+    """Refuse to overwrite an existing file unless ``force``; refuse a directory always.
+
+    Raises:
+        UserError: naming ``where`` (the option) and the path.
+    """
+    path = Path(path)
+    try:
+        is_dir, exists = path.is_dir(), path.exists()
+    except OSError as e:
+        raise path_error(e, path, where) from None
+    if is_dir:
+        raise UserError(f"'{path}' is a directory", where=where, expected="a file path")
+    if exists and not force:
+        raise UserError(
+            f"'{path}' already exists", where=where, fix="choose another name, or pass --force to replace it"
+        )
