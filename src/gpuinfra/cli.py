@@ -727,6 +727,9 @@ from gpuinfra.cli_deploy import precision_app, rollout_app, security_app  # noqa
 app.add_typer(precision_app, name="precision")
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(security_app, name="security")
+from gpuinfra.cli_sweep import sweep_app  # noqa: E402
+
+app.add_typer(sweep_app, name="sweep")
 app.command()(collective)
 app.command()(scale)
 app.command()(reliability)
