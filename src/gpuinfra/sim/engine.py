@@ -298,8 +298,22 @@ class ReplayEngine:
         self.log(t, "unschedulable", i, reason=status.message(), plugin=status.plugin)
 
     # -- handlers --------------------------------------------------------------------------
+    def _next_arrival(self) -> None:
+        """Put the next arrival (in (submit time, index) order) on the heap.
+
+        Arrivals are fed one at a time instead of all up front: the heap stays as small as the
+        running pods, and the pop order is the same, because arrivals are the only events of
+        priority PRIO_ARRIVAL and among themselves they pop in (time, index) order either way.
+        """
+        k = self._arrival_k
+        if k < len(self._arrival_order):
+            self._arrival_k = k + 1
+            i = self._arrival_order[k]
+            self.kernel.schedule(Event(self._arrival_t[k], PRIO_ARRIVAL, "arrival", i))
+
     def _on_arrival(self, ev: Event) -> list[Event]:
         i, t = ev.ref, ev.t_s
+        self._next_arrival()
         self.rec.count("arrivals", t)
         self.log(t, "arrival", i)
         out: list[Event] = []
@@ -563,8 +577,11 @@ class ReplayEngine:
 
     # -- run -------------------------------------------------------------------------------
     def run(self) -> RunResult:
-        for i in range(len(self.pods)):
-            self.kernel.schedule(Event(float(self.pods.submit_s[i]), PRIO_ARRIVAL, "arrival", i))
+        order = np.argsort(self.pods.submit_s, kind="stable")
+        self._arrival_order: list[int] = order.tolist()
+        self._arrival_t: list[float] = self.pods.submit_s[order].astype(np.float64).tolist()
+        self._arrival_k = 0
+        self._next_arrival()
         for sub in self.subsystems.values():
             self.kernel.schedule_many(sub.first_events(self.t0))
         self.kernel.run(until_s=self.horizon_s)
