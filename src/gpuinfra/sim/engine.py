@@ -151,7 +151,8 @@ class ReplayEngine:
         self.devices: list[tuple[int, ...]] = [()] * n
         self.outcome = [""] * n
         self.reason = [""] * n
-        self.sig_of: list[tuple] = [pods.signature(i) for i in range(n)]
+        interned: dict[tuple, tuple] = {}  # one tuple per distinct signature (memory at 1M pods)
+        self.sig_of: list[tuple] = [interned.setdefault(s, s) for s in map(pods.signature, range(n))]
         self.pending: dict[tuple, list[tuple[tuple, int]]] = {}
         self.sig_status: dict[tuple, Status] = {}
         self.n_pending = 0
