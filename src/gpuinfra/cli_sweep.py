@@ -137,7 +137,7 @@ def plan_cmd(
     if per_run_s is None:
         err.print(f"timing {min(sample, len(pl.runs))} run(s) here ...", highlight=False)
         per_run_s = measure(pl, sample)
-        how = f"measured here, mean of {min(sample, len(pl.runs))} run(s)"
+        how = f"CPU time measured here, mean of {min(sample, len(pl.runs))} run(s)"
     else:
         how = "given with --per-run-s"
     w = workers or os.cpu_count() or 1
@@ -172,7 +172,11 @@ def report_cmd(
 
     rep = report(directory, x=x, y=y, confidence=confidence)
     t = Table(title=f"sweep {escape(rep.name)}: mean [{100 * rep.confidence:g} % t-interval] over seeds")
-    t.add_column("configuration")
+    params = [
+        c for c in rep.table.columns if c not in ("config_id", "label", "n") and not c.endswith(("_mean", "_lo", "_hi"))
+    ]
+    for p in params:  # the varied parameters, headed by their last path segment
+        t.add_column(escape(p.rsplit(".", 1)[-1]), overflow="fold")
     t.add_column("n", justify="right")
     shown = list(dict.fromkeys([rep.y, rep.x, *rep.metrics]))[:4]
     for m in shown:
@@ -184,7 +188,7 @@ def report_cmd(
             cells.append(
                 "" if math.isnan(mean) else f"{mean:.4g}" + ("" if math.isnan(lo) else f" [{lo:.4g}, {hi:.4g}]")
             )
-        t.add_row(escape(str(r["label"])), str(r["n"]), *cells)
+        t.add_row(*(escape(str(r[p])) for p in params), str(r["n"]), *cells)
     out.print(t)
     path = write_html(rep, html or Path(directory) / "report.html")
     out.print(f"{rep.runs_done} of {rep.runs_expected} runs recorded; report: {escape(str(path))}", highlight=False)

@@ -377,16 +377,17 @@ def run_sweep(
 
 
 def measure(plan: Plan, sample: int = 2) -> float:
-    """Mean wall seconds of ``sample`` runs spread evenly over the sweep, computed in this process
-    (what ``gpuinfra sweep plan`` projects from)."""
+    """Mean CPU seconds of ``sample`` runs spread evenly over the sweep, computed in this process
+    (what ``gpuinfra sweep plan`` projects from). CPU time, not wall time, so that a busy machine
+    does not inflate the estimate: it is the wall time of a run on a core of its own."""
     runs = plan.runs
     k = max(1, min(sample, len(runs)))
     picks = [runs[round(i * (len(runs) - 1) / max(1, k - 1))] for i in range(k)] if k > 1 else [runs[0]]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     with contextlib.redirect_stdout(sys.stderr):
         for key in picks:
             execute(_task(plan, key, False))
-    return (time.perf_counter() - t0) / len(picks)
+    return (time.process_time() - t0) / len(picks)
 
 
 def estimate(runs: int, per_run_s: float, workers: int) -> float:
