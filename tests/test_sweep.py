@@ -384,3 +384,18 @@ def test_the_same_sweep_on_a_local_ray_head_gives_the_same_results(tmp_path):
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_report_escapes_hostile_parameter_values(tmp_path):
+    payload = "</script><script>alert(1)</script><b>[/bold]"
+    text = SWEEP.split("params:\n")[0] + f"params:\n  description: ['{payload}', plain]\n"
+    text = text.replace("seeds: [1, 2]", "seeds: [1]")
+    p = _plan(_write(tmp_path, text))
+    out = tmp_path / "out"
+    run_sweep(p, out, workers=1)
+    from gpuinfra.sweep.report import write_html
+
+    page = write_html(report(out), out / "report.html").read_text()
+    assert "<script>alert(1)" not in page and "</script><script>alert" not in page
+    r = gi("sweep", "report", str(out))  # rich markup in a value is printed, not interpreted
+    assert r.returncode == 0 and "[/bold]" in r.stdout
