@@ -45,6 +45,9 @@ from gpuinfra.sim.subsystem import (
 from gpuinfra.sim.workload import PodTable
 
 __all__ = ["ReplayEngine", "RunResult", "PENDING", "RUNNING", "DONE", "WITHDRAWN", "NOT_ARRIVED", "OUTCOMES"]
+PRIO_POD_ARRIVAL = PRIO_ARRIVAL - 0.5
+"""Pod arrivals pop after releases and before other arrival-priority events at the same instant."""
+assert PRIO_RELEASE < PRIO_POD_ARRIVAL < PRIO_ARRIVAL
 PREEMPTION_SWEEP_S = 300.0
 """How often pending high-priority pods look for victims again: kube-scheduler flushes
 unschedulable pods back to the active queue after 5 minutes (podMaxInUnschedulablePodsDuration)."""
@@ -300,17 +303,19 @@ class ReplayEngine:
 
     # -- handlers --------------------------------------------------------------------------
     def _next_arrival(self) -> None:
-        """Put the next arrival (in (submit time, index) order) on the heap.
+        """Put the next pod arrival (in (submit time, index) order) on the heap.
 
-        Arrivals are fed one at a time instead of all up front: the heap stays as small as the
-        running pods, and the pop order is the same, because arrivals are the only events of
-        priority PRIO_ARRIVAL and among themselves they pop in (time, index) order either way.
+        Pod arrivals are fed one at a time instead of all up front, so the heap holds the running
+        pods, not the whole trace. The pop order is the one of the bulk push: then every pod
+        arrival had a lower sequence number than any other event, so at one instant it popped
+        after the releases (PRIO_RELEASE) and before every other PRIO_ARRIVAL event (a serving
+        request, say); :data:`PRIO_POD_ARRIVAL`, between the two, keeps exactly that order.
         """
         k = self._arrival_k
         if k < len(self._arrival_order):
             self._arrival_k = k + 1
             i = self._arrival_order[k]
-            self.kernel.schedule(Event(self._arrival_t[k], PRIO_ARRIVAL, "arrival", i))
+            self.kernel.schedule(Event(self._arrival_t[k], PRIO_POD_ARRIVAL, "arrival", i))
 
     def _on_arrival(self, ev: Event) -> list[Event]:
         i, t = ev.ref, ev.t_s
