@@ -247,6 +247,10 @@ def test_report_gives_t_intervals_over_seeds(tmp_path):
     assert "wait_p99_s (s)" in page and "idle_gpu_hours (GPU-h)" in page and "policy=bestfit" in page
 
 
+def _finished(out: Path) -> list[Path]:
+    return [d for d in (out / "runs").glob("*-s*") if not d.name.startswith(".tmp-")]
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for d in Path("/proc").iterdir():
@@ -288,7 +292,7 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_sweep(tmp_path):
     try:
         while time.monotonic() < deadline:  # kill once some runs are recorded and others are not
             workers.update(_children(proc.pid))
-            done = [d for d in (out / "runs").glob("*-s*")] if (out / "runs").exists() else []
+            done = _finished(out) if (out / "runs").exists() else []
             if len(done) >= 3:
                 break
             if proc.poll() is not None:
@@ -300,7 +304,7 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_sweep(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    before = {d.name: d.stat().st_ino for d in (out / "runs").glob("*-s*")}
+    before = {d.name: d.stat().st_ino for d in _finished(out)}  # a .tmp-* one may be there too
     assert 3 <= len(before) < 12
     # worker processes never outlive the sweep
     assert workers, "the sweep started no worker processes"
