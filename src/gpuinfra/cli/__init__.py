@@ -26,6 +26,7 @@ from gpuinfra.cli import (
     roofline,
     serving,
     sharing,
+    sweep,
     topology,
     trace,
 )
@@ -65,6 +66,7 @@ app.add_typer(deploy.precision_app, name="precision")
 app.add_typer(deploy.rollout_app, name="rollout")
 app.add_typer(deploy.security_app, name="security")
 app.add_typer(serving.serving_app, name="serving")
+app.add_typer(sweep.sweep_app, name="sweep")
 
 
 def main() -> None:

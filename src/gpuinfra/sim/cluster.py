@@ -232,14 +232,15 @@ class ClusterState:
         if a.devices:
             self.alloc_milli[m] += a.gpu_milli_total
         if a.devices:
-            self.dev_free_desc[n] = -np.sort(-row)
+            self.dev_free_desc[n] = sorted(row.tolist(), reverse=True)
             self.node_gpu_free[n] -= a.gpu_milli_total
         self.node_allocs[n][a.pod] = a
         self.changes.append(n)
-        cr = 1.0 - self.cpu_free[n] / self.cpu_cap[n] if self.cpu_cap[n] else 0.0
-        mr = 1.0 - self.mem_free[n] / self.mem_cap[n] if self.mem_cap[n] else 0.0
-        self.peak_cpu_ratio = max(self.peak_cpu_ratio, float(cr))
-        self.peak_mem_ratio = max(self.peak_mem_ratio, float(mr))
+        cpu_cap, mem_cap = int(self.cpu_cap[n]), int(self.mem_cap[n])
+        cr = 1.0 - int(self.cpu_free[n]) / cpu_cap if cpu_cap else 0.0
+        mr = 1.0 - int(self.mem_free[n]) / mem_cap if mem_cap else 0.0
+        self.peak_cpu_ratio = max(self.peak_cpu_ratio, cr)
+        self.peak_mem_ratio = max(self.peak_mem_ratio, mr)
         self.version += 1
 
     def release(self, a: Allocation) -> None:
@@ -258,7 +259,7 @@ class ClusterState:
             raise OverCommitError(f"node {self.node_names[n]}: released more cpu/mem than allocated")
         if a.devices:
             self.alloc_milli[m] -= a.gpu_milli_total
-            self.dev_free_desc[n] = -np.sort(-row)
+            self.dev_free_desc[n] = sorted(row.tolist(), reverse=True)
             self.node_gpu_free[n] += a.gpu_milli_total
         self.node_allocs[n].pop(a.pod, None)
         self.changes.append(n)

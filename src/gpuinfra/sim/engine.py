@@ -45,6 +45,9 @@ from gpuinfra.sim.subsystem import (
 from gpuinfra.sim.workload import PodTable
 
 __all__ = ["ReplayEngine", "RunResult", "PENDING", "RUNNING", "DONE", "WITHDRAWN", "NOT_ARRIVED", "OUTCOMES"]
+PRIO_POD_ARRIVAL = PRIO_ARRIVAL - 0.5
+"""Pod arrivals pop after releases and before other arrival-priority events at the same instant."""
+assert PRIO_RELEASE < PRIO_POD_ARRIVAL < PRIO_ARRIVAL
 PREEMPTION_SWEEP_S = 300.0
 """How often pending high-priority pods look for victims again: kube-scheduler flushes
 unschedulable pods back to the active queue after 5 minutes (podMaxInUnschedulablePodsDuration)."""
@@ -151,7 +154,8 @@ class ReplayEngine:
         self.devices: list[tuple[int, ...]] = [()] * n
         self.outcome = [""] * n
         self.reason = [""] * n
-        self.sig_of: list[tuple] = [pods.signature(i) for i in range(n)]
+        interned: dict[tuple, tuple] = {}  # one tuple per distinct signature (memory at 1M pods)
+        self.sig_of: list[tuple] = [interned.setdefault(s, s) for s in map(pods.signature, range(n))]
         self.pending: dict[tuple, list[tuple[tuple, int]]] = {}
         self.sig_status: dict[tuple, Status] = {}
         self.n_pending = 0
@@ -298,8 +302,24 @@ class ReplayEngine:
         self.log(t, "unschedulable", i, reason=status.message(), plugin=status.plugin)
 
     # -- handlers --------------------------------------------------------------------------
+    def _next_arrival(self) -> None:
+        """Put the next pod arrival (in (submit time, index) order) on the heap.
+
+        Pod arrivals are fed one at a time instead of all up front, so the heap holds the running
+        pods, not the whole trace. The pop order is the one of the bulk push: then every pod
+        arrival had a lower sequence number than any other event, so at one instant it popped
+        after the releases (PRIO_RELEASE) and before every other PRIO_ARRIVAL event (a serving
+        request, say); :data:`PRIO_POD_ARRIVAL`, between the two, keeps exactly that order.
+        """
+        k = self._arrival_k
+        if k < len(self._arrival_order):
+            self._arrival_k = k + 1
+            i = self._arrival_order[k]
+            self.kernel.schedule(Event(self._arrival_t[k], PRIO_POD_ARRIVAL, "arrival", i))
+
     def _on_arrival(self, ev: Event) -> list[Event]:
         i, t = ev.ref, ev.t_s
+        self._next_arrival()
         self.rec.count("arrivals", t)
         self.log(t, "arrival", i)
         out: list[Event] = []
@@ -563,8 +583,11 @@ class ReplayEngine:
 
     # -- run -------------------------------------------------------------------------------
     def run(self) -> RunResult:
-        for i in range(len(self.pods)):
-            self.kernel.schedule(Event(float(self.pods.submit_s[i]), PRIO_ARRIVAL, "arrival", i))
+        order = np.argsort(self.pods.submit_s, kind="stable")
+        self._arrival_order: list[int] = order.tolist()
+        self._arrival_t: list[float] = self.pods.submit_s[order].astype(np.float64).tolist()
+        self._arrival_k = 0
+        self._next_arrival()
         for sub in self.subsystems.values():
             self.kernel.schedule_many(sub.first_events(self.t0))
         self.kernel.run(until_s=self.horizon_s)

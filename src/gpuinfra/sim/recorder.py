@@ -41,7 +41,10 @@ class Recorder:
         self.running = 0
         self._refresh_gpu_levels()
         self._times: list[float] = []
-        self._rows: list[np.ndarray] = []
+        # the change log's level rows, in one growing float64 block (a row per record time):
+        # a million-pod replay keeps ~2M rows, 8 bytes per value instead of an array object each
+        self._width = 3 * nm + len(cluster.busy_devices) + 3
+        self._buf = np.empty((1024, self._width), dtype=np.float64)
         self._count_times: dict[str, list[float]] = {k: [] for k in COUNTS}
         self.finalized = False
         self.record(self.start_s)
@@ -89,10 +92,13 @@ class Recorder:
             (c.alloc_milli, self.idle_level, self.unavail_level, c.busy_devices, (self.queue_len, self.running, frag))
         )
         if self._times and self._times[-1] == t_s:
-            self._rows[-1] = row
+            self._buf[len(self._times) - 1] = row
         else:
+            k = len(self._times)
+            if k == len(self._buf):
+                self._buf = np.concatenate((self._buf, np.empty_like(self._buf)))
+            self._buf[k] = row
             self._times.append(t_s)
-            self._rows.append(row)
 
     def count(self, what: str, t_s: float) -> None:
         self._count_times[what].append(t_s)
@@ -102,7 +108,7 @@ class Recorder:
         """Integrate the log up to ``horizon_s`` into intervals of ``interval_s``."""
         nm = self.nm
         t = np.asarray(self._times, dtype=np.float64)
-        levels = np.vstack(self._rows).astype(np.float64)
+        levels = self._buf[: len(self._times)]
         end = max(float(horizon_s), self.start_s)
         keep = t <= end
         t, levels = t[keep], levels[keep]

@@ -181,13 +181,18 @@ class Framework:
 
     def may_fit_after_release(self, idx: np.ndarray, node: int) -> np.ndarray:
         """Queueing hint over pending pods ``idx`` after ``node`` released capacity."""
-        ok = np.ones(len(idx), dtype=bool)
+        ok: np.ndarray | None = None  # None: every pod still fits (skips the subset bookkeeping)
         for f in self.filters:
+            if ok is None:
+                ok = np.array(f.fits_node(self.pods, idx, self.cluster, node), dtype=bool)
+                if ok.all():
+                    ok = None
+                continue
             if not ok.any():
                 break
             sub = np.flatnonzero(ok)
             ok[sub] = f.fits_node(self.pods, idx[sub], self.cluster, node)
-        return ok
+        return np.ones(len(idx), dtype=bool) if ok is None else ok
 
 
 PluginFactory = Callable[[dict[str, Any] | None], Plugin]

@@ -7,8 +7,6 @@ refuses any over-commit); Unreserve releases exactly what Reserve took.
 
 from __future__ import annotations
 
-import numpy as np
-
 from gpuinfra.sim.cluster import Allocation, ClusterState
 from gpuinfra.sim.framework import Code, CycleState, ReservePlugin, Status, register
 from gpuinfra.sim.workload import PodTable
@@ -27,10 +25,10 @@ class FirstFitDevices(ReservePlugin):
         m = effective_milli(cluster, node, k, int(pods.gpu_milli[i]))
         devices: tuple[int, ...] = ()
         if k:
-            cand = np.flatnonzero(cluster.dev_free[node] >= m)
+            cand = [d for d, v in enumerate(cluster.dev_free[node].tolist()) if v >= m]
             if len(cand) < k:
                 return Status(Code.ERROR, ("devices vanished between filter and reserve",), self.name)
-            devices = tuple(int(d) for d in cand[:k])
+            devices = tuple(cand[:k])
         alloc = Allocation(i, node, devices, m if k else 0, int(pods.cpu_milli[i]), int(pods.memory_mib[i]))
         cluster.allocate(alloc)
         return alloc

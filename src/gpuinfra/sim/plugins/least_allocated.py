@@ -15,13 +15,17 @@ from gpuinfra.sim.workload import PodTable
 
 
 def _free_fraction_after(pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray) -> np.ndarray:
-    cpu = (cluster.cpu_free[nodes] - pods.cpu_milli[i]) / np.maximum(cluster.cpu_cap[nodes], 1)
-    mem = (cluster.mem_free[nodes] - pods.memory_mib[i]) / np.maximum(cluster.mem_cap[nodes], 1)
-    gcap = cluster.node_gpu_cap[nodes].astype(np.float64)
-    gfree = cluster.node_gpu_free[nodes]
-    gpu = np.where(gcap > 0, (gfree - int(pods.num_gpu[i]) * int(pods.gpu_milli[i])) / np.maximum(gcap, 1), 0)
+    # NOTE: speed only: the same element-wise formula over every node's contiguous arrays, then
+    # one gather of ``nodes`` (instead of gathering each input array first).
+    cpu = (cluster.cpu_free - pods.cpu_milli[i]) / np.maximum(cluster.cpu_cap, 1)
+    mem = (cluster.mem_free - pods.memory_mib[i]) / np.maximum(cluster.mem_cap, 1)
+    gcap = cluster.node_gpu_cap.astype(np.float64)
+    gpu = np.where(
+        gcap > 0, (cluster.node_gpu_free - int(pods.num_gpu[i]) * int(pods.gpu_milli[i])) / np.maximum(gcap, 1), 0
+    )
     dims = np.where(gcap > 0, 3.0, 2.0)
-    return (cpu + mem + gpu) / dims
+    out = (cpu + mem + gpu) / dims
+    return out[nodes]
 
 
 @register

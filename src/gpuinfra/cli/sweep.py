@@ -1,0 +1,216 @@
+"""``gpuinfra sweep``: run, plan and report sweeps (parse, call ``gpuinfra.sweep``, print)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from typer.core import TyperGroup
+
+from gpuinfra.errors import UserError
+
+
+class _DefaultRun(TyperGroup):
+    """``gpuinfra sweep FILE ...`` is short for ``gpuinfra sweep run FILE ...``."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().resolve_command(ctx, args)
+
+
+sweep_app = typer.Typer(
+    cls=_DefaultRun,
+    help="Sweeps: a grid or random search over scenario parameters x seeds, results in DuckDB.",
+    no_args_is_help=True,
+)
+out = Console()
+err = Console(stderr=True)
+
+SweepArg = Annotated[str, typer.Argument(help="A sweep YAML file or a built-in sweep (`gpuinfra sweep list`).")]
+
+
+def _plan(sweep: str):
+    from gpuinfra.sweep import load_spec, plan
+
+    spec = load_spec(sweep)
+    p = Path(sweep)
+    return plan(spec, sweep, p.parent.resolve() if p.exists() else None)
+
+
+@sweep_app.command("run")
+def run_cmd(
+    sweep: SweepArg,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Sweep directory (default sweeps/NAME).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue a killed or interrupted sweep in --out.")] = False,
+    workers: Annotated[int | None, typer.Option(min=1, max=512, help="Local worker processes (default: CPUs).")] = None,
+    ray: Annotated[
+        str | None, typer.Option("--ray", help="Run on the Ray cluster at HOST:PORT (needs gpuinfra[ray]).")
+    ] = None,
+    html: Annotated[bool, typer.Option(help="Also write report.html in every run directory.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run every configuration x seed; each run directory is written atomically and recorded in sweep.duckdb."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from gpuinfra.sweep import run_sweep
+
+    pl = _plan(sweep)
+    out_dir = out_dir or Path("sweeps") / pl.spec.name
+    err.print(
+        f"sweep [bold]{escape(pl.spec.name)}[/]: {len(pl.configs)} configurations x {len(pl.seeds)} seeds = "
+        f"{len(pl.runs)} runs -> {escape(str(out_dir))}",
+        highlight=False,
+    )
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+    )
+    state: dict = {}
+
+    def tick(done: int, total: int, run_id: str) -> None:
+        if "task" not in state:
+            state["task"] = progress.add_task("runs", total=total, completed=done)
+        progress.update(state["task"], completed=done, description=f"runs {escape(run_id)}" if run_id else "runs")
+
+    try:
+        with progress:
+            res = run_sweep(pl, out_dir, resume=resume, workers=workers, ray_address=ray, report=html, progress=tick)
+    except KeyboardInterrupt:
+        err.print(
+            f"interrupted: every finished run is kept in {escape(str(out_dir))}; continue with "
+            f"`gpuinfra sweep {escape(sweep)} -o {escape(str(out_dir))} --resume`",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    out.print(
+        f"{res.computed} runs computed, {res.skipped} already done, {res.recovered} recovered from their directories"
+        f"{f', {res.cleaned} half-written removed' if res.cleaned else ''}; {res.backend} backend, "
+        f"{res.workers} workers, {res.wall_s:.1f} s. Results: {escape(str(out_dir / 'sweep.duckdb'))}; "
+        f"compare: gpuinfra sweep report {escape(str(out_dir))}",
+        highlight=False,
+    )
+
+
+@sweep_app.command("plan")
+def plan_cmd(
+    sweep: SweepArg,
+    workers: Annotated[int | None, typer.Option(min=1, max=512, help="Local workers to project for.")] = None,
+    ray_workers: Annotated[str, typer.Option(help="Ray cluster sizes (worker CPUs) to project for.")] = "8,32,128",
+    sample: Annotated[int, typer.Option(min=1, max=50, help="Runs to time here, spread over the grid.")] = 2,
+    per_run_s: Annotated[
+        float | None, typer.Option(min=0.0, help="Skip timing: use this many seconds per run.")
+    ] = None,
+) -> None:
+    """Print the sweep's size and its projected run time (locally and on Ray) before running it."""
+    import os
+
+    from gpuinfra.sweep.runner import estimate, measure
+
+    pl = _plan(sweep)
+    try:
+        sizes = [int(x) for x in ray_workers.split(",") if x.strip()]
+        if not sizes or min(sizes) < 1:
+            raise ValueError
+    except ValueError:
+        raise UserError(
+            f"bad --ray-workers '{ray_workers}'", where="--ray-workers", expected="comma-separated positive integers"
+        ) from None
+    if per_run_s is None:
+        err.print(f"timing {min(sample, len(pl.runs))} run(s) here ...", highlight=False)
+        per_run_s = measure(pl, sample)
+        how = f"CPU time measured here, mean of {min(sample, len(pl.runs))} run(s)"
+    else:
+        how = "given with --per-run-s"
+    w = workers or os.cpu_count() or 1
+    t = Table(title=f"sweep {escape(pl.spec.name)}: {len(pl.configs)} configurations x {len(pl.seeds)} seeds")
+    t.add_column("where")
+    t.add_column("workers", justify="right")
+    t.add_column("runs", justify="right")
+    t.add_column("projected wall", justify="right")
+    t.add_row("this machine", str(w), f"{len(pl.runs):,}", _dur(estimate(len(pl.runs), per_run_s, w)))
+    for n in sizes:
+        t.add_row("Ray cluster", str(n), f"{len(pl.runs):,}", _dur(estimate(len(pl.runs), per_run_s, n)))
+    out.print(t)
+    out.print(
+        f"per run: {per_run_s:.2f} s ({how}). Projection: ceil(runs / workers) x per-run time, assuming "
+        "each worker is a core as fast as this one and no other load; Ray adds its task overhead "
+        "(milliseconds) and the transfer of each run's files to the driver.",
+        highlight=False,
+    )
+
+
+@sweep_app.command("report")
+def report_cmd(
+    directory: Annotated[Path, typer.Argument(help="The sweep directory (holding sweep.duckdb).")],
+    x: Annotated[str | None, typer.Option(help="Metric on the x axis (default: the sweep file's report.x).")] = None,
+    y: Annotated[str | None, typer.Option(help="Metric on the y axis.")] = None,
+    confidence: Annotated[float | None, typer.Option(help="t-interval level over seeds (default 0.95).")] = None,
+    html: Annotated[Path | None, typer.Option(help="Where to write the HTML report (default DIR/report.html).")] = None,
+) -> None:
+    """Compare configurations: mean and Student-t interval over seeds per metric; a trade-off plot."""
+    from gpuinfra.sweep import report
+    from gpuinfra.sweep.report import write_html
+
+    rep = report(directory, x=x, y=y, confidence=confidence)
+    t = Table(title=f"sweep {escape(rep.name)}: mean [{100 * rep.confidence:g} % t-interval] over seeds")
+    params = [
+        c for c in rep.table.columns if c not in ("config_id", "label", "n") and not c.endswith(("_mean", "_lo", "_hi"))
+    ]
+    for p in params:  # the varied parameters, headed by their last path segment
+        t.add_column(escape(p.rsplit(".", 1)[-1]), overflow="fold")
+    t.add_column("n", justify="right")
+    shown = list(dict.fromkeys([rep.y, rep.x, *rep.metrics]))[:4]
+    for m in shown:
+        t.add_column(f"{m} ({rep.units[m]})", justify="right")
+    for _, r in rep.table.iterrows():
+        cells = []
+        for m in shown:
+            mean, lo, hi = r[f"{m}_mean"], r[f"{m}_lo"], r[f"{m}_hi"]
+            cells.append(
+                "" if math.isnan(mean) else f"{mean:.4g}" + ("" if math.isnan(lo) else f" [{lo:.4g}, {hi:.4g}]")
+            )
+        t.add_row(*(escape(str(r[p])) for p in params), str(r["n"]), *cells)
+    out.print(t)
+    path = write_html(rep, html or Path(directory) / "report.html")
+    out.print(f"{rep.runs_done} of {rep.runs_expected} runs recorded; report: {escape(str(path))}", highlight=False)
+
+
+@sweep_app.command("list")
+def list_cmd() -> None:
+    """The built-in sweeps."""
+    from gpuinfra.sweep import load_spec
+    from gpuinfra.sweep.builtin import builtin_sweeps
+
+    t = Table(title="built-in sweeps")
+    t.add_column("name")
+    t.add_column("description")
+    for n in builtin_sweeps():
+        t.add_row(n, escape(load_spec(n).description))
+    out.print(t)
+
+
+def _dur(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
