@@ -734,6 +734,9 @@ app.command()(incident)
 from gpuinfra.cli_serving import serving_app  # noqa: E402
 
 app.add_typer(serving_app, name="serving")
+from gpuinfra.cli_node import node_app  # noqa: E402
+
+app.add_typer(node_app, name="node")
 
 
 def main() -> None:
