@@ -104,7 +104,7 @@ class _Findings(HTMLParser):
 
 def _first_sentence(text: str) -> str:
     text = " ".join(text.split())
-    m = re.search(r"(?<=[a-z0-9%)\]])[.;:](\s)(?=[A-Z(])", text)
+    m = re.search(r"(?<=[a-z0-9%)\]])\.(\s)(?=[A-Z(])", text)
     return text[: m.start() + 1] if m else text
 
 
