@@ -3,13 +3,17 @@ every figure drawn with data, every internal link resolving. Screenshots under t
 
 from __future__ import annotations
 
+import os
+import re
+
 import pytest
 
 from gpuinfra.labs import registry
 from gpuinfra.labs.site import build_site
 from tests.browser.pages import check_page, chromium
 
-LABS = (1, 2, 5, 16)  # a handful of quick labs keeps this test to seconds of lab time
+# a handful of quick labs keeps this test to seconds of lab time; GPUINFRA_BROWSER_ALL=1 opens every lab
+LABS = tuple(registry()) if os.environ.get("GPUINFRA_BROWSER_ALL") else (1, 2, 5, 16)
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +59,15 @@ def test_one_copy_of_plotly(site):
     big = [p for p in out.rglob("*.html") if p.stat().st_size > 1_000_000]
     assert big == []  # no page inlines the 3.5 MB library
     assert (out / "assets" / "plotly.min.js").stat().st_size > 1_000_000
+
+
+def test_deck_prints_one_slide_a_page(site):
+    out, browser, shots = site
+    page = browser.new_page()
+    page.goto((out / "lab5" / "slides.html").as_uri(), wait_until="load")
+    slides = page.evaluate("document.querySelectorAll('section.slide').length")
+    pdf = page.pdf(prefer_css_page_size=True)
+    page.close()
+    (shots / "lab5-slides.pdf").write_bytes(pdf)
+    assert slides >= 3  # title, findings, at least one section
+    assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) == slides  # tall slides are scaled, not split
