@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from gpuinfra.cli import app
@@ -168,3 +170,16 @@ def test_cli_json_on_fake_root(tmp_path):
 def test_cli_this_machine_runs():
     r = CliRunner().invoke(app, ["node", "check", "--no-probe"])
     assert r.exit_code == 0, r.output
+
+
+@given(st.lists(st.tuples(st.integers(0, 500), st.integers(0, 40)), min_size=1, max_size=8))
+def test_cpulist_count_matches_the_cpus_listed(ranges):
+    # disjoint ascending ranges, written the kernel's way ("a-b" or "a" for one CPU)
+    parts, cpus, start = [], set(), 0
+    for gap, width in ranges:
+        a = start + gap
+        b = a + width
+        parts.append(f"{a}-{b}" if b > a else str(a))
+        cpus.update(range(a, b + 1))
+        start = b + 2
+    assert _cpulist_count(",".join(parts) + "\n") == len(cpus)
