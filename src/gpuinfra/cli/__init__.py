@@ -19,6 +19,7 @@ from gpuinfra.cli import (
     lifecycle,
     memory,
     mig,
+    node,
     obs,
     plugins,
     probe,
@@ -67,6 +68,7 @@ app.add_typer(deploy.rollout_app, name="rollout")
 app.add_typer(deploy.security_app, name="security")
 app.add_typer(serving.serving_app, name="serving")
 app.add_typer(sweep.sweep_app, name="sweep")
+app.add_typer(node.node_app, name="node")
 
 
 def main() -> None:

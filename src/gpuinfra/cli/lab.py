@@ -28,6 +28,26 @@ def lab_list() -> None:
         out.print(f"{n:>3}  {lab.title}")
 
 
+@lab_app.command("all")
+def lab_all(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="New or empty directory for the site.")],
+    quick: Annotated[bool, typer.Option("--quick", help="Each lab's quick mode (what CI runs).")] = False,
+) -> None:
+    """Run every lab and section 0's node check; write one offline site (index, reports, slide decks).
+
+    Exit 1 when a lab failed (the index says which and why), 2 when --out is unusable.
+    """
+    from gpuinfra.labs.site import build_site
+
+    t0 = time.perf_counter()
+    res = build_site(out_dir, quick=quick, on_lab=lambda n, title: err.print(f"lab {n}: {title}"))
+    for n, why in sorted(res.failed.items()):
+        err.print(f"section {n} failed: {why}")
+    out.print(f"site in {time.perf_counter() - t0:.1f} s: {res.index}")
+    if res.failed:
+        raise typer.Exit(1)
+
+
 @lab_app.command("run")
 def lab_run(
     number: Annotated[int, typer.Argument(help="Seed section number (see `gpuinfra lab list`).")],
