@@ -13,9 +13,19 @@ from rich.text import Text
 
 from gpuinfra.errors import UserError
 
-out = Console(markup=False, emoji=False)
+PIPE_WIDTH = 160
+"""Columns when output goes to a pipe or file (rich would assume 80 and cut table cells short);
+a terminal's own width is kept."""
+
+
+def _console(**kw) -> Console:
+    c = Console(**kw)
+    return c if c.is_terminal else Console(width=max(c.width, PIPE_WIDTH), **kw)
+
+
+out = _console(markup=False, emoji=False)
 """Results (stdout)."""
-err = Console(stderr=True, markup=False, emoji=False)
+err = _console(stderr=True, markup=False, emoji=False)
 """Progress, warnings and errors (stderr)."""
 
 

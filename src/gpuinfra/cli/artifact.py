@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gpuinfra.cli._common import _console
 from gpuinfra.errors import UserError
 
-out = Console(highlight=False, soft_wrap=True)
+out = _console(highlight=False, soft_wrap=True)
 artifact_app = typer.Typer(
     help="Model files: what they hold, whether loading them runs code, their supply chain.", no_args_is_help=True
 )
@@ -85,6 +85,12 @@ def scan_cmd(
                 f"'{a}' is not module.name", where="--allow", expected="e.g. sklearn.tree.DecisionTreeClassifier"
             )
         extra.setdefault(mod, set()).add(name)
+        from gpuinfra.io.pickle_scan import classify
+
+        if classify(mod, name) == "critical":
+            from gpuinfra.cli._common import warn
+
+            warn(f"--allow {a}: {a} is a known code-execution gadget; files importing it will be reported safe")
     files: list[Path] = []
     for p in paths:
         if p.is_dir():

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=True)
+from gpuinfra.cli._common import _console
+
+out = _console(highlight=False, soft_wrap=True)
 precision_app = typer.Typer(help="Memory, speed and published accuracy per precision.", no_args_is_help=True)
 rollout_app = typer.Typer(
     help="Roll a model version out across replicas; silent failures; rollback.", no_args_is_help=True

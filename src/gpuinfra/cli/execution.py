@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gpuinfra.cli._common import _console
 from gpuinfra.units import MAX_SEED, check_all
 
 checkpoint_app = typer.Typer(help="Checkpoint size, cost and interval for a training job.", no_args_is_help=True)
 io_app = typer.Typer(help="Storage tiers and input pipelines: where the GPU waits for data.", no_args_is_help=True)
-out = Console()
+out = _console()
 
 
 def _min(s: float) -> str:

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gpuinfra.cli._common import _console
 from gpuinfra.errors import UserError
 
-out = Console(highlight=False, soft_wrap=True)
+out = _console(highlight=False, soft_wrap=True)
 upgrade_app = typer.Typer(
     help="Node stacks as layers, and node-pool upgrades planned on the simulator.", no_args_is_help=True
 )

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from gpuinfra.cli._common import _console
 
 node_app = typer.Typer(
     help="Read this machine's prerequisites for GPU workloads (seed section 0).", no_args_is_help=True
 )
-out = Console()
+out = _console()
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "info": "cyan", "absent": "dim"}
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gpuinfra.cli._common import _console
 from gpuinfra.errors import UserError
 from gpuinfra.units import MAX_SEED, check_all
 
@@ -19,7 +19,7 @@ serving_app = typer.Typer(
     help="LLM serving: step times from the roofline, KV memory, batching policies, autoscaling.",
     no_args_is_help=True,
 )
-out = Console()
+out = _console()
 
 Model = Annotated[str, typer.Option("--model", help="Built-in model (gpuinfra serving models) or a config.json.")]
 Gpu = Annotated[str, typer.Option("--gpu", help="GPU model from the catalog.")]

@@ -8,11 +8,11 @@ from typing import Annotated
 
 import click
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
+from gpuinfra.cli._common import _console
 from gpuinfra.errors import UserError
 
 
@@ -30,8 +30,8 @@ sweep_app = typer.Typer(
     help="Sweeps: a grid or random search over scenario parameters x seeds, results in DuckDB.",
     no_args_is_help=True,
 )
-out = Console()
-err = Console(stderr=True)
+out = _console()
+err = _console(stderr=True)
 
 SweepArg = Annotated[str, typer.Argument(help="A sweep YAML file or a built-in sweep (`gpuinfra sweep list`).")]
 

@@ -129,6 +129,38 @@ def failure(quick: bool) -> dict[str, Any]:
 DESIGN_KEYS = {"model", "gpu", "precision", "tp", "replicas", "batching", "autoscaler", "cold_start", "mig_profile"}
 
 
+MAX_REPLICAS = 64
+"""Replicas a design may ask for: the lab's arrivals (tens of requests a second) are served by a
+handful; 64 keeps a mistaken design from running for hours."""
+
+
+def _check_numbers(raw: dict, label: str) -> None:
+    """Every number in the design finite and non-negative; replicas and tp whole and in range."""
+    import math
+
+    def walk(v, path):
+        if isinstance(v, bool):
+            return
+        if isinstance(v, (int, float)) and (not math.isfinite(v) or v < 0):
+            raise UserError(f"{v} is not a finite non-negative number", where=f"{label}: {path}")
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, f"{path}.{k}" if path else str(k))
+        if isinstance(v, list):
+            for i, x in enumerate(v):
+                walk(x, f"{path}[{i}]")
+
+    walk(raw, "")
+    r = raw.get("replicas", 2)
+    if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= MAX_REPLICAS:
+        raise UserError(
+            f"replicas: {r!r}", where=f"{label}: replicas", expected=f"a whole number from 1 to {MAX_REPLICAS}"
+        )
+    tp = raw.get("tp", 1)
+    if isinstance(tp, bool) or tp not in (1, 2, 4, 8):
+        raise UserError(f"tp {tp!r}", where=f"{label}: tp", expected="1, 2, 4 or 8 (GPUs per replica, within a node)")
+
+
 def load_design(path: Path | None) -> tuple[dict, str]:
     d: dict[str, Any] = {
         "precision": "fp8",
@@ -146,6 +178,7 @@ def load_design(path: Path | None) -> tuple[dict, str]:
         raise UserError(
             f"unknown design keys {sorted(unknown)}", where=str(path), expected=", ".join(sorted(DESIGN_KEYS))
         )
+    _check_numbers(raw, str(path))
     for k, typ in (("batching", Batching), ("autoscaler", Autoscaler), ("cold_start", ColdStart)):
         v = raw.get(k)
         if v is None:

@@ -78,12 +78,26 @@ def gpu_total(spec: str, where: str) -> tuple[int, str]:
     raise UserError(f"{m.name} has no memory size in the catalog", where=where)
 
 
+MAX_TRACE_OPS = 100_000
+"""Operations a trace may hold: the allocator model runs about 10^5 operations a second when few
+blocks are live, and best fit slows as live blocks grow (docs/benchmarks.md); a longer trace is
+refused up front rather than run for minutes."""
+
+
 def parse_trace(text: str, label: str) -> Trace:
     total, gname = 0, ""
     config, fraction, context = "", 1.0, DEFAULT_CONTEXT_BYTES
     others: dict[int, int] = {}
     ops: list[Op] = []
-    for n, raw in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    if len(lines) > MAX_TRACE_OPS + 1000:
+        raise UserError(
+            f"the trace has {len(lines):,} lines",
+            where=label,
+            expected=f"at most {MAX_TRACE_OPS:,} operations",
+            fix="cut the trace to the window around the failure (the allocator state before it is what matters)",
+        )
+    for n, raw in enumerate(lines, start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue

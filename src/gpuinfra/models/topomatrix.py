@@ -99,6 +99,11 @@ def _bad_token(rest: str) -> str:
     return rest.split()[0] if rest.split() else ""
 
 
+MAX_NVLINKS = 18
+"""The most NVLinks a GPU has, so the most two GPUs can bond (H100 SXM and B200: 18 links per GPU,
+NVIDIA H100 and Blackwell datasheets); a larger NV count is a corrupt matrix."""
+
+
 def parse_topo(text: str, label: str) -> list[TopoMatrix]:
     """Every ``nvidia-smi topo -m`` matrix in ``text``. Raises UserError naming ``label``, the line
     and the offending token for a row that cannot be read, and for a file with no matrix."""
@@ -116,6 +121,13 @@ def parse_topo(text: str, label: str) -> list[TopoMatrix]:
         if "GPU0" in line and not LABEL.sub("", line).strip():  # a header: nothing but column labels
             labels = LABEL.findall(line)
             devs = [x for x in labels if DEVICE.match(x)]
+            dup = sorted({d for d in devs if devs.count(d) > 1})
+            if dup:
+                raise UserError(
+                    f"the header names {', '.join(dup)} more than once",
+                    where=f"{label}:{n}",
+                    expected="each device once (GPU0 GPU1 ... NIC0 ...), as nvidia-smi prints it",
+                )
             cur = TopoMatrix(devices=devs, links={}, extra_columns=[x for x in labels if not DEVICE.match(x)])
             cols = devs
             mats.append(cur)
@@ -142,6 +154,13 @@ def parse_topo(text: str, label: str) -> list[TopoMatrix]:
                 + f"{len(cells)} matrix cells read, the header names {len(cols)} devices",
                 where=f"{label}:{n}",
                 expected=f"one of {CODES} per device",
+            )
+        big = [c for c in cells if c.startswith("NV") and not 1 <= int(c[2:]) <= MAX_NVLINKS]
+        if big:
+            raise UserError(
+                f"row {dev}: '{big[0]}' is not a possible NVLink count",
+                where=f"{label}:{n}",
+                expected=f"NV1 .. NV{MAX_NVLINKS} (the links bonded between two GPUs; 18 on H100/B200 SXM)",
             )
         if cells[cols.index(dev)] != "X":
             raise UserError(f"row {dev} does not have X on the diagonal", where=f"{label}:{n}")

@@ -148,9 +148,9 @@ def render_fill_report(summary: dict[str, Any], results: list[FillResult]) -> st
             [
                 p,
                 v["seeds"],
-                f"{v['unalloc_pct_mean']:.3f}",
-                f"{v['unalloc_pct_stdev']:.3f}",
-                f"{v['frag_amount_pct_mean']:.3f}",
+                _pct3(v["unalloc_pct_mean"]),
+                _pct3(v["unalloc_pct_stdev"]),
+                _pct3(v["frag_amount_pct_mean"]),
                 f"{v['failed_pods_mean']:.1f}",
                 f"{v['failed_gpus_mean']:.1f}",
             ]
@@ -181,3 +181,9 @@ def render_fill_report(summary: dict[str, Any], results: list[FillResult]) -> st
         f"{100 * summary['load']:.0f}% of capacity, placed one by one, no departures."
     )
     return render_page("The fill experiment (FGD, ATC '23)", sections, findings=findings(summary), subtitle=sub)
+
+
+def _pct3(x: float | None) -> str:
+    """A percentage to 3 decimals, or "-" when the grid never reached the reference fill level
+    (a load so low that fewer pods arrive than the first reported percentage)."""
+    return "-" if x is None else f"{x:.3f}"

@@ -73,8 +73,10 @@ def fill_rows(summ: dict[str, Any]) -> list[tuple[str, ...]]:
                     p,
                     str(v["seeds"]),
                     str(v["ref_arrived_pct"]),
-                    f"{v['unalloc_pct_mean']:.2f} +- {v['unalloc_pct_stdev']:.2f}",
-                    f"{v['frag_amount_pct_mean']:.2f}",
+                    "-"
+                    if v["unalloc_pct_mean"] is None
+                    else f"{v['unalloc_pct_mean']:.2f} +- {v['unalloc_pct_stdev']:.2f}",
+                    "-" if v["frag_amount_pct_mean"] is None else f"{v['frag_amount_pct_mean']:.2f}",
                     f"{v['failed_pods_mean']:.0f}",
                 )
             )
@@ -84,7 +86,9 @@ def fill_rows(summ: dict[str, Any]) -> list[tuple[str, ...]]:
 def compare_fill_lines(summ: dict[str, Any]) -> list[str]:
     """One line per policy of a ``compare --mode fill`` summary."""
     return [
-        f"{p:14s} unallocated {v['unalloc_pct_mean']:.2f}% at {v['ref_arrived_pct']}% arrived, "
+        f"{p:14s} unallocated "
+        + ("-" if v["unalloc_pct_mean"] is None else f"{v['unalloc_pct_mean']:.2f}%")
+        + f" at {v['ref_arrived_pct']}% arrived, "
         f"{v['failed_pods_mean']:.0f} failed pods"
         for p, v in next(iter(summ["by_workload"].values())).items()
     ]
