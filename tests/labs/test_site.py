@@ -89,7 +89,7 @@ def test_cli_exit_codes(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["lab", "all", "--out", str(tmp_path / "s"), "--quick"])
     assert r.exit_code == 1 and "section 2 failed" in r.output
     r = CliRunner().invoke(app, ["lab", "all", "--out", str(tmp_path / "s")])
-    assert r.exit_code != 0 and isinstance(r.exception, UserError)  # main() prints it and exits 2
+    assert r.exit_code == 2 and "--out" in r.output and "Traceback" not in r.output  # non-empty --out
     assert json.loads((tmp_path / "s" / "lab1" / "summary.json").read_text())["quick"] is True
 
 
