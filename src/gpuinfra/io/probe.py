@@ -345,9 +345,17 @@ def _probe_from_json(raw: dict[str, Any], label: str) -> NodeProbe:
 
 
 def _int(v: str | None) -> int | None:
+    """A count or size as nvidia-smi prints it ('81559 MiB', '0'); None for 'N/A'. Counters are
+    never negative: a negative one is a corrupt file (UserError), not a value to act on."""
     if v is None:
         return None
     m = re.match(r"^\s*(-?\d+)", v)
+    if m and m.group(1).startswith("-"):
+        raise UserError(
+            f"'{v.strip()}' is not a count: nvidia-smi never prints a negative counter",
+            where="nvidia-smi -q",
+            fix="give the tool's unedited output",
+        )
     return int(m.group(1)) if m else None
 
 

@@ -270,7 +270,7 @@ class PricesSpec(_Model):
 class Scenario(_Model):
     name: str
     description: str = ""
-    seed: int = Field(0, ge=0, le=2**63 - 1)
+    seed: int = Field(0, ge=0, le=2**63 - 1, strict=True)
     horizon_s: float | None = Field(
         None, gt=0, le=MAX_TIME_S, description="stop at this time; default: when the last pod leaves"
     )
