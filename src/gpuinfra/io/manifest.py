@@ -27,7 +27,8 @@ MANIFEST = "manifest.json"
 SCHEMA = "gpuinfra.manifest/1"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -40,7 +41,7 @@ def _entries(root: Path, files: list[Path] | None) -> list[dict[str, Any]]:
         top = root / MANIFEST
         files = [p for p in root.rglob("*") if p.is_file() and p != top and not p.name.startswith(".gpuinfra-tmp-")]
     rel = sorted({Path(p).resolve().relative_to(root.resolve()).as_posix() for p in files})
-    return [{"path": r, "bytes": (root / r).stat().st_size, "sha256": _sha256(root / r)} for r in rel]
+    return [{"path": r, "bytes": (root / r).stat().st_size, "sha256": sha256_file(root / r)} for r in rel]
 
 
 def write_manifest(
@@ -103,7 +104,7 @@ def verify(root: Path, command: str | None = None, where: str | None = None) -> 
     for f in m["files"]:
         p = root / str(f.get("path", ""))
         try:
-            ok = p.is_file() and p.stat().st_size == f.get("bytes") and _sha256(p) == f.get("sha256")
+            ok = p.is_file() and p.stat().st_size == f.get("bytes") and sha256_file(p) == f.get("sha256")
         except OSError:
             ok = False
         if not ok:

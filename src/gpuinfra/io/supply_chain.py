@@ -14,24 +14,16 @@ that refuses what is unsigned, tampered with or unscanned.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpuinfra.errors import UserError
+from gpuinfra.io.manifest import sha256_file
 
 MANIFEST = "gpuinfra-manifest.json"
 SIGNATURE = "gpuinfra-manifest.sig"
 SCHEMA = "gpuinfra.model-manifest/1"
-
-
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _files(d: Path) -> list[Path]:
@@ -58,7 +50,7 @@ def make_manifest(d: str | Path, provenance: dict[str, str] | None = None) -> by
     files = {}
     for p in _files(root):
         fmt, executes = _format_of(p)
-        entry = {"sha256": _sha256(p), "bytes": p.stat().st_size, "format": fmt, "executes_code_on_load": executes}
+        entry = {"sha256": sha256_file(p), "bytes": p.stat().st_size, "format": fmt, "executes_code_on_load": executes}
         if executes:
             entry["pickle_scan"] = scan_path(p).verdict
         files[p.relative_to(root).as_posix()] = entry
@@ -149,7 +141,7 @@ def check_policy(d: str | Path, public_key: Path | None = None, require_signatur
         p = present.pop(rel, None)
         if p is None:
             reasons.append(f"{rel}: listed in the manifest but missing")
-        elif p.stat().st_size != e.get("bytes") or _sha256(p) != e.get("sha256"):
+        elif p.stat().st_size != e.get("bytes") or sha256_file(p) != e.get("sha256"):
             reasons.append(f"{rel}: contents differ from the manifest (sha256)")
         if e.get("executes_code_on_load"):
             verdict = e.get("pickle_scan")
