@@ -186,11 +186,11 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, address: str, timeout_s: float = 3.0) -> None:
+        check_ray_address(address, timeout_s)  # an address that does not answer is named first
         try:
             import ray
         except ImportError:
             raise UserError("--ray needs the Ray extra", where="--ray", fix="pip install 'gpuinfra[ray]'") from None
-        check_ray_address(address, timeout_s)
         self.ray = ray
         try:
             ray.init(address=address, logging_level="ERROR", log_to_driver=False, ignore_reinit_error=True)
