@@ -91,3 +91,20 @@ def test_incident_postmortems_equal_the_simulation(name):
         assert pm["impact"]["time_to_detect_min"] >= 0 and pm["debugging_path"] and pm["timeline"]
         assert "# Postmortem" in inc.postmortem_markdown()
     assert b.gpu_hours_lost < a.gpu_hours_lost  # the safer action is cheaper
+
+
+def test_closed_form_ettr_stays_in_unit_interval_at_extreme_failure_rates():
+    # 2,000 nodes at 50 failures per 1,000 node-days fail every ~14 minutes: the half-interval rule
+    # (1 - lambda T / 2) would go negative; the exact form keeps ETTR in (0, 1]
+    from dataclasses import replace
+
+    from gpuinfra.models.reliability import JobSpec, expected_ettr, failure_mix, signals
+
+    e = expected_ettr(replace(JobSpec(), nodes=2000, rate_per_1000_node_days=50.0))
+    assert 0.0 < e < 0.2
+    # and for rare failures it is the half-interval rule, to first order
+    small = replace(JobSpec(), nodes=8, rate_per_1000_node_days=1.0)
+    lam = small.nodes * small.rate_per_1000_node_days / 1000 / 86400
+    d = sum(c.share * signals()[c.signal].mean_s for c in failure_mix())
+    rule = (1 - lam * small.checkpoint_interval_s / 2) / (1 + lam * (d + small.restart_s))
+    assert abs(expected_ettr(small) - rule) < 1e-4

@@ -33,6 +33,7 @@ fault takes ``rack_nodes`` of the job's nodes at once, and spares are always hea
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from functools import cache
 
@@ -276,9 +277,13 @@ def simulate(spec: JobSpec, seed: int = 0, keep_events: int = 200) -> JobOutcome
 
 def expected_ettr(spec: JobSpec) -> float:
     """Closed form when repairs never hold the job (enough spares, no lemons): a run lasts
-    X ~ Exp(lambda) with lambda = nodes x rate, loses L ~ T/2 of it (T << 1/lambda), then is
-    down for detection d (the mix's mean) and restart R:
-    ETTR = E[X - L] / E[X + d + R] = (1 - lambda T / 2) / (1 + lambda (d + R)) [D]."""
+    X ~ Exp(lambda) with lambda = nodes x rate and keeps the work up to its last checkpoint,
+    E[X - (X mod T)] = T / (e^(lambda T) - 1), then is down for detection d (the mix's mean) and
+    restart R: ETTR = lambda T / (e^(lambda T) - 1) / (1 + lambda (d + R)) [D]. Exact under
+    memoryless failures, always in (0, 1]; for T << 1/lambda it is (1 - lambda T / 2) / (1 +
+    lambda (d + R)), the half-interval rule."""
     lam = spec.nodes * spec.rate_per_1000_node_days / 1000 / 86400
     d = sum(c.share * signals()[c.signal].mean_s for c in failure_mix())
-    return (1.0 - lam * spec.checkpoint_interval_s / 2) / (1.0 + lam * (d + spec.restart_s))
+    x = lam * spec.checkpoint_interval_s
+    kept = x / math.expm1(x) if x > 0 else 1.0
+    return kept / (1.0 + lam * (d + spec.restart_s))
