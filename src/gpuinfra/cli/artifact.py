@@ -36,7 +36,11 @@ def _write_new(path: Path, data: bytes, force: bool, mode: int = 0o600) -> None:
 
 
 def _gib(b: float) -> str:
-    return f"{b / 2**30:,.2f} GiB"
+    """Bytes in the largest binary unit that keeps the figure at least 1 (KiB, MiB, GiB, TiB)."""
+    for unit, k in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if b >= 2**k:
+            return f"{b / 2**k:,.2f} {unit}"
+    return f"{b:,.0f} bytes"
 
 
 @artifact_app.command("inspect")
@@ -92,8 +96,12 @@ def scan_cmd(
 
             warn(f"--allow {a}: {a} is a known code-execution gadget; files importing it will be reported safe")
     files: list[Path] = []
+    data_only: list[Path] = []
     for p in paths:
         if p.is_dir():
+            data_only += sorted(
+                q for q in p.rglob("*") if q.is_file() and q.suffix in (".safetensors", ".gguf", ".onnx")
+            )
             files += sorted(
                 q
                 for q in p.rglob("*")
@@ -114,7 +122,9 @@ def scan_cmd(
                 if f.severity != "info":
                     out.print(f"  {f.severity}: {escape(f.what)} at {escape(f.where)}: {escape(f.message)}")
     bad = [r for r in results if r.verdict != "safe"]
-    if not files:
+    if data_only and not as_json:
+        out.print(f"{len(data_only)} safetensors/GGUF/ONNX file(s) hold no pickle: loading them executes no code")
+    if not files and not data_only:
         out.print("no model files found")
     raise typer.Exit(1 if bad else 0)
 
