@@ -21,6 +21,7 @@ from gpuinfra.sweep import load_spec, parse_spec, plan, report, run_sweep
 from gpuinfra.sweep.runner import check_ray_address
 from gpuinfra.sweep.spec import set_path, split_path
 from gpuinfra.sweep.store import RECORD, clean_partial, write_run_dir_atomic
+from tests.procs import alive, children
 
 SCENARIO = """\
 name: small
@@ -251,27 +252,6 @@ def _finished(out: Path) -> list[Path]:
     return [d for d in (out / "runs").glob("*-s*") if not d.name.startswith(".tmp-")]
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(d.name))
-    return kids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux")
 def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_sweep(tmp_path):
     text = SWEEP.replace("[1, 2]", "[1, 2, 3]")
@@ -291,14 +271,14 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_sweep(tmp_path):
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline:  # kill once some runs are recorded and others are not
-            workers.update(_children(proc.pid))
+            workers.update(children(proc.pid))
             done = _finished(out) if (out / "runs").exists() else []
             if len(done) >= 3:
                 break
             if proc.poll() is not None:
                 pytest.fail("the sweep finished before it could be killed; make it bigger")
             time.sleep(0.05)
-        workers.update(_children(proc.pid))
+        workers.update(children(proc.pid))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
@@ -309,9 +289,9 @@ def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_sweep(tmp_path):
     # worker processes never outlive the sweep
     assert workers, "the sweep started no worker processes"
     t0 = time.monotonic()
-    while any(_alive(w) for w in workers) and time.monotonic() - t0 < 20:
+    while any(alive(w) for w in workers) and time.monotonic() - t0 < 20:
         time.sleep(0.1)
-    assert not any(_alive(w) for w in workers), "a worker outlived the killed sweep"
+    assert not any(alive(w) for w in workers), "a worker outlived the killed sweep"
 
     r = gi("sweep", str(path), "-o", str(out), "--resume", "--workers", "2", "-q")
     assert r.returncode == 0, r.stderr

@@ -8,34 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from gpuinfra import fill as fill_mod
 from gpuinfra.io import manifest
 from tests.clirunner import gi
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(d.name))
-    return kids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+from tests.procs import alive, children
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; PR_SET_PDEATHSIG is Linux's")
@@ -51,14 +30,14 @@ def test_fill_workers_die_with_a_killed_parent(tmp_path):
         deadline = time.monotonic() + 120
         while len(kids) < 2 and time.monotonic() < deadline and p.poll() is None:
             time.sleep(0.2)
-            kids = _children(p.pid)
+            kids = children(p.pid)
         assert len(kids) >= 2, "the pool never started"
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         deadline = time.monotonic() + 30
-        while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+        while any(alive(k) for k in kids) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(_alive(k) for k in kids), "workers outlived their parent"
+        assert not any(alive(k) for k in kids), "workers outlived their parent"
     finally:
         if p.poll() is None:
             p.kill()
