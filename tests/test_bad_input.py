@@ -22,6 +22,7 @@ CASES: list[tuple[str, str]] = [
     ("collective all_reduce --oversubscription nan", "--oversubscription"),
     ("collective all_reduce -f 1", "--step-factor"),
     ("collective all_reduce --gpus 0,x", "--gpus"),
+    ("collective all_reduce --gpus 0,1,1", "GPU1 named more than once"),
     ("metrics export --interval 0 --out {tmp}/m", "--interval"),
     ("metrics export --hours 0.5 --out {tmp}/m", "--hours"),
     ("metrics export --hours inf --out {tmp}/m", "--hours"),

@@ -124,6 +124,14 @@ class Placement:
             bad = [g for g in gpus if g not in all_gpus]
             if bad:
                 raise UserError(f"no {', '.join(bad)} in {topo.name}", where="--gpus", expected=", ".join(all_gpus))
+            dup = sorted({g for g in gpus if gpus.count(g) > 1}, key=_devkey)
+            if dup:
+                raise UserError(
+                    f"{', '.join(dup)} named more than once",
+                    where="--gpus",
+                    expected="each GPU index once (one rank per GPU)",
+                    fix="remove the repeated indices, e.g. --gpus 0,1,4,5",
+                )
             sel = sorted(set(gpus), key=_devkey)
         if nodes < 1:
             raise UserError("nodes must be at least 1", where="--nodes")
