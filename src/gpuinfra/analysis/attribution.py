@@ -9,7 +9,9 @@ GPU bill into lines, each GPU-second of a *provisioned* GPU counted exactly once
 - ``workload``: a pod's last (surviving) run, GPU-hours x the price of the model it ran on;
 - ``failure_waste``: runs that were thrown away -- killed by a fault, crashed on a poisoned GPU,
   preempted, evicted by an upgrade drain or a spot reclaim (the engine's ``lost_runs``); charged
-  to the pod's namespace as its own line (``namespace/pod/__failure__``);
+  to the pod's namespace as its own line (``namespace/pod/__failure__``). For a training pod the
+  execution subsystem checkpoints, only the GPU-time since its last durable checkpoint is lost;
+  the part before it moves to the pod's workload line (:func:`kept_on_kill`);
 - ``__unavailable__``: GPUs out of service while still billed (repair, reimage during an upgrade);
 - ``__stranded__``: idle GPU-time that the run's typical pods could not use (FGD fragmentation,
   the recorder's measure), per model in proportion to that model's idle time;
@@ -130,19 +132,44 @@ def attribute(
             "gpuCount": wl["num_gpu"].to_numpy(dtype=float),
         }
     )
+    owners, names = np.asarray(run.pods.owners, dtype=object), np.asarray(run.pods.names, dtype=object)
+    # killed attempts of checkpointed training pods: the part a durable checkpoint kept is the
+    # pod's useful work (workload), only the rest is failure waste (sim/execution.lost_on_kill_s)
+    kept = pd.DataFrame(kept_on_kill(run), columns=["pod", "node", "milli_s"]).astype(
+        {"pod": np.int64, "node": np.int64, "milli_s": float}
+    )
+    if len(kept):
+        kmi = c.node_model[kept["node"].to_numpy()]
+        kept = kept[kmi >= 0]
+        kw = pd.DataFrame(
+            {
+                "name": [f"{o}/{n}" for o, n in zip(owners[kept["pod"]], names[kept["pod"]], strict=True)],
+                "namespace": owners[kept["pod"]],
+                "pod": names[kept["pod"]],
+                "node": [c.node_names[n] for n in kept["node"]],
+                "gpuModel": [c.models[m] for m in c.node_model[kept["node"].to_numpy()]],
+                "costCategory": "workload",
+                "gpuHours": kept["milli_s"].to_numpy() / MS_PER_GPU_HOUR,
+                "gpuCount": run.pods.num_gpu[kept["pod"].to_numpy()].astype(float),
+            }
+        )
+        work = pd.concat([work, kw], ignore_index=True)
+        work = work.groupby(
+            ["name", "namespace", "pod", "node", "gpuModel", "costCategory"], sort=False, as_index=False
+        ).agg(gpuHours=("gpuHours", "sum"), gpuCount=("gpuCount", "max"))
     work_by_model = dict.fromkeys(c.models, 0.0)
     for m, h in work.groupby("gpuModel")["gpuHours"].sum().items():
         work_by_model[m] += float(h)
-    # failure waste: every thrown-away run, on the model of the node it ran on
+    # failure waste: every thrown-away run, on the model of the node it ran on, less what a checkpoint kept
     fail_by_model = dict.fromkeys(c.models, 0.0)
     fail = pd.DataFrame(run.lost_runs or np.zeros((0, 3)), columns=["pod", "node", "milli_s"]).astype(
         {"pod": np.int64, "node": np.int64, "milli_s": float}
     )
+    if len(kept):
+        fail = pd.concat([fail, kept.assign(milli_s=-kept["milli_s"])], ignore_index=True)
     fail["mi"] = c.node_model[fail["node"].to_numpy()] if len(fail) else np.zeros(0, dtype=np.int64)
-    fail = (
-        fail[(fail["mi"] >= 0) & (fail["milli_s"] > 0)].groupby(["pod", "mi"], sort=True)["milli_s"].sum().reset_index()
-    )
-    owners, names = np.asarray(run.pods.owners, dtype=object), np.asarray(run.pods.names, dtype=object)
+    fail = fail[fail["mi"] >= 0].groupby(["pod", "mi"], sort=True)["milli_s"].sum().reset_index()
+    fail = fail[fail["milli_s"] > 1e-6]
     fw = pd.DataFrame(
         {
             "name": [f"{o}/{n}/__failure__" for o, n in zip(owners[fail["pod"]], names[fail["pod"]], strict=True)],
@@ -179,6 +206,14 @@ def attribute(
             df[col] = 0.0
     df["totalCost"] = df["gpuCost"] + df["cpuCost"] + df["ramCost"] + df["pvCost"] + df["networkCost"]
     return df[[*OPENCOST_COLUMNS, "gpuModel", "costCategory"]]
+
+
+def kept_on_kill(run: RunResult) -> list[tuple[int, int, float]]:
+    """(pod, node, GPU milli-seconds) of killed attempts that a durable checkpoint kept, from the
+    execution subsystem's summary (empty without one): the engine's ``lost_runs`` count the
+    whole attempt; this part of it is not lost (sim/execution.lost_on_kill_s)."""
+    rows = (run.subsystems.get("execution") or {}).get("kept_on_kill") or []
+    return [(int(p), int(n), float(ms)) for p, n, ms in rows]
 
 
 def unprovisioned_by_model(run: RunResult) -> dict[str, float]:

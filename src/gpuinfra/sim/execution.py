@@ -122,6 +122,9 @@ class Execution(Subsystem):
         self.fail_phase: dict[str, dict[str, int]] = {j: {} for j in self.jobs}
         """Failures by the phase the attempt was in (what each phase risks)."""
         self.kept = 0
+        self.kept_on_kill: dict[tuple[int, int], float] = {}
+        """(pod, node) -> GPU milli-seconds of killed attempts that a durable checkpoint kept (the
+        engine's ``lost_runs`` count them lost since the attempt's start; attribution moves them back)."""
         self.trace_rows: list[tuple] = []
         self._restarting: set[str] = set()
         self.gang: dict[str, dict] = {}
@@ -275,6 +278,13 @@ class Execution(Subsystem):
         if k is None:
             return []
         rt = self.rt
+        if outcome == "evicted":
+            lost = self.lost_if_killed_s(i, t)
+            if lost is not None:
+                kept = (t - float(rt.start_s[i]) - lost) * float(alloc.gpu_milli_total)
+                if kept > 0:
+                    key = (i, int(alloc.node))
+                    self.kept_on_kill[key] = self.kept_on_kill.get(key, 0.0) + kept
         job = rt.pods.jobs[i]
         if job in self._restarting:
             return []
@@ -365,6 +375,26 @@ class Execution(Subsystem):
             self.streak[key] = n
         return t + min(k.backoff_s * 2.0 ** min(n - 1, 60), k.cap_s)
 
+    def lost_if_killed_s(self, i: int, t: float) -> float | None:
+        """Seconds of pod ``i``'s running attempt thrown away if it is killed at ``t``: the time since
+        its newest durable checkpoint (:func:`lost_on_kill_s`), capped at the time since its start.
+
+        None when the since-start figure applies: the pod is not a training pod with
+        ``checkpoint_interval_s``, or (a gang rank) its gang has no attempt in progress (the ranks
+        wait for a replacement, or the attempt was already closed by another rank's death, after
+        which the timeline is re-planned from the checkpoint)."""
+        k = self.kind_of.get(i)
+        if k is None or k.kind != "training" or k.checkpoint_interval_s is None or i not in self.tl:
+            return None
+        start = float(self.rt.start_s[i])
+        if math.isnan(start):
+            return None
+        g = self.gang_of.get(i)
+        if g is not None and (g["start"] is None or g["waiting_since"] is not None or g["start"] != start):
+            return None
+        ran = t - start
+        return min(ran, lost_on_kill_s(self.tl[i], ran))
+
     # -- results -----------------------------------------------------------------------------
     def jobs_table(self) -> list[dict]:
         """One row per job: kind, policy, attempts, failures, progress, outcome, GPU-hours."""
@@ -420,7 +450,11 @@ class Execution(Subsystem):
         return rows
 
     def summary(self) -> dict:
-        return {"jobs": self.jobs_table(), "trace_attempts": len(self.trace_rows)}
+        return {
+            "jobs": self.jobs_table(),
+            "trace_attempts": len(self.trace_rows),
+            "kept_on_kill": [[p, n, ms] for (p, n), ms in sorted(self.kept_on_kill.items())],
+        }
 
     def chrome_trace(self) -> dict:
         """The kept attempts' phases as Chrome trace JSON (``traceEvents``; pid = node, tid = GPU).
@@ -451,6 +485,40 @@ class Execution(Subsystem):
                 {"name": "process_name", "ph": "M", "pid": n, "tid": 0, "args": {"name": rt.cluster.node_names[n]}}
             )
         return {"traceEvents": ev, "displayTimeUnit": "ms"}
+
+
+def lost_on_kill_s(tl: Timeline, elapsed: float) -> float:
+    """Wall seconds of an attempt (plan ``tl``) thrown away when it is killed ``elapsed`` s after it
+    started: the time since the end of the stall of its newest *durable* checkpoint (the state
+    that checkpoint holds was produced up to then; ``Timeline.saved_at`` decides durability,
+    async ``lag_s`` included), or the whole ``elapsed`` when no checkpoint is durable yet or the
+    plan has none (``interval_s`` infinite). Start-up and warm-up before a durable checkpoint
+    are not lost: the resumed attempt does not redo the work they led to.
+
+    Closed form, e.g. no start-up, 30-min interval, no stall, killed at 100 min: checkpoints at
+    30, 60 and 90 min, 10 min lost."""
+    if elapsed <= 0:
+        return 0.0
+    if not math.isfinite(tl.interval_s):
+        return elapsed
+    n = round(tl.saved_at(elapsed) / tl.interval_s)
+    if n <= 0:
+        return elapsed
+    return min(elapsed, max(0.0, elapsed - (tl.head_s + n * (tl.interval_s + tl.stall_s))))
+
+
+def kill_loss_s(runtime, i: int, t: float) -> float:
+    """Seconds of pod ``i``'s current run lost if it is killed at ``t`` (drain, spot reclaim, fault):
+    since its last durable checkpoint when the run's ``execution`` subsystem checkpoints it
+    (:meth:`Execution.lost_if_killed_s`), else since its start. Call it *before* evicting the pod.
+
+    ``runtime`` is the subsystem's ``view.runtime``; the execution subsystem is looked up in its
+    table of subsystems (absent: the since-start figure). Shared by sim/upgrade.py and, for
+    reclaims, by sim/spot.py."""
+    ran = t - float(runtime.start_s[i])
+    exe = (getattr(runtime, "subsystems", None) or {}).get("execution")
+    lost = exe.lost_if_killed_s(i, t) if exe is not None else None
+    return ran if lost is None else lost
 
 
 def _per_attempt(atts: list[dict]) -> list[float]:

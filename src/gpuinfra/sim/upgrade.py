@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gpuinfra.errors import UserError
 from gpuinfra.models.pdb import PodDisruptionBudget
+from gpuinfra.sim.execution import kill_loss_s
 from gpuinfra.sim.kernel import PRIO_RELEASE, Event
 from gpuinfra.sim.subsystem import PENDING, RUNNING, RunConfig, Subsystem, View, register
 
@@ -80,7 +81,9 @@ class UpgradeSpec(BaseModel):
 class UpgradeController(Subsystem):
     """The ``upgrade`` subsystem. Event kinds: ``upg_step``, ``upg_drain`` (ref: node),
     ``upg_done`` (ref: node), ``upg_provisioned`` (ref: node). Summary: duration, nodes
-    upgraded, evictions (allowed, refused with 429, forced), jobs killed, GPU-hours lost,
+    upgraded, evictions (allowed, refused with 429, forced), jobs killed, GPU-hours lost (since the
+    last durable checkpoint where the execution subsystem checkpoints the pod, since its start
+    otherwise: ``lost_gpu_hours``; the since-start figure for every pod: ``lost_gpu_hours_since_start``),
     service replica-hours unavailable, unprovisioned GPU-hours."""
 
     name = "upgrade"
@@ -129,6 +132,7 @@ class UpgradeController(Subsystem):
             "pdb_overridden": 0,
         }
         self.lost_gpu_s = 0.0
+        self.lost_since_start_gpu_s = 0.0
         self.evicted_at: dict[int, float] = {}
         self.service_unready_s = 0.0
         self.done_nodes: list[dict[str, Any]] = []
@@ -253,7 +257,9 @@ class UpgradeController(Subsystem):
                     continue
             evict.append(a)
         for a in evict:
-            self.lost_gpu_s += a.gpu_milli_total * (t - float(e.start_s[a.pod])) / 1000.0
+            # lost work: since the last durable checkpoint when execution checkpoints the pod, else since start
+            self.lost_gpu_s += a.gpu_milli_total * kill_loss_s(e, a.pod, t) / 1000.0
+            self.lost_since_start_gpu_s += a.gpu_milli_total * (t - float(e.start_s[a.pod])) / 1000.0
             if e.pods.owners[a.pod] in self.pdbs:
                 self.stats["service_evictions"] += 1
                 self.stats["pdb_overridden"] += int(force)
@@ -336,6 +342,7 @@ class UpgradeController(Subsystem):
             "nodes_done": len(self.done_nodes),
             **self.stats,
             "lost_gpu_hours": self.lost_gpu_s / 3600.0,
+            "lost_gpu_hours_since_start": self.lost_since_start_gpu_s / 3600.0,
             "service_replica_hours_unready": unready / 3600.0,
             "unprovisioned_gpu_hours": sum(unprov.values()),
             "unprovisioned_gpu_hours_by_model": unprov,

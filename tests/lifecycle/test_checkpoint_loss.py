@@ -1,0 +1,91 @@
+"""Checkpoints decide what a drain costs: a killed training pod loses the work since its last
+durable checkpoint (sim/execution.lost_on_kill_s), not since its start -- hand-computed cases."""
+
+import math
+
+import pytest
+import yaml
+
+from gpuinfra import api
+from gpuinfra.analysis import attribution as at
+from gpuinfra.models.lifecycle import Timeline, startup_parts
+from gpuinfra.sim.execution import lost_on_kill_s
+
+MIN = 60.0
+GPUS = 8
+
+
+def test_closed_form_30_min_checkpoints_killed_at_100_min_lose_10_min():
+    tl = Timeline(0.0, 0.0, 10 * 3600.0, 30 * MIN)
+    assert lost_on_kill_s(tl, 100 * MIN) == pytest.approx(10 * MIN)
+    # before the first checkpoint: everything since the start
+    assert lost_on_kill_s(tl, 20 * MIN) == pytest.approx(20 * MIN)
+    # no checkpoints: since the start
+    assert lost_on_kill_s(Timeline(0.0, 0.0, 10 * 3600.0), 100 * MIN) == pytest.approx(100 * MIN)
+
+
+def test_closed_form_with_head_stall_and_async_lag():
+    # 5 min start-up, 1 min warm-up, 30-min interval, 1-min stall, 2-min async persist:
+    # checkpoint k's stall ends at 6 + 31k min and is durable at 6 + 31k + 2 min
+    tl = Timeline(5 * MIN, 1 * MIN, 10 * 3600.0, 30 * MIN, 1 * MIN, 2 * MIN)
+    assert lost_on_kill_s(tl, (6 + 62 + 1) * MIN) == pytest.approx(32 * MIN)  # 2nd not durable yet: since 1st
+    assert lost_on_kill_s(tl, (6 + 62 + 3) * MIN) == pytest.approx(3 * MIN)  # 2nd durable: since its stall's end
+
+
+def _scenario(tmp_path, checkpoint_interval_s):
+    (tmp_path / "jobs.csv").write_text(
+        "job_id,submit_time_s,duration_s,num_gpu,gpu_milli,cpu_milli,memory_mib,gpu_model,priority,qos,owner\n"
+        f"train-0,0,36000,{GPUS},1000,96000,786432,H100-SXM,10,,research\n"
+    )
+    kind = {"owner": "research", "kind": "training", "image_gb": 0, "load_gb": 0, "warmup_s": 0, "teardown_s": 0}
+    if checkpoint_interval_s is not None:
+        kind["checkpoint_interval_s"] = checkpoint_interval_s
+    head = sum(startup_parts(1, GPUS, 0.0, 0.0, "nfs-flash").values())
+    d = {
+        "name": "ckpt",
+        "seed": 1,
+        "horizon_s": 30000,
+        "sample_interval_s": 600,
+        "cluster": {"pools": [{"name": "gpu", "shape": "aws:p5.48xlarge", "count": 1}]},
+        "workload": {"trace": "jobs.csv"},
+        "scheduler": {"filters": ["NodeResourcesFit"], "reserve": "FirstFitDevices"},
+        "prices": {"cloud": "aws"},
+        "execution": {"kinds": [kind]},
+        # the drain reaches the pod 100 min after its steady work started
+        "upgrade": {"pool": "gpu", "strategy": "in_place", "start_s": head + 100 * MIN, "node_upgrade_s": 1200},
+    }
+    p = tmp_path / "sc.yaml"
+    p.write_text(yaml.safe_dump(d))
+    res = api.simulate(api.scenario(p))
+    o = res._output
+    table = at.attribute(o.run, o.ledger, o.built.prices)
+    return res, o, table, head
+
+
+def test_drain_of_a_checkpointed_pod_loses_10_min_x_its_gpus(tmp_path):
+    res, o, table, head = _scenario(tmp_path, 30 * MIN)
+    up = res.summary["upgrade"]
+    assert up["jobs_killed"] == 1
+    assert up["lost_gpu_hours"] == pytest.approx(10 * MIN * GPUS / 3600.0)
+    assert up["lost_gpu_hours_since_start"] == pytest.approx((head + 100 * MIN) * GPUS / 3600.0)
+    fw = table[table.costCategory == "failure_waste"]
+    assert float(fw.gpuHours.sum()) == pytest.approx(10 * MIN * GPUS / 3600.0)
+    # the checkpointed part is the pod's useful work: every GPU-second still once, idle checked
+    assert float(table.totalCost.sum()) == pytest.approx(at.bill(o.run, o.built.prices)["total"], rel=1e-12)
+    assert at.check(o.run, table)["ok"]
+    work = table[(table.costCategory == "workload") & (table.pod == "train-0")]
+    assert float(work.gpuHours.sum()) + float(fw.gpuHours.sum()) == pytest.approx(
+        float(o.ledger.loc[o.ledger.name == "train-0", "gpu_hours"].sum())
+    )
+
+
+def test_drain_without_checkpoints_keeps_the_since_start_figure(tmp_path):
+    res, o, table, head = _scenario(tmp_path, None)
+    up = res.summary["upgrade"]
+    since = (head + 100 * MIN) * GPUS / 3600.0
+    assert up["lost_gpu_hours"] == pytest.approx(since)
+    assert up["lost_gpu_hours_since_start"] == pytest.approx(since)
+    fw = table[table.costCategory == "failure_waste"]
+    assert float(fw.gpuHours.sum()) == pytest.approx(since)
+    assert math.isclose(float(table.totalCost.sum()), at.bill(o.run, o.built.prices)["total"], rel_tol=1e-12)
+    assert at.check(o.run, table)["ok"]
