@@ -7,6 +7,9 @@ cost*. Its allocation API names rows ``namespace/pod`` and the idle row ``__idle
 GPU bill into lines, each GPU-second of a *provisioned* GPU counted exactly once:
 
 - ``workload``: a pod's last (surviving) run, GPU-hours x the price of the model it ran on;
+- ``over_provisioned``: GPU-time that inference replicas held beyond what their offered load
+  needs at the SLO (:func:`over_provisioning`), moved out of the service pods' workload lines into
+  ``namespace/__over_provisioned__``; services without a declared load are reported "not computed";
 - ``failure_waste``: runs that were thrown away -- killed by a fault, crashed on a poisoned GPU,
   preempted, evicted by an upgrade drain or a spot reclaim (the engine's ``lost_runs``); charged
   to the pod's namespace as its own line (``namespace/pod/__failure__``). For a training pod the
@@ -68,7 +71,7 @@ OPENCOST_COLUMNS = (
 """Columns of OpenCost's allocation API (``/allocation``), in its camelCase; ``costCategory``
 and ``gpuModel`` are this extension's."""
 
-CATEGORIES = ("workload", "failure_waste", "unavailable", "stranded", "idle")
+CATEGORIES = ("workload", "over_provisioned", "failure_waste", "unavailable", "stranded", "idle")
 
 
 def _price(prices: PriceBook, model: str) -> float:
@@ -84,12 +87,22 @@ def _price(prices: PriceBook, model: str) -> float:
 
 
 def attribute(
-    run: RunResult, ledger: pd.DataFrame, prices: PriceBook, *, cluster_name: str = "cluster"
+    run: RunResult,
+    ledger: pd.DataFrame,
+    prices: PriceBook,
+    *,
+    cluster_name: str = "cluster",
+    services: list[dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """One row per attributed line, with OpenCost's allocation columns plus ``costCategory`` and
     ``gpuModel``. GPU-hours and USD; CPU/RAM/PV/network columns are 0 (GPU pricing only).
 
-    Raises UserError when a GPU model of the cluster has no price (naming the model).
+    ``services``: :func:`over_provisioning`'s result for this run (computed here when None); each
+    computed service's excess replica GPU-time moves from its pods' workload lines to one
+    ``namespace/__over_provisioned__`` line per GPU model.
+
+    Raises UserError when a GPU model of the cluster has no price (naming the model), or when a
+    service's capacity cannot be computed (see :func:`over_provisioning`).
     """
     c, rec = run.cluster, run.recorder
     start, end = float(rec.start_s), float(run.horizon_s)
@@ -157,6 +170,34 @@ def attribute(
         work = work.groupby(
             ["name", "namespace", "pod", "node", "gpuModel", "costCategory"], sort=False, as_index=False
         ).agg(gpuHours=("gpuHours", "sum"), gpuCount=("gpuCount", "max"))
+    # over-provisioned serving: each service's excess replica GPU-time, taken from its pods'
+    # workload lines in proportion to their GPU-hours (per model, so every model still sums)
+    over_rows = []
+    for sv in over_provisioning(run, ledger) if services is None else services:
+        h = float(sv.get("over_provisioned_gpu_hours") or 0.0)
+        if sv.get("status") != "computed" or h <= 0:
+            continue
+        mask = (work["namespace"] == sv["namespace"]).to_numpy()
+        held = float(work.loc[mask, "gpuHours"].sum())
+        if held <= 0:
+            continue
+        moved = work.loc[mask, "gpuHours"] * min(h / held, 1.0)
+        work.loc[mask, "gpuHours"] = work.loc[mask, "gpuHours"] - moved
+        for m, mh in moved.groupby(work.loc[mask, "gpuModel"]).sum().items():
+            over_rows.append(
+                {
+                    "name": f"{sv['namespace']}/__over_provisioned__",
+                    "namespace": sv["namespace"],
+                    "pod": "",
+                    "node": "",
+                    "gpuModel": m,
+                    "costCategory": "over_provisioned",
+                    "gpuHours": float(mh),
+                    "gpuCount": 0.0,
+                }
+            )
+    if over_rows:
+        work = pd.concat([work, pd.DataFrame(over_rows)], ignore_index=True)
     work_by_model = dict.fromkeys(c.models, 0.0)
     for m, h in work.groupby("gpuModel")["gpuHours"].sum().items():
         work_by_model[m] += float(h)
@@ -206,6 +247,131 @@ def attribute(
             df[col] = 0.0
     df["totalCost"] = df["gpuCost"] + df["cpuCost"] + df["ramCost"] + df["pvCost"] + df["networkCost"]
     return df[[*OPENCOST_COLUMNS, "gpuModel", "costCategory"]]
+
+
+def over_provisioning(run: RunResult, ledger: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per service (execution kind ``service``): the replicas its load needs and the replica
+    GPU-time held beyond them, from the numbers of this run.
+
+    needed = max(min_replicas, ceil(offered_rps / (capacity_rps x target_utilization)))
+    (sim/execution.ServiceLoad; capacity measured or from sim/serving.capacity_at_slo on the GPU
+    model and GPU count the replicas ran on). With R(t) the service's replicas running at t (the
+    pods' surviving runs, the ledger's start/end), over-provisioned GPU-hours = integral of
+    max(0, R(t) - needed) x GPUs per replica; replica-hours short = integral of
+    max(0, needed - R(t)) over the service's window (first submit to the end of its durations,
+    capped at the horizon). Start-up and warm-up of a replica count as held (it holds its GPUs).
+
+    Returns one dict per service: ``status`` ``computed`` with ``namespace``, ``offered_rps``,
+    ``capacity_rps``, ``capacity_source``, ``target_utilization``, ``needed_replicas``,
+    ``mean_replicas``, ``gpus_per_replica``, ``gpu_model``, ``held_gpu_hours``,
+    ``over_provisioned_gpu_hours``, ``replica_hours_short``, ``source``; or ``not computed``
+    with ``why`` (no ``load`` declared, replicas of different sizes or GPU models, no replica ran).
+    Raises UserError when the serving model does not fit the replicas' GPUs."""
+    import math as _m
+
+    from gpuinfra.sim.execution import ServiceLoad
+
+    specs = (run.subsystems.get("execution") or {}).get("services") or []
+    out: list[dict[str, Any]] = []
+    horizon = float(run.horizon_s)
+    for sv in specs:
+        owner = sv["owner"]
+        where = f"execution.kinds[owner={owner}].load"
+        if sv.get("load") is None:
+            out.append(
+                {
+                    "namespace": owner,
+                    "status": "not computed",
+                    "why": f"{where} is missing: the service declares no offered load (offered_rps, source) to size "
+                    "its replicas against",
+                }
+            )
+            continue
+        load = ServiceLoad(**sv["load"])
+        led = ledger[(ledger["owner"] == owner) & (ledger["num_gpu"] > 0)]
+        last = (led["gpu_hours"] - led["lost_gpu_hours"]).to_numpy(dtype=float)
+        ran = led[(last > 0) & led["start_s"].notna()]
+        if not len(ran):
+            out.append({"namespace": owner, "status": "not computed", "why": "no replica of the service ran"})
+            continue
+        sizes = sorted(set((ran["num_gpu"] * ran["gpu_milli"] / MILLI_PER_GPU).round(6)))
+        models = sorted(set(ran["gpu_model"]))
+        if len(sizes) > 1 or len(models) > 1:
+            out.append(
+                {
+                    "namespace": owner,
+                    "status": "not computed",
+                    "why": f"replicas of different sizes ({sizes} GPUs) or GPU models ({', '.join(models)}): one "
+                    "per-replica capacity does not describe them",
+                }
+            )
+            continue
+        g, model = float(sizes[0]), models[0]
+        if load.replica_capacity_rps is not None:
+            cap, src = load.replica_capacity_rps, load.capacity_source
+        else:
+            cap, src = _capacity(load, model, int(ran["num_gpu"].iloc[0]))
+        needed = max(load.min_replicas, _m.ceil(load.offered_rps / (cap * load.target_utilization) - 1e-9))
+        # R(t): +1 at each start, -1 at each end (end = horizon for running replicas)
+        t0 = ran["start_s"].to_numpy(dtype=float)
+        t1 = np.minimum(ran["end_s"].fillna(horizon).to_numpy(dtype=float), horizon)
+        win0 = float(run.pods.submit_s[[i for i, o in enumerate(run.pods.owners) if o == owner]].min())
+        durs = run.pods.submit_s + run.pods.duration_s
+        win1 = min(horizon, float(max(durs[i] for i, o in enumerate(run.pods.owners) if o == owner)))
+        ts = np.concatenate([t0, t1, [win0, win1]])
+        dr = np.concatenate([np.ones(len(t0)), -np.ones(len(t1)), [0.0, 0.0]])
+        order = np.lexsort((dr, ts))
+        ts, dr = ts[order], dr[order]
+        r = np.cumsum(dr)[:-1]
+        dt = np.diff(ts)
+        over_s = float((np.maximum(r - needed, 0.0) * dt).sum())
+        inwin = np.clip(np.minimum(ts[1:], win1) - np.maximum(ts[:-1], win0), 0.0, None)
+        short_s = float((np.maximum(needed - r, 0.0) * inwin).sum())
+        held_h = float(last[(last > 0) & led["start_s"].notna().to_numpy()].sum())
+        out.append(
+            {
+                "namespace": owner,
+                "status": "computed",
+                "offered_rps": load.offered_rps,
+                "offered_source": load.source,
+                "capacity_rps": cap,
+                "capacity_source": src,
+                "target_utilization": load.target_utilization,
+                "min_replicas": load.min_replicas,
+                "needed_replicas": needed,
+                "mean_replicas": float((r * dt).sum()) / (win1 - win0) if win1 > win0 else 0.0,
+                "gpus_per_replica": g,
+                "gpu_model": model,
+                "held_gpu_hours": held_h,
+                "over_provisioned_gpu_hours": min(over_s * g / 3600.0, held_h),
+                "replica_hours_short": short_s / 3600.0,
+            }
+        )
+    return out
+
+
+def _capacity(load: Any, gpu: str, tp: int) -> tuple[float, str]:
+    """One replica's sustained requests/s at the SLO, from the request-level serving simulator."""
+    key = (load.model, load.precision, load.batching, str(load.input_tokens), str(load.output_tokens))
+    key += (load.slo_ttft_s, load.slo_tpot_s, load.slo_attainment, gpu, tp)
+    if key not in _CAPACITY:
+        from gpuinfra.sim.serving import Batching, ServingConfig, Slo, capacity_at_slo
+
+        cfg = ServingConfig(
+            model=load.model,
+            gpu=gpu,
+            precision=load.precision,
+            tp=tp,
+            batching=Batching(kind=load.batching),
+            slo=Slo(load.slo_ttft_s, load.slo_tpot_s),
+        )
+        r = capacity_at_slo(cfg, load.input_tokens, load.output_tokens, attainment=load.slo_attainment)
+        _CAPACITY[key] = (float(r["rps"]), r["source"])
+    return _CAPACITY[key]
+
+
+_CAPACITY: dict[tuple, tuple[float, str]] = {}
+"""Capacities already computed in this process (a pure function of its key: same seed, same window)."""
 
 
 def kept_on_kill(run: RunResult) -> list[tuple[int, int, float]]:

@@ -34,7 +34,7 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gpuinfra.models.lifecycle import Timeline, startup_parts
 from gpuinfra.sim.kernel import PRIO_RELEASE, Event
@@ -44,6 +44,41 @@ KINDS = ("training", "batch", "service")
 BACKOFF_RESET_S = 600.0
 """The kubelet resets a container's crash back-off after it ran 10 minutes (Kubernetes docs, pod
 lifecycle: container restart policy [P])."""
+
+
+class ServiceLoad(BaseModel):
+    """What a service (kind ``service``) is asked to serve, so cost attribution can say how many
+    replicas it needs (analysis/attribution.over_provisioning):
+
+    needed replicas = max(``min_replicas``, ceil(``offered_rps`` / (capacity x ``target_utilization``)))
+
+    where capacity is one replica's sustained requests/s at the SLO: ``replica_capacity_rps`` when
+    measured (with ``capacity_source``), else computed by the request-level serving simulator
+    (sim/serving.capacity_at_slo) for ``model`` on the GPU and GPU count the service's pods ran on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    offered_rps: float = Field(gt=0, description="mean requests/s the service receives")
+    source: str = Field(min_length=1, description="where offered_rps comes from (a trace, a dashboard, an assumption)")
+    replica_capacity_rps: float | None = Field(None, gt=0, description="measured requests/s one replica sustains")
+    capacity_source: str = Field("", description="where replica_capacity_rps comes from (required with it)")
+    model: str = Field("llama-3-8b", description="served model (catalog name) when the capacity is computed")
+    precision: str = "bf16"
+    batching: Literal["single", "dynamic", "continuous", "chunked"] = "continuous"
+    input_tokens: int | str = Field(512, description="prompt tokens: N, uniform:A:B or lognormal:MEAN:CV")
+    output_tokens: int | str = Field(128, description="output tokens, same forms")
+    slo_ttft_s: float = Field(2.0, gt=0, description="Vidur-Search: TTFT p90 < 2 s (facts/serving.md 1.1)")
+    slo_tpot_s: float = Field(0.2, gt=0, description="Vidur-Search: TBT p99 < 200 ms")
+    slo_attainment: float = Field(0.9, gt=0, le=1, description="share of requests that must meet both")
+    target_utilization: float = Field(
+        0.7, gt=0, le=1, description="headroom: Knative's container-concurrency-target-percentage default 70 %"
+    )
+    min_replicas: int = Field(1, ge=1, description="replicas kept whatever the load (redundancy, N+1)")
+
+    @model_validator(mode="after")
+    def _capacity_sourced(self) -> ServiceLoad:
+        if self.replica_capacity_rps is not None and not self.capacity_source.strip():
+            raise ValueError("replica_capacity_rps needs capacity_source: where was it measured?")
+        return self
 
 
 class KindSpec(BaseModel):
@@ -71,6 +106,13 @@ class KindSpec(BaseModel):
     backoff_limit_per_index: bool | None = Field(
         None, description="count failures per pod (Indexed Job backoffLimitPerIndex); default: true for batch"
     )
+    load: ServiceLoad | None = Field(None, description="service: the load it serves (over-provisioning line)")
+
+    @model_validator(mode="after")
+    def _load_for_services(self) -> KindSpec:
+        if self.load is not None and self.kind != "service":
+            raise ValueError(f"load is for kind service; owner {self.owner} is kind {self.kind}")
+        return self
 
     @property
     def policy(self) -> str:
@@ -454,6 +496,11 @@ class Execution(Subsystem):
             "jobs": self.jobs_table(),
             "trace_attempts": len(self.trace_rows),
             "kept_on_kill": [[p, n, ms] for (p, n), ms in sorted(self.kept_on_kill.items())],
+            "services": [
+                {"owner": k.owner, "load": k.load.model_dump() if k.load is not None else None}
+                for k in self.spec.kinds
+                if k.kind == "service"
+            ],
         }
 
     def chrome_trace(self) -> dict:
