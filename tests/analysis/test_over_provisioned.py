@@ -34,7 +34,7 @@ def _run(tmp_path, replicas=4, load=None, extra_kinds=()):
     p = tmp_path / "sc.yaml"
     p.write_text(yaml.safe_dump(d))
     o = api.simulate(api.scenario(p))._output
-    return o, at.over_provisioning(o.run, o.ledger)
+    return o, at.over_provisioning(o.run)
 
 
 # 12 req/s offered, 8 req/s per replica measured, aimed at 75 % utilisation: 12 / (8 x 0.75) = 2 replicas

@@ -89,3 +89,37 @@ def test_drain_without_checkpoints_keeps_the_since_start_figure(tmp_path):
     assert float(fw.gpuHours.sum()) == pytest.approx(since)
     assert math.isclose(float(table.totalCost.sum()), at.bill(o.run, o.built.prices)["total"], rel_tol=1e-12)
     assert at.check(o.run, table)["ok"]
+
+
+def test_a_ready_service_replica_drained_loses_nothing_and_all_its_attempts_are_its_usage(tmp_path):
+    (tmp_path / "jobs.csv").write_text(
+        "job_id,submit_time_s,duration_s,num_gpu,gpu_milli,cpu_milli,memory_mib,gpu_model,priority,qos,owner\n"
+        "serve-0,0,30000,1,1000,8000,65536,H100-SXM,100,,serving\n"
+    )
+    load = {"offered_rps": 1, "source": "test", "replica_capacity_rps": 10, "capacity_source": "test"}
+    d = {
+        "name": "svc",
+        "seed": 1,
+        "horizon_s": 30000,
+        "sample_interval_s": 600,
+        "cluster": {"pools": [{"name": "gpu", "shape": "aws:p5.48xlarge", "count": 1}]},
+        "workload": {"trace": "jobs.csv"},
+        "scheduler": {"filters": ["NodeResourcesFit"], "reserve": "FirstFitDevices"},
+        "prices": {"cloud": "aws"},
+        "execution": {"kinds": [{"owner": "serving", "kind": "service", "load": load}]},
+        "upgrade": {"pool": "gpu", "strategy": "in_place", "start_s": 3600, "node_upgrade_s": 1200},
+    }
+    p = tmp_path / "sc.yaml"
+    p.write_text(yaml.safe_dump(d))
+    res = api.simulate(api.scenario(p))
+    o = res._output
+    up = res.summary["upgrade"]
+    assert up["lost_gpu_hours"] == 0.0 and up["lost_gpu_hours_since_start"] == pytest.approx(1.0)
+    table = at.attribute(o.run, o.ledger, o.built.prices)
+    assert "failure_waste" not in set(table.costCategory)
+    (sv,) = at.over_provisioning(o.run)
+    usage = table[(table.namespace == "serving") & table.costCategory.isin(["workload", "over_provisioned"])]
+    assert sv["held_gpu_hours"] == pytest.approx(float(usage.gpuHours.sum()))
+    assert sv["held_gpu_hours"] > 1.0  # both attempts: before the drain and after the reimage
+    assert float(table.totalCost.sum()) == pytest.approx(at.bill(o.run, o.built.prices)["total"], rel=1e-12)
+    assert at.check(o.run, table)["ok"]

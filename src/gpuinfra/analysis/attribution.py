@@ -173,7 +173,7 @@ def attribute(
     # over-provisioned serving: each service's excess replica GPU-time, taken from its pods'
     # workload lines in proportion to their GPU-hours (per model, so every model still sums)
     over_rows = []
-    for sv in over_provisioning(run, ledger) if services is None else services:
+    for sv in over_provisioning(run) if services is None else services:
         h = float(sv.get("over_provisioned_gpu_hours") or 0.0)
         if sv.get("status") != "computed" or h <= 0:
             continue
@@ -249,14 +249,15 @@ def attribute(
     return df[[*OPENCOST_COLUMNS, "gpuModel", "costCategory"]]
 
 
-def over_provisioning(run: RunResult, ledger: pd.DataFrame) -> list[dict[str, Any]]:
+def over_provisioning(run: RunResult) -> list[dict[str, Any]]:
     """Per service (execution kind ``service``): the replicas its load needs and the replica
     GPU-time held beyond them, from the numbers of this run.
 
     needed = max(min_replicas, ceil(offered_rps / (capacity_rps x target_utilization)))
     (sim/execution.ServiceLoad; capacity measured or from sim/serving.capacity_at_slo on the GPU
-    model and GPU count the replicas ran on). With R(t) the service's replicas running at t (the
-    pods' surviving runs, the ledger's start/end), over-provisioned GPU-hours = integral of
+    model and GPU count the replicas ran on). With R(t) the service's replicas running at t (every
+    attempt of its pods, from the execution subsystem's summary: a replica killed once Ready lost
+    nothing, so all its attempts are the service's usage), over-provisioned GPU-hours = integral of
     max(0, R(t) - needed) x GPUs per replica; replica-hours short = integral of
     max(0, needed - R(t)) over the service's window (first submit to the end of its durations,
     capped at the horizon). Start-up and warm-up of a replica count as held (it holds its GPUs).
@@ -264,7 +265,7 @@ def over_provisioning(run: RunResult, ledger: pd.DataFrame) -> list[dict[str, An
     Returns one dict per service: ``status`` ``computed`` with ``namespace``, ``offered_rps``,
     ``capacity_rps``, ``capacity_source``, ``target_utilization``, ``needed_replicas``,
     ``mean_replicas``, ``gpus_per_replica``, ``gpu_model``, ``held_gpu_hours``,
-    ``over_provisioned_gpu_hours``, ``replica_hours_short``, ``source``; or ``not computed``
+    ``over_provisioned_gpu_hours``, ``replica_hours_short``, ``offered_source``; or ``not computed``
     with ``why`` (no ``load`` declared, replicas of different sizes or GPU models, no replica ran).
     Raises UserError when the serving model does not fit the replicas' GPUs."""
     import math as _m
@@ -272,6 +273,7 @@ def over_provisioning(run: RunResult, ledger: pd.DataFrame) -> list[dict[str, An
     from gpuinfra.sim.execution import ServiceLoad
 
     specs = (run.subsystems.get("execution") or {}).get("services") or []
+    c = run.cluster
     out: list[dict[str, Any]] = []
     horizon = float(run.horizon_s)
     for sv in specs:
@@ -288,14 +290,16 @@ def over_provisioning(run: RunResult, ledger: pd.DataFrame) -> list[dict[str, An
             )
             continue
         load = ServiceLoad(**sv["load"])
-        led = ledger[(ledger["owner"] == owner) & (ledger["num_gpu"] > 0)]
-        last = (led["gpu_hours"] - led["lost_gpu_hours"]).to_numpy(dtype=float)
-        ran = led[(last > 0) & led["start_s"].notna()]
-        if not len(ran):
+        runs = pd.DataFrame(sv.get("runs") or [], columns=["pod", "node", "start", "end"])
+        runs = runs[(runs["end"] > runs["start"]) & (runs["node"] >= 0)]
+        if not len(runs):
             out.append({"namespace": owner, "status": "not computed", "why": "no replica of the service ran"})
             continue
-        sizes = sorted(set((ran["num_gpu"] * ran["gpu_milli"] / MILLI_PER_GPU).round(6)))
-        models = sorted(set(ran["gpu_model"]))
+        pod = runs["pod"].to_numpy(dtype=np.int64)
+        per = run.pods.num_gpu[pod] * run.pods.gpu_milli[pod] / MILLI_PER_GPU
+        sizes = sorted(set(np.round(per, 6).tolist()))
+        mi = c.node_model[runs["node"].to_numpy(dtype=np.int64)]
+        models = sorted({c.models[m] if m >= 0 else "no GPU" for m in mi})
         if len(sizes) > 1 or len(models) > 1:
             out.append(
                 {
@@ -310,11 +314,11 @@ def over_provisioning(run: RunResult, ledger: pd.DataFrame) -> list[dict[str, An
         if load.replica_capacity_rps is not None:
             cap, src = load.replica_capacity_rps, load.capacity_source
         else:
-            cap, src = _capacity(load, model, int(ran["num_gpu"].iloc[0]))
+            cap, src = _capacity(load, model, int(run.pods.num_gpu[pod[0]]))
         needed = max(load.min_replicas, _m.ceil(load.offered_rps / (cap * load.target_utilization) - 1e-9))
-        # R(t): +1 at each start, -1 at each end (end = horizon for running replicas)
-        t0 = ran["start_s"].to_numpy(dtype=float)
-        t1 = np.minimum(ran["end_s"].fillna(horizon).to_numpy(dtype=float), horizon)
+        # R(t): +1 at each attempt's start, -1 at its end (running ones end at the horizon)
+        t0 = runs["start"].to_numpy(dtype=float)
+        t1 = np.minimum(runs["end"].to_numpy(dtype=float), horizon)
         win0 = float(run.pods.submit_s[[i for i, o in enumerate(run.pods.owners) if o == owner]].min())
         durs = run.pods.submit_s + run.pods.duration_s
         win1 = min(horizon, float(max(durs[i] for i, o in enumerate(run.pods.owners) if o == owner)))
@@ -327,7 +331,7 @@ def over_provisioning(run: RunResult, ledger: pd.DataFrame) -> list[dict[str, An
         over_s = float((np.maximum(r - needed, 0.0) * dt).sum())
         inwin = np.clip(np.minimum(ts[1:], win1) - np.maximum(ts[:-1], win0), 0.0, None)
         short_s = float((np.maximum(needed - r, 0.0) * inwin).sum())
-        held_h = float(last[(last > 0) & led["start_s"].notna().to_numpy()].sum())
+        held_h = float(((t1 - t0) * g).sum()) / 3600.0
         out.append(
             {
                 "namespace": owner,

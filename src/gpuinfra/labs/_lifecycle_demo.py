@@ -30,6 +30,38 @@ def write_trace(path: Path, *, days: float = 3.0, replicas: int = 6, batch_per_d
     path.write_text("\n".join(rows) + "\n")
 
 
+# Execution semantics of the demo's owners (sim/execution.py): training checkpoints hourly, the
+# inference service declares the load it serves (the over-provisioned serving line needs it).
+CHECKPOINT_INTERVAL_S = 3600.0
+"""~1 h: the typical checkpoint interval of the ETTR model's inputs (Kokolis et al., HPCA 2025,
+arXiv 2410.21680; facts failures-and-checkpoints.md 3.4). No stall: async checkpointing assumed
+(Acme, NSDI'24, facts 3.5), so the GPUs are not blocked while it persists."""
+SERVICE_LOAD = {
+    "offered_rps": 100.0,
+    "source": "illustrative parameter of the exercise (assumption): mean requests/s the inference service receives",
+    "model": "llama-3-8b",
+    "input_tokens": 512,
+    "output_tokens": 128,
+    "target_utilization": 0.7,
+    "min_replicas": 2,
+}
+"""The service: Llama-3-8B bf16, one H100 per replica, 512-token prompts and 128-token outputs
+(assumptions of the exercise); capacity per replica computed by sim/serving at Vidur-Search's SLO
+(TTFT p90 < 2 s, TBT p99 < 200 ms); 70 % target utilisation (Knative's default
+container-concurrency-target-percentage, facts serving.md 2.1); at least 2 replicas so a drain or
+a fault never leaves the service with none (N+1, assumption)."""
+
+
+def execution_block() -> dict:
+    """The demo's ``execution:`` block (training checkpointed hourly; the service and its load)."""
+    return {
+        "kinds": [
+            {"owner": "research", "kind": "training", "checkpoint_interval_s": CHECKPOINT_INTERVAL_S},
+            {"owner": "serving", "kind": "service", "load": dict(SERVICE_LOAD)},
+        ]
+    }
+
+
 def scenario_dict(trace: str, *, nodes: int = 5, spare: int = 5, days: float = 3.0) -> dict:
     return {
         "name": "lifecycle-demo",
@@ -51,6 +83,7 @@ def scenario_dict(trace: str, *, nodes: int = 5, spare: int = 5, days: float = 3
             "reserve": "FirstFitDevices",
         },
         "prices": {"cloud": "aws"},
+        "execution": execution_block(),
     }
 
 

@@ -28,7 +28,7 @@ from gpuinfra.catalog import compat as cc
 from gpuinfra.catalog.gpus import gpu_model
 from gpuinfra.catalog.prices import gpu_hour_price
 from gpuinfra.labs import write_lab
-from gpuinfra.labs._lifecycle_demo import write_scenario
+from gpuinfra.labs._lifecycle_demo import CHECKPOINT_INTERVAL_S, write_scenario
 from gpuinfra.lifecycle import evaluate_candidate, upgrade_plan
 from gpuinfra.models import compat
 from gpuinfra.models.capacity import GrowthOption, growth_timeline, spike_plan
@@ -169,7 +169,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "design": {"label": d.label, "spec": d.model_dump()},
         "fragility": fragility(),
         "coupling": coupling(),
-        "upgrade": {**plan.as_dict(), "design": drow},
+        "upgrade": {**plan.as_dict(), "design": drow, "checkpoint_interval_s": CHECKPOINT_INTERVAL_S},
         "capacity": capacity(),
     }
     return write_lab(out_dir, s, render(s))
@@ -239,6 +239,9 @@ def render(s: dict[str, Any]) -> str:
             if better
             else f"The design does not beat {strong['candidate']}; take that one."
         )
+        + f" Training checkpoints every {up['checkpoint_interval_s'] / 60:.0f} min, so a drained training pod loses "
+        "only the GPU-hours since its last checkpoint (lost_gpu_hours); a drain that comes before the first "
+        "checkpoint loses everything since the pod started."
     )
     keys = [
         "candidate",

@@ -7,11 +7,15 @@ Activities, each computed from the runs this lab makes:
 2. Hidden cost drivers: idle, stranded (fragmentation), GPUs out of service, failure waste,
    ranked ("silent burn"), with the check that the lines sum to the bill.
 3. Cost of failed or inefficient workloads: failure waste by namespace (drain evictions, spot
-   reclaims, fault kills) next to each namespace's useful spend.
-4. Redesign to cut silent burn (``--design FILE``, shipped: labs/designs/lab14-burn.yaml):
+   reclaims, fault kills) next to each namespace's useful spend; training checkpoints hourly, so
+   a killed training pod's waste is the work since its last checkpoint.
+4. Over-provisioned serving: the replicas the service's declared load needs at its SLO (one
+   replica's capacity from the request-level serving simulator) against the replicas it held;
+   the excess GPU-time is its own line.
+5. Redesign to cut silent burn (``--design FILE``, shipped: labs/designs/lab14-burn.yaml):
    the design and the baselines run on the same seed and workload; the headline compares the
-   design with the strongest baseline (the one with the least silent burn that still serves
-   every pod). Spot economics on the Alibaba spot cluster's real inventory (closed forms of
+   design with the strongest baseline (the one with the least silent burn that leaves no more
+   pods pending and no more load unserved than the as-is run). Spot economics on the Alibaba spot cluster's real inventory (closed forms of
    models/capacity.py) and the committed-use level from the run's own hourly demand.
 """
 
@@ -74,6 +78,7 @@ class Design(BaseModel):
     fault_detect_s: float = Field(
         600.0, ge=0, le=86400, description="time to detect a poisoned GPU (DCGM health watch)"
     )
+    serving_replicas: int = Field(6, ge=1, le=64, description="inference replicas (one H100 each) run all month")
     label: str = "design"
 
 
@@ -86,7 +91,9 @@ def load_design(path: Path | None) -> Design:
 
 
 def _scenario(out_dir: Path, d: Design, name: str) -> Any:
-    sc = scenario_dict("lifecycle-jobs.csv", nodes=d.gpu_nodes, spare=max(d.spot_nodes, 1), days=DAYS)
+    trace = f"{name}-jobs.csv"
+    write_trace(out_dir / trace, days=DAYS, replicas=d.serving_replicas)
+    sc = scenario_dict(trace, nodes=d.gpu_nodes, spare=max(d.spot_nodes, 1), days=DAYS)
     sc["cluster"]["pools"][1]["name"] = "gpu-spot"
     sc["cluster"]["pools"][1]["count"] = max(d.spot_nodes, 1)
     sc["scheduler"]["scores"] = [{"name": d.score, "weight": 1}]
@@ -105,7 +112,8 @@ def _scenario(out_dir: Path, d: Design, name: str) -> Any:
         "start_s": 10 * 86400,
         "node_upgrade_s": 1200,
         "order": d.upgrade_order,
-        "pdbs": {"serving": {"minAvailable": "80%"}},
+        # at most one replica down at a time (6 replicas: the same as minAvailable 80 %, rounded up)
+        "pdbs": {"serving": {"maxUnavailable": 1}},
         "source": "node_upgrade_s: assumption (reimage + reboot + validation)",
     }
     if d.spot_nodes == 0:
@@ -120,7 +128,9 @@ def _scenario(out_dir: Path, d: Design, name: str) -> Any:
 def _evaluate(sc: Any, seed: int) -> dict[str, Any]:
     res = api.simulate(sc, seed=seed)
     o = res._output
-    table = at.attribute(o.run, o.ledger, o.built.prices, cluster_name=sc.name)
+    svc = at.over_provisioning(o.run)
+    table = at.attribute(o.run, o.ledger, o.built.prices, cluster_name=sc.name, services=svc)
+    over = table[table.costCategory == "over_provisioned"].groupby("namespace")["totalCost"].sum()
     by_cat = table.groupby("costCategory")[["gpuHours", "totalCost"]].sum()
     burn = float(by_cat.loc[by_cat.index != "workload", "totalCost"].sum())
     fw = table[table.costCategory == "failure_waste"].groupby("namespace")["totalCost"].sum()
@@ -131,6 +141,9 @@ def _evaluate(sc: Any, seed: int) -> dict[str, Any]:
         "silent_burn_usd": burn,
         "by_category": {k: {"gpu_hours": float(v.gpuHours), "usd": float(v.totalCost)} for k, v in by_cat.iterrows()},
         "failure_waste_by_namespace": {k: float(v) for k, v in fw.items()},
+        "over_provisioning": svc,
+        "over_provisioned_usd_by_namespace": {k: float(v) for k, v in over.items()},
+        "replica_hours_short": float(sum(x.get("replica_hours_short", 0.0) for x in svc)),
         "workload_by_namespace": {k: float(v) for k, v in work.items()},
         "silent_burn": at.silent_burn(table).to_dict(orient="records"),
         "check": at.check(o.run, table),
@@ -190,7 +203,6 @@ def spot_inventory_whatif(policy_interval_s: float = 3600.0) -> dict[str, Any]:
 def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers: int | None = None) -> Path:
     d = load_design(design)  # checked before any run
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_trace(out_dir / "lifecycle-jobs.csv", days=DAYS)
     seed = 3
     as_is = Design(label="as is")
     baselines = {
@@ -198,6 +210,9 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "right-size only": as_is.model_copy(update={"gpu_nodes": d.gpu_nodes, "label": "right-size only"}),
         "faster detection only": as_is.model_copy(
             update={"fault_detect_s": d.fault_detect_s, "label": "faster detection only"}
+        ),
+        "right-size serving only": as_is.model_copy(
+            update={"serving_replicas": d.serving_replicas, "label": "right-size serving only"}
         ),
     }
     runs = {k: _evaluate(_scenario(out_dir, b, f"baseline-{i}"), seed) for i, (k, b) in enumerate(baselines.items())}
@@ -225,8 +240,19 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
     return write_lab(out_dir, s, render(s))
 
 
+def _short(r: dict[str, Any]) -> float:
+    """Inference replica-hours short of the need, at the 0.1 replica-hour (6 min) the report shows:
+    replicas submitted seconds apart leave seconds short that are no finding."""
+    return round(r["replica_hours_short"], 1)
+
+
 def _strongest(runs: dict[str, Any]) -> str:
-    ok = {k: r for k, r in runs.items() if k != "design" and r["pending_at_end"] <= runs["as is"]["pending_at_end"]}
+    base = runs["as is"]
+    ok = {
+        k: r
+        for k, r in runs.items()
+        if k != "design" and r["pending_at_end"] <= base["pending_at_end"] and _short(r) <= _short(base)
+    }
     return min(ok or {k: r for k, r in runs.items() if k != "design"}, key=lambda k: runs[k]["silent_burn_usd"])
 
 
@@ -241,7 +267,7 @@ def render(s: dict[str, Any]) -> str:
         f"of 'healthy' pods shows. Attribution sums to the bill (idle checked against the recorder: "
         f"{'ok' if base['check']['ok'] else 'MISMATCH'})."
     )
-    cats = ["workload", "failure_waste", "unavailable", "stranded", "idle"]
+    cats = list(at.CATEGORIES)
     names = list(runs)
     fig = bar_figure(
         names,
@@ -284,7 +310,8 @@ def render(s: dict[str, Any]) -> str:
     up, sp, fl = base["upgrade"], base["spot"], base["faults"]
     c3 = (
         f"Failure waste lands on {worst} first (${base['failure_waste_by_namespace'].get(worst, 0):,.0f}); its "
-        f"sources this run: the rolling upgrade killed {up.get('jobs_killed', 0)} jobs ({up.get('lost_gpu_hours', 0):.1f} GPU-h), "
+        f"sources this run: the rolling upgrade killed {up.get('jobs_killed', 0)} jobs ({up.get('lost_gpu_hours', 0):.1f} GPU-h "
+        f"lost since their last checkpoint, {up.get('lost_gpu_hours_since_start', 0):.1f} since their start), "
         f"spot reclaimed {sp.get('reclaims', 0)} nodes ({sp.get('pods_killed', 0)} pods), faults killed "
         f"{fl.get('pods_killed', 0)} pods and {fl.get('crashes_on_poisoned_gpus', 0)} crashed on poisoned GPUs."
     )
@@ -294,19 +321,101 @@ def render(s: dict[str, Any]) -> str:
         )
     )
     f.append(c3)
+    rows, lines = [], []
+    for sv in base["over_provisioning"]:
+        ns = sv["namespace"]
+        if sv["status"] != "computed":
+            rows.append([ns, "not computed", "-", "-", "-", "-", "-", "-"])
+            lines.append(f"{ns}: not computed ({sv['why']})")
+            continue
+        usd = base["over_provisioned_usd_by_namespace"].get(ns, 0.0)
+        share = sv["over_provisioned_gpu_hours"] / sv["held_gpu_hours"] if sv["held_gpu_hours"] else 0.0
+        rows.append(
+            [
+                ns,
+                f"{sv['offered_rps']:g}",
+                f"{sv['capacity_rps']:.1f}",
+                sv["needed_replicas"],
+                f"{sv['mean_replicas']:.2f}",
+                f"{sv['over_provisioned_gpu_hours']:,.1f}",
+                f"${usd:,.0f}",
+                f"{sv['replica_hours_short']:,.1f}",
+            ]
+        )
+        lines.append(
+            f"{ns} receives {sv['offered_rps']:g} requests/s ({sv['offered_source']}); one replica sustains "
+            f"{sv['capacity_rps']:.1f} requests/s at its SLO ({sv['capacity_source']}); aiming at "
+            f"{100 * sv['target_utilization']:.0f} % utilisation with at least {sv['min_replicas']} replicas it needs "
+            f"{sv['needed_replicas']}, and it ran {sv['mean_replicas']:.2f} on average: "
+            f"{sv['over_provisioned_gpu_hours']:,.1f} GPU-hours (${usd:,.0f}, {100 * share:.0f} % of what the service "
+            f"held) are over-provisioned, moved out of its usage line"
+        )
+    dsv = {x["namespace"]: x for x in des["over_provisioning"]}
+    for ns, sv in dsv.items():
+        if sv["status"] == "computed":
+            lines.append(
+                f"the design runs {sv['mean_replicas']:.2f} replicas of {ns} on average: "
+                f"${des['over_provisioned_usd_by_namespace'].get(ns, 0.0):,.0f} over-provisioned, "
+                f"{sv['replica_hours_short']:,.1f} replica-hours short of the need"
+            )
+    rs = runs.get("right-size serving only")
+    if rs is not None:
+
+        def usd(r: dict[str, Any], *cats: str) -> float:
+            return sum(r["by_category"].get(k, {"usd": 0.0})["usd"] for k in cats)
+
+        d_over = usd(base, "over_provisioned") - usd(rs, "over_provisioned")
+        d_idle = usd(rs, "idle", "stranded") - usd(base, "idle", "stranded")
+        lines.append(
+            f"cutting only the replicas (same pool) removes ${d_over:,.0f} of over-provisioning and adds "
+            f"${d_idle:,.0f} of idle and stranded GPUs; the bill moves by ${rs['bill_usd'] - base['bill_usd']:,.0f}"
+        )
+    c_over = ("; ".join(lines) + ".") if lines else "The run has no service (execution kind service) to size."
+    secs.append(
+        Section(
+            "4. Over-provisioned serving",
+            table_html(
+                [
+                    "service",
+                    "offered req/s",
+                    "req/s per replica at SLO",
+                    "replicas needed",
+                    "replicas held (mean)",
+                    "over-provisioned GPU-h",
+                    "USD",
+                    "replica-h short",
+                ],
+                rows,
+            ),
+            c_over,
+        )
+    )
+    f.append(c_over)
     strong = _strongest(runs)
     sb = runs[strong]
     saved = sb["silent_burn_usd"] - des["silent_burn_usd"]
     c4 = (
         f"The design ({s['design']['label']}) burns ${des['silent_burn_usd']:,.0f} silently against "
         f"${sb['silent_burn_usd']:,.0f} for the strongest baseline ({strong}): "
-        + (f"${saved:,.0f} less" if saved > 0 else f"${-saved:,.0f} more")
+        + (f"${saved:,.0f} less" if saved >= 0.5 else f"${-saved:,.0f} more" if saved <= -0.5 else "the same")
         + f"; bill ${des['bill_usd']:,.0f} vs ${sb['bill_usd']:,.0f}; pods pending at the end {des['pending_at_end']} vs "
-        f"{sb['pending_at_end']}; pods completed {des['completed']} vs {sb['completed']}"
+        f"{sb['pending_at_end']}; pods completed {des['completed']} vs {sb['completed']}; inference replica-hours "
+        f"short of the need {des['replica_hours_short']:,.1f} vs {sb['replica_hours_short']:,.1f}"
         + (
-            " -- the saving is bought with unfinished work, so it is not free."
-            if des["pending_at_end"] > sb["pending_at_end"] or des["completed"] < sb["completed"]
+            " -- the saving is bought with unfinished work or unserved load, so it is not free."
+            if saved > 0
+            and (
+                des["pending_at_end"] > sb["pending_at_end"]
+                or des["completed"] < sb["completed"]
+                or _short(des) > _short(sb)
+            )
             else "."
+        )
+        + (
+            " Silent burn is the bill less useful work: with the same bill and the same useful work, cutting "
+            "over-provisioned replicas only turns their GPUs into idle ones; the money comes back only with fewer nodes."
+            if abs(saved) < 0.5 and abs(des["bill_usd"] - sb["bill_usd"]) < 0.5
+            else ""
         )
     )
     rows = [
@@ -321,7 +430,7 @@ def render(s: dict[str, Any]) -> str:
     ]
     secs.append(
         Section(
-            "4. Redesign to cut silent burn",
+            "5. Redesign to cut silent burn",
             table_html(["run", "bill", "silent burn", "pending at end", "completed"], rows),
             c4,
         )
@@ -365,7 +474,7 @@ def render(s: dict[str, Any]) -> str:
     )
     secs.append(
         Section(
-            "5. Spot on the Alibaba spot cluster's inventory",
+            "6. Spot on the Alibaba spot cluster's inventory",
             fig_html(fig2, "l14spot")
             + table_html(
                 [
@@ -389,7 +498,7 @@ def render(s: dict[str, Any]) -> str:
         f"commitment for this run's hourly demand is {cm['level_gpus']} GPUs: ${cm['cost_at_level']['total_usd']:,.0f} vs "
         f"${cm['cost_all_on_demand']['total_usd']:,.0f} all on-demand for the allocated hours."
     )
-    secs.append(Section("6. Committed use from the run's own demand", "", c6))
+    secs.append(Section("7. Committed use from the run's own demand", "", c6))
     f.append(c6)
     sub = "Seed section 14; every number computed by this run (inputs written beside this report)."
     return render_page(f"Lab 14: {TITLE}", secs, findings=f, subtitle=sub)

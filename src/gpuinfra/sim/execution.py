@@ -421,15 +421,25 @@ class Execution(Subsystem):
         """Seconds of pod ``i``'s running attempt thrown away if it is killed at ``t``: the time since
         its newest durable checkpoint (:func:`lost_on_kill_s`), capped at the time since its start.
 
-        None when the since-start figure applies: the pod is not a training pod with
+        A service replica (kind ``service``) loses nothing once Ready (what it held, it served
+        with), its whole attempt when killed before.
+
+        None when the since-start figure applies: the pod is not a service nor a training pod with
         ``checkpoint_interval_s``, or (a gang rank) its gang has no attempt in progress (the ranks
         wait for a replacement, or the attempt was already closed by another rank's death, after
         which the timeline is re-planned from the checkpoint)."""
         k = self.kind_of.get(i)
-        if k is None or k.kind != "training" or k.checkpoint_interval_s is None or i not in self.tl:
+        if k is None or i not in self.tl:
             return None
         start = float(self.rt.start_s[i])
         if math.isnan(start):
+            return None
+        if k.kind == "service":
+            # a replica keeps no work to lose: once Ready, the GPU-time it held served traffic (its
+            # in-flight requests, seconds, are not counted); killed before Ready, its start-up was for nothing
+            ran = t - start
+            return ran if ran < self.tl[i].head_s else 0.0
+        if k.kind != "training" or k.checkpoint_interval_s is None:
             return None
         g = self.gang_of.get(i)
         if g is not None and (g["start"] is None or g["waiting_since"] is not None or g["start"] != start):
@@ -491,13 +501,29 @@ class Execution(Subsystem):
             )
         return rows
 
+    def _replica_runs(self, owner: str) -> list[list]:
+        """[pod, node, start_s, end_s] of every attempt of ``owner``'s pods, the running ones up to now."""
+        rt, now = self.rt, self.view.clock()
+        out = []
+        for i, k in self.kind_of.items():
+            if k.owner != owner:
+                continue
+            out += [[i, int(a["node"]), float(a["start_s"]), float(a["end_s"])] for a in self.attempts[i]]
+            if rt.state[i] == RUNNING and i in rt.allocs:
+                out.append([i, int(rt.allocs[i].node), float(rt.start_s[i]), float(now)])
+        return out
+
     def summary(self) -> dict:
         return {
             "jobs": self.jobs_table(),
             "trace_attempts": len(self.trace_rows),
             "kept_on_kill": [[p, n, ms] for (p, n), ms in sorted(self.kept_on_kill.items())],
             "services": [
-                {"owner": k.owner, "load": k.load.model_dump() if k.load is not None else None}
+                {
+                    "owner": k.owner,
+                    "load": k.load.model_dump() if k.load is not None else None,
+                    "runs": self._replica_runs(k.owner),
+                }
                 for k in self.spec.kinds
                 if k.kind == "service"
             ],
