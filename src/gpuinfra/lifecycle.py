@@ -179,9 +179,12 @@ def evaluate_candidate(
 
 
 def cost_report(out: SimulationOutput) -> dict[str, Any]:
-    """Attribution of one run: the OpenCost table, totals by category and namespace, silent burn, bill."""
-    table = at.attribute(out.run, out.ledger, out.built.prices, cluster_name=out.built.scenario.name)
+    """Attribution of one run: the OpenCost table, totals by category and namespace, silent burn, bill,
+    and per service the over-provisioning figures (or why they are not computed)."""
+    svc = at.over_provisioning(out.run)
+    table = at.attribute(out.run, out.ledger, out.built.prices, cluster_name=out.built.scenario.name, services=svc)
     return {
+        "over_provisioning": svc,
         "table": table,
         "by_category": table.groupby("costCategory")[["gpuHours", "totalCost"]].sum().reset_index(),
         "by_namespace": at.aggregate(table, "namespace"),

@@ -51,3 +51,38 @@ def test_cost_attribute_writes_an_opencost_table(tmp_path):
     for col in ("name", "namespace", "pod", "gpuHours", "gpuCost", "totalCost"):
         assert col in head
     assert "idle check against the recorder: ok" in r.output
+
+
+def _service_scenario(tmp_path, load):
+    import yaml
+
+    (tmp_path / "jobs.csv").write_text(
+        "job_id,submit_time_s,duration_s,num_gpu,gpu_milli,cpu_milli,memory_mib,gpu_model,priority,qos,owner\n"
+        + "".join(f"serve-{i},0,7200,1,1000,8000,65536,H100-SXM,100,,serving\n" for i in range(4))
+    )
+    kind = {"owner": "serving", "kind": "service", **({"load": load} if load else {})}
+    d = {
+        "name": "svc",
+        "horizon_s": 7200,
+        "cluster": {"pools": [{"name": "gpu", "shape": "aws:p5.48xlarge", "count": 1}]},
+        "workload": {"trace": "jobs.csv"},
+        "prices": {"cloud": "aws"},
+        "execution": {"kinds": [kind]},
+    }
+    p = tmp_path / "sc.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return p
+
+
+def test_cost_attribute_shows_over_provisioned_serving_or_says_why_not(tmp_path):
+    load = {"offered_rps": 12, "source": "test", "replica_capacity_rps": 8, "capacity_source": "test",
+            "target_utilization": 0.75}  # fmt: skip
+    out = tmp_path / "alloc.csv"
+    r = runner.invoke(app, ["cost", "attribute", str(_service_scenario(tmp_path, load)), "--csv", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "2 replicas needed" in r.output and "4.0 GPU-hours over" in r.output
+    assert "serving/__over_provisioned__" in out.read_text()
+    r = runner.invoke(app, ["cost", "attribute", str(_service_scenario(tmp_path, None)), "--json"])
+    assert r.exit_code == 0, r.output
+    (sv,) = json.loads(r.output)["over_provisioning"]
+    assert sv["status"] == "not computed" and "execution.kinds[owner=serving].load" in sv["why"]

@@ -171,5 +171,16 @@ def attribute_cmd(
             f"{100 * r['share_of_bill']:.1f} %",
         )
     out.print(s)
+    for sv in rep["over_provisioning"]:
+        if sv["status"] != "computed":
+            out.print(f"over-provisioned serving, {escape(sv['namespace'])}: not computed ({escape(sv['why'])})")
+            continue
+        out.print(
+            f"over-provisioned serving, {escape(sv['namespace'])}: {sv['offered_rps']:g} req/s offered, "
+            f"{sv['capacity_rps']:.1f} req/s per replica at the SLO ({escape(sv['capacity_source'])}), "
+            f"{sv['needed_replicas']} replicas needed at {100 * sv['target_utilization']:.0f} % utilisation, "
+            f"{sv['mean_replicas']:.2f} held on average: {sv['over_provisioned_gpu_hours']:,.1f} GPU-hours over, "
+            f"{sv['replica_hours_short']:,.1f} replica-hours short"
+        )
     if csv is not None:
         out.print(f"wrote {escape(str(csv))}")
