@@ -123,3 +123,45 @@ def test_a_ready_service_replica_drained_loses_nothing_and_all_its_attempts_are_
     assert sv["held_gpu_hours"] > 1.0  # both attempts: before the drain and after the reimage
     assert float(table.totalCost.sum()) == pytest.approx(at.bill(o.run, o.built.prices)["total"], rel=1e-12)
     assert at.check(o.run, table)["ok"]
+
+
+def test_a_drained_gang_rank_and_the_rank_that_waits_for_it_lose_since_the_checkpoint(tmp_path):
+    """Two 8-GPU ranks of one job, one on the one-node pool being upgraded, one on a second pool of
+    two nodes; the drain 100 min into their steady work kills the first rank: both lose the 10 min
+    since the last 30-min checkpoint, the survivor also holds its GPUs for the 10-s back-off until
+    the replacement starts on the third node (JobSet restarts the gang). Every GPU-second still
+    once: idle matches the recorder."""
+    (tmp_path / "jobs.csv").write_text(
+        "job_id,submit_time_s,duration_s,num_gpu,gpu_milli,cpu_milli,memory_mib,gpu_model,priority,qos,owner,job,gang_size\n"
+        "t-0,0,36000,8,1000,96000,786432,H100-SXM,10,,research,t,2\n"
+        "t-1,0,36000,8,1000,96000,786432,H100-SXM,10,,research,t,2\n"
+    )
+    kind = {"owner": "research", "kind": "training", "image_gb": 0, "load_gb": 0, "warmup_s": 0, "teardown_s": 0,
+            "checkpoint_interval_s": 30 * MIN}  # fmt: skip
+    head = sum(startup_parts(2, 2 * GPUS, 0.0, 0.0, "nfs-flash").values())
+    d = {
+        "name": "gang",
+        "horizon_s": 60000,
+        "cluster": {
+            "pools": [
+                {"name": "gpu", "shape": "aws:p5.48xlarge", "count": 1},
+                {"name": "other", "shape": "aws:p5.48xlarge", "count": 2},
+            ]
+        },
+        "workload": {"trace": "jobs.csv"},
+        "scheduler": {"filters": ["NodeResourcesFit"], "reserve": "FirstFitDevices"},
+        "prices": {"cloud": "aws"},
+        "execution": {"kinds": [kind]},
+        "upgrade": {"pool": "gpu", "strategy": "in_place", "start_s": head + 100 * MIN, "node_upgrade_s": 1200},
+    }
+    p = tmp_path / "sc.yaml"
+    p.write_text(yaml.safe_dump(d))
+    res = api.simulate(api.scenario(p))
+    o = res._output
+    assert res.summary["upgrade"]["jobs_killed"] == 1
+    assert res.summary["upgrade"]["lost_gpu_hours"] == pytest.approx(10 * MIN * GPUS / 3600.0)
+    table = at.attribute(o.run, o.ledger, o.built.prices)
+    fw = float(table.loc[table.costCategory == "failure_waste", "gpuHours"].sum())
+    assert fw == pytest.approx((2 * 10 * MIN + 10.0) * GPUS / 3600.0)
+    assert float(table.totalCost.sum()) == pytest.approx(at.bill(o.run, o.built.prices)["total"], rel=1e-12)
+    assert at.check(o.run, table)["ok"]

@@ -148,9 +148,11 @@ def attribute(
     owners, names = np.asarray(run.pods.owners, dtype=object), np.asarray(run.pods.names, dtype=object)
     # killed attempts of checkpointed training pods: the part a durable checkpoint kept is the
     # pod's useful work (workload), only the rest is failure waste (sim/execution.lost_on_kill_s)
-    kept = pd.DataFrame(kept_on_kill(run), columns=["pod", "node", "milli_s"]).astype(
-        {"pod": np.int64, "node": np.int64, "milli_s": float}
-    )
+    in_place = (run.subsystems.get("execution") or {}).get("held_in_place") or []
+    kept = pd.DataFrame(
+        kept_on_kill(run) + [(int(p), int(n), float(k)) for p, n, _, k in in_place], columns=["pod", "node", "milli_s"]
+    ).astype({"pod": np.int64, "node": np.int64, "milli_s": float})
+    kept = kept[kept["milli_s"] > 0]
     if len(kept):
         kmi = c.node_model[kept["node"].to_numpy()]
         kept = kept[kmi >= 0]
@@ -208,6 +210,13 @@ def attribute(
     )
     if len(kept):
         fail = pd.concat([fail, kept.assign(milli_s=-kept["milli_s"])], ignore_index=True)
+    # gang ranks the execution subsystem restarted in place (no engine run): what they held is theirs
+    # to account -- the part a checkpoint kept is in ``kept`` above (workload), the rest is waste
+    if in_place:
+        fail = pd.concat(
+            [fail, pd.DataFrame([(int(p), int(n), float(lo + k)) for p, n, lo, k in in_place], columns=fail.columns)],
+            ignore_index=True,
+        )
     fail["mi"] = c.node_model[fail["node"].to_numpy()] if len(fail) else np.zeros(0, dtype=np.int64)
     fail = fail[fail["mi"] >= 0].groupby(["pod", "mi"], sort=True)["milli_s"].sum().reset_index()
     fail = fail[fail["milli_s"] > 1e-6]

@@ -167,6 +167,9 @@ class Execution(Subsystem):
         self.kept_on_kill: dict[tuple[int, int], float] = {}
         """(pod, node) -> GPU milli-seconds of killed attempts that a durable checkpoint kept (the
         engine's ``lost_runs`` count them lost since the attempt's start; attribution moves them back)."""
+        self.held_in_place: dict[tuple[int, int], list[float]] = {}
+        """(pod, node) -> [lost, kept] GPU milli-seconds of gang ranks this subsystem restarted in place
+        (the engine records no run for them: their held time before the restart is accounted here)."""
         self.trace_rows: list[tuple] = []
         self._restarting: set[str] = set()
         self.gang: dict[str, dict] = {}
@@ -247,6 +250,7 @@ class Execution(Subsystem):
                 acc["waiting for a replacement"] = acc.get("waiting for a replacement", 0.0) + wait * gpus
                 g["waiting_since"] = None
                 g["start"] = t
+                self._close_in_place(held, t, None)  # the wait held GPUs for nothing
                 out += rt.restart_in_place(held, t)
             elif g["start"] == t:
                 return []  # another rank of the same start
@@ -368,6 +372,9 @@ class Execution(Subsystem):
         if g["waiting_since"] is not None:
             w = self.fail_phase[job]
             w["waiting for a replacement"] = w.get("waiting for a replacement", 0) + 1
+        rank_lost_s = None
+        if g["waiting_since"] is None and g["start"] is not None and k.kind == "training" and k.checkpoint_interval_s:
+            rank_lost_s = lost_on_kill_s(self.tl[i], t - g["start"])  # the attempt's plan, before the re-plan
         if g["waiting_since"] is None and g["start"] is not None:
             kept = self._record(job, mem, g["start"], t, int(alloc.node), alloc.devices, outcome)
             for m in mem:
@@ -388,8 +395,24 @@ class Execution(Subsystem):
             g["waiting_since"] = t
             # the other ranks stop and hold their GPUs until the replacement is back
             idx = self.job_idx[job]
-            rt.restart_in_place(idx[(rt.state[idx] == RUNNING) & (idx != i)], t, run=False)
+            others = idx[(rt.state[idx] == RUNNING) & (idx != i)]
+            self._close_in_place(others.tolist(), t, rank_lost_s)
+            rt.restart_in_place(others, t, run=False)
         return []
+
+    def _close_in_place(self, ranks: list[int], t: float, lost_s: float | None) -> None:
+        """Account the GPU-time ranks held since their start before this subsystem restarts them in
+        place: ``lost_s`` of it lost (None: all of it), the rest kept by a checkpoint."""
+        rt = self.rt
+        for m in ranks:
+            a = rt.allocs.get(int(m))
+            ran = t - float(rt.start_s[m])
+            if a is None or not ran > 0:
+                continue
+            lost = ran if lost_s is None else min(ran, lost_s)
+            rec = self.held_in_place.setdefault((int(m), int(a.node)), [0.0, 0.0])
+            rec[0] += lost * float(a.gpu_milli_total)
+            rec[1] += (ran - lost) * float(a.gpu_milli_total)
 
     def _account(self, acc: dict[str, float], tl: Timeline, elapsed: float, gpus: float) -> None:
         """GPU-seconds per phase of one attempt (closed form, no per-checkpoint loop)."""
@@ -518,6 +541,7 @@ class Execution(Subsystem):
             "jobs": self.jobs_table(),
             "trace_attempts": len(self.trace_rows),
             "kept_on_kill": [[p, n, ms] for (p, n), ms in sorted(self.kept_on_kill.items())],
+            "held_in_place": [[p, n, lost, kept] for (p, n), (lost, kept) in sorted(self.held_in_place.items())],
             "services": [
                 {
                     "owner": k.owner,
