@@ -34,6 +34,9 @@ def test_lab12_every_activity_and_computed_claims(l12):
     assert all(c["duration_h"] is None or c["duration_h"] >= 0 for c in up["candidates"])
     fr = s["fragility"]["B200"]
     assert 0 <= fr["refused"] <= fr["pairs"]
+    # training checkpoints: a drain loses at most what it would since each pod's start
+    assert f"checkpoints every {up['checkpoint_interval_s'] / 60:.0f} min" in html
+    assert all(c["lost_gpu_hours"] >= 0 for c in up["candidates"])
 
 
 def test_lab14_attribution_sums_and_design_against_strongest_baseline(l14):
@@ -44,6 +47,16 @@ def test_lab14_attribution_sums_and_design_against_strongest_baseline(l14):
     assert "strongest baseline" in html
     des = s["runs"]["design"]
     assert f"${des['silent_burn_usd']:,.0f}" in html
+    # over-provisioned serving: computed from the declared load, shown, and moved out of usage
+    assert "4. Over-provisioned serving" in html
+    sv = s["runs"]["as is"]["over_provisioning"][0]
+    assert sv["status"] == "computed" and sv["needed_replicas"] >= sv["min_replicas"]
+    assert f"{sv['over_provisioned_gpu_hours']:,.1f} GPU-hours" in html
+    over = s["runs"]["as is"]["by_category"]["over_provisioned"]["gpu_hours"]
+    assert over == pytest.approx(sv["over_provisioned_gpu_hours"])
+    assert 0 < over <= sv["held_gpu_hours"]
+    up = s["runs"]["as is"]["upgrade"]
+    assert up["lost_gpu_hours"] <= up["lost_gpu_hours_since_start"]
     inv = s["spot_inventory"]
     assert sum(m["gpus"] for m in inv["models"]) + sum(u["gpus"] for u in inv["unpriced"]) == 10412  # SOURCE.md
 
