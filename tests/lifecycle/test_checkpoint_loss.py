@@ -5,6 +5,8 @@ import math
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gpuinfra import api
 from gpuinfra.analysis import attribution as at
@@ -165,3 +167,26 @@ def test_a_drained_gang_rank_and_the_rank_that_waits_for_it_lose_since_the_check
     assert fw == pytest.approx((2 * 10 * MIN + 10.0) * GPUS / 3600.0)
     assert float(table.totalCost.sum()) == pytest.approx(at.bill(o.run, o.built.prices)["total"], rel=1e-12)
     assert at.check(o.run, table)["ok"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    head=st.floats(0, 3600),
+    interval=st.floats(60, 7200),
+    stall=st.floats(0, 600),
+    lag=st.floats(0, 600),
+    work=st.floats(60, 86400),
+    elapsed=st.floats(0, 2 * 86400),
+)
+def test_lost_is_within_the_attempt_and_bounded_once_a_checkpoint_is_durable(head, interval, stall, lag, work, elapsed):
+    tl = Timeline(head, 0.0, work, interval, stall, lag)
+    lost = lost_on_kill_s(tl, elapsed)
+    assert 0.0 <= lost <= elapsed + 1e-9
+    if tl.saved_at(elapsed) > 0:
+        # since the newest durable checkpoint: at most one cycle plus the persist lag, unless the
+        # steady phase is over (the last segment and the teardown are never checkpointed)
+        steady_end = tl.head_s + tl.work_s + tl.checkpoints * tl.stall_s
+        if elapsed <= steady_end:
+            assert lost <= interval + stall + lag + 1e-6
+    else:
+        assert lost == elapsed
