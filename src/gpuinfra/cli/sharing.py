@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from gpuinfra.cli._common import FORCE_HELP, out
@@ -51,14 +50,12 @@ def export_sharing_cmd(
         policy, gpu, out_dir, replicas, lay, k8s_version=k8s_version, force=force, product_name=product_name
     )
     out.print(
-        escape(
-            f"wrote {', '.join(res['files'])} to {out_dir}; validated against Kubernetes {k8s_version} schemas; "
-            f"node labels (as GPU Feature Discovery writes them for '{res['nvml_name']}'):"
-        ),
+        f"wrote {', '.join(res['files'])} to {out_dir}; validated against Kubernetes {k8s_version} schemas; "
+        f"node labels (as GPU Feature Discovery writes them for '{res['nvml_name']}'):",
         highlight=False,
     )
     for k, v in res["labels"].items():
-        out.print(escape(f"  {k}: {v}"), highlight=False)
+        out.print(f"  {k}: {v}", highlight=False)
 
 
 MAX_SECONDS_X_LOAD = 36_000
