@@ -39,19 +39,30 @@ def test_h100_label_from_a_published_nvidia_smi_round_trips_through_the_catalog(
 
 
 def test_shared_and_mig_labels(tmp_path):
+    export_sharing("whole", "H100-SXM", tmp_path / "whole")
+    lab = _labels(tmp_path / "whole" / "node-labels.yaml")
+    assert (lab["nvidia.com/gpu.replicas"], lab["nvidia.com/gpu.sharing-strategy"]) == ("1", "none")
     export_sharing("timeslice", "H100-SXM", tmp_path / "ts", replicas=4)
-    assert _labels(tmp_path / "ts" / "node-labels.yaml")["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3-SHARED"
+    lab = _labels(tmp_path / "ts" / "node-labels.yaml")
+    assert lab["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3-SHARED"
+    assert (lab["nvidia.com/gpu.replicas"], lab["nvidia.com/gpu.sharing-strategy"]) == ("4", "time-slicing")
     export_sharing("mps", "H100-SXM", tmp_path / "mps", replicas=4)
-    assert _labels(tmp_path / "mps" / "node-labels.yaml")["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3-SHARED"
+    lab = _labels(tmp_path / "mps" / "node-labels.yaml")
+    assert lab["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3-SHARED"
+    assert (lab["nvidia.com/gpu.replicas"], lab["nvidia.com/gpu.sharing-strategy"]) == ("4", "mps")
     export_sharing("mig", "H100-SXM", tmp_path / "mig")
     lab = _labels(tmp_path / "mig" / "node-labels.yaml")
-    # mixed strategy: the MIG-enabled GPU keeps its plain product; each profile gets its own
+    # mixed strategy: the MIG-enabled GPU keeps its plain product, unshared (replicas 0);
+    # each profile is its own resource
     assert lab["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+    assert lab["nvidia.com/gpu.replicas"] == "0"
     assert lab["nvidia.com/mig-1g.10gb.product"] == "NVIDIA-H100-80GB-HBM3-MIG-1g.10gb"
     assert lab["nvidia.com/mig-3g.40gb.product"] == "NVIDIA-H100-80GB-HBM3-MIG-3g.40gb"
+    assert (lab["nvidia.com/mig-2g.20gb.replicas"], lab["nvidia.com/mig-2g.20gb.sharing-strategy"]) == ("1", "none")
     export_sharing("mixed", "H100-SXM", tmp_path / "mixed")
     train = _labels(tmp_path / "mixed" / "node-labels-training.yaml")
-    assert train["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+    assert train["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3" and train["nvidia.com/gpu.replicas"] == "1"
+    assert not any(k.startswith("nvidia.com/mig-") for k in train)
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,8 @@ def export_sharing_cmd(
     )
     out.print(
         f"wrote {', '.join(res['files'])} to {out_dir}; validated against Kubernetes {k8s_version} schemas; "
-        f"node labels (as GPU Feature Discovery writes them for '{res['nvml_name']}'):",
+        f"node labels (the product, replicas and MIG ones as GPU Feature Discovery writes them for "
+        f"'{res['nvml_name']}'; the config ones for the operator to select by):",
         highlight=False,
     )
     for k, v in res["labels"].items():

@@ -147,13 +147,27 @@ def mig_parted_config(gpu: str, name: str, layout: list[str], extra: dict[str, l
     return {"version": "v1", "mig-configs": configs}
 
 
+def _gfd_resource(resource: str, product: str, replicas: int, strategy: str) -> dict[str, str]:
+    """GFD's base labels of one resource (``baseLabeler`` in ``internal/lm/resource.go``):
+    ``<resource>.product``, ``.replicas`` (0 when the labeler has no sharing config, as for a
+    MIG-enabled GPU; 1 unreplicated; N replicated) and ``.sharing-strategy`` (``none``,
+    ``time-slicing`` or ``mps``, ``api/config/v1/sharing.go``). GFD's count, memory and
+    architecture labels depend on the node and are not written here."""
+    return {
+        f"{resource}.product": product,
+        f"{resource}.replicas": str(replicas),
+        f"{resource}.sharing-strategy": strategy,
+    }
+
+
 def _mig_product_labels(nvml: str, layout: list[str]) -> dict[str, str]:
-    """GFD's per-profile product labels under the mixed MIG strategy: resource
-    ``nvidia.com/mig-<profile>`` (``+`` -> ``.``), value ``<product>-MIG-<profile>``."""
-    out = {}
+    """GFD's labels of a MIG-enabled node under the mixed MIG strategy: the GPU itself without
+    sharing (replicas 0), and per profile the resource ``nvidia.com/mig-<profile>`` (``+`` ->
+    ``.``) with product ``<product>-MIG-<profile>``, replicas 1, strategy none."""
+    out = _gfd_resource("nvidia.com/gpu", gfd_product_label(nvml), 0, "none")
     for p in sorted(set(layout)):
         prof = p.replace("+", ".")
-        out[f"nvidia.com/mig-{prof}.product"] = gfd_product_label(nvml, "MIG", prof)
+        out.update(_gfd_resource(f"nvidia.com/mig-{prof}", gfd_product_label(nvml, "MIG", prof), 1, "none"))
     return out
 
 
@@ -216,11 +230,12 @@ def export_sharing(
     instance), written as a second mig-parted config with its own node labels. The summary's
     ``mig_layouts`` maps each written config name to its profiles.
 
-    Node labels carry ``nvidia.com/gpu.product`` exactly as GPU Feature Discovery writes it
-    (:func:`gfd_product_label`) from the GPU's NVML product name (``product_name``, else the
-    catalog's sourced ``nvml_name``): ``-SHARED`` under time-slicing/MPS; under ``mig``/``mixed``
-    (GFD's ``mixed`` MIG strategy) the whole-GPU label without suffix plus one
-    ``nvidia.com/mig-<profile>.product`` per profile of the layout.
+    Node labels carry GPU Feature Discovery's ``nvidia.com/gpu.{product,replicas,sharing-strategy}``
+    exactly as GFD writes them (:func:`gfd_product_label`), from the GPU's NVML product name
+    (``product_name``, else the catalog's sourced ``nvml_name``): ``-SHARED``, the replicas and
+    ``time-slicing``/``mps`` under those policies; under ``mig``/``mixed`` (GFD's ``mixed`` MIG
+    strategy) the GPU's product without suffix and replicas 0, plus
+    ``nvidia.com/mig-<profile>.{product,replicas,sharing-strategy}`` per profile of the layout.
 
     Raises:
         UserError: bad policy/GPU/layout, a GPU with no sourced NVML name and no
@@ -235,10 +250,20 @@ def export_sharing(
     if policy not in ("whole", "timeslice", "mps", "mig", "mixed"):
         raise UserError(f"unknown policy '{policy}'", where="--policy", expected="whole, timeslice, mps, mig or mixed")
     nvml = nvml_product_name(model, product_name)
-    whole_label = gfd_product_label(nvml)
+    whole_gpu = _gfd_resource("nvidia.com/gpu", gfd_product_label(nvml), 1, "none")
     docs: list[tuple[str, dict]] = []
     mig_layouts: dict[str, list[str]] = {}
-    labels = {"nvidia.com/gpu.product": gfd_product_label(nvml, shared=policy in ("timeslice", "mps"))}
+    shared = policy in ("timeslice", "mps")
+    labels = (
+        _gfd_resource(
+            "nvidia.com/gpu",
+            gfd_product_label(nvml, shared=True),
+            replicas,
+            "time-slicing" if policy == "timeslice" else "mps",
+        )
+        if shared
+        else dict(whole_gpu)
+    )
     if policy in ("timeslice", "mps"):
         cfg = device_plugin_config(policy, replicas)
         _check_device_plugin(cfg)
@@ -309,7 +334,6 @@ def export_sharing(
                     "metadata": {
                         "name": f"{pool}-training-node",
                         "labels": {
-                            "nvidia.com/gpu.product": whole_label,
                             "nvidia.com/mig.config": mig_config_name(training_layout),
                             "nvidia.com/mig.strategy": "mixed",
                             **_mig_product_labels(nvml, training_layout),
@@ -327,7 +351,7 @@ def export_sharing(
                     "kind": "Node",
                     "metadata": {
                         "name": f"{pool}-training-node",
-                        "labels": {"nvidia.com/gpu.product": whole_label, "nvidia.com/mig.config": "all-disabled"},
+                        "labels": {**whole_gpu, "nvidia.com/mig.config": "all-disabled"},
                     },
                 },
             )
