@@ -45,6 +45,13 @@ class GpuModel:
     """The accelerator name this GPU has in the price catalog."""
     evidence: str
     source: str
+    nvml_name: str | None = None
+    """The product name NVML reports (``nvmlDeviceGetName``; nvidia-smi's 'Product Name'), as
+    published in real nvidia-smi outputs (``nvml_name_source``); None where no published output
+    was found. The name depends on the driver generation (older drivers printed e.g.
+    ``A100-SXM4-40GB`` without the ``NVIDIA`` prefix); the recorded one is from the driver named
+    in the source."""
+    nvml_name_source: str = ""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -90,6 +97,8 @@ def gpu_models() -> tuple[GpuModel, ...]:
                 price_name=r["price_name"] or None,
                 evidence=r["evidence"],
                 source=r["source"],
+                nvml_name=r.get("nvml_name") or None,
+                nvml_name_source=r.get("nvml_name_source", ""),
             )
         )
     return tuple(out)
@@ -117,3 +126,13 @@ def gpu_model(name: str, *, where: str | None = None) -> GpuModel:
             fix=(hint if hint else "use a catalog name (gpuinfra catalog gpus)"),
         )
     return m
+
+
+def gpu_by_nvml_name(product_name: str) -> GpuModel | None:
+    """The catalog model whose sourced NVML product name is exactly ``product_name`` (as
+    nvidia-smi prints it, surrounding blanks ignored); None when no model carries that name."""
+    want = product_name.strip()
+    for m in gpu_models():
+        if m.nvml_name and m.nvml_name == want:
+            return m
+    return None

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from gpuinfra.cli._app import LabGroup
 from gpuinfra.cli._common import FORCE_HELP, err, out
@@ -95,4 +96,30 @@ def lab_run(
         report = labs[number].run(target, design=design, quick=quick, workers=workers)
     params = {"quick": quick, "design": None if design is None else design.name}
     manifest.write_manifest(target, command, params)
-    out.print(f"lab {number} ({labs[number].title}) in {time.perf_counter() - t0:.1f} s: wrote {report}")
+    took = time.perf_counter() - t0
+    _print_headlines(number, labs[number].title, Path(report))
+    out.print(f"lab {number} ({labs[number].title}) in {took:.1f} s: wrote {report}", highlight=False)
+
+
+def _print_headlines(number: int, title: str, report: Path, n: int = 5) -> None:
+    """The lab's computed headlines (its summary.json ``headlines``, else the first sentences of the
+    report's findings, as the site index reads them) as one table; nothing when the lab has none."""
+    import json
+
+    from gpuinfra.labs.site import headlines
+
+    try:
+        html = report.read_text(encoding="utf-8")
+        summ_path = report.parent / "summary.json"
+        summary = json.loads(summ_path.read_text(encoding="utf-8")) if summ_path.is_file() else {}
+    except (OSError, ValueError):
+        return
+    heads = headlines(summary, html, n=n)
+    if not heads:
+        return
+    t = Table(title=f"lab {number}: {title}", show_header=False, title_justify="left")
+    t.add_column("#", justify="right", style="dim")
+    t.add_column("headline", overflow="fold")
+    for i, h in enumerate(heads, 1):
+        t.add_row(str(i), h)
+    out.print(t)

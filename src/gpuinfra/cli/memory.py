@@ -27,6 +27,15 @@ def memory_scenarios() -> None:
     out.print(t)
 
 
+def operation_counts(rows: list[dict], total: int) -> dict[str, int]:
+    """Operations of a replay: ``total`` in the trace, ``ran`` (completed), ``failed`` (raised an
+    OOM; their process stopped there) and ``skipped`` (never attempted because their process had
+    stopped). ``rows`` are :func:`gpuinfra.models.memory_trace.run_trace` rows, one per attempt."""
+    ran = sum(1 for r in rows if r["ok"])
+    failed = len(rows) - ran
+    return {"total": total, "ran": ran, "failed": failed, "skipped": total - len(rows)}
+
+
 @memory_app.command("run")
 def memory_run(
     trace: Annotated[
@@ -60,6 +69,7 @@ def memory_run(
     tr = get_scenario(scenario) if scenario else read_trace(trace)
     r = run_trace(tr, config)
     peaks = memory_peaks(r.rows)
+    counts = operation_counts(r.rows, len(tr.ops))
     peak_alloc, peak_res, peak_split = peaks["peak_allocated"], peaks["peak_reserved"], peaks["peak_inactive_split"]
     if as_json:
         json.dump(
@@ -68,6 +78,10 @@ def memory_run(
                 "gpu": tr.gpu_name,
                 "config": r.config,
                 "operations": len(r.rows),
+                "operations_total": counts["total"],
+                "operations_ran": counts["ran"],
+                "operations_failed": counts["failed"],
+                "operations_skipped": counts["skipped"],
                 "ooms": r.ooms,
                 "memory_stats": r.stats,
                 "peak_allocated": peak_alloc,
@@ -81,8 +95,24 @@ def memory_run(
         sys.stdout.write("\n")
     else:
         head = f"{tr.label} on {tr.gpu_name} ({format_size(tr.total)}), PYTORCH_CUDA_ALLOC_CONF={r.config}"
-        out.print(f"{head}: {len(r.rows)} of {len(tr.ops)} operations ran", highlight=False)
-        t = Table("", "bytes")
+        out.print(head, highlight=False)
+        tally = f"{counts['ran']} of {counts['total']} operations ran"
+        if r.ooms:
+            tally += f"; {counts['failed']} raised an OOM"
+            if counts["skipped"]:
+                tally += f"; {counts['skipped']} did not run (their process had stopped at its OOM)"
+        out.print(tally, highlight=False)
+        for o in r.ooms:
+            before = sum(1 for row in r.rows if row["ok"] and row["step"] < o["step"])
+            what = (
+                f"OOM at line {o['line']} ({o['proc']}: alloc {o['name']} {format_size(o['size'])}) "
+                f"after {before} operation{'' if before == 1 else 's'} had run; process {o['proc']} stopped there"
+            )
+            out.print(f"[bold red]{esc(what)}:[/] {esc(o['message'])}", highlight=False, markup=True)
+        if not r.ooms:
+            out.print("no OOM", highlight=False)
+        main_stopped = any(o["proc"] == "main" for o in r.ooms)
+        t = Table("", "bytes", title="memory of process main " + ("when it stopped" if main_stopped else "at the end"))
         t.add_row("peak allocated", format_size(peak_alloc))
         t.add_row("peak reserved", format_size(peak_res))
         t.add_row("peak inactive split (fragmentation)", format_size(peak_split))
@@ -96,11 +126,6 @@ def memory_run(
             v = r.stats[k]
             t.add_row(k, format_size(v) if "bytes" in k else str(v))
         out.print(t)
-        for o in r.ooms:
-            what = f"line {o['line']} ({o['proc']}: alloc {o['name']} {format_size(o['size'])})"
-            out.print(f"[bold red]{esc(what)}:[/] {esc(o['message'])}", highlight=False, markup=True)
-        if not r.ooms:
-            out.print("no OOM", highlight=False)
     if html is not None:
         from gpuinfra.report.html import fig_html
         from gpuinfra.report.memory_fig import segment_figure, timeline_figure

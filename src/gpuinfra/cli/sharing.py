@@ -28,6 +28,13 @@ def export_sharing_cmd(
     ] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for the manifests.")] = Path("runs/sharing"),
     k8s_version: Annotated[str, typer.Option(help="Kubernetes version whose schemas validate the objects.")] = "1.30",
+    product_name: Annotated[
+        str | None,
+        typer.Option(
+            help="The GPU's NVML product name as `nvidia-smi --query-gpu=name --format=csv,noheader` prints it on the "
+            "node (default: the catalog's published name; required for a GPU without one)."
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Device-plugin ConfigMap (time-slicing/MPS), mig-parted config and node labels for a policy, validated offline."""
@@ -39,11 +46,17 @@ def export_sharing_cmd(
     from gpuinfra.io.sharing_export import export_sharing
 
     lay = [x.strip() for x in layout.split(",") if x.strip()] if layout else None
-    res = export_sharing(policy, gpu, out_dir, replicas, lay, k8s_version=k8s_version, force=force)
+    res = export_sharing(
+        policy, gpu, out_dir, replicas, lay, k8s_version=k8s_version, force=force, product_name=product_name
+    )
     out.print(
-        f"wrote {', '.join(res['files'])} to {out_dir}; validated against Kubernetes {k8s_version} schemas; node labels {res['labels']}",
+        f"wrote {', '.join(res['files'])} to {out_dir}; validated against Kubernetes {k8s_version} schemas; "
+        f"node labels (the product, replicas and MIG ones as GPU Feature Discovery writes them for "
+        f"'{res['nvml_name']}'; the config ones for the operator to select by):",
         highlight=False,
     )
+    for k, v in res["labels"].items():
+        out.print(f"  {k}: {v}", highlight=False)
 
 
 MAX_SECONDS_X_LOAD = 36_000

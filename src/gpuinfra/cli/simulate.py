@@ -120,8 +120,12 @@ def schema(
 
 
 def scenarios() -> None:
-    """List the built-in scenarios."""
+    """List the built-in scenarios, each with the description its own file gives."""
     from gpuinfra.io.scenario import builtin_scenarios
+    from gpuinfra.io.scenario_load import builtin_scenario_text, parse_scenario
 
+    t = Table("scenario", "description", title="built-in scenarios (gpuinfra simulate --builtin NAME)")
     for n in builtin_scenarios():
-        out.print(n)
+        sc = parse_scenario(builtin_scenario_text(n), f"{n}.yaml")
+        t.add_row(n, " ".join(sc.description.split()) or "-")
+    out.print(t)

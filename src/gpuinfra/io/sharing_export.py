@@ -7,11 +7,12 @@ embedded device-plugin and mig-parted documents against their formats (facts/gpu
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 
-from gpuinfra.catalog.gpus import gpu_model
+from gpuinfra.catalog.gpus import gpu_model, gpu_models
 from gpuinfra.errors import UserError
 from gpuinfra.models import mig as migm
 from gpuinfra.models.sharing import MPS_MAX_CLIENTS, place_layout
@@ -44,6 +45,70 @@ BALANCED = {
     "B200": ["1g.23gb", "1g.23gb", "2g.45gb", "3g.90gb"],
 }
 """mig-parted's all-balanced per GPU (config-default.yaml, facts/gpu.md 2.4 [P])."""
+
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+"""A Kubernetes label value: at most 63 characters, alphanumerics with ``-``, ``_`` and ``.``
+inside (Kubernetes 'Labels and Selectors', syntax and character set)."""
+
+
+def gfd_product_label(product_name: str, *parts: str, shared: bool = False, where: str = "--product-name") -> str:
+    """The value GPU Feature Discovery writes into ``nvidia.com/<resource>.product``.
+
+    ``product_name`` is the NVML name (``nvmlDeviceGetName``, nvidia-smi's 'Product Name'),
+    ``parts`` what GFD appends (``"MIG", "<profile>"`` for a MIG resource). GFD's rule
+    (NVIDIA/k8s-device-plugin ``internal/lm/resource.go``, ``getProductName``/``sanitise``):
+    each non-empty part loses every character outside ``[A-Za-z0-9-_. ]``, its runs of blanks
+    become one ``-``; the parts are joined with ``-``; ``-SHARED`` is appended when the resource
+    is replicated (time-slicing or MPS, replicas > 1) and not renamed. A MIG profile name has
+    its ``+`` replaced by ``.`` first (``internal/resource/nvml-mig-device.go``, ``GetName``).
+
+    E.g. ``NVIDIA H100 80GB HBM3`` -> ``NVIDIA-H100-80GB-HBM3``; with ``"MIG", "1g.10gb"`` ->
+    ``NVIDIA-H100-80GB-HBM3-MIG-1g.10gb``.
+
+    Raises:
+        UserError: the result is not a valid Kubernetes label value (empty or over 63 characters).
+    """
+
+    def sanitise(p: str) -> str:
+        return "-".join(re.sub(r"[^A-Za-z0-9\-_. ]", "", p).split())
+
+    out = [q for q in (sanitise(p) for p in (product_name, *parts) if p) if q]
+    if shared and out:
+        out.append("SHARED")
+    value = "-".join(out)
+    if not value or not _LABEL_VALUE.match(value) or len(value) > 63:
+        raise UserError(
+            f"GPU Feature Discovery's product label for '{product_name}' would be '{value}', "
+            "not a Kubernetes label value",
+            where=where,
+            expected="a product name as nvidia-smi prints it, giving at most 63 letters, digits, '-', '_' or '.'",
+        )
+    return value
+
+
+def nvml_product_name(model, product_name: str | None = None) -> str:
+    """The NVML product name of catalog GPU ``model``: ``product_name`` when given (what
+    ``nvidia-smi --query-gpu=name --format=csv,noheader`` prints on the node), else the catalog's
+    sourced ``nvml_name``.
+
+    Raises:
+        UserError: neither is known; a guessed label would select no node.
+    """
+    if product_name is not None:
+        if not product_name.strip():
+            raise UserError("empty --product-name", where="--product-name", expected="the name nvidia-smi prints")
+        return product_name.strip()
+    if model.nvml_name:
+        return model.nvml_name
+    sourced = ", ".join(f"{m.name} ({m.nvml_name})" for m in gpu_models() if m.nvml_name)
+    raise UserError(
+        f"no sourced NVML product name for {model.name} in the catalog, so its nvidia.com/gpu.product label is unknown",
+        where="--gpu",
+        expected=f"a GPU with a published product name: {sourced}",
+        fix="pass --product-name with the name `nvidia-smi --query-gpu=name --format=csv,noheader` prints "
+        f"on a {model.name} node",
+    )
 
 
 def device_plugin_config(mode: str, replicas: int, rename: bool = False, fail_gt_one: bool = True) -> dict:
@@ -80,6 +145,30 @@ def mig_parted_config(gpu: str, name: str, layout: list[str], extra: dict[str, l
     for n, lay in {name: layout, **(extra or {})}.items():
         configs[n] = [{"devices": "all", "mig-enabled": True, "mig-devices": counts(lay)}]
     return {"version": "v1", "mig-configs": configs}
+
+
+def _gfd_resource(resource: str, product: str, replicas: int, strategy: str) -> dict[str, str]:
+    """GFD's base labels of one resource (``baseLabeler`` in ``internal/lm/resource.go``):
+    ``<resource>.product``, ``.replicas`` (0 when the labeler has no sharing config, as for a
+    MIG-enabled GPU; 1 unreplicated; N replicated) and ``.sharing-strategy`` (``none``,
+    ``time-slicing`` or ``mps``, ``api/config/v1/sharing.go``). GFD's count, memory and
+    architecture labels depend on the node and are not written here."""
+    return {
+        f"{resource}.product": product,
+        f"{resource}.replicas": str(replicas),
+        f"{resource}.sharing-strategy": strategy,
+    }
+
+
+def _mig_product_labels(nvml: str, layout: list[str]) -> dict[str, str]:
+    """GFD's labels of a MIG-enabled node under the mixed MIG strategy: the GPU itself without
+    sharing (replicas 0), and per profile the resource ``nvidia.com/mig-<profile>`` (``+`` ->
+    ``.``) with product ``<product>-MIG-<profile>``, replicas 1, strategy none."""
+    out = _gfd_resource("nvidia.com/gpu", gfd_product_label(nvml), 0, "none")
+    for p in sorted(set(layout)):
+        prof = p.replace("+", ".")
+        out.update(_gfd_resource(f"nvidia.com/mig-{prof}", gfd_product_label(nvml, "MIG", prof), 1, "none"))
+    return out
 
 
 def check_layout(gpu: str, layout: list[str]) -> list[migm.Instance]:
@@ -131,6 +220,7 @@ def export_sharing(
     k8s_version: str = DEFAULT_K8S,
     training_layout: list[str] | None = None,
     force: bool = True,
+    product_name: str | None = None,
 ) -> dict:
     """Validate every document for ``policy``, then write them into ``out_dir`` (each atomically).
     Returns a summary.
@@ -140,8 +230,16 @@ def export_sharing(
     instance), written as a second mig-parted config with its own node labels. The summary's
     ``mig_layouts`` maps each written config name to its profiles.
 
+    Node labels carry GPU Feature Discovery's ``nvidia.com/gpu.{product,replicas,sharing-strategy}``
+    exactly as GFD writes them (:func:`gfd_product_label`), from the GPU's NVML product name
+    (``product_name``, else the catalog's sourced ``nvml_name``): ``-SHARED``, the replicas and
+    ``time-slicing``/``mps`` under those policies; under ``mig``/``mixed`` (GFD's ``mixed`` MIG
+    strategy) the GPU's product without suffix and replicas 0, plus
+    ``nvidia.com/mig-<profile>.{product,replicas,sharing-strategy}`` per profile of the layout.
+
     Raises:
-        UserError: bad policy/GPU/layout, or (with ``force=False``, as the CLI calls it) a file of
+        UserError: bad policy/GPU/layout, a GPU with no sourced NVML name and no
+            ``product_name``, or (with ``force=False``, as the CLI calls it) a file of
             the export already in ``out_dir`` (nothing is written then).
     """
     import kubernetes_validate
@@ -149,9 +247,23 @@ def export_sharing(
     from gpuinfra.io.atomic import check_new_file, ensure_dir, write_text
 
     model = gpu_model(gpu)
+    if policy not in ("whole", "timeslice", "mps", "mig", "mixed"):
+        raise UserError(f"unknown policy '{policy}'", where="--policy", expected="whole, timeslice, mps, mig or mixed")
+    nvml = nvml_product_name(model, product_name)
+    whole_gpu = _gfd_resource("nvidia.com/gpu", gfd_product_label(nvml), 1, "none")
     docs: list[tuple[str, dict]] = []
     mig_layouts: dict[str, list[str]] = {}
-    labels = {"nvidia.com/gpu.product": model.name}
+    shared = policy in ("timeslice", "mps")
+    labels = (
+        _gfd_resource(
+            "nvidia.com/gpu",
+            gfd_product_label(nvml, shared=True),
+            replicas,
+            "time-slicing" if policy == "timeslice" else "mps",
+        )
+        if shared
+        else dict(whole_gpu)
+    )
     if policy in ("timeslice", "mps"):
         cfg = device_plugin_config(policy, replicas)
         _check_device_plugin(cfg)
@@ -201,10 +313,9 @@ def export_sharing(
         )
         labels["nvidia.com/mig.config"] = name
         labels["nvidia.com/mig.strategy"] = "mixed"
+        labels.update(_mig_product_labels(nvml, lay))
     if policy == "whole":
         labels["nvidia.com/device-plugin.config"] = "default"
-    if policy not in ("whole", "timeslice", "mps", "mig", "mixed"):
-        raise UserError(f"unknown policy '{policy}'", where="--policy", expected="whole, timeslice, mps, mig or mixed")
     # node labels as a Node object (what `kubectl label` would set on each node of the pool)
     docs.append(
         (
@@ -223,9 +334,9 @@ def export_sharing(
                     "metadata": {
                         "name": f"{pool}-training-node",
                         "labels": {
-                            "nvidia.com/gpu.product": model.name,
                             "nvidia.com/mig.config": mig_config_name(training_layout),
                             "nvidia.com/mig.strategy": "mixed",
+                            **_mig_product_labels(nvml, training_layout),
                         },
                     },
                 },
@@ -240,7 +351,7 @@ def export_sharing(
                     "kind": "Node",
                     "metadata": {
                         "name": f"{pool}-training-node",
-                        "labels": {"nvidia.com/gpu.product": model.name, "nvidia.com/mig.config": "all-disabled"},
+                        "labels": {**whole_gpu, "nvidia.com/mig.config": "all-disabled"},
                     },
                 },
             )
@@ -269,6 +380,7 @@ def export_sharing(
     return {
         "policy": policy,
         "gpu": model.name,
+        "nvml_name": nvml,
         "files": written,
         "labels": labels,
         "kubernetes_version": k8s_version,

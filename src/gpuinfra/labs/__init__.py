@@ -36,12 +36,23 @@ def designs_dir() -> Path:
 
 
 def write_lab(out_dir: Path, summary: dict, html: str) -> Path:
-    """Write a lab's summary.json and report.html; return the report's path."""
+    """Write a lab's summary.json and report.html, each atomically (temporary file, fsync, rename:
+    :mod:`gpuinfra.io.atomic`), so a killed lab leaves either the whole file or none; return the
+    report's path. The run manifest comes after this (the CLI writes it once the lab returned)."""
     from gpuinfra.io.results import write_json
 
     write_json(out_dir / "summary.json", summary)
-    (out_dir / "report.html").write_text(html)
-    return out_dir / "report.html"
+    return write_lab_file(out_dir / "report.html", html)
+
+
+def write_lab_file(path: Path, data: str | bytes, mode: int | None = None) -> Path:
+    """Write one file of a lab's output (a table, a figure page, a config, a report) atomically:
+    the target appears complete or not at all, and a failure leaves an earlier file untouched.
+    Text is UTF-8; ``mode`` as :func:`gpuinfra.io.atomic.write_bytes` (e.g. 0o600 for a key).
+    Returns ``path``."""
+    from gpuinfra.io.atomic import write_bytes
+
+    return write_bytes(Path(path), data.encode("utf-8") if isinstance(data, str) else data, mode=mode)
 
 
 def _contract(

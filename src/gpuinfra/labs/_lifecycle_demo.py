@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from gpuinfra.labs import write_lab_file
+
 
 def write_trace(path: Path, *, days: float = 3.0, replicas: int = 6, batch_per_day: int = 14) -> None:
     """Inference replicas (whole run), three 2-day 8-GPU training jobs every 2 days and a steady
@@ -27,7 +29,7 @@ def write_trace(path: Path, *, days: float = 3.0, replicas: int = 6, batch_per_d
         rows.append(
             f"batch-{i},{300 + i * 86400 // batch_per_day},{dur},{1 + (i % 3)},1000,8000,65536,H100-SXM,5,,batch"
         )
-    path.write_text("\n".join(rows) + "\n")
+    write_lab_file(path, "\n".join(rows) + "\n")
 
 
 # Execution semantics of the demo's owners (sim/execution.py): training checkpoints hourly, the
@@ -92,5 +94,4 @@ def write_scenario(out_dir: Path, extra: dict | None = None, name: str = "scenar
     write_trace(out_dir / "lifecycle-jobs.csv")
     d = scenario_dict("lifecycle-jobs.csv") | (extra or {})
     p = out_dir / name
-    p.write_text(yaml.safe_dump(d, sort_keys=False))
-    return p
+    return write_lab_file(p, yaml.safe_dump(d, sort_keys=False))

@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from gpuinfra.labs import write_lab
+from gpuinfra.labs import write_lab, write_lab_file
 from gpuinfra.report.figs import bar_figure
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
@@ -84,11 +84,11 @@ def _supply_chain(work: Path) -> list[dict[str, Any]]:
     model.mkdir(parents=True)
     rt = work / "rt"
     artifact_roundtrip.run(rt, seed=0)
-    shutil.copy(rt / "mlp-fp32.safetensors", model / "model.safetensors")
-    (model / "config.json").write_text('{"architecture": "mlp", "d_in": 32, "hidden": 64, "d_out": 16}\n')
+    write_lab_file(model / "model.safetensors", (rt / "mlp-fp32.safetensors").read_bytes())
+    write_lab_file(model / "config.json", '{"architecture": "mlp", "d_in": 32, "hidden": 64, "d_out": 16}\n')
     priv, pub = keygen()
-    (work / "key.pem").write_bytes(priv)
-    (work / "key.pub").write_bytes(pub)
+    write_lab_file(work / "key.pem", priv, mode=0o600)  # a private key: owner only
+    write_lab_file(work / "key.pub", pub)
     steps = []
 
     def step(what: str, require_signature: bool = True) -> None:
@@ -97,11 +97,11 @@ def _supply_chain(work: Path) -> list[dict[str, Any]]:
 
     def manifest_and_sign() -> None:
         m = make_manifest(model, {"source": "lab 11 build", "builder": "gpuinfra"})
-        (model / MANIFEST).write_bytes(m)
-        (model / SIGNATURE).write_bytes(sign(m, work / "key.pem"))
+        write_lab_file(model / MANIFEST, m)
+        write_lab_file(model / SIGNATURE, sign(m, work / "key.pem"))
 
     step("no manifest")
-    (model / MANIFEST).write_bytes(make_manifest(model, {"source": "lab 11 build"}))
+    write_lab_file(model / MANIFEST, make_manifest(model, {"source": "lab 11 build"}))
     step("manifest, unsigned")
     manifest_and_sign()
     step("manifest, signed")
@@ -111,7 +111,7 @@ def _supply_chain(work: Path) -> list[dict[str, Any]]:
         fh.seek(-1, 2)
         fh.write(bytes([b[0] ^ 0x01]))
     step("weights changed after signing")
-    shutil.copy(rt / "mlp-fp32.safetensors", model / "model.safetensors")
+    write_lab_file(model / "model.safetensors", (rt / "mlp-fp32.safetensors").read_bytes())
 
     class _Gadget:
         def __reduce__(self):
@@ -119,7 +119,7 @@ def _supply_chain(work: Path) -> list[dict[str, Any]]:
 
             return (os.system, ("echo owned",))
 
-    (model / "extra.pkl").write_bytes(pickle.dumps(_Gadget(), protocol=4))  # written, never loaded
+    write_lab_file(model / "extra.pkl", pickle.dumps(_Gadget(), protocol=4))  # written, never loaded
     manifest_and_sign()
     step("signed, with a malicious pickle added")
     return steps

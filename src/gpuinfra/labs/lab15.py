@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 
 from gpuinfra.catalog.prices import gpu_hour_price
 from gpuinfra.io.results import write_json
+from gpuinfra.labs import write_lab_file
 from gpuinfra.obs.evaluate import evaluate
 from gpuinfra.obs.export import check_with_promtool, promtool, write_openmetrics
 from gpuinfra.obs.rules import RULE_SETS, rule_file
@@ -103,9 +104,12 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
     tel = simulate_telemetry(nodes=2 if quick else 4, hours=3.0 if quick else 6.0, seed=7)
     price = gpu_hour_price("H100-SXM").on_demand_usd or 0.0
     evals = {name: evaluate(fn(), tel) for name, fn in RULE_SETS.items()}
-    n_samples = write_openmetrics(tel, out_dir / "metrics.om")
+    from gpuinfra.io.atomic import atomic_path
+
+    with atomic_path(out_dir / "metrics.om") as tmp:  # the exposition appears whole or not at all
+        n_samples = write_openmetrics(tel, tmp)
     for name, fn in RULE_SETS.items():
-        (out_dir / f"rules-{name}.yml").write_text(rule_file(fn()))
+        write_lab_file(out_dir / f"rules-{name}.yml", rule_file(fn()))
     pt: dict[str, Any] = {"ran": False, "why": "promtool not installed (Debian package 'prometheus')"}
     if promtool():
         small = simulate_telemetry(nodes=1, gpus_per_node=4, hours=2.0, seed=7)
@@ -143,8 +147,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         {k: v for k, v in s.items() if k != "correlate"}
         | {"correlate": {k: v for k, v in s["correlate"].items() if not isinstance(v, list | dict)}},
     )
-    (out_dir / "report.html").write_text(render(s, tel))
-    return out_dir / "report.html"
+    return write_lab_file(out_dir / "report.html", render(s, tel))
 
 
 def _ttd(sc: dict) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuinfra.catalog.prices import gpu_hour_price
-from gpuinfra.labs import write_lab
+from gpuinfra.labs import write_lab, write_lab_file
 from gpuinfra.models.incidents import INCIDENTS
 from gpuinfra.report.figs import line_figure
 from gpuinfra.report.html import fig_html
@@ -41,7 +41,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
             inc = fn(a, usd=price)
             objs[(name, a)] = inc
             runs[a] = {"gpu_hours_lost": inc.gpu_hours_lost, "usd_lost": inc.usd_lost, "postmortem": inc.postmortem()}
-            (out_dir / "postmortems" / f"{name}--{a}.md").write_text(inc.postmortem_markdown())
+            write_lab_file(out_dir / "postmortems" / f"{name}--{a}.md", inc.postmortem_markdown())
         results[name] = {
             "title": objs[(name, actions[0])].title,
             "hurried": actions[0],

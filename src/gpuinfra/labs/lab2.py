@@ -20,6 +20,7 @@ from typing import Any
 
 from gpuinfra.catalog.gpus import gpu_model
 from gpuinfra.io.results import write_json
+from gpuinfra.labs import write_lab_file
 from gpuinfra.models import roofline as rl
 from gpuinfra.models.counters import evaluate_monitor, sample, scenarios
 from gpuinfra.models.feeding import Loop, step, sweep_batch, sweep_workers
@@ -178,8 +179,7 @@ def run(
             }
         },
     )
-    (out_dir / "report.html").write_text(render(s))
-    return out_dir / "report.html"
+    return write_lab_file(out_dir / "report.html", render(s))
 
 
 def render(s: dict[str, Any]) -> str:

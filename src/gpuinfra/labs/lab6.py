@@ -472,8 +472,9 @@ def run(
 
     write_json(out_dir / "summary.json", summary)
     html = render(summary, default_runs, n_gpus, spec)
-    (out_dir / "report.html").write_text(html)
-    return out_dir / "report.html"
+    from gpuinfra.labs import write_lab_file
+
+    return write_lab_file(out_dir / "report.html", html)
 
 
 def best_baseline(base: dict[str, Any], cls: str) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 
 from gpuinfra.catalog.prices import gpu_hour_price
 from gpuinfra.io.designs import CheckpointFile, load_model
-from gpuinfra.labs import write_lab
+from gpuinfra.labs import write_lab, write_lab_file
 from gpuinfra.labs._jobs import DAY, simulate_jobs
 from gpuinfra.models.checkpoint import CheckpointJob, cost, daly_interval, evaluate, plan, young_interval
 from gpuinfra.models.reliability import LLAMA3_RATE_PER_1000_NODE_DAYS
@@ -336,7 +336,7 @@ def phases_trace(out_dir: Path) -> dict[str, Any]:
         trace_max_attempts=400,
     )
     tr = r.execution.chrome_trace()
-    (out_dir / "trace.json").write_text(json.dumps(tr))
+    write_lab_file(out_dir / "trace.json", json.dumps(tr))
     j = r.jobs()[0]
     names = sorted({e["name"] for e in tr["traceEvents"] if e["ph"] == "X"})
     return {

@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 
 from gpuinfra.errors import UserError
+from gpuinfra.io.atomic import write_text
 from gpuinfra.labs import LabInfo, registry
 from gpuinfra.report.html import _env, plotly_js
 from gpuinfra.report.page import Section, render_page, table_html
@@ -238,8 +239,8 @@ def build_site(
     _check_out(out)
     labs = registry() if labs is None else labs
     (out / "assets").mkdir()
-    (out / ASSET_JS).write_text(plotly_js(), encoding="utf-8")
-    (out / ASSET_CSS).write_text(SITE_CSS, encoding="utf-8")
+    write_text(out / ASSET_JS, plotly_js())
+    write_text(out / ASSET_CSS, SITE_CSS)
 
     entries: list[SiteEntry] = []
     for s in seed_sections():
@@ -292,13 +293,13 @@ def build_site(
         sub = "node" if e.section == 0 else f"lab{e.section}"
         (out / sub).mkdir(exist_ok=True)
         nav = _nav(entries, e.section, "../")
-        (out / sub / "report.html").write_text(_into_site(page, nav, "../"), encoding="utf-8")
+        write_text(out / sub / "report.html", _into_site(page, nav, "../"))
         if e.section and e.slides:
             deck = slides_html(page, section=e.section, present=e.present or e.seed_title, nav=nav, prefix="../")
-            (out / sub / "slides.html").write_text(deck, encoding="utf-8")
+            write_text(out / sub / "slides.html", deck)
 
     index = (
         _env().get_template("site_index.html.j2").render(entries=entries, nav=_nav(entries, None, ""), css=ASSET_CSS)
     )
-    (out / "index.html").write_text(index, encoding="utf-8")
+    write_text(out / "index.html", index)
     return SiteResult(out / "index.html", entries)

@@ -39,10 +39,11 @@ def plan_figure(p, title: str | None = None) -> go.Figure:
 
 def write_plan_html(p, path: Path) -> None:
     """One self-contained HTML file with the plan's figure."""
+    from gpuinfra.io.atomic import write_text
     from gpuinfra.report.html import fig_html
     from gpuinfra.report.page import Section, render_page
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     r = p.recommended
     claim = f"Recommended interval {r.interval_s / 60:.1f} min gives ETTR {r.ettr:.3f}; Young {p.young_s / 60:.1f} min, Daly {p.daly_s / 60:.1f} min."
-    path.write_text(render_page("Checkpoint plan", [Section("Trade-off", fig_html(plan_figure(p), "plan"), claim)]))
+    page = render_page("Checkpoint plan", [Section("Trade-off", fig_html(plan_figure(p), "plan"), claim)])
+    write_text(path, page)  # atomic; creates the parent directory
