@@ -53,11 +53,13 @@ def test_every_node_done_and_reimage_time_is_the_closed_form(tmp_path, strategy,
     assert unav == pytest.approx(reimaged * 8 * 1200 / 3600, rel=1e-9)
 
 
-def test_attribution_sums_to_the_bill_every_gpu_second_once(tmp_path):
+@pytest.mark.parametrize("with_execution", [False, True])
+def test_attribution_sums_to_the_bill_every_gpu_second_once(tmp_path, with_execution):
     res = _run(
         tmp_path,
         spot={"pools": ["gpu"], "reclaim_rate_per_node_day": 0.5, "source": "test rate"},
         upgrade={"strategy": "in_place"},
+        **({} if with_execution else {"execution": None}),
     )
     table, bill, o = _attr(res)
     assert float(table["totalCost"].sum()) == pytest.approx(bill["total"], rel=1e-12)
@@ -67,8 +69,12 @@ def test_attribution_sums_to_the_bill_every_gpu_second_once(tmp_path):
     assert float(table["gpuHours"].sum()) == pytest.approx(billed_h, rel=1e-12)
     assert at.check(o.run, table)["ok"]  # residual idle equals the recorder's idle integral
     assert (table["gpuHours"] >= -1e-9).all()
-    # failure waste is exactly the GPU-time of the runs the engine threw away
+    # failure waste is exactly the GPU-time of the runs the engine threw away, less (with
+    # checkpoints and Ready service replicas) the part the execution subsystem says was kept
     lost = sum(ms for _, _, ms in o.run.lost_runs) / 3.6e6
+    kept = sum(ms for _, _, ms in at.kept_on_kill(o.run)) / 3.6e6
+    assert (kept > 0) == with_execution
+    lost -= kept
     assert table.loc[table.costCategory == "failure_waste", "gpuHours"].sum() == pytest.approx(lost)
     burn = at.silent_burn(table)
     assert list(burn["totalCost"]) == sorted(burn["totalCost"], reverse=True)
