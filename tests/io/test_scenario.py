@@ -24,7 +24,9 @@ def test_good_scenario_builds():
     assert len(b.pods) == 50
     assert b.cluster.models == ("A100-80GB", "H100-SXM")
     assert b.cluster.node_taints(2)[0].key == "nvidia.com/gpu"
-    assert dict(b.cluster.pools[1].labels)["nvidia.com/gpu.product"] == "H100-SXM"
+    # GPU Feature Discovery's label: the NVML name of an H100 SXM ("NVIDIA H100 80GB HBM3", the
+    # published nvidia-smi output in tests/fixtures/smi) with blanks turned into dashes
+    assert dict(b.cluster.pools[1].labels)["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
     assert b.prices.usd_per_gpu_hour["H100-SXM"] > 0
 
 

@@ -39,6 +39,18 @@ class Built:
         return RunMeta(self.scenario.name, self.seed, self.trace_label, tuple(self.skipped_impossible))
 
 
+
+def _product_label(model: str | None) -> str:
+    """``nvidia.com/gpu.product`` of a catalog GPU: GFD's label of its sourced NVML name, or the
+    catalog name where none is sourced (catalog/data/gpus.csv, ``nvml_name``)."""
+    if not model:
+        return ""
+    from gpuinfra.catalog import gpu_model
+    from gpuinfra.io.sharing_export import gfd_product_label
+
+    nvml = gpu_model(model).nvml_name
+    return gfd_product_label(nvml) if nvml else model
+
 def _pools(spec: ClusterSpec) -> list[NodePool]:
     if spec.openb:
         from gpuinfra.io.traces import openb_node_list, read_openb_nodes
@@ -58,7 +70,9 @@ def _pools(spec: ClusterSpec) -> list[NodePool]:
                 model = gpu_model(ps.gpu_model, where=f"{where}.gpu_model").name
             labels = dict(ps.labels)
             if model and gpus:
-                labels.setdefault("nvidia.com/gpu.product", model)
+                # GPU Feature Discovery's value (the NVML name, blanks to dashes) where the catalog
+                # has a sourced NVML name, so a real nodeSelector matches; else the catalog name.
+                labels.setdefault("nvidia.com/gpu.product", _product_label(model))
                 labels.setdefault("nvidia.com/gpu.count", str(gpus))
             layout: tuple[str, ...] = ()
             if ps.mig_layout:
@@ -86,7 +100,7 @@ def _pools(spec: ClusterSpec) -> list[NodePool]:
                         expected="one of mig_layout or timeslice_replicas",
                     )
                 labels.setdefault("nvidia.com/gpu.replicas", str(replicas))
-                labels["nvidia.com/gpu.product"] = labels.get("nvidia.com/gpu.product", model or "") + "-SHARED"
+                labels["nvidia.com/gpu.product"] = labels.get("nvidia.com/gpu.product", _product_label(model)) + "-SHARED"
             pools.append(
                 NodePool(
                     name=ps.name,
