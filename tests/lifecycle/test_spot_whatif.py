@@ -84,7 +84,7 @@ def test_expected_reclaims_are_rate_x_nodes_x_time_over_seeds():
     counts = []
     for seed in range(20):
         jobs = workload(pools, spec, seed)
-        counts.append(replay_plan("spot", pools, prices, jobs, spec, seed)["reclaims"])
+        counts.append(replay_plan("spot", pools, prices, jobs, spec, seed)["reclaims_to_horizon"])
     mean = float(np.mean(counts))
     assert abs(mean - expected) <= 4 * math.sqrt(expected / len(counts)), (mean, expected)
 
