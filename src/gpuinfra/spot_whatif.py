@@ -480,3 +480,142 @@ def whatif(
         },
         "plans": results,
     }
+
+
+# -- the same what-if on a scenario ------------------------------------------------------------
+
+
+def _need(book: Any, model: str, what: str, label: str) -> float:
+    v = book.usd_per_gpu_hour.get(model)
+    if v is None:
+        key = "on_demand_usd_per_gpu_hour" if what == "on-demand" else "spot_usd_per_gpu_hour"
+        raise UserError(
+            f"no {what} price for GPU model '{model}', which the scenario's cluster holds",
+            where=f"{label} (prices.overrides.{model})",
+            expected=f"a catalog {what} price for every GPU model of the cluster",
+            fix=f"add prices.overrides.{model}.{key} with its source",
+        )
+    return float(v)
+
+
+def _scenario_result(out: Any, plan: str, od: Any, sp: Any, spot_pools: set[str], discount: float, label: str) -> dict:
+    run = out.run
+    c = run.cluster
+    t0 = float(run.recorder.start_s)
+    ends = run.end_s[np.isfinite(run.end_s)]
+    unfinished = sum(1 for o in run.outcome if o in ("pending_at_horizon", "running_at_horizon", "not_arrived"))
+    # the scenario sets the window: billed from its start to its horizon (or its last event), as
+    # analysis/attribution.bill does; the spot summary's unbilled hours cover the same window
+    t_end = float(run.horizon_s)
+    last = float(ends.max()) if len(ends) else t0
+    spot = run.subsystems.get("spot") or {}
+    by_pool = spot.get("unprovisioned_gpu_hours_by_pool", {})
+    pools_out = []
+    for p in c.pools:
+        if not p.gpu_model or p.gpus_per_node == 0:
+            continue
+        kind = "spot" if p.name in spot_pools else ("committed" if plan == "committed+spot" else "on-demand")
+        usd = _need(sp if kind == "spot" else od, p.gpu_model, "spot" if kind == "spot" else "on-demand", label)
+        if kind == "committed":
+            usd *= 1.0 - discount
+        gpus = p.gpus_per_node * p.count
+        billed = gpus * (t_end - t0) / 3600.0 - by_pool.get(p.name, 0.0)
+        pools_out.append(
+            {
+                "pool": p.name,
+                "gpu_model": p.gpu_model,
+                "purchase": kind,
+                "nodes": p.count,
+                "gpus": gpus,
+                "usd_per_gpu_hour": usd,
+                "billed_gpu_hours": billed,
+                "reclaimed_gpu_hours": by_pool.get(p.name, 0.0),
+                "cost_usd": billed * usd,
+            }
+        )
+    ex = run.subsystems.get("execution")
+    if ex is not None:
+        lost = sum(r["gpu_hours_by_phase"].get("lost work", 0.0) for r in ex["jobs"])
+    else:
+        lost = float(spot.get("lost_gpu_hours_since_start", 0.0))
+    used = float(run.invariants.allocated_gpu_hours) if run.invariants is not None else 0.0
+    cost = sum(p["cost_usd"] for p in pools_out)
+    billed = sum(p["billed_gpu_hours"] for p in pools_out)
+    done = [i for i, o in enumerate(run.outcome) if o == "completed"]
+    jct = [float(run.end_s[i] - run.pods.submit_s[i]) for i in done]
+    useful = max(0.0, used - lost)
+    return {
+        "plan": plan,
+        "cost_usd": cost,
+        "billed_gpu_hours": billed,
+        "allocated_gpu_hours": used,
+        "useful_gpu_hours": useful,
+        "lost_gpu_hours": lost,
+        "goodput": useful / used if used else 0.0,
+        "utilisation": used / billed if billed else 0.0,
+        "usd_per_useful_gpu_hour": cost / useful if useful else math.inf,
+        "pods": len(run.outcome),
+        "pods_completed": len(done),
+        "pods_at_horizon": unfinished,
+        "pods_killed": int(spot.get("pods_killed", 0)),
+        "reclaims": int(spot.get("reclaims", 0)),
+        "billed_hours": (t_end - t0) / 3600.0,
+        "completion_time_h": (last - t0) / 3600.0 if not unfinished else None,
+        "mean_jct_h": float(np.mean(jct)) / 3600.0 if jct else None,
+        "pools": pools_out,
+        "invariants": run.invariants.__dict__ if run.invariants is not None else None,
+    }
+
+
+def scenario_whatif(
+    sc: Any,
+    base_dir: Any,
+    *,
+    seed: int | None = None,
+    committed_discount: float = 0.5,
+    plans: tuple[str, ...] = PLANS,
+    progress: Callable[[str, float], None] | None = None,
+) -> dict[str, Any]:
+    """The what-if on a scenario with a ``spot:`` block, same seed for every plan: ``on-demand`` (the
+    scenario replayed without its spot block, every pool on-demand), ``spot`` (as written: its spot
+    pools at the spot price, the other pools on-demand) and ``committed+spot`` (the same replay, the
+    other pools committed at on-demand x (1 - ``committed_discount``)). Cost per pool over the run's
+    window (its start to its horizon, or to its last event), less reclaimed hours; lost GPU-hours
+    from the execution subsystem when the scenario has one (work since the last checkpoint), else
+    the spot subsystem's (a plain pod restarts from zero).
+
+    Raises UserError when the scenario has no spot block, or a GPU model lacks the price a plan needs."""
+    from gpuinfra.run import simulate
+
+    label = getattr(sc, "_label", "scenario")
+    for p in plans:
+        if p not in PLANS:
+            raise UserError(f"plan '{p}'", where="--plans", expected=", ".join(PLANS))
+    if sc.spot is None:
+        raise UserError("the scenario has no spot: block", where=f"{label} (spot)", fix="add spot: {pools: [...], ...}")
+
+    def run(s: Any, name: str) -> Any:
+        cb = (lambda f: progress(name, f)) if progress else None
+        return simulate(s, base_dir, seed=seed, progress=cb, log_events=False)
+
+    on_demand = sc.model_copy(update={"spot": None, "prices": sc.prices.model_copy(update={"basis": "on_demand"})})
+    a = run(on_demand, "on-demand")
+    od = a.built.prices
+    results: dict[str, Any] = {}
+    if "on-demand" in plans:
+        results["on-demand"] = _scenario_result(a, "on-demand", od, od, set(), committed_discount, label)
+    if "spot" in plans or "committed+spot" in plans:
+        spotted = sc.model_copy(update={"prices": sc.prices.model_copy(update={"basis": "spot"})})
+        b = run(spotted, "spot")
+        pools = set(sc.spot.pools)
+        for plan in ("spot", "committed+spot"):
+            if plan in plans:
+                results[plan] = _scenario_result(b, plan, od, b.built.prices, pools, committed_discount, label)
+    return {
+        "schema": "gpuinfra.spot-whatif/1",
+        "scenario": sc.name,
+        "seed": a.built.seed,
+        "spot": sc.spot.model_dump(),
+        "committed_discount": committed_discount,
+        "plans": results,
+    }

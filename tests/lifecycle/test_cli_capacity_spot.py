@@ -147,7 +147,7 @@ def test_spot_whatif_json_out_dir_and_determinism(tmp_path):
     assert {"summary.json", "pools.csv", "manifest.json"} <= {p.name for p in o.iterdir()}
     first = (o / "summary.json").read_bytes()
     r2 = gi("spot", "whatif", *SMALL, "--seed", "3", "-o", o)
-    assert r2.returncode == 0 and "same jobs, same seed" in r2.stdout and "invariants: ok" in r2.stdout
+    assert r2.returncode == 0 and "same seed, same work" in r2.stdout and "invariants: ok" in r2.stdout
     assert (o / "summary.json").read_bytes() == first
 
 
@@ -176,3 +176,43 @@ def test_spot_whatif_bad_input(tmp_path):
     )
     assert r.returncode == 0, r.output
     assert json.loads(r.stdout)["prices"]["A800-SXM4-80GB"]["source"].endswith("(--price)")
+
+
+def _scenario(tmp_path, prices="prices: {cloud: aws}\n"):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "examples" / "spot.yaml").read_text()
+    text = text.replace("trace: upgrade-jobs.csv", f"trace: {root / 'examples' / 'upgrade-jobs.csv'}")
+    text = text.replace("prices:\n  cloud: aws\n", prices)
+    p = tmp_path / "spot.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_spot_whatif_on_a_scenario_prices_every_pool_by_hand(tmp_path):
+    from gpuinfra.catalog.prices import gpu_hour_price
+
+    r = gi("spot", "whatif", "--scenario", _scenario(tmp_path), "--json", "-q", "--committed-discount", "0.3")
+    assert r.returncode == 0, r.output
+    s = json.loads(r.stdout)
+    od, sp, mix = (s["plans"][k] for k in ("on-demand", "spot", "committed+spot"))
+    h100 = gpu_hour_price("H100-SXM", cloud="aws")
+    # 6 p5.48xlarge nodes x 8 GPUs for the scenario's 72 h at the on-demand price
+    assert od["cost_usd"] == pytest.approx(48 * 72 * h100.on_demand_usd, rel=1e-12)
+    # committed+spot is the spot replay with the 2 on-demand nodes 30 % cheaper
+    assert sp["cost_usd"] - mix["cost_usd"] == pytest.approx(16 * 72 * h100.on_demand_usd * 0.3, rel=1e-9)
+    spot_pool = [p for p in sp["pools"] if p["purchase"] == "spot"][0]
+    assert spot_pool["usd_per_gpu_hour"] == h100.spot_usd
+    assert spot_pool["billed_gpu_hours"] == pytest.approx(32 * 72 - spot_pool["reclaimed_gpu_hours"])
+    assert sp["reclaims"] > 0 and od["reclaims"] == 0
+    for plan in s["plans"].values():
+        assert plan["invariants"]["no_overcommit"] and plan["invariants"]["gpu_time_balance"]
+
+
+def test_spot_whatif_scenario_bad_input(tmp_path):
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    _bad(gi("spot", "whatif", "--scenario", root / "examples" / "upgrade.yaml", "-q"), "(spot)", "no spot")
+    _bad(gi("spot", "whatif", "--scenario", _scenario(tmp_path), "--days", "3", "-q"), "--scenario", "--days")
+    only_od = "prices:\n  overrides:\n    H100-SXM: {on_demand_usd_per_gpu_hour: 5, source: test}\n"
+    _bad(gi("spot", "whatif", "--scenario", _scenario(tmp_path, only_od), "-q"), "no spot price", "H100-SXM")
