@@ -422,7 +422,7 @@ def replay_plan(
         "overhead_gpu_hours": max(0.0, used - useful - lost),
         "goodput": useful / used if used else 0.0,
         "utilisation": used / billed if billed else 0.0,
-        "usd_per_useful_gpu_hour": cost / useful if useful else math.inf,
+        "usd_per_useful_gpu_hour": cost / useful if useful else None,  # no useful work: undefined
         "jobs": len(jobs),
         "jobs_completed": len(done),
         "jobs_interrupted": sum(1 for r in table.values() if r["failures"] > 0),
@@ -553,7 +553,7 @@ def _scenario_result(out: Any, plan: str, od: Any, sp: Any, spot_pools: set[str]
         "lost_gpu_hours": lost,
         "goodput": useful / used if used else 0.0,
         "utilisation": used / billed if billed else 0.0,
-        "usd_per_useful_gpu_hour": cost / useful if useful else math.inf,
+        "usd_per_useful_gpu_hour": cost / useful if useful else None,  # no useful work: undefined
         "pods": len(run.outcome),
         "pods_completed": len(done),
         "pods_at_horizon": unfinished,
