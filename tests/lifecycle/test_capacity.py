@@ -55,3 +55,28 @@ def test_spike_orders_lead_time_ahead_and_bursts_inside_it():
         {"order_week": 1, "arrives_week": 4, "gpus": 8.0},
     ]
     assert p["burst_gpu_weeks"] == 2 and p["unmet_gpu_weeks"] == 2 and p["first_short_week"] == 2
+
+
+def test_growth_plan_orders_for_the_peak_gap_under_availability_and_quota():
+    from gpuinfra.errors import UserError
+    from gpuinfra.models.capacity import growth_plan
+
+    d = np.array([100, 100, 200, 200], dtype=float)
+    kw = dict(speedup=2.0, old_usd=1.0, new_usd=3.0, lead_weeks=1)
+    # half of each order delivered: expand orders 100 new (50 arrive, worth 100 current GPUs)
+    g = growth_plan(d, 100, delivered_share=0.5, **kw)
+    exp, rep = g["options"]
+    assert exp["gpus_ordered"] == 100 and exp["gpus_delivered"] == 50 and exp["unmet_gpu_weeks"] == 0
+    # replace: each delivered GPU adds speedup - 1 = 1: 200 needed, capped at the fleet's 100 (50 arrive)
+    assert rep["gpus_ordered"] == 100 and rep["gpus_delivered"] == 50
+    assert g["recommended"] == "expand"
+    # a quota of 40: 20 delivered, 40 current GPUs of capacity, 60 short in each of weeks 2 and 3
+    q = growth_plan(d, 100, delivered_share=0.5, quota_gpus=40, **kw)["options"][0]
+    assert q["gpus_ordered"] == 40 and q["unmet_gpu_weeks"] == 120 and q["weeks_short"] == 2
+    # no faster GPU: replacement adds nothing and orders nothing
+    assert growth_plan(d, 100, **{**kw, "speedup": 1.0})["options"][1]["gpus_ordered"] == 0
+    for bad in (dict(quota_gpus=-1), dict(delivered_share=1.5)):
+        with pytest.raises(UserError):
+            growth_plan(d, 100, **kw, **bad)
+    with pytest.raises(UserError, match="--current-gpus"):
+        growth_plan(d, -5, **kw)

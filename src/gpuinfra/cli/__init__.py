@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from gpuinfra.cli import (
     artifact,
+    capacity,
     catalog,
     deploy,
     execution,
@@ -27,6 +28,7 @@ from gpuinfra.cli import (
     roofline,
     serving,
     sharing,
+    spot,
     sweep,
     topology,
     trace,
@@ -69,6 +71,8 @@ app.add_typer(deploy.security_app, name="security")
 app.add_typer(serving.serving_app, name="serving")
 app.add_typer(sweep.sweep_app, name="sweep")
 app.add_typer(node.node_app, name="node")
+app.add_typer(capacity.capacity_app, name="capacity")
+app.add_typer(spot.spot_app, name="spot")
 
 
 def main() -> None:

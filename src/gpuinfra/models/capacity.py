@@ -191,3 +191,68 @@ def spike_plan(forecast: np.ndarray, capacity: float, lead_weeks: int, burst_gpu
         "unmet_gpu_weeks": float(unmet.sum()),
         "first_short_week": int(np.flatnonzero(unmet > 1e-9)[0]) if (unmet > 1e-9).any() else None,
     }
+
+
+def peak_speedup(old: str, new: str) -> tuple[float, str]:
+    """Throughput of one ``new`` GPU in units of one ``old`` GPU as the ratio of their dense FP16/BF16
+    tensor peaks (catalog/data/gpus.csv), and a note saying so: an upper bound, since real training
+    rarely scales with the peak (state a measured ratio with ``speedup`` when you have one)."""
+    from gpuinfra.catalog.gpus import gpu_model
+
+    a, b = gpu_model(old, where="--gpu"), gpu_model(new, where="--new-gpu")
+    if not a.fp16_tensor_dense_flops or not b.fp16_tensor_dense_flops:
+        raise UserError(
+            f"no dense tensor peak for {a.name if not a.fp16_tensor_dense_flops else b.name} in the catalog",
+            where="--speedup",
+            fix="give --speedup (throughput of one new GPU in current GPUs)",
+        )
+    r = b.fp16_tensor_dense_flops / a.fp16_tensor_dense_flops
+    return r, f"ratio of dense FP16 tensor peaks {b.name}/{a.name} (catalog/data/gpus.csv): an upper bound"
+
+
+def growth_plan(
+    demand: np.ndarray,
+    current_gpus: int,
+    *,
+    speedup: float,
+    old_usd: float,
+    new_usd: float,
+    lead_weeks: int,
+    quota_gpus: int | None = None,
+    delivered_share: float = 1.0,
+    swap_weeks: int = 1,
+    order_gpus: int | None = None,
+) -> dict:
+    """Expansion vs replacement for one demand forecast (current-GPU units per week).
+
+    Unless ``order_gpus`` is given, each option orders what closes the forecast's peak gap:
+    expand ``ceil(gap / (speedup x delivered))`` new GPUs; replace ``ceil(gap / ((speedup - 1) x
+    delivered))``, at most the current fleet (a replacement with ``speedup <= 1`` adds nothing).
+    Returns both timelines (:func:`growth_timeline`) and the recommendation: least unmet GPU-weeks,
+    then least cost. Raises UserError for negative inputs."""
+    d = np.asarray(demand, dtype=float)
+    for v, w in ((current_gpus, "--current-gpus"), (lead_weeks, "--lead-weeks"), (swap_weeks, "--swap-weeks")):
+        if v < 0:
+            raise UserError(f"{w} {v} is negative", where=w, expected="a number >= 0")
+    if quota_gpus is not None and quota_gpus < 0:
+        raise UserError(f"--quota {quota_gpus} is negative", where="--quota", expected="GPUs >= 0")
+    if not 0 <= delivered_share <= 1:
+        raise UserError(f"--availability {delivered_share}", where="--availability", expected="a share in [0, 1]")
+    if speedup <= 0:
+        raise UserError(f"--speedup {speedup}", where="--speedup", expected="a throughput ratio > 0")
+    gap = max(0.0, float(d.max()) - current_gpus) if len(d) else 0.0
+    share = max(delivered_share, 1e-12)
+    n_exp = order_gpus if order_gpus is not None else int(np.ceil(gap / (speedup * share) - 1e-9))
+    if order_gpus is not None:
+        n_rep = min(order_gpus, current_gpus)
+    elif speedup > 1:
+        n_rep = min(current_gpus, int(np.ceil(gap / ((speedup - 1.0) * share) - 1e-9)))
+    else:
+        n_rep = 0
+    opts = [
+        GrowthOption("expand", "expand", n_exp, speedup, lead_weeks, new_usd, delivered_share, quota_gpus, swap_weeks),
+        GrowthOption("replace", "replace", n_rep, speedup, lead_weeks, new_usd, delivered_share, None, swap_weeks),
+    ]
+    rows = [growth_timeline(current_gpus, d, o, old_usd) for o in opts]
+    best = min(rows, key=lambda r: (round(r["unmet_gpu_weeks"], 9), r["cost_usd"]))
+    return {"options": rows, "recommended": best["option"], "peak_gap_gpus": gap}

@@ -78,6 +78,8 @@ class SpotReclaimer(Subsystem):
         self.out: set[int] = set()
         """Nodes noticed or reclaimed and not yet replaced."""
         self.down_since: dict[int, float] = {}
+        self.intervals: list[tuple[int, float, float]] = []
+        """(node, reclaimed at, replaced at) of every reclaim whose replacement joined."""
         self.reclaimed_gpu_s: dict[int, float] = {}
         self.reclaims = 0
         self.pods_killed = 0
@@ -154,7 +156,9 @@ class SpotReclaimer(Subsystem):
     def on_replace(self, ev: Event) -> list[Event]:
         e, t, n = self.e, ev.t_s, ev.ref
         c = e.cluster
-        self.reclaimed_gpu_s[n] = self.reclaimed_gpu_s.get(n, 0.0) + (t - self.down_since.pop(n)) * int(c.gpu_count[n])
+        t_down = self.down_since.pop(n)
+        self.intervals.append((n, t_down, t))
+        self.reclaimed_gpu_s[n] = self.reclaimed_gpu_s.get(n, 0.0) + (t - t_down) * int(c.gpu_count[n])
         for d in range(int(c.gpu_count[n])):
             c.set_device_available(n, d, True)
         c.set_node_up(n, True)
@@ -162,6 +166,17 @@ class SpotReclaimer(Subsystem):
         e.mark_dirty(n)
         out = e.retry_nodes([n], t)
         e.touch(t)
+        return out
+
+    def unprovisioned_by_pool(self, until_s: float) -> dict[str, float]:
+        """GPU-hours each spot pool's reclaimed nodes were out of service (not billed) before ``until_s``,
+        from each reclaim to its replacement (or to ``until_s`` while none has joined)."""
+        c = self.view.cluster
+        out = {p: 0.0 for p in self.spec.pools}
+        spans = [*self.intervals, *((n, t, until_s) for n, t in self.down_since.items())]
+        for n, a, b in spans:
+            pool = c.pools[c.node_pool[n]].name
+            out[pool] += max(0.0, min(b, until_s) - a) * int(c.gpu_count[n]) / 3600.0
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -176,6 +191,7 @@ class SpotReclaimer(Subsystem):
             "saved_on_notice": self.saved_on_notice,
             "unprovisioned_gpu_hours": sum(rec.values()),
             "unprovisioned_gpu_hours_by_model": rec,
+            "unprovisioned_gpu_hours_by_pool": self.unprovisioned_by_pool(now),
             "log": self.view.log,
         }
 

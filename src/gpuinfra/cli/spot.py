@@ -1,0 +1,328 @@
+"""`gpuinfra spot inventory` and `gpuinfra spot whatif`: the Alibaba spot GPU cluster's node inventory,
+and on-demand vs spot vs committed+spot replayed on it (gpuinfra/spot_whatif.py). Parse, call, print.
+Exit codes: 0 fine, 2 bad input (a reclaim rate outside [0, 1], a GPU model without a price, a bad
+--price or spec file)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from gpuinfra.cli._common import FORCE_HELP, Interrupted, _console, check_input_file, err, esc
+from gpuinfra.errors import UserError
+
+out = _console(highlight=False, soft_wrap=True)
+spot_app = typer.Typer(
+    help="Spot GPUs: the Alibaba spot cluster's inventory, and spot vs on-demand vs committed replayed on it.",
+    no_args_is_help=True,
+)
+
+_PRICE = re.compile(r"^\s*([^=]+?)\s*=\s*([^:]+?)\s*:\s*([^:]+?)\s*$")
+
+
+def parse_price(text: str, where: str = "--price") -> tuple[str, float, float]:
+    """``MODEL=ON_DEMAND:SPOT`` (USD per GPU-hour, both > 0) -> (model, on-demand, spot).
+
+    Raises UserError naming ``where`` for anything else."""
+    m = _PRICE.match(text)
+    expected = "MODEL=ON_DEMAND:SPOT in USD per GPU-hour, e.g. H800=2.50:0.90"
+    if not m:
+        raise UserError(f"'{text[:60]}'", where=where, expected=expected)
+    vals = []
+    for part, name in ((m.group(2), "on-demand"), (m.group(3), "spot")):
+        try:
+            v = float(part)
+        except ValueError:
+            raise UserError(f"{name} price '{part[:30]}' is not a number", where=where, expected=expected) from None
+        if not math.isfinite(v) or v <= 0 or v > 1e4:
+            raise UserError(f"{name} price {part[:30]} is out of range", where=where, expected="(0, 10000] USD/GPU-h")
+        vals.append(v)
+    return m.group(1), vals[0], vals[1]
+
+
+def build_spec(spec_file: Path | None, overrides: dict[str, Any], prices: list[str]) -> Any:
+    """The what-if spec: a YAML file (validated with file:line), then the flags given over it."""
+    from pydantic import ValidationError
+
+    from gpuinfra.spot_whatif import PriceSpec, WhatIfSpec
+
+    if spec_file is not None:
+        from gpuinfra.io.scenario_load import load_model_file
+
+        check_input_file(spec_file, "--spec", "spec file")
+        base = load_model_file(spec_file, WhatIfSpec, what="a spot what-if spec").model_dump()
+    else:
+        base = {}
+    base |= {k: v for k, v in overrides.items() if v is not None}
+    ps = dict(base.get("prices") or {})
+    for text in prices:
+        model, od, sp = parse_price(text)
+        ps[model] = PriceSpec(on_demand_usd=od, spot_usd=sp, source="given on the command line (--price)")
+    base["prices"] = ps
+    try:
+        return WhatIfSpec.model_validate(base)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(x) for x in first["loc"])
+        flag = "--" + field.replace("_", "-")
+        raise UserError(f"{first['msg']} (got {str(first.get('input'))[:40]})", where=flag) from None
+
+
+@spot_app.command("inventory")
+def inventory_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The packaged node inventory by pool (GPU model, GPUs per node, vCPUs) and each model's price."""
+    from gpuinfra.spot_whatif import INVENTORY_SOURCE, WhatIfSpec, inventory, price_for
+
+    pools = inventory()
+    rows = []
+    for p in pools:
+        try:
+            pr = price_for(p.model, WhatIfSpec())
+            price = {"on_demand_usd": pr.on_demand_usd, "spot_usd": pr.spot_usd}
+        except UserError as e:
+            price = {"unpriced": e.what}
+        rows.append(
+            {"gpu_model": p.model, "gpus_per_node": p.gpus_per_node, "vcpus": p.vcpus, "nodes": len(p.nodes)} | price
+        )
+    if as_json:
+        print(json.dumps({"source": INVENTORY_SOURCE, "pools": rows}, indent=1))
+        return
+    t = Table("GPU model", "GPUs/node", "vCPUs", "nodes", "GPUs", "on-demand $/GPU-h", "spot $/GPU-h")
+    for r in rows:
+        t.add_row(
+            esc(r["gpu_model"]),
+            str(r["gpus_per_node"]),
+            str(r["vcpus"]),
+            f"{r['nodes']:,}",
+            f"{r['nodes'] * r['gpus_per_node']:,}",
+            f"{r['on_demand_usd']:.3f}" if "on_demand_usd" in r else "no price",
+            f"{r['spot_usd']:.3f}" if "spot_usd" in r else "-",
+        )
+    out.print(t)
+    n = sum(r["nodes"] for r in rows)
+    g = sum(r["nodes"] * r["gpus_per_node"] for r in rows)
+    out.print(f"{n:,} nodes, {g:,} GPUs; source: {esc(INVENTORY_SOURCE)}")
+
+
+@spot_app.command("whatif")
+def whatif_cmd(
+    spec_file: Annotated[
+        Path | None, typer.Option("--spec", help="YAML with the what-if's fields (flags win).")
+    ] = None,
+    models: Annotated[
+        str | None, typer.Option(help="Inventory GPU models, comma-separated (default: every priced one).")
+    ] = None,
+    scale: Annotated[float | None, typer.Option(help="Share of each pool's nodes kept, (0, 1].")] = None,
+    days: Annotated[float | None, typer.Option(help="Jobs arrive over this many days.")] = None,
+    load: Annotated[float | None, typer.Option(help="Offered GPU-hours / capacity over the arrival window.")] = None,
+    reclaim_per_month: Annotated[
+        float | None,
+        typer.Option("--reclaim-rate", help="Share of spot instances interrupted a month, [0, 1] (AWS: <5 %..>20 %)."),
+    ] = None,
+    notice_s: Annotated[
+        float | None, typer.Option("--notice-s", help="Interruption notice, s (AWS 120, GCP 30).")
+    ] = None,
+    replace_s: Annotated[float | None, typer.Option("--replace-s", help="Until a replacement node joins, s.")] = None,
+    checkpoint_interval_s: Annotated[
+        float | None, typer.Option("--checkpoint-interval-s", help="Steady work between checkpoints, s.")
+    ] = None,
+    committed_share: Annotated[
+        float | None, typer.Option("--committed-share", help="committed+spot: share of nodes committed, [0, 1].")
+    ] = None,
+    committed_discount: Annotated[
+        float | None, typer.Option("--committed-discount", help="Committed = on-demand x (1 - this) [assumption].")
+    ] = None,
+    cloud: Annotated[str | None, typer.Option(help="Catalog price rows of one cloud (aws, gcp, azure).")] = None,
+    price: Annotated[list[str] | None, typer.Option(help="MODEL=ON_DEMAND:SPOT USD per GPU-hour (repeatable).")] = None,
+    plans: Annotated[str, typer.Option(help="Comma-separated: on-demand, spot, committed+spot.")] = (
+        "on-demand,spot,committed+spot"
+    ),
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="A scenario with a spot: block (file or built-in) instead of the inventory."),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the jobs and reclaims, the same for every plan (default 0 / scenario's)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write summary.json, pools.csv, manifest.json here.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Replay the same checkpointed training jobs on the Alibaba spot cluster's inventory all on-demand,
+    all spot (reclaimed with notice, replaced) and committed+spot; cost, goodput, lost GPU-hours,
+    jobs interrupted, completion time side by side."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gpuinfra.io import manifest
+    from gpuinfra.spot_whatif import whatif
+    from gpuinfra.units import MAX_SEED, check_number
+
+    check_number(seed, "--seed", lo=0, hi=MAX_SEED)
+    if out_dir is not None:
+        manifest.prepare(out_dir, "spot whatif", force=force)
+    if committed_discount is not None and not 0 <= committed_discount < 1:
+        raise UserError(f"--committed-discount {committed_discount}", where="--committed-discount", expected="[0, 1)")
+    over = {
+        "models": [m.strip() for m in models.split(",") if m.strip()] if models is not None else None,
+        "scale": scale,
+        "days": days,
+        "load": load,
+        "reclaim_per_month": reclaim_per_month,
+        "notice_s": notice_s,
+        "replace_s": replace_s,
+        "checkpoint_interval_s": checkpoint_interval_s,
+        "committed_share": committed_share,
+        "committed_discount": committed_discount,
+        "cloud": cloud,
+    }
+    if reclaim_per_month is not None and not 0 <= reclaim_per_month <= 1:
+        raise UserError(
+            f"--reclaim-rate {reclaim_per_month}",
+            where="--reclaim-rate",
+            expected="a share of instances interrupted a month in [0, 1] (AWS Spot Advisor buckets: 0.05 .. 0.20)",
+        )
+    ps = tuple(p.strip() for p in plans.split(",") if p.strip())
+    if scenario is not None:
+        given = [f"--{k.replace('_', '-')}" for k, v in over.items() if v is not None and k != "committed_discount"]
+        if spec_file is not None or price or given:
+            raise UserError(
+                "--scenario replays the scenario as written",
+                where="--scenario",
+                expected="no inventory options (--spec, --price, "
+                + ", ".join(given or ["--models", "..."])
+                + ") with it",
+                fix="set pools, rates and prices in the scenario file",
+            )
+        from gpuinfra import api
+
+        sc = api.scenario(scenario)
+        spec = None
+    else:
+        spec = build_spec(spec_file, over, price or [])
+    t0 = time.perf_counter()
+    prog = Progress(
+        TextColumn("[bold]spot whatif[/] {task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+        transient=True,
+    )
+    try:
+        with prog:
+            task = prog.add_task("", total=len(ps))
+            done: list[str] = []
+
+            def tick(plan: str, f: float) -> None:
+                if plan not in done:
+                    done.append(plan)
+                prog.update(task, description=plan, completed=len(done) - 1 + min(f, 1.0))
+
+            if spec is None:
+                from gpuinfra.spot_whatif import scenario_whatif
+
+                disc = 0.5 if committed_discount is None else committed_discount
+                r = scenario_whatif(sc, sc._base_dir, seed=seed, committed_discount=disc, plans=ps, progress=tick)
+            else:
+                r = whatif(spec, seed=seed or 0, plans=ps, progress=tick)
+    except KeyboardInterrupt:
+        raise Interrupted("spot whatif", "nothing: results are written once every plan has run") from None
+    wall = time.perf_counter() - t0
+    if out_dir is not None:
+        _write(out_dir, r, spec.model_dump() if spec is not None else {"scenario": scenario}, r["seed"], ps)
+    if as_json:
+        print(json.dumps(r, indent=1, default=str))
+        return
+    _print(r)
+    out.print(
+        f"{len(r['plans'])} plan(s) in {wall:.1f} s"
+        + (f"; wrote {esc(out_dir)}/summary.json, pools.csv" if out_dir else "")
+    )
+
+
+def _write(out_dir: Path, r: dict, spec: dict, seed: int, plans: tuple[str, ...]) -> None:
+    import pandas as pd
+
+    from gpuinfra.io import manifest
+    from gpuinfra.io.atomic import write_with
+    from gpuinfra.io.results import write_json
+
+    manifest.begin(out_dir)
+    write_json(out_dir / "summary.json", r)
+    rows = [{"plan": name} | p for name, res in r["plans"].items() for p in res["pools"]]
+    write_with(out_dir / "pools.csv", lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
+    manifest.write_manifest(
+        out_dir,
+        "spot whatif",
+        {"spec": spec, "seed": seed, "plans": list(plans)},
+        [out_dir / "summary.json", out_dir / "pools.csv"],
+    )
+
+
+def _print(r: dict) -> None:
+    inv = r.get("inventory")
+    if inv is not None:
+        out.print(
+            f"inventory: {inv['nodes']:,} nodes, {inv['gpus']:,} GPUs ("
+            + ", ".join(f"{esc(p['gpu_model'])} {p['nodes']:,} x {p['gpus_per_node']}" for p in inv["pools"])
+            + f"); workload: {r['workload']['jobs']:,} training jobs, {r['workload']['gpu_hours']:,.0f} GPU-h; "
+            f"seed {r['seed']}"
+        )
+        if inv["left_out"]:
+            out.print(
+                "left out: "
+                + "; ".join(f"{esc(s['gpu_model'])} ({s['gpus']:,} GPUs): {esc(s['why'])}" for s in inv["left_out"])
+            )
+        unit = "jobs"
+    else:
+        sp = r["spot"]
+        out.print(
+            f"scenario {esc(r['scenario'])}, seed {r['seed']}: spot pools {esc(', '.join(sp['pools']))} reclaimed at "
+            f"{sp['reclaim_rate_per_node_day']:g} per node-day ({esc(sp['source'])})"
+        )
+        unit = "pods"
+    cols = [
+        ("cost_usd", "cost (USD)", "{:,.0f}"),
+        ("usd_per_useful_gpu_hour", "USD/useful GPU-h", "{:,.3f}"),
+        ("goodput", "goodput", "{:.2%}"),
+        ("lost_gpu_hours", "lost GPU-h", "{:,.1f}"),
+        ("reclaims", "reclaims", "{:,}"),
+        ("pods_killed", "pods killed", "{:,}"),
+        (f"{unit}_interrupted", f"{unit} interrupted", "{:,}"),
+        ("jobs_unfinished", "unfinished", "{:,}"),
+        ("pods_at_horizon", "pods at horizon", "{:,}"),
+        ("completion_time_h", "done after (h)", "{:,.1f}"),
+        ("mean_jct_h", "mean JCT (h)", "{:,.2f}"),
+    ]
+    cols = [c for c in cols if any(c[0] in res for res in r["plans"].values())]
+    t = Table("plan", *[h for _, h, _ in cols], title="same seed, same work")
+    for name, res in r["plans"].items():
+        t.add_row(name, *[("-" if res.get(k) is None else f.format(res[k])) for k, _, f in cols])
+    out.print(t)
+    plans = r["plans"]
+    if "on-demand" in plans:
+        base = plans["on-demand"]
+        for name, res in plans.items():
+            if name != "on-demand" and base["cost_usd"]:
+                d = 1 - res["cost_usd"] / base["cost_usd"]
+                jct = (
+                    f", mean JCT {res['mean_jct_h'] - base['mean_jct_h']:+.2f} h"
+                    if res["mean_jct_h"] is not None and base["mean_jct_h"] is not None
+                    else ""
+                )
+                out.print(
+                    f"{name}: {100 * abs(d):.1f} % {'cheaper' if d >= 0 else 'dearer'} than all on-demand, "
+                    f"{res['lost_gpu_hours']:,.1f} GPU-h of work lost to {res['reclaims']:,} reclaims{jct}"
+                )
+    out.print("invariants: ok in every run (checked by the engine at the end of each replay)")

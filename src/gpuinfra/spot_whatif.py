@@ -1,0 +1,621 @@
+"""Spot what-if as a replay on the Alibaba spot GPU cluster's real node inventory.
+
+The cluster is built from ``catalog/data/traces/alibaba-spot-gpu-v2026/node_info_df.csv`` (the
+node list of the GFS paper's spot GPU cluster, ASPLOS '26; SOURCE.md beside it): one node pool
+per (GPU model, GPUs per node, vCPUs) with the trace's node names. The same workload of training
+jobs (gangs of whole nodes, checkpointed; sim/execution.py) is replayed on the one simulator under
+three purchase plans, same seed, same jobs:
+
+- ``on-demand``: every node on-demand (no reclaims);
+- ``spot``: every node spot, reclaimed by the ``spot`` subsystem (sim/spot.py) at a sourced rate
+  with a notice period, and replaced after ``replace_s``;
+- ``committed+spot``: a share of each pool committed (priced at on-demand x (1 - discount), never
+  reclaimed), the rest spot.
+
+Cost: each pool's provisioned GPU-hours from the start until the last job ends (the cluster is
+released when the work is done), less the hours reclaimed spot nodes were out of service, times
+the pool's price per GPU-hour (catalog/prices.py: median of the SkyPilot catalog rows, or the
+spec's overrides). Goodput: the steady work the jobs kept (resumed from checkpoints), against the
+steady work thrown away by reclaims (work since the last durable checkpoint) and the GPU time
+spent starting, checkpointing and waiting.
+
+What the trace lacks, stated as assumptions beside each number in :class:`WhatIfSpec`: the jobs
+(``job_info_df.csv`` was not in the stored snapshot), so arrivals, sizes and durations are drawn
+from the run's seeded ``whatif-workload`` stream; host memory (not in the trace).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from gpuinfra.catalog._data import read_csv_rows
+from gpuinfra.errors import UserError
+from gpuinfra.rng import Rngs
+
+INVENTORY = ("traces", "alibaba-spot-gpu-v2026", "node_info_df.csv")
+INVENTORY_SOURCE = (
+    "alibaba/clusterdata cluster-trace-v2026-spot-gpu/node_info_df.csv (GFS, ASPLOS '26); "
+    "catalog/data/traces/alibaba-spot-gpu-v2026/SOURCE.md"
+)
+PLANS = ("on-demand", "spot", "committed+spot")
+DAY_S = 86400.0
+MONTH_DAYS = 30.0
+"""AWS's Spot Instance Advisor measures interruptions over the trailing month (facts 1.2); 30 days."""
+
+
+class PriceSpec(BaseModel):
+    """A price per GPU-hour for one GPU model (overrides the catalog)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    on_demand_usd: float = Field(gt=0, le=1e4)
+    spot_usd: float = Field(gt=0, le=1e4)
+    source: str = Field(min_length=1, description="where the prices come from; required")
+
+
+class WhatIfSpec(BaseModel):
+    """Inputs of the spot what-if (CLI flags or a YAML file). Defaults are assumptions or sourced
+    numbers, each stated in its description."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    models: list[str] | None = Field(
+        None, description="GPU models of the inventory to replay (default: every model the catalog prices)"
+    )
+    scale: float = Field(1.0, gt=0, le=1, description="share of each pool's nodes kept (the first by name)")
+    days: float = Field(3.0, gt=0, le=60, description="jobs arrive over this many days")
+    load: float = Field(0.7, gt=0, le=2, description="offered GPU-hours / capacity over the arrival window")
+    job_hours_median: float = Field(
+        6.0, gt=0, le=1000, description="median job length (steady work), log-normal [assumption: no job list]"
+    )
+    job_hours_sigma: float = Field(1.0, ge=0, le=3, description="sigma of ln(job length) [assumption]")
+    max_job_hours: float = Field(
+        48.0, gt=0, le=10000, description="job lengths above this are cut to it (a bounded tail) [assumption]"
+    )
+    max_job_nodes: int = Field(4, ge=1, le=64, description="largest job in nodes (1, 2, 4, ... up to it) [assumption]")
+    checkpoint_interval_s: float = Field(3600.0, gt=0, le=1e6, description="steady work between checkpoints")
+    checkpoint_stall_s: float = Field(60.0, ge=0, le=1e5, description="GPUs blocked per checkpoint [assumption]")
+    reclaim_per_month: float = Field(
+        0.20,
+        ge=0,
+        le=1,
+        description="share of spot instances interrupted a month (AWS Spot Instance Advisor buckets <5 %..>20 %; "
+        "default: the >20 % bucket's floor, facts 1.2)",
+    )
+    notice_s: float = Field(120.0, ge=0, le=3600, description="interruption notice (AWS 120 s; GCP spot 30 s)")
+    replace_s: float | None = Field(
+        900.0, ge=0, le=1e6, description="until a replacement node joins [assumption]; null: never"
+    )
+    committed_share: float = Field(0.5, ge=0, le=1, description="committed+spot: share of each pool committed")
+    committed_discount: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="committed price = on-demand x (1 - this) [assumption: published GPU CUD/Savings Plans "
+        "percentages vary by family; facts 1.3]",
+    )
+    cloud: str | None = Field(None, description="catalog rows of one cloud (aws, gcp, azure); default: all")
+    prices: dict[str, PriceSpec] = Field(default_factory=dict, description="per GPU model price overrides")
+    horizon_days: float | None = Field(
+        None, gt=0, le=365, description="stop the replay here (default: 4 x the arrival window + 2 x max_job_hours)"
+    )
+
+    @property
+    def reclaim_per_node_day(self) -> float:
+        return self.reclaim_per_month / MONTH_DAYS
+
+
+@dataclass(frozen=True)
+class InvPool:
+    """Nodes of the inventory sharing a GPU model, GPUs per node and vCPUs."""
+
+    model: str
+    gpus_per_node: int
+    vcpus: int
+    nodes: tuple[str, ...]
+
+
+def inventory() -> list[InvPool]:
+    """The packaged node inventory as pools, in order of first appearance (4,278 nodes, 10,412 GPUs)."""
+    groups: dict[tuple[str, int, int], list[str]] = defaultdict(list)
+    for r in read_csv_rows(*INVENTORY):
+        groups[(r["gpu_model"], int(r["gpu_capacity_num"]), int(r["cpu_num"]))].append(r["node_name"])
+    return [InvPool(m, g, c, tuple(f"alibaba-{n}" for n in names)) for (m, g, c), names in groups.items()]
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    model: str
+    on_demand_usd: float
+    spot_usd: float
+    source: str
+
+
+def price_for(model: str, spec: WhatIfSpec, where: str = "--models") -> ModelPrice:
+    """Per-GPU-hour on-demand and spot price of an inventory model: the spec's override, else the catalog.
+
+    Raises UserError naming the model when neither prices it (or the catalog has no spot price)."""
+    if model in spec.prices:
+        p = spec.prices[model]
+        return ModelPrice(model, p.on_demand_usd, p.spot_usd, p.source)
+    from gpuinfra.catalog.prices import gpu_hour_price
+
+    fix = f"give a price: --price '{model}=ON_DEMAND:SPOT' (USD per GPU-hour), or leave the model out"
+    try:
+        p = gpu_hour_price(model, cloud=spec.cloud)
+    except UserError as e:
+        raise UserError(
+            f"GPU model '{model}' has no price: {e.what}", where=where, expected="a model with a price", fix=fix
+        ) from None
+    if p.on_demand_usd is None or p.spot_usd is None:
+        raise UserError(
+            f"GPU model '{model}' has no {'on-demand' if p.on_demand_usd is None else 'spot'} price in the catalog",
+            where=where,
+            expected="a model with both prices",
+            fix=fix,
+        )
+    return ModelPrice(model, p.on_demand_usd, p.spot_usd, p.source)
+
+
+def select(spec: WhatIfSpec) -> tuple[list[InvPool], dict[str, ModelPrice], list[dict]]:
+    """The inventory pools the spec replays (scaled), their prices, and the models left out (with why)."""
+    pools = inventory()
+    present = list(dict.fromkeys(p.model for p in pools))
+    gpus = {m: sum(p.gpus_per_node * len(p.nodes) for p in pools if p.model == m) for m in present}
+    prices: dict[str, ModelPrice] = {}
+    skipped: list[dict] = []
+    if spec.models is None:
+        for m in present:
+            try:
+                prices[m] = price_for(m, spec)
+            except UserError as e:
+                skipped.append({"gpu_model": m, "gpus": gpus[m], "why": e.what})
+    else:
+        for m in spec.models:
+            if m not in present:
+                raise UserError(
+                    f"GPU model '{m}' is not in the inventory",
+                    where="--models",
+                    expected="one of " + ", ".join(present),
+                )
+            prices[m] = price_for(m, spec)
+        skipped = [{"gpu_model": m, "gpus": gpus[m], "why": "not selected"} for m in present if m not in prices]
+    if not prices:
+        raise UserError("no inventory model has a price", where="--models", fix="name models and give --price")
+    kept = []
+    for p in pools:
+        if p.model in prices:
+            n = max(1, math.floor(len(p.nodes) * spec.scale + 1e-9))
+            kept.append(InvPool(p.model, p.gpus_per_node, p.vcpus, p.nodes[:n]))
+    return kept, prices, skipped
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class JobDef:
+    name: str
+    model: str
+    pods: int
+    gpus_per_pod: int
+    work_s: float
+    submit_s: float
+
+
+def _clipped_lognormal_mean(median: float, sigma: float, cap: float) -> float:
+    """E[min(X, cap)] for X log-normal with this median and sigma (closed form via the normal CDF)."""
+    if sigma == 0:
+        return min(median, cap)
+    mu = math.log(median)
+    z = (math.log(cap) - mu) / sigma
+    phi = lambda x: 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))  # noqa: E731
+    return math.exp(mu + sigma**2 / 2) * phi(z - sigma) + cap * (1.0 - phi(z))
+
+
+def workload(pools: list[InvPool], spec: WhatIfSpec, seed: int) -> list[JobDef]:
+    """Training jobs per GPU model: Poisson arrivals over ``days`` whose expected GPU-hours are
+    ``load`` x the model's capacity; a job is 1, 2, 4 .. ``max_job_nodes`` whole nodes (equal weights,
+    capped by the model's node count) of the model's smallest node size; steady work log-normal.
+    Drawn from the ``whatif-workload`` stream of ``seed`` (the same jobs for every plan)."""
+    rng = Rngs(seed).stream("whatif-workload")
+    window = spec.days * DAY_S
+    mean_h = _clipped_lognormal_mean(spec.job_hours_median, spec.job_hours_sigma, spec.max_job_hours)
+    jobs: list[JobDef] = []
+    for model in dict.fromkeys(p.model for p in pools):
+        mp = [p for p in pools if p.model == model]
+        g = min(p.gpus_per_node for p in mp)
+        nodes = sum(len(p.nodes) for p in mp)
+        cap_gpus = sum(p.gpus_per_node * len(p.nodes) for p in mp)
+        sizes = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= min(spec.max_job_nodes, nodes)]
+        mean_gpus = g * sum(sizes) / len(sizes)
+        rate_per_s = spec.load * cap_gpus / (mean_gpus * mean_h * 3600.0)
+        t = 0.0
+        k = 0
+        while True:
+            t += float(rng.exponential(1.0 / rate_per_s))
+            if t > window:
+                break
+            n = sizes[int(rng.integers(len(sizes)))]
+            hours = spec.job_hours_median * math.exp(spec.job_hours_sigma * float(rng.standard_normal()))
+            hours = min(hours, spec.max_job_hours)
+            jobs.append(JobDef(f"{_slug(model)}-job-{k:05d}", model, n, g, round(hours * 3600.0, 3), round(t, 3)))
+            k += 1
+    return jobs
+
+
+def plan_pools(pools: list[InvPool], plan: str, spec: WhatIfSpec) -> list[tuple[InvPool, str, str]]:
+    """(inventory pool part, pool name, purchase kind) of a plan; kinds: on-demand, spot, committed."""
+    out = []
+    for p in pools:
+        base = f"{_slug(p.model)}-{p.gpus_per_node}g-{p.vcpus}c"
+        if plan == "on-demand":
+            out.append((p, base + "-od", "on-demand"))
+        elif plan == "spot":
+            out.append((p, base + "-spot", "spot"))
+        elif plan == "committed+spot":
+            k = round(len(p.nodes) * spec.committed_share)
+            if k:
+                out.append((InvPool(p.model, p.gpus_per_node, p.vcpus, p.nodes[:k]), base + "-committed", "committed"))
+            if k < len(p.nodes):
+                out.append((InvPool(p.model, p.gpus_per_node, p.vcpus, p.nodes[k:]), base + "-spot", "spot"))
+        else:
+            raise UserError(f"plan '{plan}'", where="plans", expected=", ".join(PLANS))
+    return out
+
+
+def usd_per_gpu_hour(kind: str, price: ModelPrice, spec: WhatIfSpec) -> float:
+    if kind == "on-demand":
+        return price.on_demand_usd
+    if kind == "spot":
+        return price.spot_usd
+    return price.on_demand_usd * (1.0 - spec.committed_discount)
+
+
+HOST_MIB_PER_VCPU = 8192
+"""The trace has no host memory; nodes get 8 GiB per vCPU [placeholder: pods here request none]."""
+CPU_MILLI_PER_GPU = 4000
+"""milli-CPU a training pod asks per GPU [assumption], capped at the smallest node's vCPUs per GPU."""
+
+
+def replay_plan(
+    plan: str,
+    pools: list[InvPool],
+    prices: dict[str, ModelPrice],
+    jobs: list[JobDef],
+    spec: WhatIfSpec,
+    seed: int,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """Replay ``jobs`` on the plan's cluster with the execution (and, with spot pools, spot) subsystems.
+
+    Returns a JSON-able dict: cost (USD, total and per pool), GPU-hours billed / useful / lost /
+    overhead, goodput, jobs completed / interrupted / unfinished, pods killed, reclaims, completion
+    time (h) and mean job completion time (h), and the run's invariants (checked by the engine)."""
+    from gpuinfra.sim.cluster import ClusterState, NodePool
+    from gpuinfra.sim.engine import ReplayEngine
+    from gpuinfra.sim.execution import ExecutionSpec, KindSpec, job_pods
+    from gpuinfra.sim.framework import Profile
+    from gpuinfra.sim.spot import SpotSpec
+    from gpuinfra.sim.workload import PodTable
+
+    parts = plan_pools(pools, plan, spec)
+    node_pools = [
+        NodePool(
+            name,
+            p.model,
+            p.gpus_per_node,
+            p.vcpus * 1000,
+            p.vcpus * HOST_MIB_PER_VCPU,
+            len(p.nodes),
+            labels=(("gpuinfra/purchase", kind),),
+            node_names=p.nodes,
+        )
+        for p, name, kind in parts
+    ]
+    cluster = ClusterState.from_pools(node_pools)
+    cpu_per_gpu = {
+        m: min(CPU_MILLI_PER_GPU, min(p.vcpus * 1000 // p.gpus_per_node for p in pools if p.model == m)) for m in prices
+    }
+    pods = []
+    for j in jobs:
+        for pod in job_pods(
+            j.name,
+            "training",
+            j.pods,
+            j.gpus_per_pod,
+            j.work_s,
+            submit_s=j.submit_s,
+            cpu_milli=cpu_per_gpu[j.model] * j.gpus_per_pod,
+            memory_mib=0,
+        ):
+            pods.append(dataclasses.replace(pod, gpu_models=(j.model,)))
+    kind = KindSpec(
+        owner="training",
+        kind="training",
+        restart_policy="OnFailure",
+        # a reclaim is a disruption, not the job's fault: Kubernetes' podFailurePolicy can Ignore pods with
+        # the DisruptionTarget condition; modelled as a back-off limit no reclaim count reaches
+        backoff_limit=1_000_000,
+        checkpoint_interval_s=spec.checkpoint_interval_s,
+        checkpoint_stall_s=spec.checkpoint_stall_s,
+    )
+    spot_pools = [name for _, name, k in parts if k == "spot"]
+    options: dict[str, Any] = {"execution": ExecutionSpec(kinds=[kind])}
+    if spot_pools:
+        options["spot"] = SpotSpec(
+            pools=spot_pools,
+            reclaim_rate_per_node_day=spec.reclaim_per_node_day,
+            notice_s=spec.notice_s,
+            replace_s=spec.replace_s,
+            checkpoint_interval_s=spec.checkpoint_interval_s,
+            checkpoint_s=spec.checkpoint_stall_s,
+            source="AWS Spot Instance Advisor interruption buckets (share of instances a month; facts 1.2)",
+        )
+    horizon = (spec.horizon_days or 4 * spec.days + 2 * spec.max_job_hours / 24.0) * DAY_S
+    eng = ReplayEngine(
+        cluster,
+        PodTable(pods),
+        Profile(filters=("NodeResourcesFit", "GpuModel"), preemption=False),
+        seed,
+        horizon_s=horizon,
+        start_s=0.0,
+        log_events=False,
+        track_fragmentation=False,
+        subsystem_options=options,
+        sample_interval_s=3600.0,
+        progress=progress,
+    )
+    run = eng.run()
+    ex = eng.subsystems["execution"]
+    table = {r["job"]: r for r in ex.jobs_table()}
+    ends = run.end_s[np.isfinite(run.end_s)]
+    done = [r for r in table.values() if r["outcome"] == "completed"]
+    t_end = float(ends.max()) if len(done) == len(jobs) and len(ends) else float(run.horizon_s)
+    spot = eng.subsystems.get("spot")
+    unprov = spot.unprovisioned_by_pool(t_end) if spot is not None else {}
+    pools_out = []
+    for (p, name, k), npl in zip(parts, node_pools, strict=True):
+        gpus = npl.gpus_per_node * npl.count
+        billed = gpus * t_end / 3600.0 - unprov.get(name, 0.0)
+        usd = usd_per_gpu_hour(k, prices[p.model], spec)
+        pools_out.append(
+            {
+                "pool": name,
+                "gpu_model": p.model,
+                "purchase": k,
+                "nodes": npl.count,
+                "gpus": gpus,
+                "usd_per_gpu_hour": usd,
+                "billed_gpu_hours": billed,
+                "reclaimed_gpu_hours": unprov.get(name, 0.0),
+                "cost_usd": billed * usd,
+            }
+        )
+    jd = {j.name: j for j in jobs}
+    useful = sum(r["progress"] * jd[n].pods * jd[n].gpus_per_pod * jd[n].work_s for n, r in table.items()) / 3600.0
+    lost = sum(r["gpu_hours_by_phase"].get("lost work", 0.0) for r in table.values())
+    used = sum(r["gpu_hours"] for r in table.values())
+    billed = sum(p["billed_gpu_hours"] for p in pools_out)
+    cost = sum(p["cost_usd"] for p in pools_out)
+    job_end: dict[str, float] = {}
+    for i, jn in enumerate(run.pods.jobs):
+        if np.isfinite(run.end_s[i]):
+            job_end[jn] = max(job_end.get(jn, 0.0), float(run.end_s[i]))
+    jct = [job_end[r["job"]] - jd[r["job"]].submit_s for r in done]
+    ssum = run.subsystems.get("spot") or {}
+    return {
+        "plan": plan,
+        "cost_usd": cost,
+        "billed_gpu_hours": billed,
+        "allocated_gpu_hours": used,
+        "useful_gpu_hours": useful,
+        "lost_gpu_hours": lost,
+        "overhead_gpu_hours": max(0.0, used - useful - lost),
+        "goodput": useful / used if used else 0.0,
+        "utilisation": used / billed if billed else 0.0,
+        "usd_per_useful_gpu_hour": cost / useful if useful else None,  # no useful work: undefined
+        "jobs": len(jobs),
+        "jobs_completed": len(done),
+        "jobs_interrupted": sum(1 for r in table.values() if r["failures"] > 0),
+        "jobs_unfinished": len(jobs) - len(done),
+        "pods_killed": int(ssum.get("pods_killed", 0)),
+        "reclaims": sum(1 for x in ssum.get("log", []) if x["t_s"] <= t_end),
+        "reclaims_to_horizon": int(ssum.get("reclaims", 0)),
+        "completion_time_h": t_end / 3600.0,
+        "mean_jct_h": float(np.mean(jct)) / 3600.0 if jct else None,
+        "pools": pools_out,
+        "invariants": run.invariants.__dict__ if run.invariants is not None else None,
+        "events_processed": run.events_processed,
+    }
+
+
+def whatif(
+    spec: WhatIfSpec,
+    seed: int = 0,
+    plans: tuple[str, ...] = PLANS,
+    progress: Callable[[str, float], None] | None = None,
+) -> dict[str, Any]:
+    """Run every plan on the same seed and jobs; returns the inputs, the models left out, and one
+    result per plan (see :func:`replay_plan`), plus each plan's cost and goodput against on-demand."""
+    for p in plans:
+        if p not in PLANS:
+            raise UserError(f"plan '{p}'", where="--plans", expected=", ".join(PLANS))
+    pools, prices, skipped = select(spec)
+    jobs = workload(pools, spec, seed)
+    if not jobs:
+        raise UserError("the workload has no jobs", where="--days/--load", fix="raise --days or --load")
+    results = {}
+    for plan in plans:
+        cb = (lambda f, _p=plan: progress(_p, f)) if progress else None
+        results[plan] = replay_plan(plan, pools, prices, jobs, spec, seed, cb)
+    return {
+        "schema": "gpuinfra.spot-whatif/1",
+        "seed": seed,
+        "spec": spec.model_dump(),
+        "inventory": {
+            "source": INVENTORY_SOURCE,
+            "pools": [
+                {"gpu_model": p.model, "gpus_per_node": p.gpus_per_node, "vcpus": p.vcpus, "nodes": len(p.nodes)}
+                for p in pools
+            ],
+            "nodes": sum(len(p.nodes) for p in pools),
+            "gpus": sum(p.gpus_per_node * len(p.nodes) for p in pools),
+            "left_out": skipped,
+        },
+        "prices": {m: p.__dict__ for m, p in prices.items()},
+        "workload": {
+            "jobs": len(jobs),
+            "gpu_hours": sum(j.pods * j.gpus_per_pod * j.work_s for j in jobs) / 3600.0,
+            "assumption": "job list not in the trace snapshot: Poisson arrivals, log-normal steady work, "
+            "1..max_job_nodes whole nodes (seeded stream whatif-workload)",
+        },
+        "plans": results,
+    }
+
+
+# -- the same what-if on a scenario ------------------------------------------------------------
+
+
+def _need(book: Any, model: str, what: str, label: str) -> float:
+    v = book.usd_per_gpu_hour.get(model)
+    if v is None:
+        key = "on_demand_usd_per_gpu_hour" if what == "on-demand" else "spot_usd_per_gpu_hour"
+        raise UserError(
+            f"no {what} price for GPU model '{model}', which the scenario's cluster holds",
+            where=f"{label} (prices.overrides.{model})",
+            expected=f"a catalog {what} price for every GPU model of the cluster",
+            fix=f"add prices.overrides.{model}.{key} with its source",
+        )
+    return float(v)
+
+
+def _scenario_result(out: Any, plan: str, od: Any, sp: Any, spot_pools: set[str], discount: float, label: str) -> dict:
+    run = out.run
+    c = run.cluster
+    t0 = float(run.recorder.start_s)
+    ends = run.end_s[np.isfinite(run.end_s)]
+    unfinished = sum(1 for o in run.outcome if o in ("pending_at_horizon", "running_at_horizon", "not_arrived"))
+    # the scenario sets the window: billed from its start to its horizon (or its last event), as
+    # analysis/attribution.bill does; the spot summary's unbilled hours cover the same window
+    t_end = float(run.horizon_s)
+    last = float(ends.max()) if len(ends) else t0
+    spot = run.subsystems.get("spot") or {}
+    by_pool = spot.get("unprovisioned_gpu_hours_by_pool", {})
+    pools_out = []
+    for p in c.pools:
+        if not p.gpu_model or p.gpus_per_node == 0:
+            continue
+        kind = "spot" if p.name in spot_pools else ("committed" if plan == "committed+spot" else "on-demand")
+        usd = _need(sp if kind == "spot" else od, p.gpu_model, "spot" if kind == "spot" else "on-demand", label)
+        if kind == "committed":
+            usd *= 1.0 - discount
+        gpus = p.gpus_per_node * p.count
+        billed = gpus * (t_end - t0) / 3600.0 - by_pool.get(p.name, 0.0)
+        pools_out.append(
+            {
+                "pool": p.name,
+                "gpu_model": p.gpu_model,
+                "purchase": kind,
+                "nodes": p.count,
+                "gpus": gpus,
+                "usd_per_gpu_hour": usd,
+                "billed_gpu_hours": billed,
+                "reclaimed_gpu_hours": by_pool.get(p.name, 0.0),
+                "cost_usd": billed * usd,
+            }
+        )
+    ex = run.subsystems.get("execution")
+    if ex is not None:
+        lost = sum(r["gpu_hours_by_phase"].get("lost work", 0.0) for r in ex["jobs"])
+    else:
+        lost = float(spot.get("lost_gpu_hours_since_start", 0.0))
+    used = float(run.invariants.allocated_gpu_hours) if run.invariants is not None else 0.0
+    cost = sum(p["cost_usd"] for p in pools_out)
+    billed = sum(p["billed_gpu_hours"] for p in pools_out)
+    done = [i for i, o in enumerate(run.outcome) if o == "completed"]
+    jct = [float(run.end_s[i] - run.pods.submit_s[i]) for i in done]
+    useful = max(0.0, used - lost)
+    return {
+        "plan": plan,
+        "cost_usd": cost,
+        "billed_gpu_hours": billed,
+        "allocated_gpu_hours": used,
+        "useful_gpu_hours": useful,
+        "lost_gpu_hours": lost,
+        "goodput": useful / used if used else 0.0,
+        "utilisation": used / billed if billed else 0.0,
+        "usd_per_useful_gpu_hour": cost / useful if useful else None,  # no useful work: undefined
+        "pods": len(run.outcome),
+        "pods_completed": len(done),
+        "pods_at_horizon": unfinished,
+        "pods_killed": int(spot.get("pods_killed", 0)),
+        "reclaims": int(spot.get("reclaims", 0)),
+        "billed_hours": (t_end - t0) / 3600.0,
+        "completion_time_h": (last - t0) / 3600.0 if not unfinished else None,
+        "mean_jct_h": float(np.mean(jct)) / 3600.0 if jct else None,
+        "pools": pools_out,
+        "invariants": run.invariants.__dict__ if run.invariants is not None else None,
+    }
+
+
+def scenario_whatif(
+    sc: Any,
+    base_dir: Any,
+    *,
+    seed: int | None = None,
+    committed_discount: float = 0.5,
+    plans: tuple[str, ...] = PLANS,
+    progress: Callable[[str, float], None] | None = None,
+) -> dict[str, Any]:
+    """The what-if on a scenario with a ``spot:`` block, same seed for every plan: ``on-demand`` (the
+    scenario replayed without its spot block, every pool on-demand), ``spot`` (as written: its spot
+    pools at the spot price, the other pools on-demand) and ``committed+spot`` (the same replay, the
+    other pools committed at on-demand x (1 - ``committed_discount``)). Cost per pool over the run's
+    window (its start to its horizon, or to its last event), less reclaimed hours; lost GPU-hours
+    from the execution subsystem when the scenario has one (work since the last checkpoint), else
+    the spot subsystem's (a plain pod restarts from zero).
+
+    Raises UserError when the scenario has no spot block, or a GPU model lacks the price a plan needs."""
+    from gpuinfra.run import simulate
+
+    label = getattr(sc, "_label", "scenario")
+    for p in plans:
+        if p not in PLANS:
+            raise UserError(f"plan '{p}'", where="--plans", expected=", ".join(PLANS))
+    if sc.spot is None:
+        raise UserError("the scenario has no spot: block", where=f"{label} (spot)", fix="add spot: {pools: [...], ...}")
+
+    def run(s: Any, name: str) -> Any:
+        cb = (lambda f: progress(name, f)) if progress else None
+        return simulate(s, base_dir, seed=seed, progress=cb, log_events=False)
+
+    on_demand = sc.model_copy(update={"spot": None, "prices": sc.prices.model_copy(update={"basis": "on_demand"})})
+    a = run(on_demand, "on-demand")
+    od = a.built.prices
+    results: dict[str, Any] = {}
+    if "on-demand" in plans:
+        results["on-demand"] = _scenario_result(a, "on-demand", od, od, set(), committed_discount, label)
+    if "spot" in plans or "committed+spot" in plans:
+        spotted = sc.model_copy(update={"prices": sc.prices.model_copy(update={"basis": "spot"})})
+        b = run(spotted, "spot")
+        pools = set(sc.spot.pools)
+        for plan in ("spot", "committed+spot"):
+            if plan in plans:
+                results[plan] = _scenario_result(b, plan, od, b.built.prices, pools, committed_discount, label)
+    return {
+        "schema": "gpuinfra.spot-whatif/1",
+        "scenario": sc.name,
+        "seed": a.built.seed,
+        "spot": sc.spot.model_dump(),
+        "committed_discount": committed_discount,
+        "plans": results,
+    }

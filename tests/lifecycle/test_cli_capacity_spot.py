@@ -1,0 +1,218 @@
+"""`gpuinfra capacity plan` and `gpuinfra spot ...`: outputs, files, bad input (exit 2, where named),
+and the parsers they use (forecast CSV/YAML/flag, --price) under hypothesis."""
+
+import contextlib
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gpuinfra.cli.spot import parse_price
+from gpuinfra.errors import UserError
+from gpuinfra.io.forecast import load_forecast, parse_csv, parse_flag
+from tests.clirunner import gi
+
+SMALL = ["--models", "A10", "--scale", "0.01", "--days", "1", "-q"]
+
+
+def _bad(r, *words):
+    assert r.returncode == 2, r.output
+    assert "Traceback" not in r.output
+    for w in words:
+        assert w in r.stderr, r.stderr
+
+
+# -- parsers ------------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=40), st.booleans())
+def test_forecast_csv_roundtrips(gpus, swapped):
+    head = "gpus,week" if swapped else "week,gpus"
+    lines = [head] + [(f"{g!r},{k}" if swapped else f"{k},{g!r}") for k, g in enumerate(gpus)]
+    got = parse_csv("\n".join(lines) + "\n", "f.csv")
+    assert got.tolist() == gpus
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_forecast_csv_never_crashes(text):
+    try:
+        got = parse_csv(text, "f.csv")
+    except UserError as e:
+        assert str(e).startswith("f.csv")
+    else:
+        assert np.all(np.isfinite(got)) and np.all(got >= 0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=80))
+def test_demand_flag_and_price_never_crash(text):
+    for fn in (parse_flag, parse_price):
+        with contextlib.suppress(UserError):
+            fn(text)
+
+
+@given(
+    st.text(alphabet=st.characters(blacklist_characters="=:", blacklist_categories=("Cs", "Zs", "Cc")), min_size=1),
+    st.floats(0.01, 1e4),
+    st.floats(0.01, 1e4),
+)
+def test_price_roundtrips(model, od, sp):
+    assert parse_price(f"{model}={od!r}:{sp!r}") == (model, od, sp)
+
+
+def test_bad_forecast_rows_name_line_and_column(tmp_path):
+    with pytest.raises(UserError, match=r"f.csv:3 \(gpus\)"):
+        parse_csv("week,gpus\n0,10\n1,ten\n", "f.csv")
+    with pytest.raises(UserError, match=r"f.csv:3 \(week\)"):
+        parse_csv("week,gpus\n0,10\n2,10\n", "f.csv")
+    with pytest.raises(UserError, match=r"f.csv:2 \(gpus\).*out of range"):
+        parse_csv("week,gpus\n0,-1\n", "f.csv")
+    with pytest.raises(UserError, match="f.csv:1"):
+        parse_csv("week,demand\n0,1\n", "f.csv")
+    y = tmp_path / "f.yaml"
+    y.write_text("source: test\nforecast:\n  - {week: 0, gpus: 5}\n  - {week: 1, gpus: -5}\n")
+    with pytest.raises(UserError, match=r"f.yaml:4"):
+        load_forecast(y)
+    y.write_text("forecast:\n  - {week: 0, gpus: 5}\n  - {week: 3, gpus: 5}\n")
+    with pytest.raises(UserError, match=r"f.yaml:3 \(forecast\[1\].week\)"):
+        load_forecast(y)
+    y.write_text("source: launch plan\nforecast:\n  - {week: 0, gpus: 5}\n  - {week: 1, gpus: 7.5}\n")
+    d, src = load_forecast(y)
+    assert d.tolist() == [5, 7.5] and src == "launch plan"
+
+
+# -- capacity plan ------------------------------------------------------------------------------
+
+
+def test_capacity_plan_hand_computed(tmp_path):
+    f = tmp_path / "f.csv"
+    f.write_text("week,gpus\n0,100\n1,100\n2,100\n3,200\n4,200\n")
+    r = gi("capacity", "plan", "-f", f, "--current-gpus", "100", "--lead-weeks", "2", "--speedup", "2", "--json")
+    assert r.returncode == 0, r.output
+    p = json.loads(r.stdout)
+    exp, rep = p["growth"]["options"]
+    # gap 100 current GPUs at speedup 2: expand orders 50 new; replace orders 100 (each adds 1)
+    assert exp["gpus_ordered"] == 50 and rep["gpus_ordered"] == 100
+    assert exp["capacity"] == [100, 100, 200, 200, 200] and exp["unmet_gpu_weeks"] == 0
+    # replace: all 100 out in week 2 (the swap week), back at 2x from week 3
+    assert rep["capacity"] == [100, 100, 0, 200, 200] and rep["unmet_gpu_weeks"] == 100
+    assert p["growth"]["recommended"] == "expand"
+    # week 3 needs 100 more: ordered at week 1 (lead 2), nothing burst or unmet
+    assert p["spike"]["orders"] == [{"order_week": 1, "arrives_week": 3, "gpus": 100.0}]
+
+
+def test_capacity_plan_table_and_out_dir(tmp_path):
+    o = tmp_path / "plan"
+    r = gi("capacity", "plan", "--demand", "10,10,30,30", "--current-gpus", "10", "--quota", "4", "-o", o)
+    assert r.returncode == 0, r.output
+    assert "recommended:" in r.stdout and "launch-spike orders" in r.stdout
+    assert (o / "plan.json").is_file() and (o / "manifest.json").is_file()
+    again = gi("capacity", "plan", "--demand", "10,10,30,30", "--current-gpus", "10", "--quota", "4", "-o", o)
+    assert again.returncode == 0  # a finished run of the same command is replaced
+
+
+def test_capacity_plan_bad_input(tmp_path):
+    _bad(gi("capacity", "plan", "--demand", "1,2", "--quota", "-3"), "--quota")
+    _bad(gi("capacity", "plan", "--demand", "1,x"), "--demand item 2")
+    _bad(gi("capacity", "plan"), "--forecast/--demand")
+    _bad(gi("capacity", "plan", "--demand", "1", "--availability", "1.5"), "--availability")
+    _bad(gi("capacity", "plan", "--demand", "1", "--new-gpu", "GPU-series-1"), "--new-gpu")
+    f = tmp_path / "f.csv"
+    f.write_text("week,gpus\n0,1\n1,[bold]x\n")
+    r = gi("capacity", "plan", "-f", f)
+    _bad(r, "f.csv:3 (gpus)", "[bold]x")
+
+
+# -- spot ---------------------------------------------------------------------------------------
+
+
+def test_spot_inventory_lists_the_whole_trace():
+    r = gi("spot", "inventory", "--json")
+    assert r.returncode == 0, r.output
+    pools = json.loads(r.stdout)["pools"]
+    assert sum(p["nodes"] for p in pools) == 4278
+    assert sum(p["nodes"] * p["gpus_per_node"] for p in pools) == 10412
+
+
+def test_spot_whatif_json_out_dir_and_determinism(tmp_path):
+    o = tmp_path / "w"
+    r = gi("spot", "whatif", *SMALL, "--seed", "3", "--json", "-o", o)
+    assert r.returncode == 0, r.output
+    s = json.loads(r.stdout)
+    assert set(s["plans"]) == {"on-demand", "spot", "committed+spot"}
+    assert {"summary.json", "pools.csv", "manifest.json"} <= {p.name for p in o.iterdir()}
+    first = (o / "summary.json").read_bytes()
+    r2 = gi("spot", "whatif", *SMALL, "--seed", "3", "-o", o)
+    assert r2.returncode == 0 and "same seed, same work" in r2.stdout and "invariants: ok" in r2.stdout
+    assert (o / "summary.json").read_bytes() == first
+
+
+def test_spot_whatif_spec_file_and_flags(tmp_path):
+    y = tmp_path / "w.yaml"
+    y.write_text("models: [A10]\nscale: 0.01\ndays: 1\nreclaim_per_month: 0.1\nnotice_s: 30\n")
+    r = gi("spot", "whatif", "--spec", y, "--plans", "spot", "--reclaim-rate", "0.05", "--json", "-q")
+    assert r.returncode == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["spec"]["reclaim_per_month"] == 0.05 and s["spec"]["notice_s"] == 30 and list(s["plans"]) == ["spot"]
+
+
+def test_spot_whatif_bad_input(tmp_path):
+    _bad(gi("spot", "whatif", *SMALL, "--reclaim-rate", "1.5"), "--reclaim-rate", "[0, 1]")
+    _bad(gi("spot", "whatif", *SMALL, "--reclaim-rate", "-0.1"), "--reclaim-rate")
+    _bad(gi("spot", "whatif", "--models", "H800", "-q"), "H800", "--price")
+    _bad(gi("spot", "whatif", *SMALL, "--price", "A10=abc:1"), "--price")
+    _bad(gi("spot", "whatif", *SMALL, "--plans", "reserved"), "--plans")
+    _bad(gi("spot", "whatif", *SMALL, "--scale", "0"), "--scale")
+    y = tmp_path / "w.yaml"
+    y.write_text("models: [A10]\nreclaim_per_month: 2\n")
+    _bad(gi("spot", "whatif", "--spec", y, "-q"), "w.yaml:2", "reclaim_per_month")
+    # a user-given price makes an unpriced model replayable
+    r = gi(
+        "spot", "whatif", "--models", "A800-SXM4-80GB", "--price", "A800-SXM4-80GB=3:1", "--days", "1", "--json", "-q"
+    )
+    assert r.returncode == 0, r.output
+    assert json.loads(r.stdout)["prices"]["A800-SXM4-80GB"]["source"].endswith("(--price)")
+
+
+def _scenario(tmp_path, prices="prices: {cloud: aws}\n"):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "examples" / "spot.yaml").read_text()
+    text = text.replace("trace: upgrade-jobs.csv", f"trace: {root / 'examples' / 'upgrade-jobs.csv'}")
+    text = text.replace("prices:\n  cloud: aws\n", prices)
+    p = tmp_path / "spot.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_spot_whatif_on_a_scenario_prices_every_pool_by_hand(tmp_path):
+    from gpuinfra.catalog.prices import gpu_hour_price
+
+    r = gi("spot", "whatif", "--scenario", _scenario(tmp_path), "--json", "-q", "--committed-discount", "0.3")
+    assert r.returncode == 0, r.output
+    s = json.loads(r.stdout)
+    od, sp, mix = (s["plans"][k] for k in ("on-demand", "spot", "committed+spot"))
+    h100 = gpu_hour_price("H100-SXM", cloud="aws")
+    # 6 p5.48xlarge nodes x 8 GPUs for the scenario's 72 h at the on-demand price
+    assert od["cost_usd"] == pytest.approx(48 * 72 * h100.on_demand_usd, rel=1e-12)
+    # committed+spot is the spot replay with the 2 on-demand nodes 30 % cheaper
+    assert sp["cost_usd"] - mix["cost_usd"] == pytest.approx(16 * 72 * h100.on_demand_usd * 0.3, rel=1e-9)
+    spot_pool = [p for p in sp["pools"] if p["purchase"] == "spot"][0]
+    assert spot_pool["usd_per_gpu_hour"] == h100.spot_usd
+    assert spot_pool["billed_gpu_hours"] == pytest.approx(32 * 72 - spot_pool["reclaimed_gpu_hours"])
+    assert sp["reclaims"] > 0 and od["reclaims"] == 0
+    for plan in s["plans"].values():
+        assert plan["invariants"]["no_overcommit"] and plan["invariants"]["gpu_time_balance"]
+
+
+def test_spot_whatif_scenario_bad_input(tmp_path):
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    _bad(gi("spot", "whatif", "--scenario", root / "examples" / "upgrade.yaml", "-q"), "(spot)", "no spot")
+    _bad(gi("spot", "whatif", "--scenario", _scenario(tmp_path), "--days", "3", "-q"), "--scenario", "--days")
+    only_od = "prices:\n  overrides:\n    H100-SXM: {on_demand_usd_per_gpu_hour: 5, source: test}\n"
+    _bad(gi("spot", "whatif", "--scenario", _scenario(tmp_path, only_od), "-q"), "no spot price", "H100-SXM")
