@@ -3,10 +3,12 @@
 Activities, each computed now:
 1. Why AI infra evolves faster: the release cadence of PyTorch minors and the CUDA builds each
    ships (packaged compatibility tables, catalog/data/compat/SOURCE.md).
-2. Configuration churn: single-knob changes to a training config (micro-batch, sequence length,
-   tensor and pipeline parallelism, gradient accumulation) and what each does to per-GPU memory
-   fit and throughput (models/scaling.step_time on the built-in DGX H100 node); how many flip a
-   fitting job into an OOM. Precision is not varied: the scaling model carries BF16 + Adam only.
+2. Configuration churn (labs/_velocity.py over models/train_config.py): one-knob changes to a
+   training config -- batch (micro-batch, sequence length, gradient accumulation), precision
+   (fp32 / bf16 / fp16 / fp8 where the GPU has it), parallelism (TP, PP, DP, ZeRO / FSDP) and
+   runtime flags (FlashAttention, activation recomputation, CUDA graphs) -- and their computed
+   memory fit, step time and stability (number formats, loss scaling; OOMs under variable sequence
+   lengths through the caching-allocator model).
 3. Guardrails for safe experimentation (``--design FILE``, shipped labs/designs/lab13-guardrails.yaml):
    an experiment-heavy workload (many small experiments, some large ones, a few forgotten ones)
    replayed on the one simulator with and without guardrails -- admission check on GPUs per
@@ -34,8 +36,6 @@ from gpuinfra import api
 from gpuinfra.catalog import compat as cc
 from gpuinfra.catalog._data import read_csv_rows
 from gpuinfra.labs import write_lab
-from gpuinfra.models.scaling import Parallelism, model_spec, step_time
-from gpuinfra.models.topology import builtin
 from gpuinfra.report.figs import bar_figure
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
@@ -89,46 +89,12 @@ def cadence() -> dict[str, Any]:
     }
 
 
-# -- 2. config churn ---------------------------------------------------------------------------
-BASE = Parallelism(tp=2, pp=1, dp=4, micro_batch=1, microbatches=4, seq=4096, overlap=0.5, efficiency=0.5)
-"""A fitting starting point: Llama 2 7B over 8 GPUs (tensor parallel 2 x data parallel 4), BF16 + Adam
-without ZeRO; efficiency 0.5 of the roofline (an assumption, as in `gpuinfra scale`)."""
-CHANGES = {
-    "micro_batch x2": {"micro_batch": 2},
-    "micro_batch x4": {"micro_batch": 4},
-    "seq x2": {"seq": 8192},
-    "seq /2": {"seq": 2048},
-    "tp 2 -> 1": {"tp": 1, "dp": 8},
-    "tp 2 -> 4": {"tp": 4, "dp": 2},
-    "pp 1 -> 2": {"pp": 2, "dp": 2},
-    "grad accumulation x2": {"microbatches": 8},
-}
+# -- 2. config churn: labs/_velocity.py (models/train_config) -----------------------------------
+def churn(seed: int = 13, quick: bool = False) -> dict[str, Any]:
+    """One-knob changes of a training config and their memory, step-time and stability effects."""
+    from gpuinfra.labs._velocity import churn as _churn
 
-
-def churn(model: str = "llama2-7b") -> dict[str, Any]:
-    """Each change against the baseline config: per-GPU memory, fit on 80 GB, tokens/s."""
-    m, topo = model_spec(model), builtin("dgx-h100")
-    base = step_time(m, topo, BASE)
-    rows = []
-    for name, ch in CHANGES.items():
-        par = Parallelism(**{**BASE.__dict__, **ch})
-        st = step_time(m, topo, par)
-        rows.append(
-            {
-                "change": name,
-                "memory_gib": st.memory_gib,
-                "fits": st.fits,
-                "tokens_per_s": st.tokens_per_s,
-                "throughput_vs_base": st.tokens_per_s / base.tokens_per_s,
-                "mfu": st.mfu,
-            }
-        )
-    return {
-        "model": model,
-        "node": "dgx-h100",
-        "base": {"memory_gib": base.memory_gib, "fits": base.fits, "tokens_per_s": base.tokens_per_s, "mfu": base.mfu},
-        "changes": rows,
-    }
+    return _churn(seed, quick)
 
 
 # -- 3. guardrails -----------------------------------------------------------------------------
@@ -283,7 +249,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "schema": "gpuinfra.lab13/1",
         "design": {"label": d.label, "spec": d.model_dump()},
         "cadence": cadence(),
-        "churn": churn(),
+        "churn": churn(seed, quick),
         "workload": {k: sum(1 for e in exps if e["kind"] == k) for k in ("small", "large", "forgotten")},
         "guardrails": runs,
         "rollout": rollout(),
@@ -309,40 +275,10 @@ def render(s: dict[str, Any]) -> str:
     )
     secs.append(Section("1. Why AI infra changes faster", "", c1))
     f.append(c1)
-    ch = s["churn"]
-    rows = [
-        [
-            r["change"],
-            f"{r['memory_gib']:.1f}",
-            "yes" if r["fits"] else "OOM",
-            f"{r['throughput_vs_base']:.2f}x",
-            f"{100 * r['mfu']:.1f} %",
-        ]
-        for r in ch["changes"]
-    ]
-    flips = [r["change"] for r in ch["changes"] if ch["base"]["fits"] and not r["fits"]]
-    best = max(ch["changes"], key=lambda r: r["throughput_vs_base"] if r["fits"] else 0)
-    fig = bar_figure(
-        [r["change"] for r in ch["changes"]],
-        {"memory per GPU (GiB)": [r["memory_gib"] for r in ch["changes"]]},
-        f"{ch['model']} on {ch['node']}: memory per GPU after one change",
-        "GiB per GPU",
-    )
-    fig.update_layout(xaxis_title="configuration change (one knob)")
-    c2 = (
-        f"From a baseline of {ch['base']['memory_gib']:.1f} GiB per GPU ({'fits' if ch['base']['fits'] else 'does not fit'} "
-        f"80 GB), {len(flips)} of {len(ch['changes'])} one-knob changes turn it into an OOM"
-        + (f" ({', '.join(flips)})" if flips else "")
-        + f"; the best fitting change ({best['change']}) moves throughput {best['throughput_vs_base']:.2f}x. "
-        "A small config edit is an infrastructure change."
-    )
-    secs.append(
-        Section(
-            "2. Configuration churn: memory fit and throughput",
-            fig_html(fig, "l13churn") + table_html(["change", "GiB/GPU", "fits", "throughput", "MFU"], rows),
-            c2,
-        )
-    )
+    from gpuinfra.labs._velocity import render_churn
+
+    html2, c2 = render_churn(s["churn"])
+    secs.append(Section("2. Configuration churn: memory fit, throughput and stability", html2, c2))
     f.append(c2)
     g = s["guardrails"]
     strong = _strongest(g)

@@ -1,0 +1,109 @@
+"""models/train_config: hand-computed memory (ZeRO's own figures, Korthikanti's activation formula),
+monotonic effects of the knobs, number formats from their bit layouts, the allocator run."""
+
+from dataclasses import replace
+
+import pytest
+
+from gpuinfra.catalog.gpus import gpu_model
+from gpuinfra.errors import UserError
+from gpuinfra.models import train_config as tc
+from gpuinfra.models.scaling import model_spec, step_time
+from gpuinfra.models.topology import builtin
+
+M = model_spec("llama2-7b")
+TOPO = builtin("dgx-h100")
+BASE = tc.TrainConfig(tp=2, dp=4, microbatches=4)
+
+
+@pytest.mark.parametrize(
+    ("zero", "gb"), [(0, 120.0), (1, 31.4), (2, 16.6), (3, 1.9)]
+)  # ZeRO (Rajbhandari et al. 2020) figure 1: 7.5B params, N_d = 64, K = 12
+def test_zero_paper_figure_1(zero, gb):
+    per = sum(tc.state_bytes_per_param("bf16", zero, 64))
+    assert per * 7.5e9 / 1e9 == pytest.approx(gb, abs=0.05)
+
+
+def test_seven_b_bf16_adam_is_16_bytes_per_param():
+    c = tc.TrainConfig(tp=1, dp=1)
+    mem = tc.memory(M, TOPO.gpu, c)
+    assert (mem.weights + mem.gradients + mem.optimizer) / M.params == pytest.approx(16.0)
+    assert M.params == pytest.approx(6.74e9, rel=0.01)  # Llama 2 7B
+    # fp32: 4 + 4 + 8 (no separate master copy); fp8: 16 + fp8 weight and transpose caches
+    assert sum(tc.state_bytes_per_param("fp32", 0, 1)) == 16.0
+    assert sum(tc.state_bytes_per_param("fp8", 0, 1)) == 18.0
+
+
+def test_korthikanti_activation_formula_by_hand():
+    c = tc.TrainConfig(seq=2048, micro_batch=1, tp=1, flash_attention=False)
+    # s b h (34 + 5 a s / h) = 2048 * 4096 * (34 + 5 * 32 * 2048 / 4096) = 2048 * 4096 * 114
+    assert tc.activation_bytes_per_layer(M, c) == pytest.approx(2048 * 4096 * 114)
+    assert tc.activation_bytes_per_layer(M, replace(c, flash_attention=True)) == pytest.approx(2048 * 4096 * 34)
+    assert tc.activation_bytes_per_layer(M, replace(c, recompute="full")) == pytest.approx(2048 * 4096 * 2)
+    assert tc.activation_bytes_per_layer(M, replace(c, precision="fp32", flash_attention=True)) == pytest.approx(
+        2 * 2048 * 4096 * 34
+    )
+
+
+def test_monotonic_knobs():
+    g = TOPO.gpu
+    mem = lambda **k: tc.memory(M, g, replace(BASE, **k)).total  # noqa: E731
+    assert mem(tp=1, dp=8) > mem(tp=2, dp=4) > mem(tp=4, dp=2) > mem(tp=8, dp=1)
+    assert mem(zero=0) > mem(zero=1) > mem(zero=2) > mem(zero=3)
+    assert mem(flash_attention=False) > mem() > mem(recompute="full")
+    assert mem(micro_batch=1) < mem(micro_batch=2) < mem(micro_batch=4)
+    assert mem(precision="fp8") > mem(precision="bf16") == mem(precision="fp16")
+    t = lambda **k: tc.step(M, TOPO, replace(BASE, **k)).step_s  # noqa: E731
+    assert t(recompute="full") > t() > t(precision="fp8")
+    assert t(precision="fp32") > 5 * t()
+    assert t(cuda_graphs=True) < t()
+    assert t(flash_attention=False) > t()
+
+
+def test_step_agrees_with_the_scaling_model():
+    """bf16, no ZeRO, no recompute, FlashAttention: the scaling model's step less its launch overhead,
+    which scaling divides by the efficiency and this model does not (launches are not roofline work)."""
+    st = tc.step(M, TOPO, BASE)
+    ref = step_time(M, TOPO, BASE.parallelism())
+    assert st.step_s + st.launch_s == pytest.approx(ref.step_s, rel=1e-9)
+    assert 0 < st.mfu < 1
+
+
+def test_fp8_needs_fp8_tensor_cores():
+    with pytest.raises(UserError, match="FP8"):
+        tc.step(M, builtin("dgx-a100"), replace(BASE, precision="fp8"))
+    assert tc.gemm_peak(gpu_model("H100-SXM"), "fp8") == 2 * tc.gemm_peak(gpu_model("H100-SXM"), "bf16")
+    with pytest.raises(UserError, match="BF16"):
+        tc.gemm_peak(gpu_model("V100-16GB"), "bf16")
+
+
+def test_number_formats_from_bit_layouts():
+    assert tc.number_format("fp16").max_finite == 65504.0
+    assert tc.number_format("fp16").min_normal == 2.0**-14
+    assert tc.number_format("fp8-e4m3").max_finite == 448.0
+    assert tc.number_format("fp8-e5m2").max_finite == 57344.0
+    assert tc.number_format("bf16").max_finite == pytest.approx(3.3895e38, rel=1e-4)
+    assert tc.number_format("fp32").max_finite == pytest.approx(3.4028235e38, rel=1e-7)
+    assert tc.grad_scaler_skip_fraction(2000) == 1 / 2001
+    assert tc.precision_stability("bf16")["scaling"] == "none"
+    assert tc.precision_stability("fp16")["scaling"] == "dynamic loss scaling"
+
+
+def test_bad_knobs_are_user_errors():
+    for k in ({"zero": 4}, {"precision": "fp4"}, {"recompute": "some"}, {"pp": 3}):
+        with pytest.raises(UserError):
+            tc.memory(M, TOPO.gpu, replace(BASE, **k))
+
+
+def test_variable_length_run_brackets_the_static_fit():
+    c = replace(BASE, micro_batch=2)
+    g = TOPO.gpu
+    short = tc.variable_length_run(M, g, c, [1024, 2048, 4096, 2048])
+    assert short.ooms == 0 and short.longest_ok == 4096
+    again = tc.variable_length_run(M, g, c, [1024, 2048, 4096, 2048])
+    assert again == short  # deterministic
+    fit = next(s for s in range(4096, 20000, 64) if not tc.memory(M, g, c, seq=s).fits)
+    far = tc.variable_length_run(M, g, c, [1024, fit + 1024])
+    assert far.ooms == 1 and far.first_oom_step == 1
+    padded = tc.variable_length_run(M, g, c, [1024, 1024], pad_to=fit + 1024)
+    assert padded.ooms == 2
