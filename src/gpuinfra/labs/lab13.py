@@ -15,10 +15,12 @@ Activities, each computed now:
    experiment, TTL, a preemptible tier for large experiments, team quotas -- on the same seed and
    workload; time to feedback for small experiments, GPU-hours burned by forgotten runs. The
    headline compares the design with the strongest baseline.
-4. Rollback speed vs correctness: how long a bad change lives and what it costs under big-bang,
-   canary and progressive rollouts, with a detector tuned fast (loose threshold) or careful
-   (strict): the samples a z-test needs to see an effect, ((z_a + z_b) sigma / delta)^2, divided by
-   the traffic share the change sees (closed form).
+4. Rollback speed vs correctness (labs/_rollback.py): all-at-once, progressive, canary-with-analysis
+   and blue/green rollouts of silently bad releases on sim/rollout (one kernel, GPUs held through
+   ClusterState), each with a fast, a careful and a human-paced detector, on the same seeds; the
+   per-request impact of the bad version from the serving replica model (sim/serving). 4b keeps the
+   closed form as a cross-check: the samples a z-test needs to see an effect,
+   ((z_a + z_b) sigma / delta)^2, divided by the traffic share the change sees.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from gpuinfra import api
 from gpuinfra.catalog import compat as cc
 from gpuinfra.catalog._data import read_csv_rows
 from gpuinfra.labs import write_lab
+from gpuinfra.labs._rollback import render_rollback, rollback_runs
 from gpuinfra.report.figs import bar_figure
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
@@ -253,6 +256,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "workload": {k: sum(1 for e in exps if e["kind"] == k) for k in ("small", "large", "forgotten")},
         "guardrails": runs,
         "rollout": rollout(),
+        "rollback": rollback_runs([0, 1] if quick else [0, 1, 2, 3, 4, 5]),
     }
     return write_lab(out_dir, s, render(s))
 
@@ -329,9 +333,12 @@ def render(s: dict[str, Any]) -> str:
         f"({fastest['bad_change_alive_min']:.0f} min, exposure {fastest['bad_exposure_fleet_min']:.1f}). A fast detector "
         "buys speed with false rollbacks of good changes; a canary buys a small blast radius with slower detection."
     )
+    html4, c4s = render_rollback(s["rollback"])
+    secs.append(Section("4. Rollback speed vs correctness: rollout policies simulated", html4, c4s))
+    f.append(c4s)
     secs.append(
         Section(
-            "4. Rollback speed vs correctness",
+            "4b. Cross-check: the samples a detector needs (closed form)",
             table_html(
                 [
                     "rollout",
