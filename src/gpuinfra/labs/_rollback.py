@@ -229,12 +229,22 @@ def render_rollback(rb: dict[str, Any]) -> tuple[str, str]:
         return sum(v["refused"] for v in r["failures"].values())
 
     tok = imp.get("tokenizer", imp["none"])
+    correct = [k for k in res if res[k]["failures"]["none"]["rolled_back"] == 0]
+    bc = min(correct, key=lambda k: bad_cost(res[k])) if correct else None
+    c_txt = (
+        f"Among the cells that never roll back a good release, the least harm comes from {res[bc]['policy']} with the "
+        f"{res[bc]['detector']} detector: a bad change lives {alive(res[bc]):.0f} min and serves "
+        f"{wrong(res[bc]):,.0f} wrong answers. "
+        if bc
+        else "Every cell rolls back at least one good release. "
+    )
     text = (
         f"Over {len(rb['seeds'])} seeds per cell and {len(bad)} silent failures, the least harm (wrong answers, refused "
         f"requests and latency-SLO misses) comes from {b['policy']} with the {b['detector']} detector: a bad change "
-        f"lives {alive(b):.0f} min on average and serves {wrong(b):,.0f} wrong answers; the shortest-lived bad change is "
-        f"under {fa['policy']} / {fa['detector']} ({alive(fa):.0f} min, {wrong(fa):,.0f} wrong answers, "
-        f"{refused(fa):,.0f} requests refused over its runs). Speed against "
+        f"lives {alive(b):.0f} min on average and serves {wrong(b):,.0f} wrong answers, but it rolls back "
+        f"{b['failures']['none']['rolled_back']} of {b['failures']['none']['runs']} good releases. " + c_txt + "The "
+        f"shortest-lived bad change is under {fa['policy']} / {fa['detector']} ({alive(fa):.0f} min, "
+        f"{wrong(fa):,.0f} wrong answers, {refused(fa):,.0f} requests refused over its runs). Speed against "
         f"correctness: the fast detector rolls back {fr_fast} of {n_good} good releases ({fr_rec} of them under "
         f"{rec}, whose cold-start outage itself burns the error budget), the careful one {fr_care}. "
         f"From the serving model, a tokenizer-broken replica generates {tok['mean_output_tokens']:.0f} tokens per request "

@@ -275,12 +275,19 @@ def render_churn(ch: dict[str, Any]) -> tuple[str, str]:
     one = [r for r in rows if r["group"] != "two knobs (a remedy)"]
     dm = [r["memory_gib"] - base["memory_gib"] for r in one]
     dt = [r["throughput_vs_base"] for r in one]
-    frag = (
-        f"the allocator's limit lies between {d['longest_ok']:,} and {d['shortest_oom']:,} tokens against "
-        f"{d['fit_length_formula']:,} by the static estimate"
-        if d["shortest_oom"]
-        else "no step OOMed"
-    )
+    if not d["shortest_oom"]:
+        frag = "no step OOMed"
+    elif d["shortest_oom"] > d["longest_ok"]:
+        frag = (
+            f"the allocator's limit lies between {d['longest_ok']:,} and {d['shortest_oom']:,} tokens against "
+            f"{d['fit_length_formula']:,} by the static estimate"
+        )
+    else:  # a length OOMed at one step and a longer one ran at another: the cache's history decides
+        frag = (
+            f"a step of {d['shortest_oom']:,} tokens OOMed while one of {d['longest_ok']:,} ran at another time (the "
+            f"cache's history, not the length alone, decides), against {d['fit_length_formula']:,} tokens by the "
+            "static estimate"
+        )
     text = (
         f"From a baseline of {base['memory_gib']:.1f} GiB per GPU ({'fits' if base['fits'] else 'OOM'} in "
         f"{base['capacity_gib']:.1f} GiB), {len(flips)} of {len(rows)} changes turn the job into an OOM "

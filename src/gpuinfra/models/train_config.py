@@ -451,15 +451,16 @@ MLP-down input + mask) [approximation: the paper gives the sums, not the tensor 
 
 @dataclass(frozen=True)
 class LengthRun:
-    """Steps run at drawn sequence lengths through one allocator: the first OOM, OOMs counted."""
+    """Steps run at drawn sequence lengths through one allocator: the first OOM, OOMs counted.
+    Lengths are the ones the allocator saw (after padding, when padded)."""
 
     steps: int
     ooms: int
     first_oom_step: int | None
     first_oom_len: int | None
     shortest_oom: int | None
-    """The shortest length that OOMed: with ``longest_ok`` it brackets where the allocator's
-    limit lies for this sequence of lengths (fragmentation moves it below the static estimate)."""
+    """The shortest length that OOMed. Fragmentation makes the limit depend on the cache's history:
+    it can be shorter than ``longest_ok`` (a length that ran at another step)."""
     longest_ok: int
     peak_reserved_gib: float
     peak_allocated_gib: float
@@ -508,12 +509,12 @@ def variable_length_run(
                     live.append(name)
             alloc.malloc(int(s_eff * c.micro_batch * m.vocab / c.tp * 6), f"s{k}logits")
             live.append(f"s{k}logits")
-            longest = max(longest, s)
+            longest = max(longest, s_eff)
         except OutOfMemoryError:
             ooms += 1
-            shortest = s if shortest is None else min(shortest, s)
+            shortest = s_eff if shortest is None else min(shortest, s_eff)
             if first is None:
-                first, first_len = k, s
+                first, first_len = k, s_eff
         for name in reversed(live):
             alloc.free(name)
     st = alloc.stats
