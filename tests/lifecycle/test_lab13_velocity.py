@@ -35,6 +35,9 @@ def test_report_has_every_activity_and_figures_are_labelled(lab):
         assert "(" in lay["yaxis"]["title"]["text"] or "GiB" in lay["yaxis"]["title"]["text"]  # a unit
         if len(f["data"]) > 1:
             assert lay.get("showlegend", True) is not False
+    from tests.labs.report_checks import figure_problems
+
+    assert figure_problems(html) == []
     assert s["churn"]["base"]["fits"]
 
 
