@@ -482,7 +482,9 @@ def variable_length_run(
     :class:`gpuinfra.models.memory.CachingAllocator` with ``PYTORCH_CUDA_ALLOC_CONF`` ``alloc_conf``.
     Model states are allocated once (one tensor per layer per kind); each step saves every layer's
     activations (split as :data:`ACT_SPLIT`, or the layer input under full recomputation) and the
-    logits, then frees them in reverse order as backward would. ``pad_to`` pads every step to that
+    logits, then frees them in reverse order as backward would: the last pipeline stage with one
+    micro-batch in flight (exact for pp = 1; the first stage's pp in-flight micro-batches are not
+    replayed). ``pad_to`` pads every step to that
     length (static shapes, as CUDA graphs require). A step that OOMs is counted and its tensors
     freed (the job would have crashed there; counting the rest gives the rate). Lengths are drawn
     by the caller from its seeded stream."""
