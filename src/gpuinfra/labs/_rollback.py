@@ -52,6 +52,31 @@ DETECTORS = {
 SERVING_MODEL = "Llama-3-8B"
 PROMPT_TOKENS = 1000
 """Prompt length of the serving runs [assumption: sim/serving's default; sim/rollout has none]."""
+LOAD = 0.7
+"""The fleet is provisioned so each replica runs at this fraction of its SLO capacity [assumption:
+headroom for the loss of one replica in eight and for bursts]."""
+SLO_TARGET = 0.99
+"""A replica's capacity: the highest Poisson rate at which this fraction of requests meets the
+serving SLO (TTFT p90 2 s / TPOT 200 ms, sim/serving's Slo)."""
+
+
+def replica_capacity_rps(seed: int, horizon_s: float = 300.0) -> float:
+    """Bisection on the arrival rate (requests/s, to 0.25) for the highest at which one replica of the
+    serving model keeps :data:`SLO_TARGET` of requests within the SLO, with the stable version's
+    output lengths (sim/rollout's defaults: log-normal mean 250, cv 0.8)."""
+    cfg = RolloutConfig()
+
+    def ok(rate: float) -> bool:
+        reqs = sv.make_requests(seed, rate, horizon_s, PROMPT_TOKENS, f"lognormal:{cfg.out_mean}:{cfg.out_cv}")
+        return sv.simulate(sv.ServingConfig(model=SERVING_MODEL.lower()), reqs, seed).slo_attainment >= SLO_TARGET
+
+    lo, hi = 0.25, 128.0
+    if not ok(lo):
+        return 0.0
+    while hi - lo > 0.25:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
 
 
 def cold_start_s() -> float:
@@ -86,7 +111,9 @@ def serving_impact(seed: int, cfg: RolloutConfig, horizon_s: float) -> dict[str,
 def rollback_runs(seeds: list[int]) -> dict[str, Any]:
     """Every policy x detector x failure on ``seeds``; means over seeds, plus the serving impact."""
     cs = cold_start_s()
-    cfg0 = RolloutConfig(cold_start_s=cs)
+    cap = replica_capacity_rps(seeds[0])
+    reps = RolloutConfig().replicas
+    cfg0 = RolloutConfig(cold_start_s=cs, rate_rps=reps * LOAD * cap)
     price = float(gpu_hour_price(cfg0.gpu).on_demand_usd or 0.0)
     impact = serving_impact(seeds[0], cfg0, 900.0)
     res: dict[str, dict[str, Any]] = {}
@@ -130,6 +157,9 @@ def rollback_runs(seeds: list[int]) -> dict[str, Any]:
     return {
         "seeds": seeds,
         "cold_start_s": cs,
+        "replica_capacity_rps": cap,
+        "fleet_rate_rps": cfg0.rate_rps,
+        "replicas": reps,
         "price_usd_per_gpu_hour": price,
         "serving_impact": impact,
         "failures": {k: v.note for k, v in FAILURES.items()},
@@ -229,6 +259,8 @@ def render_rollback(rb: dict[str, Any]) -> tuple[str, str]:
         return sum(v["refused"] for v in r["failures"].values())
 
     tok = imp.get("tokenizer", imp["none"])
+    drop = imp["none"]["slo_attainment"] - tok["slo_attainment"]
+    seen = "the latency SLO does not see it" if drop < 0.001 else f"{100 * drop:.1f} points of SLO lost"
     correct = [k for k in res if res[k]["failures"]["none"]["rolled_back"] == 0]
     bc = min(correct, key=lambda k: bad_cost(res[k])) if correct else None
     c_txt = (
@@ -238,19 +270,26 @@ def render_rollback(rb: dict[str, Any]) -> tuple[str, str]:
         if bc
         else "Every cell rolls back at least one good release. "
     )
+    nb = b["failures"]["none"]
+    fb = (
+        f"but it rolls back {nb['rolled_back']} of {nb['runs']} good releases. " + c_txt
+        if nb["rolled_back"]
+        else "and it rolls back no good release. "
+    )
     text = (
         f"Over {len(rb['seeds'])} seeds per cell and {len(bad)} silent failures, the least harm (wrong answers, refused "
         f"requests and latency-SLO misses) comes from {b['policy']} with the {b['detector']} detector: a bad change "
-        f"lives {alive(b):.0f} min on average and serves {wrong(b):,.0f} wrong answers, but it rolls back "
-        f"{b['failures']['none']['rolled_back']} of {b['failures']['none']['runs']} good releases. " + c_txt + "The "
+        f"lives {alive(b):.0f} min on average and serves {wrong(b):,.0f} wrong answers, " + fb + "The "
         f"shortest-lived bad change is under {fa['policy']} / {fa['detector']} ({alive(fa):.0f} min, "
         f"{wrong(fa):,.0f} wrong answers, {refused(fa):,.0f} requests refused over its runs). Speed against "
         f"correctness: the fast detector rolls back {fr_fast} of {n_good} good releases ({fr_rec} of them under "
         f"{rec}, whose cold-start outage itself burns the error budget), the careful one {fr_care}. "
         f"From the serving model, a tokenizer-broken replica generates {tok['mean_output_tokens']:.0f} tokens per request "
         f"against {imp['none']['mean_output_tokens']:.0f} (p99 end-to-end {tok['e2e_p99_s']:.1f} s against "
-        f"{imp['none']['e2e_p99_s']:.1f} s) while its TTFT/TPOT SLO attainment stays {100 * tok['slo_attainment']:.1f} % "
-        f"(against {100 * imp['none']['slo_attainment']:.1f} %): the latency SLO does not see it. A replica's cold start is "
+        f"{imp['none']['e2e_p99_s']:.1f} s); its TTFT/TPOT SLO attainment is {100 * tok['slo_attainment']:.1f} % "
+        f"against {100 * imp['none']['slo_attainment']:.1f} % ({seen}) at {LOAD:.0%} of a replica's SLO capacity of "
+        f"{rb['replica_capacity_rps']:.1f} requests/s (the fleet of {rb['replicas']} serves "
+        f"{rb['fleet_rate_rps']:.0f}/s). A replica's cold start is "
         f"{rb['cold_start_s']:.0f} s, which is what every rolling-back step pays."
     )
     html = fig_html(fig, "l13rollback") + table + "<h3>One replica of each version (serving model)</h3>" + it

@@ -267,7 +267,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "workload": {k: sum(1 for e in exps if e["kind"] == k) for k in ("small", "large", "forgotten")},
         "guardrails": runs,
         "rollout": rollout(),
-        "rollback": rollback_runs([0, 1] if quick else [0, 1, 2, 3, 4, 5]),
+        "rollback": rollback_runs([0, 1] if quick else [0, 1, 2, 3, 4]),
     }
     return write_lab(out_dir, s, render(s))
 
