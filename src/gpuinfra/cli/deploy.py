@@ -1,4 +1,4 @@
-"""`gpuinfra precision` (table, accuracy), `gpuinfra rollout` (run, compare) and `gpuinfra security`
+"""`gpuinfra precision` (table, train, accuracy), `gpuinfra rollout` (run, compare) and `gpuinfra security`
 (isolation, blast, abuse): parse, call the library, print. Exit 2 on bad input."""
 
 from __future__ import annotations
@@ -71,6 +71,80 @@ def precision_table_cmd(
                     r.decode_bound,
                     "-" if r.serving_decode_tokens_per_s is None else f"{r.serving_decode_tokens_per_s:,.0f}",
                     f"{r.prefill_s * 1e3:.1f}",
+                ]
+                for r in rows
+            ],
+        )
+    )
+
+
+@precision_app.command("train")
+def precision_train_cmd(
+    model: Annotated[str, typer.Option("--model", help="gpt3-1.3b, llama2-7b, llama2-70b or gpt3-175b.")] = "llama2-7b",
+    node: Annotated[
+        str, typer.Option("--node", help="A built-in node topology (dgx-h100, dgx-a100, ...).")
+    ] = "dgx-h100",
+    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel degree.")] = 2,
+    pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel degree.")] = 1,
+    dp: Annotated[int, typer.Option("--dp", help="Data-parallel degree.")] = 4,
+    micro_batch: Annotated[int, typer.Option("--micro-batch", help="Sequences per micro-batch.")] = 1,
+    microbatches: Annotated[int, typer.Option("--microbatches", help="Micro-batches per step.")] = 4,
+    seq: Annotated[int, typer.Option("--seq", help="Tokens per sequence.")] = 4096,
+    zero: Annotated[int, typer.Option("--zero", help="ZeRO stage 0-3 (FSDP FULL_SHARD = 3).")] = 0,
+    recompute: Annotated[str, typer.Option("--recompute", help="none, selective or full.")] = "none",
+    flash: Annotated[bool, typer.Option("--flash/--no-flash", help="FlashAttention.")] = True,
+    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs/--no-cuda-graphs")] = False,
+    efficiency: Annotated[float, typer.Option("--efficiency", help="Fraction of the roofline achieved.")] = 0.5,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One training configuration at every precision (fp32, bf16, fp16, fp8): memory per GPU, fit,
+    step time, tokens/s, MFU and what the precision asks for stability (models/train_config)."""
+    from dataclasses import replace
+
+    from gpuinfra.errors import UserError
+    from gpuinfra.models import train_config as tc
+    from gpuinfra.models.scaling import model_spec
+    from gpuinfra.models.topology import builtin
+
+    m, topo = model_spec(model), builtin(node)
+    if not 0 < efficiency <= 1:
+        raise UserError("efficiency must be in (0, 1]", where="--efficiency")
+    base = tc.TrainConfig(tp, pp, dp, micro_batch, microbatches, seq, "bf16", zero, recompute, flash, cuda_graphs)
+    base = replace(base, efficiency=efficiency)
+    rows = []
+    for p in tc.TRAIN_PRECISIONS:
+        c = replace(base, precision=p)
+        try:
+            mem, st = tc.memory(m, topo.gpu, c), tc.step(m, topo, c)
+        except UserError as e:
+            if "tensor cores" not in e.what and "BF16" not in e.what:
+                raise
+            rows.append({"precision": p, "refused": e.what})
+            continue
+        rows.append(
+            {"precision": p, "memory": mem.as_dict(), "step": st.as_dict(), "stability": tc.precision_stability(p)}
+        )
+    if as_json:
+        print(json.dumps({"model": model, "node": node, "config": base.__dict__, "rows": rows}, indent=1))
+        return
+    out.print(
+        _table(
+            f"{model} on {node}: tp {tp} pp {pp} dp {dp}, micro-batch {micro_batch} x {microbatches}, seq {seq}, "
+            f"ZeRO {zero}, recompute {recompute}, FlashAttention {'on' if flash else 'off'}, "
+            f"CUDA graphs {'on' if cuda_graphs else 'off'}",
+            ["precision", "GiB/GPU", "fits", "step s", "tokens/s", "MFU (own peak)", "scaling", "unit roundoff"],
+            [
+                [r["precision"], "refused: " + r["refused"], "", "", "", "", "", ""]
+                if "refused" in r
+                else [
+                    r["precision"],
+                    f"{r['memory']['total_gib']:.1f}",
+                    "yes" if r["memory"]["fits"] else "OOM",
+                    f"{r['step']['step_s']:.3f}",
+                    f"{r['step']['tokens_per_s']:,.0f}",
+                    f"{100 * r['step']['mfu']:.1f} %",
+                    r["stability"]["scaling"],
+                    f"{r['stability']['unit_roundoff']:.3g}",
                 ]
                 for r in rows
             ],

@@ -111,16 +111,22 @@ class TrainConfig:
     def check(self, m: ModelSpec) -> None:
         """UserError for a knob out of range (the parallel degrees are checked by the step model)."""
         if self.precision not in TRAIN_PRECISIONS:
-            raise UserError(f"unknown training precision '{self.precision}'", expected=", ".join(TRAIN_PRECISIONS))
+            raise UserError(
+                f"unknown training precision '{self.precision}'",
+                where="--precision",
+                expected=", ".join(TRAIN_PRECISIONS),
+            )
         if self.zero not in (0, 1, 2, 3):
-            raise UserError(f"ZeRO stage {self.zero} does not exist", where="zero", expected="0, 1, 2 or 3")
+            raise UserError(f"ZeRO stage {self.zero} does not exist", where="--zero", expected="0, 1, 2 or 3")
         if self.recompute not in RECOMPUTE:
-            raise UserError(f"unknown recompute mode '{self.recompute}'", expected=", ".join(RECOMPUTE))
+            raise UserError(
+                f"unknown recompute mode '{self.recompute}'", where="--recompute", expected=", ".join(RECOMPUTE)
+            )
         for k in ("tp", "pp", "dp", "micro_batch", "microbatches", "seq"):
             if getattr(self, k) < 1:
-                raise UserError(f"{k} must be at least 1", where=k)
+                raise UserError(f"{k} must be at least 1", where=f"--{k.replace('_', '-')}")
         if m.layers % self.pp:
-            raise UserError(f"pp {self.pp} does not divide {m.name}'s {m.layers} layers", where="pp")
+            raise UserError(f"pp {self.pp} does not divide {m.name}'s {m.layers} layers", where="--pp")
 
 
 # -- memory ---------------------------------------------------------------------------------------
@@ -295,7 +301,9 @@ def step(m: ModelSpec, topo: Topology, c: TrainConfig, fabric: Fabric | None = N
     g = topo.gpu
     per_node = len(topo.gpus)
     if c.tp > per_node or m.heads % c.tp or m.ffn % c.tp:
-        raise UserError(f"tp {c.tp} must divide {m.name}'s heads and FFN and fit in a {per_node}-GPU node", where="tp")
+        raise UserError(
+            f"tp {c.tp} must divide {m.name}'s heads and FFN and fit in a {per_node}-GPU node", where="--tp"
+        )
     tokens = c.micro_batch * c.seq
     layers = m.layers // c.pp
     f_layer, core, kernels = layer_forward(m, g, c)
