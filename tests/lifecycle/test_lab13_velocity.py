@@ -125,3 +125,13 @@ def test_bad_design_is_refused_before_any_run(tmp_path):
     with pytest.raises(UserError, match="bogus"):
         lab13.run(tmp_path / "o", design=p)
     assert not (tmp_path / "o").exists()
+
+
+def test_guardrail_run_is_deterministic_across_scenario_files(tmp_path):
+    from gpuinfra.labs import lab13
+
+    exps = lab13.experiments(13)[:120]
+    d = lab13.Design(label="ttl", max_gpus_per_experiment=None, ttl_hours=6, preemptible_large=False, team_quota_gpus=8)
+    a = lab13._guardrail_run(tmp_path, "a", exps, d, 13)
+    b = lab13._guardrail_run(tmp_path, "b", exps, d, 13)
+    assert a == b and a["invariants_ok"]

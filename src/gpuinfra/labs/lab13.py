@@ -266,6 +266,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "churn": churn(seed, quick),
         "workload": {k: sum(1 for e in exps if e["kind"] == k) for k in ("small", "large", "forgotten")},
         "guardrails": runs,
+        "guardrail_specs": {k: b.model_dump(exclude={"label"}) for k, b in baselines.items()},
         "rollout": rollout(),
         "rollback": rollback_runs([0, 1] if quick else [0, 1, 2, 3, 4]),
     }
@@ -323,6 +324,11 @@ def render(s: dict[str, Any]) -> str:
         f"{no['forgotten_gpu_hours']:,.0f}; it completes {de['large_completed']} large experiments vs "
         f"{sb['large_completed']} and refuses {de['rejected_at_admission']} at admission."
     )
+    spec = {k: v for k, v in s["design"]["spec"].items() if k != "label"}
+    same = [k for k, v in s.get("guardrail_specs", {}).items() if v == spec]
+    if same:
+        agree = "and the two runs agree" if g["design"] == g[same[0]] else "yet the two runs differ"
+        c3 += f" The design's guardrails are the same as the '{same[0]}' baseline's, {agree}."
     secs.append(
         Section(
             "3. Guardrails for experimentation at scale",
