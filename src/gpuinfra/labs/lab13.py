@@ -345,12 +345,20 @@ def render(s: dict[str, Any]) -> str:
     ]  # fmt: skip
     least = min(ro, key=lambda r: r["bad_exposure_fleet_min"])
     fastest = min(ro, key=lambda r: r["bad_change_alive_min"])
+    fr = {
+        k: [r["false_rollbacks_per_100_good"] for r in ro if r["detector"].startswith(k)] for k in ("fast", "careful")
+    }
+    slow = max(ro, key=lambda r: r["good_change_full_rollout_min"])
+    quick_ = min(ro, key=lambda r: r["good_change_full_rollout_min"])
     c4 = (
         f"A bad change (0.5 sigma on one per-minute sample) does the least damage under {least['policy']} with the "
         f"{least['detector']} detector ({least['bad_exposure_fleet_min']:.1f} fleet-minutes of exposure), though it lives "
         f"{least['bad_change_alive_min']:.0f} min; it is caught fastest under {fastest['policy']} / {fastest['detector']} "
-        f"({fastest['bad_change_alive_min']:.0f} min, exposure {fastest['bad_exposure_fleet_min']:.1f}). A fast detector "
-        "buys speed with false rollbacks of good changes; a canary buys a small blast radius with slower detection."
+        f"({fastest['bad_change_alive_min']:.0f} min, exposure {fastest['bad_exposure_fleet_min']:.1f}). The fast "
+        f"detector falsely rolls back {min(fr['fast']):.1f}-{max(fr['fast']):.1f} of 100 good changes against "
+        f"{min(fr['careful']):.1f}-{max(fr['careful']):.1f} for the careful one; a good change's full rollout takes "
+        f"{slow['good_change_full_rollout_min']:,.0f} min under {slow['policy']} / {slow['detector']} against "
+        f"{quick_['good_change_full_rollout_min']:,.0f} min under {quick_['policy']} / {quick_['detector']}."
     )
     html4, c4s = render_rollback(s["rollback"])
     secs.append(Section("4. Rollback speed vs correctness: rollout policies simulated", html4, c4s))
