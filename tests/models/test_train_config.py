@@ -107,3 +107,17 @@ def test_variable_length_run_brackets_the_static_fit():
     assert far.ooms == 1 and far.first_oom_step == 1
     padded = tc.variable_length_run(M, g, c, [1024, 1024], pad_to=fit + 1024)
     assert padded.ooms == 2
+
+
+def test_expandable_segments_reach_the_static_estimate():
+    """Cross-check of two models: without fragmentation (expandable segments map pages under the blocks in
+    use) the caching allocator runs a step just below the static estimate's longest fitting length and
+    OOMs just above it, after a history of shorter and longer steps."""
+    c = replace(BASE, micro_batch=2)
+    g = TOPO.gpu
+    fit = next(s for s in range(4096, 20000, 8) if not tc.memory(M, g, c, seq=s).fits) - 8
+    hist = [3000, 5000, 1024, fit - 256]
+    ok = tc.variable_length_run(M, g, c, [*hist, fit - 256], "expandable_segments:True")
+    assert ok.ooms == 0
+    bad = tc.variable_length_run(M, g, c, [*hist, fit + 256], "expandable_segments:True")
+    assert bad.ooms == 1 and bad.first_oom_step == len(hist)

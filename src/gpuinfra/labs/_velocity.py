@@ -272,6 +272,7 @@ def render_churn(ch: dict[str, Any]) -> tuple[str, str]:
     d = vl["runs"]["default allocator"]
     st = vl["runs"]["static shapes (pad to 8192, as CUDA graphs need)"]
     rc = vl["runs"]["full recompute, default allocator"]
+    ex = vl["runs"]["expandable_segments:True"]
     one = [r for r in rows if r["group"] != "two knobs (a remedy)"]
     dm = [r["memory_gib"] - base["memory_gib"] for r in one]
     dt = [r["throughput_vs_base"] for r in one]
@@ -301,7 +302,9 @@ def render_churn(ch: dict[str, Any]) -> tuple[str, str]:
         f"Under variable sequence lengths (p50 {vl['lengths']['p50']:,.0f}, p99 {vl['lengths']['p99']:,.0f} tokens), "
         f"the micro_batch x2 config that fits at its nominal {vl['nominal_seq']:,} tokens "
         f"({vl['nominal_gib']:.1f} GiB) OOMs on {100 * d['oom_fraction']:.0f} % of steps with the default allocator "
-        f"(first at step {d['first_oom_step']}); {frag}. Padding to static shapes (as CUDA graphs require) OOMs on "
+        f"(first at step {d['first_oom_step']}); {frag}. With expandable_segments:True it OOMs on "
+        f"{100 * ex['oom_fraction']:.0f} % (longest step run {ex['longest_ok']:,} tokens, shortest OOM "
+        f"{'-' if ex['shortest_oom'] is None else format(ex['shortest_oom'], ',')}). Padding to static shapes (as CUDA graphs require) OOMs on "
         f"{100 * st['oom_fraction']:.0f} %; full recompute OOMs on {100 * rc['oom_fraction']:.0f} % at "
         f"{rc['peak_reserved_gib']:.1f} GiB peak. One-knob edits alone move memory per GPU by "
         f"{min(dm):+.1f} to {max(dm):+.1f} GiB and throughput from {min(dt):.2f}x to {max(dt):.2f}x: a config edit "
