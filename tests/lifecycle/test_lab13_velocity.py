@@ -135,3 +135,14 @@ def test_guardrail_run_is_deterministic_across_scenario_files(tmp_path):
     a = lab13._guardrail_run(tmp_path, "a", exps, d, 13)
     b = lab13._guardrail_run(tmp_path, "b", exps, d, 13)
     assert a == b and a["invariants_ok"]
+
+
+def test_expandable_oom_rate_matches_the_static_closed_form(lab):
+    """Without fragmentation the OOM steps are the lengths above the static estimate's limit: the
+    count is Binomial(steps, P(L > limit)) with P from the log-normal length distribution."""
+    s, _ = lab
+    vl = s["churn"]["variable_lengths"]
+    ex = vl["runs"]["expandable_segments:True"]
+    n, p = ex["steps"], vl["oom_probability_static"]
+    assert 0 < p < 1
+    assert abs(ex["ooms"] - n * p) <= 4 * math.sqrt(n * p * (1 - p)) + 1
