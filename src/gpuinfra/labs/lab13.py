@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gpuinfra import api
 from gpuinfra.catalog import compat as cc
 from gpuinfra.catalog._data import read_csv_rows
-from gpuinfra.labs import write_lab
+from gpuinfra.labs import write_lab, write_lab_file
 from gpuinfra.labs._rollback import render_rollback, rollback_runs
 from gpuinfra.report.figs import bar_figure
 from gpuinfra.report.html import fig_html
@@ -153,7 +153,7 @@ def _trace(exps: list[dict], g: Design | None) -> tuple[str, int]:
 
 def _guardrail_run(out_dir: Path, name: str, exps: list[dict], g: Design | None, seed: int) -> dict[str, Any]:
     text, rejected = _trace(exps, g)
-    (out_dir / f"{name}.csv").write_text(text)
+    write_lab_file(out_dir / f"{name}.csv", text)
     sc: dict[str, Any] = {
         "name": f"lab13-{name}",
         "seed": seed,
@@ -177,7 +177,7 @@ def _guardrail_run(out_dir: Path, name: str, exps: list[dict], g: Design | None,
             "reclaim": True,
         }
     p = out_dir / f"{name}.yaml"
-    p.write_text(yaml.safe_dump(sc, sort_keys=False))
+    write_lab_file(p, yaml.safe_dump(sc, sort_keys=False))
     res = api.simulate(api.scenario(p), seed=seed)
     led = res.pods
     exp = led["name"].str.rsplit("-w", n=1).str[0]
