@@ -27,7 +27,18 @@ def catalog_gpus(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
         sys.stdout.write(json.dumps([asdict(m) for m in gpu_models()], indent=2) + "\n")
         return
     t = Table(
-        "model", "GiB", "mem BW GB/s", "SMs", "FP16/BF16 TF", "FP32 TF", "NVLink GB/s", "PCIe", "TDP W", "MIG", "NVML name", "ev"
+        "model",
+        "GiB",
+        "mem BW GB/s",
+        "SMs",
+        "FP16/BF16 TF",
+        "FP32 TF",
+        "NVLink GB/s",
+        "PCIe",
+        "TDP W",
+        "MIG",
+        "NVML name",
+        "ev",
     )
 
     def f(x: float | None, scale: float = 1.0) -> str:

@@ -40,7 +40,7 @@ def _fmt(v: object) -> str:
 def layers_cmd(
     gpu: Annotated[str, typer.Option("--gpu", help="GPU model (hardware layer), e.g. H100-SXM.")],
     from_: Annotated[str, typer.Option("--from", help="Current layers: driver=535.104.05,cuda=12.1,framework=2.3.")],
-    to: Annotated[str, typer.Option("--to", help="Wanted layers: DRIVER/CUDA[/TORCH] or layer=version,...")],
+    to: Annotated[str, typer.Option("--to", help=r"Wanted layers: DRIVER/CUDA\[/TORCH] or layer=version,...")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What a change at one layer forces at the others (compat rules), and whether nodes must drain."""
@@ -64,7 +64,7 @@ def layers_cmd(
 @upgrade_app.command("plan")
 def plan_cmd(
     scenario: Annotated[str, typer.Argument(help="Scenario YAML with an upgrade: block (or a built-in name).")],
-    to: Annotated[str, typer.Option("--to", help="Target layers: DRIVER/CUDA[/TORCH] or driver=...,cuda=...")],
+    to: Annotated[str, typer.Option("--to", help=r"Target layers: DRIVER/CUDA\[/TORCH] or driver=...,cuda=...")],
     from_: Annotated[
         str | None, typer.Option("--from", help="Current layers (else the scenario's upgrade.stack).")
     ] = None,

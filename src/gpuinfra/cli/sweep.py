@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -14,6 +13,9 @@ from typer.core import TyperGroup
 
 from gpuinfra.cli._common import _console
 from gpuinfra.errors import UserError
+
+if TYPE_CHECKING:  # click comes with typer's own copy; only the type is named here
+    import click
 
 
 class _DefaultRun(TyperGroup):

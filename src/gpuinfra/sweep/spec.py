@@ -197,7 +197,7 @@ def set_path(doc: dict[str, Any], path: str, value: Any) -> None:
 
 def _parse_seeds(seeds: list[int] | str) -> list[int]:
     if isinstance(seeds, str):
-        from gpuinfra.fill import parse_seeds
+        from gpuinfra.units import parse_seeds
 
         try:
             out = parse_seeds(seeds)
