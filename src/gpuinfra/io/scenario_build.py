@@ -143,27 +143,6 @@ def _pools(spec: ClusterSpec) -> list[NodePool]:
     return pools
 
 
-def _class_of(pods: PodTable, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Pods grouped by equal values of ``columns``: (class id per pod, first pod of each class);
-    classes are numbered in order of their first pod. Hashes whole columns (pandas), no per-pod
-    tuple."""
-    import pandas as pd
-
-    n = len(pods)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    frame = {}
-    for c in columns:
-        col = getattr(pods, c)
-        if isinstance(col, list):  # hashable objects (tuples, strings): their codes
-            codes = {x: k for k, x in enumerate(dict.fromkeys(col))}
-            col = np.fromiter(map(codes.__getitem__, col), dtype=np.int64, count=n)
-        frame[c] = col
-    ids = pd.DataFrame(frame).groupby(list(columns), sort=False).ngroup().to_numpy()
-    _, first = np.unique(ids, return_index=True)
-    return ids, first
-
-
 def _as_table(pods: PodTable | list[Pod]) -> PodTable:
     return pods if isinstance(pods, PodTable) else PodTable.from_pods(pods, sort=False)
 
@@ -174,7 +153,7 @@ def _impossible(cluster: ClusterState, pods: PodTable | list[Pod]) -> list[tuple
     ``pods`` is a table or a list (rows in its order). Each distinct request (CPU, memory, GPUs,
     GPU models) is checked once against the cluster's capacity arrays."""
     pods = _as_table(pods)
-    ids, first = _class_of(pods, ("cpu_milli", "memory_mib", "num_gpu", "gpu_models"))
+    ids, first = pods.group(("cpu_milli", "memory_mib", "num_gpu", "gpu_models"))
     whys: list[str | None] = []
     for i in first.tolist():
         cpu, mem, ng, models = (
@@ -284,8 +263,7 @@ def _never_fits(
     from gpuinfra.sim.scheduler import Framework
 
     pods = _as_table(pods)
-    ids, first = _class_of(
-        pods,
+    ids, first = pods.group(
         (
             "cpu_milli",
             "memory_mib",

@@ -37,6 +37,15 @@ class PodClass:
     """Allowed GPU models; empty means any."""
 
 
+class PodClassList(list):
+    """A list of :class:`PodClass` (one per pod) that also holds how often each class occurs,
+    so :func:`typical_pods` need not count a million entries again."""
+
+    def __init__(self, items: Iterable[PodClass] = ()) -> None:
+        super().__init__(items)
+        self.counts: dict[PodClass, int] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class TypicalPods:
     classes: tuple[PodClass, ...]
@@ -48,7 +57,7 @@ class TypicalPods:
 def typical_pods(specs: Iterable[PodClass], threshold: float = POPULARITY_THRESHOLD) -> TypicalPods:
     """Classes sorted by count (ties by the class itself, for determinism), kept until their
     cumulative share reaches ``threshold``, then renormalised."""
-    counts = Counter(specs)
+    counts = specs.counts if isinstance(specs, PodClassList) else Counter(specs)
     total = sum(counts.values())
     if total == 0:
         raise ValueError("no pods to derive typical pods from")

@@ -26,7 +26,7 @@ class NodeStateIndex:
 
     def key_of(self, n: int) -> StateKey:
         c = self.cluster
-        free = tuple(int(v) for v in c.dev_free_desc[n] if v >= 0)
+        free = tuple(v for v in c.dev_free_desc[n].tolist() if v >= 0)
         return (int(c.node_model[n]), int(c.cpu_free[n]), free)
 
     def intern(self, key: StateKey) -> int:

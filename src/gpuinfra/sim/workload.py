@@ -201,6 +201,26 @@ class PodTable:
             setattr(t, k, getattr(self, k)[idx])
         return t
 
+    def group(self, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows grouped by equal values of ``columns`` (attribute names): (group id per row, first
+        row of each group), groups numbered in order of their first row. Hashes whole columns
+        (pandas), no tuple per row."""
+        import pandas as pd
+
+        n = len(self)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        frame = {}
+        for c in columns:
+            col = getattr(self, c)
+            if isinstance(col, list):  # hashable objects (tuples, strings): their codes
+                codes = {x: k for k, x in enumerate(dict.fromkeys(col))}
+                col = np.fromiter(map(codes.__getitem__, col), dtype=np.int64, count=n)
+            frame[c] = col
+        ids = pd.DataFrame(frame).groupby(list(columns), sort=False).ngroup().to_numpy().astype(np.int64)
+        _, first = np.unique(ids, return_index=True)
+        return ids, first
+
     def sorted_by_submit(self) -> PodTable:
         """This table stably sorted by submit time (itself when it already is)."""
         if len(self) < 2 or bool((np.diff(self.submit_s) >= 0).all()):
@@ -379,6 +399,55 @@ def tune_to_load(base: list[Pod], capacity_gpus: int, load: float, rng: np.rando
         out.append(replace(q, submit_s=float(j), duration_s=math.inf, delete_s=math.nan))
         arrived += q.gpu_milli_total
     return out
+
+
+def tune_to_load_table(base: list[Pod], capacity_gpus: int, load: float, rng: np.random.Generator) -> PodTable:
+    """:func:`tune_to_load` as a :class:`PodTable`, built from columns: the same draws from
+    ``rng``, the same pods in the same order (``PodTable(tune_to_load(...))``), without a
+    ``Pod`` object per resampled pod. Raises ValueError when ``base`` requests no GPUs."""
+    ordered = sorted(base, key=lambda p: p.name)
+    src = PodTable.from_pods(ordered, sort=False)
+    gmt = src.num_gpu.astype(np.int64) * np.array([p.gpu_milli for p in ordered], dtype=np.int64)
+    gmt_list = gmt.tolist()
+    target = load * capacity_gpus * MILLI_PER_GPU
+    total = sum(gmt_list)
+    if total <= 0:
+        raise ValueError("the workload requests no GPUs")
+    n = len(ordered)
+    picks: list[int] = []
+    while total < target:  # one draw per added pod, as tune_to_load draws them
+        i = int(rng.integers(n))
+        picks.append(i)
+        total += gmt_list[i]
+    row_src = np.concatenate([np.arange(n, dtype=np.int64), np.array(picks, dtype=np.int64)])
+    perm = rng.permutation(len(row_src))
+    # cut where arrived demand (before the pod) reaches the target
+    arrived_before = np.concatenate([[0], np.cumsum(gmt[row_src[perm]])[:-1]])
+    over = np.flatnonzero(arrived_before >= target)
+    perm = perm[: int(over[0])] if len(over) else perm
+    rows = perm.tolist()
+    srcs = row_src[perm]
+    t = src.take(srcs)
+    copy_k = [r - n for r in rows]  # >= 0: the k-th resampled copy
+    names, jobs = [], []
+    for k, s_ in zip(copy_k, srcs.tolist(), strict=True):
+        p = ordered[s_]
+        if k < 0:
+            names.append(p.name)
+            jobs.append(p.job or p.name)
+        else:
+            names.append(f"{p.name}~{k}")
+            jobs.append(f"{p.job}~{k}")
+    t.names, t.jobs = names, jobs
+    copies = np.array(copy_k, dtype=np.int64) >= 0
+    if copies.any():  # a copy keeps the request, not the selector, tolerations, gang or MIG profile
+        for k_ in np.flatnonzero(copies).tolist():
+            t.node_selector[k_], t.tolerations[k_], t.mig_profile[k_] = (), (), ""
+        t.gang_size[copies] = 0
+    t.submit_s = np.arange(len(rows), dtype=np.float64)
+    t.duration_s = np.full(len(rows), math.inf)
+    t.delete_s = np.full(len(rows), math.nan)
+    return t
 
 
 def mixed_training_inference(n: int, rng: np.random.Generator) -> list[Pod]:
