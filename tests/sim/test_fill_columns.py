@@ -56,6 +56,9 @@ def test_pod_classes_count_what_a_per_pod_count_gives(base):
     ]
     assert list(classes) == per_pod
     assert classes.counts == Counter(per_pod)
+    first_seen = list(dict.fromkeys(per_pod))
+    assert classes.distinct == first_seen
+    assert classes.index.tolist() == [first_seen.index(c) for c in per_pod]
     assert typical_pods(classes) == typical_pods(list(per_pod))  # counts read, or counted again: same
 
 
@@ -94,3 +97,19 @@ def test_fgd_whole_gpu_delta_equals_the_resorted_state():
             assert plugin.delta(sid, cid)[0] == want - plugin.tracker.f_of_state(sid)
             checked += 1
     assert checked > 0
+
+
+def test_cpu_only_pods_with_models_are_one_class():
+    """A CPU-only pod's allowed models do not make a class (it uses no GPU): two such pods that
+    differ only there are one class, counted together, at the place of the first."""
+    pods = [
+        Pod("a", 0.0, 1.0, 100, 1, 0, 0, ("T4",)),
+        Pod("b", 1.0, 1.0, 200, 1, 1, 1000, ("T4",)),
+        Pod("c", 2.0, 1.0, 100, 1, 0, 0, ("V100-32GB",)),
+        Pod("d", 3.0, 1.0, 100, 1, 0, 0),
+    ]
+    classes = pod_classes(PodTable(pods))
+    cpu_only = PodClass(100, 0, 0, ())
+    assert classes.distinct == [cpu_only, PodClass(200, 1000, 1, ("T4",))]
+    assert classes.index.tolist() == [0, 1, 0, 0]
+    assert classes.counts == {cpu_only: 3, PodClass(200, 1000, 1, ("T4",)): 1}

@@ -23,6 +23,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 POPULARITY_THRESHOLD = 0.95
 """Share of pods the typical classes must cover (the artifact's default, 95%)."""
 
@@ -44,6 +46,10 @@ class PodClassList(list):
     def __init__(self, items: Iterable[PodClass] = ()) -> None:
         super().__init__(items)
         self.counts: dict[PodClass, int] = {}
+        self.distinct: list[PodClass] = []
+        """The distinct classes in order of first appearance."""
+        self.index: np.ndarray = np.zeros(0, dtype=np.int64)
+        """Per entry, the position of its class in ``distinct``."""
 
 
 @dataclass(frozen=True, slots=True)

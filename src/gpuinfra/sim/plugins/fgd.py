@@ -43,6 +43,11 @@ def pod_classes(pods: PodTable) -> PodClassList:
         for i in first.tolist()
     ]
     out = PodClassList(map(groups.__getitem__, ids.tolist()))
+    # groups that differ only in the models of a CPU-only pod are one class
+    where: dict[PodClass, int] = {}
+    to_distinct = np.array([where.setdefault(g, len(where)) for g in groups], dtype=np.int64)
+    out.distinct = list(where)
+    out.index = to_distinct[ids] if len(ids) else np.zeros(0, dtype=np.int64)
     for g, n in zip(groups, np.bincount(ids, minlength=len(groups)).tolist(), strict=True):
         out.counts[g] = out.counts.get(g, 0) + n
     return out
@@ -57,15 +62,9 @@ class FGD(ScorePlugin):
         classes = pod_classes(pods)
         self.typical = typical_pods(classes, float(self.args.get("typical_threshold", 0.95)))
         self.tracker = FragmentationTracker(cluster, self.typical)
-        ids: dict[PodClass, int] = {}
-        self.class_list: list[PodClass] = []
-        self.class_of = np.empty(len(pods), dtype=np.int64)
-        for i, c in enumerate(classes):
-            cid = ids.get(c)
-            if cid is None:
-                cid = ids[c] = len(self.class_list)
-                self.class_list.append(c)
-            self.class_of[i] = cid
+        # class ids in order of first appearance
+        self.class_list: list[PodClass] = classes.distinct
+        self.class_of = classes.index
         self._n_classes = len(self.class_list)
         self._delta: dict[int, tuple[float, int]] = {}
         # sets of free-milli values a shared pod may take on a node (the GPUs with the best integer score)
