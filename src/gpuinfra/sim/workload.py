@@ -341,7 +341,31 @@ def generate(g: Any, rng: np.random.Generator) -> list[Pod]:
     """:func:`generate_table` as a list of :class:`Pod` (``job`` empty, as a generated pod
     belongs to no job). Raises UserError as it does."""
     t = generate_table(g, rng)
-    return [replace(t.pod(i), job="") for i in range(len(t))]
+    return [
+        Pod(
+            name=t.names[i],
+            submit_s=sub,
+            duration_s=dur,
+            cpu_milli=cpu,
+            memory_mib=mem,
+            num_gpu=ng,
+            gpu_milli=milli,
+            gpu_models=t.gpu_models[i],
+            owner=t.owners[i],
+            mig_profile=t.mig_profile[i],
+        )
+        for i, (sub, dur, cpu, mem, ng, milli) in enumerate(
+            zip(
+                t.submit_s.tolist(),
+                t.duration_s.tolist(),
+                t.cpu_milli.tolist(),
+                t.memory_mib.tolist(),
+                t.num_gpu.tolist(),
+                t.gpu_milli.tolist(),
+                strict=True,
+            )
+        )
+    ]
 
 
 def resample(pods: list[Pod], scale: int, rng: np.random.Generator) -> list[Pod]:
