@@ -38,7 +38,6 @@ class Built:
         return RunMeta(self.scenario.name, self.seed, self.trace_label, tuple(self.skipped_impossible))
 
 
-
 def _product_label(model: str | None) -> str:
     """``nvidia.com/gpu.product`` of a catalog GPU: GFD's label of its sourced NVML name, or the
     catalog name where none is sourced (catalog/data/gpus.csv, ``nvml_name``)."""
@@ -49,6 +48,7 @@ def _product_label(model: str | None) -> str:
 
     nvml = gpu_model(model).nvml_name
     return gfd_product_label(nvml) if nvml else model
+
 
 def _pools(spec: ClusterSpec) -> list[NodePool]:
     if spec.openb:
@@ -99,7 +99,9 @@ def _pools(spec: ClusterSpec) -> list[NodePool]:
                         expected="one of mig_layout or timeslice_replicas",
                     )
                 labels.setdefault("nvidia.com/gpu.replicas", str(replicas))
-                labels["nvidia.com/gpu.product"] = labels.get("nvidia.com/gpu.product", _product_label(model)) + "-SHARED"
+                labels["nvidia.com/gpu.product"] = (
+                    labels.get("nvidia.com/gpu.product", _product_label(model)) + "-SHARED"
+                )
             pools.append(
                 NodePool(
                     name=ps.name,
