@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from gpuinfra.io.traces import openb_node_list, openb_pod_list, read_openb_nodes, read_openb_static
@@ -113,3 +114,28 @@ def test_cpu_only_pods_with_models_are_one_class():
     assert classes.distinct == [cpu_only, PodClass(200, 1000, 1, ("T4",))]
     assert classes.index.tolist() == [0, 1, 0, 0]
     assert classes.counts == {cpu_only: 3, PodClass(200, 1000, 1, ("T4",)): 1}
+
+
+def test_fragmentation_of_a_state_no_node_is_in_is_not_interned():
+    """FGD asks F_n of every state a placement would lead to; those stay out of the node-state
+    index (its size drives FGD's per-class arrays) and give the same value once a node gets there."""
+    from gpuinfra.models.fragmentation import FragmentationModel
+    from gpuinfra.sim.cluster import Allocation
+    from gpuinfra.sim.nodestate import FragmentationTracker
+
+    pools = read_openb_nodes(openb_node_list("gpu_node"))
+    c = ClusterState.from_pools(pools)
+    typ = typical_pods(pod_classes(PodTable(read_openb_static(openb_pod_list("default")))))
+    tr = FragmentationTracker(c, typ)
+    n = int(np.flatnonzero(c.gpu_count >= 2)[0])
+    model_id, cpu, free = tr.index.key_of(n)
+    after = (model_id, cpu - 4000, (500, *free[1:]))
+    states = len(tr.index.keys)
+    want = FragmentationModel(typ)(c.models[model_id], cpu - 4000, tuple(sorted(after[2], reverse=True)))
+    assert tr.f_of_key((model_id, cpu - 4000, tuple(sorted(after[2], reverse=True)))) == want
+    assert len(tr.index.keys) == states
+    c.allocate(Allocation(0, n, (0,), 500, 4000, 0))
+    tr.sync()
+    assert tr.index.key_of(n) == (model_id, cpu - 4000, tuple(sorted(after[2], reverse=True)))
+    assert tr.f_of_state(int(tr.index.node_state[n])) == want
+    assert tr.total == pytest.approx(tr.recompute())
