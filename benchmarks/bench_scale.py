@@ -2,13 +2,15 @@
 
     python benchmarks/bench_scale.py --jobs 1000000            # the issue's million-job replay
     python benchmarks/bench_scale.py --jobs 100000 --profile   # cProfile of the engine, top 25
+    python benchmarks/bench_scale.py --jobs 1000000 --build-only  # generating and validating the pods only
 
 The cluster is 1,250 nodes of AWS p5.48xlarge (8 x H100-SXM, catalog shape); the workload is
 the generator of the built-in synthetic-small scenario (GPUs per job {1: 0.6, 2: 0.15, 4: 0.15,
 8: 0.1}, mean 2.3; log-normal durations, median 1,800 s, sigma 1.0, mean 1,800 e^{0.5} = 2,968 s)
 with the Poisson arrival rate set for the requested offered load
 rho = rate x E[GPUs] x E[duration] / GPUs. These are illustrative parameters, not a measured
-cluster. One process; prints a JSON line (times in s, peak RSS in MiB).
+cluster. One process; prints a JSON line (times in s, peak RSS in MiB): wall and CPU seconds of
+the build (generate and validate the pods, build the cluster), the engine and the accounting.
 """
 
 from __future__ import annotations
@@ -62,12 +64,27 @@ def main() -> None:
     ap.add_argument("--load", type=float, default=1.1, help="offered load rho (> 1 queues)")
     ap.add_argument("--policy", default="MostAllocated")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--build-only", action="store_true", help="stop after generating and validating the pods")
     a = ap.parse_args()
     sc = parse_scenario(scenario_text(a.jobs, a.nodes, a.load, a.policy), "bench-scale")
     t0 = time.perf_counter()
+    c0 = time.process_time()
     b = build(sc, None)
     t1 = time.perf_counter()
     c1 = time.process_time()
+    if a.build_only:
+        print(
+            json.dumps(
+                {
+                    "jobs": a.jobs,
+                    "pods": len(b.pods),
+                    "build_s": round(t1 - t0, 2),
+                    "build_cpu_s": round(c1 - c0, 2),
+                    "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                }
+            )
+        )
+        return
     eng = ReplayEngine(b.cluster, b.pods, b.profile, b.seed, sample_interval_s=sc.sample_interval_s, log_events=False)
     prof = cProfile.Profile() if a.profile else None
     if prof:
@@ -81,6 +98,7 @@ def main() -> None:
     m = interval_metrics(run)
     s = summarize(run, b.prices, b.meta(), led, m)
     t3 = time.perf_counter()
+    c3 = time.process_time()
     if prof:
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     out = {
@@ -91,9 +109,12 @@ def main() -> None:
         "events": s["engine"]["events"],
         "cycles": s["engine"]["scheduling_cycles"],
         "build_s": round(t1 - t0, 2),
+        "build_cpu_s": round(c1 - c0, 2),
         "engine_s": round(t2 - t1, 2),
         "engine_cpu_s": round(c2 - c1, 2),
         "account_s": round(t3 - t2, 2),
+        "account_cpu_s": round(c3 - c2, 2),
+        "total_cpu_s": round(c3 - c0, 2),
         "us_per_event": round(1e6 * (c2 - c1) / s["engine"]["events"], 1),
         "us_per_cycle": round(1e6 * (c2 - c1) / max(1, s["engine"]["scheduling_cycles"]), 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),

@@ -14,6 +14,7 @@ import yaml
 from gpuinfra.analysis.accounting import interval_metrics, ledger, summarize
 from gpuinfra.io.results import write_events, write_json, write_parquet
 from gpuinfra.io.scenario import Built, Scenario, build
+from gpuinfra.sim.cluster import MILLI_PER_GPU
 from gpuinfra.sim.engine import ReplayEngine, RunResult
 from gpuinfra.sim.faults import FaultClass
 
@@ -130,7 +131,11 @@ def contention(built: Built, summary: dict[str, Any], led: pd.DataFrame, metrics
     offered = req_gpu_s / (gpus * window) if window > 0 and gpus else None
 
     # the request is in the pod table (the ledger's rows are in the same order; its gpu_milli is what was held)
-    cls = [request_class(int(n), int(m)) for n, m in zip(p.num_gpu, p.gpu_milli, strict=True)]
+    # one name per distinct (GPUs, milli) request, gathered for every pod
+    code = p.num_gpu.astype(np.int64) * (MILLI_PER_GPU + 1) + p.gpu_milli
+    uniq, inverse = np.unique(code, return_inverse=True)
+    names = [request_class(int(u // (MILLI_PER_GPU + 1)), int(u % (MILLI_PER_GPU + 1))) for u in uniq.tolist()]
+    cls = np.array(names, dtype=object)[inverse.reshape(-1)].tolist()
     frame = pd.DataFrame({"cls": cls, "wait_s": led["wait_s"].to_numpy(), "outcome": led["outcome"].to_numpy()})
     waits: dict[str, Any] = {}
     for name in sorted(set(cls), key=_class_order):

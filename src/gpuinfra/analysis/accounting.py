@@ -8,6 +8,7 @@ GPU model the pod ran on; a shared-GPU pod pays for its milli share.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +41,9 @@ def ledger(run: RunResult, prices: PriceBook) -> pd.DataFrame:
     ran = ~np.isnan(start)
     run_s = np.where(ran, end - start, 0.0)
     node_model = np.where(run.node >= 0, c.node_model[np.maximum(run.node, 0)], -1)
-    models = [c.models[m] if m >= 0 else "" for m in node_model]
-    price = np.array([prices.usd_per_gpu_hour.get(m) or math.nan if m else 0.0 for m in models])
+    # per GPU model (index -1: no node, no model), then gathered: no Python work per pod
+    models = np.array([*c.models, ""], dtype=object)[node_model].tolist()
+    price = np.array([prices.usd_per_gpu_hour.get(m) or math.nan for m in c.models] + [0.0])[node_model]
     # runs thrown away by preemption, each priced at the GPU model it ran on
     lost_h = np.zeros(len(p))
     lost_cost = np.zeros(len(p))
@@ -71,8 +73,8 @@ def ledger(run: RunResult, prices: PriceBook) -> pd.DataFrame:
             "start_s": start,
             "end_s": np.where(ran | ~np.isnan(run.end_s), end, np.nan),
             "wait_s": wait,
-            "node": [c.node_names[n] if n >= 0 else "" for n in run.node],
-            "devices": [",".join(map(str, d)) for d in run.devices],
+            "node": np.array([*c.node_names, ""], dtype=object)[run.node].tolist(),
+            "devices": _device_lists(run.devices),
             "gpu_model": models,
             "num_gpu": p.num_gpu,
             "gpu_milli": held,
@@ -86,6 +88,18 @@ def ledger(run: RunResult, prices: PriceBook) -> pd.DataFrame:
             "cost_usd": cost,
         }
     )
+
+
+def _device_lists(devices: list[tuple[int, ...]]) -> list[str]:
+    """Each pod's device indices as "0,1,2"; one join per distinct tuple (most pods share a few)."""
+    text: dict[tuple[int, ...], str] = {}
+    out = []
+    for d in devices:
+        t = text.get(d)
+        if t is None:
+            t = text[d] = ",".join(map(str, d))
+        out.append(t)
+    return out
 
 
 def interval_metrics(run: RunResult) -> pd.DataFrame:
@@ -172,7 +186,8 @@ def summarize(
         .groupby("owner", sort=True)
         .agg(gpu_hours=("gpu_hours", "sum"), cost_usd=("cost_usd", "sum"), pods=("name", "count"))
     )
-    outcomes = {o: int(sum(1 for x in run.outcome if x == o)) for o in OUTCOMES}
+    counted = Counter(run.outcome)
+    outcomes = {o: int(counted.get(o, 0)) for o in OUTCOMES}
     gpu_pods = int((p.num_gpu > 0).sum())
     shared = int(((p.num_gpu > 0) & (p.gpu_milli < MILLI_PER_GPU)).sum())
     allocated_gpus = metrics["allocated_gpus"].to_numpy()

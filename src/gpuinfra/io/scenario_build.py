@@ -7,7 +7,6 @@ this machine) name the scenario file and the line of the field they concern, or 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from gpuinfra.models.cost import PriceBook
 from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState, NodePool, Taint
 from gpuinfra.sim.framework import Profile
 from gpuinfra.sim.kernel import Rngs
-from gpuinfra.sim.workload import Pod, PodTable, generate, resample
+from gpuinfra.sim.workload import Pod, PodTable, generate, generate_table, resample
 
 
 @dataclass
@@ -146,42 +145,51 @@ def _pools(spec: ClusterSpec) -> list[NodePool]:
     return pools
 
 
-def _impossible(cluster: ClusterState, pods: list[Pod]) -> list[tuple[int, str]]:
-    """Pods that no node of the empty cluster could hold, with the reason."""
-    bad = []
-    cache: dict[tuple, str | None] = {}
-    for i, p in enumerate(pods):
-        key = (p.cpu_milli, p.memory_mib, p.num_gpu, p.gpu_models)
-        if key not in cache:
-            ok = (cluster.cpu_cap >= p.cpu_milli) & (cluster.mem_cap >= p.memory_mib)
-            why = None
-            if not ok.any():
-                why = (
-                    f"asks for {p.cpu_milli} mCPU and {p.memory_mib} MiB; the largest node has "
-                    f"{int(cluster.cpu_cap.max())} mCPU and {int(cluster.mem_cap.max())} MiB"
-                )
-            if p.num_gpu:
-                gok = ok & (cluster.gpu_count >= p.num_gpu)
-                if p.gpu_models:
-                    allowed = np.array(
-                        [cluster.models[m] in p.gpu_models if m >= 0 else False for m in cluster.node_model]
-                    )
-                    gok &= allowed
-                if why is None and not gok.any():
-                    models = "|".join(p.gpu_models) or "any model"
-                    why = f"asks for {p.num_gpu} GPU(s) of {models}; no node with enough CPU and memory has that"
-            cache[key] = why
-        if cache[key]:
-            bad.append((i, cache[key]))
+def _as_table(pods: PodTable | list[Pod]) -> PodTable:
+    return pods if isinstance(pods, PodTable) else PodTable.from_pods(pods, sort=False)
+
+
+def _impossible(cluster: ClusterState, pods: PodTable | list[Pod]) -> list[tuple[int, str]]:
+    """Pods that no node of the empty cluster could hold, with the reason: (row, why), by row.
+
+    ``pods`` is a table or a list (rows in its order). Each distinct request (CPU, memory, GPUs,
+    GPU models) is checked once against the cluster's capacity arrays."""
+    pods = _as_table(pods)
+    ids, first = pods.group(("cpu_milli", "memory_mib", "num_gpu", "gpu_models"))
+    whys: list[str | None] = []
+    for i in first.tolist():
+        cpu, mem, ng, models = (
+            int(pods.cpu_milli[i]),
+            int(pods.memory_mib[i]),
+            int(pods.num_gpu[i]),
+            pods.gpu_models[i],
+        )
+        ok = (cluster.cpu_cap >= cpu) & (cluster.mem_cap >= mem)
+        why = None
+        if not ok.any():
+            why = (
+                f"asks for {cpu} mCPU and {mem} MiB; the largest node has "
+                f"{int(cluster.cpu_cap.max())} mCPU and {int(cluster.mem_cap.max())} MiB"
+            )
+        if ng:
+            gok = ok & (cluster.gpu_count >= ng)
+            if models:
+                allowed = np.array([cluster.models[m] in models if m >= 0 else False for m in cluster.node_model])
+                gok &= allowed
+            if why is None and not gok.any():
+                what = "|".join(models) or "any model"
+                why = f"asks for {ng} GPU(s) of {what}; no node with enough CPU and memory has that"
+        whys.append(why)
+    bad_class = np.array([w is not None for w in whys], dtype=bool)
+    bad = [(i, whys[c]) for i, c in zip(np.flatnonzero(bad_class[ids]).tolist(), ids[bad_class[ids]].tolist())]
     # a gang needs all its pods at once: more GPUs than the cluster has of its models can never fit
     gangs: dict[str, list[int]] = {}
-    for i, p in enumerate(pods):
-        if p.gang_size > 1:
-            gangs.setdefault(p.job, []).append(i)
+    for i in np.flatnonzero(pods.gang_size > 1).tolist():
+        gangs.setdefault(pods.jobs[i], []).append(i)
     flagged = {i for i, _ in bad}
     for job, idx in gangs.items():
-        need = sum(pods[i].gpu_milli_total for i in idx) / MILLI_PER_GPU
-        models = pods[idx[0]].gpu_models
+        need = sum(int(pods.num_gpu[i]) * int(pods.gpu_milli[i]) for i in idx) / MILLI_PER_GPU
+        models = pods.gpu_models[idx[0]]
         have = sum(
             int(cluster.gpu_count[n])
             for n in range(cluster.n_nodes)
@@ -240,7 +248,9 @@ def with_quotas(profile: Profile, quotas: QuotasSpec | None) -> Profile:
     return dc_replace(profile, filters=filters, plugin_args=args)
 
 
-def _never_fits(pools: list[NodePool], pods: list[Pod], profile: Profile, rng: np.random.Generator) -> dict[int, str]:
+def _never_fits(
+    pools: list[NodePool], pods: PodTable | list[Pod], profile: Profile, rng: np.random.Generator
+) -> dict[int, str]:
     """Pods that the profile's filters refuse on every node of the *empty* cluster, with kube's
     FitError message ("0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector").
 
@@ -254,28 +264,31 @@ def _never_fits(pools: list[NodePool], pods: list[Pod], profile: Profile, rng: n
     from gpuinfra.sim.plugins.mig import mig_milli
     from gpuinfra.sim.scheduler import Framework
 
-    classes: dict[tuple, list[int]] = {}
-    for i, p in enumerate(pods):
-        key = (
-            p.cpu_milli,
-            p.memory_mib,
-            p.num_gpu,
-            p.gpu_milli,
-            p.gpu_models,
-            p.node_selector,
-            p.tolerations,
-            p.mig_profile,
-            p.owner,
-        )
-        classes.setdefault(key, []).append(i)
-    reps = [pods[idx[0]] for idx in classes.values()]
+    pods = _as_table(pods)
+    ids, first = pods.group(
+        (
+            "cpu_milli",
+            "memory_mib",
+            "num_gpu",
+            "gpu_milli",
+            "gpu_models",
+            "node_selector",
+            "tolerations",
+            "mig_profile",
+            "owners",
+        ),
+    )
+    reps = pods.take(first)  # row k = class k (not re-sorted: the framework indexes it by class)
+    members = np.argsort(ids, kind="stable")
+    bounds = np.searchsorted(ids[members], np.arange(len(first) + 1))
+    classes = [members[bounds[k] : bounds[k + 1]].tolist() for k in range(len(first))]
     cluster = ClusterState.from_pools(pools)
-    fw = Framework(profile, cluster, PodTable(reps), rng)
+    fw = Framework(profile, cluster, reps, rng)
     reconfigure = bool(profile.plugin_args.get("MigFit", {}).get("reconfigure"))
     out: dict[int, str] = {}
     any_mig = any(pl.mig_layout for pl in pools)
-    for k, idx in enumerate(classes.values()):
-        p = reps[k]
+    for k, idx in enumerate(classes):
+        p = reps.pod(k)
         if p.mig_profile and not any_mig:
             # without a MIG pool the profile has no MigFit filter: the request must not pass as a GPU share
             out.update((i, f"asks for MIG instance {p.mig_profile}, and no pool has a mig_layout") for i in idx)
@@ -309,7 +322,7 @@ def _never_fits(pools: list[NodePool], pods: list[Pod], profile: Profile, rng: n
     return out
 
 
-def _refuse_impossible(bad: list[tuple[int, str]], pods: list[Pod], where_of: dict[str, str], label: str) -> None:
+def _refuse_impossible(bad: list[tuple[int, str]], pods: PodTable, where_of: dict[str, str], label: str) -> None:
     """Raise one error listing impossible pods grouped by reason, each group with its first rows."""
     from gpuinfra.errors import UserErrors
 
@@ -318,16 +331,15 @@ def _refuse_impossible(bad: list[tuple[int, str]], pods: list[Pod], where_of: di
         groups.setdefault(why, []).append(i)
     problems = []
     for why, idx in sorted(groups.items(), key=lambda kv: kv[1][0]):
-        also = [
-            f"'{pods[i].name}'" + (f" ({where_of[pods[i].name]})" if pods[i].name in where_of else "") for i in idx[1:4]
-        ]
+        names = pods.names
+        also = [f"'{names[i]}'" + (f" ({where_of[names[i]]})" if names[i] in where_of else "") for i in idx[1:4]]
         if len(idx) > 4:
             also.append(f"{len(idx) - 4:,} more")
         problems.append(
             UserError(
-                f"pod '{pods[idx[0]].name}' can never be scheduled: {why}"
+                f"pod '{names[idx[0]]}' can never be scheduled: {why}"
                 + (f" (also: {', '.join(also)})" if also else ""),
-                where=where_of.get(pods[idx[0]].name, label),
+                where=where_of.get(names[idx[0]], label),
             )
         )
     raise UserErrors(
@@ -380,23 +392,25 @@ def _profile(sc: Scenario, pools: list[NodePool]) -> Profile:
     return profile
 
 
-def _check_budget(sc: Scenario, pools: list[NodePool], pods: list[Pod], where_of: dict[str, str]) -> None:
+def _check_budget(sc: Scenario, pools: list[NodePool], pods: PodTable, where_of: dict[str, str]) -> None:
     """The run budget (io/budget.py). Field paths are located in the file by build() only on error."""
     from gpuinfra.io import budget
 
-    span_ends = [p.submit_s + (p.duration_s if math.isfinite(p.duration_s) else 0.0) for p in pods]
-    span = budget.run_span_s([p.submit_s for p in pods], span_ends, sc.horizon_s)
-    last = max(range(len(pods)), key=lambda i: span_ends[i])
-    latest = f"pod '{pods[last].name}' ending at {span_ends[last]:.3g} s"
+    dur = pods.duration_s
+    span_ends = pods.submit_s + np.where(np.isfinite(dur), dur, 0.0)
+    last = int(np.argmax(span_ends))  # the first pod with the latest end
+    end_max = float(span_ends[last])
+    span = budget.run_span_s([float(pods.submit_s.min())], [end_max], sc.horizon_s)
+    latest = f"pod '{pods.names[last]}' ending at {end_max:.3g} s"
     if sc.horizon_s is not None:
         budget.check_intervals(span, sc.sample_interval_s, "horizon_s")
     else:  # the trace's last pod sets the span: name its row
         budget.check_intervals(
-            span, sc.sample_interval_s, where_of.get(pods[last].name, "sample_interval_s"), latest=latest
+            span, sc.sample_interval_s, where_of.get(pods.names[last], "sample_interval_s"), latest=latest
         )
     n_nodes = sum(p.count for p in pools)
     n_gpus = sum(p.count * p.gpus_per_node for p in pools)
-    fault_span = sc.horizon_s if sc.horizon_s is not None else max(span_ends)
+    fault_span = sc.horizon_s if sc.horizon_s is not None else end_max
     faults = []
     for k, f in enumerate(sc.faults):
         units = {"gpu": n_gpus, "node": n_nodes, "rack": n_nodes / f.rack_nodes}[f.scope]
@@ -421,6 +435,8 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
     profile = _profile(sc, pools)
     w = sc.workload
     where_of: dict[str, str] = {}
+    table: PodTable | None = None
+    pods: list[Pod] = []
     if w.generator is not None:
         n = min(w.generator.jobs, w.limit or w.generator.jobs) * w.scale
         budget.check_pods(
@@ -428,7 +444,12 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
             "workload.generator.jobs",
             "lower generator.jobs (or workload.scale); the shape of the workload does not need millions of jobs",
         )
-        pods = generate(w.generator, rngs["workload"])
+        if w.scale > 1:  # resampled below, as a list of pods
+            pods = generate(w.generator, rngs["workload"])
+        else:  # columns only: a million generated jobs need no Python object each
+            table = generate_table(w.generator, rngs["workload"])
+            if w.limit:
+                table = table.take(slice(0, w.limit))
         label = "generator"
     else:
         assert w.trace is not None
@@ -442,35 +463,38 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
                 path = base_dir / path
             pods = read_generic(path, label=w.trace, where_of=where_of)
             label = w.trace
-    pods.sort(key=lambda p: p.submit_s)
-    if w.limit:
-        pods = pods[: w.limit]
-    if w.scale > 1:
-        budget.check_pods(len(pods) * w.scale, "workload.scale", "lower workload.scale or workload.limit")
-        pods = resample(pods, w.scale, rngs["workload"])
-    bad = _impossible(cluster, pods)
-    flagged = {i for i, _ in bad}
-    never = _never_fits(
-        pools, [p for i, p in enumerate(pods) if i not in flagged], profile, rngs.stream("impossible_check")
-    )
+    if table is None:
+        pods.sort(key=lambda p: p.submit_s)
+        if w.limit:
+            pods = pods[: w.limit]
+        if w.scale > 1:
+            budget.check_pods(len(pods) * w.scale, "workload.scale", "lower workload.scale or workload.limit")
+            pods = resample(pods, w.scale, rngs["workload"])
+        table = PodTable.from_pods(pods, sort=False)  # row i = pods[i]: rows of errors in list order
+        del pods
+    bad = _impossible(cluster, table)
+    flagged = np.zeros(len(table), dtype=bool)
+    flagged[[i for i, _ in bad]] = True
+    keep = np.flatnonzero(~flagged)
+    never = _never_fits(pools, table.take(keep) if flagged.any() else table, profile, rngs.stream("impossible_check"))
     if never:
-        keep = [i for i in range(len(pods)) if i not in flagged]
-        bad += [(keep[j], why) for j, why in never.items()]
+        bad += [(int(keep[j]), why) for j, why in never.items()]
         bad.sort()
     skipped: list[tuple[str, str]] = []
     if bad:
         if w.impossible == "error":
-            _refuse_impossible(bad, pods, where_of, label)
-        drop = {i for i, _ in bad}
-        skipped = [(pods[i].name, why) for i, why in bad]
-        pods = [p for k, p in enumerate(pods) if k not in drop]
-    if not pods:
+            _refuse_impossible(bad, table, where_of, label)
+        drop = np.zeros(len(table), dtype=bool)
+        drop[[i for i, _ in bad]] = True
+        skipped = [(table.names[i], why) for i, why in bad]
+        table = table.take(~drop)
+    if not len(table):
         raise UserError("no pods left to simulate", where=label)
-    _check_budget(sc, pools, pods, where_of)
+    _check_budget(sc, pools, table, where_of)
     return Built(
         sc,
         cluster,
-        PodTable(pods),
+        table.sorted_by_submit(),
         profile,
         _price_book(sc.prices, cluster.models),
         skipped,

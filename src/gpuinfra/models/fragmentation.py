@@ -23,6 +23,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 POPULARITY_THRESHOLD = 0.95
 """Share of pods the typical classes must cover (the artifact's default, 95%)."""
 
@@ -37,6 +39,19 @@ class PodClass:
     """Allowed GPU models; empty means any."""
 
 
+class PodClassList(list):
+    """A list of :class:`PodClass` (one per pod) that also holds how often each class occurs,
+    so :func:`typical_pods` need not count a million entries again."""
+
+    def __init__(self, items: Iterable[PodClass] = ()) -> None:
+        super().__init__(items)
+        self.counts: dict[PodClass, int] = {}
+        self.distinct: list[PodClass] = []
+        """The distinct classes in order of first appearance."""
+        self.index: np.ndarray = np.zeros(0, dtype=np.int64)
+        """Per entry, the position of its class in ``distinct``."""
+
+
 @dataclass(frozen=True, slots=True)
 class TypicalPods:
     classes: tuple[PodClass, ...]
@@ -48,7 +63,7 @@ class TypicalPods:
 def typical_pods(specs: Iterable[PodClass], threshold: float = POPULARITY_THRESHOLD) -> TypicalPods:
     """Classes sorted by count (ties by the class itself, for determinism), kept until their
     cumulative share reaches ``threshold``, then renormalised."""
-    counts = Counter(specs)
+    counts = specs.counts if isinstance(specs, PodClassList) else Counter(specs)
     total = sum(counts.values())
     if total == 0:
         raise ValueError("no pods to derive typical pods from")

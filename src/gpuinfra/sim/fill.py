@@ -27,7 +27,7 @@ from gpuinfra.sim.kernel import Rngs
 from gpuinfra.sim.nodestate import FragmentationTracker
 from gpuinfra.sim.plugins.fgd import pod_classes
 from gpuinfra.sim.scheduler import Framework
-from gpuinfra.sim.workload import Pod, PodTable, tune_to_load
+from gpuinfra.sim.workload import Pod, PodTable, tune_to_load, tune_to_load_table
 
 POLICIES: dict[str, str] = {
     "random": "Random",
@@ -101,7 +101,7 @@ def run_fill(
     """One fill run. ``check_every`` > 0 recomputes fragmentation from scratch that often (tests)."""
     cluster = ClusterState.from_pools(pools)
     rngs = Rngs(seed)
-    pods = PodTable(tune_to_load(base, cluster.n_gpus, load, rngs["workload"]))
+    pods = tune_to_load_table(base, cluster.n_gpus, load, rngs["workload"])
     typical = typical_pods(pod_classes(PodTable(base)))
     fw = Framework(policy_profile(policy), cluster, pods, rngs["scheduler"])
     tracker = FragmentationTracker(cluster, typical)

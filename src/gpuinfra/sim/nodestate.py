@@ -26,7 +26,7 @@ class NodeStateIndex:
 
     def key_of(self, n: int) -> StateKey:
         c = self.cluster
-        free = tuple(int(v) for v in c.dev_free_desc[n] if v >= 0)
+        free = tuple(v for v in c.dev_free_desc[n].tolist() if v >= 0)
         return (int(c.node_model[n]), int(c.cpu_free[n]), free)
 
     def intern(self, key: StateKey) -> int:
@@ -59,19 +59,33 @@ class FragmentationTracker:
         self.model = FragmentationModel(typical)
         self.index = NodeStateIndex(cluster)
         self._f: dict[int, float] = {}
+        self._f_key: dict[StateKey, float] = {}
         self.total = float(sum(self.f_of_state(int(s)) for s in self.index.node_state))
 
     def f_of_state(self, sid: int) -> float:
         f = self._f.get(sid)
         if f is None:
-            model_id, cpu, free = self.index.keys[sid]
-            model = self.cluster.models[model_id] if model_id >= 0 else None
-            f = self.model(model, cpu, free)
+            key = self.index.keys[sid]
+            f = self._f_key.pop(key, None)  # evaluated earlier as a state after a placement
+            if f is None:
+                f = self._evaluate(key)
             self._f[sid] = f
         return f
 
     def f_of_key(self, key: StateKey) -> float:
-        return self.f_of_state(self.index.intern(key))
+        """F_n of a node state given by its key; a state no node is in yet is not interned (FGD asks
+        for every state a placement would lead to, most of which no node ever reaches)."""
+        sid = self.index._ids.get(key)
+        if sid is not None:
+            return self.f_of_state(sid)
+        f = self._f_key.get(key)
+        if f is None:
+            f = self._f_key[key] = self._evaluate(key)
+        return f
+
+    def _evaluate(self, key: StateKey) -> float:
+        model_id, cpu, free = key
+        return self.model(self.cluster.models[model_id] if model_id >= 0 else None, cpu, free)
 
     def sync(self) -> float:
         for _, old, new in self.index.sync():

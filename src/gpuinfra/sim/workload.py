@@ -71,28 +71,161 @@ class Pod:
 
 
 class PodTable:
-    """All pods of a run, columnar. Index = pod id. Sorted by (submit_s, input order)."""
+    """All pods of a run, columnar. Index = pod id. Sorted by (submit_s, input order).
+
+    Build it from a list of :class:`Pod` (``PodTable(pods)``) or, without a Python object per pod,
+    from columns (:meth:`from_columns`, what the workload generator does for a million jobs).
+    """
+
+    _LISTS = ("names", "owners", "qos", "jobs", "gpu_models", "node_selector", "tolerations", "mig_profile")
+    _ARRAYS = (
+        "submit_s",
+        "duration_s",
+        "delete_s",
+        "cpu_milli",
+        "memory_mib",
+        "num_gpu",
+        "gpu_milli",
+        "priority",
+        "gang_size",
+    )
+    _DTYPES = {
+        "submit_s": np.float64,
+        "duration_s": np.float64,
+        "delete_s": np.float64,
+        "cpu_milli": np.int64,
+        "memory_mib": np.int64,
+        "num_gpu": np.int32,
+        "gpu_milli": np.int32,
+        "priority": np.int64,
+        "gang_size": np.int32,
+    }
+
+    names: list[str]
+    owners: list[str]
+    qos: list[str]
+    jobs: list[str]
+    """The pod's job, or its own name when it belongs to none."""
+    gpu_models: list[tuple[str, ...]]
+    node_selector: list[tuple[tuple[str, str], ...]]
+    tolerations: list[tuple[Toleration, ...]]
+    mig_profile: list[str]
+    submit_s: np.ndarray
+    duration_s: np.ndarray
+    delete_s: np.ndarray
+    cpu_milli: np.ndarray
+    memory_mib: np.ndarray
+    num_gpu: np.ndarray
+    gpu_milli: np.ndarray
+    """Milli of each GPU; 0 for a pod without GPUs."""
+    priority: np.ndarray
+    gang_size: np.ndarray
 
     def __init__(self, pods: list[Pod]) -> None:
-        order = sorted(range(len(pods)), key=lambda i: (pods[i].submit_s, i))
-        pods = [pods[i] for i in order]
-        self.names = [p.name for p in pods]
-        self.owners = [p.owner for p in pods]
-        self.qos = [p.qos for p in pods]
-        self.jobs = [p.job or p.name for p in pods]
-        self.gpu_models = [p.gpu_models for p in pods]
-        self.node_selector = [p.node_selector for p in pods]
-        self.tolerations = [p.tolerations for p in pods]
-        self.submit_s = np.array([p.submit_s for p in pods], dtype=np.float64)
-        self.duration_s = np.array([p.duration_s for p in pods], dtype=np.float64)
-        self.delete_s = np.array([p.delete_s for p in pods], dtype=np.float64)
-        self.cpu_milli = np.array([p.cpu_milli for p in pods], dtype=np.int64)
-        self.memory_mib = np.array([p.memory_mib for p in pods], dtype=np.int64)
-        self.num_gpu = np.array([p.num_gpu for p in pods], dtype=np.int32)
-        self.gpu_milli = np.array([p.gpu_milli if p.num_gpu else 0 for p in pods], dtype=np.int32)
-        self.priority = np.array([p.priority for p in pods], dtype=np.int64)
-        self.gang_size = np.array([p.gang_size for p in pods], dtype=np.int32)
-        self.mig_profile = [p.mig_profile for p in pods]
+        t = PodTable.from_pods(pods, sort=True)
+        self.__dict__.update(t.__dict__)
+
+    @classmethod
+    def from_pods(cls, pods: list[Pod], *, sort: bool = True) -> PodTable:
+        """The pods' columns; in the given order when ``sort`` is False (row i = ``pods[i]``), else
+        stably sorted by submit time (the run's order)."""
+        t = cls.__new__(cls)
+        t.names = [p.name for p in pods]
+        t.owners = [p.owner for p in pods]
+        t.qos = [p.qos for p in pods]
+        t.jobs = [p.job or p.name for p in pods]
+        t.gpu_models = [p.gpu_models for p in pods]
+        t.node_selector = [p.node_selector for p in pods]
+        t.tolerations = [p.tolerations for p in pods]
+        t.mig_profile = [p.mig_profile for p in pods]
+        t.submit_s = np.array([p.submit_s for p in pods], dtype=np.float64)
+        t.duration_s = np.array([p.duration_s for p in pods], dtype=np.float64)
+        t.delete_s = np.array([p.delete_s for p in pods], dtype=np.float64)
+        t.cpu_milli = np.array([p.cpu_milli for p in pods], dtype=np.int64)
+        t.memory_mib = np.array([p.memory_mib for p in pods], dtype=np.int64)
+        t.num_gpu = np.array([p.num_gpu for p in pods], dtype=np.int32)
+        t.gpu_milli = np.array([p.gpu_milli if p.num_gpu else 0 for p in pods], dtype=np.int32)
+        t.priority = np.array([p.priority for p in pods], dtype=np.int64)
+        t.gang_size = np.array([p.gang_size for p in pods], dtype=np.int32)
+        return t.sorted_by_submit() if sort else t
+
+    @classmethod
+    def from_columns(cls, **cols: Any) -> PodTable:
+        """A table from whole columns, rows in the given order (not sorted). Required: ``names``,
+        ``submit_s``, ``duration_s``, ``cpu_milli``, ``memory_mib``, ``num_gpu``, ``gpu_milli``;
+        the others default as in :class:`Pod` (``jobs`` defaults to the names). ``gpu_milli`` is
+        zeroed where ``num_gpu`` is 0. Raises ValueError for an unknown column or a length mismatch."""
+        unknown = set(cols) - set(cls._LISTS) - set(cls._ARRAYS)
+        if unknown:
+            raise ValueError(f"unknown PodTable columns: {sorted(unknown)}")
+        n = len(cols["names"])
+        t = cls.__new__(cls)
+        defaults: dict[str, Any] = {
+            "owners": "unknown",
+            "qos": "",
+            "gpu_models": (),
+            "node_selector": (),
+            "tolerations": (),
+            "mig_profile": "",
+        }
+        for k in cls._LISTS:
+            v = cols.get(k)
+            if v is None:
+                v = list(cols["names"]) if k == "jobs" else [defaults[k]] * n
+            setattr(t, k, list(v))
+        for k in cls._ARRAYS:
+            v = cols.get(k)
+            if v is None:
+                v = np.full(n, math.nan if k == "delete_s" else 0)
+            setattr(t, k, np.asarray(v, dtype=cls._DTYPES[k]).copy())
+        t.gpu_milli[t.num_gpu == 0] = 0
+        bad = [k for k in (*cls._LISTS, *cls._ARRAYS) if len(getattr(t, k)) != n]
+        if bad:
+            raise ValueError(f"PodTable columns of another length than names ({n}): {bad}")
+        return t
+
+    def take(self, idx: Any) -> PodTable:
+        """Rows ``idx`` (indices, a boolean mask or a slice), in that order, as a new table."""
+        if isinstance(idx, slice):
+            rows = range(len(self))[idx]
+            idx = np.arange(rows.start, rows.stop, rows.step, dtype=np.int64)
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        idx_list = idx.tolist()
+        t = PodTable.__new__(PodTable)
+        for k in self._LISTS:
+            col = getattr(self, k)
+            setattr(t, k, [col[i] for i in idx_list])
+        for k in self._ARRAYS:
+            setattr(t, k, getattr(self, k)[idx])
+        return t
+
+    def group(self, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows grouped by equal values of ``columns`` (attribute names): (group id per row, first
+        row of each group), groups numbered in order of their first row. Hashes whole columns
+        (pandas), no tuple per row."""
+        import pandas as pd
+
+        n = len(self)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        frame = {}
+        for c in columns:
+            col = getattr(self, c)
+            if isinstance(col, list):  # hashable objects (tuples, strings): their codes
+                codes = {x: k for k, x in enumerate(dict.fromkeys(col))}
+                col = np.fromiter(map(codes.__getitem__, col), dtype=np.int64, count=n)
+            frame[c] = col
+        ids = pd.DataFrame(frame).groupby(list(columns), sort=False).ngroup().to_numpy().astype(np.int64)
+        _, first = np.unique(ids, return_index=True)
+        return ids, first
+
+    def sorted_by_submit(self) -> PodTable:
+        """This table stably sorted by submit time (itself when it already is)."""
+        if len(self) < 2 or bool((np.diff(self.submit_s) >= 0).all()):
+            return self
+        return self.take(np.argsort(self.submit_s, kind="stable"))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -138,64 +271,101 @@ class PodTable:
 
 
 # -- generators -----------------------------------------------------------------------------
-def generate(g: Any, rng: np.random.Generator) -> list[Pod]:
+def generate_table(g: Any, rng: np.random.Generator) -> PodTable:
     """Poisson arrivals at ``g.arrival_rate_per_hour``, log-normal durations (median
     ``g.duration_median_s``, sigma ``g.duration_sigma``), GPU counts, GPU shares, owners and MIG
     profiles drawn by the given weights: a scenario's ``workload.generator`` block
-    (``io.scenario_schema.GeneratorSpec``). Raises UserError for an unknown GPU model or MIG profile."""
+    (``io.scenario_schema.GeneratorSpec``), as a :class:`PodTable` in submit order, built from
+    whole columns (no Python object per pod). Pod j is named ``job-{j:06d}``, belongs to no job
+    (its ``jobs`` entry is its name), and has times rounded to the millisecond. Raises UserError
+    for an unknown GPU model or MIG profile."""
     from gpuinfra.catalog import gpu_model
 
-    gaps = rng.exponential(3600.0 / g.arrival_rate_per_hour, size=g.jobs)
+    n = g.jobs
+    # the draws, in this order, from the caller's stream (the order fixes the bytes of every run)
+    gaps = rng.exponential(3600.0 / g.arrival_rate_per_hour, size=n)
     t = np.cumsum(gaps)
-    dur = g.duration_median_s * np.exp(g.duration_sigma * rng.standard_normal(g.jobs))
+    dur = g.duration_median_s * np.exp(g.duration_sigma * rng.standard_normal(n))
     counts = np.array(list(g.gpus.keys()))
     w = np.array(list(g.gpus.values()), dtype=float)
-    k = rng.choice(counts, size=g.jobs, p=w / w.sum())
-    shared = rng.random(g.jobs) < g.shared_gpu_fraction
-    milli_choice = rng.choice(np.array(g.shared_gpu_milli), size=g.jobs)
+    k = rng.choice(counts, size=n, p=w / w.sum())
+    shared = rng.random(n) < g.shared_gpu_fraction
+    milli_choice = rng.choice(np.array(g.shared_gpu_milli), size=n)
     owners = list(g.owners.keys())
     ow = np.array(list(g.owners.values()), dtype=float)
-    o = rng.choice(len(owners), size=g.jobs, p=ow / ow.sum())
+    o = rng.choice(len(owners), size=n, p=ow / ow.sum())
     models = (gpu_model(g.gpu_model, where="workload.generator.gpu_model").name,) if g.gpu_model else ()
     mig_names = list(g.mig_profiles)
-    mig_pick = None
+    mig_pick = is_mig = None
+    milli_of: dict[str, int] = {}
     if g.mig_fraction > 0:
         if not models or not mig_names:
             raise UserError("mig_fraction needs gpu_model and mig_profiles", where="workload.generator.mig_fraction")
         from gpuinfra.models.mig import mig_milli
 
         mw = np.array(list(g.mig_profiles.values()), dtype=float)
-        mig_pick = rng.choice(len(mig_names), size=g.jobs, p=mw / mw.sum())
-        is_mig = rng.random(g.jobs) < g.mig_fraction
-        milli_of = {}
-        for n in mig_names:
+        mig_pick = rng.choice(len(mig_names), size=n, p=mw / mw.sum())
+        is_mig = rng.random(n) < g.mig_fraction
+        for name in mig_names:
             try:
-                milli_of[n] = mig_milli(models[0], n)
+                milli_of[name] = mig_milli(models[0], name)
             except UserError as e:
                 raise UserError(e.what, where="workload.generator.mig_profiles", expected=e.expected) from None
-    pods = []
-    for j in range(g.jobs):
-        ng = int(k[j])
-        milli = int(milli_choice[j]) if (shared[j] and ng == 1) else MILLI_PER_GPU
-        pods.append(
-            Pod(
-                name=f"job-{j:06d}",
-                submit_s=float(round(t[j], 3)),
-                duration_s=float(round(dur[j], 3)),
-                cpu_milli=g.cpu_milli_per_gpu * max(ng, 1),
-                memory_mib=g.memory_mib_per_gpu * max(ng, 1),
-                num_gpu=ng,
-                gpu_milli=milli if ng else 0,
-                gpu_models=models if ng else (),
-                owner=owners[o[j]],
+    ng = k.astype(np.int64)
+    per = np.maximum(ng, 1)
+    gpu_milli = np.where(shared & (ng == 1), milli_choice, MILLI_PER_GPU).astype(np.int64)
+    mig_profile: list[str] | None = None
+    if mig_pick is not None and is_mig is not None:
+        as_mig = is_mig & (ng == 1)
+        gpu_milli = np.where(as_mig, np.array([milli_of[x] for x in mig_names], dtype=np.int64)[mig_pick], gpu_milli)
+        prof = np.array(mig_names + [""], dtype=object)
+        mig_profile = prof[np.where(as_mig, mig_pick, len(mig_names))].tolist()
+    names = [f"job-{j:06d}" for j in range(n)]
+    # np.round is what round(np.float64, 3) computes, element by element
+    return PodTable.from_columns(
+        names=names,
+        jobs=names,
+        owners=np.array(owners, dtype=object)[o].tolist(),
+        submit_s=np.round(t, 3),
+        duration_s=np.round(dur, 3),
+        cpu_milli=g.cpu_milli_per_gpu * per,
+        memory_mib=g.memory_mib_per_gpu * per,
+        num_gpu=ng,
+        gpu_milli=np.where(ng > 0, gpu_milli, 0),
+        gpu_models=[models if x else () for x in (ng > 0).tolist()] if models else None,
+        mig_profile=mig_profile,
+    )
+
+
+def generate(g: Any, rng: np.random.Generator) -> list[Pod]:
+    """:func:`generate_table` as a list of :class:`Pod` (``job`` empty, as a generated pod
+    belongs to no job). Raises UserError as it does."""
+    t = generate_table(g, rng)
+    return [
+        Pod(
+            name=t.names[i],
+            submit_s=sub,
+            duration_s=dur,
+            cpu_milli=cpu,
+            memory_mib=mem,
+            num_gpu=ng,
+            gpu_milli=milli,
+            gpu_models=t.gpu_models[i],
+            owner=t.owners[i],
+            mig_profile=t.mig_profile[i],
+        )
+        for i, (sub, dur, cpu, mem, ng, milli) in enumerate(
+            zip(
+                t.submit_s.tolist(),
+                t.duration_s.tolist(),
+                t.cpu_milli.tolist(),
+                t.memory_mib.tolist(),
+                t.num_gpu.tolist(),
+                t.gpu_milli.tolist(),
+                strict=True,
             )
         )
-        if mig_pick is not None and is_mig[j] and ng == 1:
-            from dataclasses import replace
-
-            prof = mig_names[int(mig_pick[j])]
-            pods[-1] = replace(pods[-1], gpu_milli=milli_of[prof], mig_profile=prof)
-    return pods
+    ]
 
 
 def resample(pods: list[Pod], scale: int, rng: np.random.Generator) -> list[Pod]:
@@ -253,6 +423,55 @@ def tune_to_load(base: list[Pod], capacity_gpus: int, load: float, rng: np.rando
         out.append(replace(q, submit_s=float(j), duration_s=math.inf, delete_s=math.nan))
         arrived += q.gpu_milli_total
     return out
+
+
+def tune_to_load_table(base: list[Pod], capacity_gpus: int, load: float, rng: np.random.Generator) -> PodTable:
+    """:func:`tune_to_load` as a :class:`PodTable`, built from columns: the same draws from
+    ``rng``, the same pods in the same order (``PodTable(tune_to_load(...))``), without a
+    ``Pod`` object per resampled pod. Raises ValueError when ``base`` requests no GPUs."""
+    ordered = sorted(base, key=lambda p: p.name)
+    src = PodTable.from_pods(ordered, sort=False)
+    gmt = src.num_gpu.astype(np.int64) * np.array([p.gpu_milli for p in ordered], dtype=np.int64)
+    gmt_list = gmt.tolist()
+    target = load * capacity_gpus * MILLI_PER_GPU
+    total = sum(gmt_list)
+    if total <= 0:
+        raise ValueError("the workload requests no GPUs")
+    n = len(ordered)
+    picks: list[int] = []
+    while total < target:  # one draw per added pod, as tune_to_load draws them
+        i = int(rng.integers(n))
+        picks.append(i)
+        total += gmt_list[i]
+    row_src = np.concatenate([np.arange(n, dtype=np.int64), np.array(picks, dtype=np.int64)])
+    perm = rng.permutation(len(row_src))
+    # cut where arrived demand (before the pod) reaches the target
+    arrived_before = np.concatenate([[0], np.cumsum(gmt[row_src[perm]])[:-1]])
+    over = np.flatnonzero(arrived_before >= target)
+    perm = perm[: int(over[0])] if len(over) else perm
+    rows = perm.tolist()
+    srcs = row_src[perm]
+    t = src.take(srcs)
+    copy_k = [r - n for r in rows]  # >= 0: the k-th resampled copy
+    names, jobs = [], []
+    for k, s_ in zip(copy_k, srcs.tolist(), strict=True):
+        p = ordered[s_]
+        if k < 0:
+            names.append(p.name)
+            jobs.append(p.job or p.name)
+        else:
+            names.append(f"{p.name}~{k}")
+            jobs.append(f"{p.job}~{k}")
+    t.names, t.jobs = names, jobs
+    copies = np.array(copy_k, dtype=np.int64) >= 0
+    if copies.any():  # a copy keeps the request, not the selector, tolerations, gang or MIG profile
+        for k_ in np.flatnonzero(copies).tolist():
+            t.node_selector[k_], t.tolerations[k_], t.mig_profile[k_] = (), (), ""
+        t.gang_size[copies] = 0
+    t.submit_s = np.arange(len(rows), dtype=np.float64)
+    t.duration_s = np.full(len(rows), math.inf)
+    t.delete_s = np.full(len(rows), math.nan)
+    return t
 
 
 def mixed_training_inference(n: int, rng: np.random.Generator) -> list[Pod]:

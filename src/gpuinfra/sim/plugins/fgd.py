@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from gpuinfra.models.fragmentation import PodClass, typical_pods
+from gpuinfra.models.fragmentation import PodClass, PodClassList, typical_pods
 from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState
 from gpuinfra.sim.framework import CycleState, ScorePlugin, register
 from gpuinfra.sim.nodestate import FragmentationTracker
@@ -28,16 +28,29 @@ from gpuinfra.sim.plugins._gpu import record_gpu_choice_sets
 from gpuinfra.sim.workload import PodTable
 
 
-def pod_classes(pods: PodTable) -> list[PodClass]:
-    return [
+def pod_classes(pods: PodTable) -> PodClassList:
+    """The FGD pod class of every pod (CPU, milli per GPU, GPUs, allowed models; a CPU-only pod
+    has no models), as a list of shared :class:`PodClass` objects that also carries each class's
+    count (``typical_pods`` reads it instead of hashing every pod). Grouped on whole columns."""
+    ids, first = pods.group(("cpu_milli", "gpu_milli", "num_gpu", "gpu_models"))
+    groups = [
         PodClass(
             int(pods.cpu_milli[i]),
             int(pods.gpu_milli[i]),
             int(pods.num_gpu[i]),
             pods.gpu_models[i] if pods.num_gpu[i] else (),
         )
-        for i in range(len(pods))
+        for i in first.tolist()
     ]
+    out = PodClassList(map(groups.__getitem__, ids.tolist()))
+    # groups that differ only in the models of a CPU-only pod are one class
+    where: dict[PodClass, int] = {}
+    to_distinct = np.array([where.setdefault(g, len(where)) for g in groups], dtype=np.int64)
+    out.distinct = list(where)
+    out.index = to_distinct[ids] if len(ids) else np.zeros(0, dtype=np.int64)
+    for g, n in zip(groups, np.bincount(ids, minlength=len(groups)).tolist(), strict=True):
+        out.counts[g] = out.counts.get(g, 0) + n
+    return out
 
 
 @register
@@ -49,22 +62,16 @@ class FGD(ScorePlugin):
         classes = pod_classes(pods)
         self.typical = typical_pods(classes, float(self.args.get("typical_threshold", 0.95)))
         self.tracker = FragmentationTracker(cluster, self.typical)
-        ids: dict[PodClass, int] = {}
-        self.class_list: list[PodClass] = []
-        self.class_of = np.empty(len(pods), dtype=np.int64)
-        for i, c in enumerate(classes):
-            cid = ids.get(c)
-            if cid is None:
-                cid = ids[c] = len(self.class_list)
-                self.class_list.append(c)
-            self.class_of[i] = cid
+        # class ids in order of first appearance
+        self.class_list: list[PodClass] = classes.distinct
+        self.class_of = classes.index
         self._n_classes = len(self.class_list)
         self._delta: dict[int, tuple[float, int]] = {}
         # sets of free-milli values a shared pod may take on a node (the GPUs with the best integer score)
         self._sets: list[tuple[int, ...]] = []
         self._set_id: dict[tuple[int, ...], int] = {}
-        # per class: delta and chosen GPU by state id (NaN = not computed yet), grown as states appear
-        self._dv: dict[int, np.ndarray] = {}
+        # per class: score and chosen GPU set by state id (NaN = not computed yet), grown as states appear
+        self._sv: dict[int, np.ndarray] = {}
         self._gv: dict[int, np.ndarray] = {}
 
     @staticmethod
@@ -88,11 +95,18 @@ class FGD(ScorePlugin):
         if cls.num_gpu == 0:
             got = (t.f_of_key((model, cpu_after, free)) - before, -1)
         elif cls.gpu_milli >= MILLI_PER_GPU:
-            after = list(free)
-            for _ in range(cls.num_gpu):
-                after.remove(MILLI_PER_GPU)
-                after.append(0)
-            got = (t.f_of_key((model, cpu_after, tuple(sorted(after, reverse=True)))) - before, -1)
+            k = cls.num_gpu
+            if k <= len(free) and free[k - 1] == MILLI_PER_GPU:
+                # free milli is descending: the k whole GPUs taken are its first k entries, and the
+                # rest stays descending with k zeros after it
+                after_desc = free[k:] + (0,) * k
+            else:
+                after = list(free)
+                for _ in range(k):
+                    after.remove(MILLI_PER_GPU)
+                    after.append(0)
+                after_desc = tuple(sorted(after, reverse=True))
+            got = (t.f_of_key((model, cpu_after, after_desc)) - before, -1)
         else:
             by_value: dict[int, float] = {}
             for v in sorted({f for f in free if f >= cls.gpu_milli}):
@@ -119,19 +133,23 @@ class FGD(ScorePlugin):
         cls = self.class_list[cid]
         ids = self.tracker.index.node_state[nodes]
         n_states = len(self.tracker.index.keys)
-        dv, gv = self._dv.get(cid), self._gv.get(cid)
-        if dv is None or len(dv) < n_states:
+        sv, gv = self._sv.get(cid), self._gv.get(cid)
+        if sv is None or len(sv) < n_states:
             size = max(2 * n_states, 1024)
-            new_d, new_g = np.full(size, np.nan), np.full(size, -1, dtype=np.int64)
-            if dv is not None:
-                new_d[: len(dv)], new_g[: len(gv)] = dv, gv
-            dv, gv = self._dv[cid], self._gv[cid] = new_d, new_g
-        delta = dv[ids]
-        missing = np.isnan(delta)
+            new_s, new_g = np.full(size, np.nan), np.full(size, -1, dtype=np.int64)
+            if sv is not None:
+                new_s[: len(sv)], new_g[: len(gv)] = sv, gv
+            sv, gv = self._sv[cid], self._gv[cid] = new_s, new_g
+        out = sv[ids]
+        missing = np.isnan(out)
         if missing.any():
-            for u in np.unique(ids[missing]).tolist():
-                dv[u], gv[u] = self.delta(u, cid)
-            delta = dv[ids]
+            new = np.unique(ids[missing])
+            delta = np.empty(len(new))
+            for k, u in enumerate(new.tolist()):
+                delta[k], gv[u] = self.delta(u, cid)
+            # the score of a state, once: an elementwise formula, so the same float as over all nodes
+            sv[new] = np.floor((1.0 / (1.0 + np.exp(delta / 1000.0))) * 100.0)
+            out = sv[ids]
         if cls.num_gpu == 1 and cls.gpu_milli < MILLI_PER_GPU:
             record_gpu_choice_sets(state, nodes, gv[ids], self._sets)
-        return np.floor((1.0 / (1.0 + np.exp(delta / 1000.0))) * 100.0)
+        return out
