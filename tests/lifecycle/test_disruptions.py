@@ -198,3 +198,36 @@ def test_bad_policies_and_notices_are_refused(tmp_path):
     # the spot block's old checkpoint policy is refused with the way to say it now
     with pytest.raises(UserError, match="execution.kinds"):
         _run(tmp_path, spot={**_spot(), "checkpoint_interval_s": 3600})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs an engine hook: ReplayEngine.evict must call sim/execution.mark_disruption(self, [v], "
+    "'PreemptionByScheduler') for a victim (by is not None) before its end hooks run",
+)
+def test_a_preempted_pod_carries_disruption_target(tmp_path):
+    # a low-priority training job (backoffLimit 0, Ignore on DisruptionTarget) fills the node; a
+    # high-priority pod arriving at 1 h preempts it: as a disruption the job survives and completes
+    (tmp_path / "jobs.csv").write_text(
+        "job_id,submit_time_s,duration_s,num_gpu,gpu_milli,cpu_milli,memory_mib,gpu_model,priority,qos,owner\n"
+        f"train-0,0,7200,{GPUS},1000,96000,786432,H100-SXM,0,,research\n"
+        f"urgent-0,3600,3600,{GPUS},1000,96000,786432,H100-SXM,1000,,prod\n"
+    )
+    kind = {"owner": "research", "kind": "training", "image_gb": 0, "load_gb": 0, "warmup_s": 0, "teardown_s": 0,
+            "backoff_limit": 0, "pod_failure_policy": IGNORE}  # fmt: skip
+    d = {
+        "name": "preempt",
+        "seed": 1,
+        "horizon_s": 86400,
+        "cluster": {"pools": [{"name": "gpu", "shape": "aws:p5.48xlarge", "count": 1}]},
+        "workload": {"trace": "jobs.csv"},
+        "scheduler": {"filters": ["NodeResourcesFit"], "reserve": "FirstFitDevices", "preemption": True},
+        "prices": {"cloud": "aws"},
+        "execution": {"kinds": [kind]},
+    }
+    p = tmp_path / "sc.yaml"
+    p.write_text(yaml.safe_dump(d))
+    res = api.simulate(api.scenario(p))
+    assert res.summary["preemption"]["victims"] == 1
+    j = _job(res)
+    assert j["outcome"] == "completed" and j["failures_ignored"] == 1
