@@ -57,6 +57,9 @@ def test_lab14_attribution_sums_and_design_against_strongest_baseline(l14):
     assert 0 < over <= sv["held_gpu_hours"]
     up = s["runs"]["as is"]["upgrade"]
     assert up["lost_gpu_hours"] <= up["lost_gpu_hours_since_start"]
+    sp = s["runs"]["as is"]["spot"]
+    assert 0 <= sp["lost_gpu_hours"] <= sp["lost_gpu_hours_since_start"] + 1e-12
+    assert f"{sp['lost_gpu_hours']:.1f} GPU-h lost since their last checkpoint by the same rule" in html
     inv = s["spot_inventory"]
     assert sum(m["gpus"] for m in inv["models"]) + sum(u["gpus"] for u in inv["unpriced"]) == 10412  # SOURCE.md
 

@@ -564,7 +564,8 @@ def render(s: dict[str, Any]) -> str:
         f"Failure waste lands on {worst} first (${base['failure_waste_by_namespace'].get(worst, 0):,.0f}); its "
         f"sources this run: the rolling upgrade killed {up.get('jobs_killed', 0)} jobs ({up.get('lost_gpu_hours', 0):.1f} GPU-h "
         f"lost since their last checkpoint, {up.get('lost_gpu_hours_since_start', 0):.1f} since their start), "
-        f"spot reclaimed {sp.get('reclaims', 0)} nodes ({sp.get('pods_killed', 0)} pods), faults killed "
+        f"spot reclaimed {sp.get('reclaims', 0)} nodes ({sp.get('pods_killed', 0)} pods, "
+        f"{sp.get('lost_gpu_hours', 0):.1f} GPU-h lost since their last checkpoint by the same rule), faults killed "
         f"{fl.get('pods_killed', 0)} pods and {fl.get('crashes_on_poisoned_gpus', 0)} crashed on poisoned GPUs."
     )
     secs.append(
