@@ -57,8 +57,49 @@ def test_lab14_attribution_sums_and_design_against_strongest_baseline(l14):
     assert 0 < over <= sv["held_gpu_hours"]
     up = s["runs"]["as is"]["upgrade"]
     assert up["lost_gpu_hours"] <= up["lost_gpu_hours_since_start"]
+    sp = s["runs"]["as is"]["spot"]
+    assert 0 <= sp["lost_gpu_hours"] <= sp["lost_gpu_hours_since_start"] + 1e-12
+    assert f"{sp['lost_gpu_hours']:.1f} GPU-h lost since their last checkpoint by the same rule" in html
     inv = s["spot_inventory"]
     assert sum(m["gpus"] for m in inv["models"]) + sum(u["gpus"] for u in inv["unpriced"]) == 10412  # SOURCE.md
+
+
+def test_lab14_spot_replay_beside_the_closed_form(l14):
+    s, html, out = l14
+    rp = s["spot_replay"]
+    plans = rp["plans"]
+    assert set(plans) == {"on-demand", "spot", "committed+spot"}
+    for name, v in plans.items():
+        assert v["invariants_ok"], name
+        assert v["jobs_unfinished"] == 0 and v["useful_gpu_hours"] == pytest.approx(rp["workload_gpu_hours"])
+        assert 0 < v["utilisation"] <= 1
+    od = plans["on-demand"]
+    assert od["reclaims"] == 0 and od["lost_gpu_hours"] == 0 and od["closed_form"]["expected_lost_gpu_hours"] == 0
+    # the closed form by hand for on-demand: the pools' GPU-weighted on-demand price
+    from gpuinfra import spot_whatif as sw
+
+    spec = sw.WhatIfSpec(**rp["spec"])
+    pools, prices, _ = sw.select(spec)
+    gpus = sum(p.gpus_per_node * len(p.nodes) for p in pools)
+    by_hand = sum(prices[p.model].on_demand_usd * p.gpus_per_node * len(p.nodes) for p in pools) / gpus
+    assert od["closed_form"]["usd_per_useful_gpu_hour_busy"] == pytest.approx(by_hand)
+    assert gpus == rp["gpus"]
+    # reclaims are disruptions the podFailurePolicy ignores: none counts toward a backoffLimit
+    assert plans["spot"]["failures_counted"] == 0
+    # the headline is the cheapest plan against the strongest other plan of the same run, in numbers just made
+    ranked = sorted(plans, key=lambda k: plans[k]["usd_per_useful_gpu_hour"])
+    best, base = plans[ranked[0]], plans[ranked[1]]
+    assert f"{ranked[0]} does the work for the least, ${best['usd_per_useful_gpu_hour']:.3f}" in html
+    assert f"strongest baseline, {ranked[1]} (${base['usd_per_useful_gpu_hour']:.3f}" in html
+    assert "7. The same spot question, replayed" in html
+    # figures: axis titles with units and a legend (several traces)
+    for title in ("USD per useful GPU-hour", "GPU-hours lost (work since the last checkpoint)"):
+        assert title in html
+    assert html.count('"legend":{"title":{"text":"computed by"}}') == 2
+    # the scenarios the lab ran are written beside the report (atomically, labs.write_lab_file)
+    from gpuinfra.io.atomic import _TMP_PREFIX
+
+    assert (out / "design.yaml").exists() and not list(out.glob(_TMP_PREFIX + "*"))
 
 
 def test_lab14_same_seed_same_bytes(l14, tmp_path):

@@ -101,6 +101,8 @@ def test_reclaims_cost_work_and_every_run_keeps_the_invariants():
         assert plan["jobs_completed"] + plan["jobs_unfinished"] == plan["jobs"]
         assert 0 <= plan["goodput"] <= 1 and 0 <= plan["utilisation"] <= 1
     assert sp["reclaims"] > 0 and sp["pods_killed"] > 0
+    # podFailurePolicy Ignore on DisruptionTarget: every reclaim is an ignored failure, none counts
+    assert sp["failures_ignored"] >= sp["jobs_interrupted"] > 0 and sp["failures_counted"] == 0
     assert sp["lost_gpu_hours"] > 0 and sp["goodput"] < od["goodput"]
     # the same jobs in every plan: the useful work of a finished workload is its steady work
     assert sp["useful_gpu_hours"] == pytest.approx(r["workload"]["gpu_hours"])

@@ -16,7 +16,9 @@ Activities, each computed from the runs this lab makes:
    the design and the baselines run on the same seed and workload; the headline compares the
    design with the strongest baseline (the one with the least silent burn that leaves no more
    pods pending and no more load unserved than the as-is run). Spot economics on the Alibaba spot cluster's real inventory (closed forms of
-   models/capacity.py) and the committed-use level from the run's own hourly demand.
+   models/capacity.py), the same question replayed on that inventory (gpuinfra/spot_whatif.py: the
+   one simulator, on-demand vs all-spot vs committed+spot, same seed and jobs) beside the closed
+   form, and the committed-use level from the run's own hourly demand.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from gpuinfra.catalog._data import read_csv_rows
 from gpuinfra.catalog.gpus import gpu_model
 from gpuinfra.catalog.prices import gpu_hour_price
 from gpuinfra.errors import UserError
-from gpuinfra.labs import write_lab
+from gpuinfra.labs import write_lab, write_lab_file
 from gpuinfra.labs._lifecycle_demo import scenario_dict, write_trace
 from gpuinfra.models.capacity import SpotPolicy, committed_level, mix_cost
 from gpuinfra.report.figs import bar_figure, line_figure
@@ -120,8 +122,7 @@ def _scenario(out_dir: Path, d: Design, name: str) -> Any:
         sc.pop("spot")
     import yaml
 
-    p = out_dir / f"{name}.yaml"
-    p.write_text(yaml.safe_dump(sc, sort_keys=False))
+    p = write_lab_file(out_dir / f"{name}.yaml", yaml.safe_dump(sc, sort_keys=False))
     return api.scenario(p)
 
 
@@ -200,6 +201,101 @@ def spot_inventory_whatif(policy_interval_s: float = 3600.0) -> dict[str, Any]:
     return out
 
 
+REPLAY_SCALE = 0.1
+"""Share of each inventory pool's nodes the spot replay keeps (0.05 with --quick): 293 nodes, 594
+GPUs of the two priced models at 0.1; the replay's jobs scale with it (spot_whatif.workload)."""
+REPLAY_RESTART_S = 300.0
+"""The closed form's restart time per reclaim (models/capacity.SpotPolicy default): an assumption."""
+
+
+def spot_replay(seed: int, quick: bool = False) -> dict[str, Any]:
+    """The spot what-if replayed on the Alibaba inventory (spot_whatif.whatif, every plan, the seed's
+    jobs) and, per plan, the closed form of models/capacity.py on the same inputs:
+
+    - USD per useful GPU-hour with the fleet always busy: the pools' GPU-weighted price, spot at
+      ``SpotPolicy.effective_usd`` (reclaim rate, notice, checkpoint interval and stall of the spec);
+      and at the replay's own utilisation (divided by it), which is what the replay's figure measures;
+    - expected lost GPU-hours: per GPU model, rate x spot nodes x the replay's days (expected
+      reclaims) x utilisation (the share that strikes a busy node) x the GPUs of the job struck
+      (a gang loses on every rank; GPU-hour-weighted mean of the jobs) x half a checkpoint interval.
+
+    Returns the spec, the inventory part replayed, each plan's replay figures and closed forms."""
+    from gpuinfra import spot_whatif as sw
+
+    spec = sw.WhatIfSpec(scale=0.05 if quick else REPLAY_SCALE)
+    r = sw.whatif(spec, seed)
+    pools, prices, _ = sw.select(spec)
+    jobs = sw.workload(pools, spec, seed)
+    gh = {m: 0.0 for m in prices}
+    gg = {m: 0.0 for m in prices}
+    for j in jobs:
+        w = j.pods * j.gpus_per_pod * j.work_s
+        gh[j.model] += w
+        gg[j.model] += w * j.pods * j.gpus_per_pod
+    gang_gpus = {m: gg[m] / gh[m] if gh[m] else 0.0 for m in prices}
+    pol = SpotPolicy(
+        spec.reclaim_per_node_day,
+        notice_s=spec.notice_s,
+        checkpoint_interval_s=spec.checkpoint_interval_s,
+        checkpoint_s=spec.checkpoint_stall_s,
+        restart_s=REPLAY_RESTART_S,
+    )
+    plans: dict[str, Any] = {}
+    for plan, res in r["plans"].items():
+        parts = sw.plan_pools(pools, plan, spec)
+        gpus = sum(p.gpus_per_node * len(p.nodes) for p, _, _ in parts)
+        eff = 0.0
+        lost_cf = 0.0
+        reclaims_cf = 0.0
+        days = res["completion_time_h"] / 24.0
+        for p, _, kind in parts:
+            price = prices[p.model]
+            if kind == "spot":
+                usd = pol.effective_usd(price.spot_usd)
+                n_exp = spec.reclaim_per_node_day * len(p.nodes) * days
+                reclaims_cf += n_exp
+                lost_cf += n_exp * res["utilisation"] * gang_gpus[p.model] * spec.checkpoint_interval_s / 2 / 3600.0
+            else:
+                usd = sw.usd_per_gpu_hour(kind, price, spec)
+            eff += usd * p.gpus_per_node * len(p.nodes) / gpus
+        util = res["utilisation"]
+        plans[plan] = {
+            "cost_usd": res["cost_usd"],
+            "usd_per_useful_gpu_hour": res["usd_per_useful_gpu_hour"],
+            "useful_gpu_hours": res["useful_gpu_hours"],
+            "lost_gpu_hours": res["lost_gpu_hours"],
+            "reclaims": res["reclaims"],
+            "pods_killed": res["pods_killed"],
+            "jobs": res["jobs"],
+            "jobs_unfinished": res["jobs_unfinished"],
+            "failures_counted": res["failures_counted"],
+            "utilisation": util,
+            "goodput": res["goodput"],
+            "completion_time_h": res["completion_time_h"],
+            "invariants_ok": bool(
+                res["invariants"] and all(res["invariants"].get(k) for k in ("no_overcommit", "gpu_time_balance"))
+            ),
+            "closed_form": {
+                "usd_per_useful_gpu_hour_busy": eff,
+                "usd_per_useful_gpu_hour_at_utilisation": eff / util if util else None,
+                "cost_usd": eff / util * res["useful_gpu_hours"] if util else None,
+                "expected_reclaims": reclaims_cf,
+                "expected_lost_gpu_hours": lost_cf,
+            },
+        }
+    return {
+        "spec": spec.model_dump(),
+        "seed": seed,
+        "nodes": r["inventory"]["nodes"],
+        "gpus": r["inventory"]["gpus"],
+        "jobs": r["workload"]["jobs"],
+        "workload_gpu_hours": r["workload"]["gpu_hours"],
+        "gang_gpus_by_model": gang_gpus,
+        "restart_s_assumption": REPLAY_RESTART_S,
+        "plans": plans,
+    }
+
+
 def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers: int | None = None) -> Path:
     d = load_design(design)  # checked before any run
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -228,6 +324,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "design": {"label": d.label, "spec": d.model_dump()},
         "runs": runs,
         "spot_inventory": spot_inventory_whatif(),
+        "spot_replay": spot_replay(seed, quick=quick),
         "committed": {
             "usd_per_gpu_hour_on_demand": price,
             "usd_per_gpu_hour_committed": commit_usd,
@@ -254,6 +351,161 @@ def _strongest(runs: dict[str, Any]) -> str:
         if k != "design" and r["pending_at_end"] <= base["pending_at_end"] and _short(r) <= _short(base)
     }
     return min(ok or {k: r for k, r in runs.items() if k != "design"}, key=lambda k: runs[k]["silent_burn_usd"])
+
+
+def _pct(a: float, b: float) -> str:
+    """a against b in words: 'N % less' / 'N % more' / 'the same'."""
+    if not b:
+        return "-"
+    d = 1 - a / b
+    return "the same" if abs(d) < 0.0005 else f"{100 * abs(d):.1f} % {'less' if d > 0 else 'more'}"
+
+
+def _replay_section(rp: dict[str, Any]) -> tuple[str, str]:
+    """Section 7: the replay's plans beside the closed form; the headline against the strongest baseline."""
+    plans = rp["plans"]
+    names = list(plans)
+    cf = {k: v["closed_form"] for k, v in plans.items()}
+    fig_usd = bar_figure(
+        names,
+        {
+            "replay (spot_whatif)": [plans[k]["usd_per_useful_gpu_hour"] or 0.0 for k in names],
+            "closed form at the replay's utilisation": [
+                cf[k]["usd_per_useful_gpu_hour_at_utilisation"] or 0.0 for k in names
+            ],
+            "closed form, fleet always busy": [cf[k]["usd_per_useful_gpu_hour_busy"] for k in names],
+        },
+        "USD per useful GPU-hour: replay vs closed form",
+        "USD per useful GPU-hour",
+        xt="purchase plan (same seed and jobs)",
+    )
+    fig_usd.update_layout(legend_title="computed by")
+    fig_lost = bar_figure(
+        names,
+        {
+            "replay (spot_whatif)": [plans[k]["lost_gpu_hours"] for k in names],
+            "closed form (expected)": [cf[k]["expected_lost_gpu_hours"] for k in names],
+        },
+        "Work lost to reclaims: replay vs closed form",
+        "GPU-hours lost (work since the last checkpoint)",
+        xt="purchase plan (same seed and jobs)",
+    )
+    fig_lost.update_layout(legend_title="computed by")
+    rows = [
+        [
+            k,
+            f"${v['cost_usd']:,.0f}",
+            f"${cf[k]['cost_usd']:,.0f}" if cf[k]["cost_usd"] is not None else "-",
+            f"${v['usd_per_useful_gpu_hour']:.3f}" if v["usd_per_useful_gpu_hour"] is not None else "-",
+            f"${cf[k]['usd_per_useful_gpu_hour_busy']:.3f}",
+            f"{100 * v['utilisation']:.1f} %",
+            f"{v['lost_gpu_hours']:,.1f}",
+            f"{cf[k]['expected_lost_gpu_hours']:,.1f}",
+            f"{v['reclaims']:,}",
+            f"{cf[k]['expected_reclaims']:,.1f}",
+            f"{v['jobs_unfinished']:,}",
+        ]
+        for k, v in plans.items()
+    ]
+    table = table_html(
+        [
+            "plan",
+            "cost (replay)",
+            "cost (closed form at replay's utilisation)",
+            "$/useful GPU-h (replay)",
+            "$/useful GPU-h (closed form, busy)",
+            "utilisation",
+            "lost GPU-h (replay)",
+            "lost GPU-h (closed form)",
+            "reclaims (replay)",
+            "reclaims (expected)",
+            "jobs unfinished",
+        ],
+        rows,
+    )
+    done = {k: v for k, v in plans.items() if v["jobs_unfinished"] == 0 and v["usd_per_useful_gpu_hour"] is not None}
+    pool = done or {k: v for k, v in plans.items() if v["usd_per_useful_gpu_hour"] is not None}
+    ranked = sorted(pool, key=lambda k: plans[k]["usd_per_useful_gpu_hour"])
+    best = ranked[0]
+    b = plans[best]
+    parts = [
+        f"Replayed on {rp['nodes']:,} nodes ({rp['gpus']:,} GPUs, scale {rp['spec']['scale']:g}) of the inventory with "
+        f"{rp['jobs']:,} jobs ({rp['workload_gpu_hours']:,.0f} GPU-hours of steady work), seed {rp['seed']}: "
+        f"{best} does the work for the least, ${b['usd_per_useful_gpu_hour']:.3f} per useful GPU-hour (${b['cost_usd']:,.0f})"
+    ]
+    if len(ranked) > 1:
+        sb = ranked[1]
+        v = plans[sb]
+        parts[0] += (
+            f", {_pct(b['usd_per_useful_gpu_hour'], v['usd_per_useful_gpu_hour'])} than the strongest baseline, {sb} "
+            f"(${v['usd_per_useful_gpu_hour']:.3f}, ${v['cost_usd']:,.0f})"
+        )
+    if len(ranked) > 2:
+        w = plans[ranked[-1]]
+        parts[0] += f", and {_pct(b['cost_usd'], w['cost_usd'])} than {ranked[-1]} (${w['cost_usd']:,.0f})"
+    parts[0] += (
+        f"; it lost {b['lost_gpu_hours']:,.1f} GPU-hours to {b['reclaims']:,} reclaims ({b['pods_killed']:,} pods killed, "
+        f"{b['failures_counted']:,} failures counted toward a backoffLimit: the podFailurePolicy ignores reclaims)"
+    )
+    unfinished = [k for k, v in plans.items() if v["jobs_unfinished"]]
+    parts.append(
+        "every plan finished every job"
+        if not unfinished
+        else "unfinished jobs in " + ", ".join(f"{k} ({plans[k]['jobs_unfinished']})" for k in unfinished)
+    )
+    cf_rank = sorted(plans, key=lambda k: cf[k]["usd_per_useful_gpu_hour_busy"])
+    rep_rank = sorted(
+        (k for k in plans if plans[k]["usd_per_useful_gpu_hour"] is not None),
+        key=lambda k: plans[k]["usd_per_useful_gpu_hour"],
+    )
+    parts.append(
+        f"the closed form ranks the plans {' < '.join(cf_rank)} and the replay {' < '.join(rep_rank)}"
+        + (" (the same order)" if cf_rank == rep_rank else " (a different order)")
+    )
+    devs = {
+        k: plans[k]["usd_per_useful_gpu_hour"] / cf[k]["usd_per_useful_gpu_hour_at_utilisation"] - 1
+        for k in plans
+        if plans[k]["usd_per_useful_gpu_hour"] and cf[k]["usd_per_useful_gpu_hour_at_utilisation"]
+    }
+    if devs:
+        k_max = max(devs, key=lambda k: abs(devs[k]))
+        util = plans[k_max]["utilisation"]
+        parts.append(
+            f"the closed form assumes a fleet that is always busy; this one was {100 * util:.0f} % allocated, so its "
+            f"busy-fleet price is {1 / util:.2f}x too low, and divided by the utilisation it lands within "
+            f"{100 * abs(devs[k_max]):.1f} % of the replay in every plan (largest gap: {k_max}, {100 * devs[k_max]:+.1f} %, "
+            f"where the replay's goodput is {100 * plans[k_max]['goodput']:.1f} %: start-up, warm-up and checkpoint "
+            "GPU time the closed form does not charge there)"
+        )
+    few = False
+    for k, v in plans.items():
+        e = cf[k]["expected_reclaims"]
+        if e <= 0:
+            continue
+        z = (v["reclaims"] - e) / e**0.5
+        lost_cf = cf[k]["expected_lost_gpu_hours"]
+        ratio = v["lost_gpu_hours"] / lost_cf if lost_cf else float("nan")
+        parts.append(
+            f"{k}: {v['reclaims']} reclaims against {e:.1f} expected ({z:+.1f} standard deviations of a Poisson count), "
+            f"{v['lost_gpu_hours']:,.1f} GPU-hours lost against {lost_cf:,.1f} expected ({ratio:.2f}x)"
+        )
+        few = few or e < 30
+    if few:
+        worst_loss = max(max(v["lost_gpu_hours"], cf[k]["expected_lost_gpu_hours"]) for k, v in plans.items())
+        usd_loss = worst_loss * max(v["usd_per_useful_gpu_hour"] or 0.0 for v in plans.values())
+        gap = plans[ranked[1]]["cost_usd"] - b["cost_usd"] if len(ranked) > 1 else None
+        parts.append(
+            "with fewer than 30 reclaims expected, which jobs they happen to strike decides the loss, so one seed's "
+            "lost GPU-hours scatter widely around the closed form"
+            + (
+                f"; even the largest loss here ({worst_loss:,.1f} GPU-hours, at most ${usd_loss:,.0f}) is "
+                + ("far below" if usd_loss < 0.1 * gap else "not small against")
+                + f" the ${gap:,.0f} between the two cheapest plans"
+                if gap
+                else ""
+            )
+        )
+    return "; ".join(parts) + ".", fig_html(fig_usd, "l14replay") + fig_html(fig_lost, "l14lost") + table
 
 
 def render(s: dict[str, Any]) -> str:
@@ -312,7 +564,8 @@ def render(s: dict[str, Any]) -> str:
         f"Failure waste lands on {worst} first (${base['failure_waste_by_namespace'].get(worst, 0):,.0f}); its "
         f"sources this run: the rolling upgrade killed {up.get('jobs_killed', 0)} jobs ({up.get('lost_gpu_hours', 0):.1f} GPU-h "
         f"lost since their last checkpoint, {up.get('lost_gpu_hours_since_start', 0):.1f} since their start), "
-        f"spot reclaimed {sp.get('reclaims', 0)} nodes ({sp.get('pods_killed', 0)} pods), faults killed "
+        f"spot reclaimed {sp.get('reclaims', 0)} nodes ({sp.get('pods_killed', 0)} pods, "
+        f"{sp.get('lost_gpu_hours', 0):.1f} GPU-h lost since their last checkpoint by the same rule), faults killed "
         f"{fl.get('pods_killed', 0)} pods and {fl.get('crashes_on_poisoned_gpus', 0)} crashed on poisoned GPUs."
     )
     secs.append(
@@ -492,13 +745,16 @@ def render(s: dict[str, Any]) -> str:
         )
     )
     f.append(c5)
+    c_rep, html_rep = _replay_section(s["spot_replay"])
+    secs.append(Section("7. The same spot question, replayed on the inventory", html_rep, c_rep))
+    f.append(c_rep)
     cm = s["committed"]
     c6 = (
         f"Committed use: at ${cm['usd_per_gpu_hour_committed']:.2f}/h ({cm['committed_rate_assumption']}) the cheapest "
         f"commitment for this run's hourly demand is {cm['level_gpus']} GPUs: ${cm['cost_at_level']['total_usd']:,.0f} vs "
         f"${cm['cost_all_on_demand']['total_usd']:,.0f} all on-demand for the allocated hours."
     )
-    secs.append(Section("7. Committed use from the run's own demand", "", c6))
+    secs.append(Section("8. Committed use from the run's own demand", "", c6))
     f.append(c6)
     sub = "Seed section 14; every number computed by this run (inputs written beside this report)."
     return render_page(f"Lab 14: {TITLE}", secs, findings=f, subtitle=sub)

@@ -16,8 +16,24 @@ Restart policies, as Kubernetes and JobSet name them (kubernetes.io Job and Pod 
 exponential back-off ``backoff_s x 2^(n-1)``, capped at ``backoff_cap_s``: 10 s doubling to
 6 min for Jobs; the job fails when its failures exceed ``backoff_limit``, default 6) and
 ``Always`` (restart with back-off capped at 5 min, CrashLoopBackOff, never give up). Every
-eviction that is not the pod's normal end (fault, crash, preemption, the application's own
-non-zero exit after ``fails_after_s``) counts as a failure.
+eviction that is not the pod's normal end (fault, crash, preemption, drain, spot reclaim, the
+application's own non-zero exit after ``fails_after_s``) is a failure, and by default it counts
+toward ``backoff_limit`` (what Kubernetes does when a Job sets no ``podFailurePolicy``).
+
+A Job's ``podFailurePolicy`` (``pod_failure_policy``; kubernetes.io/docs/tasks/job/pod-failure-policy,
+API batch/v1 PodFailurePolicyRule [P]) decides otherwise for pods that carry the
+``DisruptionTarget`` condition: the first rule whose ``onPodConditions`` matches applies its
+action: ``Ignore`` (the failure does not count toward ``backoffLimit`` and a replacement pod is
+created at once), ``Count`` (the default handling), ``FailJob`` (the job fails, its running pods
+are stopped) or ``FailIndex`` (with ``backoffLimitPerIndex``: that index fails). Which evictions
+are disruptions follows Kubernetes' "Pod disruption conditions" (kubernetes.io/docs/concepts/
+workloads/pods/disruptions [P]): the eviction API (an upgrade drain: ``EvictionByEvictionAPI``),
+scheduler preemption (``PreemptionByScheduler``), a NoExecute taint (``DeletionByTaintManager``)
+and the kubelet's node-pressure eviction or graceful node shutdown (``TerminationByKubelet``: a
+spot reclaim). The evicting subsystem marks them with :func:`mark_disruption` before it evicts
+(sim/upgrade.py, sim/spot.py). A GPU fault or Xid is not one: the CUDA process dies and the
+container exits non-zero, a failure like any other, so it counts. (A node that stops answering
+and whose pods the taint manager deletes would be one; sim/faults.py does not model that path.)
 
 Each attempt follows models/lifecycle.Timeline (startup: image pull, data/weights load, NCCL
 initialisation growing with ranks; warm-up; steady with checkpoint stalls; teardown); the
@@ -81,6 +97,57 @@ class ServiceLoad(BaseModel):
         return self
 
 
+DISRUPTION_REASONS = (
+    "PreemptionByScheduler",
+    "DeletionByTaintManager",
+    "EvictionByEvictionAPI",
+    "DeletionByPodGC",
+    "TerminationByKubelet",
+)
+"""The reasons of the DisruptionTarget pod condition (kubernetes.io/docs/concepts/workloads/pods/
+disruptions, "Pod disruption conditions")."""
+
+
+class PodConditionRequirement(BaseModel):
+    """A pod condition a rule matches (batch/v1 PodFailurePolicyOnPodConditionsPattern)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["DisruptionTarget"] = Field(description="the only pod condition a failure carries here")
+    status: Literal["True"] = "True"
+
+
+class PodFailurePolicyRule(BaseModel):
+    """One rule of a Job's podFailurePolicy (batch/v1 PodFailurePolicyRule; ``onExitCodes`` is not modelled)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    action: Literal["Ignore", "Count", "FailJob", "FailIndex"]
+    onPodConditions: list[PodConditionRequirement] = Field(min_length=1)
+
+
+class PodFailurePolicy(BaseModel):
+    """A Job's ``podFailurePolicy``: rules evaluated in order, the first match wins; none: Count."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rules: list[PodFailurePolicyRule] = Field(min_length=1, max_length=20, description="Kubernetes allows 20")
+
+    def action(self, disruption: str | None) -> str:
+        """The action for a failed pod that carries the DisruptionTarget condition with reason
+        ``disruption`` (None: it carries none)."""
+        if disruption is None:
+            return "Count"
+        for r in self.rules:
+            if any(c.type == "DisruptionTarget" for c in r.onPodConditions):
+                return r.action
+        return "Count"
+
+
+IGNORE_DISRUPTIONS = PodFailurePolicy(
+    rules=[PodFailurePolicyRule(action="Ignore", onPodConditions=[PodConditionRequirement(type="DisruptionTarget")])]
+)
+"""``podFailurePolicy: {rules: [{action: Ignore, onPodConditions: [{type: DisruptionTarget}]}]}``: the
+rule Kubernetes' own example uses so that preemption, eviction and node shutdown do not fail a Job."""
+
+
 class KindSpec(BaseModel):
     """The execution semantics of the pods of one owner (scenario ``execution.kinds[]``)."""
 
@@ -107,11 +174,23 @@ class KindSpec(BaseModel):
         None, description="count failures per pod (Indexed Job backoffLimitPerIndex); default: true for batch"
     )
     load: ServiceLoad | None = Field(None, description="service: the load it serves (over-provisioning line)")
+    pod_failure_policy: PodFailurePolicy | None = Field(
+        None,
+        description="the Job's podFailurePolicy; default none: every failure counts toward backoff_limit (Kubernetes)",
+    )
 
     @model_validator(mode="after")
     def _load_for_services(self) -> KindSpec:
         if self.load is not None and self.kind != "service":
             raise ValueError(f"load is for kind service; owner {self.owner} is kind {self.kind}")
+        if self.pod_failure_policy is not None:
+            if self.policy == "Always":
+                raise ValueError(
+                    f"pod_failure_policy is a Job's field; owner {self.owner} restarts Always (a Deployment's "
+                    "replicas), which has none: use restart_policy OnFailure or Never"
+                )
+            if not self.per_index and any(r.action == "FailIndex" for r in self.pod_failure_policy.rules):
+                raise ValueError("action FailIndex needs backoff_limit_per_index (Kubernetes: backoffLimitPerIndex)")
         return self
 
     @property
@@ -159,6 +238,13 @@ class Execution(Subsystem):
         self.saved = dict.fromkeys(self.kind_of, 0.0)
         self.tl: dict[int, Timeline] = {}
         self.failures: dict[str, int] = dict.fromkeys(self.jobs, 0)
+        """Every failure of a job (evictions that were not its normal end)."""
+        self.counted: dict[str, int] = dict.fromkeys(self.jobs, 0)
+        """Failures that count toward backoff_limit (not ignored by the job's podFailurePolicy)."""
+        self.ignored: dict[str, int] = dict.fromkeys(self.jobs, 0)
+        self.failed_by_rule: set[str] = set()
+        self.disrupted: dict[int, str] = {}
+        """pod -> reason of the DisruptionTarget condition of the eviction under way (mark_disruption)."""
         self.attempts: dict[int, list[dict]] = {i: [] for i in self.kind_of}
         self.phase_gpu_s: dict[str, dict[str, float]] = {j: {} for j in self.jobs}
         self.fail_phase: dict[str, dict[str, int]] = {j: {} for j in self.jobs}
@@ -320,6 +406,7 @@ class Execution(Subsystem):
         return saved
 
     def on_pod_end(self, i: int, alloc, t: float, outcome: str) -> list[Event]:
+        disruption = self.disrupted.pop(i, None) if self.disrupted else None
         k = self.kind_of.get(i)
         if k is None:
             return []
@@ -334,8 +421,9 @@ class Execution(Subsystem):
         job = rt.pods.jobs[i]
         if job in self._restarting:
             return []
+        action = k.pod_failure_policy.action(disruption) if k.pod_failure_policy is not None else "Count"
         if self._is_gang(i):
-            return self._gang_end(i, k, job, alloc, t, outcome)
+            return self._gang_end(i, k, job, alloc, t, outcome, action)
         saved = self._record(job, [i], float(rt.start_s[i]), t, int(alloc.node), alloc.devices, outcome)
         if outcome != "evicted":
             self.saved[i] = self.work[i]
@@ -348,6 +436,18 @@ class Execution(Subsystem):
             self.saved[i] += saved
         self._plan(i)
         self.failures[job] += 1
+        if action == "Ignore":  # not counted toward backoffLimit; a replacement pod at once
+            self.ignored[job] += 1
+            rt.restart_at_s[i] = t
+            return []
+        self.counted[job] += 1
+        if action in ("FailJob", "FailIndex"):
+            self.failed_by_rule.add(job)
+            if action == "FailIndex":
+                rt.restart_at_s[i] = math.inf
+            else:
+                self._fail_job(job, i, t)
+            return []
         key = rt.pods.names[i] if k.per_index else job
         if k.per_index:
             self.index_failures[key] = self.index_failures.get(key, 0) + 1
@@ -356,7 +456,20 @@ class Execution(Subsystem):
         rt.restart_at_s[i] = self._decide(k, job, t, n, ran, rt.pods.names[i])
         return []
 
-    def _gang_end(self, i: int, k: KindSpec, job: str, alloc, t: float, outcome: str) -> list[Event]:
+    def _fail_job(self, job: str, i: int, t: float) -> None:
+        """The job failed (FailJob, or the back-off limit of a gang): no pod of it restarts, the running
+        ones are stopped."""
+        rt = self.rt
+        mem = self.jobs[job]
+        self._restarting.add(job)
+        for m in mem:
+            rt.restart_at_s[m] = math.inf
+        others = [rt.allocs[m] for m in mem if m != i and rt.state[m] == RUNNING and m in rt.allocs]
+        if others:
+            rt.evict(others, None, t, f"job {job} failed")
+        self._restarting.discard(job)
+
+    def _gang_end(self, i: int, k: KindSpec, job: str, alloc, t: float, outcome: str, action: str) -> list[Event]:
         rt = self.rt
         g = self.gang[job]
         mem = self.jobs[job]
@@ -368,7 +481,16 @@ class Execution(Subsystem):
                     self.saved[m] = self.work[m]
             return []
         self.failures[job] += 1
-        again = self._decide(k, job, t, None, t - g["start"] if g["start"] is not None else 0.0, job)
+        if action == "Ignore":  # the disruption does not count: the gang restarts without a back-off
+            self.ignored[job] += 1
+            again = t
+        else:
+            self.counted[job] += 1
+            if action in ("FailJob", "FailIndex"):  # a gang has no indexes that fail alone: the job fails
+                self.failed_by_rule.add(job)
+                again = math.inf
+            else:
+                again = self._decide(k, job, t, None, t - g["start"] if g["start"] is not None else 0.0, job)
         if g["waiting_since"] is not None:
             w = self.fail_phase[job]
             w["waiting for a replacement"] = w.get("waiting for a replacement", 0) + 1
@@ -382,13 +504,7 @@ class Execution(Subsystem):
             self._plan_job(mem)
             g["start"] = None
         if math.isinf(again):  # the job fails: every rank stops for good
-            self._restarting.add(job)
-            for m in mem:
-                rt.restart_at_s[m] = again
-            others = [rt.allocs[m] for m in mem if m != i and rt.state[m] == RUNNING and m in rt.allocs]
-            if others:
-                rt.evict(others, None, t, f"job {job} failed")
-            self._restarting.discard(job)
+            self._fail_job(job, i, t)
             return []
         rt.restart_at_s[i] = again
         if g["waiting_since"] is None:
@@ -432,7 +548,7 @@ class Execution(Subsystem):
         OnFailure (Job controller): the delay doubles with the job's (or the index's) failures.
         Always (kubelet CrashLoopBackOff): it doubles with consecutive crashes and resets once an
         attempt ran 10 minutes (kubelet's back-off reset), so rare hardware faults wait 10 s each."""
-        n = self.failures[job] if n is None else n
+        n = self.counted[job] if n is None else n
         if k.policy == "Never" or (k.policy == "OnFailure" and n > k.backoff_limit):
             return math.inf
         if k.policy == "Always":
@@ -501,7 +617,10 @@ class Execution(Subsystem):
             elif all(o == "completed" for o in outs):
                 outcome = "completed"
             elif any(o == "failed" for o in outs):
-                outcome = "failed (BackoffLimitExceeded)" if k.policy == "OnFailure" else "failed"
+                if job in self.failed_by_rule:
+                    outcome = "failed (PodFailurePolicy)"
+                else:
+                    outcome = "failed (BackoffLimitExceeded)" if k.policy == "OnFailure" else "failed"
             else:
                 outcome = "unfinished"
             pgs = self.phase_gpu_s[job]
@@ -513,6 +632,8 @@ class Execution(Subsystem):
                     "pods": len(mem),
                     "attempts": len(atts),
                     "failures": self.failures[job],
+                    "failures_counted": self.counted[job],
+                    "failures_ignored": self.ignored[job],
                     "progress": kept / target if target else 0.0,
                     "outcome": outcome,
                     "gpu_hours": gpu_h,
@@ -616,6 +737,19 @@ def kill_loss_s(runtime, i: int, t: float) -> float:
     exe = (getattr(runtime, "subsystems", None) or {}).get("execution")
     lost = exe.lost_if_killed_s(i, t) if exe is not None else None
     return ran if lost is None else lost
+
+
+def mark_disruption(runtime, pods, reason: str) -> None:
+    """Give pods about to be evicted Kubernetes' ``DisruptionTarget`` condition with ``reason`` (one of
+    :data:`DISRUPTION_REASONS`), so the run's execution subsystem applies their Job's podFailurePolicy
+    to the failure. Call it right *before* ``runtime.evict``; without an execution subsystem it does
+    nothing. Raises ValueError for an unknown reason (a programming error)."""
+    if reason not in DISRUPTION_REASONS:
+        raise ValueError(f"unknown DisruptionTarget reason {reason!r}")
+    exe = (getattr(runtime, "subsystems", None) or {}).get("execution")
+    if exe is not None:
+        for i in pods:
+            exe.disrupted[int(i)] = reason
 
 
 def _per_attempt(atts: list[dict]) -> list[float]:

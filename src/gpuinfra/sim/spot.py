@@ -3,30 +3,35 @@
 The ``spot`` subsystem reclaims nodes of the pools listed as spot. Reclaims are a Poisson
 process per pool at ``reclaim_rate_per_node_day`` x (nodes in service) (exponential gaps from
 the run's ``spot`` stream; the node drawn uniformly among the pool's nodes in service), so the
-expected count is rate x nodes x days, which the tests check. Each reclaim, as the clouds do it
-(facts: cost-lifecycle-security.md section 1.2):
+expected count is rate x nodes x days, which the tests check; ``notices`` adds interruption
+notices at given times on given nodes (a recorded interruption history, or a hand-computed
+case). Each reclaim, as the clouds do it (facts: cost-lifecycle-security.md section 1.2):
 
 1. ``spot_notice``: the interruption notice (AWS: 2 minutes; GCP: 30 s guest shutdown window);
-   the node is cordoned (takes no new pods). With ``checkpoint_on_notice`` a pod saves its
-   state in the notice window when its checkpoint fits in it (``checkpoint_s`` <= notice).
+   the node is cordoned (takes no new pods).
 2. ``spot_reclaim`` (``notice_s`` later): every pod on the node is killed and queues again; the
-   node's GPUs are unavailable (not billed: a reclaimed VM is not charged).
+   node's GPUs are unavailable (not billed: a reclaimed VM is not charged). The kill is a
+   *disruption*: the pods carry Kubernetes' ``DisruptionTarget`` condition
+   (sim/execution.mark_disruption), so a Job whose ``podFailurePolicy`` ignores it does not count
+   the reclaim toward its ``backoffLimit``.
 3. ``spot_replace`` (``replace_s`` later, or never when ``replace_s`` is null): a replacement
    node of the same shape joins the pool.
 
-Work lost per killed pod: its GPU time since its last checkpoint (``checkpoint_interval_s``,
-or all of it since start without checkpoints), minus nothing when it saved in the notice window.
-The replay itself restarts a killed pod as the engine (or the execution subsystem) decides;
-this summary states the loss a checkpointing policy implies.
+Work lost per killed pod follows the one rule of sim/execution.kill_loss_s, the same as an
+upgrade drain's: its GPU time since its last durable checkpoint when the run's ``execution``
+block checkpoints it, nothing for a Ready service replica, else all of it since its start (a pod
+without checkpoints restarts from zero, which is what the replay does). Checkpoints belong to the
+workload (``execution.kinds[].checkpoint_interval_s``), not to the spot block.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gpuinfra.errors import UserError
+from gpuinfra.sim.execution import kill_loss_s, mark_disruption
 from gpuinfra.sim.kernel import PRIO_RELEASE, Event
 from gpuinfra.sim.subsystem import RunConfig, Subsystem, View, register
 from gpuinfra.sim.upgrade import unprovisioned_by_model
@@ -35,6 +40,21 @@ if TYPE_CHECKING:
     from gpuinfra.sim.subsystem import PodRuntime
 
 DAY_S = 86400.0
+DISRUPTION_REASON = "TerminationByKubelet"
+"""The DisruptionTarget reason a reclaimed pod carries: GKE handles a spot preemption with the
+kubelet's graceful node shutdown (reason TerminationByKubelet); on AWS the Node Termination Handler
+drains through the eviction API (EvictionByEvictionAPI). Either is a DisruptionTarget condition
+(kubernetes.io/docs/concepts/workloads/pods/disruptions, "Pod disruption conditions")."""
+
+_MOVED = ("checkpoint_interval_s", "checkpoint_s", "checkpoint_on_notice")
+
+
+class SpotNotice(BaseModel):
+    """One interruption notice at a given time on a given node (scenario ``spot.notices[]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    node: str = Field(min_length=1, description="node name (a node of a spot pool)")
+    t_s: float = Field(ge=0, description="when the notice arrives (simulated seconds); the reclaim is notice_s later")
 
 
 class SpotSpec(BaseModel):
@@ -47,16 +67,31 @@ class SpotSpec(BaseModel):
     )
     notice_s: float = Field(120.0, ge=0, le=3600, description="interruption notice (AWS 120 s, GCP 30 s)")
     replace_s: float | None = Field(900.0, ge=0, description="until a replacement node joins; null: none")
-    checkpoint_interval_s: float | None = Field(None, gt=0, description="pods checkpoint this often (null: never)")
-    checkpoint_s: float = Field(60.0, ge=0, description="time to write one checkpoint (checkpoint on notice)")
-    checkpoint_on_notice: bool = False
+    notices: list[SpotNotice] = Field(
+        default_factory=list, description="notices at given times on given nodes, besides the Poisson ones"
+    )
     source: str = Field(description="where the reclaim rate comes from; required")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checkpoints_are_the_workloads(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            moved = [k for k in _MOVED if k in data]
+            if moved:
+                raise ValueError(
+                    f"spot.{moved[0]} is no longer read: checkpoints are the workload's, and a reclaim's lost "
+                    "work follows them (sim/execution.kill_loss_s). Remove it and set "
+                    "execution.kinds[].checkpoint_interval_s (and checkpoint_stall_s) for the owners that checkpoint"
+                )
+        return data
 
 
 class SpotReclaimer(Subsystem):
-    """The ``spot`` subsystem. Event kinds: ``spot_notice``, ``spot_reclaim``, ``spot_replace``
-    (ref: pool index for a notice draw, node otherwise). Summary: reclaims, pods killed, lost
-    GPU-hours (since start and under the checkpoint policy), reclaimed (unbilled) GPU-hours."""
+    """The ``spot`` subsystem. Event kinds: ``spot_notice`` (ref: pool index, a Poisson draw),
+    ``spot_notice_at`` (ref: node, a listed notice), ``spot_reclaim`` and ``spot_replace`` (ref:
+    node). Summary: reclaims, pods killed, lost GPU-hours (``lost_gpu_hours``: the rule of
+    sim/execution.kill_loss_s; ``lost_gpu_hours_since_start``: every killed pod's whole run),
+    reclaimed (unbilled) GPU-hours."""
 
     name = "spot"
 
@@ -75,6 +110,17 @@ class SpotReclaimer(Subsystem):
                     expected="one of " + ", ".join(pools),
                 )
         self.pool_nodes = [[n for n in range(c.n_nodes) if c.pools[c.node_pool[n]].name == p] for p in spec.pools]
+        spot_nodes = {c.node_names[n]: n for nodes in self.pool_nodes for n in nodes}
+        self.listed: list[tuple[float, int]] = []
+        for k, nt in enumerate(spec.notices):
+            if nt.node not in spot_nodes:
+                raise UserError(
+                    f"spot.notices[{k}]: node '{nt.node}' is not a node of a spot pool",
+                    where=f"spot.notices[{k}].node",
+                    expected="a node of " + ", ".join(spec.pools),
+                    fix="name a node of a spot pool (node names: POOL-0000, POOL-0001, ...)",
+                )
+            self.listed.append((nt.t_s, spot_nodes[nt.node]))
         self.out: set[int] = set()
         """Nodes noticed or reclaimed and not yet replaced."""
         self.down_since: dict[int, float] = {}
@@ -83,9 +129,9 @@ class SpotReclaimer(Subsystem):
         self.reclaimed_gpu_s: dict[int, float] = {}
         self.reclaims = 0
         self.pods_killed = 0
+        self.notices_skipped = 0
         self.lost_since_start_gpu_s = 0.0
-        self.lost_policy_gpu_s = 0.0
-        self.saved_on_notice = 0
+        self.lost_gpu_s = 0.0
 
     def _next(self, k: int, t: float) -> Event | None:
         up = sum(1 for n in self.pool_nodes[k] if n not in self.out)
@@ -96,52 +142,59 @@ class SpotReclaimer(Subsystem):
         return Event(t_next, PRIO_RELEASE, "spot_notice", k) if t_next <= self.until_s else None
 
     def first_events(self, t0: float) -> list[Event]:
-        return [ev for k in range(len(self.pool_nodes)) if (ev := self._next(k, t0)) is not None]
+        out = [ev for k in range(len(self.pool_nodes)) if (ev := self._next(k, t0)) is not None]
+        return out + [Event(max(t, t0), PRIO_RELEASE, "spot_notice_at", n) for t, n in self.listed]
 
     def handlers(self) -> dict:
-        return {"spot_notice": self.on_notice, "spot_reclaim": self.on_reclaim, "spot_replace": self.on_replace}
+        return {
+            "spot_notice": self.on_notice,
+            "spot_notice_at": self.on_notice_at,
+            "spot_reclaim": self.on_reclaim,
+            "spot_replace": self.on_replace,
+        }
 
-    def on_notice(self, ev: Event) -> list[Event]:
-        t, k = ev.t_s, ev.ref
-        out = [nx] if (nx := self._next(k, t)) is not None else []
-        c = self.view.cluster
+    def _in_service(self, n: int) -> bool:
         # only nodes in service: one another subsystem has down (upgrade, fault) is not running a VM to reclaim
-        cand = [
-            n
-            for n in self.pool_nodes[k]
-            if n not in self.out and c.node_up[n] and c.dev_available[n, : c.gpu_count[n]].all()
-        ]
-        if not cand:
-            return out
-        n = cand[int(self.view.rng.integers(len(cand)))]
+        c = self.view.cluster
+        return n not in self.out and bool(c.node_up[n]) and bool(c.dev_available[n, : c.gpu_count[n]].all())
+
+    def _notice(self, n: int, t: float) -> Event:
         self.out.add(n)
         self.view.cluster.set_node_up(n, False)  # cordon on notice
         self.e.mark_dirty(n)
         self.e.touch(t)
-        out.append(Event(t + self.spec.notice_s, PRIO_RELEASE, "spot_reclaim", n))
+        return Event(t + self.spec.notice_s, PRIO_RELEASE, "spot_reclaim", n)
+
+    def on_notice(self, ev: Event) -> list[Event]:
+        t, k = ev.t_s, ev.ref
+        out = [nx] if (nx := self._next(k, t)) is not None else []
+        cand = [n for n in self.pool_nodes[k] if self._in_service(n)]
+        if not cand:
+            return out
+        n = cand[int(self.view.rng.integers(len(cand)))]
+        out.append(self._notice(n, t))
         return out
+
+    def on_notice_at(self, ev: Event) -> list[Event]:
+        """A listed notice: skipped (and counted) when its node is not in service at that time."""
+        if not self._in_service(ev.ref):
+            self.notices_skipped += 1
+            return []
+        return [self._notice(ev.ref, ev.t_s)]
 
     def on_reclaim(self, ev: Event) -> list[Event]:
         e, t, n, s = self.e, ev.t_s, ev.ref, self.spec
         c = e.cluster
         victims = [a for a in c.node_allocs[n].values() if a.pod >= 0]
         for a in victims:
-            ran = t - float(e.start_s[a.pod])
             g = a.gpu_milli_total / 1000.0
-            self.lost_since_start_gpu_s += g * ran
-            # the run's age at the notice decides whether a checkpoint fits in the notice window
-            if s.checkpoint_on_notice and s.checkpoint_s <= s.notice_s and ran >= s.notice_s:
-                self.saved_on_notice += 1
-                lost = 0.0
-            elif s.checkpoint_interval_s:
-                lost = ran % s.checkpoint_interval_s
-            else:
-                lost = ran
-            self.lost_policy_gpu_s += g * lost
+            self.lost_since_start_gpu_s += g * (t - float(e.start_s[a.pod]))
+            self.lost_gpu_s += g * kill_loss_s(e, a.pod, t)  # the one rule, before the eviction
         self.reclaims += 1
         self.pods_killed += len(victims)
         self.view.log.append({"t_s": t, "node": c.node_names[n], "pods_killed": len(victims)})
         if victims:
+            mark_disruption(e, [a.pod for a in victims], DISRUPTION_REASON)
             e.evict(victims, None, t, "spot instance reclaimed")
         for d in range(int(c.gpu_count[n])):
             c.set_device_available(n, d, False)
@@ -186,9 +239,9 @@ class SpotReclaimer(Subsystem):
         return {
             "reclaims": self.reclaims,
             "pods_killed": self.pods_killed,
+            "lost_gpu_hours": self.lost_gpu_s / 3600.0,
             "lost_gpu_hours_since_start": self.lost_since_start_gpu_s / 3600.0,
-            "lost_gpu_hours_with_policy": self.lost_policy_gpu_s / 3600.0,
-            "saved_on_notice": self.saved_on_notice,
+            "notices_skipped": self.notices_skipped,
             "unprovisioned_gpu_hours": sum(rec.values()),
             "unprovisioned_gpu_hours_by_model": rec,
             "unprovisioned_gpu_hours_by_pool": self.unprovisioned_by_pool(now),

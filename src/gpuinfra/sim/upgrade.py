@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gpuinfra.errors import UserError
 from gpuinfra.models.pdb import PodDisruptionBudget
-from gpuinfra.sim.execution import kill_loss_s
+from gpuinfra.sim.execution import kill_loss_s, mark_disruption
 from gpuinfra.sim.kernel import PRIO_RELEASE, Event
 from gpuinfra.sim.subsystem import PENDING, RUNNING, RunConfig, Subsystem, View, register
 
@@ -268,6 +268,8 @@ class UpgradeController(Subsystem):
                 self.stats["jobs_killed"] += 1
             self.stats["forced" if force else "evicted"] += 1
         if evict:
+            if not force:  # through the eviction API: DisruptionTarget (a forced drain's plain DELETE sets none)
+                mark_disruption(e, [a.pod for a in evict], "EvictionByEvictionAPI")
             e.evict(evict, None, t, "evicted by node upgrade drain" + (" (forced)" if force else ""))
         out = e.retry_pods([a.pod for a in evict], t) if evict else []
         if refused or e.cluster.node_allocs[n]:
