@@ -34,7 +34,6 @@ from gpuinfra.io.traces import (
 from gpuinfra.sim.fill import PAPER_POLICIES, POLICIES, FillResult, run_fill
 from gpuinfra.sim.workload import Pod
 from gpuinfra.units import parse_choices, parse_names, safe_file_name
-from gpuinfra.units import parse_seeds as parse_seeds  # sweep/spec.py imports the fill's seed parser from here
 
 CSV_COLUMNS = (
     "workload",
