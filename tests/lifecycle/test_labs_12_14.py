@@ -39,6 +39,19 @@ def test_lab12_every_activity_and_computed_claims(l12):
     assert all(c["lost_gpu_hours"] >= 0 for c in up["candidates"])
 
 
+def test_lab12_coupling_counts_come_from_the_plans(l12):
+    s, html = l12
+    co = s["coupling"]
+    for r in co:  # a requested layer is never reported as forced
+        assert not {f["layer"] for f in r["forced"]} & set(r["requested"])
+    n_forced = sum(1 for r in co if r["forced"])
+    n_drain = sum(1 for r in co if r["needs_node_drain"])
+    assert f"Of {len(co)} requested changes" in html and f", {n_forced} force a change at another layer" in html
+    assert f"{n_drain} need every node drained" in html
+    fw = next(r for r in co if r["requested_text"] == "framework=2.7")
+    assert fw["needs_node_drain"] is False  # an image change rolls with the pods
+
+
 def test_lab14_attribution_sums_and_design_against_strongest_baseline(l14):
     s, html, _ = l14
     for name, r in s["runs"].items():

@@ -54,11 +54,20 @@ def layers_cmd(
         print(json.dumps(p.as_dict(), indent=1))
         return
     t = Table("layer", "before", "after", "why")
-    why = {f["layer"]: f["rule"] for f in p.forced}
+    why = {f["layer"]: f"forced (rule {f['rule']})" for f in p.forced}
+    why.update({f["layer"]: "requested (no compat data: validated on the node)" for f in p.unchecked})
     for ly in p.layers_changed:
-        t.add_row(ly, _fmt(getattr(p.before, ly)), _fmt(getattr(p.after, ly)), why.get(ly, "requested"))
+        t.add_row(ly, _fmt(getattr(p.before, ly)), _fmt(getattr(p.after, ly)), escape(why.get(ly, "requested")))
     out.print(t)
+    mode = {
+        "native": "natively (driver >= the toolkit's driver)",
+        "minor-version": "under CUDA minor-version compatibility (reduced features; compat check warns)",
+        "forward-compat": "only with the cuda-compat package",
+    }
+    if p.driver_compat:
+        out.print(f"driver {escape(p.after.driver)} runs CUDA {escape(str(p.after.cuda))} {mode[p.driver_compat]}")
     out.print(f"verdict: {p.report.verdict if p.report else '-'}; nodes must be drained: {p.needs_reboot}")
+    out.print(f"rollout: {p.rollout}")
 
 
 @upgrade_app.command("plan")
@@ -89,13 +98,16 @@ def plan_cmd(
     )
     for f in ch.forced:
         out.print(f"  forced: {escape(f['layer'])} -> {escape(f['to'])} (rule {escape(f['rule'])})")
+    out.print(f"  rollout: {ch.rollout}")
+    if not ch.needs_reboot:
+        out.print("  [yellow]no node drain is needed; the candidates below are what a drain would cost[/]")
     cols = [
         ("candidate", "candidate"),
         ("duration_h", "duration (h)"),
         ("jobs_killed", "jobs killed"),
         ("lost_gpu_hours", "GPU-h lost"),
         ("service_replica_hours_unready", "replica-h unready"),
-        ("refused_429", "429s"),
+        ("refused_429", "evictions refused (429)"),
         ("pdb_overridden", "PDB overridden"),
         ("disruption_usd", "disruption (USD)"),
     ]

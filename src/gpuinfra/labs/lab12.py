@@ -41,7 +41,7 @@ TITLE = "Operating GPU Clusters in the Real World"
 DEFAULT_DESIGN = Path(__file__).parent / "designs" / "lab12-upgrade.yaml"
 GPUS = ("V100", "A100-80GB", "H100-SXM", "B200")
 CURRENT = {"driver": "535.104.05", "cuda": "12.1", "framework": "2.3"}
-CHANGES = ("cuda=12.8", "framework=2.7", "driver=580.65.06", "kernel=6.8.0,driver=570.86.15")
+CHANGES = ("cuda=12.8", "framework=2.7", "driver=580.65.06", "cuda=13.0", "kernel=6.8.0,driver=570.86.15")
 
 
 class Design(BaseModel):
@@ -53,7 +53,10 @@ class Design(BaseModel):
     max_surge: int = Field(1, ge=0, le=5, description="spare nodes in the lab's cluster: 5")
     max_unavailable: int = Field(0, ge=0, le=5)
     order: Literal["name", "least_work_at_risk"] = "name"
-    target: str = Field("cuda=12.8", description="the layers to move to (models/nodestack.parse_target)")
+    target: str = Field(
+        "driver=580.65.06",
+        description="the layers to move to (models/nodestack.parse_target); a drain needs a driver change",
+    )
 
 
 def load_design(path: Path | None) -> Design:
@@ -86,7 +89,7 @@ def coupling() -> list[dict[str, Any]]:
         from gpuinfra.models.nodestack import parse_target
 
         p = plan_change(NodeStack("H100-SXM", **CURRENT), parse_target(ch))
-        rows.append({"requested": ch, **p.as_dict()})
+        rows.append({**p.as_dict(), "requested_text": ch})
     return rows
 
 
@@ -199,16 +202,37 @@ def render(s: dict[str, Any]) -> str:
     rows = []
     for r in s["coupling"]:
         forced = "; ".join(f"{x['layer']} -> {x['to']} ({x['rule']})" for x in r["forced"]) or "nothing"
-        rows.append([r["requested"], forced, r["verdict"], "yes" if r["needs_node_drain"] else "no"])
-    n_forced = sum(1 for r in s["coupling"] if r["forced"])
+        unchecked = ", ".join(x["layer"] for x in r["unchecked"]) or "-"
+        rows.append(
+            [
+                r["requested_text"],
+                forced,
+                unchecked,
+                r["driver_compat"] or "-",
+                r["verdict"],
+                "yes" if r["needs_node_drain"] else "no (rolling restart of pods)",
+            ]
+        )
+    co = s["coupling"]
+    single = [r for r in co if len(r["requested"]) == 1]
+    n_forced = sum(1 for r in co if r["forced"])
+    n_forced_single = sum(1 for r in single if r["forced"])
+    n_drain = sum(1 for r in co if r["needs_node_drain"])
+    n_drain_forced = sum(1 for r in co if any(x["layer"] == "driver" for x in r["forced"]))
+    n_minor = sum(1 for r in co if r["driver_compat"] == "minor-version")
     c2 = (
-        f"{n_forced} of {len(s['coupling'])} single-layer requests on an H100 node at driver {CURRENT['driver']}, "
-        f"CUDA {CURRENT['cuda']}, PyTorch {CURRENT['framework']} force a change at another layer; "
-        f"{sum(1 for r in s['coupling'] if r['needs_node_drain'])} need every node drained."
+        f"Of {len(co)} requested changes on an H100 node at driver {CURRENT['driver']}, CUDA {CURRENT['cuda']}, "
+        f"PyTorch {CURRENT['framework']}, {n_forced} force a change at another layer ({n_forced_single} of the "
+        f"{len(single)} single-layer requests); {n_drain} need every node drained, {n_drain_forced} of them because "
+        f"a driver change was forced rather than asked for. The plan is the least disruptive stack the compatibility "
+        f"rules accept: an image-only change (CUDA in the image, PyTorch wheel) rolls with the pods, and "
+        f"{n_minor} of the plans keep the driver by running the wheel's CUDA under minor-version compatibility."
     )
     secs.append(
         Section(
-            "2. Version coupling across layers", table_html(["requested", "forced", "verdict", "drain nodes"], rows), c2
+            "2. Version coupling across layers",
+            table_html(["requested", "forced", "no compat data", "driver runs CUDA", "verdict", "drain nodes"], rows),
+            c2,
         )
     )
     f.append(c2)
