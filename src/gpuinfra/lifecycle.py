@@ -69,6 +69,10 @@ def _row(label: str, out: SimulationOutput) -> dict[str, Any]:
         "pdb_overridden": u["pdb_overridden"],
         "failure_waste_usd": float(cost.get("failure_waste", 0.0)),
         "unavailable_usd": float(cost.get("unavailable", 0.0)),
+        # surge/green nodes billed while provisioning: inside unavailable_usd and inside the bill
+        "provisioning_usd": sum(
+            h * out.built.prices.usd_per_gpu_hour[m] for m, h in u.get("provisioning_gpu_hours_by_model", {}).items()
+        ),
         "bill_usd": float(table["totalCost"].sum()),
         "wait_p99_s": out.summary["pods"]["wait_s"]["p99"],
     }
@@ -153,7 +157,7 @@ def upgrade_plan(
                 )
     df = pd.DataFrame(rows)
     # disruption in one unit: work thrown away + GPUs out of service + extra nodes paid for (surge/green)
-    df["disruption_usd"] = df["failure_waste_usd"] + df["unavailable_usd"] + (df["bill_usd"] - naive["bill_usd"])
+    df["disruption_usd"] = _disruption(df, naive["bill_usd"])
     naive = df.iloc[0].to_dict()
     cand = df.iloc[1:]
     safe = cand[(cand["pdb_overridden"] == 0) & (cand["nodes_done"] == n_nodes)]
@@ -162,6 +166,13 @@ def upgrade_plan(
         ranked = safe.sort_values(["disruption_usd", "service_replica_hours_unready", "duration_h", "candidate"])
         pick = ranked.iloc[0].to_dict()
     return UpgradePlan(change, df, naive, pick)
+
+
+def _disruption(r: Any, naive_bill_usd: float) -> Any:
+    """USD: work thrown away + the pool's GPUs out of service + extra node-time paid against the naive
+    bill (which includes surge/green nodes billed while provisioning: counted there once, so the
+    provisioning part of ``unavailable_usd`` is taken out of the out-of-service term)."""
+    return r["failure_waste_usd"] + (r["unavailable_usd"] - r["provisioning_usd"]) + (r["bill_usd"] - naive_bill_usd)
 
 
 def _run(sc: Scenario, base_dir: Path | None, seed: int | None, label: str, **kw: Any) -> dict[str, Any]:
@@ -174,7 +185,7 @@ def evaluate_candidate(
     """One more candidate (e.g. a lab's design) on the same run as a plan: ``upgrade`` overrides
     fields of the scenario's ``upgrade:`` block; ``disruption_usd`` against the plan's naive bill."""
     row = _run(sc, base_dir, seed, label, **upgrade)
-    row["disruption_usd"] = row["failure_waste_usd"] + row["unavailable_usd"] + (row["bill_usd"] - naive_bill_usd)
+    row["disruption_usd"] = _disruption(row, naive_bill_usd)
     return row
 
 

@@ -46,11 +46,18 @@ def test_every_node_done_and_reimage_time_is_the_closed_form(tmp_path, strategy,
     assert u["nodes_done"] == 5 and u["finished_s"] is not None and u["duration_s"] > 0
     if strategy != "in_place":  # spare nodes take the evicted replicas, so the budget lets drains finish
         assert u["forced"] == 0
-    # reimaged nodes: 5 in place, 5 - maxSurge under surge, none under blue/green (deleted)
+    # reimaged nodes: 5 in place, 5 - maxSurge under surge, none under blue/green (deleted);
+    # provisioned nodes (billed while they boot and are validated): maxSurge=1 under surge, 5 green nodes
     reimaged = {"in_place": 5, "surge": 4, "blue_green": 0}[strategy]
-    table, bill, _ = _attr(res)
-    unav = table.loc[table.costCategory == "unavailable", "gpuHours"].sum()
-    assert unav == pytest.approx(reimaged * 8 * 1200 / 3600, rel=1e-9)
+    provisioned = {"in_place": 0, "surge": 1, "blue_green": 5}[strategy]
+    table, bill, o = _attr(res)
+    unav = table.loc[table.costCategory == "unavailable"]
+    gpu_h = (reimaged * 1200 + provisioned * 600) * 8 / 3600  # 8 GPUs per p5 node, node_upgrade_s, provision_s
+    assert unav["gpuHours"].sum() == pytest.approx(gpu_h, rel=1e-9)
+    price = o.built.prices.usd_per_gpu_hour["H100-SXM"]  # the scenario's price book (aws on-demand)
+    assert unav["totalCost"].sum() == pytest.approx(gpu_h * price, rel=1e-9)
+    assert float(table["totalCost"].sum()) == pytest.approx(bill["total"], rel=1e-12)
+    assert sum(u["provisioning_gpu_hours_by_model"].values()) == pytest.approx(provisioned * 8 * 600 / 3600)
 
 
 @pytest.mark.parametrize("with_execution", [False, True])

@@ -21,8 +21,16 @@ every ``eviction_retry_s``: kubectl drain's retry interval is 5 s); after ``forc
 rest is deleted regardless (GKE respects PDBs for up to one hour, then force-drains -- facts file,
 marked there as not re-read). An evicted pod goes back to the queue (runtime.evict): its GPU work
 since its start -- or since its last checkpoint when the execution subsystem keeps checkpoints --
-is lost. Nodes not yet provisioned or already deleted are *unprovisioned*: their devices are
+is lost. Nodes not yet requested or already deleted are *unprovisioned*: their devices are
 unavailable and their time is not billed (reported so cost attribution leaves it out of the bill).
+A surge/green node is billed from the moment it is requested: clouds bill an instance while it
+boots and the GPU Operator validates it (AWS EC2 bills On-Demand Linux instances per second from
+the moment the instance enters the ``running`` state, which precedes OS boot and the node joining
+the cluster; Compute Engine bills VMs per second once they start, and ``provision_s`` here covers
+boot, kubelet join, driver install and GPU Operator validation). During ``provision_s`` its devices
+are *unavailable* (billed, attributed as unavailable), not unprovisioned; the time from the API
+call to ``running`` (seconds to a few minutes) is inside ``provision_s`` and billed too -- a small
+over-count, stated as an assumption.
 """
 
 from __future__ import annotations
@@ -84,7 +92,8 @@ class UpgradeController(Subsystem):
     upgraded, evictions (allowed, refused with 429, forced), jobs killed, GPU-hours lost (since the
     last durable checkpoint where the execution subsystem checkpoints the pod, since its start
     otherwise: ``lost_gpu_hours``; the since-start figure for every pod: ``lost_gpu_hours_since_start``),
-    service replica-hours unavailable, unprovisioned GPU-hours."""
+    service replica-hours unavailable, unprovisioned GPU-hours (not billed), provisioning GPU-hours
+    by model (surge/green nodes billed while they boot and are validated: unavailable, billed)."""
 
     name = "upgrade"
 
@@ -118,6 +127,10 @@ class UpgradeController(Subsystem):
         self.unprov_since: dict[int, float] = {}
         self.unprov_gpu_s: dict[int, float] = {}
         """node -> unprovisioned GPU-seconds so far."""
+        self.requested_at: dict[int, float] = {}
+        """surge/green node -> when it was requested (billing starts)."""
+        self.prov_gpu_s: dict[int, float] = {}
+        """surge/green node -> GPU-seconds billed while provisioning (unavailable, not unprovisioned)."""
         self.deleted: set[int] = set()
         self.to_delete = 0
         self.t_start: float | None = None
@@ -147,10 +160,16 @@ class UpgradeController(Subsystem):
         self.unprov_since[n] = t
         self.e.mark_dirty(n)
 
-    def _provision(self, n: int, t: float) -> None:
+    def _bill_from(self, n: int, t: float) -> None:
+        """The node is requested from the cloud at ``t``: billing starts, its devices stay unavailable
+        until it is provisioned (booted, joined, validated)."""
         c = self.view.cluster
         t0 = self.unprov_since.pop(n, t)
         self.unprov_gpu_s[n] = self.unprov_gpu_s.get(n, 0.0) + (t - t0) * int(c.gpu_count[n])
+
+    def _provision(self, n: int, t: float) -> None:
+        c = self.view.cluster
+        self._bill_from(n, t)  # no-op when billing started at the request
         for d in range(int(c.gpu_count[n])):
             c.set_device_available(n, d, True)
         c.set_node_up(n, True)
@@ -204,6 +223,8 @@ class UpgradeController(Subsystem):
             surge = self.surge_nodes[:want]
             self.to_delete = len(surge)
             for n in surge:
+                self._bill_from(n, t)  # billed while it boots and is validated (module docstring)
+                self.requested_at[n] = t
                 out.append(Event(t + s.provision_s, PRIO_RELEASE, "upg_provisioned", n))
         if s.order == "least_work_at_risk":
             self.queue.sort(key=lambda n: (self._work_at_risk(n, t), n))
@@ -311,6 +332,8 @@ class UpgradeController(Subsystem):
 
     def on_provisioned(self, ev: Event) -> list[Event]:
         t, n = ev.t_s, ev.ref
+        if n in self.requested_at:
+            self.prov_gpu_s[n] = (t - self.requested_at[n]) * int(self.view.cluster.gpu_count[n])
         self._provision(n, t)
         self.surge_up += 1
         out = self.e.retry_nodes([n], t)
@@ -332,6 +355,11 @@ class UpgradeController(Subsystem):
     def summary(self) -> dict[str, Any]:
         now = self.view.clock()
         unprov = unprovisioned_by_model(self.view.cluster, self.unprov_gpu_s, self.unprov_since, now)
+        # surge/green nodes requested and still booting at the end are billed up to now
+        open_prov = {n: now for n in self.requested_at if n not in self.prov_gpu_s}
+        prov = unprovisioned_by_model(
+            self.view.cluster, self.prov_gpu_s, {n: self.requested_at[n] for n in open_prov}, now
+        )
         # pods evicted and never started again stay unready until the end of the run
         unready = self.service_unready_s + sum(now - t0 for t0 in self.evicted_at.values())
         return {
@@ -348,6 +376,7 @@ class UpgradeController(Subsystem):
             "service_replica_hours_unready": unready / 3600.0,
             "unprovisioned_gpu_hours": sum(unprov.values()),
             "unprovisioned_gpu_hours_by_model": unprov,
+            "provisioning_gpu_hours_by_model": prov,
             "log": self.done_nodes,
         }
 
