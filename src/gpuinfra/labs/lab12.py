@@ -263,6 +263,9 @@ def render(s: dict[str, Any]) -> str:
             if better
             else f"The design does not beat {strong['candidate']}; take that one."
         )
+        + f" Surge and green nodes are billed from the moment they are requested, while they boot and the GPU "
+        f"Operator validates them: ${strong.get('provisioning_usd', 0.0):,.0f} of {strong['candidate']}'s disruption "
+        f"and ${design.get('provisioning_usd', 0.0):,.0f} of the design's."
         + f" Training checkpoints every {up['checkpoint_interval_s'] / 60:.0f} min, so a drained training pod loses "
         "only the GPU-hours since its last checkpoint (lost_gpu_hours); a drain that comes before the first "
         "checkpoint loses everything since the pod started."
@@ -274,11 +277,16 @@ def render(s: dict[str, Any]) -> str:
         "lost_gpu_hours",
         "service_replica_hours_unready",
         "refused_429",
+        "provisioning_usd",
         "pdb_overridden",
         "disruption_usd",
     ]
     trows = [[c[k] if isinstance(c[k], (int, str)) or c[k] is None else f"{c[k]:,.2f}" for k in keys] for c in allrows]
-    secs.append(Section("3. A safe upgrade strategy", fig_html(fig2, "l12up") + table_html(keys, trows), c3))
+    heads = [
+        {"refused_429": "evictions refused (429)", "provisioning_usd": "provisioning billed (USD)"}.get(k, k)
+        for k in keys
+    ]
+    secs.append(Section("3. A safe upgrade strategy", fig_html(fig2, "l12up") + table_html(heads, trows), c3))
     f.append(c3)
     cap = s["capacity"]
     weeks = list(range(len(cap["demand"])))
