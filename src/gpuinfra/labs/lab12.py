@@ -224,9 +224,11 @@ def render(s: dict[str, Any]) -> str:
         f"Of {len(co)} requested changes on an H100 node at driver {CURRENT['driver']}, CUDA {CURRENT['cuda']}, "
         f"PyTorch {CURRENT['framework']}, {n_forced} force a change at another layer ({n_forced_single} of the "
         f"{len(single)} single-layer requests); {n_drain} need every node drained, {n_drain_forced} of them because "
-        f"a driver change was forced rather than asked for. The plan is the least disruptive stack the compatibility "
-        f"rules accept: an image-only change (CUDA in the image, PyTorch wheel) rolls with the pods, and "
-        f"{n_minor} of the plans keep the driver by running the wheel's CUDA under minor-version compatibility."
+        f"a driver change was forced rather than asked for. Each plan is the least disruptive stack the "
+        f"compatibility rules accept: {len(co) - n_drain} change only the image (CUDA in the image, PyTorch wheel) "
+        f"and roll with the pods, without a drain; {n_minor} "
+        f"{'keeps' if n_minor == 1 else 'keep'} the driver by running the wheel's CUDA under minor-version "
+        "compatibility (compat check warns: reduced features)."
     )
     secs.append(
         Section(
