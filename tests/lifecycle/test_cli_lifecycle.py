@@ -86,3 +86,14 @@ def test_cost_attribute_shows_over_provisioned_serving_or_says_why_not(tmp_path)
     assert r.exit_code == 0, r.output
     (sv,) = json.loads(r.output)["over_provisioning"]
     assert sv["status"] == "not computed" and "execution.kinds[owner=serving].load" in sv["why"]
+
+
+def test_upgrade_layers_framework_only_needs_no_drain():
+    args = ["upgrade", "layers", "--gpu", "H100-SXM", "--from", "driver=535.104.05,cuda=12.1,framework=2.3"]
+    r = runner.invoke(app, [*args, "--to", "framework=2.7", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["after"]["driver"] == "535.104.05" and d["needs_node_drain"] is False
+    assert d["driver_compat"] == "native" and "rolling restart" in d["rollout"]
+    r = runner.invoke(app, [*args, "--to", "framework=2.7"])
+    assert "rolling restart of the pods" in r.output and "nodes must be drained: False" in r.output

@@ -100,7 +100,10 @@ def plan_cmd(
         out.print(f"  forced: {escape(f['layer'])} -> {escape(f['to'])} (rule {escape(f['rule'])})")
     out.print(f"  rollout: {ch.rollout}")
     if not ch.needs_reboot:
-        out.print("  [yellow]no node drain is needed; the candidates below are what a drain would cost[/]")
+        out.print(
+            "[yellow]no node drain is needed: roll the new image out as a rolling restart of the pods. "
+            "The row below is what draining every node at once would cost instead.[/]"
+        )
     cols = [
         ("candidate", "candidate"),
         ("duration_h", "duration (h)"),
@@ -117,6 +120,8 @@ def plan_cmd(
         style = "bold green" if p.proposed and r["candidate"] == p.proposed["candidate"] else None
         t.add_row(*[_fmt(r[k]) for k, _ in cols], style=style)
     out.print(t)
+    if not ch.needs_reboot:
+        return
     if p.proposed is None:
         out.print("[yellow]no candidate finished without overriding a PodDisruptionBudget[/]")
     else:
