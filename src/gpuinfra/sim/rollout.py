@@ -436,9 +436,7 @@ class RolloutController(Subsystem):
         fail, sig = cfg.failure, cfg.signals
         n = int(rng.poisson(cfg.rate_rps * cfg.tick_s))
         share = self._share_new()
-        self.n["total"] += n
         if math.isnan(share):
-            self.n["refused"] += n
             n_new = n_old = 0
         else:
             n_new = int(rng.binomial(n, share))
@@ -452,6 +450,28 @@ class RolloutController(Subsystem):
         # standardised NLL: good answers N(0, 1), wrong ones N(nll_shift, 1); the sums are normal
         z_old = float(rng.normal(0.0, math.sqrt(n_old))) if n_old else 0.0
         z_new = float(rng.normal(bad * fail.nll_shift, math.sqrt(n_new))) if n_new else 0.0
+        refused = n if math.isnan(share) else 0
+        return self._observe(t, share, (n_old, err_old, l_old, z_old), (n_new, err_new, l_new, z_new), bad, refused)
+
+    def _observe(
+        self,
+        t: float,
+        share: float,
+        old: tuple[int, int, float, float],
+        new: tuple[int, int, float, float],
+        bad: int,
+        refused: int,
+    ) -> list[Event]:
+        """One tick's observations -- per version (requests, errors, output-token sum, standardised-NLL
+        sum), wrong answers of the new version, refused requests -- into the counters, the signal
+        windows and the series; then the next tick and, every ``eval_s``, the detectors. The decision
+        code both the tick model and :class:`ServingRollout` call."""
+        cfg, sig = self.cfg, self.cfg.signals
+        n_old, err_old, l_old, z_old = old
+        n_new, err_new, l_new, z_new = new
+        n = n_old + n_new + refused
+        self.n["total"] += n
+        self.n["refused"] += refused
         if n_new:
             self.t_new_first = t if self.t_new_first is None else self.t_new_first
             self.t_new_last = t
@@ -460,7 +480,6 @@ class RolloutController(Subsystem):
         self.n["errors"] += err_new + err_old
         if self.t_detect is not None:
             self.n["wrong_after_detect"] += bad
-        refused = n if math.isnan(share) else 0
         for key, (nn, ee, ll) in (
             ("all", (n, err_old + err_new + refused, l_old + l_new)),
             ("new", (n_new, err_new, l_new)),

@@ -224,6 +224,36 @@ class Slo:
     """Vidur-Search's SLO: TBT p99 < 200 ms."""
 
 
+@dataclass(frozen=True)
+class Version:
+    """A model version served by some replicas, with its behaviour on the requests routed to it.
+
+    ``bad_fraction`` of its answers are wrong (a silent failure as :class:`gpuinfra.sim.rollout.Failure`
+    defines one); a wrong answer's output is ``length_factor`` x the request's drawn output length
+    (rounded, >= 1 token), surfaces as an error with probability ``error_fraction``, and its standardised
+    per-request negative log-likelihood is N(``nll_shift``, 1) against N(0, 1) for a right answer. A right
+    answer errors with probability ``base_error_ratio``. Which requests are wrong is drawn per request
+    from the run's ``serving.versions`` stream, so it does not depend on the order events happen in."""
+
+    name: str
+    bad_fraction: float = 0.0
+    error_fraction: float = 0.0
+    length_factor: float = 1.0
+    nll_shift: float = 0.0
+    base_error_ratio: float = 0.0
+
+    def check(self) -> None:
+        if not self.name:
+            raise UserError("a version needs a name", where="versions")
+        fr = (self.bad_fraction, self.error_fraction, self.base_error_ratio)
+        if not all(0 <= x <= 1 for x in fr) or self.length_factor <= 0:
+            raise UserError(
+                "version fractions must be in [0, 1] and length_factor > 0",
+                where=f"version {self.name}",
+                expected="bad_fraction, error_fraction, base_error_ratio in [0, 1]; length_factor > 0",
+            )
+
+
 @dataclass
 class ServingConfig:
     model: str = "llama-3-8b"
@@ -243,6 +273,13 @@ class ServingConfig:
     kv_dtype: str | None = None
     mig_profile: str | None = None
     """Run each replica on a MIG instance of this profile (tp 1); replicas pack max_count per GPU."""
+    versions: tuple[Version, ...] = ()
+    """Model versions (empty: one unnamed version, the plain router). With versions, the initial
+    replicas run ``versions[0]`` and the router first picks a version by :attr:`ServingRun.weights`
+    (initially all on ``versions[0]``), then the least-outstanding ready replica of that version."""
+    capacity_replicas: int | None = None
+    """GPUs for this many replicas (default: ``replicas``, or the autoscaler's maximum); a rollout
+    that surges or runs a second fleet needs more than ``replicas``."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -356,7 +393,7 @@ class Replica:
     __slots__ = (
         "id", "alloc", "status", "started_at", "ready_at", "waiting", "prefilling", "ndec", "fin", "D", "A",
         "res", "blocks_used", "blocks_total", "busy", "gen", "seg", "out", "busy_s", "peak_blocks",
-        "batch", "timer_gen", "ended_at", "swapped", "penalty",
+        "batch", "timer_gen", "ended_at", "swapped", "penalty", "version",
     )  # fmt: skip
 
     def __init__(self, rid: int, blocks_total: int, bs: int) -> None:
@@ -385,6 +422,7 @@ class Replica:
         self.ended_at = math.nan
         self.swapped: deque[int] = deque()  # swap mode: preempted sequences whose KV is in host memory
         self.penalty = 0.0  # swap transfers (s) to add to the next step
+        self.version = ""  # the model version it serves ("" without versions)
 
 
 @dataclass
@@ -456,8 +494,15 @@ class ServingRun:
         per_gpu = 1000 // self.milli
         self.sm = StepModel(self.setup)
         b = cfg.batching
-        longest = int(reqs.prompt.max() + reqs.output.max()) if len(reqs) else 1
-        self.budget = max(b.max_num_batched_tokens, int(reqs.prompt.max()) + int(reqs.output.max()) if len(reqs) else 1)
+        for v in cfg.versions:
+            v.check()
+        if len({v.name for v in cfg.versions}) != len(cfg.versions):
+            raise UserError("version names must be unique", where="versions")
+        omax = int(reqs.output.max()) if len(reqs) else 0
+        if cfg.versions:  # a wrong answer of a longer-generating version needs KV for its length
+            omax = max(max(1, int(np.rint(omax * v.length_factor))) for v in cfg.versions)
+        longest = int(reqs.prompt.max()) + omax if len(reqs) else 1
+        self.budget = max(b.max_num_batched_tokens, longest if len(reqs) else 1)
         self.mem = memory_breakdown(
             self.setup,
             gpu_memory_utilization=b.gpu_memory_utilization,
@@ -471,6 +516,8 @@ class ServingRun:
         self.wm_blocks = int(b.watermark * self.mem.kv_blocks)
         a = cfg.autoscaler
         self.max_rep = max(cfg.replicas, a.max_replicas if a.kind != "none" else cfg.replicas, 1)
+        if cfg.capacity_replicas is not None:
+            self.max_rep = max(self.max_rep, cfg.capacity_replicas)
         gpus_needed = -(-self.max_rep * cfg.tp // per_gpu)
         n_nodes = -(-gpus_needed // GPUS_PER_NODE)
         per_node = min(GPUS_PER_NODE, gpus_needed) if n_nodes == 1 else GPUS_PER_NODE
@@ -521,6 +568,7 @@ class ServingRun:
         }
         self.handler_table = handlers
         self._end_req = float(self.arr[-1]) if self.arr else 0.0
+        self._init_versions()
         self.subsystems: list[Subsystem] = []
         if embedded:
             return
@@ -536,6 +584,89 @@ class ServingRun:
                     raise TypeError(f"event kind {k!r} handled twice")
                 handlers[k] = h
         self.kernel.handlers = handlers
+
+    def _init_versions(self) -> None:
+        """Per-request draws of the versioned router (none without versions: the plain run is unchanged)."""
+        vs = self.cfg.versions
+        self.versions = {v.name: v for v in vs}
+        self.weights: dict[str, float] = {vs[0].name: 1.0} if vs else {}
+        self.finished: list[int] = []
+        self.ver_of: list[str] = []
+        self.routed_to = {v.name: 0 for v in vs}
+        self.fallbacks = 0
+        if not vs:
+            return
+        n = len(self.arr)
+        rng = self.rngs.stream("serving.versions")
+        self.O0 = list(self.O)  # drawn output lengths; a wrong answer's is scaled at routing
+        self.u_route = rng.random(n).tolist()
+        self.u_bad = rng.random(n).tolist()
+        self.u_err = rng.random(n).tolist()
+        self.z_nll = rng.standard_normal(n).tolist()
+        self.ver_of = [""] * n
+
+    def set_weights(self, weights: dict[str, float]) -> None:
+        """Traffic weights by version name (>= 0, not all 0; normalised here). Raises UserError for an
+        unknown version or bad weights."""
+        tot = sum(weights.values())
+        if any(k not in self.versions for k in weights) or min(weights.values(), default=-1) < 0 or tot <= 0:
+            raise UserError(
+                f"bad traffic weights {weights}", where="weights", expected=f"weights >= 0 over {list(self.versions)}"
+            )
+        self.weights = {k: w / tot for k, w in weights.items()}
+
+    def wrong(self, i: int) -> bool:
+        """Request i's answer is wrong (by the version it was last routed to)."""
+        v = self.versions.get(self.ver_of[i]) if self.ver_of else None
+        return v is not None and self.u_bad[i] < v.bad_fraction
+
+    def errored(self, i: int) -> bool:
+        """Request i's answer surfaced as an error (by the version it was last routed to)."""
+        v = self.versions.get(self.ver_of[i]) if self.ver_of else None
+        if v is None:
+            return False
+        return self.u_err[i] < (v.error_fraction if self.u_bad[i] < v.bad_fraction else v.base_error_ratio)
+
+    def nll(self, i: int) -> float:
+        """Request i's standardised mean token negative log-likelihood (see :class:`Version`)."""
+        v = self.versions[self.ver_of[i]]
+        return self.z_nll[i] + (v.nll_shift if self.u_bad[i] < v.bad_fraction else 0.0)
+
+    def version_stats(self, ids: list[int] | None = None) -> dict[str, dict[str, Any]]:
+        """Per version, over the served requests ``ids`` (default: all served): requests, wrong answers,
+        errors, mean output tokens, TTFT/TPOT/e2e percentiles (s) and SLO attainment, from this run."""
+        if ids is None:
+            ids = [i for i, s in enumerate(self.served) if s == 1]
+        out: dict[str, dict[str, Any]] = {}
+        slo = self.cfg.slo
+        for name in self.versions:
+            sel = np.asarray([i for i in ids if self.ver_of[i] == name], dtype=np.int64)
+            arr = np.asarray(self.arr)[sel]
+            first = np.asarray(self.ttft)[sel]
+            done = np.asarray(self.done)[sel]
+            n_out = np.asarray(self.O)[sel]
+            ttft = first - arr
+            tpot = np.where(n_out > 1, (done - first) / np.maximum(n_out - 1, 1), 0.0)
+            out[name] = {
+                "requests": len(sel),
+                "routed": self.routed_to[name],
+                "wrong": sum(self.wrong(int(i)) for i in sel),
+                "errors": sum(self.errored(int(i)) for i in sel),
+                "mean_output_tokens": float(n_out.mean()) if len(sel) else None,
+                "ttft_s": _pct(ttft),
+                "tpot_s": _pct(tpot),
+                "e2e_s": _pct(done - arr),
+                "slo_attainment": float(((ttft <= slo.ttft_s) & (tpot <= slo.tpot_s)).mean()) if len(sel) else None,
+            }
+        return out
+
+    def add_subsystem(self, s: Subsystem) -> None:
+        """Attach a subsystem (e.g. a rollout controller) before :meth:`run`; its event kinds must be new."""
+        for k, h in s.handlers().items():
+            if k in self.kernel.handlers or k in self.handler_table:
+                raise TypeError(f"event kind {k!r} handled twice")
+            self.kernel.handlers[k] = h
+        self.subsystems.append(s)
 
     def _view(self, name: str) -> View:
         return View(lambda: self.kernel.now_s, self.cluster, self, self.rngs.stream(f"serving.{name}"), self.rec)
@@ -555,12 +686,16 @@ class ServingRun:
                 return Allocation(rid, node, tuple(free[:tp]), milli, 0, 0)
         return None
 
-    def start_replica(self, t: float, warm: bool = False) -> Replica | None:
+    def start_replica(self, t: float, warm: bool = False, version: str | None = None) -> Replica | None:
+        """Start a replica at ``t`` (cold start unless ``warm``) serving ``version`` (default: the first
+        configured version); None when no GPU is free."""
         rid = len(self.replicas)
         alloc = self._place(rid)
         if alloc is None:
             return None
         r = Replica(rid, self.mem.kv_blocks, self.bs)
+        if self.cfg.versions:
+            r.version = self.cfg.versions[0].name if version is None else version
         r.alloc = alloc
         self.cluster.allocate(alloc)
         self.rec.changed([alloc.node])
@@ -612,6 +747,8 @@ class ServingRun:
 
     # -- routing ----------------------------------------------------------------------------
     def _route(self, i: int, t: float) -> list[Event]:
+        if self.versions:
+            return self._route_versioned(i, t)
         best = None
         for r in self.replicas:
             if r.status == READY and (best is None or r.out < best.out):
@@ -619,6 +756,44 @@ class ServingRun:
         if best is None:
             self.pending.append(i)
             return []
+        best.waiting.append(i)
+        best.out += 1
+        self.rep_of[i] = best.id
+        return self._kick(best, t)
+
+    def _route_versioned(self, i: int, t: float) -> list[Event]:
+        """Pick a version by the traffic weights (request i's own uniform draw against the cumulative
+        weights, in the order of ``cfg.versions``), then its least-outstanding ready replica; when that
+        version has no ready replica, the least-outstanding ready replica of any version (counted in
+        ``fallbacks``); with none ready, the request waits in front."""
+        u, acc, want = self.u_route[i], 0.0, None
+        for v in self.cfg.versions:
+            w = self.weights.get(v.name, 0.0)
+            acc += w
+            if w > 0 and u < acc:
+                want = v.name
+                break
+        if want is None:  # rounding: the last weighted version
+            want = next(v.name for v in reversed(self.cfg.versions) if self.weights.get(v.name, 0.0) > 0)
+        best = any_best = None
+        for r in self.replicas:
+            if r.status != READY:
+                continue
+            if any_best is None or r.out < any_best.out:
+                any_best = r
+            if r.version == want and (best is None or r.out < best.out):
+                best = r
+        if best is None:
+            if any_best is None:
+                self.pending.append(i)
+                return []
+            best = any_best
+            self.fallbacks += 1
+        self.ver_of[i] = best.version
+        self.routed_to[best.version] += 1
+        v = self.versions[best.version]
+        o = self.O0[i]
+        self.O[i] = max(1, int(np.rint(o * v.length_factor))) if self.u_bad[i] < v.bad_fraction else o
         best.waiting.append(i)
         best.out += 1
         self.rep_of[i] = best.id
@@ -694,6 +869,8 @@ class ServingRun:
         self.served[i] += 1
         r.out -= 1
         self.inflight -= 1
+        if self.versions:
+            self.finished.append(i)
 
     def _after_idle(self, r: Replica, t: float) -> None:
         if r.status == DRAINING and r.out == 0:
@@ -1163,7 +1340,8 @@ class ServingRun:
             invariants=inv,
             serving_invariants=s_inv,
             events=self.kernel.events_processed,
-            subsystems={s.name: s.summary() for s in self.subsystems},
+            subsystems={s.name: s.summary() for s in self.subsystems}
+            | ({"versions": {"by_version": self.version_stats(), "fallbacks": self.fallbacks}} if self.versions else {}),
             per_request=per,
             swaps=self.swaps,
         )
