@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from gpuinfra.errors import UserError
@@ -55,6 +55,11 @@ from gpuinfra.sim.cluster import Allocation, ClusterState, NodePool
 from gpuinfra.sim.invariants import check_invariants, require
 from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, PRIO_SAMPLE, Event, Kernel, Rngs
 from gpuinfra.sim.recorder import Recorder
+from gpuinfra.sim.serving import DRAINING as SV_DRAINING
+from gpuinfra.sim.serving import READY as SV_READY
+from gpuinfra.sim.serving import STARTING as SV_STARTING
+from gpuinfra.sim.serving import Replica as SvReplica
+from gpuinfra.sim.serving import Requests, ServingConfig, ServingResult, ServingRun, Version
 from gpuinfra.sim.subsystem import Subsystem, View, route
 
 STRATEGIES = ("recreate", "rolling", "canary", "bluegreen")
@@ -584,3 +589,162 @@ def simulate_rollout(cfg: RolloutConfig, seed: int = 0) -> RolloutResult:
     kernel.run(until_s=cfg.horizon_s)
     inv = require(check_invariants(cluster, rec, cfg.horizon_s), "rollout run")
     return RolloutResult(ctl.summary(), inv.allocated_gpu_hours, inv.as_dict(), ctl.series, asdict(cfg))
+
+
+# ------------------------------------------------------------------------------------------------
+# The same controller driving a request-level serving run
+
+
+def version_of(name: str, failure: Failure, signals: Signals) -> Version:
+    """A serving :class:`~gpuinfra.sim.serving.Version` that behaves as ``failure`` says, erring at the
+    stable version's ``signals.base_error_ratio`` on its right answers."""
+    return Version(
+        name, failure.bad_fraction, failure.error_fraction, failure.length_factor, failure.nll_shift,
+        signals.base_error_ratio,
+    )  # fmt: skip
+
+
+class ServingRollout(RolloutController):
+    """:class:`RolloutController` acting on a :class:`~gpuinfra.sim.serving.ServingRun` on the run's own
+    kernel: its replicas are the serving run's (started with the serving model's cold start, drained
+    through its lifecycle: a drained replica finishes what it holds, then releases its GPUs), the
+    traffic share the strategy sets becomes the run's version weights, and each tick observes the
+    requests the run completed since the last tick, per version (requests, errors, output tokens,
+    NLL), as :meth:`RolloutController._observe` takes them -- the strategy, signal and rollback code
+    is the tick model's, unchanged. ``cfg.rate_rps``, ``cfg.cold_start_s`` and the output-length
+    draws are not used (the requests and the cold start are the serving run's); ``cfg.out_mean`` and
+    ``cfg.out_cv`` stay the stable version's known length distribution the drift signal compares
+    with. Nothing is refused: with no ready replica requests wait in front (Knative's activator), so
+    a cold-start gap costs latency, not errors."""
+
+    def __init__(self, view: View, cfg: RolloutConfig, run: ServingRun) -> None:
+        super().__init__(view, cfg)
+        self.run = run
+        self.sv: list[SvReplica] = []
+        self.seen = 0
+
+    # replicas: the serving run's
+    def _start(self, version: str, t: float) -> list[Event]:
+        s = self.run.start_replica(t, version=version)
+        if s is None:
+            raise UserError(
+                "no free GPU for a new replica", where="rollout", fix="give the run capacity_replicas >= 2 x replicas"
+            )
+        r = Replica(len(self.reps), version, s.alloc, STARTING, t)  # type: ignore[arg-type]
+        self.reps.append(r)
+        self.sv.append(s)
+        self.peak_gpus = max(self.peak_gpus, sum(1 for x in self.reps if x.status != DRAINED))
+        return [Event(s.ready_at, PRIO_RELEASE, "ro_ready", r.id)]
+
+    def _drain(self, r: Replica, t: float) -> None:
+        if r.status == DRAINED:
+            return
+        r.status = DRAINED
+        s, run = self.sv[r.id], self.run
+        if s.status == SV_STARTING:
+            run.release(s, t)
+        elif s.status == SV_READY:
+            s.status = SV_DRAINING
+            run._mark(t)
+            if s.out == 0:
+                run.release(s, t)
+
+    def first_events(self, t0: float) -> list[Event]:
+        for s in self.run.replicas:
+            self.reps.append(Replica(len(self.reps), "old", s.alloc, READY, t0))  # type: ignore[arg-type]
+            self.sv.append(s)
+        self.peak_gpus = len(self.reps)
+        self._push_weights()
+        return [
+            Event(t0 + self.cfg.tick_s, PRIO_SAMPLE, "ro_tick"),
+            Event(t0 + self.cfg.start_s, PRIO_ARRIVAL, "ro_begin"),
+        ]
+
+    def _push_weights(self) -> None:
+        share = self._share_new()
+        if not math.isnan(share):
+            self.run.set_weights({"old": 1.0 - share, "new": share})
+
+    def handlers(self):
+        def wrap(h):
+            def f(ev: Event) -> list[Event]:
+                out = h(ev)
+                self._push_weights()
+                return out
+
+            return f
+
+        return {k: wrap(h) for k, h in super().handlers().items()}
+
+    def _on_ready(self, ev: Event) -> list[Event]:
+        r = self.reps[ev.ref]
+        was_starting = r.status == STARTING
+        out = super()._on_ready(ev)
+        s = self.sv[r.id]
+        if was_starting and s.status == SV_STARTING:
+            self._push_weights()  # the new replica's traffic share before the buffered requests go
+            out += self.run._on_ready(Event(ev.t_s, PRIO_RELEASE, "sv_ready", s.id))
+        return out
+
+    def _on_tick(self, ev: Event) -> list[Event]:
+        run = self.run
+        ids, self.seen = run.finished[self.seen :], len(run.finished)
+        acc = {"old": [0, 0, 0.0, 0.0], "new": [0, 0, 0.0, 0.0]}
+        bad = 0
+        for i in ids:
+            a = acc[run.ver_of[i]]
+            a[0] += 1
+            a[1] += run.errored(i)
+            a[2] += run.O[i]
+            a[3] += run.nll(i)
+            if run.ver_of[i] == "new":
+                bad += run.wrong(i)
+        old, new = (tuple(acc[k]) for k in ("old", "new"))
+        return self._observe(ev.t_s, self._share_new(), old, new, bad, 0)  # type: ignore[arg-type]
+
+    def summary(self) -> dict[str, Any]:
+        return super().summary() | {"fallbacks": self.run.fallbacks}
+
+
+@dataclass(frozen=True)
+class ServingRolloutResult:
+    """One run: the rollout controller's summary, the serving run's result (per-version latency,
+    errors, wrong answers and output lengths in ``serving.subsystems["versions"]``), the per-tick series."""
+
+    summary: dict[str, Any]
+    serving: ServingResult
+    series: list[tuple[float, int, int, float, float]]
+
+    @property
+    def by_version(self) -> dict[str, dict[str, Any]]:
+        return self.serving.subsystems["versions"]["by_version"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary, "serving": self.serving.as_dict()}
+
+
+def simulate_serving_rollout(
+    cfg: RolloutConfig,
+    serving: ServingConfig,
+    reqs: Requests,
+    seed: int = 0,
+) -> ServingRolloutResult:
+    """Roll out ``cfg.failure`` by ``cfg.strategy`` inside one request-level serving run of ``reqs``.
+
+    ``serving`` gives the model, GPU, batching and cold start; its ``replicas`` and ``versions`` are
+    set here (``cfg.replicas`` warm replicas of ``old``, room for 2 x that many). Requests should span
+    ``cfg.horizon_s`` (the controller ticks until then; the run ends when every request is served).
+    Raises UserError on bad settings; the cluster and serving invariants are checked at the end."""
+    cfg.check()
+    svc = replace(
+        serving,
+        replicas=cfg.replicas,
+        initial_ready=True,
+        capacity_replicas=2 * cfg.replicas,
+        versions=(version_of("old", FAILURES["none"], cfg.signals), version_of("new", cfg.failure, cfg.signals)),
+    )
+    run = ServingRun(svc, reqs, seed)
+    ctl = ServingRollout(run._view("rollout"), cfg, run)
+    run.add_subsystem(ctl)
+    res = run.run()
+    return ServingRolloutResult(ctl.summary(), res, ctl.series)

@@ -277,6 +277,8 @@ class ServingConfig:
     """Model versions (empty: one unnamed version, the plain router). With versions, the initial
     replicas run ``versions[0]`` and the router first picks a version by :attr:`ServingRun.weights`
     (initially all on ``versions[0]``), then the least-outstanding ready replica of that version."""
+    initial_versions: tuple[str, ...] = ()
+    """Versions of the initial replicas, in order (missing ones: ``versions[0]``)."""
     capacity_replicas: int | None = None
     """GPUs for this many replicas (default: ``replicas``, or the autoscaler's maximum); a rollout
     that surges or runs a second fleet needs more than ``replicas``."""
@@ -498,6 +500,10 @@ class ServingRun:
             v.check()
         if len({v.name for v in cfg.versions}) != len(cfg.versions):
             raise UserError("version names must be unique", where="versions")
+        if any(n not in {v.name for v in cfg.versions} for n in cfg.initial_versions):
+            raise UserError(
+                f"initial_versions {cfg.initial_versions} name a version not in versions", where="initial_versions"
+            )
         omax = int(reqs.output.max()) if len(reqs) else 0
         if cfg.versions:  # a wrong answer of a longer-generating version needs KV for its length
             omax = max(max(1, int(np.rint(omax * v.length_factor))) for v in cfg.versions)
@@ -659,6 +665,11 @@ class ServingRun:
                 "slo_attainment": float(((ttft <= slo.ttft_s) & (tpot <= slo.tpot_s)).mean()) if len(sel) else None,
             }
         return out
+
+    def _versions_summary(self) -> dict[str, Any]:
+        if not self.versions:
+            return {}
+        return {"versions": {"by_version": self.version_stats(), "fallbacks": self.fallbacks}}
 
     def add_subsystem(self, s: Subsystem) -> None:
         """Attach a subsystem (e.g. a rollout controller) before :meth:`run`; its event kinds must be new."""
@@ -1237,8 +1248,9 @@ class ServingRun:
         """Simulate until every request is served (and the autoscaler is quiet), or ``horizon_s``."""
         k = self.kernel
         first: list[Event] = []
-        for _ in range(self.cfg.replicas):
-            r = self.start_replica(0.0, warm=self.cfg.initial_ready)
+        iv = self.cfg.initial_versions
+        for j in range(self.cfg.replicas):
+            r = self.start_replica(0.0, warm=self.cfg.initial_ready, version=iv[j] if j < len(iv) else None)
             if r is None:
                 raise UserError("the cluster cannot hold the replicas", where="--replicas")
             first.append(Event(r.ready_at, PRIO_RELEASE, "sv_ready", r.id))
@@ -1340,8 +1352,7 @@ class ServingRun:
             invariants=inv,
             serving_invariants=s_inv,
             events=self.kernel.events_processed,
-            subsystems={s.name: s.summary() for s in self.subsystems}
-            | ({"versions": {"by_version": self.version_stats(), "fallbacks": self.fallbacks}} if self.versions else {}),
+            subsystems={s.name: s.summary() for s in self.subsystems} | self._versions_summary(),
             per_request=per,
             swaps=self.swaps,
         )
