@@ -16,13 +16,22 @@ difference times the requests the bad version served is its latency and GPU cost
 cold start is the serving model's cold-start pipeline for the model's bf16 weights
 (:class:`gpuinfra.sim.serving.ColdStart`), not a number of this lab.
 
-Why the two simulators are not one run: :mod:`gpuinfra.sim.rollout` counts Poisson requests per
-10 s tick and routes shares of them to versions; :mod:`gpuinfra.sim.serving` runs every request
-through batching and KV-cache steps on replicas of one version. Running the rollout inside the
-serving run needs version-labelled replicas and weighted routing in ``ServingRun`` (its router is
-least-outstanding-requests over identical replicas); that is a change to sim/serving, which this
-lab does not own. Composing the two per request is exact while the replicas are not saturated (the
-runs below report the attainment, so a saturated case shows).
+The canary policy also runs as one simulation (:func:`canary_one_run`): the same strategy and
+detector code (:class:`gpuinfra.sim.rollout.ServingRollout`) drives a request-level
+:class:`gpuinfra.sim.serving.ServingRun` whose replicas carry a version and whose router picks a
+version by the canary weight, then the least-outstanding ready replica of it. The new replica's cold
+start, the requests it served, its wrong answers and errors, and its TTFT/TPOT/e2e latency and SLO
+attainment all come from that one run, and the detector decides from the requests the run completed.
+It runs on the first seed with the automated careful detector (an analysis run, what "canary with
+analysis" names) over a shorter horizon (:func:`one_run_horizon_s`: the good release's full rollout
+plus 5 min), since every request at the fleet's rate goes through the step model.
+
+The composed path (tick model x one replica per version) stays for every policy and seed: it is what
+the grid of policies x detectors x seeds affords, and for the canary it is a cross-check of the one
+run (detection time and wrong answers from a different random realisation of the same model; latency
+per request from one replica at the per-replica rate against the fleet's routed load). Composing per
+request is exact while the replicas are not saturated (both report the attainment, so a saturated case
+shows).
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from gpuinfra.catalog.prices import gpu_hour_price
 from gpuinfra.models.precision import MODELS, weight_bytes
 from gpuinfra.rng import Rngs
 from gpuinfra.sim import serving as sv
-from gpuinfra.sim.rollout import FAILURES, RolloutConfig, Signals, Strategy, simulate_rollout
+from gpuinfra.sim.rollout import FAILURES, RolloutConfig, Signals, Strategy, simulate_rollout, simulate_serving_rollout
 
 POLICIES = {
     "all at once (Recreate)": Strategy("recreate"),
@@ -108,8 +117,66 @@ def serving_impact(seed: int, cfg: RolloutConfig, horizon_s: float) -> dict[str,
     return out
 
 
-def rollback_runs(seeds: list[int]) -> dict[str, Any]:
-    """Every policy x detector x failure on ``seeds``; means over seeds, plus the serving impact."""
+ONE_RUN_POLICY = "canary 10 % with analysis"
+ONE_RUN_DETECTOR = "careful (z 5, 3 evals, automated)"
+
+
+def one_run_horizon_s(cfg: RolloutConfig, cold_s: float) -> float:
+    """Horizon of the one-run canary: start + cold start + bake + one cold start per replica (the good
+    release's promotion, a closed form of the canary strategy) + 300 s of steady state after it."""
+    return cfg.start_s + cold_s + cfg.strategy.bake_s + cfg.replicas * cold_s + 300.0
+
+
+def canary_one_run(seed: int, cfg0: RolloutConfig) -> dict[str, Any]:
+    """The canary policy with the automated careful detector, every failure, each inside one request-level
+    serving run at the fleet's rate: what the controller saw and did, and per version what the run served
+    (requests, wrong answers, errors, mean output tokens, SLO attainment, e2e p50/p99)."""
+    st = POLICIES[ONE_RUN_POLICY]
+    sig, delay = DETECTORS[ONE_RUN_DETECTOR]
+    out: dict[str, Any] = {}
+    for name, f in FAILURES.items():
+        cfg = replace(cfg0, strategy=replace(st, rollback_delay_s=delay), failure=f, signals=sig)
+        cfg = replace(cfg, horizon_s=one_run_horizon_s(cfg, cfg0.cold_start_s))
+        reqs = sv.make_requests(
+            seed, cfg.rate_rps, cfg.horizon_s, PROMPT_TOKENS, f"lognormal:{cfg.out_mean}:{cfg.out_cv}"
+        )
+        r = simulate_serving_rollout(cfg, sv.ServingConfig(model=SERVING_MODEL.lower()), reqs, seed)
+        s = r.summary
+        bv = {
+            k: {
+                "requests": v["requests"],
+                "wrong": v["wrong"],
+                "errors": v["errors"],
+                "mean_output_tokens": v["mean_output_tokens"],
+                "slo_attainment": v["slo_attainment"],
+                "e2e_p50_s": v["e2e_s"]["p50"],
+                "e2e_p99_s": v["e2e_s"]["p99"],
+            }
+            for k, v in r.by_version.items()
+        }
+        new, old = bv["new"], bv["old"]
+        miss = new["requests"] * max(0.0, old["slo_attainment"] - new["slo_attainment"]) if new["requests"] else 0.0
+        out[name] = {
+            "phase": s["phase"],
+            "detected_by": s["detected_by"],
+            "time_to_detect_min": None if s["time_to_detect_s"] is None else s["time_to_detect_s"] / 60.0,
+            "rollout_min": None if s["rollout_duration_s"] is None else s["rollout_duration_s"] / 60.0,
+            "served_by_new": s["requests"]["new"],
+            "wrong": s["requests"]["wrong"],
+            "slo_misses_from_run": miss,
+            "by_version": bv,
+            "requests": r.serving.requests,
+            "horizon_s": cfg.horizon_s,
+            "gpu_hours": r.serving.gpu_hours,
+            "invariants_ok": bool(r.serving.invariants["ok"])
+            and bool(r.serving.serving_invariants["served_exactly_once"]),
+        }
+    return {"seed": seed, "policy": ONE_RUN_POLICY, "detector": ONE_RUN_DETECTOR, "failures": out}
+
+
+def rollback_runs(seeds: list[int], one_run: bool = True) -> dict[str, Any]:
+    """Every policy x detector x failure on ``seeds``; means over seeds, plus the serving impact; with
+    ``one_run`` also the canary inside one serving run on ``seeds[0]`` (:func:`canary_one_run`)."""
     cs = cold_start_s()
     cap = replica_capacity_rps(seeds[0])
     reps = RolloutConfig().replicas
@@ -156,6 +223,7 @@ def rollback_runs(seeds: list[int]) -> dict[str, Any]:
                 }
     return {
         "seeds": seeds,
+        "one_run": canary_one_run(seeds[0], cfg0) if one_run else None,
         "cold_start_s": cs,
         "replica_capacity_rps": cap,
         "fleet_rate_rps": cfg0.rate_rps,
@@ -293,4 +361,63 @@ def render_rollback(rb: dict[str, Any]) -> tuple[str, str]:
         f"{rb['cold_start_s']:.0f} s, which is what every rolling-back step pays."
     )
     html = fig_html(fig, "l13rollback") + table + "<h3>One replica of each version (serving model)</h3>" + it
+    if rb.get("one_run"):
+        h1, t1 = _render_one_run(rb)
+        html += h1
+        text += " " + t1
+    return html, text
+
+
+def _render_one_run(rb: dict[str, Any]) -> tuple[str, str]:
+    """Table and sentences of the canary run inside one serving run, beside the tick model's same cell."""
+    from gpuinfra.report.page import table_html
+
+    one = rb["one_run"]
+    cell = rb["results"][f"{one['policy']} | {one['detector']}"]["failures"]
+
+    def f1(x: float | None, fmt: str = "{:.1f}") -> str:
+        return "-" if x is None else fmt.format(x)
+
+    rows = []
+    for name, v in one["failures"].items():
+        o, n = v["by_version"]["old"], v["by_version"]["new"]
+        tk = cell[name]
+        rows.append(
+            [name, v["phase"], v["detected_by"] or "-", f1(v["time_to_detect_min"]), f1(tk["time_to_detect_min"]),
+             f"{v['served_by_new']:,}", f"{v['wrong']:,}", f"{tk['wrong']:,.0f}", f"{n['errors']:,}",
+             f1(n["mean_output_tokens"], "{:.0f}") + " / " + f1(o["mean_output_tokens"], "{:.0f}"),
+             f1(None if n["slo_attainment"] is None else 100 * n["slo_attainment"])
+             + " / " + f1(100 * o["slo_attainment"]),
+             f1(n["e2e_p99_s"], "{:.2f}") + " / " + f1(o["e2e_p99_s"], "{:.2f}"),
+             "yes" if v["invariants_ok"] else "NO"]
+        )  # fmt: skip
+    table = table_html(
+        ["failure", "outcome", "detected by", "time to detect (min)", "tick model: time to detect (min, mean)",
+         "served by new (run)", "wrong answers (run)", "tick model: wrong (mean)", "errors of new (run)",
+         "mean output tokens new / old", "SLO attainment % new / old", "e2e p99 s new / old", "invariants"],
+        rows,
+    )  # fmt: skip
+    bad = [k for k in one["failures"] if k != "none"]
+    caught = [k for k in bad if one["failures"][k]["phase"] == "rolled-back"]
+    good = one["failures"]["none"]
+    tok = one["failures"].get("tokenizer")
+    t_tok = ""
+    if tok and tok["served_by_new"]:
+        n, o = tok["by_version"]["new"], tok["by_version"]["old"]
+        t_tok = (
+            f" In that run the tokenizer-broken canary generated {n['mean_output_tokens']:.0f} tokens per request "
+            f"against the stable version's {o['mean_output_tokens']:.0f}, with end-to-end p99 {n['e2e_p99_s']:.1f} s "
+            f"against {o['e2e_p99_s']:.1f} s, over the {tok['served_by_new']:,} requests it served before the rollback."
+        )
+    text = (
+        f"Run as one request-level serving simulation (seed {one['seed']}, {one['detector']} detector, "
+        f"{good['requests']:,} requests over {good['horizon_s'] / 60:.0f} min), the canary rolls back "
+        f"{len(caught)} of {len(bad)} bad changes"
+        + (f" ({', '.join(caught)})" if caught else "")
+        + f" and the good release ends {good['phase']}"
+        + (f" after {good['rollout_min']:.0f} min" if good["rollout_min"] is not None else "")
+        + "."
+        + t_tok
+    )
+    html = "<h3>Canary with analysis inside one serving run (version-labelled replicas, weighted routing)</h3>" + table
     return html, text
