@@ -66,7 +66,7 @@ def test_churn_and_rollback_are_deterministic():
     from gpuinfra.labs._velocity import churn
 
     assert json.dumps(churn(13, quick=True), sort_keys=True) == json.dumps(churn(13, quick=True), sort_keys=True)
-    a, b = rollback_runs([3], one_run=False), rollback_runs([3], one_run=False)  # one-run: tests/serving/test_versions.py
+    a, b = rollback_runs([3], one_run=False), rollback_runs([3], one_run=False)  # one-run: tests/serving
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
