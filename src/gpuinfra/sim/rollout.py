@@ -41,6 +41,14 @@ Traffic is Poisson at ``rate_rps`` (stream ``rollout.traffic``), counted per tic
 each request's output length is log-normal (``out_mean``, ``out_cv``) [assumption: a typical
 chat workload's shape, not a trace]. Latency is not modelled here (lab 9's serving model does);
 a replica serves whatever share of traffic the router gives it.
+
+:class:`ServingRollout` (:func:`simulate_serving_rollout`) runs the same controller -- strategies,
+signal windows, detectors and rollback, the one code path :meth:`RolloutController._observe` /
+``_evaluate`` -- inside a request-level :class:`gpuinfra.sim.serving.ServingRun` on that run's kernel:
+replicas are the run's (cold start from its serving model, drained through its lifecycle), the share
+to the new version becomes the run's version weights, and each tick observes the requests the run
+completed, per version. There, latency is modelled, and nothing is refused (requests wait in front
+while no replica is ready).
 """
 
 from __future__ import annotations

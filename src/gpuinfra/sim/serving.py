@@ -33,7 +33,12 @@ KV read), cut short at the next step boundary when a request arrives that could 
 Arrivals (one stream, ``Rngs(seed).stream("serving.arrivals")``): Poisson, Gamma (bursty, with a
 coefficient of variation), diurnal (non-homogeneous Poisson by thinning), or a replayed trace.
 A router sends each request to the ready replica with the fewest outstanding requests (Vidur's
-``lor``); with no ready replica requests wait in front (Knative's activator buffers them).
+``lor``); with no ready replica requests wait in front (Knative's activator buffers them). With
+model versions configured (:class:`Version`, ``ServingConfig.versions``) replicas carry a version
+and the router first picks a version by the traffic weights (a per-request draw of the
+``serving.versions`` stream), then the least-outstanding ready replica of it; a version's wrong
+answers change the request's output length, error and NLL (a rollout controller drives the
+weights: :class:`gpuinfra.sim.rollout.ServingRollout`). Without versions none of this runs.
 
 Autoscalers are subsystems on the same kernel (``sv_hpa`` / ``sv_kpa`` events): Kubernetes HPA and
 Knative KPA as documented (facts/serving.md 2.1, 2.3). A replica's start is cold-start time:
