@@ -127,7 +127,12 @@ def one_run_horizon_s(cfg: RolloutConfig, cold_s: float) -> float:
     return cfg.start_s + cold_s + cfg.strategy.bake_s + cfg.replicas * cold_s + 300.0
 
 
-def canary_one_run(seed: int, cfg0: RolloutConfig) -> dict[str, Any]:
+QUICK_ONE_RUN_FAILURES = ("none", "tokenizer")
+"""``--quick`` runs the one-run canary for the good release and the tokenizer change only (each run
+is ~20 s of CPU: a 53-min horizon at the fleet's full request rate)."""
+
+
+def canary_one_run(seed: int, cfg0: RolloutConfig, failures: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The canary policy with the automated careful detector, every failure, each inside one request-level
     serving run at the fleet's rate: what the controller saw and did, and per version what the run served
     (requests, wrong answers, errors, mean output tokens, SLO attainment, e2e p50/p99)."""
@@ -135,6 +140,8 @@ def canary_one_run(seed: int, cfg0: RolloutConfig) -> dict[str, Any]:
     sig, delay = DETECTORS[ONE_RUN_DETECTOR]
     out: dict[str, Any] = {}
     for name, f in FAILURES.items():
+        if failures is not None and name not in failures:
+            continue
         cfg = replace(cfg0, strategy=replace(st, rollback_delay_s=delay), failure=f, signals=sig)
         cfg = replace(cfg, horizon_s=one_run_horizon_s(cfg, cfg0.cold_start_s))
         reqs = sv.make_requests(
@@ -174,9 +181,10 @@ def canary_one_run(seed: int, cfg0: RolloutConfig) -> dict[str, Any]:
     return {"seed": seed, "policy": ONE_RUN_POLICY, "detector": ONE_RUN_DETECTOR, "failures": out}
 
 
-def rollback_runs(seeds: list[int], one_run: bool = True) -> dict[str, Any]:
+def rollback_runs(seeds: list[int], one_run: bool = True, quick: bool = False) -> dict[str, Any]:
     """Every policy x detector x failure on ``seeds``; means over seeds, plus the serving impact; with
-    ``one_run`` also the canary inside one serving run on ``seeds[0]`` (:func:`canary_one_run`)."""
+    ``one_run`` also the canary inside one serving run on ``seeds[0]`` (:func:`canary_one_run`; with
+    ``quick`` for :data:`QUICK_ONE_RUN_FAILURES` only)."""
     cs = cold_start_s()
     cap = replica_capacity_rps(seeds[0])
     reps = RolloutConfig().replicas
@@ -223,7 +231,7 @@ def rollback_runs(seeds: list[int], one_run: bool = True) -> dict[str, Any]:
                 }
     return {
         "seeds": seeds,
-        "one_run": canary_one_run(seeds[0], cfg0) if one_run else None,
+        "one_run": canary_one_run(seeds[0], cfg0, QUICK_ONE_RUN_FAILURES if quick else None) if one_run else None,
         "cold_start_s": cs,
         "replica_capacity_rps": cap,
         "fleet_rate_rps": cfg0.rate_rps,

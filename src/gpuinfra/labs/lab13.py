@@ -268,7 +268,7 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "guardrails": runs,
         "guardrail_specs": {k: b.model_dump(exclude={"label"}) for k, b in baselines.items()},
         "rollout": rollout(),
-        "rollback": rollback_runs([0, 1] if quick else [0, 1, 2, 3, 4]),
+        "rollback": rollback_runs([0, 1] if quick else [0, 1, 2, 3, 4], quick=quick),
     }
     return write_lab(out_dir, s, render(s))
 
