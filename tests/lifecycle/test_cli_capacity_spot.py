@@ -246,3 +246,39 @@ def test_spot_whatif_scenario_bad_input(tmp_path):
     _bad(gi("spot", "whatif", "--scenario", _scenario(tmp_path), "--days", "3", "-q"), "--scenario", "--days")
     only_od = "prices:\n  overrides:\n    H100-SXM: {on_demand_usd_per_gpu_hour: 5, source: test}\n"
     _bad(gi("spot", "whatif", "--scenario", _scenario(tmp_path, only_od), "-q"), "no spot price", "H100-SXM")
+
+
+def test_spot_whatif_text_polish(tmp_path):
+    r = gi("spot", "whatif", "--scenario", _scenario(tmp_path), "-q")
+    assert r.returncode == 0, r.output
+    head = r.stdout.splitlines()[0]
+    # the rate is stated once by the tool; the scenario's own source text follows after "Source:"
+    assert "per node-day (0.5 per node-day" not in head and "Source:" in head and "spot pool gpu-spot:" in head
+    assert "done after (h): time from the start until the last pod finished" in r.stdout
+    assert "> 72.0" in r.stdout and "'> T'" in r.stdout  # pods still at the horizon: open-ended, explained
+    one = gi("spot", "whatif", *SMALL, "--plans", "on-demand")
+    assert "1 plan in" in one.stdout and "1 plans" not in one.stdout
+    d = gi("spot", "whatif", "--scale", "0.01", "--days", "1", "-q")
+    left = [ln for ln in d.stdout.splitlines() if ln.startswith("left out")][0]
+    assert left.count("no catalog price") == 1 and "H800 (1,752 GPUs)" in left and "unknown GPU model" not in left
+
+
+def test_spot_whatif_headline_names_the_strongest_baseline():
+    r = gi("spot", "whatif", *SMALL, "--reclaim-rate", "1")
+    assert r.returncode == 0, r.output
+    assert "strongest baseline: on-demand right-sized" in r.stdout
+    assert "than right-sized on-demand" in r.stdout and "price ratio alone" in r.stdout
+    assert "spot capacity risk [assumption: 10 % of reclaims find no capacity for 4 h]" in r.stdout
+
+
+def test_spot_whatif_capacity_knobs_and_bad_values():
+    r = gi("spot", "whatif", *SMALL, "--replace-unavailable-prob", "0", "--autoscale-granularity-s", "0", "--json")
+    assert r.returncode == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["capacity_risk"] is None and s["spec"]["autoscale_granularity_s"] == 0
+    od = s["plans"]["on-demand"]
+    assert s["headline"]["baseline_usd"] == pytest.approx(
+        od["allocated_gpu_hours"] * s["prices"]["A10"]["on_demand_usd"]
+    )
+    _bad(gi("spot", "whatif", *SMALL, "--replace-unavailable-prob", "2"), "--replace-unavailable-prob")
+    _bad(gi("spot", "whatif", *SMALL, "--autoscale-granularity-s", "-1"), "--autoscale-granularity-s")

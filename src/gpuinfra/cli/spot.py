@@ -133,6 +133,24 @@ def whatif_cmd(
     checkpoint_interval_s: Annotated[
         float | None, typer.Option("--checkpoint-interval-s", help="Steady work between checkpoints, s.")
     ] = None,
+    replace_unavailable_prob: Annotated[
+        float | None,
+        typer.Option(
+            "--replace-unavailable-prob",
+            help="Share of reclaims after which no spot capacity comes back for a while, [0, 1] [assumption: 0.1].",
+        ),
+    ] = None,
+    replace_unavailable_s: Annotated[
+        float | None,
+        typer.Option("--replace-unavailable-s", help="How long a replacement is unavailable then, s [assumption]."),
+    ] = None,
+    autoscale_granularity_s: Annotated[
+        float | None,
+        typer.Option(
+            "--autoscale-granularity-s",
+            help="Right-sized baseline: scale-down delay billed per job, s (cluster-autoscaler default 600).",
+        ),
+    ] = None,
     committed_share: Annotated[
         float | None, typer.Option("--committed-share", help="committed+spot: share of nodes committed, [0, 1].")
     ] = None,
@@ -182,6 +200,9 @@ def whatif_cmd(
         "notice_s": notice_s,
         "replace_s": replace_s,
         "checkpoint_interval_s": checkpoint_interval_s,
+        "replace_unavailable_prob": replace_unavailable_prob,
+        "replace_unavailable_s": replace_unavailable_s,
+        "autoscale_granularity_s": autoscale_granularity_s,
         "committed_share": committed_share,
         "committed_discount": committed_discount,
         "cloud": cloud,
