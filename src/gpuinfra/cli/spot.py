@@ -211,7 +211,7 @@ def whatif_cmd(
         raise UserError(
             f"--reclaim-rate {reclaim_per_month}",
             where="--reclaim-rate",
-            expected="a share of instances interrupted a month in [0, 1] (AWS Spot Advisor buckets: 0.05 .. 0.20)",
+            expected="a share of instances interrupted a month in [0, 1] (AWS Spot Advisor buckets: <0.05 .. >0.20)",
         )
     ps = tuple(p.strip() for p in plans.split(",") if p.strip())
     if scenario is not None:
