@@ -141,3 +141,10 @@ def test_spike_quota_bounds_every_order_and_empty_table_says_why():
     assert late["orders"] == [] and "no order can arrive inside the 6-week forecast" in late["why_no_orders"]
     assert [x["gpus"] for x in late["too_late"]] == [100, 60, 60, 180]
     assert spike_plan(f, capacity=30, lead_weeks=1, burst_gpus=0)["why_no_orders"].startswith("no order needed")
+
+
+def test_breakeven_without_lost_work_does_not_divide_by_zero():
+    free = SpotPolicy(1.0, checkpoint_interval_s=1800, checkpoint_s=60, restart_s=0, save_on_notice=True)
+    assert free.lost_per_reclaim_s() == 0
+    assert free.breakeven_reclaims_per_day(1.0, 3.0) == float("inf")  # 1 - 1/3 - 60/1800 > 0
+    assert free.breakeven_reclaims_per_day(3.0, 3.0) == 0.0

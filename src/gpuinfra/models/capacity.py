@@ -108,8 +108,14 @@ class SpotPolicy:
 
     def breakeven_reclaims_per_day(self, spot_usd: float, on_demand_usd: float) -> float:
         """The reclaim rate at which spot costs as much per useful hour as on-demand."""
+        if not on_demand_usd > 0:
+            raise UserError(f"on-demand price {on_demand_usd}", where="spot policy", expected="a price > 0 USD/GPU-h")
         ckpt = self.checkpoint_s / self.checkpoint_interval_s if self.checkpoint_interval_s else 0.0
-        return max(0.0, (1.0 - spot_usd / on_demand_usd - ckpt) * DAY_S / self.lost_per_reclaim_s())
+        margin = 1.0 - spot_usd / on_demand_usd - ckpt
+        lost = self.lost_per_reclaim_s()
+        if lost <= 0:  # a reclaim loses nothing: spot pays at any rate while it is cheaper at all
+            return float("inf") if margin > 0 else 0.0
+        return max(0.0, margin * DAY_S / lost)
 
 
 @dataclass(frozen=True)
