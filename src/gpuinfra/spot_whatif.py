@@ -87,7 +87,7 @@ class WhatIfSpec(BaseModel):
         ge=0,
         le=1,
         description="share of spot instances interrupted a month (AWS Spot Instance Advisor buckets <5 %..>20 %; "
-        "default: the >20 % bucket's floor, facts 1.2)",
+        "default 0.20: the lower edge of the worst bucket, >20 %, so real worst-bucket pools reclaim more; facts 1.2)",
     )
     notice_s: float = Field(120.0, ge=0, le=3600, description="interruption notice (AWS 120 s; GCP spot 30 s)")
     replace_s: float | None = Field(
@@ -100,6 +100,24 @@ class WhatIfSpec(BaseModel):
         lt=1,
         description="committed price = on-demand x (1 - this) [assumption: published GPU CUD/Savings Plans "
         "percentages vary by family; facts 1.3]",
+    )
+    replace_unavailable_prob: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="share of reclaims after which no spot capacity comes back for replace_unavailable_s "
+        "[assumption: no published rate; spot capacity shortages are the main real risk]",
+    )
+    replace_unavailable_s: float = Field(
+        14400.0, ge=0, le=1e6, description="how long a replacement is unavailable then [assumption: 4 h]"
+    )
+    autoscale_granularity_s: float = Field(
+        600.0,
+        ge=0,
+        le=86400,
+        description="right-sized baseline: each job's nodes are billed for the time the job held them plus this "
+        "scale-down delay (cluster-autoscaler's documented default --scale-down-unneeded-time is 10 min, "
+        "kubernetes/autoscaler FAQ)",
     )
     cloud: str | None = Field(None, description="catalog rows of one cloud (aws, gcp, azure); default: all")
     prices: dict[str, PriceSpec] = Field(default_factory=dict, description="per GPU model price overrides")
@@ -176,7 +194,8 @@ def select(spec: WhatIfSpec) -> tuple[list[InvPool], dict[str, ModelPrice], list
             try:
                 prices[m] = price_for(m, spec)
             except UserError as e:
-                skipped.append({"gpu_model": m, "gpus": gpus[m], "why": e.what})
+                why = "no catalog price" if "no price" in e.what else e.what.replace(f"GPU model '{m}' has ", "")
+                skipped.append({"gpu_model": m, "gpus": gpus[m], "why": why})
     else:
         for m in spec.models:
             if m not in present:
@@ -411,6 +430,15 @@ def replay_plan(
             job_end[jn] = max(job_end.get(jn, 0.0), float(run.end_s[i]))
     jct = [job_end[r["job"]] - jd[r["job"]].submit_s for r in done]
     ssum = run.subsystems.get("spot") or {}
+    # right-sized: each job's GPUs billed only for the time the job held them plus one scale-down delay
+    # (an autoscaled pool of the same purchase kind); committed capacity is paid whether used or not
+    right_sized = None
+    if plan in ("on-demand", "spot"):
+        right_sized = 0.0
+        for n, r in table.items():
+            j = jd[n]
+            held = r["gpu_hours"] + j.pods * j.gpus_per_pod * spec.autoscale_granularity_s / 3600.0
+            right_sized += held * usd_per_gpu_hour(plan, prices[j.model], spec)
     return {
         "plan": plan,
         "cost_usd": cost,
@@ -422,6 +450,7 @@ def replay_plan(
         "goodput": useful / used if used else 0.0,
         "utilisation": used / billed if billed else 0.0,
         "usd_per_useful_gpu_hour": cost / useful if useful else None,  # no useful work: undefined
+        "right_sized_usd": right_sized,
         "jobs": len(jobs),
         "jobs_completed": len(done),
         "jobs_interrupted": sum(1 for r in table.values() if r["failures"] > 0),
@@ -459,6 +488,12 @@ def whatif(
     for plan in plans:
         cb = (lambda f, _p=plan: progress(_p, f)) if progress else None
         results[plan] = replay_plan(plan, pools, prices, jobs, spec, seed, cb)
+    risk = None
+    if "spot" in results and spec.replace_unavailable_prob > 0 and spec.replace_s is not None:
+        late_spec = spec.model_copy(update={"replace_s": spec.replace_unavailable_s})
+        cb = (lambda f: progress("spot, replacements late", f)) if progress else None
+        late = replay_plan("spot", pools, prices, jobs, late_spec, seed, cb)
+        risk = capacity_risk(results["spot"], late, spec)
     return {
         "schema": "gpuinfra.spot-whatif/1",
         "seed": seed,
@@ -481,6 +516,74 @@ def whatif(
             "1..max_job_nodes whole nodes (seeded stream whatif-workload)",
         },
         "plans": results,
+        "headline": headline(results, prices, pools),
+        "capacity_risk": risk,
+    }
+
+
+def headline(results: dict[str, dict], prices: dict[str, ModelPrice], pools: list[InvPool]) -> dict[str, Any] | None:
+    """Each plan against the strongest baseline of the same run: on-demand right-sized (billed only for
+    the GPU time the jobs held plus one scale-down delay per job), beside the fixed on-demand fleet
+    (billed idle) and the bare price ratio (GPU-weighted 1 - spot / on-demand). What reclaims cost beyond
+    the price ratio: lost GPU-hours (priced at spot), the change in mean JCT and in completion time.
+    None without the on-demand plan."""
+    od = results.get("on-demand")
+    if od is None:
+        return None
+    gpus = {m: sum(p.gpus_per_node * len(p.nodes) for p in pools if p.model == m) for m in prices}
+    tot_od = sum(prices[m].on_demand_usd * g for m, g in gpus.items())
+    tot_sp = sum(prices[m].spot_usd * g for m, g in gpus.items())
+    spot_usd = tot_sp / sum(gpus.values())
+    base = od["right_sized_usd"]
+    out: dict[str, Any] = {
+        "baseline": "on-demand, right-sized",
+        "baseline_usd": base,
+        "fixed_on_demand_usd": od["cost_usd"],
+        "fixed_on_demand_utilisation": od["utilisation"],
+        "price_ratio_saving": 1.0 - tot_sp / tot_od,
+        "plans": {},
+    }
+    for name, r in results.items():
+        if name == "on-demand":
+            continue
+
+        def delta(k: str, _r: dict = r) -> float | None:
+            return None if _r.get(k) is None or od.get(k) is None else _r[k] - od[k]
+
+        out["plans"][name] = {
+            "fixed_usd": r["cost_usd"],
+            "saving_vs_right_sized_on_demand": 1.0 - r["cost_usd"] / base if base else None,
+            "right_sized_usd": r.get("right_sized_usd"),
+            "right_sized_saving_vs_right_sized_on_demand": (
+                1.0 - r["right_sized_usd"] / base if base and r.get("right_sized_usd") is not None else None
+            ),
+            "saving_vs_fixed_on_demand": 1.0 - r["cost_usd"] / od["cost_usd"] if od["cost_usd"] else None,
+            "lost_gpu_hours": r["lost_gpu_hours"],
+            "lost_usd_at_spot_price": r["lost_gpu_hours"] * spot_usd,
+            "mean_jct_delta_h": delta("mean_jct_h"),
+            "completion_delta_h": delta("completion_time_h"),
+            "jobs_unfinished": r["jobs_unfinished"],
+        }
+    return out
+
+
+def capacity_risk(on_time: dict, late: dict, spec: WhatIfSpec) -> dict[str, Any]:
+    """Spot capacity availability: the spot plan replayed twice on the same seed and jobs, every
+    replacement after ``replace_s`` and every replacement after ``replace_unavailable_s``; the expected
+    effect at ``replace_unavailable_prob`` = p x the difference (a linear mix of the two replays, first
+    order in p: it assumes the late reclaims' effects add up). Returns both replays' figures and the mix."""
+    p = spec.replace_unavailable_prob
+    keys = ("cost_usd", "mean_jct_h", "completion_time_h", "lost_gpu_hours", "jobs_unfinished", "reclaims")
+    diff = {k: (late[k] - on_time[k]) if late.get(k) is not None and on_time.get(k) is not None else None for k in keys}
+    return {
+        "probability": p,
+        "unavailable_s": spec.replace_unavailable_s,
+        "replace_s": spec.replace_s,
+        "basis": "assumption (no published rate for spot replacements being unavailable)",
+        "on_time": {k: on_time.get(k) for k in keys},
+        "all_late": {k: late.get(k) for k in keys},
+        "expected_delta": {k: (p * v if v is not None else None) for k, v in diff.items()},
+        "method": "linear mix of two replays (all replacements on time / all late), first order in p",
     }
 
 

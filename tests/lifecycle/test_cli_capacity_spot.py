@@ -98,9 +98,14 @@ def test_capacity_plan_hand_computed(tmp_path):
     # gap 100 current GPUs at speedup 2: expand orders 50 new; replace orders 100 (each adds 1)
     assert exp["gpus_ordered"] == 50 and rep["gpus_ordered"] == 100
     assert exp["capacity"] == [100, 100, 200, 200, 200] and exp["unmet_gpu_weeks"] == 0
-    # replace: all 100 out in week 2 (the swap week), back at 2x from week 3
-    assert rep["capacity"] == [100, 100, 0, 200, 200] and rep["unmet_gpu_weeks"] == 100
-    assert p["growth"]["recommended"] == "expand"
+    # replace is staggered: the 100 new arrive in week 2 and run beside the old for the 1 validation
+    # week (capacity stays 100), then the old are decommissioned: 100 x 2 = 200 from week 3
+    assert rep["capacity"] == [100, 100, 100, 200, 200] and rep["unmet_gpu_weeks"] == 0
+    po, pn = p["gpu"]["on_demand_usd_per_gpu_hour"], p["new_gpu"]["on_demand_usd_per_gpu_hour"]
+    assert exp["cost_usd"] == pytest.approx(168 * (500 * po + 150 * pn))  # 100 old x 5 wk, 50 new x 3 wk
+    assert rep["cost_usd"] == pytest.approx(168 * (300 * po + 300 * pn))  # 100 old x 3 wk, 100 new x 3 wk
+    cheaper = "expand" if exp["cost_usd"] <= rep["cost_usd"] else "replace"
+    assert p["growth"]["recommended"] == cheaper and p["growth"]["meets_demand"] is True
     # week 3 needs 100 more: ordered at week 1 (lead 2), nothing burst or unmet
     assert p["spike"]["orders"] == [{"order_week": 1, "arrives_week": 3, "gpus": 100.0}]
 
@@ -115,11 +120,36 @@ def test_capacity_plan_table_and_out_dir(tmp_path):
     assert again.returncode == 0  # a finished run of the same command is replaced
 
 
+def test_capacity_plan_newcomer_cases():
+    d = ("--demand", "100,100,160,220,400,400")
+    # default 8-week lead on a 6-week forecast: nothing arrives in the horizon, and the output says so
+    r = gi("capacity", "plan", *d, "--current-gpus", "0", "--json")
+    p = json.loads(r.stdout)
+    exp = p["growth"]["options"][0]
+    assert exp["deliverable_in_horizon"] is False and exp["gpus_delivered_in_horizon"] == 0
+    assert p["growth"]["recommended"] == "none" and not p["spike"]["orders"]
+    assert "no order can arrive" in p["spike"]["why_no_orders"]
+    t = gi("capacity", "plan", *d, "--current-gpus", "0").stdout
+    assert "not deliverable in the 6-week horizon" in t and "neither option meets demand" in t
+    assert "launch-spike orders: none (no order can arrive" in t
+    assert "no order needed" in gi("capacity", "plan", *d, "--current-gpus", "500").stdout
+    # default speedup: conservative 1.0, the peak ratio shown as the bound
+    assert p["speedup"] == 1.0 and p["speedup_upper_bound"] > 3
+    # the quota bounds the spike orders too
+    q = json.loads(
+        gi("capacity", "plan", *d, "--current-gpus", "200", "--lead-weeks", "2", "--quota", "64", "--json").stdout
+    )
+    assert sum(o["gpus"] for o in q["spike"]["orders"]) == 64 and q["spike"]["quota_binds"]
+    assert all(o["gpus_ordered"] <= 64 for o in q["growth"]["options"])
+
+
 def test_capacity_plan_bad_input(tmp_path):
     _bad(gi("capacity", "plan", "--demand", "1,2", "--quota", "-3"), "--quota")
     _bad(gi("capacity", "plan", "--demand", "1,x"), "--demand item 2")
     _bad(gi("capacity", "plan"), "--forecast/--demand")
     _bad(gi("capacity", "plan", "--demand", "1", "--availability", "1.5"), "--availability")
+    _bad(gi("capacity", "plan", "--demand", "1", "--availability", "0"), "--availability", "(0, 1]")
+    _bad(gi("capacity", "plan", "--demand", "1", "--speedup", "0"), "--speedup")
     _bad(gi("capacity", "plan", "--demand", "1", "--new-gpu", "GPU-series-1"), "--new-gpu")
     f = tmp_path / "f.csv"
     f.write_text("week,gpus\n0,1\n1,[bold]x\n")
@@ -216,3 +246,39 @@ def test_spot_whatif_scenario_bad_input(tmp_path):
     _bad(gi("spot", "whatif", "--scenario", _scenario(tmp_path), "--days", "3", "-q"), "--scenario", "--days")
     only_od = "prices:\n  overrides:\n    H100-SXM: {on_demand_usd_per_gpu_hour: 5, source: test}\n"
     _bad(gi("spot", "whatif", "--scenario", _scenario(tmp_path, only_od), "-q"), "no spot price", "H100-SXM")
+
+
+def test_spot_whatif_text_polish(tmp_path):
+    r = gi("spot", "whatif", "--scenario", _scenario(tmp_path), "-q")
+    assert r.returncode == 0, r.output
+    head = r.stdout.splitlines()[0]
+    # the rate is stated once by the tool; the scenario's own source text follows after "Source:"
+    assert "per node-day (0.5 per node-day" not in head and "Source:" in head and "spot pool gpu-spot:" in head
+    assert "done after (h): time from the start until the last pod finished" in r.stdout
+    assert "> 72.0" in r.stdout and "'> T'" in r.stdout  # pods still at the horizon: open-ended, explained
+    one = gi("spot", "whatif", *SMALL, "--plans", "on-demand")
+    assert "1 plan in" in one.stdout and "1 plans" not in one.stdout
+    d = gi("spot", "whatif", "--scale", "0.01", "--days", "1", "-q")
+    left = [ln for ln in d.stdout.splitlines() if ln.startswith("left out")][0]
+    assert left.count("no catalog price") == 1 and "H800 (1,752 GPUs)" in left and "unknown GPU model" not in left
+
+
+def test_spot_whatif_headline_names_the_strongest_baseline():
+    r = gi("spot", "whatif", *SMALL, "--reclaim-rate", "1")
+    assert r.returncode == 0, r.output
+    assert "strongest baseline: on-demand right-sized" in r.stdout
+    assert "than right-sized on-demand" in r.stdout and "price ratio alone" in r.stdout
+    assert "spot capacity risk [assumption: 10 % of reclaims find no capacity for 4 h]" in r.stdout
+
+
+def test_spot_whatif_capacity_knobs_and_bad_values():
+    r = gi("spot", "whatif", *SMALL, "--replace-unavailable-prob", "0", "--autoscale-granularity-s", "0", "--json")
+    assert r.returncode == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["capacity_risk"] is None and s["spec"]["autoscale_granularity_s"] == 0
+    od = s["plans"]["on-demand"]
+    assert s["headline"]["baseline_usd"] == pytest.approx(
+        od["allocated_gpu_hours"] * s["prices"]["A10"]["on_demand_usd"]
+    )
+    _bad(gi("spot", "whatif", *SMALL, "--replace-unavailable-prob", "2"), "--replace-unavailable-prob")
+    _bad(gi("spot", "whatif", *SMALL, "--autoscale-granularity-s", "-1"), "--autoscale-granularity-s")

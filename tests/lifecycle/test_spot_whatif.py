@@ -138,3 +138,40 @@ def test_a_reclaim_loses_at_most_one_checkpoint_interval_of_work_per_killed_pod(
         total_killed += r["pods_killed"]
         assert r["lost_gpu_hours"] <= r["pods_killed"] * 1800 / 3600 + 1e-9
     assert total_killed > 0
+
+
+def test_headline_baseline_is_right_sized_on_demand_by_hand():
+    spec = WhatIfSpec(**SMALL, autoscale_granularity_s=600.0, replace_unavailable_prob=0.0)
+    r = whatif(spec, seed=1, plans=("on-demand", "spot"))
+    od, sp = r["plans"]["on-demand"], r["plans"]["spot"]
+    price = r["prices"]["A10"]
+    pools, _, _ = select(spec)
+    jobs = workload(pools, spec, 1)
+    # billed only for the GPU-hours the jobs held plus 10 min of each job's GPUs
+    scale_down_gpu_h = sum(j.pods * j.gpus_per_pod for j in jobs) * 600.0 / 3600.0
+    assert od["right_sized_usd"] == pytest.approx(
+        (od["allocated_gpu_hours"] + scale_down_gpu_h) * price["on_demand_usd"]
+    )
+    assert sp["right_sized_usd"] == pytest.approx((sp["allocated_gpu_hours"] + scale_down_gpu_h) * price["spot_usd"])
+    h = r["headline"]
+    assert h["baseline_usd"] == od["right_sized_usd"] < od["cost_usd"]  # the fixed fleet is billed idle too
+    assert h["price_ratio_saving"] == pytest.approx(1 - price["spot_usd"] / price["on_demand_usd"])
+    x = h["plans"]["spot"]
+    assert x["saving_vs_right_sized_on_demand"] == pytest.approx(1 - sp["cost_usd"] / od["right_sized_usd"])
+    assert x["saving_vs_fixed_on_demand"] == pytest.approx(1 - sp["cost_usd"] / od["cost_usd"])
+    assert x["lost_usd_at_spot_price"] == pytest.approx(sp["lost_gpu_hours"] * price["spot_usd"])
+    assert r["capacity_risk"] is None  # probability 0: no extra replay
+
+
+def test_replacement_unavailable_is_replayed_and_mixed_linearly():
+    spec = WhatIfSpec(**SMALL, reclaim_per_month=1.0, replace_unavailable_prob=0.25, replace_unavailable_s=36000.0)
+    r = whatif(spec, seed=2, plans=("spot",))
+    k = r["capacity_risk"]
+    assert k["on_time"]["cost_usd"] == r["plans"]["spot"]["cost_usd"]
+    for key in ("cost_usd", "mean_jct_h", "completion_time_h"):
+        assert k["expected_delta"][key] == pytest.approx(0.25 * (k["all_late"][key] - k["on_time"][key]))
+    assert r["headline"] is None  # no on-demand plan to compare with
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        WhatIfSpec(replace_unavailable_prob=1.5)

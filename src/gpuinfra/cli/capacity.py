@@ -56,14 +56,21 @@ def plan_dict(
 ) -> dict[str, Any]:
     """Everything `capacity plan` computes, as one JSON-able dict (the CLI prints and writes it)."""
     from gpuinfra.catalog.prices import gpu_hour_price
-    from gpuinfra.models.capacity import committed_level, growth_plan, mix_cost, peak_speedup, spike_plan
+    from gpuinfra.models.capacity import (
+        CONSERVATIVE_SPEEDUP,
+        committed_level,
+        growth_plan,
+        mix_cost,
+        peak_speedup,
+        spike_plan,
+    )
 
     check_all(
         [
             (current_gpus, "--current-gpus", dict(lo=0, hi=1e7)),
             (lead_weeks, "--lead-weeks", dict(lo=0, hi=520)),
             (quota, "--quota", dict(lo=0, hi=1e7)),
-            (availability, "--availability", dict(lo=0, hi=1)),
+            (availability, "--availability", dict(lo=0, hi=1, lo_open=True)),
             (swap_weeks, "--swap-weeks", dict(lo=0, hi=520)),
             (order_gpus, "--order-gpus", dict(lo=0, hi=1e7)),
             (burst_gpus, "--burst-gpus", dict(lo=0, hi=1e7)),
@@ -80,10 +87,20 @@ def plan_dict(
         if p.on_demand_usd is None:
             raise UserError(f"no on-demand price for {p.gpu_model}", where=where, fix="choose another model or --cloud")
         prices[where] = p
+    try:
+        bound, bound_note = peak_speedup(gpu, new_gpu)
+    except UserError:
+        bound, bound_note = None, "no dense tensor peak in the catalog"
     if speedup is None:
-        speedup, speedup_note = peak_speedup(gpu, new_gpu)
+        speedup = CONSERVATIVE_SPEEDUP
+        speedup_note = (
+            "default 1.0, conservative: the catalog has no measured training-throughput ratio; "
+            "give --speedup with a measured one"
+        )
     else:
         speedup_note = "given (--speedup)"
+    if bound is not None and speedup > bound * (1 + 1e-9):
+        speedup_note += f"; above the peak-ratio upper bound {bound:.2f}"
     old, new = prices["--gpu"], prices["--new-gpu"]
     g = growth_plan(
         demand,
@@ -97,7 +114,7 @@ def plan_dict(
         swap_weeks=swap_weeks,
         order_gpus=order_gpus,
     )
-    s = spike_plan(demand, float(current_gpus), lead_weeks, burst_gpus)
+    s = spike_plan(demand, float(current_gpus), lead_weeks, burst_gpus, quota_gpus=quota)
     committed_usd = old.on_demand_usd * (1.0 - committed_discount)
     level = committed_level(demand, old.on_demand_usd, committed_usd)
     weekly_h = 168.0
@@ -110,8 +127,13 @@ def plan_dict(
         "new_gpu": {"model": new.gpu_model, "on_demand_usd_per_gpu_hour": new.on_demand_usd, "source": new.source},
         "speedup": speedup,
         "speedup_basis": speedup_note,
+        "speedup_upper_bound": bound,
+        "speedup_upper_bound_basis": bound_note,
         "growth": {
             "recommended": g["recommended"],
+            "recommendation": g["recommendation"],
+            "meets_demand": g["meets_demand"],
+            "no_order_unmet_gpu_weeks": g["no_order_unmet_gpu_weeks"],
             "peak_gap_gpus": g["peak_gap_gpus"],
             "options": [{k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in r.items()} for r in g["options"]],
         },
@@ -138,12 +160,23 @@ def plan_cmd(
     gpu: Annotated[str, typer.Option(help="Current GPU model (catalog name or alias).")] = "A100-80GB",
     new_gpu: Annotated[str, typer.Option("--new-gpu", help="GPU model to expand with or replace by.")] = "H100-SXM",
     speedup: Annotated[
-        float | None, typer.Option(help="One new GPU in current GPUs (default: dense tensor peak ratio).")
+        float | None,
+        typer.Option(
+            help="One new GPU in current GPUs, measured (default 1.0, conservative; the peak ratio is shown as a bound)."
+        ),
     ] = None,
     lead_weeks: Annotated[int, typer.Option("--lead-weeks", help="Weeks from order to GPUs in service.")] = 8,
-    quota: Annotated[int | None, typer.Option(help="Cloud quota on new GPUs (expansion is capped at it).")] = None,
-    availability: Annotated[float, typer.Option(help="Share of an order the provider delivers, in [0, 1].")] = 1.0,
-    swap_weeks: Annotated[int, typer.Option("--swap-weeks", help="Replacement: weeks a swapped GPU is out.")] = 1,
+    quota: Annotated[
+        int | None, typer.Option(help="Cloud quota on new GPUs: caps every order (expand, replace, spike).")
+    ] = None,
+    availability: Annotated[float, typer.Option(help="Share of an order the provider delivers, in (0, 1].")] = 1.0,
+    swap_weeks: Annotated[
+        int,
+        typer.Option(
+            "--swap-weeks",
+            help="Replacement: weeks new and old GPUs overlap (validation) before the old is decommissioned.",
+        ),
+    ] = 1,
     order_gpus: Annotated[
         int | None, typer.Option("--order-gpus", help="New GPUs to order (default: what closes the peak gap).")
     ] = None,
@@ -197,29 +230,64 @@ def plan_cmd(
 
 def _print_plan(p: dict[str, Any]) -> None:
     g, s, c = p["growth"], p["spike"], p["committed"]
+    weeks = len(p["forecast"]["gpus_per_week"])
+    bound = p.get("speedup_upper_bound")
     out.print(
-        f"forecast: {len(p['forecast']['gpus_per_week'])} weeks, peak {max(p['forecast']['gpus_per_week']):,.0f} GPUs "
+        f"forecast: {weeks} week{'s' if weeks != 1 else ''}, peak {max(p['forecast']['gpus_per_week']):,.0f} GPUs "
         f"({esc(p['forecast']['source'])}); now {p['current_gpus']:,} x {esc(p['gpu']['model'])}; one "
         f"{esc(p['new_gpu']['model'])} = {p['speedup']:.2f} current GPUs ({esc(p['speedup_basis'])})"
+        + (f"; upper bound {bound:.2f} ({esc(p['speedup_upper_bound_basis'])})" if bound is not None else "")
     )
-    t = Table("option", "ordered", "delivered", "unmet GPU-weeks", "weeks short", "cost (USD)", title="growth")
+    t = Table(
+        "option",
+        "ordered",
+        "delivered in horizon",
+        "unmet GPU-weeks",
+        "weeks short",
+        "cost in horizon (USD)",
+        title="growth",
+    )
     for r in g["options"]:
         style = "bold green" if r["option"] == g["recommended"] else None
+        ordered = f"{r['gpus_ordered']:,}"
+        if r.get("quota_binds"):
+            ordered += f" (quota; {r['gpus_requested']:,} needed)"
+        if r.get("deliverable_in_horizon") is False:
+            delivered = f"none: arrives week {r['arrives_week']}, not deliverable in the {weeks}-week horizon"
+            if r["option"] == "replace" and r["arrives_week"] < weeks:
+                delivered = (
+                    f"{r['gpus_delivered']:,.1f} (validated from week {r['serving_from_week']}, after the horizon)"
+                )
+        else:
+            delivered = f"{r['gpus_delivered_in_horizon']:,.1f}"
         t.add_row(
             r["option"],
-            f"{r['gpus_ordered']:,}",
-            f"{r['gpus_delivered']:,.1f}",
+            ordered,
+            delivered,
             f"{r['unmet_gpu_weeks']:,.1f}",
             str(r["weeks_short"]),
             f"{r['cost_usd']:,.0f}",
             style=style,
         )
     out.print(t)
-    out.print(f"recommended: {g['recommended']} (least unmet demand, then least cost)")
+    out.print(
+        f"ordering nothing leaves {g['no_order_unmet_gpu_weeks']:,.1f} GPU-weeks unmet; "
+        f"recommended: {esc(g['recommendation'])}"
+    )
     o = Table("order week", "arrives week", "GPUs", title="launch-spike orders (current GPU)")
     for r in s["orders"]:
         o.add_row(str(r["order_week"]), str(r["arrives_week"]), f"{r['gpus']:,.0f}")
-    out.print(o)
+    if s["orders"]:
+        out.print(o)
+    else:
+        out.print(f"launch-spike orders: none ({esc(s['why_no_orders'] or '')})")
+    if s["too_late"]:
+        out.print(
+            "too late to order (needed before an order placed now arrives): "
+            + ", ".join(f"week {x['week']} +{x['gpus']:,.0f}" for x in s["too_late"])
+        )
+    if s["quota_binds"]:
+        out.print(f"the quota of {s['quota_gpus']:,.0f} GPUs binds: {s['gpus_refused_by_quota']:,.0f} more were needed")
     fs = s["first_short_week"]
     out.print(
         f"on-demand burst {s['burst_gpu_weeks']:,.1f} GPU-weeks; unmet {s['unmet_gpu_weeks']:,.1f} GPU-weeks"

@@ -133,6 +133,24 @@ def whatif_cmd(
     checkpoint_interval_s: Annotated[
         float | None, typer.Option("--checkpoint-interval-s", help="Steady work between checkpoints, s.")
     ] = None,
+    replace_unavailable_prob: Annotated[
+        float | None,
+        typer.Option(
+            "--replace-unavailable-prob",
+            help="Share of reclaims after which no spot capacity comes back for a while, [0, 1] [assumption: 0.1].",
+        ),
+    ] = None,
+    replace_unavailable_s: Annotated[
+        float | None,
+        typer.Option("--replace-unavailable-s", help="How long a replacement is unavailable then, s [assumption]."),
+    ] = None,
+    autoscale_granularity_s: Annotated[
+        float | None,
+        typer.Option(
+            "--autoscale-granularity-s",
+            help="Right-sized baseline: scale-down delay billed per job, s (cluster-autoscaler default 600).",
+        ),
+    ] = None,
     committed_share: Annotated[
         float | None, typer.Option("--committed-share", help="committed+spot: share of nodes committed, [0, 1].")
     ] = None,
@@ -182,6 +200,9 @@ def whatif_cmd(
         "notice_s": notice_s,
         "replace_s": replace_s,
         "checkpoint_interval_s": checkpoint_interval_s,
+        "replace_unavailable_prob": replace_unavailable_prob,
+        "replace_unavailable_s": replace_unavailable_s,
+        "autoscale_granularity_s": autoscale_granularity_s,
         "committed_share": committed_share,
         "committed_discount": committed_discount,
         "cloud": cloud,
@@ -190,7 +211,7 @@ def whatif_cmd(
         raise UserError(
             f"--reclaim-rate {reclaim_per_month}",
             where="--reclaim-rate",
-            expected="a share of instances interrupted a month in [0, 1] (AWS Spot Advisor buckets: 0.05 .. 0.20)",
+            expected="a share of instances interrupted a month in [0, 1] (AWS Spot Advisor buckets: <0.05 .. >0.20)",
         )
     ps = tuple(p.strip() for p in plans.split(",") if p.strip())
     if scenario is not None:
@@ -246,7 +267,7 @@ def whatif_cmd(
         return
     _print(r)
     out.print(
-        f"{len(r['plans'])} plan(s) in {wall:.1f} s"
+        f"{_n(len(r['plans']), 'plan')} in {wall:.1f} s"
         + (f"; wrote {esc(out_dir)}/summary.json, pools.csv" if out_dir else "")
     )
 
@@ -280,16 +301,21 @@ def _print(r: dict) -> None:
             f"seed {r['seed']}"
         )
         if inv["left_out"]:
-            out.print(
-                "left out: "
-                + "; ".join(f"{esc(s['gpu_model'])} ({s['gpus']:,} GPUs): {esc(s['why'])}" for s in inv["left_out"])
-            )
+            why: dict[str, list[str]] = {}
+            for s in inv["left_out"]:
+                why.setdefault(s["why"], []).append(f"{esc(s['gpu_model'])} ({_n(s['gpus'], 'GPU')})")
+            fix = "; give --models M --price M=ON_DEMAND:SPOT to replay one" if "no catalog price" in why else ""
+            out.print("left out: " + "; ".join(f"{esc(w)}: {', '.join(ms)}" for w, ms in why.items()) + fix)
         unit = "jobs"
     else:
         sp = r["spot"]
+        rate = sp["reclaim_rate_per_node_day"]
         out.print(
-            f"scenario {esc(r['scenario'])}, seed {r['seed']}: spot pools {esc(', '.join(sp['pools']))} reclaimed at "
-            f"{sp['reclaim_rate_per_node_day']:g} per node-day ({esc(sp['source'])})"
+            f"scenario {esc(r['scenario'])}, seed {r['seed']}: spot pool{'s' if len(sp['pools']) != 1 else ''} "
+            f"{esc(', '.join(sp['pools']))}: {rate:g} reclaims per node-day ({rate * 30:g} a month), notice "
+            f"{sp['notice_s']:g} s, replacement after "
+            + ("never" if sp.get("replace_s") is None else f"{sp['replace_s']:g} s")
+            + f". Source: {esc(sp['source'])}"
         )
         unit = "pods"
     cols = [
@@ -307,11 +333,29 @@ def _print(r: dict) -> None:
     ]
     cols = [c for c in cols if any(c[0] in res for res in r["plans"].values())]
     t = Table("plan", *[h for _, h, _ in cols], title="same seed, same work")
+    open_ended = False
     for name, res in r["plans"].items():
-        t.add_row(name, *[("-" if res.get(k) is None else f.format(res[k])) for k, _, f in cols])
+        cells = []
+        for k, _, f in cols:
+            if k == "completion_time_h" and (res.get("pods_at_horizon") or res.get("jobs_unfinished")):
+                # work still running or pending when the run stopped: it finished later, if at all
+                end = res.get("billed_hours") or res.get("completion_time_h")
+                cells.append(f"> {end:,.1f}")
+                open_ended = True
+            else:
+                cells.append("-" if res.get(k) is None else f.format(res[k]))
+        t.add_row(name, *cells)
     out.print(t)
+    out.print(
+        "done after (h): time from the start until the last "
+        + ("job" if inv is not None else "pod")
+        + " finished"
+        + ("; '> T': some were still running or pending at the run's horizon T" if open_ended else "")
+    )
     plans = r["plans"]
-    if "on-demand" in plans:
+    if r.get("headline"):
+        _print_headline(r["headline"], r.get("capacity_risk"), r["spec"])
+    elif "on-demand" in plans:
         base = plans["on-demand"]
         for name, res in plans.items():
             if name != "on-demand" and base["cost_usd"]:
@@ -323,6 +367,54 @@ def _print(r: dict) -> None:
                 )
                 out.print(
                     f"{name}: {100 * abs(d):.1f} % {'cheaper' if d >= 0 else 'dearer'} than all on-demand, "
-                    f"{res['lost_gpu_hours']:,.1f} GPU-h of work lost to {res['reclaims']:,} reclaims{jct}"
+                    f"{res['lost_gpu_hours']:,.1f} GPU-h of work lost to {_n(res['reclaims'], 'reclaim')}{jct}"
                 )
     out.print("invariants: ok in every run (checked by the engine at the end of each replay)")
+
+
+def _n(count: float, word: str) -> str:
+    """``1 node``, ``2 nodes``, ``1,000 GPUs``."""
+    c = f"{count:,}" if isinstance(count, int) else f"{count:,.1f}"
+    return f"{c} {word}{'' if count == 1 else 's'}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * abs(x):.1f} % {'cheaper' if x >= 0 else 'dearer'}"
+
+
+def _print_headline(h: dict, risk: dict | None, spec: dict) -> None:
+    g = spec["autoscale_granularity_s"] / 60
+    out.print(
+        f"strongest baseline: on-demand right-sized, billed only for the GPU time the jobs held plus "
+        f"{g:g} min of scale-down per job ({h['baseline_usd']:,.0f} USD); the fixed on-demand fleet costs "
+        f"{h['fixed_on_demand_usd']:,.0f} USD at {100 * h['fixed_on_demand_utilisation']:.0f} % utilisation; "
+        f"the price ratio alone is {100 * h['price_ratio_saving']:.1f} % off"
+    )
+    for name, x in h["plans"].items():
+        line = f"{name}: fixed fleet {x['fixed_usd']:,.0f} USD, {_pct(x['saving_vs_right_sized_on_demand'])} than "
+        line += f"right-sized on-demand ({_pct(x['saving_vs_fixed_on_demand'])} than the fixed on-demand fleet)"
+        if x["right_sized_usd"] is not None:
+            line += (
+                f"; right-sized too: {x['right_sized_usd']:,.0f} USD, "
+                f"{_pct(x['right_sized_saving_vs_right_sized_on_demand'])}"
+            )
+        out.print(line)
+        if x["lost_gpu_hours"] or x["mean_jct_delta_h"]:
+            jct = x["mean_jct_delta_h"]
+            out.print(
+                f"  reclaims cost beyond the price ratio: {x['lost_gpu_hours']:,.1f} GPU-h of work lost "
+                f"({x['lost_usd_at_spot_price']:,.0f} USD at the spot price)"
+                + (f", mean JCT {jct:+.2f} h" if jct is not None else "")
+                + (f", done {x['completion_delta_h']:+.1f} h later" if x["completion_delta_h"] else "")
+                + (f", {_n(x['jobs_unfinished'], 'job')} unfinished" if x["jobs_unfinished"] else "")
+            )
+    if risk is not None:
+        d = risk["expected_delta"]
+        a, b = risk["on_time"], risk["all_late"]
+        out.print(
+            f"spot capacity risk \\[assumption: {100 * risk['probability']:g} % of reclaims find no capacity for "
+            f"{risk['unavailable_s'] / 3600:g} h]: with every replacement that late, mean JCT "
+            f"{a['mean_jct_h'] or 0:.2f} -> {b['mean_jct_h'] or 0:.2f} h, done after {a['completion_time_h']:.1f} -> "
+            f"{b['completion_time_h']:.1f} h, {_n(b['jobs_unfinished'], 'job')} unfinished; expected at that share: "
+            f"mean JCT {d['mean_jct_h'] or 0:+.3f} h, cost {d['cost_usd']:+,.0f} USD (linear mix of the two replays)"
+        )
