@@ -61,6 +61,26 @@ def test_plugins_lists_extension_points():
     assert "NodeResourcesFit" in r.stdout and "Filter" in r.stdout
 
 
+def test_plugin_contracts_are_their_own_and_whole():
+    """FIFO shares a module with PrioritySort but has its own contract; a contract that runs over
+    one docstring line is shown whole (it wraps instead of being cut)."""
+    from gpuinfra.cli.plugins import contract
+    from gpuinfra.sim import plugins as _  # noqa: F401
+    from gpuinfra.sim.scheduler import REGISTRY
+
+    assert contract(REGISTRY["FIFO"]) != contract(REGISTRY["PrioritySort"])
+    assert "priorities ignored" in contract(REGISTRY["FIFO"])
+    assert contract(REGISTRY["GpuClusteringByMilli"]).endswith("which is ``GpuClustering``).")
+    assert all(c.strip() for c in map(contract, REGISTRY.values()))
+
+
+def test_scale_sentence():
+    from gpuinfra.cli.topology import scale_sentence
+
+    assert scale_sentence(None, 1024) == "Communication stays below compute up to 1,024 GPUs."
+    assert scale_sentence(256, 1024).startswith("Communication exceeds compute from 256 GPUs")
+
+
 def test_mig_profiles_and_fit():
     r = ok("mig", "profiles", "H100")
     # H100 80GB: seven 1g slices of 10 GB, start slots 0..6 (NVIDIA MIG user guide)

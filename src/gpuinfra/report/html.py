@@ -285,7 +285,7 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
         out.append(
             f"Over {_dur(summary['horizon']['duration_s'])} the cluster's {gpus:,} GPUs offered "
             f"{g['capacity_gpu_hours']:,.0f} GPU-hours; pods were allocated {g['allocated_gpu_hours']:,.0f} of them "
-            f"({100 * ratio:.2f}%), and {g['idle_gpu_hours']:,.0f} GPU-hours sat idle."
+            f"({100 * ratio:.1f}%), and {g['idle_gpu_hours']:,.0f} GPU-hours sat idle."
         )
     wc = con.get("waits_by_class") or {}
     asked = {k: v for k, v in wc.items() if v["started"] or v.get("pending_at_end")}

@@ -25,7 +25,7 @@ def run_summary_rows(s: dict[str, Any], wall_s: float) -> list[tuple[str, str]]:
         (
             "GPU-hours",
             f"capacity {g['capacity_gpu_hours']:,.0f}, allocated {g['allocated_gpu_hours']:,.0f} "
-            f"({100 * g['allocation_ratio']:.3f}%), idle {g['idle_gpu_hours']:,.0f}",
+            f"({100 * g['allocation_ratio']:.1f}%), idle {g['idle_gpu_hours']:,.0f}",
         ),
     ]
     w = s["pods"]["wait_s"]
