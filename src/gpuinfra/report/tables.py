@@ -102,6 +102,7 @@ COMPARE_HEADER = (
     "wait p90 s",
     "pending at end",
     "idle USD",
+    "runs",
 )
 
 
@@ -116,6 +117,7 @@ def compare_replay_rows(table: dict[str, dict[str, Any]]) -> list[tuple[str, ...
             f"{v['wait_s']['p90'] or 0:,.0f}",
             str(v["pending_at_end"]),
             f"{v['idle_usd'] or 0:,.0f}",
+            v.get("profile", ""),
         )
         for p, v in table.items()
     ]
