@@ -204,9 +204,9 @@ def list_cmd() -> None:
 
 
 def _dur(s: float) -> str:
-    """A projected wall time for people: "< 1 s", "3.4 s", "12 s", "5.0 min", "2.1 h"."""
-    if s < 1:
-        return "< 1 s"
+    """A projected wall time for people: "< 0.1 s", "0.5 s", "12 s", "5.0 min", "2.1 h"."""
+    if s < 0.1:
+        return "< 0.1 s"
     if s < 10:
         return f"{s:.1f} s"
     if s < 120:

@@ -53,7 +53,7 @@ BOOTSTRAP_RESAMPLES = 2000
 """Resamples per interval (Efron & Tibshirani 1993 suggest >= 1,000 for percentile intervals)."""
 
 METRIC_TITLES = {
-    "allocation_ratio": "GPU-time allocated",
+    "allocation_ratio": "allocated",
     "idle_gpu_hours": "idle GPU-hours",
     "wait_mean_s": "mean wait",
     "wait_p50_s": "median wait",
