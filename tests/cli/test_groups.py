@@ -53,6 +53,10 @@ def test_catalog_every_subcommand():
     gpus = json.loads(ok("catalog", "gpus", "--json").stdout)
     assert {"H100-SXM", "T4"} <= {g["name"] for g in gpus} and all(g["source"] for g in gpus)
     assert "p5.48xlarge" in ok("catalog", "shapes").stdout
+    # the nominal size is labelled as the datasheet's GB; the visible column is nvidia-smi's MiB / 1024
+    h200 = next(g for g in gpus if g["name"] == "H200")
+    text = ok("catalog", "gpus").stdout
+    assert "141 GB" in text and f"{h200['memory_visible_mib'] / 1024:.1f}" in text
     assert "USD/GPU-h" in ok("catalog", "prices", "H100", "--cloud", "aws").stdout
 
 
