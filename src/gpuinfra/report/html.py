@@ -251,8 +251,10 @@ def _waits_sentence(wc: dict[str, dict[str, Any]]) -> str:
             if v["started"]:
                 lead += f" (the {v['started']:,} that started waited {v['wait_p50_s']:,.0f} s at the median)"
             return lead
+        if arrived == 1:
+            return f"the one pod asking {_ask(cls)} started after {v['wait_p50_s']:,.0f} s"
         return (
-            f"all {arrived:,} pods asking {_ask(cls)} started, waiting {v['wait_p50_s']:,.0f} s at the median "
+            f"the {arrived:,} pods asking {_ask(cls)} all started, waiting {v['wait_p50_s']:,.0f} s at the median "
             f"and {v['wait_p99_s']:,.0f} s at the 99th percentile"
         )
 
