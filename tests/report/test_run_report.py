@@ -144,3 +144,23 @@ def test_saturation_sentence_follows_the_numbers():
 
     assert "ran full (99.9%" in _saturation(1.0, 720)  # 1 idle GPU of 720: full, not "below its count"
     assert "saturated at 90.0%" in _saturation(72.0, 720)
+
+
+def test_the_best_class_is_the_one_with_the_shortest_waits_counting_pending_pods():
+    """The seed-42 shape: a few shares of a GPU pending briefly still wait less than 2-GPU pods."""
+    from gpuinfra.report.html import _waits_sentence
+
+    wc = {
+        "share of 1 GPU": {
+            "pods": 15697, "started": 15554, "pending_at_end": 60, "pending_share": 60 / 15614,
+            "wait_p50_s": 0.0, "wait_p99_s": 171.0, "wait_p50_at_least_s": 0.0, "wait_p99_at_least_s": 171.0,
+            "pending_waited_min_s": 0.0,
+        },
+        "2 GPUs": {
+            "pods": 81, "started": 80, "pending_at_end": 0, "pending_share": 0.0,
+            "wait_p50_s": 0.0, "wait_p99_s": 2707.0, "wait_p50_at_least_s": 0.0, "wait_p99_at_least_s": 2707.0,
+            "pending_waited_min_s": None,
+        },
+    }  # fmt: skip
+    s = _waits_sentence(wc)
+    assert s.index("asking 2 GPUs") < s.index("asking a share of 1 GPU")

@@ -228,13 +228,16 @@ def _saturation(mean_idle_gpus: float, gpus: int) -> str:
 
 
 def _starvation(v: dict[str, Any]) -> tuple[float, float]:
-    """Rank key of a request class: share still pending, then the censored p99 wait."""
-    return (v.get("pending_share") or 0.0, v.get("wait_p99_at_least_s") or v.get("wait_p99_s") or 0.0)
+    """Rank key of a request class: the 99th-percentile wait counting pending pods at their wait
+    so far (a class whose pods mostly still wait ranks by those waits, not by its few started
+    pods), then the share still pending."""
+    p99 = v.get("wait_p99_at_least_s")
+    return (p99 if p99 is not None else (v.get("wait_p99_s") or 0.0), v.get("pending_share") or 0.0)
 
 
 def _waits_sentence(wc: dict[str, dict[str, Any]]) -> str:
-    """Worst and best request class, ranked by share still pending, then by the p99 wait counting
-    the pending pods' waits so far (right-censored at the horizon: "at least")."""
+    """Worst and best request class, ranked by the p99 wait counting the pending pods' waits so far
+    (right-censored at the horizon: "at least"), then by the share still pending."""
     worst = max(wc, key=lambda k: _starvation(wc[k]))
     best = min(wc, key=lambda k: _starvation(wc[k]))
 
@@ -244,8 +247,13 @@ def _waits_sentence(wc: dict[str, dict[str, Any]]) -> str:
         if v.get("pending_at_end"):
             lead = (
                 f"{v['pending_at_end']:,} of the {arrived:,} pods asking {_ask(cls)} "
-                f"({100 * v['pending_share']:.1f}%) were still pending at the end, each having waited at least "
-                f"{v['pending_waited_min_s']:,.0f} s; counting their waits so far the median wait was at least "
+                f"({100 * v['pending_share']:.1f}%) were still pending at the end"
+                + (
+                    f", each having waited at least {v['pending_waited_min_s']:,.0f} s"
+                    if (v.get("pending_waited_min_s") or 0) >= 1
+                    else ""
+                )
+                + "; counting their waits so far the median wait was at least "
                 f"{v['wait_p50_at_least_s']:,.0f} s and the 99th percentile at least {v['wait_p99_at_least_s']:,.0f} s"
             )
             if v["started"]:
