@@ -22,7 +22,21 @@ from gpuinfra.sim.fill import POLICIES, FillResult
 SCHEMA = "gpuinfra.compare/1"
 
 
+def profile_label(sc: Scenario) -> str:
+    """What a scenario's profile scores, reserves and breaks ties with, in one line, e.g.
+    ``score FirstFit, reserve FirstFitDevices, ties first`` (queue sort and filters are the
+    scenario's in every row of a comparison, so they are not repeated)."""
+    s = sc.scheduler
+    scores = " + ".join(e.name if e.weight == 1 else f"{e.weight:g}x{e.name}" for e in s.scores) or "none"
+    ties = "seeded random" if s.tie_break == "random" else "first"
+    return f"score {scores}, reserve {s.reserve}, ties {ties}"
+
+
 def with_policy(sc: Scenario, policy: str) -> Scenario:
+    """The scenario under a named policy of ``gpuinfra fill``: the policy's score plugin with the
+    FGD artifact's device choice (PolicyDevices) and seeded random tie-breaks, the scenario's queue
+    sort, filters and everything else unchanged. So ``firstfit`` is *not* a scenario profile of
+    FirstFit + FirstFitDevices + first-node ties; ``scenario`` runs the scenario's own profile."""
     if policy == "scenario":
         return sc
     sched = sc.scheduler.model_copy(
@@ -39,6 +53,8 @@ class PolicyRun:
     summary: dict[str, Any]
     metrics: pd.DataFrame
     ledger: pd.DataFrame
+    profile: str = ""
+    """What the row ran (:func:`profile_label`)."""
 
 
 def _wait_stats(w: np.ndarray) -> dict[str, float | None]:
@@ -58,8 +74,9 @@ def compare_replay(sc: Scenario, base_dir: Path | None, policies: list[str], see
 
     runs = []
     for p in policies:
-        out = simulate(with_policy(sc, p), base_dir, seed=seed, log_events=False)
-        runs.append(PolicyRun(p, out.summary, out.metrics, out.ledger))
+        sp = with_policy(sc, p)
+        out = simulate(sp, base_dir, seed=seed, log_events=False)
+        runs.append(PolicyRun(p, out.summary, out.metrics, out.ledger, profile_label(sp)))
     return runs
 
 
@@ -73,6 +90,7 @@ def replay_table(runs: list[PolicyRun]) -> dict[str, Any]:
         g = s["gpu_time"]
         dur_h = s["horizon"]["duration_s"] / 3600 or 1.0
         rows[r.policy] = {
+            "profile": r.profile,
             "allocation_ratio": g["allocation_ratio"],
             "allocated_gpu_hours": g["allocated_gpu_hours"],
             "idle_gpu_hours": g["idle_gpu_hours"],

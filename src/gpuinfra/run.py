@@ -114,7 +114,11 @@ def contention(built: Built, summary: dict[str, Any], led: pd.DataFrame, metrics
       duration) divided by (cluster GPUs x the arrival window, first to last submit). 1.0 means
       the pods ask for as much GPU time as the cluster has while they arrive.
     - ``waits_by_class``: per request class (CPU only, share of 1 GPU, N GPUs): pods, started,
-      wait p50/p99/max in seconds over started pods, pending at the end.
+      wait p50/p99/max in seconds over started pods, pending at the end, the share of the
+      class's arrived pods still pending (``pending_share``), and lower bounds that count the
+      pending pods' waits so far (horizon end - submit, right-censored): ``wait_p50_at_least_s``,
+      ``wait_p99_at_least_s`` (percentiles over started and pending pods; the true percentiles are
+      at least these) and ``pending_waited_min_s`` (every pending pod had waited at least this).
     - ``stranded``: idle GPU-hours in the sampling intervals in which at least one pod was
       pending (capacity that existed while work waited), and their cost at the mean price of the
       run's idle GPU-hours; ``fragmented``: FGD's fragmentation measure (idle GPU capacity the
@@ -136,18 +140,35 @@ def contention(built: Built, summary: dict[str, Any], led: pd.DataFrame, metrics
     uniq, inverse = np.unique(code, return_inverse=True)
     names = [request_class(int(u // (MILLI_PER_GPU + 1)), int(u % (MILLI_PER_GPU + 1))) for u in uniq.tolist()]
     cls = np.array(names, dtype=object)[inverse.reshape(-1)].tolist()
-    frame = pd.DataFrame({"cls": cls, "wait_s": led["wait_s"].to_numpy(), "outcome": led["outcome"].to_numpy()})
+    end_s = summary["horizon"]["end_s"]
+    frame = pd.DataFrame(
+        {
+            "cls": cls,
+            "wait_s": led["wait_s"].to_numpy(),
+            "outcome": led["outcome"].to_numpy(),
+            "submit_s": np.asarray(p.submit_s, dtype=float),
+        }
+    )
     waits: dict[str, Any] = {}
     for name in sorted(set(cls), key=_class_order):
         sub = frame[frame["cls"] == name]
         w = sub["wait_s"].dropna().to_numpy()
+        pend = (sub["outcome"] == "pending_at_horizon").to_numpy()
+        # right-censored: a pod pending at the horizon has waited at least (horizon end - submit)
+        so_far = (end_s - sub["submit_s"].to_numpy()[pend]) if end_s is not None and pend.any() else np.array([])
+        both = np.concatenate([w, so_far])
+        arrived_n = len(w) + int(pend.sum())
         waits[name] = {
             "pods": int(len(sub)),
             "started": int(len(w)),
             "wait_p50_s": float(np.percentile(w, 50)) if len(w) else None,
             "wait_p99_s": float(np.percentile(w, 99)) if len(w) else None,
             "wait_max_s": float(w.max()) if len(w) else None,
-            "pending_at_end": int((sub["outcome"] == "pending_at_horizon").sum()),
+            "pending_at_end": int(pend.sum()),
+            "pending_share": float(pend.sum() / arrived_n) if arrived_n else 0.0,
+            "wait_p50_at_least_s": float(np.percentile(both, 50)) if len(both) else None,
+            "wait_p99_at_least_s": float(np.percentile(both, 99)) if len(both) else None,
+            "pending_waited_min_s": float(so_far.min()) if len(so_far) else None,
         }
 
     dt = (metrics["t_end_s"] - metrics["t_start_s"]).to_numpy()

@@ -53,5 +53,5 @@ def test_health_prints_log_text_verbatim(tmp_path):
     log = tmp_path / "[bold]node.log"
     log.write_text("[  100.0] NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the bus.\n")
     r = gi("health", "--dmesg", str(log))
-    assert r.returncode == 0, r.output
+    assert r.returncode == 1, r.output  # Xid 79: reboot_node, an action
     assert "[bold]node.log" in r.stdout and "Traceback" not in r.output

@@ -53,12 +53,36 @@ def test_catalog_every_subcommand():
     gpus = json.loads(ok("catalog", "gpus", "--json").stdout)
     assert {"H100-SXM", "T4"} <= {g["name"] for g in gpus} and all(g["source"] for g in gpus)
     assert "p5.48xlarge" in ok("catalog", "shapes").stdout
+    # the nominal size is labelled as the datasheet's GB; the visible column is nvidia-smi's MiB / 1024
+    h200 = next(g for g in gpus if g["name"] == "H200")
+    text = ok("catalog", "gpus").stdout
+    assert "141 GB" in text and f"{h200['memory_visible_mib'] / 1024:.1f}" in text
     assert "USD/GPU-h" in ok("catalog", "prices", "H100", "--cloud", "aws").stdout
 
 
 def test_plugins_lists_extension_points():
     r = ok("plugins")
     assert "NodeResourcesFit" in r.stdout and "Filter" in r.stdout
+
+
+def test_plugin_contracts_are_their_own_and_whole():
+    """FIFO shares a module with PrioritySort but has its own contract; a contract that runs over
+    one docstring line is shown whole (it wraps instead of being cut)."""
+    from gpuinfra.cli.plugins import contract
+    from gpuinfra.sim import plugins as _  # noqa: F401
+    from gpuinfra.sim.scheduler import REGISTRY
+
+    assert contract(REGISTRY["FIFO"]) != contract(REGISTRY["PrioritySort"])
+    assert "priorities ignored" in contract(REGISTRY["FIFO"])
+    assert contract(REGISTRY["GpuClusteringByMilli"]).endswith("which is ``GpuClustering``).")
+    assert all(c.strip() for c in map(contract, REGISTRY.values()))
+
+
+def test_scale_sentence():
+    from gpuinfra.cli.topology import scale_sentence
+
+    assert scale_sentence(None, 1024) == "Communication stays below compute up to 1,024 GPUs."
+    assert scale_sentence(256, 1024).startswith("Communication exceeds compute from 256 GPUs")
 
 
 def test_mig_profiles_and_fit():
@@ -122,7 +146,9 @@ def test_probe_from_saved_files(tmp_path):
 
 
 def test_health_reads_a_kernel_log():
-    d = json.loads(ok("health", "--dmesg", str(FIX / "dmesg-xid.log"), "--json").stdout)
+    r = gi("health", "--dmesg", str(FIX / "dmesg-xid.log"), "--json")
+    assert r.returncode == 1, r.output  # the fixture's verdict is an action
+    d = json.loads(r.stdout)
     assert d and all("action" in f for f in d)
     assert "flowchart" in ok("health", "--tree").stdout
 

@@ -2,6 +2,7 @@
 prefixes), the nvidia-smi -q excerpt of facts/gpu.md 4.2, junk, unknown Xids."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,7 +86,7 @@ def test_cli_json_and_verdict_last(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # an action is needed
     data = json.loads(r.stdout)
     assert {"source_line", "gpu", "xid", "class", "action", "reason"} <= set(data[0])
     assert {d["action"] for d in data} <= set(ACTIONS)
@@ -93,9 +94,13 @@ def test_cli_json_and_verdict_last(tmp_path):
         [sys.executable, "-m", "gpuinfra.cli", "health", "--dmesg", str(FIX / "dmesg-xid.log")],
         capture_output=True,
         text=True,
-        env={"COLUMNS": "250", "PATH": ""},
+        env={
+            "COLUMNS": "250",
+            "PATH": "",
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
+        },
     )
-    assert r.returncode == 0
+    assert r.returncode == 1
     assert r.stdout.strip().splitlines()[-1].startswith("node verdict: drain_and_replace")
 
 
@@ -115,3 +120,36 @@ def test_cli_bad_input(args, needle, tmp_path):
         [sys.executable, "-m", "gpuinfra.cli", "health", "--nvidia-smi", str(junk)], capture_output=True, text=True
     )
     assert r.returncode == 2 and "no GPU sections found" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "line,code",
+    [
+        ("NVRM: Xid (PCI:0000:5a:00): 43, pid=7, name=python, Ch 00000008", 0),  # IGNORE: verdict none
+        ("NVRM: Xid (PCI:0000:5a:00): 13, pid=7, name=python, Graphics Exception", 1),  # restart_app
+        ("NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the bus.", 1),  # reboot_node
+    ],
+)
+def test_cli_exit_code_says_whether_an_action_is_needed(line, code, tmp_path):
+    """On-call scripts: 0 = verdict none, 1 = an action is needed (2 = bad input, above)."""
+    log = tmp_path / "kern.log"
+    log.write_text(f"[  100.0] {line}\n")
+    for extra in ([], ["--json"]):
+        r = subprocess.run(
+            [sys.executable, "-m", "gpuinfra.cli", "health", "--dmesg", str(log), *extra],
+            capture_output=True,
+            text=True,
+            env={
+                "COLUMNS": "250",
+                "PATH": "",
+                **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
+            },
+        )
+        assert r.returncode == code, r.stdout + r.stderr
+
+
+def test_resolution_buckets_are_shown_in_words():
+    from gpuinfra.models.faults import bucket_meaning
+
+    assert bucket_meaning("RESTART_BM") == "reboot the bare-metal node"
+    assert "NVLink" in bucket_meaning("WORKFLOW_NVLINK_ERR")

@@ -96,3 +96,71 @@ def test_request_classes():
     assert request_class(1, 500) == "share of 1 GPU"
     assert request_class(1, 1000) == "1 GPU"
     assert request_class(8, 1000) == "8 GPUs"
+
+
+def test_pending_pods_count_in_the_censored_waits(run):
+    """Pending pods enter the lower-bound percentiles at horizon end - submit (right-censored)."""
+    out, _ = run
+    led, wc = out.ledger, out.summary["contention"]["waits_by_class"]
+    end = out.summary["horizon"]["end_s"]
+    cls = np.array([request_class(int(n), int(k)) for n, k in zip(out.built.pods.num_gpu, out.built.pods.gpu_milli)])
+    for name, v in wc.items():
+        sel = cls == name
+        pend = sel & (led["outcome"].to_numpy() == "pending_at_horizon")
+        started = led["wait_s"].to_numpy()[sel]
+        started = started[~np.isnan(started)]
+        both = np.concatenate([started, end - out.built.pods.submit_s[pend]])
+        assert v["pending_share"] == pytest.approx(pend.sum() / (len(started) + pend.sum()))
+        if len(both):
+            assert v["wait_p99_at_least_s"] == pytest.approx(float(np.percentile(both, 99)))
+        if pend.any():
+            assert v["pending_waited_min_s"] >= 0
+
+
+def test_the_starving_class_is_named_worst_not_best():
+    """The newcomer's case: 3 of 163 eight-GPU pods started (short waits), 159 still pending."""
+    from gpuinfra.report.html import _waits_sentence
+
+    wc = {
+        "1 GPU": {
+            "pods": 900, "started": 900, "pending_at_end": 0, "pending_share": 0.0,
+            "wait_p50_s": 40.0, "wait_p99_s": 900.0, "wait_p50_at_least_s": 40.0, "wait_p99_at_least_s": 900.0,
+            "pending_waited_min_s": None,
+        },
+        "8 GPUs": {
+            "pods": 163, "started": 3, "pending_at_end": 159, "pending_share": 159 / 162,
+            "wait_p50_s": 0.0, "wait_p99_s": 122.0, "wait_p50_at_least_s": 20000.0,
+            "wait_p99_at_least_s": 40000.0, "pending_waited_min_s": 300.0,
+        },
+    }  # fmt: skip
+    s = _waits_sentence(wc)
+    assert s.index("asking 8 GPUs") < s.index("asking 1 GPU")
+    assert "159 of the 162 pods asking 8 GPUs" in s and "at least 20,000 s" in s
+    assert "0 s and 122 s" not in s
+
+
+def test_saturation_sentence_follows_the_numbers():
+    from gpuinfra.report.html import _saturation
+
+    assert "ran full (99.9%" in _saturation(1.0, 720)  # 1 idle GPU of 720: full, not "below its count"
+    assert "saturated at 90.0%" in _saturation(72.0, 720)
+
+
+def test_the_best_class_is_the_one_with_the_shortest_waits_counting_pending_pods():
+    """The seed-42 shape: a few shares of a GPU pending briefly still wait less than 2-GPU pods."""
+    from gpuinfra.report.html import _waits_sentence
+
+    wc = {
+        "share of 1 GPU": {
+            "pods": 15697, "started": 15554, "pending_at_end": 60, "pending_share": 60 / 15614,
+            "wait_p50_s": 0.0, "wait_p99_s": 171.0, "wait_p50_at_least_s": 0.0, "wait_p99_at_least_s": 171.0,
+            "pending_waited_min_s": 0.0,
+        },
+        "2 GPUs": {
+            "pods": 81, "started": 80, "pending_at_end": 0, "pending_share": 0.0,
+            "wait_p50_s": 0.0, "wait_p99_s": 2707.0, "wait_p50_at_least_s": 0.0, "wait_p99_at_least_s": 2707.0,
+            "pending_waited_min_s": None,
+        },
+    }  # fmt: skip
+    s = _waits_sentence(wc)
+    assert s.index("asking 2 GPUs") < s.index("asking a share of 1 GPU")

@@ -22,7 +22,9 @@ class GpuModel:
     aliases: tuple[str, ...]
     arch: str
     memory_gib: float | None
-    """Nominal memory in the product name (binary GiB, see facts/gpu.md 'Units')."""
+    """Nominal memory in the product name, as the datasheet prints it ("80GB", "141GB"): NVIDIA
+    writes GB, for HBM parts effectively binary (an 80GB H100 has 80 GiB physical; facts/gpu.md
+    'Units'). Not what software sees: that is ``memory_visible_mib`` / ``cuda_total_mib``."""
     memory_visible_mib: int | None
     """What nvidia-smi / deviceQuery reports as total; None where no real reading is known."""
     cuda_total_mib: int | None

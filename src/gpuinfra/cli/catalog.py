@@ -28,7 +28,8 @@ def catalog_gpus(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
         return
     t = Table(
         "model",
-        "GiB",
+        "memory (name)",
+        "visible GiB",
         "mem BW GB/s",
         "SMs",
         "FP16/BF16 TF",
@@ -47,7 +48,8 @@ def catalog_gpus(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
     for m in gpu_models():
         t.add_row(
             m.name,
-            f(m.memory_gib),
+            "-" if m.memory_gib is None else f"{m.memory_gib:g} GB",
+            "-" if m.memory_visible_mib is None else f"{m.memory_visible_mib / 1024:.1f}",
             f(m.mem_bw_bytes_per_s, 1e9),
             f(m.sm_count),
             f(m.fp16_tensor_dense_flops, 1e12),
@@ -61,6 +63,10 @@ def catalog_gpus(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
         )
     out.print(t)
     out.print(
+        "memory (name): the capacity in the product name and datasheet, which NVIDIA writes as GB (for "
+        "HBM parts it is effectively binary: an 80 GB H100 has 80 GiB physical, facts/gpu.md 'Units'). "
+        "visible GiB: the total a published nvidia-smi / deviceQuery output reports (memory_visible_mib / "
+        "1024), what software can allocate from; '-' where the repo has no such output. "
         "Sources: `gpuinfra catalog gpus --json` (field 'source'); evidence P primary, S secondary, "
         "D derived, U unverified."
     )

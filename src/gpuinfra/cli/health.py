@@ -13,6 +13,9 @@ from rich.table import Table
 from gpuinfra.cli._common import check_input_file, esc, out
 from gpuinfra.errors import UserError
 
+EXIT_ACTION_NEEDED = 1
+"""Exit code when the node's verdict is an action (restart_app or more severe); 0 when none; 2 bad input."""
+
 
 def health(
     dmesg: Annotated[
@@ -25,7 +28,10 @@ def health(
     ] = False,
 ) -> None:
     """Classify a GPU node's Xid and ECC evidence and say what to do: none, restart_app, reset_gpu,
-    reboot_node or drain_and_replace (the most severe is the node's verdict)."""
+    reboot_node or drain_and_replace (the most severe is the node's verdict).
+
+    Exit codes: 0 the verdict is none (nothing to do), 1 an action is needed (any other verdict),
+    2 bad input (missing or unreadable file, nothing to read)."""
     from gpuinfra.io.health import parse_kernel_log, parse_nvidia_smi_q, read_text
     from gpuinfra.models.faults import decision_tree_mermaid, escalate, verdict
 
@@ -47,9 +53,10 @@ def health(
         findings += ev.findings
         notes.append(f"{nvidia_smi}: {len(ev.gpus_seen)} GPU(s)")
     findings = escalate(findings)
+    v = verdict(findings)
     if as_json:
         sys.stdout.write(json.dumps([f.as_json() for f in findings], indent=2) + "\n")
-        return
+        raise typer.Exit(EXIT_ACTION_NEEDED if v != "none" else 0)
     t = Table("source", "gpu", "xid", "class", "action", "reason", show_lines=False)
     for f in findings:
         t.add_row(f.source, f.gpu or "-", "-" if f.xid is None else str(f.xid), f.cls, f.action, f.reason)
@@ -57,7 +64,8 @@ def health(
         out.print(t)
     for n in notes:
         out.print(f"[dim]{esc(n)}[/]", markup=True)
-    v = verdict(findings)
     worst = [f for f in findings if f.action == v]
     why = worst[0].reason if worst else "no fault evidence found"
     out.print(f"node verdict: [bold]{esc(v)}[/] ({esc(why)})", markup=True)
+    if v != "none":
+        raise typer.Exit(EXIT_ACTION_NEEDED)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -165,32 +164,26 @@ def report_cmd(
     directory: Annotated[Path, typer.Argument(help="The sweep directory (holding sweep.duckdb).")],
     x: Annotated[str | None, typer.Option(help="Metric on the x axis (default: the sweep file's report.x).")] = None,
     y: Annotated[str | None, typer.Option(help="Metric on the y axis.")] = None,
-    confidence: Annotated[float | None, typer.Option(help="t-interval level over seeds (default 0.95).")] = None,
+    confidence: Annotated[
+        float | None, typer.Option(help="Bootstrap-interval level over seeds (default 0.95).")
+    ] = None,
     html: Annotated[Path | None, typer.Option(help="Where to write the HTML report (default DIR/report.html).")] = None,
 ) -> None:
-    """Compare configurations: mean and Student-t interval over seeds per metric; a trade-off plot."""
+    """Compare configurations: mean and percentile-bootstrap interval over seeds per metric; a trade-off plot."""
     from gpuinfra.sweep import report
-    from gpuinfra.sweep.report import write_html
+    from gpuinfra.sweep.report import fmt_interval, metric_title, param_title, write_html
 
     rep = report(directory, x=x, y=y, confidence=confidence)
-    t = Table(title=f"sweep {escape(rep.name)}: mean [{100 * rep.confidence:g} % t-interval] over seeds")
-    params = [
-        c for c in rep.table.columns if c not in ("config_id", "label", "n") and not c.endswith(("_mean", "_lo", "_hi"))
-    ]
-    for p in params:  # the varied parameters, headed by their last path segment
-        t.add_column(escape(p.rsplit(".", 1)[-1]), overflow="fold")
-    t.add_column("n", justify="right")
+    t = Table(title=f"sweep {escape(rep.name)}: mean [{100 * rep.confidence:g} % bootstrap interval] over seeds")
+    for p in rep.params:  # the varied parameters, headed by their readable names
+        t.add_column(escape(param_title(p)), overflow="fold")
+    t.add_column("seeds", justify="right")
     shown = list(dict.fromkeys([rep.y, rep.x, *rep.metrics]))[:4]
     for m in shown:
-        t.add_column(f"{m} ({rep.units[m]})", justify="right")
+        t.add_column(escape(metric_title(m, rep.units[m])), justify="right")
     for _, r in rep.table.iterrows():
-        cells = []
-        for m in shown:
-            mean, lo, hi = r[f"{m}_mean"], r[f"{m}_lo"], r[f"{m}_hi"]
-            cells.append(
-                "" if math.isnan(mean) else f"{mean:.4g}" + ("" if math.isnan(lo) else f" [{lo:.4g}, {hi:.4g}]")
-            )
-        t.add_row(*(escape(str(r[p])) for p in params), str(r["n"]), *cells)
+        cells = [fmt_interval(r[f"{m}_mean"], r[f"{m}_lo"], r[f"{m}_hi"], rep.units[m]) for m in shown]
+        t.add_row(*(escape(str(r[p])) for p in rep.params), str(r["n"]), *cells)
     out.print(t)
     path = write_html(rep, html or Path(directory) / "report.html")
     out.print(f"{rep.runs_done} of {rep.runs_expected} runs recorded; report: {escape(str(path))}", highlight=False)
@@ -211,6 +204,11 @@ def list_cmd() -> None:
 
 
 def _dur(s: float) -> str:
+    """A projected wall time for people: "< 0.1 s", "0.5 s", "12 s", "5.0 min", "2.1 h"."""
+    if s < 0.1:
+        return "< 0.1 s"
+    if s < 10:
+        return f"{s:.1f} s"
     if s < 120:
         return f"{s:.0f} s"
     if s < 7200:

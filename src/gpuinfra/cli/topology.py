@@ -304,7 +304,11 @@ def scale(
         )
     out.print(t)
     at = sc.comm_dominates_at(curve)
-    out.print(
-        "communication exceeds compute from " + (f"{at} GPUs" if at else f"no size up to {curve[-1]['gpus']} GPUs"),
-        highlight=False,
-    )
+    out.print(scale_sentence(at, int(curve[-1]["gpus"])), highlight=False)
+
+
+def scale_sentence(at: int | None, max_gpus: int) -> str:
+    """Where communication on the critical path overtakes compute, as a sentence."""
+    if at is None:
+        return f"Communication stays below compute up to {max_gpus:,} GPUs."
+    return f"Communication exceeds compute from {at:,} GPUs on (largest size tried: {max_gpus:,} GPUs)."

@@ -70,6 +70,36 @@ class Finding:
         }
 
 
+# What NVIDIA's Xid Catalog resolution buckets ask an operator to do, in words (NVIDIA Xid
+# Catalog, docs.nvidia.com/deploy/xid-errors/analyzing-xid-catalog.html, "Resolution" column and
+# the per-Xid workflows it names; paraphrased).
+RESOLUTION_BUCKETS = {
+    "IGNORE": "nothing to do for the GPU",
+    "RESTART_APP": "restart the application",
+    "RESET_GPU": "reset the GPU",
+    "RESTART_BM": "reboot the bare-metal node",
+    "RESTART_VM": "restart the virtual machine",
+    "RESTART_FM": "restart Fabric Manager",
+    "CHECK_UVM": "check the CUDA unified-memory (nvidia-uvm) driver",
+    "CHECK_MECHANICALS": "check power cables and seating",
+    "UPDATE_SWFW": "update the driver or firmware",
+    "CONTACT_SUPPORT": "contact NVIDIA support",
+    "RUN_FIELDDIAG": "run NVIDIA field diagnostics",
+    "WORKFLOW_XID_13": "the Xid 13 workflow: repeats on one GPU mean diagnostics, else the application",
+    "WORKFLOW_XID_31": "the Xid 31 workflow: repeats on one GPU mean diagnostics, else the application",
+    "WORKFLOW_XID_45": "the Xid 45 workflow: follow the other Xid, alone restart Fabric Manager",
+    "WORKFLOW_XID_48": "the double-bit ECC workflow: reset the GPU; with Xid 63/64 drain and reset",
+    "WORKFLOW_NVLINK_ERR": "the NVLink error workflow: reset the GPU or reboot the node to clear the link",
+    "WORKFLOW_NVLINK5_ERR": "the NVLink 5 workflow: decode the sub-code",
+    "XID_154": "the action the driver's recovery-action text names",
+}
+
+
+def bucket_meaning(code: str) -> str:
+    """The resolution bucket in words; the code itself when gpuinfra has no wording for it."""
+    return RESOLUTION_BUCKETS.get(code, code)
+
+
 def severity(action: str) -> int:
     return ACTIONS.index(action)
 
@@ -187,7 +217,11 @@ def classify_xid(xid: int, text: str) -> tuple[str, str, str]:
             "solo restart Fabric Manager (catalog WORKFLOW_XID_45)",
         )
     reason = f"Xid {xid} {cat.mnemonic} ({cat.description}): "
-    reason += f"NVIDIA's immediate action {cat.catalog_action}" if cat.catalog_action else "gpuinfra's action"
+    reason += (
+        f"NVIDIA's immediate action {cat.catalog_action} ({bucket_meaning(cat.catalog_action)})"
+        if cat.catalog_action
+        else "gpuinfra's action"
+    )
     if cat.notes:
         reason += f"; {cat.notes}"
     return (cat.cause_class, cat.action, reason)

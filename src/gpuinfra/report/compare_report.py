@@ -145,6 +145,7 @@ def render_compare_report(name: str, table: dict[str, Any], runs: list[Any]) -> 
             v["preemptions"],
             _fmt(v["idle_usd"], 0),
             "ok" if v["invariants_ok"] else "VIOLATED",
+            v.get("profile", ""),
         ]
         for p, v in table.items()
     ]
@@ -165,6 +166,7 @@ def render_compare_report(name: str, table: dict[str, Any], runs: list[Any]) -> 
                     "preemptions",
                     "idle cost USD",
                     "invariants",
+                    "runs (named policies: the FGD artifact's device choice and seeded ties)",
                 ],
                 rows,
                 set(range(1, 11)),

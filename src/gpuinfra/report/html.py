@@ -207,6 +207,68 @@ def _ask(cls: str) -> str:
     return "a " + cls if cls.startswith("share") else ("no GPU" if cls == "CPU only" else cls)
 
 
+# Below this share of the GPUs idle on average the cluster counts as full: one or two idle GPUs
+# among hundreds are the granularity of the requests, not a saturation point (an assumption of
+# this report's wording, not a measured threshold).
+FULL_IDLE_SHARE = 0.02
+
+
+def _saturation(mean_idle_gpus: float, gpus: int) -> str:
+    """The saturation clause of the ramp-up sentence, derived from the mean idle GPUs."""
+    share = mean_idle_gpus / gpus if gpus else 0.0
+    if share < FULL_IDLE_SHARE:
+        return (
+            f"the cluster ran full ({100 * (1 - share):.1f}% of its GPUs allocated, under "
+            f"{100 * FULL_IDLE_SHARE:.0f}% idle), so the pending pods waited for capacity"
+        )
+    return (
+        f"the cluster saturated at {100 * (1 - share):.1f}% of its GPUs: {100 * share:.1f}% stayed idle "
+        "because the pending pods' requests did not fit the idle capacity"
+    )
+
+
+def _starvation(v: dict[str, Any]) -> tuple[float, float]:
+    """Rank key of a request class: the 99th-percentile wait counting pending pods at their wait
+    so far (a class whose pods mostly still wait ranks by those waits, not by its few started
+    pods), then the share still pending."""
+    p99 = v.get("wait_p99_at_least_s")
+    return (p99 if p99 is not None else (v.get("wait_p99_s") or 0.0), v.get("pending_share") or 0.0)
+
+
+def _waits_sentence(wc: dict[str, dict[str, Any]]) -> str:
+    """Worst and best request class, ranked by the p99 wait counting the pending pods' waits so far
+    (right-censored at the horizon: "at least"), then by the share still pending."""
+    worst = max(wc, key=lambda k: _starvation(wc[k]))
+    best = min(wc, key=lambda k: _starvation(wc[k]))
+
+    def part(cls: str) -> str:
+        v = wc[cls]
+        arrived = v["started"] + v.get("pending_at_end", 0)
+        if v.get("pending_at_end"):
+            lead = (
+                f"{v['pending_at_end']:,} of the {arrived:,} pods asking {_ask(cls)} "
+                f"({100 * v['pending_share']:.1f}%) were still pending at the end"
+                + (
+                    f", each having waited at least {v['pending_waited_min_s']:,.0f} s"
+                    if (v.get("pending_waited_min_s") or 0) >= 1
+                    else ""
+                )
+                + "; counting their waits so far the median wait was at least "
+                f"{v['wait_p50_at_least_s']:,.0f} s and the 99th percentile at least {v['wait_p99_at_least_s']:,.0f} s"
+            )
+            if v["started"]:
+                lead += f" (the {v['started']:,} that started waited {v['wait_p50_s']:,.0f} s at the median)"
+            return lead
+        if arrived == 1:
+            return f"the one pod asking {_ask(cls)} started after {v['wait_p50_s']:,.0f} s"
+        return (
+            f"the {arrived:,} pods asking {_ask(cls)} all started, waiting {v['wait_p50_s']:,.0f} s at the median "
+            f"and {v['wait_p99_s']:,.0f} s at the 99th percentile"
+        )
+
+    return f"Waits depend on what a pod asks for: {part(worst)}; {part(best)}."
+
+
 def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
     """Sentences computed from this run's numbers, the contention findings first."""
     g, pods, cost = summary["gpu_time"], summary["pods"], summary["cost"]
@@ -226,31 +288,19 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
         if sh.get("allocation_ratio") is not None and sh.get("mean_pending_pods"):
             out.append(
                 f"After the ramp-up (second half of the run) allocation averaged {100 * sh['allocation_ratio']:.1f}% "
-                f"with {sh['mean_idle_gpus']:,.0f} GPUs idle while {sh['mean_pending_pods']:,.1f} pods were pending "
-                "on average: the cluster saturates below its GPU count."
+                f"with {sh['mean_idle_gpus']:,.1f} GPUs idle while {sh['mean_pending_pods']:,.1f} pods were pending "
+                f"on average: {_saturation(sh['mean_idle_gpus'], gpus)}."
             )
     else:
         out.append(
             f"Over {_dur(summary['horizon']['duration_s'])} the cluster's {gpus:,} GPUs offered "
             f"{g['capacity_gpu_hours']:,.0f} GPU-hours; pods were allocated {g['allocated_gpu_hours']:,.0f} of them "
-            f"({100 * ratio:.2f}%), and {g['idle_gpu_hours']:,.0f} GPU-hours sat idle."
+            f"({100 * ratio:.1f}%), and {g['idle_gpu_hours']:,.0f} GPU-hours sat idle."
         )
     wc = con.get("waits_by_class") or {}
-    started = {k: v for k, v in wc.items() if v["started"]}
-    if started and pods["waited"]:
-        worst = max(started, key=lambda k: started[k]["wait_p99_s"] or 0.0)
-        best = min(started, key=lambda k: started[k]["wait_p99_s"] or 0.0)
-        w, b = started[worst], started[best]
-        out.append(
-            f"Waits depend on what a pod asks for: pods asking {_ask(worst)} waited {w['wait_p50_s']:,.0f} s at the median "
-            f"and {w['wait_p99_s']:,.0f} s at the 99th percentile; pods asking {_ask(best)} {b['wait_p50_s']:,.0f} s and "
-            f"{b['wait_p99_s']:,.0f} s."
-            + (
-                f" {w['pending_at_end']:,} pods asking {_ask(worst)} were still pending at the end."
-                if w["pending_at_end"]
-                else ""
-            )
-        )
+    asked = {k: v for k, v in wc.items() if v["started"] or v.get("pending_at_end")}
+    if len(asked) > 1 and (pods["waited"] or any(v.get("pending_at_end") for v in asked.values())):
+        out.append(_waits_sentence(asked))
     st = con.get("stranded") or {}
     if st.get("intervals_with_pending"):
         usd = f" (${st['usd']:,.0f} at the mean price of the idle GPU-hours)" if st.get("usd") is not None else ""

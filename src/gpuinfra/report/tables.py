@@ -25,7 +25,7 @@ def run_summary_rows(s: dict[str, Any], wall_s: float) -> list[tuple[str, str]]:
         (
             "GPU-hours",
             f"capacity {g['capacity_gpu_hours']:,.0f}, allocated {g['allocated_gpu_hours']:,.0f} "
-            f"({100 * g['allocation_ratio']:.3f}%), idle {g['idle_gpu_hours']:,.0f}",
+            f"({100 * g['allocation_ratio']:.1f}%), idle {g['idle_gpu_hours']:,.0f}",
         ),
     ]
     w = s["pods"]["wait_s"]
@@ -102,6 +102,7 @@ COMPARE_HEADER = (
     "wait p90 s",
     "pending at end",
     "idle USD",
+    "runs",
 )
 
 
@@ -116,6 +117,7 @@ def compare_replay_rows(table: dict[str, dict[str, Any]]) -> list[tuple[str, ...
             f"{v['wait_s']['p90'] or 0:,.0f}",
             str(v["pending_at_end"]),
             f"{v['idle_usd'] or 0:,.0f}",
+            v.get("profile", ""),
         )
         for p, v in table.items()
     ]

@@ -2,7 +2,7 @@
 
 ``load_spec`` / ``plan`` read and expand a sweep file; ``run_sweep`` runs it on a local process
 pool or a Ray cluster and stores every run in ``sweep.duckdb`` (crash-safe, resumable);
-``report`` compares configurations with t-intervals over seeds. See docs/sweeps.md.
+``report`` compares configurations with percentile-bootstrap intervals over seeds. See docs/sweeps.md.
 """
 
 from gpuinfra.sweep.report import SweepReport, report

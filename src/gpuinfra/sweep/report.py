@@ -1,10 +1,16 @@
-"""Compare a sweep's configurations: mean and Student-t confidence interval over seeds per metric.
+"""Compare a sweep's configurations: mean and percentile-bootstrap confidence interval over seeds.
 
-For a configuration with n seeds and sample standard deviation s of a metric, the interval is
-mean +- t_{(1+c)/2, n-1} * s / sqrt(n) (two-sided, level c, default 0.95; scipy.stats.t). It
-assumes the seeds' results are independent draws of a roughly normal quantity; with n = 1 no
-interval is given. The trade-off plot puts two metrics of every configuration on the axes with
-these intervals as error bars (plotly HTML).
+For a configuration with n >= 2 seeds, the interval of a metric's mean is the percentile
+bootstrap: B = 2,000 resamples of the n seed values with replacement, the mean of each, and the
+(1 - c)/2 and (1 + c)/2 quantiles of those means (two-sided, level c, default 0.95; Efron &
+Tibshirani, *An Introduction to the Bootstrap*, 1993, ch. 13). Unlike a Student-t interval it
+never leaves the range of the observed values, so a quantity that cannot be negative (a wait, an
+idle GPU-hour) never gets a negative bound; with few seeds (n = 5) it is narrower than the true
+coverage asks (it cannot reach beyond the seeds seen), which the report says. The resamples come
+from the seeded stream ``bootstrap:METRIC`` of :class:`gpuinfra.rng.Rngs`, seeded by the
+configuration id, so the same database gives the same bytes. With n = 1 no interval is given. The
+trade-off plot puts two metrics of every configuration on the axes with these intervals as error
+bars (plotly HTML), one marker (colour and symbol) per configuration.
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from gpuinfra.errors import UserError, did_you_mean
+from gpuinfra.rng import Rngs
 from gpuinfra.sweep.store import DB_NAME, HEADLINE
 
 
@@ -36,12 +45,81 @@ class SweepReport:
     y: str
     runs_expected: int
     runs_done: int
+    params: tuple[str, ...] = ()
+    """The varied parameters (columns of ``table``), in the sweep file's order."""
 
 
-def _t(conf: float, df: int) -> float:
-    from scipy.stats import t
+BOOTSTRAP_RESAMPLES = 2000
+"""Resamples per interval (Efron & Tibshirani 1993 suggest >= 1,000 for percentile intervals)."""
 
-    return float(t.ppf((1 + conf) / 2, df))
+METRIC_TITLES = {
+    "allocation_ratio": "allocated",
+    "idle_gpu_hours": "idle GPU-hours",
+    "wait_mean_s": "mean wait",
+    "wait_p50_s": "median wait",
+    "wait_p90_s": "90th-percentile wait",
+    "wait_p99_s": "99th-percentile wait",
+    "completed": "pods completed",
+    "pending_at_end": "pods pending at the end",
+    "queue_mean_length": "mean queue length",
+    "allocated_usd": "cost of allocated GPUs",
+    "idle_usd": "cost of idle GPUs",
+    "gpus": "cluster GPUs",
+    "unalloc_pct": "GPUs left unallocated",
+    "frag_amount_pct": "fragmented GPU capacity",
+    "alloc_pct": "GPUs allocated",
+    "arrived_pct": "demand arrived",
+    "failed_pods": "pods that failed to place",
+    "failed_gpus": "GPUs asked by failed pods",
+    "placed": "pods placed",
+}
+"""A metric's name for people (column and axis titles); the unit comes from ``store.HEADLINE``."""
+
+PARAM_TITLES = {
+    "workload.generator.arrival_rate_per_hour": "arrival rate (pods/h)",
+    "workload.generator.jobs": "jobs",
+    "policy": "policy",
+    "load": "offered load (x capacity)",
+    "nodes": "nodes",
+    "workload": "workload",
+    "cluster.replicate": "cluster copies",
+    "sample_interval_s": "sampling interval (s)",
+    "scheduler.scores": "score plugins",
+    "scheduler.queue_mode": "queue mode",
+}
+
+
+def param_title(path: str) -> str:
+    """A sweep parameter's name for people: ``cluster.pools[1].count`` -> ``pool 1 nodes``; an
+    unknown path -> its last segment with spaces (``faults[0].rate_per_day`` -> ``faults[0] rate per day``)."""
+    if path in PARAM_TITLES:
+        return PARAM_TITLES[path]
+    m = re.fullmatch(r"cluster\.pools\[(\d+)\]\.(\w+)", path)
+    if m:
+        what = {"count": "nodes", "gpus_per_node": "GPUs per node", "gpu_model": "GPU model"}.get(m[2], m[2])
+        return f"pool {m[1]} {what.replace('_', ' ')}"
+    head, _, last = path.rpartition(".")
+    owner = head.rsplit(".", 1)[-1] if "[" in head.rsplit(".", 1)[-1] else ""
+    return (f"{owner} " if owner else "") + last.replace("_", " ")
+
+
+def metric_title(m: str, unit: str) -> str:
+    """``wait_p99_s``, ``s`` -> ``99th-percentile wait (s)``."""
+    return f"{METRIC_TITLES.get(m, m.replace('_', ' '))} ({unit})"
+
+
+def config_title(params: dict[str, object]) -> str:
+    """A configuration's readable name: ``pool 1 nodes 1, arrival rate (pods/h) 20``."""
+    return ", ".join(f"{param_title(k)} {v}" for k, v in params.items()) or "the base scenario"
+
+
+def bootstrap_interval(values: np.ndarray, conf: float, rng: np.random.Generator) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean of ``values`` (n >= 2) at level ``conf``."""
+    n = len(values)
+    idx = rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+    means = values[idx].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - conf) / 2, (1 + conf) / 2])
+    return float(lo), float(hi)
 
 
 def report(
@@ -91,63 +169,111 @@ def report(
         r: dict = {
             "config_id": c["config_id"],
             "label": c["label"],
+            "title": config_title({k: _cell(p.get(k)) for k in params}),
             **{k: _cell(p.get(k)) for k in params},
             "n": len(sub),
         }
+        rngs = Rngs(int(str(c["config_id"])[:12], 16))
         for m in metrics:
-            v = sub[m].dropna().astype(float)
+            v = sub.sort_values("seed")[m].dropna().astype(float).to_numpy()
             n = len(v)
             mean = float(v.mean()) if n else math.nan
             if n >= 2:
-                half = _t(conf, n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
-                r[f"{m}_mean"], r[f"{m}_lo"], r[f"{m}_hi"] = mean, mean - half, mean + half
+                lo, hi = bootstrap_interval(v, conf, rngs.stream(f"bootstrap:{m}"))
+                r[f"{m}_mean"], r[f"{m}_lo"], r[f"{m}_hi"] = mean, lo, hi
             else:
                 r[f"{m}_mean"], r[f"{m}_lo"], r[f"{m}_hi"] = mean, math.nan, math.nan
         rows.append(r)
     table = pd.DataFrame(rows)
     seeds = json.loads(seeds_json)
-    return SweepReport(name, kind, conf, table, metrics, units, xs, ys, len(configs) * len(seeds), len(runs))
+    return SweepReport(
+        name, kind, conf, table, metrics, units, xs, ys, len(configs) * len(seeds), len(runs), tuple(params)
+    )
 
 
 def _cell(v):
     return v if isinstance(v, (int, float, str)) or v is None else json.dumps(v, sort_keys=True)
 
 
-def figure(rep: SweepReport):
-    """The trade-off plot: one marker per configuration at (mean x, mean y) with t-interval error
-    bars; one trace per value of the first varied parameter (legend), axis titles with units."""
-    import plotly.graph_objects as go
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down")
 
+
+def _err(r: pd.Series, m: str, mean: float) -> dict:
+    """Asymmetric error bar of metric ``m`` of table row ``r`` around ``mean``; hidden without an interval."""
+    lo, hi = r[f"{m}_lo"], r[f"{m}_hi"]
+    if math.isnan(lo):
+        return {"visible": False}
+    return {"type": "data", "symmetric": False, "array": [hi - mean], "arrayminus": [mean - lo], "visible": True}
+
+
+def figure(rep: SweepReport):
+    """The trade-off plot: one marker per configuration at (mean x, mean y) with bootstrap-interval
+    error bars (asymmetric: lo and hi); each configuration its own trace in the legend, named by
+    its readable title, with its own colour and symbol (colours cycle, symbols change per cycle,
+    so configurations that differ in any parameter are told apart); axis titles with units."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+
+    palette = qualitative.Plotly
     fig = go.Figure()
-    params = [
-        c for c in rep.table.columns if c not in ("config_id", "label", "n") and not c.endswith(("_mean", "_lo", "_hi"))
-    ]
-    group = "policy" if "policy" in params else (params[0] if params else None)
-    groups = [(None, rep.table)] if group is None else list(rep.table.groupby(group, sort=True))
-    for key, sub in groups:
-        ex = (sub[f"{rep.x}_hi"] - sub[f"{rep.x}_mean"]).fillna(0)
-        ey = (sub[f"{rep.y}_hi"] - sub[f"{rep.y}_mean"]).fillna(0)
+    for i, (_, r) in enumerate(rep.table.iterrows()):
+        xm, ym = r[f"{rep.x}_mean"], r[f"{rep.y}_mean"]
+
         fig.add_trace(
             go.Scatter(
-                x=sub[f"{rep.x}_mean"],
-                y=sub[f"{rep.y}_mean"],
+                x=[xm],
+                y=[ym],
                 mode="markers",
-                name=f"{group}={key}" if group else "configurations",
-                error_x={"type": "data", "array": ex, "visible": True},
-                error_y={"type": "data", "array": ey, "visible": True},
-                text=sub["label"],
-                hovertemplate="%{text}<br>x=%{x:.4g}<br>y=%{y:.4g}<extra></extra>",
+                name=html.escape(r["title"]),
+                marker={
+                    "color": palette[i % len(palette)],
+                    "symbol": SYMBOLS[(i // len(palette)) % len(SYMBOLS)],
+                    "size": 10,
+                },
+                error_x=_err(r, rep.x, xm),
+                error_y=_err(r, rep.y, ym),
+                hovertemplate=f"{html.escape(r['title'])}<br>x=%{{x:.4g}}<br>y=%{{y:.4g}}<extra></extra>",
             )
         )
     pct = f"{100 * rep.confidence:g} %"
+    xt, yt = metric_title(rep.x, rep.units[rep.x]), metric_title(rep.y, rep.units[rep.y])
     fig.update_layout(
-        title=f"{rep.name}: {rep.y} vs {rep.x} (mean over seeds, {pct} t-interval)",
-        xaxis_title=f"{rep.x} ({rep.units[rep.x]})",
-        yaxis_title=f"{rep.y} ({rep.units[rep.y]})",
+        title=f"{rep.name}: {METRIC_TITLES.get(rep.y, rep.y)} against {METRIC_TITLES.get(rep.x, rep.x)} "
+        f"(mean over seeds, {pct} bootstrap interval)",
+        xaxis_title=xt,
+        yaxis_title=yt,
+        legend_title_text="configuration",
         showlegend=True,
         template="plotly_white",
     )
     return fig
+
+
+def fmt_value(v: float, unit: str, ref: float | None = None) -> str:
+    """A metric value for people: seconds in s, min or h (scale chosen by ``ref``, default ``v``,
+    so a mean and its interval share one unit), other units with 4 significant digits."""
+    if v is None or math.isnan(v):
+        return ""
+    if unit == "s":
+        a = abs(v if ref is None else ref)
+        if a >= 2 * 3600:
+            return f"{v / 3600:,.1f} h"
+        if a >= 120:
+            return f"{v / 60:,.1f} min"
+        return f"{v:,.0f} s"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.4g}"
+
+
+def fmt_interval(mean: float, lo: float, hi: float, unit: str) -> str:
+    """``mean [lo, hi]`` in one human unit; just the mean without an interval."""
+    if math.isnan(mean):
+        return ""
+    s = fmt_value(mean, unit)
+    if not math.isnan(lo):
+        s += f" [{fmt_value(lo, unit, mean)}, {fmt_value(hi, unit, mean)}]"
+    return s
 
 
 def write_html(rep: SweepReport, path: Path) -> Path:
@@ -155,14 +281,28 @@ def write_html(rep: SweepReport, path: Path) -> Path:
     import os
 
     fig = figure(rep)
-    cols = ["label", "n"] + [f"{m}_{s}" for m in rep.metrics for s in ("mean", "lo", "hi")]
-    table_html = rep.table[cols].to_html(index=False, escape=True, float_format=lambda v: f"{v:.4g}", na_rep="")
+    shown = pd.DataFrame(
+        {
+            "configuration": rep.table["title"],
+            "seeds": rep.table["n"],
+            **{
+                metric_title(m, rep.units[m]): [
+                    fmt_interval(r[f"{m}_mean"], r[f"{m}_lo"], r[f"{m}_hi"], rep.units[m])
+                    for _, r in rep.table.iterrows()
+                ]
+                for m in rep.metrics
+            },
+        }
+    )
+    table_html = shown.to_html(index=False, escape=True, na_rep="")
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(rep.name)} sweep</title></head><body>"
         f"<h1>Sweep {html.escape(rep.name)} ({html.escape(rep.kind)})</h1>"
-        f"<p>{rep.runs_done} of {rep.runs_expected} runs recorded. Intervals: two-sided Student t at "
-        f"{100 * rep.confidence:g} % over seeds (mean &plusmn; t&middot;s/&radic;n); none with one seed.</p>"
+        f"<p>{rep.runs_done} of {rep.runs_expected} runs recorded. Each cell: mean over seeds [percentile "
+        f"bootstrap interval at {100 * rep.confidence:g} %, {BOOTSTRAP_RESAMPLES:,} resamples of the seeds]; "
+        "none with one seed. The interval stays within the seeds' values, so with few seeds it is "
+        "narrower than its level promises.</p>"
         + fig.to_html(full_html=False, include_plotlyjs=True)
         + table_html
         + "</body></html>"

@@ -41,7 +41,7 @@ class _Model(BaseModel):
 class ReportSpec(_Model):
     x: str | None = Field(None, description="metric on the x axis of the trade-off plot (a runs column)")
     y: str | None = Field(None, description="metric on the y axis")
-    confidence: float = Field(0.95, gt=0, lt=1, description="two-sided t-interval level over seeds")
+    confidence: float = Field(0.95, gt=0, lt=1, description="two-sided bootstrap-interval level over seeds")
 
 
 class SweepSpec(_Model):
