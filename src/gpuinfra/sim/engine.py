@@ -156,6 +156,7 @@ class ReplayEngine:
         self.reason = [""] * n
         interned: dict[tuple, tuple] = {}  # one tuple per distinct signature (memory at 1M pods)
         self.sig_of: list[tuple] = [interned.setdefault(s, s) for s in map(pods.signature, range(n))]
+        self.fw.sig_of = self.sig_of
         self.pending: dict[tuple, list[tuple[tuple, int]]] = {}
         self.sig_status: dict[tuple, Status] = {}
         self.n_pending = 0

@@ -74,6 +74,13 @@ class Plugin:
     """Base of every plugin. ``args`` come from the scenario's scheduler profile."""
 
     name: ClassVar[str] = ""
+    class_pure: ClassVar[bool] = False
+    """True if, for every node, this plugin's Filter answer (and Score, for a score plugin) is a
+    function of the pod's ``PodTable.signature`` and the node's equivalence-class key alone
+    (``sim/equivalence.py``: pool, free CPU, free memory, up, sorted free milli per device), a
+    score is computed node by node (no normalisation over the nodes passed in), and nothing is
+    written to the CycleState. When every filter and score of a profile is class-pure, the
+    scheduler evaluates one node per class and caches the answers (same results, fewer calls)."""
 
     def __init__(self, args: dict[str, Any] | None = None) -> None:
         self.args = dict(args or {})
@@ -130,6 +137,9 @@ class PostFilterPlugin(Plugin):
 class ScorePlugin(Plugin):
     normalize: ClassVar[bool] = True
     """Min-max normalise raw scores to [0, 100] (kube-scheduler's NormalizeScore)."""
+    lowest_index: ClassVar[bool] = False
+    """True if, alone in a profile with a positive weight, this score always picks the
+    lowest-index feasible node (FirstFit): the scheduler may then skip calling it."""
 
     def score(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray) -> np.ndarray:
         raise NotImplementedError

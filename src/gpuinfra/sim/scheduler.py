@@ -16,6 +16,7 @@ import numpy as np
 
 from gpuinfra.sim import plugins as _plugins  # noqa: F401  (fills the plugin registry)
 from gpuinfra.sim.cluster import Allocation, ClusterState
+from gpuinfra.sim.equivalence import NodeClasses
 from gpuinfra.sim.framework import (
     REGISTRY,
     SUCCESS,
@@ -32,6 +33,10 @@ from gpuinfra.sim.framework import (
     Status,
 )
 from gpuinfra.sim.workload import PodTable
+
+
+EQ_CACHE_ENTRIES = 1_000_000
+"""Cached (signature, class) answers kept before the cache starts over (bounds its memory)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,31 @@ class Framework:
         for p in [self.queue_sort, *self.filters, *(s for s, _ in self.scores), self.reserve_plugin]:
             p.setup(cluster, pods, rng)
         self.cycles = 0
+        self.lowest_priority = int(pods.priority.min()) if len(pods) else 0
+        """The lowest pod priority of the run (priorities never change during a run)."""
+        # Equivalence classes of nodes (sim/equivalence.py): when every filter and score is
+        # class-pure, a cycle evaluates one node per class, cached per (pod signature, class).
+        self.equivalence = True
+        """Use the per-class path where the profile allows it (False: every cycle over all nodes)."""
+        self.sig_of: list[tuple] | None = None
+        """Each pod's ``PodTable.signature`` (interned), if the caller has it; else computed per cycle."""
+        self._eq_mode = self._class_mode()
+        self._eq: NodeClasses | None = None
+        self._eq_cache: dict[tuple, dict[int, tuple | None]] = {}
+        self._eq_entries = 0
+        self._eq_limit = max(64, cluster.n_nodes // 8)
+
+    def _class_mode(self) -> str | None:
+        """How a cycle may run over node classes: 'index' (the lowest-index feasible node wins),
+        'single' (one positive-weight score, raw order), 'multi' (normalised weighted sum), or
+        None (some plugin is not class-pure: every cycle runs over all nodes)."""
+        if self.cluster.n_nodes == 0 or not all(f.class_pure for f in self.filters):
+            return None
+        if not self.scores or (len(self.scores) == 1 and self.scores[0][0].lowest_index and self.scores[0][1] > 0):
+            return "index"
+        if not all(p.class_pure for p, _ in self.scores):
+            return None
+        return "single" if len(self.scores) == 1 and self.scores[0][1] > 0 else "multi"
 
     def sort_key(self, i: int) -> tuple:
         return self.queue_sort.key(self.pods, i)
@@ -144,8 +174,16 @@ class Framework:
         return int(best[np.argmin(self.rank[best])])
 
     def schedule(self, i: int) -> ScheduleResult:
-        """One cycle: filter all nodes, score the feasible ones, pick one, reserve devices."""
+        """One cycle: filter all nodes, score the feasible ones, pick one, reserve devices.
+
+        Where the profile allows (every plugin class-pure), the cycle runs over node classes
+        instead (:meth:`_schedule_by_class`); a cycle with no feasible node always runs the full
+        path, for kube-scheduler's diagnosis."""
         self.cycles += 1
+        if self._eq_mode is not None and self.equivalence:
+            res = self._schedule_by_class(i)
+            if res is not None:
+                return res
         state = CycleState()
         mask, results = self.feasible(state, i)
         nodes = np.flatnonzero(mask)
@@ -156,6 +194,86 @@ class Framework:
         if isinstance(got, Status):
             return ScheduleResult(got, feasible_nodes=len(nodes))
         return ScheduleResult(SUCCESS, got, len(nodes))
+
+    # -- the per-class path -------------------------------------------------------------------
+    def _schedule_by_class(self, i: int) -> ScheduleResult | None:
+        """The cycle over node classes; None where the full path must run (too many classes to
+        gain, or no feasible node). Picks exactly the node the full path picks: the best total
+        score, ties to the lowest node index (or lowest rank), as :meth:`select` does."""
+        eq = self._eq
+        if eq is None:
+            order = self.rank if (self.rank is not None and self._eq_mode != "index") else None
+            eq = self._eq = NodeClasses(self.cluster, order)
+        eq.sync()
+        alive = eq.alive
+        if len(alive) > self._eq_limit:
+            return None
+        if self._eq_entries > EQ_CACHE_ENTRIES:
+            self._eq_cache.clear()
+            self._eq_entries = 0
+        sig = self.sig_of[i] if self.sig_of is not None else self.pods.signature(i)
+        cache = self._eq_cache.get(sig)
+        if cache is None:
+            cache = self._eq_cache[sig] = {}
+        miss = [c for c in alive if c not in cache]
+        if miss:
+            self._fill_class_cache(i, cache, miss)
+        feas = [c for c in alive if cache[c] is not None]
+        if not feas:
+            return None
+        first, mode = eq.first, self._eq_mode
+        if mode == "index":
+            node = min(first(c) for c in feas)
+        else:
+            if mode == "single":
+                vals = [cache[c][0] for c in feas]
+                best = max(vals)
+                tied = [c for c, v in zip(feas, vals) if v == best]
+            else:
+                total = np.zeros(len(feas), dtype=np.float64)
+                for j, (plugin, weight) in enumerate(self.scores):
+                    raw = np.array([cache[c][j] for c in feas], dtype=np.float64)
+                    if plugin.normalize:  # the same expression as select's, over the same values
+                        lo, hi = raw.min(), raw.max()
+                        raw = (raw - lo) * (100.0 / (hi - lo)) if hi > lo else np.zeros_like(raw)
+                    total += weight * raw
+                tied = [feas[j] for j in np.flatnonzero(total == total.max()).tolist()]
+            if len(tied) == 1:
+                node = first(tied[0])
+            else:
+                order = eq.order
+                node = min((order[n], n) for n in map(first, tied))[1]
+        count = eq.count
+        got = self.reserve_plugin.reserve(CycleState(), self.pods, i, self.cluster, node)
+        feasible = sum(count[c] for c in feas)
+        if isinstance(got, Status):
+            return ScheduleResult(got, feasible_nodes=feasible)
+        return ScheduleResult(SUCCESS, got, feasible)
+
+    def _fill_class_cache(self, i: int, cache: dict[int, tuple | None], miss: list[int]) -> None:
+        """Evaluate pod ``i``'s filters (all nodes) and scores (one node per missing class)."""
+        state = CycleState()
+        mask, _ = self.feasible(state, i)
+        first = self._eq.first
+        reps = [first(c) for c in miss]
+        ok = mask[reps].tolist()
+        feas = []
+        for c, r, o in zip(miss, reps, ok):
+            if o:
+                feas.append((c, r))
+            else:
+                cache[c] = None
+        self._eq_entries += len(miss)
+        if not feas:
+            return
+        if self._eq_mode == "index":
+            for c, _ in feas:
+                cache[c] = ()
+            return
+        nodes = np.array([r for _, r in feas], dtype=np.int64)
+        cols = [np.asarray(p.score(state, self.pods, i, self.cluster, nodes)).tolist() for p, _ in self.scores]
+        for (c, _), v in zip(feas, zip(*cols)):
+            cache[c] = v
 
     def unreserve(self, alloc: Allocation) -> None:
         self.reserve_plugin.unreserve(CycleState(), alloc, self.cluster)

@@ -32,6 +32,7 @@ def effective_milli(cluster: ClusterState, node: int, num_gpu: int, milli: int) 
 @register
 class NodeResourcesFit(FilterPlugin):
     name = "NodeResourcesFit"
+    class_pure = True  # reads the pod signature and the node class key only
 
     def filter(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState) -> FilterResult:
         up = cluster.node_up
