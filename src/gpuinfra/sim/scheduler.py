@@ -34,7 +34,6 @@ from gpuinfra.sim.framework import (
 )
 from gpuinfra.sim.workload import PodTable
 
-
 EQ_CACHE_ENTRIES = 1_000_000
 """Cached (signature, class) answers kept before the cache starts over (bounds its memory)."""
 
