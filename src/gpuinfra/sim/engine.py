@@ -156,7 +156,8 @@ class ReplayEngine:
         self.reason = [""] * n
         interned: dict[tuple, tuple] = {}  # one tuple per distinct signature (memory at 1M pods)
         self.sig_of: list[tuple] = [interned.setdefault(s, s) for s in map(pods.signature, range(n))]
-        self.fw.sig_of = self.sig_of
+        sig_ids: dict[tuple, int] = {}
+        self.fw.sig_of = [sig_ids.setdefault(s, len(sig_ids)) for s in self.sig_of]
         self.pending: dict[tuple, list[tuple[tuple, int]]] = {}
         self.sig_status: dict[tuple, Status] = {}
         self.n_pending = 0
@@ -553,19 +554,26 @@ class ReplayEngine:
         if not heads:
             return []
         sigs = list(heads)
-        idx = np.array([heads[s] for s in sigs], dtype=np.int64)
-        ok = self.fw.may_fit_after_release(idx, node)
+        idx = [heads[s] for s in sigs]
+        fw = self.fw
+        ok = fw.fits_after_release(idx, node)
         anywhere: set[tuple] = set()
-        glob = self.fw.retry_anywhere_after(released, idx) if released is not None else None
+        glob = (
+            fw.retry_anywhere_after(released, np.array(idx, dtype=np.int64))
+            if released is not None and fw.has_anywhere_hint
+            else None
+        )
         if glob is not None:
-            anywhere = {sigs[j] for j in np.flatnonzero(glob & ~ok)}
-            ok |= glob
+            oka = np.array(ok, dtype=bool)
+            anywhere = {sigs[j] for j in np.flatnonzero(glob & ~oka)}
+            ok = (oka | glob).tolist()
         out: list[Event] = []
-        cand = {sigs[j]: int(idx[j]) for j in np.flatnonzero(ok)}
+        cand = {sigs[j]: idx[j] for j in range(len(sigs)) if ok[j]}
+        sort_key = fw.sort_key
         while cand:
-            sig = min(cand, key=lambda s: self.fw.sort_key(cand[s]))
+            sig = min(cand, key=lambda s: sort_key(cand[s])) if len(cand) > 1 else next(iter(cand))
             i = cand.pop(sig)
-            res = self.fw.schedule(i)
+            res = fw.schedule(i)
             if res.alloc is None:
                 self.sig_status[sig] = res.status
                 self.reason[i] = res.status.message()
@@ -578,7 +586,7 @@ class ReplayEngine:
                 cand[sig] = nxt
             if cand:  # the node has less room now: keep only signatures that still fit it
                 keys = list(cand)
-                still = self.fw.may_fit_after_release(np.array([cand[k] for k in keys], dtype=np.int64), node)
+                still = fw.fits_after_release([cand[k] for k in keys], node)
                 cand = {k: cand[k] for k, s in zip(keys, still) if s or k in anywhere}
         return out
 

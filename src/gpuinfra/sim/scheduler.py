@@ -34,6 +34,8 @@ from gpuinfra.sim.framework import (
 )
 from gpuinfra.sim.workload import PodTable
 
+EQUIVALENCE = True
+"""Default of ``Framework.equivalence`` (tests switch it off to compare with the full path)."""
 EQ_CACHE_ENTRIES = 1_000_000
 """Cached (signature, class) answers kept before the cache starts over (bounds its memory)."""
 
@@ -91,13 +93,15 @@ class Framework:
         """The lowest pod priority of the run (priorities never change during a run)."""
         # Equivalence classes of nodes (sim/equivalence.py): when every filter and score is
         # class-pure, a cycle evaluates one node per class, cached per (pod signature, class).
-        self.equivalence = True
+        self.equivalence = EQUIVALENCE
         """Use the per-class path where the profile allows it (False: every cycle over all nodes)."""
-        self.sig_of: list[tuple] | None = None
-        """Each pod's ``PodTable.signature`` (interned), if the caller has it; else computed per cycle."""
+        self.sig_of: list | None = None
+        """Per pod, a hashable id of its ``PodTable.signature`` (equal ids for equal signatures), if the
+        caller has it; else the signature is computed per cycle."""
         self._eq_mode = self._class_mode()
         self._eq: NodeClasses | None = None
-        self._eq_cache: dict[tuple, dict[int, tuple | None]] = {}
+        self._eq_cache: dict[object, dict[int, tuple | None]] = {}
+        self._fit_cache: dict[object, dict[int, bool]] = {}
         self._eq_entries = 0
         self._eq_limit = max(64, cluster.n_nodes // 8)
 
@@ -199,17 +203,10 @@ class Framework:
         """The cycle over node classes; None where the full path must run (too many classes to
         gain, or no feasible node). Picks exactly the node the full path picks: the best total
         score, ties to the lowest node index (or lowest rank), as :meth:`select` does."""
-        eq = self._eq
-        if eq is None:
-            order = self.rank if (self.rank is not None and self._eq_mode != "index") else None
-            eq = self._eq = NodeClasses(self.cluster, order)
-        eq.sync()
+        eq = self._classes()
         alive = eq.alive
         if len(alive) > self._eq_limit:
             return None
-        if self._eq_entries > EQ_CACHE_ENTRIES:
-            self._eq_cache.clear()
-            self._eq_entries = 0
         sig = self.sig_of[i] if self.sig_of is not None else self.pods.signature(i)
         cache = self._eq_cache.get(sig)
         if cache is None:
@@ -248,6 +245,19 @@ class Framework:
         if isinstance(got, Status):
             return ScheduleResult(got, feasible_nodes=feasible)
         return ScheduleResult(SUCCESS, got, feasible)
+
+    def _classes(self) -> NodeClasses:
+        """The node classes, in step with the cluster (built on first use)."""
+        eq = self._eq
+        if eq is None:
+            order = self.rank if (self.rank is not None and self._eq_mode != "index") else None
+            eq = self._eq = NodeClasses(self.cluster, order)
+        eq.sync()
+        if self._eq_entries > EQ_CACHE_ENTRIES:
+            self._eq_cache.clear()
+            self._fit_cache.clear()
+            self._eq_entries = 0
+        return eq
 
     def _fill_class_cache(self, i: int, cache: dict[int, tuple | None], miss: list[int]) -> None:
         """Evaluate pod ``i``'s filters (all nodes) and scores (one node per missing class)."""
@@ -294,6 +304,34 @@ class Framework:
             m = f.retry_anywhere_after(released_pod, idx)
             if m is not None:
                 out = m if out is None else (out | m)
+        return out
+
+    @property
+    def has_anywhere_hint(self) -> bool:
+        """True if some filter declares a cluster-wide queueing hint (:meth:`retry_anywhere_after`)."""
+        return bool(self._anywhere)
+
+    def fits_after_release(self, idx: list[int], node: int) -> list[bool]:
+        """:meth:`may_fit_after_release` for a list of pods, as a list; with class-pure filters the
+        answer is cached per (pod signature, class of ``node``), which is all it depends on."""
+        if self._eq_mode is None or not self.equivalence or not idx:
+            return self.may_fit_after_release(np.asarray(idx, dtype=np.int64), node).tolist()
+        eq = self._classes()
+        if len(eq.alive) > self._eq_limit:
+            return self.may_fit_after_release(np.asarray(idx, dtype=np.int64), node).tolist()
+        cid = eq.node_cid[node]
+        sig_of, fit_cache = self.sig_of, self._fit_cache
+        out = []
+        for i in idx:
+            sig = sig_of[i] if sig_of is not None else self.pods.signature(i)
+            per = fit_cache.get(sig)
+            if per is None:
+                per = fit_cache[sig] = {}
+            v = per.get(cid)
+            if v is None:
+                v = per[cid] = bool(self.may_fit_after_release(np.array([i], dtype=np.int64), node)[0])
+                self._eq_entries += 1
+            out.append(v)
         return out
 
     def may_fit_after_release(self, idx: np.ndarray, node: int) -> np.ndarray:
