@@ -10,8 +10,9 @@ Three GPU levels come from three different places, so their sum being capacity x
 real check:
 
 - allocated milli-GPU from the cluster's running totals (and, separately, the pod ledger);
-- idle milli-GPU from the free milli of each node's available devices (re-read per node);
-- unavailable milli-GPU from the device availability mask.
+- idle milli-GPU from the free milli of each node's available devices (re-read per node from
+  the device row the cluster last wrote);
+- unavailable milli-GPU from the device availability (devices that exist less the available ones).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Recorder:
         self.nm = nm
         self._node_model = np.where(cluster.node_model >= 0, cluster.node_model, nm)
         self._node_model_list: list[int] = self._node_model.tolist()
+        self._dev_milli: list[int] = (cluster.dev_exists.sum(axis=1) * MILLI_PER_GPU).tolist()
         self.queue_len = 0
         self.running = 0
         self._refresh_gpu_levels()
@@ -66,11 +68,10 @@ class Recorder:
     def _refresh_node(self, n: int) -> None:
         """Re-read one node's devices (the only node a placement or release touched)."""
         c = self.cluster
-        row = c.dev_free[n].tolist()
-        avail = c.dev_available[n].tolist()
-        exists = c.dev_exists[n].tolist()
-        free = sum(v for v, a in zip(row, avail) if a and v > 0)
-        unav = MILLI_PER_GPU * sum(1 for a, e in zip(avail, exists) if e and not a)
+        # the node's device row as the cluster last wrote it (``desc_key``: its free milli per
+        # device, -1 for an absent or unavailable device), and its available-device capacity
+        free = sum(v for v in c.desc_key[n] if v > 0)
+        unav = self._dev_milli[n] - int(c.node_gpu_cap[n])
         m = self._node_model_list[n]
         if m < self.nm:
             self.idle_level[m] += free - self._node_free[n]
