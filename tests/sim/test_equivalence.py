@@ -105,6 +105,12 @@ def test_class_path_equals_full_path(pods, score, tie, preemption):
     _, full = _replay(pods, profile, False, sample_interval_s=7)
     assert eng.fw._eq is not None  # the class path did run
     _same(fast, full)
+    c = eng.cluster  # the keys kept incrementally equal the keys computed from the arrays
+    assert c.desc_key == [tuple(r) for r in c.dev_free_desc.tolist()]
+    assert c.state_key == [
+        (int(c.node_pool[n]), int(c.cpu_free[n]), int(c.mem_free[n]), bool(c.node_up[n]), c.desc_key[n])
+        for n in range(c.n_nodes)
+    ]
 
 
 @pytest.mark.parametrize("score,tie", [("most", "random"), ("mixed", "first"), ("first", "random")])

@@ -118,6 +118,7 @@ class ClusterState:
         self.desc_key: list[tuple[int, ...]] = [tuple(r) for r in self.dev_free_desc.tolist()]
         """Each node's ``dev_free_desc`` row as a tuple of ints (kept in step; a hashable key)."""
         self._model_of: list[int] = self.node_model.tolist()
+        self._pool_of: list[int] = self.node_pool.tolist()
         self.node_gpu_free = np.where(self.dev_free > 0, self.dev_free, 0).sum(axis=1).astype(np.int64)
         """Free milli over each node's available devices (kept up to date; scores read it whole)."""
         self.node_gpu_cap = self.dev_available.sum(axis=1).astype(np.int64) * MILLI_PER_GPU
@@ -148,6 +149,12 @@ class ClusterState:
         self.peak_cpu_ratio = 0.0
         self.peak_mem_ratio = 0.0
         self.version = 0
+        self.state_key: list[tuple] = [self._key_of(i) for i in range(n)]
+        """Each node's equivalence-class key (sim/equivalence.py), kept in step with every change:
+        (pool, free milli-CPU, free memory MiB, up, ``desc_key``)."""
+
+    def _key_of(self, n: int) -> tuple:
+        return (self._pool_of[n], int(self.cpu_free[n]), int(self.mem_free[n]), bool(self.node_up[n]), self.desc_key[n])
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -253,6 +260,8 @@ class ClusterState:
             self.node_gpu_free[n] -= total
         self.cpu_free[n] = cpu_free
         self.mem_free[n] = mem_free
+        k = self.state_key[n]
+        self.state_key[n] = (k[0], cpu_free, mem_free, k[3], self.desc_key[n])
         self.node_allocs[n][a.pod] = a
         self.changes.append(n)
         cpu_cap, mem_cap = int(self.cpu_cap[n]), int(self.mem_cap[n])
@@ -295,6 +304,8 @@ class ClusterState:
             self.node_gpu_free[n] += total
         self.cpu_free[n] = cpu_free
         self.mem_free[n] = mem_free
+        k = self.state_key[n]
+        self.state_key[n] = (k[0], cpu_free, mem_free, k[3], self.desc_key[n])
         self.node_allocs[n].pop(a.pod, None)
         self.changes.append(n)
         self.version += 1
@@ -303,6 +314,7 @@ class ClusterState:
         """Mark a node down (rebooting: it takes no pods, not even CPU-only ones) or up again."""
         if bool(self.node_up[node]) != up:
             self.node_up[node] = up
+            self.state_key[node] = self._key_of(node)
             self.changes.append(node)
             self.version += 1
 
@@ -323,6 +335,7 @@ class ClusterState:
         self.dev_available[node, index] = available
         self.dev_free_desc[node] = -np.sort(-self.dev_free[node])
         self.desc_key[node] = tuple(self.dev_free_desc[node].tolist())
+        self.state_key[node] = self._key_of(node)
         self.node_gpu_free[node] = int(np.where(self.dev_free[node] > 0, self.dev_free[node], 0).sum())
         self.node_gpu_cap[node] = int(self.dev_available[node].sum()) * MILLI_PER_GPU
         self.changes.append(node)

@@ -546,16 +546,17 @@ class ReplayEngine:
         that ``released`` leaving may have unblocked anywhere; those get a full cycle too."""
         if not self.n_pending:
             return []
-        heads: dict[tuple, int] = {}
+        fw = self.fw
+        # the head of each pending signature: (queue key when it was queued, pod)
+        tops: dict[tuple, tuple] = {}
         for sig in list(self.pending):
             h = self._clean_head(sig)
             if h is not None:
-                heads[sig] = h
-        if not heads:
+                tops[sig] = self.pending[sig][0]
+        if not tops:
             return []
-        sigs = list(heads)
-        idx = [heads[s] for s in sigs]
-        fw = self.fw
+        sigs = list(tops)
+        idx = [tops[s][1] for s in sigs]
         ok = fw.fits_after_release(idx, node)
         anywhere: set[tuple] = set()
         glob = (
@@ -570,8 +571,11 @@ class ReplayEngine:
         out: list[Event] = []
         cand = {sigs[j]: idx[j] for j in range(len(sigs)) if ok[j]}
         sort_key = fw.sort_key
+        # a static queue key was computed when the pod was queued: the heap top carries it
+        # (keys end with the pod index, so they never tie)
+        by_key = (lambda s: self.pending[s][0][0]) if fw.queue_sort.static_key else (lambda s: sort_key(cand[s]))
         while cand:
-            sig = min(cand, key=lambda s: sort_key(cand[s])) if len(cand) > 1 else next(iter(cand))
+            sig = min(cand, key=by_key) if len(cand) > 1 else next(iter(cand))
             i = cand.pop(sig)
             res = fw.schedule(i)
             if res.alloc is None:

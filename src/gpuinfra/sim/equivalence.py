@@ -46,15 +46,14 @@ class NodeClasses:
         self.count: list[int] = []
         self.heaps: list[list[tuple[int, int]]] = []
         self.alive: dict[int, None] = {}
-        self._pool = cluster.node_pool.tolist()
         self.node_cid: list[int] = [-1] * n
         for node in range(n):
             self._place(node, self._intern(self.key_of(node)))
         self._pos = len(cluster.changes)
 
     def key_of(self, n: int) -> tuple:
-        c = self.cluster
-        return (self._pool[n], int(c.cpu_free[n]), int(c.mem_free[n]), bool(c.node_up[n]), c.desc_key[n])
+        """The node's class key, as the cluster keeps it (``ClusterState.state_key``)."""
+        return self.cluster.state_key[n]
 
     def _intern(self, key: tuple) -> int:
         cid = self._ids.get(key)
@@ -83,8 +82,9 @@ class NodeClasses:
         pos = self._pos
         if pos == len(log):
             return
+        key_of = self.cluster.state_key
         for node in set(log[pos:]):
-            new = self._intern(self.key_of(node))
+            new = self._intern(key_of[node])
             old = self.node_cid[node]
             if new == old:
                 continue

@@ -90,6 +90,10 @@ class Plugin:
 
 
 class QueueSortPlugin(Plugin):
+    static_key: ClassVar[bool] = False
+    """True if a pod's key never changes during a run (it reads only the pod's own fields), so a
+    key computed when the pod was queued may be compared later instead of computing it again."""
+
     def key(self, pods: PodTable, i: int) -> tuple:
         raise NotImplementedError
 
