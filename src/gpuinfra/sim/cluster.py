@@ -119,6 +119,8 @@ class ClusterState:
         """Each node's ``dev_free_desc`` row as a tuple of ints (kept in step; a hashable key)."""
         self._model_of: list[int] = self.node_model.tolist()
         self._pool_of: list[int] = self.node_pool.tolist()
+        self._cpu_cap: list[int] = self.cpu_cap.tolist()
+        self._mem_cap: list[int] = self.mem_cap.tolist()
         self.node_gpu_free = np.where(self.dev_free > 0, self.dev_free, 0).sum(axis=1).astype(np.int64)
         """Free milli over each node's available devices (kept up to date; scores read it whole)."""
         self.node_gpu_cap = self.dev_available.sum(axis=1).astype(np.int64) * MILLI_PER_GPU
@@ -225,8 +227,9 @@ class ClusterState:
         # NOTE: speed only: the checks and updates run on Python ints of the node's row (one
         # ``tolist`` and one row write-back) instead of numpy scalar operations per device.
         n = a.node
-        cpu_free = int(self.cpu_free[n]) - a.cpu_milli
-        mem_free = int(self.mem_free[n]) - a.memory_mib
+        key = self.state_key[n]  # (pool, free CPU, free memory, up, desc_key): Python ints
+        cpu_free = key[1] - a.cpu_milli
+        mem_free = key[2] - a.memory_mib
         if cpu_free < 0 or mem_free < 0:
             raise OverCommitError(f"node {self.node_names[n]}: cpu/mem over-commit by pod {a.pod}")
         devs = a.devices
@@ -260,11 +263,10 @@ class ClusterState:
             self.node_gpu_free[n] -= total
         self.cpu_free[n] = cpu_free
         self.mem_free[n] = mem_free
-        k = self.state_key[n]
-        self.state_key[n] = (k[0], cpu_free, mem_free, k[3], self.desc_key[n])
+        self.state_key[n] = (key[0], cpu_free, mem_free, key[3], self.desc_key[n])
         self.node_allocs[n][a.pod] = a
         self.changes.append(n)
-        cpu_cap, mem_cap = int(self.cpu_cap[n]), int(self.mem_cap[n])
+        cpu_cap, mem_cap = self._cpu_cap[n], self._mem_cap[n]
         cr = 1.0 - cpu_free / cpu_cap if cpu_cap else 0.0
         mr = 1.0 - mem_free / mem_cap if mem_cap else 0.0
         if cr > self.peak_cpu_ratio:
@@ -288,9 +290,10 @@ class ClusterState:
                 row[d] = v
                 if v == MILLI_PER_GPU and milli > 0:
                     busy += 1
-        cpu_free = int(self.cpu_free[n]) + a.cpu_milli
-        mem_free = int(self.mem_free[n]) + a.memory_mib
-        if cpu_free > self.cpu_cap[n] or mem_free > self.mem_cap[n]:
+        key = self.state_key[n]
+        cpu_free = key[1] + a.cpu_milli
+        mem_free = key[2] + a.memory_mib
+        if cpu_free > self._cpu_cap[n] or mem_free > self._mem_cap[n]:
             raise OverCommitError(f"node {self.node_names[n]}: released more cpu/mem than allocated")
         if devs:
             self.dev_free[n] = row
@@ -304,8 +307,7 @@ class ClusterState:
             self.node_gpu_free[n] += total
         self.cpu_free[n] = cpu_free
         self.mem_free[n] = mem_free
-        k = self.state_key[n]
-        self.state_key[n] = (k[0], cpu_free, mem_free, k[3], self.desc_key[n])
+        self.state_key[n] = (key[0], cpu_free, mem_free, key[3], self.desc_key[n])
         self.node_allocs[n].pop(a.pod, None)
         self.changes.append(n)
         self.version += 1
