@@ -179,3 +179,20 @@ def test_node_classes_follow_allocations_and_keep_the_lowest_index_first():
     c.allocate(Allocation(2, 0, (1,), 500, 0, 0))  # same multiset of free milli as node 2: same class
     eq.sync()
     assert eq.node_cid[0] == eq.node_cid[2] and eq.first(eq.node_cid[2]) == 0
+
+
+def test_class_path_suspended_and_rebuilt_when_classes_outnumber_its_limit(monkeypatch):
+    # a limit of 7 classes (the cluster starts with 5): the path switches off and on again about
+    # 50 times during the run (its caches start over with each rebuilt index), and the run stays
+    # the full path's
+    monkeypatch.setattr(scheduler, "EQ_RETRY_CYCLES", 5)
+    pods = [
+        Pod(f"p{k}", k * 5.0, 40.0 + k % 7, [1000, 8000, 30000][k % 3], 1024, [0, 1, 2, 1][k % 4], 1000)
+        for k in range(300)
+    ]
+    profile = Profile(filters=FILTERS, scores=SCORES["mixed"], tie_break="random")
+    eng = ReplayEngine(_cluster(), PodTable(pods), profile, seed=11)
+    eng.fw._eq_limit = 7
+    fast = eng.run()
+    _, full = _replay(pods, profile, False)
+    _same(fast, full)

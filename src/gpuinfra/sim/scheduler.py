@@ -36,6 +36,8 @@ from gpuinfra.sim.workload import PodTable
 
 EQUIVALENCE = True
 """Default of ``Framework.equivalence`` (tests switch it off to compare with the full path)."""
+EQ_RETRY_CYCLES = 2_000
+"""Cycles the per-class path stays suspended after the classes outnumbered its limit."""
 EQ_CACHE_ENTRIES = 1_000_000
 """Cached (signature, class) answers kept before the cache starts over (bounds its memory)."""
 
@@ -104,6 +106,7 @@ class Framework:
         self._fit_cache: dict[object, dict[int, bool]] = {}
         self._eq_entries = 0
         self._eq_limit = max(64, cluster.n_nodes // 8)
+        self._eq_retry_at = 0
 
     def _class_mode(self) -> str | None:
         """How a cycle may run over node classes: 'index' (the lowest-index feasible node wins),
@@ -204,9 +207,9 @@ class Framework:
         gain, or no feasible node). Picks exactly the node the full path picks: the best total
         score, ties to the lowest node index (or lowest rank), as :meth:`select` does."""
         eq = self._classes()
-        alive = eq.alive
-        if len(alive) > self._eq_limit:
+        if eq is None:
             return None
+        alive = eq.alive
         sig = self.sig_of[i] if self.sig_of is not None else self.pods.signature(i)
         cache = self._eq_cache.get(sig)
         if cache is None:
@@ -246,13 +249,24 @@ class Framework:
             return ScheduleResult(got, feasible_nodes=feasible)
         return ScheduleResult(SUCCESS, got, feasible)
 
-    def _classes(self) -> NodeClasses:
-        """The node classes, in step with the cluster (built on first use)."""
+    def _classes(self) -> NodeClasses | None:
+        """The node classes, in step with the cluster (built on first use); None while there are
+        too many classes for the per-class path to gain (then it is suspended for a while, and
+        the classes are rebuilt from scratch when it is tried again)."""
         eq = self._eq
         if eq is None:
+            if self.cycles < self._eq_retry_at:
+                return None
             order = self.rank if (self.rank is not None and self._eq_mode != "index") else None
             eq = self._eq = NodeClasses(self.cluster, order)
+            self._eq_cache.clear()  # class ids are the new index's own
+            self._fit_cache.clear()
+            self._eq_entries = 0
         eq.sync()
+        if len(eq.alive) > self._eq_limit:
+            self._eq = None
+            self._eq_retry_at = self.cycles + EQ_RETRY_CYCLES
+            return None
         if self._eq_entries > EQ_CACHE_ENTRIES:
             self._eq_cache.clear()
             self._fit_cache.clear()
@@ -317,7 +331,7 @@ class Framework:
         if self._eq_mode is None or not self.equivalence or not idx:
             return self.may_fit_after_release(np.asarray(idx, dtype=np.int64), node).tolist()
         eq = self._classes()
-        if len(eq.alive) > self._eq_limit:
+        if eq is None:
             return self.may_fit_after_release(np.asarray(idx, dtype=np.int64), node).tolist()
         cid = eq.node_cid[node]
         sig_of, fit_cache = self.sig_of, self._fit_cache
