@@ -17,6 +17,7 @@ scheduler, so the two never import each other).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, ClassVar
@@ -66,8 +67,15 @@ class CycleState:
 class FilterResult:
     ok: np.ndarray
     """bool[n_nodes]: nodes this plugin accepts."""
-    reasons: tuple[tuple[str, np.ndarray], ...] = ()
-    """(reason, bool[n_nodes]) pairs naming why rejected nodes were rejected; a node may have several."""
+    reasons: tuple[tuple[str, np.ndarray], ...] | Callable[[], tuple[tuple[str, np.ndarray], ...]] = ()
+    """(reason, bool[n_nodes]) pairs naming why rejected nodes were rejected; a node may have several.
+    May be a function returning them, called only when a cycle fails (the diagnosis needs them;
+    a successful cycle does not), so a filter need not build the masks every cycle."""
+
+    def reason_masks(self) -> tuple[tuple[str, np.ndarray], ...]:
+        """The (reason, mask) pairs, computed now if they were given as a function."""
+        r = self.reasons
+        return r() if callable(r) else r
 
 
 class Plugin:

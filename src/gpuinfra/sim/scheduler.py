@@ -143,7 +143,7 @@ class Framework:
             rejected = still & ~r.ok
             if rejected.any():
                 named = np.zeros(n, dtype=bool)
-                for reason, m in r.reasons:
+                for reason, m in r.reason_masks():
                     c = int(np.count_nonzero(rejected & m))
                     if c:
                         counts[f"{reason} ({name})"] = counts.get(f"{reason} ({name})", 0) + c
