@@ -196,3 +196,25 @@ def test_class_path_suspended_and_rebuilt_when_classes_outnumber_its_limit(monke
     fast = eng.run()
     _, full = _replay(pods, profile, False)
     _same(fast, full)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.tuples(st.integers(-2, 2), st.integers(0, 30)), st.none()), max_size=80))
+def test_sig_queue_pops_in_the_order_of_one_heap(ops):
+    # None pops; (priority, time) pushes an entry (key, pod) with a unique pod index
+    import heapq
+
+    from gpuinfra.sim.engine import SigQueue
+
+    q, h = SigQueue(), []
+    for k, op in enumerate(ops):
+        if op is None:
+            if h:
+                assert q.top() == h[0] and q.pop() == heapq.heappop(h)
+        else:
+            e = ((op[0], float(op[1]), k), k)
+            q.push(e)
+            heapq.heappush(h, e)
+        assert len(q) == len(h)
+    while h:
+        assert q.pop() == heapq.heappop(h)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -63,6 +64,45 @@ OUTCOMES = (
     "failed",  # evicted and not restarted: its restart policy gave up (restart_at_s = inf)
     "backoff_at_horizon",  # waiting out a restart back-off when the run ended
 )
+
+
+class SigQueue:
+    """The pending pods of one signature, popped in (queue key, pod) order: a min-queue.
+
+    Pods mostly join in key order (arrivals in submit order, one priority), so entries that
+    extend the sorted run go to a deque (O(1) both ways) and only out-of-order ones (evicted pods,
+    higher priorities) to a heap; the minimum is the lesser of the two fronts. Entries are unique
+    (they end with the pod index), so the pop order is exactly a single heap's.
+    """
+
+    __slots__ = ("run", "heap")
+
+    def __init__(self) -> None:
+        self.run: deque[tuple] = deque()
+        self.heap: list[tuple] = []
+
+    def __len__(self) -> int:
+        return len(self.run) + len(self.heap)
+
+    def push(self, entry: tuple) -> None:
+        run = self.run
+        if not run or run[-1] < entry:
+            run.append(entry)
+        else:
+            heapq.heappush(self.heap, entry)
+
+    def top(self) -> tuple:
+        """The least entry (the queue must not be empty)."""
+        run, heap = self.run, self.heap
+        if heap and (not run or heap[0] < run[0]):
+            return heap[0]
+        return run[0]
+
+    def pop(self) -> tuple:
+        run, heap = self.run, self.heap
+        if heap and (not run or heap[0] < run[0]):
+            return heapq.heappop(heap)
+        return run.popleft()
 
 
 @dataclass
@@ -158,7 +198,7 @@ class ReplayEngine:
         self.sig_of: list[tuple] = [interned.setdefault(s, s) for s in map(pods.signature, range(n))]
         sig_ids: dict[tuple, int] = {}
         self.fw.sig_of = [sig_ids.setdefault(s, len(sig_ids)) for s in self.sig_of]
-        self.pending: dict[tuple, list[tuple[tuple, int]]] = {}
+        self.pending: dict[tuple, SigQueue] = {}
         self.sig_status: dict[tuple, Status] = {}
         self.n_pending = 0
         self._dirty: list[int] = []
@@ -296,7 +336,10 @@ class ReplayEngine:
 
     def push_pending(self, i: int, status: Status, t: float) -> None:
         sig = self.sig_of[i]
-        heapq.heappush(self.pending.setdefault(sig, []), (self.fw.sort_key(i), i))
+        q = self.pending.get(sig)
+        if q is None:
+            q = self.pending[sig] = SigQueue()
+        q.push((self.fw.sort_key(i), i))
         self.sig_status[sig] = status
         self.reason[i] = status.message()
         self.state[i] = PENDING
@@ -531,13 +574,17 @@ class ReplayEngine:
         return out
 
     def _clean_head(self, sig: tuple) -> int | None:
-        h = self.pending.get(sig)
-        while h and self.state[h[0][1]] != PENDING:
-            heapq.heappop(h)
-        if not h:
-            self.pending.pop(sig, None)
+        q = self.pending.get(sig)
+        if q is None:
             return None
-        return h[0][1]
+        state = self.state
+        while q:
+            i = q.top()[1]
+            if state[i] == PENDING:
+                return i
+            q.pop()
+        del self.pending[sig]
+        return None
 
     def _retry_after_release(self, node: int, t: float, released: int | None = None) -> list[Event]:
         """Queueing hint: after ``node`` freed capacity, retry the pending signatures that may fit it.
@@ -552,7 +599,7 @@ class ReplayEngine:
         for sig in list(self.pending):
             h = self._clean_head(sig)
             if h is not None:
-                tops[sig] = self.pending[sig][0]
+                tops[sig] = self.pending[sig].top()
         if not tops:
             return []
         sigs = list(tops)
@@ -573,7 +620,7 @@ class ReplayEngine:
         sort_key = fw.sort_key
         # a static queue key was computed when the pod was queued: the heap top carries it
         # (keys end with the pod index, so they never tie)
-        by_key = (lambda s: self.pending[s][0][0]) if fw.queue_sort.static_key else (lambda s: sort_key(cand[s]))
+        by_key = (lambda s: self.pending[s].top()[0]) if fw.queue_sort.static_key else (lambda s: sort_key(cand[s]))
         while cand:
             sig = min(cand, key=by_key) if len(cand) > 1 else next(iter(cand))
             i = cand.pop(sig)
@@ -582,7 +629,7 @@ class ReplayEngine:
                 self.sig_status[sig] = res.status
                 self.reason[i] = res.status.message()
                 continue
-            heapq.heappop(self.pending[sig])
+            self.pending[sig].pop()
             self.n_pending -= 1
             out += self.start(i, res.alloc, t)
             nxt = self._clean_head(sig)
