@@ -252,7 +252,9 @@ class ClusterState:
                 if MILLI_PER_GPU - v > peak:
                     peak = MILLI_PER_GPU - v
             self.peak_device_used_milli = peak
-            self.dev_free[n] = row
+            drow = self.dev_free[n]
+            for d in devs:
+                drow[d] = row[d]
             desc = sorted(row, reverse=True)
             self.dev_free_desc[n] = desc
             self.desc_key[n] = tuple(desc)
@@ -296,7 +298,9 @@ class ClusterState:
         if cpu_free > self._cpu_cap[n] or mem_free > self._mem_cap[n]:
             raise OverCommitError(f"node {self.node_names[n]}: released more cpu/mem than allocated")
         if devs:
-            self.dev_free[n] = row
+            drow = self.dev_free[n]
+            for d in devs:
+                drow[d] = row[d]
             desc = sorted(row, reverse=True)
             self.dev_free_desc[n] = desc
             self.desc_key[n] = tuple(desc)

@@ -221,6 +221,7 @@ class ReplayEngine:
         # per-pod run time still needed at the next start, and when an evicted pod may queue again
         # (0: at once; > t: after a back-off; inf: never, it failed): subsystems may set both
         self.remaining_s = pods.duration_s.astype(np.float64, copy=True)
+        self._delete_s: list[float] = pods.delete_s.astype(np.float64).tolist()  # fixed per pod
         self.restart_at_s = np.zeros(n)
         # the run's subsystems: each registered factory decides from the configuration
         options = dict(subsystem_options or {})
@@ -294,7 +295,7 @@ class ReplayEngine:
         self.rec.count("starts", t)
         self.log(t, "bind", i, node=self.cluster.node_names[alloc.node], devices=list(alloc.devices))
         end = t + float(self.remaining_s[i])
-        d = float(self.pods.delete_s[i])
+        d = self._delete_s[i]
         if not math.isnan(d) and d < end:
             end = max(d, t)
         out = [Event(end, PRIO_RELEASE, "finish", i, int(self.gen[i]))]
@@ -368,7 +369,7 @@ class ReplayEngine:
         self.rec.count("arrivals", t)
         self.log(t, "arrival", i)
         out: list[Event] = []
-        d = float(self.pods.delete_s[i])
+        d = self._delete_s[i]
         if not math.isnan(d):
             out.append(Event(max(d, t), PRIO_RELEASE, "delete", i))
         sig = self.sig_of[i]
@@ -408,7 +409,7 @@ class ReplayEngine:
         self.state[i] = DONE
         self.end_s[i] = t
         # a pod whose owner deleted it (delete_s) ended by the owner's hand, whatever it had left
-        self.outcome[i] = "ended_by_owner" if t == float(self.pods.delete_s[i]) else "completed"
+        self.outcome[i] = "ended_by_owner" if t == self._delete_s[i] else "completed"
         self.rec.count("finishes", t)
         self.log(t, "finish", i, outcome=self.outcome[i])
         if self._end_hooks:
