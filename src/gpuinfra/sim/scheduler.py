@@ -9,8 +9,7 @@ importing this module loads every plugin (``sim/plugins``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -42,8 +41,10 @@ EQ_CACHE_ENTRIES = 1_000_000
 """Cached (signature, class) answers kept before the cache starts over (bounds its memory)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduleResult:
+class ScheduleResult(NamedTuple):
+    """One cycle's outcome: its status, the allocation it reserved (None if it failed) and how
+    many nodes passed the filters. (A NamedTuple: one is built per cycle.)"""
+
     status: Status
     alloc: Allocation | None = None
     feasible_nodes: int = 0
@@ -214,37 +215,53 @@ class Framework:
         cache = self._eq_cache.get(sig)
         if cache is None:
             cache = self._eq_cache[sig] = {}
-        miss = [c for c in alive if c not in cache]
-        if miss:
-            self._fill_class_cache(i, cache, miss)
-        feas = [c for c in alive if cache[c] is not None]
-        if not feas:
-            return None
-        first, mode = eq.first, self._eq_mode
-        if mode == "index":
-            node = min(first(c) for c in feas)
+        try:
+            entries = [(c, cache[c]) for c in alive]
+        except KeyError:
+            self._fill_class_cache(i, cache, [c for c in alive if c not in cache])
+            entries = [(c, cache[c]) for c in alive]
+        count, first, mode = eq.count, eq.first, self._eq_mode
+        feasible = 0
+        if mode == "multi":
+            feas = [c for c, e in entries if e is not None]
+            if not feas:
+                return None
+            feasible = sum(count[c] for c in feas)
+            total = np.zeros(len(feas), dtype=np.float64)
+            for j, (plugin, weight) in enumerate(self.scores):
+                raw = np.array([cache[c][j] for c in feas], dtype=np.float64)
+                if plugin.normalize:  # the same expression as select's, over the same values
+                    lo, hi = raw.min(), raw.max()
+                    raw = (raw - lo) * (100.0 / (hi - lo)) if hi > lo else np.zeros_like(raw)
+                total += weight * raw
+            tied = [feas[j] for j in np.flatnonzero(total == total.max()).tolist()]
         else:
-            if mode == "single":
-                vals = [cache[c][0] for c in feas]
-                best = max(vals)
-                tied = [c for c, v in zip(feas, vals) if v == best]
-            else:
-                total = np.zeros(len(feas), dtype=np.float64)
-                for j, (plugin, weight) in enumerate(self.scores):
-                    raw = np.array([cache[c][j] for c in feas], dtype=np.float64)
-                    if plugin.normalize:  # the same expression as select's, over the same values
-                        lo, hi = raw.min(), raw.max()
-                        raw = (raw - lo) * (100.0 / (hi - lo)) if hi > lo else np.zeros_like(raw)
-                    total += weight * raw
-                tied = [feas[j] for j in np.flatnonzero(total == total.max()).tolist()]
-            if len(tied) == 1:
-                node = first(tied[0])
-            else:
-                order = eq.order
-                node = min((order[n], n) for n in map(first, tied))[1]
-        count = eq.count
+            # index: every feasible class ties (the lowest index wins); single: the best raw score
+            best = None
+            tied = []
+            for c, e in entries:
+                if e is None:
+                    continue
+                feasible += count[c]
+                if mode == "index":
+                    tied.append(c)
+                    continue
+                v = e[0]
+                if best is None or v > best:
+                    best = v
+                    tied = [c]
+                elif v == best:
+                    tied.append(c)
+            if not tied:
+                return None
+        if len(tied) == 1:
+            node = first(tied[0])
+        elif mode == "index":
+            node = min(map(first, tied))
+        else:
+            order = eq.order
+            node = min((order[n], n) for n in map(first, tied))[1]
         got = self.reserve_plugin.reserve(CycleState(), self.pods, i, self.cluster, node)
-        feasible = sum(count[c] for c in feas)
         if isinstance(got, Status):
             return ScheduleResult(got, feasible_nodes=feasible)
         return ScheduleResult(SUCCESS, got, feasible)
