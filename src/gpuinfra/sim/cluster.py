@@ -115,6 +115,12 @@ class ClusterState:
         self.dev_available = self.dev_exists.copy()
         self.dev_free = np.where(self.dev_exists, MILLI_PER_GPU, -1).astype(np.int32)
         self.dev_free_desc = -np.sort(-self.dev_free, axis=1)
+        self.desc_key: list[tuple[int, ...]] = [tuple(r) for r in self.dev_free_desc.tolist()]
+        """Each node's ``dev_free_desc`` row as a tuple of ints (kept in step; a hashable key)."""
+        self._model_of: list[int] = self.node_model.tolist()
+        self._pool_of: list[int] = self.node_pool.tolist()
+        self._cpu_cap: list[int] = self.cpu_cap.tolist()
+        self._mem_cap: list[int] = self.mem_cap.tolist()
         self.node_gpu_free = np.where(self.dev_free > 0, self.dev_free, 0).sum(axis=1).astype(np.int64)
         """Free milli over each node's available devices (kept up to date; scores read it whole)."""
         self.node_gpu_cap = self.dev_available.sum(axis=1).astype(np.int64) * MILLI_PER_GPU
@@ -145,6 +151,12 @@ class ClusterState:
         self.peak_cpu_ratio = 0.0
         self.peak_mem_ratio = 0.0
         self.version = 0
+        self.state_key: list[tuple] = [self._key_of(i) for i in range(n)]
+        """Each node's equivalence-class key (sim/equivalence.py), kept in step with every change:
+        (pool, free milli-CPU, free memory MiB, up, ``desc_key``)."""
+
+    def _key_of(self, n: int) -> tuple:
+        return (self._pool_of[n], int(self.cpu_free[n]), int(self.mem_free[n]), bool(self.node_up[n]), self.desc_key[n])
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -212,55 +224,94 @@ class ClusterState:
 
     # -- mutation ----------------------------------------------------------------------------
     def allocate(self, a: Allocation) -> None:
+        # NOTE: speed only: the checks and updates run on Python ints of the node's row (one
+        # ``tolist`` and one row write-back) instead of numpy scalar operations per device.
         n = a.node
-        if a.cpu_milli > self.cpu_free[n] or a.memory_mib > self.mem_free[n]:
+        key = self.state_key[n]  # (pool, free CPU, free memory, up, desc_key): Python ints
+        cpu_free = key[1] - a.cpu_milli
+        mem_free = key[2] - a.memory_mib
+        if cpu_free < 0 or mem_free < 0:
             raise OverCommitError(f"node {self.node_names[n]}: cpu/mem over-commit by pod {a.pod}")
-        m = self.node_model[n]
-        row = self.dev_free[n]
-        for d in a.devices:
-            if not self.dev_available[n, d] or row[d] < a.milli_per_device:
-                raise OverCommitError(f"device {self.node_names[n]}/{d}: over-commit by pod {a.pod}")
-        for d in a.devices:
-            if row[d] == MILLI_PER_GPU and a.milli_per_device > 0:
-                self.busy_devices[m] += 1
-            row[d] -= a.milli_per_device
-            used = MILLI_PER_GPU - int(row[d])
-            if used > self.peak_device_used_milli:
-                self.peak_device_used_milli = used
-        self.cpu_free[n] -= a.cpu_milli
-        self.mem_free[n] -= a.memory_mib
-        if a.devices:
-            self.alloc_milli[m] += a.gpu_milli_total
-        if a.devices:
-            self.dev_free_desc[n] = sorted(row.tolist(), reverse=True)
-            self.node_gpu_free[n] -= a.gpu_milli_total
+        devs = a.devices
+        if devs:
+            milli = a.milli_per_device
+            row = self.dev_free[n].tolist()
+            for d in devs:
+                # an unavailable (or absent) device holds -1
+                if row[d] < 0 or row[d] < milli:
+                    raise OverCommitError(f"device {self.node_names[n]}/{d}: over-commit by pod {a.pod}")
+            m = self._model_of[n]
+            busy = 0
+            peak = self.peak_device_used_milli
+            for d in devs:
+                v = row[d]
+                if v == MILLI_PER_GPU and milli > 0:
+                    busy += 1
+                v -= milli
+                row[d] = v
+                if MILLI_PER_GPU - v > peak:
+                    peak = MILLI_PER_GPU - v
+            self.peak_device_used_milli = peak
+            drow = self.dev_free[n]
+            for d in devs:
+                drow[d] = row[d]
+            desc = sorted(row, reverse=True)
+            self.dev_free_desc[n] = desc
+            self.desc_key[n] = tuple(desc)
+            total = milli * len(devs)
+            if busy:
+                self.busy_devices[m] += busy
+            self.alloc_milli[m] += total
+            self.node_gpu_free[n] -= total
+        self.cpu_free[n] = cpu_free
+        self.mem_free[n] = mem_free
+        self.state_key[n] = (key[0], cpu_free, mem_free, key[3], self.desc_key[n])
         self.node_allocs[n][a.pod] = a
         self.changes.append(n)
-        cpu_cap, mem_cap = int(self.cpu_cap[n]), int(self.mem_cap[n])
-        cr = 1.0 - int(self.cpu_free[n]) / cpu_cap if cpu_cap else 0.0
-        mr = 1.0 - int(self.mem_free[n]) / mem_cap if mem_cap else 0.0
-        self.peak_cpu_ratio = max(self.peak_cpu_ratio, cr)
-        self.peak_mem_ratio = max(self.peak_mem_ratio, mr)
+        cpu_cap, mem_cap = self._cpu_cap[n], self._mem_cap[n]
+        cr = 1.0 - cpu_free / cpu_cap if cpu_cap else 0.0
+        mr = 1.0 - mem_free / mem_cap if mem_cap else 0.0
+        if cr > self.peak_cpu_ratio:
+            self.peak_cpu_ratio = cr
+        if mr > self.peak_mem_ratio:
+            self.peak_mem_ratio = mr
         self.version += 1
 
     def release(self, a: Allocation) -> None:
         n = a.node
-        m = self.node_model[n]
-        row = self.dev_free[n]
-        for d in a.devices:
-            row[d] += a.milli_per_device
-            if row[d] > MILLI_PER_GPU:
-                raise OverCommitError(f"device {self.node_names[n]}/{d}: released more than allocated")
-            if row[d] == MILLI_PER_GPU and a.milli_per_device > 0:
-                self.busy_devices[m] -= 1
-        self.cpu_free[n] += a.cpu_milli
-        self.mem_free[n] += a.memory_mib
-        if self.cpu_free[n] > self.cpu_cap[n] or self.mem_free[n] > self.mem_cap[n]:
+        devs = a.devices
+        if devs:
+            milli = a.milli_per_device
+            row = self.dev_free[n].tolist()
+            m = self._model_of[n]
+            busy = 0
+            for d in devs:
+                v = row[d] + milli
+                if v > MILLI_PER_GPU:
+                    raise OverCommitError(f"device {self.node_names[n]}/{d}: released more than allocated")
+                row[d] = v
+                if v == MILLI_PER_GPU and milli > 0:
+                    busy += 1
+        key = self.state_key[n]
+        cpu_free = key[1] + a.cpu_milli
+        mem_free = key[2] + a.memory_mib
+        if cpu_free > self._cpu_cap[n] or mem_free > self._mem_cap[n]:
             raise OverCommitError(f"node {self.node_names[n]}: released more cpu/mem than allocated")
-        if a.devices:
-            self.alloc_milli[m] -= a.gpu_milli_total
-            self.dev_free_desc[n] = sorted(row.tolist(), reverse=True)
-            self.node_gpu_free[n] += a.gpu_milli_total
+        if devs:
+            drow = self.dev_free[n]
+            for d in devs:
+                drow[d] = row[d]
+            desc = sorted(row, reverse=True)
+            self.dev_free_desc[n] = desc
+            self.desc_key[n] = tuple(desc)
+            total = milli * len(devs)
+            if busy:
+                self.busy_devices[m] -= busy
+            self.alloc_milli[m] -= total
+            self.node_gpu_free[n] += total
+        self.cpu_free[n] = cpu_free
+        self.mem_free[n] = mem_free
+        self.state_key[n] = (key[0], cpu_free, mem_free, key[3], self.desc_key[n])
         self.node_allocs[n].pop(a.pod, None)
         self.changes.append(n)
         self.version += 1
@@ -269,6 +320,7 @@ class ClusterState:
         """Mark a node down (rebooting: it takes no pods, not even CPU-only ones) or up again."""
         if bool(self.node_up[node]) != up:
             self.node_up[node] = up
+            self.state_key[node] = self._key_of(node)
             self.changes.append(node)
             self.version += 1
 
@@ -288,6 +340,8 @@ class ClusterState:
             self.unavail_milli[m] -= MILLI_PER_GPU
         self.dev_available[node, index] = available
         self.dev_free_desc[node] = -np.sort(-self.dev_free[node])
+        self.desc_key[node] = tuple(self.dev_free_desc[node].tolist())
+        self.state_key[node] = self._key_of(node)
         self.node_gpu_free[node] = int(np.where(self.dev_free[node] > 0, self.dev_free[node], 0).sum())
         self.node_gpu_cap[node] = int(self.dev_available[node].sum()) * MILLI_PER_GPU
         self.changes.append(node)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -63,6 +64,45 @@ OUTCOMES = (
     "failed",  # evicted and not restarted: its restart policy gave up (restart_at_s = inf)
     "backoff_at_horizon",  # waiting out a restart back-off when the run ended
 )
+
+
+class SigQueue:
+    """The pending pods of one signature, popped in (queue key, pod) order: a min-queue.
+
+    Pods mostly join in key order (arrivals in submit order, one priority), so entries that
+    extend the sorted run go to a deque (O(1) both ways) and only out-of-order ones (evicted pods,
+    higher priorities) to a heap; the minimum is the lesser of the two fronts. Entries are unique
+    (they end with the pod index), so the pop order is exactly a single heap's.
+    """
+
+    __slots__ = ("run", "heap")
+
+    def __init__(self) -> None:
+        self.run: deque[tuple] = deque()
+        self.heap: list[tuple] = []
+
+    def __len__(self) -> int:
+        return len(self.run) + len(self.heap)
+
+    def push(self, entry: tuple) -> None:
+        run = self.run
+        if not run or run[-1] < entry:
+            run.append(entry)
+        else:
+            heapq.heappush(self.heap, entry)
+
+    def top(self) -> tuple:
+        """The least entry (the queue must not be empty)."""
+        run, heap = self.run, self.heap
+        if heap and (not run or heap[0] < run[0]):
+            return heap[0]
+        return run[0]
+
+    def pop(self) -> tuple:
+        run, heap = self.run, self.heap
+        if heap and (not run or heap[0] < run[0]):
+            return heapq.heappop(heap)
+        return run.popleft()
 
 
 @dataclass
@@ -156,7 +196,9 @@ class ReplayEngine:
         self.reason = [""] * n
         interned: dict[tuple, tuple] = {}  # one tuple per distinct signature (memory at 1M pods)
         self.sig_of: list[tuple] = [interned.setdefault(s, s) for s in map(pods.signature, range(n))]
-        self.pending: dict[tuple, list[tuple[tuple, int]]] = {}
+        sig_ids: dict[tuple, int] = {}
+        self.fw.sig_of = [sig_ids.setdefault(s, len(sig_ids)) for s in self.sig_of]
+        self.pending: dict[tuple, SigQueue] = {}
         self.sig_status: dict[tuple, Status] = {}
         self.n_pending = 0
         self._dirty: list[int] = []
@@ -179,6 +221,7 @@ class ReplayEngine:
         # per-pod run time still needed at the next start, and when an evicted pod may queue again
         # (0: at once; > t: after a back-off; inf: never, it failed): subsystems may set both
         self.remaining_s = pods.duration_s.astype(np.float64, copy=True)
+        self._delete_s: list[float] = pods.delete_s.astype(np.float64).tolist()  # fixed per pod
         self.restart_at_s = np.zeros(n)
         # the run's subsystems: each registered factory decides from the configuration
         options = dict(subsystem_options or {})
@@ -250,9 +293,10 @@ class ReplayEngine:
         self.node[i] = alloc.node
         self.devices[i] = alloc.devices
         self.rec.count("starts", t)
-        self.log(t, "bind", i, node=self.cluster.node_names[alloc.node], devices=list(alloc.devices))
+        if self.log_events:  # NOTE: speed only: no arguments built for a log that is off
+            self.log(t, "bind", i, node=self.cluster.node_names[alloc.node], devices=list(alloc.devices))
         end = t + float(self.remaining_s[i])
-        d = float(self.pods.delete_s[i])
+        d = self._delete_s[i]
         if not math.isnan(d) and d < end:
             end = max(d, t)
         out = [Event(end, PRIO_RELEASE, "finish", i, int(self.gen[i]))]
@@ -294,12 +338,16 @@ class ReplayEngine:
 
     def push_pending(self, i: int, status: Status, t: float) -> None:
         sig = self.sig_of[i]
-        heapq.heappush(self.pending.setdefault(sig, []), (self.fw.sort_key(i), i))
+        q = self.pending.get(sig)
+        if q is None:
+            q = self.pending[sig] = SigQueue()
+        q.push((self.fw.sort_key(i), i))
         self.sig_status[sig] = status
         self.reason[i] = status.message()
         self.state[i] = PENDING
         self.n_pending += 1
-        self.log(t, "unschedulable", i, reason=status.message(), plugin=status.plugin)
+        if self.log_events:  # NOTE: speed only: no arguments built for a log that is off
+            self.log(t, "unschedulable", i, reason=status.message(), plugin=status.plugin)
 
     # -- handlers --------------------------------------------------------------------------
     def _next_arrival(self) -> None:
@@ -321,9 +369,10 @@ class ReplayEngine:
         i, t = ev.ref, ev.t_s
         self._next_arrival()
         self.rec.count("arrivals", t)
-        self.log(t, "arrival", i)
+        if self.log_events:  # NOTE: speed only: no arguments built for a log that is off
+            self.log(t, "arrival", i)
         out: list[Event] = []
-        d = float(self.pods.delete_s[i])
+        d = self._delete_s[i]
         if not math.isnan(d):
             out.append(Event(max(d, t), PRIO_RELEASE, "delete", i))
         sig = self.sig_of[i]
@@ -363,9 +412,10 @@ class ReplayEngine:
         self.state[i] = DONE
         self.end_s[i] = t
         # a pod whose owner deleted it (delete_s) ended by the owner's hand, whatever it had left
-        self.outcome[i] = "ended_by_owner" if t == float(self.pods.delete_s[i]) else "completed"
+        self.outcome[i] = "ended_by_owner" if t == self._delete_s[i] else "completed"
         self.rec.count("finishes", t)
-        self.log(t, "finish", i, outcome=self.outcome[i])
+        if self.log_events:  # NOTE: speed only: no arguments built for a log that is off
+            self.log(t, "finish", i, outcome=self.outcome[i])
         if self._end_hooks:
             for hook in self._end_hooks:
                 self.kernel.schedule_many(hook(i, alloc, t, self.outcome[i]))
@@ -529,13 +579,17 @@ class ReplayEngine:
         return out
 
     def _clean_head(self, sig: tuple) -> int | None:
-        h = self.pending.get(sig)
-        while h and self.state[h[0][1]] != PENDING:
-            heapq.heappop(h)
-        if not h:
-            self.pending.pop(sig, None)
+        q = self.pending.get(sig)
+        if q is None:
             return None
-        return h[0][1]
+        state = self.state
+        while q:
+            i = q.top()[1]
+            if state[i] == PENDING:
+                return i
+            q.pop()
+        del self.pending[sig]
+        return None
 
     def _retry_after_release(self, node: int, t: float, released: int | None = None) -> list[Event]:
         """Queueing hint: after ``node`` freed capacity, retry the pending signatures that may fit it.
@@ -544,32 +598,43 @@ class ReplayEngine:
         that ``released`` leaving may have unblocked anywhere; those get a full cycle too."""
         if not self.n_pending:
             return []
-        heads: dict[tuple, int] = {}
+        fw = self.fw
+        # the head of each pending signature: (queue key when it was queued, pod)
+        tops: dict[tuple, tuple] = {}
         for sig in list(self.pending):
             h = self._clean_head(sig)
             if h is not None:
-                heads[sig] = h
-        if not heads:
+                tops[sig] = self.pending[sig].top()
+        if not tops:
             return []
-        sigs = list(heads)
-        idx = np.array([heads[s] for s in sigs], dtype=np.int64)
-        ok = self.fw.may_fit_after_release(idx, node)
+        sigs = list(tops)
+        idx = [tops[s][1] for s in sigs]
+        ok = fw.fits_after_release(idx, node)
         anywhere: set[tuple] = set()
-        glob = self.fw.retry_anywhere_after(released, idx) if released is not None else None
+        glob = (
+            fw.retry_anywhere_after(released, np.array(idx, dtype=np.int64))
+            if released is not None and fw.has_anywhere_hint
+            else None
+        )
         if glob is not None:
-            anywhere = {sigs[j] for j in np.flatnonzero(glob & ~ok)}
-            ok |= glob
+            oka = np.array(ok, dtype=bool)
+            anywhere = {sigs[j] for j in np.flatnonzero(glob & ~oka)}
+            ok = (oka | glob).tolist()
         out: list[Event] = []
-        cand = {sigs[j]: int(idx[j]) for j in np.flatnonzero(ok)}
+        cand = {sigs[j]: idx[j] for j in range(len(sigs)) if ok[j]}
+        sort_key = fw.sort_key
+        # a static queue key was computed when the pod was queued: the heap top carries it
+        # (keys end with the pod index, so they never tie)
+        by_key = (lambda s: self.pending[s].top()[0]) if fw.queue_sort.static_key else (lambda s: sort_key(cand[s]))
         while cand:
-            sig = min(cand, key=lambda s: self.fw.sort_key(cand[s]))
+            sig = min(cand, key=by_key) if len(cand) > 1 else next(iter(cand))
             i = cand.pop(sig)
-            res = self.fw.schedule(i)
+            res = fw.schedule(i)
             if res.alloc is None:
                 self.sig_status[sig] = res.status
                 self.reason[i] = res.status.message()
                 continue
-            heapq.heappop(self.pending[sig])
+            self.pending[sig].pop()
             self.n_pending -= 1
             out += self.start(i, res.alloc, t)
             nxt = self._clean_head(sig)
@@ -577,7 +642,7 @@ class ReplayEngine:
                 cand[sig] = nxt
             if cand:  # the node has less room now: keep only signatures that still fit it
                 keys = list(cand)
-                still = self.fw.may_fit_after_release(np.array([cand[k] for k in keys], dtype=np.int64), node)
+                still = fw.fits_after_release([cand[k] for k in keys], node)
                 cand = {k: cand[k] for k, s in zip(keys, still) if s or k in anywhere}
         return out
 

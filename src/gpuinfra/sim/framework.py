@@ -17,6 +17,7 @@ scheduler, so the two never import each other).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, ClassVar
@@ -66,14 +67,28 @@ class CycleState:
 class FilterResult:
     ok: np.ndarray
     """bool[n_nodes]: nodes this plugin accepts."""
-    reasons: tuple[tuple[str, np.ndarray], ...] = ()
-    """(reason, bool[n_nodes]) pairs naming why rejected nodes were rejected; a node may have several."""
+    reasons: tuple[tuple[str, np.ndarray], ...] | Callable[[], tuple[tuple[str, np.ndarray], ...]] = ()
+    """(reason, bool[n_nodes]) pairs naming why rejected nodes were rejected; a node may have several.
+    May be a function returning them, called only when a cycle fails (the diagnosis needs them;
+    a successful cycle does not), so a filter need not build the masks every cycle."""
+
+    def reason_masks(self) -> tuple[tuple[str, np.ndarray], ...]:
+        """The (reason, mask) pairs, computed now if they were given as a function."""
+        r = self.reasons
+        return r() if callable(r) else r
 
 
 class Plugin:
     """Base of every plugin. ``args`` come from the scenario's scheduler profile."""
 
     name: ClassVar[str] = ""
+    class_pure: ClassVar[bool] = False
+    """True if, for every node, this plugin's Filter answer (and Score, for a score plugin) is a
+    function of the pod's ``PodTable.signature`` and the node's equivalence-class key alone
+    (``sim/equivalence.py``: pool, free CPU, free memory, up, sorted free milli per device), a
+    score is computed node by node (no normalisation over the nodes passed in), and nothing is
+    written to the CycleState. When every filter and score of a profile is class-pure, the
+    scheduler evaluates one node per class and caches the answers (same results, fewer calls)."""
 
     def __init__(self, args: dict[str, Any] | None = None) -> None:
         self.args = dict(args or {})
@@ -83,6 +98,10 @@ class Plugin:
 
 
 class QueueSortPlugin(Plugin):
+    static_key: ClassVar[bool] = False
+    """True if a pod's key never changes during a run (it reads only the pod's own fields), so a
+    key computed when the pod was queued may be compared later instead of computing it again."""
+
     def key(self, pods: PodTable, i: int) -> tuple:
         raise NotImplementedError
 
@@ -130,6 +149,9 @@ class PostFilterPlugin(Plugin):
 class ScorePlugin(Plugin):
     normalize: ClassVar[bool] = True
     """Min-max normalise raw scores to [0, 100] (kube-scheduler's NormalizeScore)."""
+    lowest_index: ClassVar[bool] = False
+    """True if, alone in a profile with a positive weight, this score always picks the
+    lowest-index feasible node (FirstFit): the scheduler may then skip calling it."""
 
     def score(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray) -> np.ndarray:
         raise NotImplementedError

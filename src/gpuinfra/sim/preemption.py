@@ -33,6 +33,8 @@ class Candidate:
 def select_victims(fw: Framework, i: int, start_s: np.ndarray) -> Candidate | None:
     c, pods = fw.cluster, fw.pods
     prio = int(pods.priority[i])
+    if prio <= fw.lowest_priority:
+        return None  # no pod of the run has a lower priority: no node can offer victims
     k, m = int(pods.num_gpu[i]), int(pods.gpu_milli[i])
     best: Candidate | None = None
     for n in range(c.n_nodes):

@@ -10,11 +10,14 @@ Three GPU levels come from three different places, so their sum being capacity x
 real check:
 
 - allocated milli-GPU from the cluster's running totals (and, separately, the pod ledger);
-- idle milli-GPU from the free milli of each node's available devices (re-read per node);
-- unavailable milli-GPU from the device availability mask.
+- idle milli-GPU from the free milli of each node's available devices (re-read per node from
+  the device row the cluster last wrote);
+- unavailable milli-GPU from the device availability (devices that exist less the available ones).
 """
 
 from __future__ import annotations
+
+from array import array
 
 import numpy as np
 
@@ -37,14 +40,16 @@ class Recorder:
         nm = len(cluster.models)
         self.nm = nm
         self._node_model = np.where(cluster.node_model >= 0, cluster.node_model, nm)
+        self._node_model_list: list[int] = self._node_model.tolist()
+        self._dev_milli: list[int] = (cluster.dev_exists.sum(axis=1) * MILLI_PER_GPU).tolist()
         self.queue_len = 0
         self.running = 0
         self._refresh_gpu_levels()
         self._times: list[float] = []
         # the change log's level rows, in one growing float64 block (a row per record time):
-        # a million-pod replay keeps ~2M rows, 8 bytes per value instead of an array object each
+        # a million-pod replay keeps ~2M rows, 8 bytes per value instead of an object each
         self._width = 3 * nm + len(cluster.busy_devices) + 3
-        self._buf = np.empty((1024, self._width), dtype=np.float64)
+        self._log = array("d")
         self._count_times: dict[str, list[float]] = {k: [] for k in COUNTS}
         self.finalized = False
         self.record(self.start_s)
@@ -56,18 +61,18 @@ class Recorder:
         self._node_free = np.where(c.dev_free > 0, c.dev_free, 0).sum(axis=1).astype(np.int64).tolist()
         self._node_unav = ((c.dev_exists & ~c.dev_available).sum(axis=1) * MILLI_PER_GPU).astype(np.int64).tolist()
         nm = self.nm
-        self.idle_level = np.bincount(self._node_model, weights=self._node_free, minlength=nm + 1)[:nm]
-        self.unavail_level = np.bincount(self._node_model, weights=self._node_unav, minlength=nm + 1)[:nm]
+        # Python floats (the same values the float64 arrays held): per-event updates stay cheap
+        self.idle_level = np.bincount(self._node_model, weights=self._node_free, minlength=nm + 1)[:nm].tolist()
+        self.unavail_level = np.bincount(self._node_model, weights=self._node_unav, minlength=nm + 1)[:nm].tolist()
 
     def _refresh_node(self, n: int) -> None:
         """Re-read one node's devices (the only node a placement or release touched)."""
         c = self.cluster
-        row = c.dev_free[n].tolist()
-        avail = c.dev_available[n].tolist()
-        exists = c.dev_exists[n].tolist()
-        free = sum(v for v, a in zip(row, avail) if a and v > 0)
-        unav = MILLI_PER_GPU * sum(1 for a, e in zip(avail, exists) if e and not a)
-        m = self._node_model[n]
+        # the node's device row as the cluster last wrote it (``desc_key``: its free milli per
+        # device, -1 for an absent or unavailable device), and its available-device capacity
+        free = sum(v for v in c.desc_key[n] if v > 0)
+        unav = self._dev_milli[n] - int(c.node_gpu_cap[n])
+        m = self._node_model_list[n]
         if m < self.nm:
             self.idle_level[m] += free - self._node_free[n]
             self.unavail_level[m] += unav - self._node_unav[n]
@@ -84,21 +89,21 @@ class Recorder:
 
     def record(self, t_s: float) -> None:
         """Append the current levels, valid from ``t_s`` until the next record."""
-        if self._times and t_s < self._times[-1]:
-            raise RuntimeError(f"recorder went back in time: {t_s} < {self._times[-1]}")
+        times = self._times
+        if times and t_s < times[-1]:
+            raise RuntimeError(f"recorder went back in time: {t_s} < {times[-1]}")
         c = self.cluster
         frag = self.frag.sync() if self.frag is not None else 0.0
-        row = np.concatenate(
-            (c.alloc_milli, self.idle_level, self.unavail_level, c.busy_devices, (self.queue_len, self.running, frag))
-        )
-        if self._times and self._times[-1] == t_s:
-            self._buf[len(self._times) - 1] = row
+        row = c.alloc_milli.tolist()
+        row += self.idle_level
+        row += self.unavail_level
+        row += c.busy_devices.tolist()
+        row += (self.queue_len, self.running, frag)
+        if times and times[-1] == t_s:
+            self._log[-self._width :] = array("d", row)
         else:
-            k = len(self._times)
-            if k == len(self._buf):
-                self._buf = np.concatenate((self._buf, np.empty_like(self._buf)))
-            self._buf[k] = row
-            self._times.append(t_s)
+            self._log.extend(row)
+            times.append(t_s)
 
     def count(self, what: str, t_s: float) -> None:
         self._count_times[what].append(t_s)
@@ -108,7 +113,7 @@ class Recorder:
         """Integrate the log up to ``horizon_s`` into intervals of ``interval_s``."""
         nm = self.nm
         t = np.asarray(self._times, dtype=np.float64)
-        levels = self._buf[: len(self._times)]
+        levels = np.array(self._log, dtype=np.float64).reshape(len(self._times), self._width)
         end = max(float(horizon_s), self.start_s)
         keep = t <= end
         t, levels = t[keep], levels[keep]

@@ -16,6 +16,7 @@ from gpuinfra.sim.workload import PodTable
 @register
 class FirstFit(ScorePlugin):
     name = "FirstFit"
+    lowest_index = True  # -node index: the lowest-index feasible node wins, whatever the tie rule
 
     def score(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray) -> np.ndarray:
         return -nodes.astype(np.float64)

@@ -17,6 +17,7 @@ from gpuinfra.sim.workload import PodTable
 @register
 class GpuModel(FilterPlugin):
     name = "GpuModel"
+    class_pure = True  # reads the pod signature and the node class key only
 
     def setup(self, cluster: ClusterState, pods: PodTable, rng: np.random.Generator) -> None:
         self._allowed: dict[tuple[str, ...], np.ndarray] = {}

@@ -31,6 +31,7 @@ def _free_fraction_after(pods: PodTable, i: int, cluster: ClusterState, nodes: n
 @register
 class LeastAllocated(ScorePlugin):
     name = "LeastAllocated"
+    class_pure = True  # reads the pod signature and the node class key only
 
     def score(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray):
         return 100.0 * _free_fraction_after(pods, i, cluster, nodes)
@@ -39,6 +40,7 @@ class LeastAllocated(ScorePlugin):
 @register
 class MostAllocated(ScorePlugin):
     name = "MostAllocated"
+    class_pure = True  # reads the pod signature and the node class key only
 
     def score(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray):
         return 100.0 * (1.0 - _free_fraction_after(pods, i, cluster, nodes))

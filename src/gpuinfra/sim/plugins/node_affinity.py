@@ -18,6 +18,7 @@ from gpuinfra.sim.workload import PodTable
 @register
 class NodeAffinity(FilterPlugin):
     name = "NodeAffinity"
+    class_pure = True  # reads the pod signature and the node class key only
 
     def setup(self, cluster: ClusterState, pods: PodTable, rng: np.random.Generator) -> None:
         self.cluster = cluster

@@ -32,22 +32,30 @@ def effective_milli(cluster: ClusterState, node: int, num_gpu: int, milli: int) 
 @register
 class NodeResourcesFit(FilterPlugin):
     name = "NodeResourcesFit"
+    class_pure = True  # reads the pod signature and the node class key only
+
+    def setup(self, cluster: ClusterState, pods: PodTable, rng: np.random.Generator) -> None:
+        self._timesliced = bool(replica_milli(cluster).any())  # replicas are fixed per pool
 
     def filter(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState) -> FilterResult:
+        # the reason masks below are built from these arrays when the same cycle fails (diagnose)
         up = cluster.node_up
         cpu_ok = cluster.cpu_free >= pods.cpu_milli[i]
         mem_ok = cluster.mem_free >= pods.memory_mib[i]
         k = int(pods.num_gpu[i])
-        down = ("node(s) were unschedulable (down)", ~up)
+        down = "node(s) were unschedulable (down)"
         if k == 0:
             ok = cpu_ok & mem_ok & up
-            return FilterResult(ok, (down, ("Insufficient cpu", ~cpu_ok), ("Insufficient memory", ~mem_ok)))
+            # NOTE: speed only: the reason masks are built when a cycle fails, not every cycle
+            return FilterResult(
+                ok, lambda: ((down, ~up), ("Insufficient cpu", ~cpu_ok), ("Insufficient memory", ~mem_ok))
+            )
         m = int(pods.gpu_milli[i])
         if k > cluster.max_gpus:
             gpu_ok = np.zeros(cluster.n_nodes, dtype=bool)
         else:
             rm = replica_milli(cluster)
-            if rm.any():
+            if self._timesliced:
                 need = (
                     np.where(rm > 0, rm, m)
                     if (k == 1 and m == MILLI_PER_GPU)
@@ -59,7 +67,13 @@ class NodeResourcesFit(FilterPlugin):
         ok = cpu_ok & mem_ok & gpu_ok & up
         gpu_reason = "Insufficient nvidia.com/gpu" if m >= MILLI_PER_GPU else "Insufficient gpu-milli on a single GPU"
         return FilterResult(
-            ok, (down, ("Insufficient cpu", ~cpu_ok), ("Insufficient memory", ~mem_ok), (gpu_reason, ~gpu_ok))
+            ok,
+            lambda: (
+                (down, ~up),
+                ("Insufficient cpu", ~cpu_ok),
+                ("Insufficient memory", ~mem_ok),
+                (gpu_reason, ~gpu_ok),
+            ),
         )
 
     def fits_node(self, pods: PodTable, idx: np.ndarray, cluster: ClusterState, node: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from gpuinfra.sim.workload import PodTable
 @register
 class PrioritySort(QueueSortPlugin):
     name = "PrioritySort"
+    static_key = True  # priority, submit time and index: fixed for the run
 
     def key(self, pods: PodTable, i: int) -> tuple:
         return (-int(pods.priority[i]), float(pods.submit_s[i]), i)
@@ -23,6 +24,7 @@ class Fifo(QueueSortPlugin):
     """Arrival order only; priorities ignored."""
 
     name = "FIFO"
+    static_key = True  # priority, submit time and index: fixed for the run
 
     def key(self, pods: PodTable, i: int) -> tuple:
         return (float(pods.submit_s[i]), i)

@@ -23,6 +23,7 @@ GPU_TOLERATION = Toleration(GPU_RESOURCE, "Exists", "", "NoSchedule")
 @register
 class TaintToleration(FilterPlugin):
     name = "TaintToleration"
+    class_pure = True  # reads the pod signature and the node class key only
 
     def setup(self, cluster: ClusterState, pods: PodTable, rng: np.random.Generator) -> None:
         self.cluster = cluster
