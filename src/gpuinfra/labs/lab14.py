@@ -624,7 +624,7 @@ def _detection_section(dt: dict[str, Any]) -> tuple[str, str]:
         f"{tot['pods_killed']['as is']:.0f} pods, and {tot['crashes_on_poisoned_gpus']['as is']:.0f} pods crashed on "
         f"poisoned GPUs detected in {dt['detect_s']['as is']:.0f} s against {tot['crashes_on_poisoned_gpus']['faster']:.0f} "
         f"in {dt['detect_s']['faster']:.0f} s; failure waste ${tot['failure_waste_usd']['as is']:,.0f} vs "
-        f"${tot['failure_waste_usd']['faster']:,.0f}, a mean ${mean:,.0f} per run saved (standard error ${se:,.0f}), "
+        f"${tot['failure_waste_usd']['faster']:,.0f}, a mean ${mean:,.2f} per run saved (standard error ${se:,.2f}), "
         f"{verdict}."
     )
     return c, fig_html(fig, "l14detect")
