@@ -128,3 +128,13 @@ def test_an_epoch_that_is_not_rfc3339_with_an_offset_is_refused(bad):
     with pytest.raises(UserError) as e:
         at.rfc3339(np.array([0.0]), bad)
     assert "epoch" in str(e.value)
+
+
+def test_cli_refuses_a_bad_epoch_before_running_with_exit_2():
+    from typer.testing import CliRunner
+
+    from gpuinfra.cli import app
+
+    r = CliRunner().invoke(app, ["cost", "attribute", str(EX / "upgrade.yaml"), "--epoch", "2026-03-01T00:00:00"])
+    assert r.exit_code == 2
+    assert "--epoch" in r.output and "offset" in r.output and "Traceback" not in r.output

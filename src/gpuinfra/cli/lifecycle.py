@@ -158,6 +158,9 @@ def attribute_cmd(
 
     if by not in ("namespace", "pod", "costCategory", "gpuModel"):
         raise UserError(f"--by {by}", where="--by", expected="namespace, pod, costCategory or gpuModel")
+    from gpuinfra.analysis.attribution import rfc3339
+
+    rfc3339([0.0], epoch)  # a bad --epoch is refused before the run
     res = api.simulate(api.scenario(scenario), seed=seed)
     rep = cost_report(res._output, epoch=epoch)
     if csv is not None:
