@@ -189,11 +189,14 @@ def evaluate_candidate(
     return row
 
 
-def cost_report(out: SimulationOutput) -> dict[str, Any]:
+def cost_report(out: SimulationOutput, epoch: str = at.DEFAULT_EPOCH) -> dict[str, Any]:
     """Attribution of one run: the OpenCost table, totals by category and namespace, silent burn, bill,
-    and per service the over-provisioning figures (or why they are not computed)."""
+    and per service the over-provisioning figures (or why they are not computed). ``epoch``: the RFC 3339
+    instant the run's t = 0 stands for (the table's start/end timestamps)."""
     svc = at.over_provisioning(out.run)
-    table = at.attribute(out.run, out.ledger, out.built.prices, cluster_name=out.built.scenario.name, services=svc)
+    table = at.attribute(
+        out.run, out.ledger, out.built.prices, cluster_name=out.built.scenario.name, services=svc, epoch=epoch
+    )
     return {
         "over_provisioning": svc,
         "table": table,

@@ -2,8 +2,12 @@
 
 OpenCost (spec v0.1, facts: cost-lifecycle-security.md section 2.1): total cluster cost =
 workload costs + cluster idle costs (+ overhead, none here); *idle = asset cost - workload
-cost*. Its allocation API names rows ``namespace/pod`` and the idle row ``__idle__`` and reports
-``gpuHours``, ``gpuCost``, ``totalCost`` per row. This module keeps those names and splits the
+cost*. Its allocation API names rows ``namespace/pod`` and the idle row ``cluster/__idle__``
+(opencost ``core/pkg/opencost/allocation.go``: ``IdleSuffix``, ``ComputeIdleAllocations``) and reports
+``gpuHours``, ``gpuCost``, ``totalCost`` per row. OpenCost's ``__unallocated__`` is not a line of
+capacity: it is the key an allocation gets when it lacks the property aggregated by (a pod
+without the label asked for); every row here has its namespace or is a cluster line, so none
+carries it. This module keeps those names and splits the
 GPU bill into lines, each GPU-second of a *provisioned* GPU counted exactly once:
 
 - ``workload``: a pod's last (surviving) run, GPU-hours x the price of the model it ran on;
@@ -15,11 +19,15 @@ GPU bill into lines, each GPU-second of a *provisioned* GPU counted exactly once
   to the pod's namespace as its own line (``namespace/pod/__failure__``). For a training pod the
   execution subsystem checkpoints, only the GPU-time since its last durable checkpoint is lost;
   the part before it moves to the pod's workload line (:func:`kept_on_kill`);
-- ``__unavailable__``: GPUs out of service while still billed (repair, reimage during an upgrade);
-- ``__stranded__``: idle GPU-time that the run's typical pods could not use (FGD fragmentation,
+- ``cluster/__unavailable__``: GPUs out of service while still billed (repair, reimage during an upgrade);
+- ``cluster/__stranded__``: idle GPU-time that the run's typical pods could not use (FGD fragmentation,
   the recorder's measure), per model in proportion to that model's idle time;
-- ``__idle__``: the rest, OpenCost's residual (billed - everything above), so the lines sum to the
-  bill by construction; the recorder's own idle integral checks it independently (``check``).
+- ``cluster/__idle__`` (OpenCost's own name for its idle allocation): the rest, OpenCost's residual
+  (billed - everything above), so the lines sum to the bill by construction; the recorder's own
+  idle integral checks it independently (``check``).
+
+Windows: every row carries the interval its pod ran (see :func:`attribute`), start/end as RFC 3339
+after a run epoch (:data:`DEFAULT_EPOCH` unless given), gpuCount the time-average over it.
 
 GPU-time of nodes that were not provisioned (surge/green nodes before they exist, nodes deleted
 by an upgrade, reclaimed spot nodes) is not billed and not attributed. CPU, RAM, storage and
@@ -53,6 +61,7 @@ OPENCOST_COLUMNS = (
     "end",
     "minutes",
     "cpuCores",
+    "cpuCoreRequestAverage",
     "cpuCoreHours",
     "cpuCost",
     "gpuCount",
@@ -68,8 +77,9 @@ OPENCOST_COLUMNS = (
     "externalCost",
     "totalCost",
 )
-"""Columns of OpenCost's allocation API (``/allocation``), in its camelCase; ``costCategory``
-and ``gpuModel`` are this extension's."""
+"""Columns of OpenCost's allocation API (``/allocation``; fields of ``Allocation`` in opencost's
+``core/pkg/opencost/allocation.go``), in its camelCase; ``costCategory``, ``gpuModel`` and
+``startS``/``endS`` (seconds since the run's start) are this extension's."""
 
 CATEGORIES = ("workload", "over_provisioned", "failure_waste", "unavailable", "stranded", "idle")
 
@@ -86,6 +96,39 @@ def _price(prices: PriceBook, model: str) -> float:
     return float(p)
 
 
+DEFAULT_EPOCH = "1970-01-01T00:00:00Z"
+"""Default run epoch: the wall-clock instant the scenario's t = 0 s stands for. The simulator has no
+calendar, so by default timestamps read as time since the scenario start (``1970-01-03T00:00:00Z``
+is 48 h in); pass ``epoch`` (CLI ``--epoch``) to place the run on a real calendar."""
+
+
+def _epoch_ms(epoch: str) -> np.int64:
+    """``epoch`` (RFC 3339, e.g. ``2026-03-01T00:00:00Z``) as UTC milliseconds; UserError otherwise."""
+    try:
+        ts = pd.Timestamp(epoch)
+    except (ValueError, TypeError) as e:
+        raise UserError(
+            f"run epoch '{epoch}' is not an RFC 3339 timestamp ({e})",
+            where="--epoch",
+            expected="an RFC 3339 timestamp such as 2026-03-01T00:00:00Z",
+            fix="pass the wall-clock instant the scenario's start stands for, with its offset (Z for UTC)",
+        ) from None
+    if ts.tzinfo is None:
+        raise UserError(
+            f"run epoch '{epoch}' has no UTC offset",
+            where="--epoch",
+            expected="an RFC 3339 timestamp with an offset (Z or +hh:mm)",
+            fix=f"write {epoch}Z for UTC",
+        )
+    return np.int64(ts.tz_convert("UTC").value // 1_000_000)
+
+
+def rfc3339(seconds: np.ndarray, epoch: str = DEFAULT_EPOCH) -> list[str]:
+    """Seconds since the run's start as RFC 3339 UTC timestamps (millisecond precision) after ``epoch``."""
+    ms = _epoch_ms(epoch) + np.round(np.asarray(seconds, dtype=float) * 1000.0).astype(np.int64)
+    return np.datetime_as_string(ms.astype("datetime64[ms]"), unit="ms", timezone="UTC").tolist()
+
+
 def attribute(
     run: RunResult,
     ledger: pd.DataFrame,
@@ -93,85 +136,151 @@ def attribute(
     *,
     cluster_name: str = "cluster",
     services: list[dict[str, Any]] | None = None,
+    epoch: str = DEFAULT_EPOCH,
 ) -> pd.DataFrame:
-    """One row per attributed line, with OpenCost's allocation columns plus ``costCategory`` and
-    ``gpuModel``. GPU-hours and USD; CPU/RAM/PV/network columns are 0 (GPU pricing only).
+    """One row per attributed line, with OpenCost's allocation columns plus ``costCategory``,
+    ``gpuModel`` and ``startS``/``endS`` (seconds since the run's start). GPU-hours and USD.
+
+    Windows follow OpenCost's allocation: each row carries the interval its pod ran, clipped to the
+    run (``start``/``end`` RFC 3339 after ``epoch``, ``minutes`` = end - start), and
+    ``gpuCount`` = gpuHours / (minutes / 60), OpenCost's ``Allocation.GPUs()`` (the time-average), so
+    gpuHours = gpuCount x minutes / 60 on every row. A pod killed and started again is, in Kubernetes,
+    a new pod object that OpenCost reports as its own allocation, so every attempt is its own row: the
+    surviving run (``workload``), each thrown-away run (``failure_waste``, ``namespace/pod/__failure__``)
+    with the part a durable checkpoint kept split off at the attempt's start as a ``workload`` row.
+    Gang ranks restarted in place (no attempt window of their own) and ``__over_provisioned__``
+    carry the window of the run they belong to; cluster lines (``cluster/__idle__`` as OpenCost
+    names it, and this extension's ``cluster/__stranded__``, ``cluster/__unavailable__``) carry the
+    whole run.
+
+    ``cpuCores`` and ``cpuCoreRequestAverage``: the pod's CPU request (cores); ``cpuCoreHours`` =
+    cpuCores x minutes / 60; ``cpuCost`` 0 because the price book prices GPU-hours only (its GPU-node
+    prices include the host's share). RAM/PV/network columns are 0.
 
     ``services``: :func:`over_provisioning`'s result for this run (computed here when None); each
     computed service's excess replica GPU-time moves from its pods' workload lines to one
     ``namespace/__over_provisioned__`` line per GPU model.
 
-    Raises UserError when a GPU model of the cluster has no price (naming the model), or when a
-    service's capacity cannot be computed (see :func:`over_provisioning`).
+    Raises UserError when a GPU model of the cluster has no price (naming the model), when ``epoch``
+    is not RFC 3339 with an offset, or when a service's capacity cannot be computed.
     """
     c, rec = run.cluster, run.recorder
-    start, end = float(rec.start_s), float(run.horizon_s)
-    minutes = (end - start) / 60.0
+    t_lo, t_hi = float(rec.start_s), float(run.horizon_s)
     price = {m: _price(prices, m) for m in c.models}
+    _epoch_ms(epoch)  # refuse a bad epoch before any work
     per_model = rec.per_model_totals()
     unprov = unprovisioned_by_model(run)
-    rows: list[dict[str, Any]] = []
+    led = ledger
+    owners, names = np.asarray(run.pods.owners, dtype=object), np.asarray(run.pods.names, dtype=object)
+    cpu = run.pods.cpu_milli.astype(float) / 1000.0
+    node_names = np.array([*c.node_names, ""], dtype=object)
+    models = np.array([*c.models, ""], dtype=object)
 
-    def add(name, ns, pod, node, model, cat, gpu_h, gpus=0.0):
-        rows.append(
+    def frame(pod, node_col, model_col, cat, gpu_h, t0, t1, name_suffix="", cpu_cores=None):
+        pod = np.asarray(pod, dtype=np.int64)
+        ns = owners[pod]
+        return pd.DataFrame(
             {
-                "name": name,
+                "name": [f"{o}/{n}{name_suffix}" for o, n in zip(ns, names[pod], strict=True)],
                 "namespace": ns,
-                "pod": pod,
-                "node": node,
-                "gpuModel": model,
+                "pod": names[pod],
+                "node": node_col,
+                "gpuModel": model_col,
                 "costCategory": cat,
-                "gpuHours": gpu_h,
-                "gpuCount": gpus,
+                "gpuHours": np.asarray(gpu_h, dtype=float),
+                "startS": np.asarray(t0, dtype=float),
+                "endS": np.asarray(t1, dtype=float),
+                "cpuCores": cpu[pod] if cpu_cores is None else cpu_cores,
             }
         )
 
-    # workload: each pod's surviving run (vectorised: one row per pod that holds GPU-time)
-    led = ledger
+    # workload: each pod's surviving run, in its own window (the ledger's start/end; horizon if running)
     lost = np.asarray(led["lost_gpu_hours"], dtype=float)
     last = np.asarray(led["gpu_hours"], dtype=float) - lost
-    keep = (np.asarray(led["num_gpu"]) > 0) & (last > 0)
-    wl = led.loc[keep, ["owner", "name", "node", "gpu_model", "num_gpu"]]
-    wl_h = last[keep]
-    work = pd.DataFrame(
-        {
-            "name": wl["owner"].astype(str) + "/" + wl["name"].astype(str),
-            "namespace": wl["owner"].to_numpy(),
-            "pod": wl["name"].to_numpy(),
-            "node": wl["node"].to_numpy(),
-            "gpuModel": wl["gpu_model"].to_numpy(),
-            "costCategory": "workload",
-            "gpuHours": wl_h,
-            "gpuCount": wl["num_gpu"].to_numpy(dtype=float),
-        }
-    )
-    owners, names = np.asarray(run.pods.owners, dtype=object), np.asarray(run.pods.names, dtype=object)
-    # killed attempts of checkpointed training pods: the part a durable checkpoint kept is the
-    # pod's useful work (workload), only the rest is failure waste (sim/execution.lost_on_kill_s)
-    in_place = (run.subsystems.get("execution") or {}).get("held_in_place") or []
-    kept = pd.DataFrame(
-        kept_on_kill(run) + [(int(p), int(n), float(k)) for p, n, _, k in in_place], columns=["pod", "node", "milli_s"]
-    ).astype({"pod": np.int64, "node": np.int64, "milli_s": float})
-    kept = kept[kept["milli_s"] > 0]
-    if len(kept):
-        kmi = c.node_model[kept["node"].to_numpy()]
-        kept = kept[kmi >= 0]
-        kw = pd.DataFrame(
-            {
-                "name": [f"{o}/{n}" for o, n in zip(owners[kept["pod"]], names[kept["pod"]], strict=True)],
-                "namespace": owners[kept["pod"]],
-                "pod": names[kept["pod"]],
-                "node": [c.node_names[n] for n in kept["node"]],
-                "gpuModel": [c.models[m] for m in c.node_model[kept["node"].to_numpy()]],
-                "costCategory": "workload",
-                "gpuHours": kept["milli_s"].to_numpy() / MS_PER_GPU_HOUR,
-                "gpuCount": run.pods.num_gpu[kept["pod"].to_numpy()].astype(float),
-            }
+    keep = np.flatnonzero((np.asarray(led["num_gpu"]) > 0) & (last > 0))
+    parts = [
+        frame(
+            keep,
+            led["node"].to_numpy()[keep],
+            led["gpu_model"].to_numpy()[keep],
+            "workload",
+            last[keep],
+            np.clip(led["start_s"].to_numpy(dtype=float)[keep], t_lo, t_hi),
+            np.clip(led["end_s"].to_numpy(dtype=float)[keep], t_lo, t_hi),
         )
-        work = pd.concat([work, kw], ignore_index=True)
-        work = work.groupby(
-            ["name", "namespace", "pod", "node", "gpuModel", "costCategory"], sort=False, as_index=False
-        ).agg(gpuHours=("gpuHours", "sum"), gpuCount=("gpuCount", "max"))
+    ]
+    # each thrown-away attempt in its own window; the part a durable checkpoint kept (execution's
+    # kept_on_kill, per pod and node) is the attempt's head: filled into that pair's attempts in order
+    lr = pd.DataFrame(run.lost_runs or np.zeros((0, 3)), columns=["pod", "node", "milli_s"]).astype(
+        {"pod": np.int64, "node": np.int64, "milli_s": float}
+    )
+    win = np.asarray(getattr(run, "lost_run_windows", None) or np.zeros((0, 2)), dtype=float).reshape(-1, 2)
+    if len(win) != len(lr):  # a result without attempt windows: the pod's whole stay in the run
+        win = np.column_stack([np.full(len(lr), t_lo), np.full(len(lr), t_hi)])
+    lr["t0"], lr["t1"] = win[:, 0], win[:, 1]
+    lr = lr[(c.node_model[lr["node"].to_numpy()] >= 0) if len(lr) else np.zeros(0, dtype=bool)]
+    kept_left: dict[tuple[int, int], float] = {}
+    for p_, n_, ms in kept_on_kill(run):
+        if ms > 0:
+            kept_left[(p_, n_)] = kept_left.get((p_, n_), 0.0) + ms
+    k_ms = np.zeros(len(lr))
+    for j, (p_, n_, ms) in enumerate(zip(lr["pod"].tolist(), lr["node"].tolist(), lr["milli_s"].tolist(), strict=True)):
+        left = kept_left.get((p_, n_), 0.0)
+        if left > 0:
+            k_ms[j] = min(left, ms)
+            kept_left[(p_, n_)] = left - k_ms[j]
+    if len(lr):
+        rate = np.where(lr["t1"] > lr["t0"], lr["milli_s"] / np.maximum(lr["t1"] - lr["t0"], 1e-300), 0.0)
+        split = lr["t0"].to_numpy() + np.where(rate > 0, k_ms / np.where(rate > 0, rate, 1.0), 0.0)
+        t0c, t1c = np.clip(lr["t0"].to_numpy(), t_lo, t_hi), np.clip(lr["t1"].to_numpy(), t_lo, t_hi)
+        split = np.clip(split, t0c, t1c)
+        nodes, mi = lr["node"].to_numpy(), c.node_model[lr["node"].to_numpy()]
+        kk = k_ms > 0
+        parts.append(
+            frame(
+                lr["pod"].to_numpy()[kk],
+                node_names[nodes[kk]],
+                models[mi[kk]],
+                "workload",
+                k_ms[kk] / MS_PER_GPU_HOUR,
+                t0c[kk],
+                split[kk],
+            )
+        )
+        ff = (lr["milli_s"].to_numpy() - k_ms) > 1e-6
+        parts.append(
+            frame(
+                lr["pod"].to_numpy()[ff],
+                node_names[nodes[ff]],
+                models[mi[ff]],
+                "failure_waste",
+                (lr["milli_s"].to_numpy() - k_ms)[ff] / MS_PER_GPU_HOUR,
+                split[ff],
+                t1c[ff],
+                "/__failure__",
+            )
+        )
+    # gang ranks restarted in place (no engine attempt of their own): the kept part is workload, the
+    # rest failure waste, in the window of the pod's run (the whole run when it has none); their CPU
+    # is already on that run's row
+    in_place = (run.subsystems.get("execution") or {}).get("held_in_place") or []
+    ip = [(int(p_), int(n_), float(lo), float(k)) for p_, n_, lo, k in in_place if c.node_model[int(n_)] >= 0]
+    if ip:
+        pods = np.array([r[0] for r in ip], dtype=np.int64)
+        nodes = np.array([r[1] for r in ip], dtype=np.int64)
+        s0 = led["start_s"].to_numpy(dtype=float)[pods]
+        s1 = led["end_s"].to_numpy(dtype=float)[pods]
+        ok = np.isfinite(s0) & np.isfinite(s1) & (s1 > s0)
+        t0 = np.clip(np.where(ok, s0, t_lo), t_lo, t_hi)
+        t1 = np.clip(np.where(ok, s1, t_hi), t_lo, t_hi)
+        mi = c.node_model[nodes]
+        for col, cat, suf in ((3, "workload", ""), (2, "failure_waste", "/__failure__")):
+            h = np.array([r[col] for r in ip]) / MS_PER_GPU_HOUR
+            m = h > 1e-6 / MS_PER_GPU_HOUR
+            parts.append(
+                frame(pods[m], node_names[nodes[m]], models[mi[m]], cat, h[m], t0[m], t1[m], suf, np.zeros(m.sum()))
+            )
+    work = pd.concat([p_ for p_ in parts], ignore_index=True)
     # over-provisioned serving: each service's excess replica GPU-time, taken from its pods'
     # workload lines in proportion to their GPU-hours (per model, so every model still sums)
     over_rows = []
@@ -179,13 +288,15 @@ def attribute(
         h = float(sv.get("over_provisioned_gpu_hours") or 0.0)
         if sv.get("status") != "computed" or h <= 0:
             continue
-        mask = (work["namespace"] == sv["namespace"]).to_numpy()
+        mask = ((work["namespace"] == sv["namespace"]) & (work["costCategory"] == "workload")).to_numpy()
         held = float(work.loc[mask, "gpuHours"].sum())
         if held <= 0:
             continue
         moved = work.loc[mask, "gpuHours"] * min(h / held, 1.0)
         work.loc[mask, "gpuHours"] = work.loc[mask, "gpuHours"] - moved
-        for m, mh in moved.groupby(work.loc[mask, "gpuModel"]).sum().items():
+        sub = work.loc[mask]
+        for m, mh in moved.groupby(sub["gpuModel"]).sum().items():
+            on = sub["gpuModel"] == m
             over_rows.append(
                 {
                     "name": f"{sv['namespace']}/__over_provisioned__",
@@ -195,67 +306,62 @@ def attribute(
                     "gpuModel": m,
                     "costCategory": "over_provisioned",
                     "gpuHours": float(mh),
-                    "gpuCount": 0.0,
+                    "startS": float(sub.loc[on, "startS"].min()),
+                    "endS": float(sub.loc[on, "endS"].max()),
+                    "cpuCores": 0.0,
                 }
             )
     if over_rows:
         work = pd.concat([work, pd.DataFrame(over_rows)], ignore_index=True)
-    work_by_model = dict.fromkeys(c.models, 0.0)
-    for m, h in work.groupby("gpuModel")["gpuHours"].sum().items():
-        work_by_model[m] += float(h)
-    # failure waste: every thrown-away run, on the model of the node it ran on, less what a checkpoint kept
-    fail_by_model = dict.fromkeys(c.models, 0.0)
-    fail = pd.DataFrame(run.lost_runs or np.zeros((0, 3)), columns=["pod", "node", "milli_s"]).astype(
-        {"pod": np.int64, "node": np.int64, "milli_s": float}
-    )
-    if len(kept):
-        fail = pd.concat([fail, kept.assign(milli_s=-kept["milli_s"])], ignore_index=True)
-    # gang ranks the execution subsystem restarted in place (no engine run): what they held is theirs
-    # to account -- the part a checkpoint kept is in ``kept`` above (workload), the rest is waste
-    if in_place:
-        fail = pd.concat(
-            [fail, pd.DataFrame([(int(p), int(n), float(lo + k)) for p, n, lo, k in in_place], columns=fail.columns)],
-            ignore_index=True,
-        )
-    fail["mi"] = c.node_model[fail["node"].to_numpy()] if len(fail) else np.zeros(0, dtype=np.int64)
-    fail = fail[fail["mi"] >= 0].groupby(["pod", "mi"], sort=True)["milli_s"].sum().reset_index()
-    fail = fail[fail["milli_s"] > 1e-6]
-    fw = pd.DataFrame(
-        {
-            "name": [f"{o}/{n}/__failure__" for o, n in zip(owners[fail["pod"]], names[fail["pod"]], strict=True)],
-            "namespace": owners[fail["pod"]],
-            "pod": names[fail["pod"]],
-            "node": "",
-            "gpuModel": [c.models[m] for m in fail["mi"]],
-            "costCategory": "failure_waste",
-            "gpuHours": fail["milli_s"].to_numpy() / MS_PER_GPU_HOUR,
-            "gpuCount": 0.0,
-        }
-    )
-    for m, h in fw.groupby("gpuModel")["gpuHours"].sum().items():
-        fail_by_model[m] += float(h)
-    # cluster lines per model
+    used = work.groupby(["gpuModel", "costCategory"])["gpuHours"].sum()
+    # cluster lines per model, over the whole run
+    rows: list[dict[str, Any]] = []
     idle_rec = per_model["idle"] / MS_PER_GPU_HOUR
     total_idle = float(idle_rec.sum())
     frag_h = min(float(rec.frag_ms.sum()) / MS_PER_GPU_HOUR, total_idle)
     for k, m in enumerate(c.models):
-        cap_h = float(c.capacity_milli[k]) * (end - start) / MS_PER_GPU_HOUR
+        cap_h = float(c.capacity_milli[k]) * (t_hi - t_lo) / MS_PER_GPU_HOUR
         billed = cap_h - unprov.get(m, 0.0)
         unav = max(0.0, float(per_model["unavailable"][k]) / MS_PER_GPU_HOUR - unprov.get(m, 0.0))
-        idle = billed - work_by_model[m] - fail_by_model[m] - unav  # OpenCost: asset - workload
+        w = sum(float(used.get((m, cat), 0.0)) for cat in ("workload", "over_provisioned", "failure_waste"))
+        idle = billed - w - unav  # OpenCost: asset - workload
         stranded = frag_h * (float(idle_rec[k]) / total_idle) if total_idle > 0 else 0.0
         stranded = min(max(stranded, 0.0), max(idle, 0.0))
-        add("__unavailable__", "", "", "", m, "unavailable", unav)
-        add("__stranded__", "", "", "", m, "stranded", stranded)
-        add("__idle__", "", "", "", m, "idle", idle - stranded)
-    df = pd.concat([work, fw, pd.DataFrame(rows)], ignore_index=True)
-    df["cluster"], df["start"], df["end"], df["minutes"] = cluster_name, start, end, minutes
+        for suffix, cat, h in (
+            ("__unavailable__", "unavailable", unav),
+            ("__stranded__", "stranded", stranded),
+            ("__idle__", "idle", idle - stranded),
+        ):
+            rows.append(
+                {
+                    "name": f"{cluster_name}/{suffix}",
+                    "namespace": "",
+                    "pod": "",
+                    "node": "",
+                    "gpuModel": m,
+                    "costCategory": cat,
+                    "gpuHours": h,
+                    "startS": t_lo,
+                    "endS": t_hi,
+                    "cpuCores": 0.0,
+                }
+            )
+    df = pd.concat([work, pd.DataFrame(rows)], ignore_index=True)
+    df["cluster"] = cluster_name
+    df["minutes"] = (df["endS"] - df["startS"]) / 60.0
+    hours = df["minutes"] / 60.0
+    pos = hours > 0
+    df["gpuCount"] = np.where(pos, df["gpuHours"] / hours.where(pos, 1.0), 0.0)  # OpenCost Allocation.GPUs()
+    df["cpuCoreRequestAverage"] = df["cpuCores"]
+    df["cpuCoreHours"] = df["cpuCores"] * hours
+    df["start"] = rfc3339(df["startS"].to_numpy(), epoch)
+    df["end"] = rfc3339(df["endS"].to_numpy(), epoch)
     df["gpuCost"] = df["gpuHours"] * df["gpuModel"].map(price).astype(float)
     for col in OPENCOST_COLUMNS:
         if col not in df.columns:
             df[col] = 0.0
     df["totalCost"] = df["gpuCost"] + df["cpuCost"] + df["ramCost"] + df["pvCost"] + df["networkCost"]
-    return df[[*OPENCOST_COLUMNS, "gpuModel", "costCategory"]]
+    return df[[*OPENCOST_COLUMNS, "gpuModel", "costCategory", "startS", "endS"]]
 
 
 def over_provisioning(run: RunResult) -> list[dict[str, Any]]:
@@ -433,8 +539,9 @@ def check(run: RunResult, table: pd.DataFrame) -> dict[str, Any]:
 
 def aggregate(table: pd.DataFrame, by: str = "namespace") -> pd.DataFrame:
     """Sum of GPU-hours and cost by ``namespace``, ``pod``, ``costCategory`` or ``gpuModel``;
-    cluster lines (idle, stranded, unavailable) keep their ``__name__`` as the key."""
-    key = table[by].where(table[by] != "", table["name"])
+    cluster lines (idle, stranded, unavailable) are keyed ``__idle__``, ``__stranded__``, ``__unavailable__``
+    as OpenCost keys its idle allocation when aggregating."""
+    key = table[by].where(table[by] != "", table["name"].str.rsplit("/", n=1).str[-1])
     g = table.assign(_k=key).groupby(["_k", "costCategory"], sort=True)[["gpuHours", "totalCost"]].sum()
     return g.reset_index().rename(columns={"_k": by})
 
@@ -443,7 +550,7 @@ def silent_burn(table: pd.DataFrame) -> pd.DataFrame:
     """Where money burns without anyone asking for it, ranked by cost: every non-workload line
     aggregated by (category, namespace or cluster line), largest first, with its share of the bill."""
     t = table[table["costCategory"] != "workload"]
-    key = t["namespace"].where(t["namespace"] != "", t["name"])
+    key = t["namespace"].where(t["namespace"] != "", t["name"].str.rsplit("/", n=1).str[-1])
     g = t.assign(where=key).groupby(["costCategory", "where"], sort=True)[["gpuHours", "totalCost"]].sum()
     g = g.reset_index().sort_values(["totalCost", "costCategory", "where"], ascending=[False, True, True])
     total = float(table["totalCost"].sum())

@@ -141,6 +141,13 @@ def attribute_cmd(
     seed: Annotated[int | None, typer.Option(help="Seed (default: the scenario's).")] = None,
     by: Annotated[str, typer.Option(help="Aggregate by namespace, pod, costCategory or gpuModel.")] = "namespace",
     csv: Annotated[Path | None, typer.Option(help="Write the OpenCost-style allocation table (CSV) here.")] = None,
+    epoch: Annotated[
+        str,
+        typer.Option(
+            help="RFC 3339 instant the scenario's start (t = 0 s) stands for; the CSV's start/end are "
+            "timestamps after it (default 1970-01-01T00:00:00Z: time since the scenario start)."
+        ),
+    ] = "1970-01-01T00:00:00Z",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Every billed GPU-second attributed once: workload, failure waste, unavailable, stranded, idle;
@@ -151,8 +158,11 @@ def attribute_cmd(
 
     if by not in ("namespace", "pod", "costCategory", "gpuModel"):
         raise UserError(f"--by {by}", where="--by", expected="namespace, pod, costCategory or gpuModel")
+    from gpuinfra.analysis.attribution import rfc3339
+
+    rfc3339([0.0], epoch)  # a bad --epoch is refused before the run
     res = api.simulate(api.scenario(scenario), seed=seed)
-    rep = cost_report(res._output)
+    rep = cost_report(res._output, epoch=epoch)
     if csv is not None:
         rep["table"].to_csv(csv, index=False)
     if as_json:

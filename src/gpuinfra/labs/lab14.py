@@ -13,9 +13,12 @@ Activities, each computed from the runs this lab makes:
    replica's capacity from the request-level serving simulator) against the replicas it held;
    the excess GPU-time is its own line.
 5. Redesign to cut silent burn (``--design FILE``, shipped: labs/designs/lab14-burn.yaml):
-   the design and the baselines run on the same seed and workload; the headline compares the
-   design with the strongest baseline (the one with the least silent burn that leaves no more
-   pods pending and no more load unserved than the as-is run). Spot economics on the Alibaba spot cluster's real inventory (closed forms of
+   the design and the baselines (each single change, and right-size pool + serving together) run
+   on the same seed and workload; a design may size its on-demand pool from the same workload's
+   allocation (``size_to_peak``); the headline compares the design with the strongest baseline
+   (the one with the least silent burn that leaves no more pods pending and no more load unserved
+   than the as-is run) and says whether it beats it. 5b: faster fault detection on a paired trial
+   over many seeds (the Llama 3 rates expect under one fault per 30-day run of this fleet). Spot economics on the Alibaba spot cluster's real inventory (closed forms of
    models/capacity.py), the same question replayed on that inventory (gpuinfra/spot_whatif.py: the
    one simulator, on-demand vs all-spot vs committed+spot, same seed and jobs) beside the closed
    form, and the committed-use level from the run's own hourly demand.
@@ -81,6 +84,19 @@ class Design(BaseModel):
         600.0, ge=0, le=86400, description="time to detect a poisoned GPU (DCGM health watch)"
     )
     serving_replicas: int = Field(6, ge=1, le=64, description="inference replicas (one H100 each) run all month")
+    size_to_peak: bool = Field(
+        False,
+        description="reclaim idle capacity: size the on-demand pool to the peak GPUs the same workload allocated "
+        "(with this design's replicas) on the as-is pool, plus headroom_gpus; gpu_nodes is then ignored",
+    )
+    headroom_gpus: int = Field(0, ge=0, le=8000, description="GPUs kept above that peak (size_to_peak only)")
+    size_percentile: float = Field(
+        100.0,
+        gt=0,
+        le=100,
+        description="percentile of the 10-min mean allocated GPUs taken as the peak (100: the maximum); below 100, "
+        "the lowest-priority work queues in the intervals above it",
+    )
     label: str = "design"
 
 
@@ -92,10 +108,18 @@ def load_design(path: Path | None) -> Design:
     return load_model_file(path, Design, what="a lab 14 design")
 
 
-def _scenario(out_dir: Path, d: Design, name: str) -> Any:
+QUICK_DAYS = 8.0
+"""``--quick``: the same fleet and workload mix over 8 days (three training waves instead of fifteen)."""
+DETECT_SEEDS = 24
+"""Seeds of the detection trial (6 with --quick): at the Llama 3 rates one 30-day run of 7 nodes
+expects under one fault, so the trial pools many runs' node-days to see faults kill pods."""
+GPUS_PER_NODE = 8  # aws:p5.48xlarge (8 x H100), the pools' shape in _lifecycle_demo.scenario_dict
+
+
+def _scenario(out_dir: Path, d: Design, name: str, days: float = DAYS) -> Any:
     trace = f"{name}-jobs.csv"
-    write_trace(out_dir / trace, days=DAYS, replicas=d.serving_replicas)
-    sc = scenario_dict(trace, nodes=d.gpu_nodes, spare=max(d.spot_nodes, 1), days=DAYS)
+    write_trace(out_dir / trace, days=days, replicas=d.serving_replicas)
+    sc = scenario_dict(trace, nodes=d.gpu_nodes, spare=max(d.spot_nodes, 1), days=days)
     sc["cluster"]["pools"][1]["name"] = "gpu-spot"
     sc["cluster"]["pools"][1]["count"] = max(d.spot_nodes, 1)
     sc["scheduler"]["scores"] = [{"name": d.score, "weight": 1}]
@@ -111,7 +135,7 @@ def _scenario(out_dir: Path, d: Design, name: str) -> Any:
         "pool": "gpu",
         "strategy": "in_place",
         "max_unavailable": 1,
-        "start_s": 10 * 86400,
+        "start_s": round(days / 3 * 86400),  # a third into the run (day 10 of 30)
         "node_upgrade_s": 1200,
         "order": d.upgrade_order,
         # at most one replica down at a time (6 replicas: the same as minAvailable 80 %, rounded up)
@@ -127,6 +151,7 @@ def _scenario(out_dir: Path, d: Design, name: str) -> Any:
 
 
 def _evaluate(sc: Any, seed: int) -> dict[str, Any]:
+    """One run attributed: bill, silent burn by line, failure waste, over-provisioning, pending/completed."""
     res = api.simulate(sc, seed=seed)
     o = res._output
     svc = at.over_provisioning(o.run)
@@ -151,6 +176,8 @@ def _evaluate(sc: Any, seed: int) -> dict[str, Any]:
         "pending_at_end": int(res.outcomes.get("pending_at_horizon", 0)),
         "completed": int(res.outcomes.get("completed", 0)),
         "allocated_gpus_per_interval": alloc.tolist(),
+        "peak_allocated_gpus": float(alloc.max()) if len(alloc) else 0.0,
+        "gpus": int(o.run.cluster.capacity_milli.sum() // 1000),
         "interval_s": float(sc.sample_interval_s),
         "spot": {k: v for k, v in (o.run.subsystems.get("spot") or {}).items() if k != "log"},
         "upgrade": {k: v for k, v in (o.run.subsystems.get("upgrade") or {}).items() if k != "log"},
@@ -296,10 +323,46 @@ def spot_replay(seed: int, quick: bool = False) -> dict[str, Any]:
     }
 
 
+def detection_trial(out_dir: Path, detect_s: float, seeds: list[int], days: float) -> dict[str, Any]:
+    """The as-is fleet with the as-is (600 s) and the given detection time, paired on each seed (same
+    fault strikes, same workload): faults struck, pods killed, crashes on poisoned GPUs and failure
+    waste (USD), summed over the seeds, with the paired difference's standard error (USD)."""
+    out: dict[str, Any] = {"seeds": seeds, "detect_s": {"as is": 600.0, "faster": detect_s}, "runs": {}}
+    for label, ds in (("as is", 600.0), ("faster", detect_s)):
+        d = Design(fault_detect_s=ds, label=label)
+        sc = _scenario(out_dir, d, f"detect-{label.replace(' ', '-')}", days)
+        rows = []
+        for sd in seeds:
+            r = _evaluate(sc, sd)
+            f = r["faults"]
+            rows.append(
+                {
+                    "seed": sd,
+                    "strikes": int(sum((f.get("by_class") or {}).values())),
+                    "pods_killed": int(f.get("pods_killed", 0)),
+                    "crashes_on_poisoned_gpus": int(f.get("crashes_on_poisoned_gpus", 0)),
+                    "failure_waste_usd": r["by_category"].get("failure_waste", {"usd": 0.0})["usd"],
+                    "unavailable_usd": r["by_category"].get("unavailable", {"usd": 0.0})["usd"],
+                }
+            )
+        out["runs"][label] = rows
+    a, f = out["runs"]["as is"], out["runs"]["faster"]
+    diffs = np.array([x["failure_waste_usd"] - y["failure_waste_usd"] for x, y in zip(a, f, strict=True)])
+    out["node_days"] = len(seeds) * days * 7  # 5 on-demand + 2 spot nodes of the as-is fleet
+    out["saved_usd_mean"] = float(diffs.mean()) if len(diffs) else 0.0
+    out["saved_usd_se"] = float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else 0.0
+    for k in ("strikes", "pods_killed", "crashes_on_poisoned_gpus", "failure_waste_usd"):
+        out[f"{k}_total"] = {lab: float(sum(x[k] for x in rows)) for lab, rows in out["runs"].items()}
+    return out
+
+
 def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers: int | None = None) -> Path:
+    """Lab 14 (see the module docstring); ``quick``: 8 days instead of 30, a smaller spot replay and
+    fewer detection seeds. Returns the report's path."""
     d = load_design(design)  # checked before any run
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = 3
+    days = QUICK_DAYS if quick else DAYS
     as_is = Design(label="as is")
     baselines = {
         "as is": as_is,
@@ -310,9 +373,31 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "right-size serving only": as_is.model_copy(
             update={"serving_replicas": d.serving_replicas, "label": "right-size serving only"}
         ),
+        "right-size pool + serving": as_is.model_copy(
+            update={
+                "gpu_nodes": d.gpu_nodes,
+                "serving_replicas": d.serving_replicas,
+                "label": "right-size pool + serving",
+            }
+        ),
     }
-    runs = {k: _evaluate(_scenario(out_dir, b, f"baseline-{i}"), seed) for i, (k, b) in enumerate(baselines.items())}
-    runs["design"] = _evaluate(_scenario(out_dir, d, "design"), seed)
+    runs = {
+        k: _evaluate(_scenario(out_dir, b, f"baseline-{i}", days), seed) for i, (k, b) in enumerate(baselines.items())
+    }
+    sizing: dict[str, Any] = {"size_to_peak": d.size_to_peak}
+    if d.size_to_peak:
+        # the peak the same workload (with the design's replicas) allocated on the as-is pool
+        alloc = np.asarray(runs["right-size serving only"]["allocated_gpus_per_interval"], dtype=float)
+        peak = float(np.percentile(alloc, d.size_percentile)) if len(alloc) else 0.0
+        total = int(np.ceil((peak + d.headroom_gpus) / GPUS_PER_NODE - 1e-9))
+        nodes = max(1, total - d.spot_nodes)
+        sizing.update(
+            peak_allocated_gpus=peak, percentile=d.size_percentile, headroom_gpus=d.headroom_gpus, gpu_nodes=nodes
+        )
+        d = d.model_copy(update={"gpu_nodes": nodes})
+    runs["design"] = _evaluate(_scenario(out_dir, d, "design", days), seed)
+    seeds = list(range(100, 100 + (6 if quick else DETECT_SEEDS)))
+    detection = detection_trial(out_dir, d.fault_detect_s, seeds, days)
     base = runs["as is"]
     price = gpu_hour_price("H100-SXM").on_demand_usd or 0.0
     commit_usd = price * 0.5  # assumption: a committed-use rate at half of on-demand; state yours
@@ -321,8 +406,11 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
     lvl = committed_level(per_hour, price, commit_usd)
     s = {
         "schema": "gpuinfra.lab14/1",
-        "design": {"label": d.label, "spec": d.model_dump()},
+        "design": {"label": d.label, "spec": d.model_dump(), "sizing": sizing},
+        "days": days,
+        "quick": quick,
         "runs": runs,
+        "detection": detection,
         "spot_inventory": spot_inventory_whatif(),
         "spot_replay": spot_replay(seed, quick=quick),
         "committed": {
@@ -508,10 +596,44 @@ def _replay_section(rp: dict[str, Any]) -> tuple[str, str]:
     return "; ".join(parts) + ".", fig_html(fig_usd, "l14replay") + fig_html(fig_lost, "l14lost") + table
 
 
+def _detection_section(dt: dict[str, Any]) -> tuple[str, str]:
+    """The paired detection trial: per seed failure waste at both detection times; the headline in numbers."""
+    a, b = dt["runs"]["as is"], dt["runs"]["faster"]
+    seeds = [str(x["seed"]) for x in a]
+    fig = bar_figure(
+        seeds,
+        {
+            f"detect in {dt['detect_s']['as is']:.0f} s (as is)": [x["failure_waste_usd"] for x in a],
+            f"detect in {dt['detect_s']['faster']:.0f} s": [x["failure_waste_usd"] for x in b],
+        },
+        "Failure waste per run at two fault-detection times (paired seeds)",
+        "failure waste (USD per run)",
+        xt="seed (same faults and workload in both)",
+    )
+    fig.update_layout(legend_title="GPU health detection")
+    tot = {k: dt[f"{k}_total"] for k in ("strikes", "pods_killed", "crashes_on_poisoned_gpus", "failure_waste_usd")}
+    se, mean = dt["saved_usd_se"], dt["saved_usd_mean"]
+    verdict = (
+        "within two standard errors of zero: at these rates faster detection saves no measurable money on this fleet"
+        if abs(mean) <= 2 * se
+        else ("a saving" if mean > 0 else "a loss") + " beyond two standard errors"
+    )
+    c = (
+        f"Faults at the Llama 3 rates (3.8 interruptions per 1,000 node-days, 58.7 % of them GPU; facts 3.1) over "
+        f"{len(seeds)} paired runs ({dt['node_days']:,.0f} node-days): {tot['strikes']['as is']:.0f} strikes killed "
+        f"{tot['pods_killed']['as is']:.0f} pods, and {tot['crashes_on_poisoned_gpus']['as is']:.0f} pods crashed on "
+        f"poisoned GPUs detected in {dt['detect_s']['as is']:.0f} s against {tot['crashes_on_poisoned_gpus']['faster']:.0f} "
+        f"in {dt['detect_s']['faster']:.0f} s; failure waste ${tot['failure_waste_usd']['as is']:,.0f} vs "
+        f"${tot['failure_waste_usd']['faster']:,.0f}, a mean ${mean:,.2f} per run saved (standard error ${se:,.2f}), "
+        f"{verdict}."
+    )
+    return c, fig_html(fig, "l14detect")
+
+
 def render(s: dict[str, Any]) -> str:
     runs, secs, f = s["runs"], [], []
     base, des = runs["as is"], runs["design"]
-    days = DAYS
+    days = s["days"]
     idle = base["by_category"].get("idle", {"usd": 0.0})["usd"]
     c1 = (
         f"The as-is H100 fleet bills ${base['bill_usd']:,.0f} over {days:.0f} days; ${idle:,.0f} of it "
@@ -647,7 +769,17 @@ def render(s: dict[str, Any]) -> str:
     strong = _strongest(runs)
     sb = runs[strong]
     saved = sb["silent_burn_usd"] - des["silent_burn_usd"]
-    c4 = (
+    sz = s["design"].get("sizing") or {}
+    sized = (
+        f"The design sizes its on-demand pool to the p{sz['percentile']:g} of the GPUs the same workload allocated "
+        f"with its replicas on the as-is pool ({sz['peak_allocated_gpus']:.1f} GPUs, 10-min means) + "
+        f"{sz['headroom_gpus']} GPUs of headroom: {sz['gpu_nodes']} "
+        f"on-demand nodes + {s['design']['spec']['spot_nodes']} spot ({des['gpus']} GPUs; the peak comes from a run "
+        "of the same workload, an oracle a real plan replaces with a forecast). "
+        if sz.get("size_to_peak")
+        else ""
+    )
+    c4 = sized + (
         f"The design ({s['design']['label']}) burns ${des['silent_burn_usd']:,.0f} silently against "
         f"${sb['silent_burn_usd']:,.0f} for the strongest baseline ({strong}): "
         + (f"${saved:,.0f} less" if saved >= 0.5 else f"${-saved:,.0f} more" if saved <= -0.5 else "the same")
@@ -689,6 +821,9 @@ def render(s: dict[str, Any]) -> str:
         )
     )
     f.append(c4)
+    c_det, html_det = _detection_section(s["detection"])
+    secs.append(Section("5b. Faster fault detection, over enough node-days", html_det, c_det))
+    f.append(c_det)
     inv = s["spot_inventory"]
     series = {}
     for m in inv["models"]:

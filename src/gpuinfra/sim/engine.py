@@ -124,6 +124,8 @@ class RunResult:
     pending_reasons_at_end: dict[str, int] = field(default_factory=dict)
     lost_runs: list[tuple[int, int, float]] = field(default_factory=list)
     """(pod, node, milli-GPU-seconds) of each run preemption threw away (GPU work is not preemptible)."""
+    lost_run_windows: list[tuple[float, float]] = field(default_factory=list)
+    """(start, end) seconds of each entry of ``lost_runs``, same order: the thrown-away attempt's own window."""
     preempted_times: np.ndarray | None = None
     preemptions: int = 0
     faults: dict | None = None
@@ -255,6 +257,7 @@ class ReplayEngine:
         self.kernel = Kernel(route(self.subsystems.values(), base))
         self.gen = np.zeros(n, dtype=np.int64)
         self.lost_runs: list[tuple[int, int, float]] = []
+        self.lost_run_windows: list[tuple[float, float]] = []
         self.preempted_times = np.zeros(n, dtype=np.int64)
         self.preemptions = 0
         self._sweep_at: float | None = None
@@ -456,6 +459,7 @@ class ReplayEngine:
             self.fw.unreserve(a)
             self._dirty.append(a.node)
             self.lost_runs.append((v, a.node, a.gpu_milli_total * (t - float(self.start_s[v]))))
+            self.lost_run_windows.append((float(self.start_s[v]), float(t)))
             for hook in self._end_hooks:
                 self.kernel.schedule_many(hook(v, a, t, "evicted"))
             if by is not None:
@@ -687,6 +691,7 @@ class ReplayEngine:
             cycles=self.fw.cycles,
             pending_reasons_at_end=pending_reasons,
             lost_runs=self.lost_runs,
+            lost_run_windows=self.lost_run_windows,
             preempted_times=self.preempted_times,
             preemptions=self.preemptions,
             faults=summaries.get("faults"),
