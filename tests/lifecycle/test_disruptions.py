@@ -200,11 +200,6 @@ def test_bad_policies_and_notices_are_refused(tmp_path):
         _run(tmp_path, spot={**_spot(), "checkpoint_interval_s": 3600})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs an engine hook: ReplayEngine.evict must call sim/execution.mark_disruption(self, [v], "
-    "'PreemptionByScheduler') for a victim (by is not None) before its end hooks run",
-)
 def test_a_preempted_pod_carries_disruption_target(tmp_path):
     # a low-priority training job (backoffLimit 0, Ignore on DisruptionTarget) fills the node; a
     # high-priority pod arriving at 1 h preempts it: as a disruption the job survives and completes

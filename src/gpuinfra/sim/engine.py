@@ -22,6 +22,7 @@ from gpuinfra.models.fragmentation import typical_pods
 from gpuinfra.sim import subsystems as _registered  # noqa: F401  (fills the subsystem registry)
 from gpuinfra.sim.cluster import Allocation, ClusterState
 from gpuinfra.sim.framework import Code, Profile, Status
+from gpuinfra.sim.execution import mark_disruption
 from gpuinfra.sim.gang import Gangs
 from gpuinfra.sim.invariants import Invariants, check_invariants, require
 from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, PRIO_SAMPLE, Event, Kernel, Rngs
@@ -526,6 +527,10 @@ class ReplayEngine:
             if cand is None:
                 return self._arm_sweep(i, t) + self.retry_nodes(freed_nodes, t) + self.retry_pods(evicted, t)
             self.preemptions += 1
+            # kube-scheduler's DefaultPreemption gives its victims the DisruptionTarget condition
+            # (reason PreemptionByScheduler), which a Job's podFailurePolicy can match; Kueue's
+            # reclaim above suspends workloads instead and is not marked.
+            mark_disruption(self, [a.pod for a in cand.victims], "PreemptionByScheduler")
             self.evict(cand.victims, i, t, f"preempted (priority {int(self.pods.priority[i])})")
             evicted += [a.pod for a in cand.victims]
             freed_nodes.append(cand.node)
