@@ -21,8 +21,8 @@ import numpy as np
 from gpuinfra.models.fragmentation import typical_pods
 from gpuinfra.sim import subsystems as _registered  # noqa: F401  (fills the subsystem registry)
 from gpuinfra.sim.cluster import Allocation, ClusterState
-from gpuinfra.sim.framework import Code, Profile, Status
 from gpuinfra.sim.execution import mark_disruption
+from gpuinfra.sim.framework import Code, Profile, Status
 from gpuinfra.sim.gang import Gangs
 from gpuinfra.sim.invariants import Invariants, check_invariants, require
 from gpuinfra.sim.kernel import PRIO_ARRIVAL, PRIO_RELEASE, PRIO_SAMPLE, Event, Kernel, Rngs
