@@ -50,7 +50,7 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gpuinfra.models.lifecycle import Timeline, startup_parts
 from gpuinfra.sim.kernel import PRIO_RELEASE, Event
@@ -60,6 +60,69 @@ KINDS = ("training", "batch", "service")
 BACKOFF_RESET_S = 600.0
 """The kubelet resets a container's crash back-off after it ran 10 minutes (Kubernetes docs, pod
 lifecycle: container restart policy [P])."""
+
+
+MAX_OFFERED_RPS = 1e7
+"""Upper bound on a service's offered load (requests/s). A sanity bound, not a measured figure:
+the serving capacity search (sim/serving.capacity_at_slo) gives up above 10^6 requests/s per
+replica, and 10^7 requests/s would need thousands of replicas at any capacity the simulator can
+compute; a larger number is a unit mistake (requests per day or per month given as per second)."""
+
+MAX_REPLICA_CAPACITY_RPS = 1e6
+"""Upper bound on a measured per-replica capacity: the same 10^6 requests/s above which the
+serving capacity search stops (sim/serving.capacity_at_slo)."""
+
+MAX_SLO_S = 3600.0
+"""Upper bound on a TTFT or TPOT objective: an hour per token is no latency objective (assumption)."""
+
+MAX_MIN_REPLICAS = 100_000
+"""Upper bound on min_replicas: 100,000 replicas is above the 100,000-GPU clusters reported
+publicly (xAI Colossus, 2024), so a larger number cannot be served by one cluster."""
+
+
+def _token_spec_problem(spec: object, model: str | None) -> str | None:
+    """Why a token-length spec (``N``, ``uniform:A:B``, ``lognormal:MEAN:CV``) is wrong, or None.
+
+    Lengths must be >= 1 and no longer than the model's context window (its
+    ``max_position_embeddings``), when the model is known."""
+    if isinstance(spec, bool):
+        return f"expected a token count, got {spec!r}"
+    s = str(spec).strip()
+    limit, whose = 10_000_000, "10^7 tokens (no model's context window is larger)"
+    if model:
+        from gpuinfra.catalog.llms import llm_model
+        from gpuinfra.errors import UserError
+
+        try:
+            m = llm_model(model, where=None)
+            limit, whose = m.max_position, f"{m.name}'s context window of {m.max_position} tokens"
+        except UserError:
+            pass  # the model field reports its own problem
+    form = "a positive integer, uniform:A:B (1 <= A <= B) or lognormal:MEAN:CV (MEAN >= 1, CV > 0)"
+    try:
+        if s.isdigit():
+            top = lo = int(s)
+        else:
+            kind, a, b = s.split(":")
+            if kind == "uniform":
+                lo, top = int(a), int(b)
+                if lo > top:
+                    return f"uniform:{a}:{b} has its low end above its high end; expected {form}"
+            elif kind == "lognormal":
+                mean, cv = float(a), float(b)
+                if not (math.isfinite(mean) and math.isfinite(cv)) or cv <= 0 or cv > 100:
+                    return f"lognormal CV must be in (0, 100], got '{b}'"
+                lo = top = mean
+            else:
+                raise ValueError
+    except ValueError:
+        shown = s if len(s) <= 40 else s[:40] + "..."
+        return f"'{shown}' is not a token length; expected {form}"
+    if lo < 1:
+        return f"token lengths must be >= 1, got '{s}'"
+    if top > limit:
+        return f"{int(top):,} tokens is longer than {whose}"
+    return None
 
 
 class ServiceLoad(BaseModel):
@@ -72,23 +135,59 @@ class ServiceLoad(BaseModel):
     measured (with ``capacity_source``), else computed by the request-level serving simulator
     (sim/serving.capacity_at_slo) for ``model`` on the GPU and GPU count the service's pods ran on."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    offered_rps: float = Field(gt=0, description="mean requests/s the service receives")
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    offered_rps: float = Field(gt=0, le=MAX_OFFERED_RPS, description="mean requests/s the service receives")
     source: str = Field(min_length=1, description="where offered_rps comes from (a trace, a dashboard, an assumption)")
-    replica_capacity_rps: float | None = Field(None, gt=0, description="measured requests/s one replica sustains")
+    replica_capacity_rps: float | None = Field(
+        None, gt=0, le=MAX_REPLICA_CAPACITY_RPS, description="measured requests/s one replica sustains"
+    )
     capacity_source: str = Field("", description="where replica_capacity_rps comes from (required with it)")
     model: str = Field("llama-3-8b", description="served model (catalog name) when the capacity is computed")
-    precision: str = "bf16"
+    precision: Literal["bf16", "fp16", "fp8"] = "bf16"
     batching: Literal["single", "dynamic", "continuous", "chunked"] = "continuous"
     input_tokens: int | str = Field(512, description="prompt tokens: N, uniform:A:B or lognormal:MEAN:CV")
     output_tokens: int | str = Field(128, description="output tokens, same forms")
-    slo_ttft_s: float = Field(2.0, gt=0, description="Vidur-Search: TTFT p90 < 2 s (facts/serving.md 1.1)")
-    slo_tpot_s: float = Field(0.2, gt=0, description="Vidur-Search: TBT p99 < 200 ms")
+    slo_ttft_s: float = Field(
+        2.0, gt=0, le=MAX_SLO_S, description="Vidur-Search: TTFT p90 < 2 s (facts/serving.md 1.1)"
+    )
+    slo_tpot_s: float = Field(0.2, gt=0, le=MAX_SLO_S, description="Vidur-Search: TBT p99 < 200 ms")
     slo_attainment: float = Field(0.9, gt=0, le=1, description="share of requests that must meet both")
     target_utilization: float = Field(
         0.7, gt=0, le=1, description="headroom: Knative's container-concurrency-target-percentage default 70 %"
     )
-    min_replicas: int = Field(1, ge=1, description="replicas kept whatever the load (redundancy, N+1)")
+    min_replicas: int = Field(
+        1, ge=1, le=MAX_MIN_REPLICAS, description="replicas kept whatever the load (redundancy, N+1)"
+    )
+
+    @field_validator("source", "capacity_source")
+    @classmethod
+    def _not_blank(cls, v: str, info: ValidationInfo) -> str:
+        if info.field_name == "source" and not v.strip():
+            raise ValueError("source is blank: say where offered_rps comes from (a trace, a dashboard, an assumption)")
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from gpuinfra.catalog.llms import llm_model
+        from gpuinfra.errors import UserError
+
+        if v.strip().endswith(".json"):
+            raise ValueError("a scenario names a built-in model; a config.json path is read only by the serving CLI")
+        try:
+            llm_model(v, where=None)
+        except UserError as e:
+            expected = (e.expected or "").replace(", or a path to a config.json", "")
+            raise ValueError(f"{e.what}; expected {expected}" + (f". {e.fix}" if e.fix else "")) from None
+        return v
+
+    @field_validator("input_tokens", "output_tokens")
+    @classmethod
+    def _token_spec(cls, v: int | str, info: ValidationInfo) -> int | str:
+        why = _token_spec_problem(v, info.data.get("model"))
+        if why:
+            raise ValueError(why)
+        return v
 
     @model_validator(mode="after")
     def _capacity_sourced(self) -> ServiceLoad:
