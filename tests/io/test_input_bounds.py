@@ -52,3 +52,75 @@ def test_service_load_sane_values_load() -> None:
         "c6.yaml",
     )
     assert sc is not None
+
+
+# --- artifacts ---------------------------------------------------------------------------------
+
+
+def test_safetensors_header_nesting_refused(tmp_path: Path) -> None:
+    from gpuinfra.io.artifact import MAX_SAFETENSORS_NESTING, inspect
+
+    body = b"[" * 100_000
+    p = tmp_path / "deep.safetensors"
+    p.write_bytes(len(body).to_bytes(8, "little") + body)
+    with pytest.raises(UserError, match=f"nests 100000 levels.*above the {MAX_SAFETENSORS_NESTING}") as e:
+        inspect(p)
+    assert str(p) in str(e.value)
+
+
+def test_json_nesting_ignores_brackets_in_strings() -> None:
+    from gpuinfra.io.artifact import json_nesting
+
+    assert json_nesting(b'{"a": {"shape": [1, 2]}, "b": "[[[[\\"[[["}') == 3
+    assert json_nesting(b"") == 0
+
+
+def _real_safetensors(path: Path) -> Path:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.zeros((4, 4), dtype=np.float16)}, str(path))
+    return path
+
+
+def _real_gguf(path: Path) -> Path:
+    import gguf
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_tensor("w", np.zeros((4, 4), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize("make", [_real_safetensors, _real_gguf])
+def test_scan_does_not_read_pickle_free_formats_as_pickle(tmp_path: Path, make) -> None:
+    from gpuinfra.io.pickle_scan import scan_path
+
+    p = make(tmp_path / ("m.safetensors" if make is _real_safetensors else "m.gguf"))
+    r = scan_path(p)
+    assert r.verdict == "safe"
+    assert r.pickles == 0
+    assert [f.kind for f in r.findings] == ["no-pickle"]
+
+
+def test_scan_cli_safetensors_exit_0(tmp_path: Path) -> None:
+    from tests.clirunner import gi
+
+    p = _real_safetensors(tmp_path / "ok.safetensors")
+    r = gi("artifact", "scan", str(p))
+    assert r.returncode == 0, r.output
+    assert "holds no pickle" in r.output and "malformed" not in r.output
+
+
+def test_scan_still_reads_a_pickle_named_safetensors(tmp_path: Path) -> None:
+    import pickle
+
+    from gpuinfra.io.pickle_scan import scan_path
+
+    p = tmp_path / "liar.safetensors"
+    p.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    assert scan_path(p).pickles == 1

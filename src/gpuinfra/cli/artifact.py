@@ -117,7 +117,9 @@ def scan_cmd(
     else:
         for r in results:
             colour = {"safe": "green", "unsafe": "red", "malformed": "yellow"}[r.verdict]
-            out.print(f"[{colour}]{r.verdict}[/] {escape(r.path)} ({r.pickles} pickle streams)")
+            free = [f.message for f in r.findings if f.kind == "no-pickle" and f.what != "zip"]
+            what = free[0] if free else f"{r.pickles} pickle streams"
+            out.print(f"[{colour}]{r.verdict}[/] {escape(r.path)} ({escape(what)})")
             for f in r.findings:
                 if f.severity != "info":
                     out.print(f"  {f.severity}: {escape(f.what)} at {escape(f.where)}: {escape(f.message)}")

@@ -24,11 +24,14 @@ from __future__ import annotations
 import json
 import math
 import pickletools
+import re
 import struct
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from gpuinfra.errors import UserError
 
@@ -117,6 +120,25 @@ def inspect(path: str | Path) -> Inspection:
     return {"safetensors": _safetensors, "gguf": _gguf, "onnx": _onnx, "pytorch": _torch_zip, "pickle": _pickle}[fmt](p)
 
 
+MAX_SAFETENSORS_NESTING = 8
+"""Deepest JSON nesting accepted in a safetensors header. The format's header is an object of
+tensors, each an object whose ``shape`` and ``data_offsets`` are lists of integers, plus a
+``__metadata__`` object of strings (huggingface/safetensors README, "Format"): 3 levels; 8 leaves room
+and still refuses a hostile header long before Python's recursion limit."""
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def json_nesting(text: bytes) -> int:
+    """The deepest nesting of ``[``/``{`` in JSON ``text`` (brackets inside strings not counted);
+    linear in the length, with no recursion."""
+    bare = np.frombuffer(_JSON_STRING.sub(b'""', text), dtype=np.uint8)
+    if not len(bare):
+        return 0
+    step = np.isin(bare, (ord("["), ord("{"))).astype(np.int64) - np.isin(bare, (ord("]"), ord("}")))
+    return int(max(0, np.cumsum(step).max()))
+
+
 def read_safetensors_header(p: Path) -> tuple[dict, int]:
     """The parsed JSON header and the offset where tensor data starts; every lie named."""
     size = p.stat().st_size
@@ -130,6 +152,13 @@ def read_safetensors_header(p: Path) -> tuple[dict, int]:
         if 8 + n > size:
             raise _bad(p, f"safetensors header claims {n} bytes but the file has only {size - 8} after the length")
         text = fh.read(n)
+    depth = json_nesting(text)
+    if depth > MAX_SAFETENSORS_NESTING:
+        raise _bad(
+            p,
+            f"safetensors header nests {depth} levels of [ or {{, above the {MAX_SAFETENSORS_NESTING} a header can "
+            "need (object > tensor > shape list)",
+        )
     try:
         header = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

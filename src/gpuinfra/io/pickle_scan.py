@@ -420,6 +420,20 @@ def _too_big(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
+def pickle_free_format(p: Path, head: bytes) -> str | None:
+    """The name of a weights format that holds no pickle, recognised by its first bytes: GGUF
+    (magic ``GGUF``, ggml docs/gguf.md), safetensors (an 8-byte little-endian header length, then
+    the JSON header's ``{``; huggingface/safetensors README) or ONNX (a protobuf, by its ``.onnx``
+    suffix when the bytes do not open as a pickle, ``\\x80``). None: scan it as a pickle."""
+    if head[:4] == b"GGUF":
+        return "GGUF"
+    if len(head) >= 9 and head[8:9] == b"{" and head[:1] != b"\x80":
+        return "safetensors"
+    if p.suffix == ".onnx" and head[:1] != b"\x80":
+        return "ONNX"
+    return None
+
+
 def scan_path(path: str | Path, extra_allowed: dict[str, set[str]] | None = None) -> ScanResult:
     """Scan a file: a zip checkpoint (every ``*.pkl`` member), a ``.npy`` with an object payload,
     or a raw pickle. Raises UserError for a missing or unreadable file."""
@@ -431,7 +445,7 @@ def scan_path(path: str | Path, extra_allowed: dict[str, set[str]] | None = None
     res = ScanResult(str(p))
     sc = _Scanner(res, extra_allowed)
     with open(p, "rb") as fh:
-        head = fh.read(8)
+        head = fh.read(9)
     if zipfile.is_zipfile(p):
         try:
             with zipfile.ZipFile(p) as z:
@@ -455,6 +469,13 @@ def scan_path(path: str | Path, extra_allowed: dict[str, set[str]] | None = None
             res.findings.append(Finding("high", "malformed", "zip", str(p), f"the zip archive is corrupt: {e}"))
         if not res.members:
             res.findings.append(Finding("info", "no-pickle", "zip", str(p), "no pickle member in the archive"))
+        return res
+    fmt = pickle_free_format(p, head)
+    if fmt:
+        res.members.append(p.name)
+        res.findings.append(
+            Finding("info", "no-pickle", fmt, str(p), f"a {fmt} file holds no pickle: loading it executes no code")
+        )
         return res
     data = p.read_bytes()
     if head.startswith(b"\x93NUMPY"):
