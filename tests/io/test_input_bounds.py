@@ -124,3 +124,60 @@ def test_scan_still_reads_a_pickle_named_safetensors(tmp_path: Path) -> None:
     p = tmp_path / "liar.safetensors"
     p.write_bytes(pickle.dumps({"a": 1}, protocol=4))
     assert scan_path(p).pickles == 1
+
+
+# --- health ------------------------------------------------------------------------------------
+
+
+def test_repeated_keys_numbered_in_order() -> None:
+    from gpuinfra.io.health import _sections
+
+    text = "GPU 00000000:18:00.0\n" + "".join(f"    X : {i}\n" for i in range(5000))
+    [(bus, kv, line)] = _sections(text)
+    assert (bus, line) == ("00000000:18:00.0", 1)
+    assert kv["X"] == "0" and kv["X#2"] == "1" and kv["X#5000"] == "4999" and len(kv) == 5000
+
+
+def test_nvidia_smi_without_ecc_fields_says_so(tmp_path: Path) -> None:
+    from tests.clirunner import gi
+
+    p = tmp_path / "q.txt"
+    p.write_text("GPU 00000000:18:00.0\n" + "    X : y\n" * 50)
+    r = gi("health", "--nvidia-smi", str(p))
+    assert r.returncode == 0, r.output
+    assert "no ECC" in r.output and "memory errors not judged" in r.output
+
+
+def _xid_log(path: Path, gpus: int, per_gpu: int) -> Path:
+    lines = [
+        f"[{g * per_gpu + i}.000000] NVRM: Xid (PCI:0000:{g:02x}:00): 13, pid={i}, Graphics SM Warp Exception"
+        for g in range(gpus)
+        for i in range(per_gpu)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_dmesg_table_grouped_per_gpu_and_xid(tmp_path: Path) -> None:
+    import json
+
+    from tests.clirunner import gi
+
+    _xid_log(tmp_path / "k.log", gpus=2, per_gpu=100)
+    r = gi("health", "--dmesg", "k.log", cwd=tmp_path)
+    assert r.returncode in (0, 1) and not r.stderr, r.output  # 1: action needed
+    assert "200 findings grouped per GPU x Xid" in r.output
+    assert r.output.count("│ 13 ") == 2  # one row per GPU
+    assert all(f"k.log:{n} " in r.output for n in (1, 100, 101, 200))  # first and last line of each
+    js = gi("health", "--dmesg", "k.log", "--json", cwd=tmp_path)
+    assert len(json.loads(js.stdout)) == 200  # --json lists every finding
+
+
+def test_dmesg_table_capped(tmp_path: Path) -> None:
+    from gpuinfra.cli.health import MAX_TABLE_ROWS
+    from tests.clirunner import gi
+
+    p = _xid_log(tmp_path / "k.log", gpus=MAX_TABLE_ROWS + 5, per_gpu=2)
+    r = gi("health", "--dmesg", str(p))
+    assert r.returncode in (0, 1) and not r.stderr, r.output  # 1: action needed
+    assert "5 more rows (--json for all)" in r.output

@@ -44,6 +44,7 @@ def health(
         if path is not None:
             check_input_file(path, where)
     findings, notes = [], []
+    blind = False
     if dmesg is not None:
         ev = parse_kernel_log(read_text(dmesg), str(dmesg))
         findings += ev.findings
@@ -52,20 +53,56 @@ def health(
         ev = parse_nvidia_smi_q(read_text(nvidia_smi), str(nvidia_smi))
         findings += ev.findings
         notes.append(f"{nvidia_smi}: {len(ev.gpus_seen)} GPU(s)")
+        notes += ev.notes
+        blind = bool(ev.notes)
     findings = escalate(findings)
     v = verdict(findings)
     if as_json:
         sys.stdout.write(json.dumps([f.as_json() for f in findings], indent=2) + "\n")
         raise typer.Exit(EXIT_ACTION_NEEDED if v != "none" else 0)
-    t = Table("source", "gpu", "xid", "class", "action", "reason", show_lines=False)
-    for f in findings:
-        t.add_row(f.source, f.gpu or "-", "-" if f.xid is None else str(f.xid), f.cls, f.action, f.reason)
     if findings:
-        out.print(t)
+        out.print(findings_table(findings))
     for n in notes:
         out.print(f"[dim]{esc(n)}[/]", markup=True)
     worst = [f for f in findings if f.action == v]
     why = worst[0].reason if worst else "no fault evidence found"
+    if not worst and blind:
+        why += "; memory errors not judged: the nvidia-smi file has no ECC fields (see above)"
     out.print(f"node verdict: [bold]{esc(v)}[/] ({esc(why)})", markup=True)
     if v != "none":
         raise typer.Exit(EXIT_ACTION_NEEDED)
+
+
+MAX_TABLE_ROWS = 40
+"""Rows the terminal table shows; more findings are grouped per GPU x Xid, and more groups are
+counted ("N more rows"). ``--json`` always lists every finding."""
+
+
+def findings_table(findings: list) -> Table:
+    """The findings as a terminal table: one row each when there are at most :data:`MAX_TABLE_ROWS`,
+    else one row per (GPU, Xid, class, action) with its count and first/last source line, at most
+    :data:`MAX_TABLE_ROWS` of them (the most severe first) and a last row saying how many are left out."""
+    from gpuinfra.models.faults import severity
+
+    if len(findings) <= MAX_TABLE_ROWS:
+        t = Table("source", "gpu", "xid", "class", "action", "reason", show_lines=False)
+        for f in findings:
+            t.add_row(
+                esc(f.source), esc(f.gpu or "-"), "-" if f.xid is None else str(f.xid), f.cls, f.action, esc(f.reason)
+            )
+        return t
+    groups: dict[tuple, list] = {}
+    for f in findings:
+        groups.setdefault((f.gpu or "-", f.xid, f.cls, f.action), []).append(f)
+    keys = sorted(groups, key=lambda k: (-severity(k[3]), -len(groups[k]), k[0], -1 if k[1] is None else k[1]))
+    t = Table("gpu", "xid", "count", "first", "last", "class", "action", "reason", show_lines=False)
+    t.caption = f"{len(findings):,} findings grouped per GPU x Xid (--json lists each)"
+    for k in keys[:MAX_TABLE_ROWS]:
+        fs = groups[k]
+        t.add_row(
+            esc(k[0]), "-" if k[1] is None else str(k[1]), f"{len(fs):,}", esc(fs[0].source), esc(fs[-1].source),
+            k[2], k[3], esc(fs[0].reason),
+        )  # fmt: skip
+    if len(keys) > MAX_TABLE_ROWS:
+        t.add_row(f"... {len(keys) - MAX_TABLE_ROWS:,} more rows (--json for all)", *[""] * 7)
+    return t

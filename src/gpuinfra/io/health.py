@@ -47,6 +47,8 @@ class Evidence:
     lines_read: int = 0
     lines_ignored: int = 0
     gpus_seen: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    """What the input could not say (a GPU block without ECC fields), for the verdict's reader."""
 
 
 def bus_id(raw: str) -> str:
@@ -161,13 +163,15 @@ def _sections(text: str) -> list[tuple[str, dict[str, str], int]]:
     in the order printed."""
     gpus: list[tuple[str, dict[str, str], int]] = []
     cur: dict[str, str] | None = None
+    seen: dict[str, int] = {}
+    """times each key path has occurred in the current block (linear, whatever the repeats)"""
     stack: list[tuple[int, str]] = []
     for n, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
         m = re.match(r"^GPU\s+([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f])\s*$", raw)
         if m:
-            cur = {}
+            cur, seen = {}, {}
             gpus.append((m.group(1), cur, n))
             stack = []
             continue
@@ -182,11 +186,8 @@ def _sections(text: str) -> list[tuple[str, dict[str, str], int]]:
             key, val = key.strip(), val.strip()
             if val:
                 path = "/".join([s for _, s in stack] + [key])
-                k, i = path, 1
-                while k in cur:
-                    i += 1
-                    k = f"{path}#{i}"
-                cur[k] = val
+                i = seen[path] = seen.get(path, 0) + 1
+                cur[path if i == 1 else f"{path}#{i}"] = val
                 continue
             stack.append((indent, key))
         else:
@@ -208,4 +209,27 @@ def parse_nvidia_smi_q(text: str, label: str) -> Evidence:
     for d in probe.devices:
         ev.gpus_seen.add(d.pci_bus_id or f"GPU{d.index}")
     ev.findings = probe_findings(probe, where_of or {d.index: f"{label} GPU{d.index}" for d in probe.devices})
+    blind = [d for d in probe.devices if not any(getattr(d, f) is not None for f in MEMORY_ERROR_FIELDS)]
+    if blind:
+        names = ", ".join(d.pci_bus_id or f"GPU{d.index}" for d in blind[:8]) + (" ..." if len(blind) > 8 else "")
+        ev.notes.append(
+            f"{label}: {len(blind)} of {len(probe.devices)} GPU(s) ({names}) show no ECC, retired-page or "
+            "row-remapping fields: memory errors cannot be judged from this file (save the full "
+            "`nvidia-smi -q` output, not a -d subset, from a GPU with ECC enabled)"
+        )
     return ev
+
+
+MEMORY_ERROR_FIELDS = (
+    "ecc_enabled",
+    "ecc_volatile_corrected",
+    "ecc_volatile_uncorrected",
+    "ecc_aggregate_corrected",
+    "ecc_aggregate_uncorrected",
+    "retired_pages_sbe",
+    "retired_pages_dbe",
+    "remapped_rows_correctable",
+    "remapped_rows_uncorrectable",
+)
+"""The probe fields that carry memory-error evidence (io/probe.DeviceProbe); a GPU block with none
+of them says nothing about ECC."""

@@ -26,6 +26,7 @@ The tree, as data in the order it is applied:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from gpuinfra.catalog.xid import (
@@ -259,7 +260,8 @@ def escalate(findings: list[Finding]) -> list[Finding]:
     for gpu, all_fs in sorted(by_gpu.items()):
         fs = _events(all_fs)
         if len(fs) > 1:
-            xids = ", ".join(str(f.xid or f.equiv_xid) for f in fs)
+            seen = Counter(f.xid or f.equiv_xid for f in fs)
+            xids = ", ".join(f"{x}" if n == 1 else f"{x} x{n}" for x, n in sorted(seen.items()))
             out.append(
                 Finding(
                     f"(derived from {len(fs)} events on {len(all_fs)} lines)",
