@@ -8,9 +8,49 @@ ordinary exceptions and stay loud.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 EXIT_USER_ERROR = 2
+
+_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS_AND_NEWLINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+MAX_TOKEN_CHARS = 120
+"""A run of non-space characters longer than this in a message (a pasted value, a long name) is
+shown as its first and last characters around an ellipsis."""
+MAX_PART_CHARS = 1000
+"""A part of a message (what, where, expected, fix) longer than this is cut in the middle."""
+_LONG_TOKEN = re.compile(r"\S{" + str(MAX_TOKEN_CHARS + 1) + ",}")
+
+
+def _escape_control(m: re.Match) -> str:
+    c = ord(m.group(0))
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def neutralise(text: str, *, newline: bool = True) -> str:
+    """``text`` with C0/C1 control characters (ESC, CR, BEL, CSI ...) and bidirectional overrides
+    shown as escapes (``\\x1b``), so that user text printed on a terminal cannot move the cursor,
+    recolour or clear it. ``newline``: keep newlines (a multi-line message); False: escape them too."""
+    return (_CONTROLS if newline else _CONTROLS_AND_NEWLINE).sub(_escape_control, text)
+
+
+def shorten(text: str, limit: int = MAX_PART_CHARS) -> str:
+    """``text`` with each run of more than :data:`MAX_TOKEN_CHARS` non-space characters, and then
+    the whole when longer than ``limit``, cut in the middle to an ellipsis with the count left out."""
+
+    def cut(s: str, n: int) -> str:
+        keep = n // 2 - 10
+        return f"{s[:keep]}...({len(s) - 2 * keep:,} characters)...{s[-keep:]}"
+
+    text = _LONG_TOKEN.sub(lambda m: cut(m.group(0), MAX_TOKEN_CHARS), text)
+    return cut(text, limit) if len(text) > limit else text
+
+
+def safe_text(text: object, *, newline: bool = True) -> str:
+    """User text as a message may echo it: controls neutralised (:func:`neutralise`), long values
+    shortened (:func:`shorten`)."""
+    return shorten(neutralise(str(text), newline=newline))
 
 
 class UserError(Exception):
@@ -34,12 +74,13 @@ class UserError(Exception):
         return self.render()
 
     def render(self) -> str:
-        head = f"{self.where}: {self.what}" if self.where else self.what
+        what = safe_text(self.what)
+        head = f"{safe_text(self.where, newline=False)}: {what}" if self.where else what
         parts = [head]
         if self.expected:
-            parts.append(f"expected {self.expected}")
+            parts.append(f"expected {safe_text(self.expected)}")
         if self.fix:
-            parts.append(f"To fix: {self.fix}")
+            parts.append(f"To fix: {safe_text(self.fix)}")
         text = ". ".join(p.rstrip(".") for p in parts)
         return text if text.endswith(("?", "!")) else text + "."
 
@@ -72,10 +113,10 @@ class UserErrors(UserError):
         if len(self.problems) == 1:
             p = self.problems[0]
             return UserError(p.what, where=p.where, expected=p.expected, fix=p.fix or self.fix).render()
-        lines = [f"{self.where}: {len(self.problems)} problems:"]
+        lines = [f"{safe_text(self.where, newline=False)}: {len(self.problems)} problems:"]
         lines += ["  - " + p.render() for p in self.problems[: self.shown]]
         if len(self.problems) > self.shown:
             lines.append(f"  ... and {len(self.problems) - self.shown} more")
         if self.fix:
-            lines.append(f"To fix: {self.fix}.")
+            lines.append(f"To fix: {safe_text(self.fix)}.")
         return "\n".join(lines)

@@ -181,3 +181,55 @@ def test_dmesg_table_capped(tmp_path: Path) -> None:
     r = gi("health", "--dmesg", str(p))
     assert r.returncode in (0, 1) and not r.stderr, r.output  # 1: action needed
     assert "5 more rows (--json for all)" in r.output
+
+
+# --- control characters and long values --------------------------------------------------------
+
+
+def test_error_neutralises_controls_and_shortens() -> None:
+    from gpuinfra.errors import UserErrors
+
+    e = UserError("bad cell '\x1b[31mX\x9b\u202e'", where="f\x1b[2J.csv:3", expected="a\nb", fix="x" * 1000)
+    text = str(e)
+    assert "\x1b" not in text and "\x9b" not in text and "\u202e" not in text
+    assert "\\x1b[31mX\\x9b\\u202e" in text and "f\\x1b[2J.csv:3" in text
+    assert "a\nb" in text  # a newline in the message body is kept
+    assert len(text) < 300 and "characters)..." in text
+    many = UserErrors([UserError("\x07bell", where="w:1"), UserError("ok", where="w:2")], where="w\x1b")
+    assert "\x07" not in str(many) and "\x1b" not in str(many) and "\n" in str(many)
+
+
+def test_newline_in_where_escaped() -> None:
+    assert "\n" not in str(UserError("x", where="a\nerror: forged"))
+
+
+def test_cli_escapes_controls_in_file_names(tmp_path: Path) -> None:
+    from tests.clirunner import gi
+
+    p = tmp_path / "\x1b[31mx.csv"
+    p.write_text("week,gpus\n1,2\n")
+    r = gi("trace", "check", str(p))
+    assert r.returncode == 2
+    assert "\x1b" not in r.output and "\\x1b[31mx.csv" in r.output
+
+
+def test_esc_neutralises() -> None:
+    from gpuinfra.cli._common import esc
+
+    assert esc("[bold]\x1b[2J") == "\\[bold]\\x1b[2J"
+
+
+@pytest.mark.parametrize("name", ["\x1b[2JNVIDIA H100", "NVIDIA\nH100", "N" * 1000])
+def test_product_name_refused(name: str) -> None:
+    from gpuinfra.catalog.gpus import gpu_model
+    from gpuinfra.io.sharing_export import nvml_product_name
+
+    with pytest.raises(UserError, match="--product-name"):
+        nvml_product_name(gpu_model("H100-SXM"), name)
+
+
+def test_product_name_cli_exit_2(tmp_path: Path) -> None:
+    from tests.clirunner import gi
+
+    r = gi("export", "sharing", "--product-name", "\x1b[2JNVIDIA", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "\x1b" not in r.output and "control" in r.output

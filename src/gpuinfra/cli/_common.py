@@ -11,16 +11,25 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from gpuinfra.errors import UserError
+from gpuinfra.errors import UserError, neutralise, safe_text
 
 PIPE_WIDTH = 160
 """Columns when output goes to a pipe or file (rich would assume 80 and cut table cells short);
 a terminal's own width is kept."""
 
 
+class SafeConsole(Console):
+    """A rich Console that shows control characters in the text it is given (plain strings and
+    table cells) as escapes (``\\x1b``): user text (a file name, a CSV cell, a product name)
+    cannot recolour, move the cursor or clear the terminal. Newlines are kept."""
+
+    def render_str(self, text: str, **kw) -> Text:  # type: ignore[override]
+        return super().render_str(neutralise(text), **kw)
+
+
 def _console(**kw) -> Console:
-    c = Console(**kw)
-    return c if c.is_terminal else Console(width=max(c.width, PIPE_WIDTH), **kw)
+    c = SafeConsole(**kw)
+    return c if c.is_terminal else SafeConsole(width=max(c.width, PIPE_WIDTH), **kw)
 
 
 out = _console(markup=False, emoji=False)
@@ -30,19 +39,20 @@ err = _console(stderr=True, markup=False, emoji=False)
 
 
 def esc(value: object) -> str:
-    """``value`` as text that rich markup shows verbatim (``[bold]H1000`` stays ``[bold]H1000``)."""
-    return escape(str(value))
+    """``value`` as text that rich markup shows verbatim (``[bold]H1000`` stays ``[bold]H1000``), its
+    control characters shown as escapes and a long value shortened (errors.safe_text)."""
+    return escape(safe_text(value))
 
 
 def print_user_error(e: UserError | str) -> None:
     """The one way a gpuinfra error reaches the user: ``error: WHERE: WHAT. expected ... To fix: ...``,
     the message never interpreted as markup."""
-    err.print(Text.assemble(("error:", "bold red"), " ", str(e)), highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error:", "bold red"), " ", neutralise(str(e))), highlight=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
     """A warning on stderr (``warning: ...``), never interpreted as markup."""
-    err.print(Text.assemble(("warning:", "bold yellow"), " ", message), highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("warning:", "bold yellow"), " ", neutralise(message)), highlight=False, soft_wrap=True)
 
 
 class Interrupted(Exception):

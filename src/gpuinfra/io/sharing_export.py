@@ -87,6 +87,11 @@ def gfd_product_label(product_name: str, *parts: str, shared: bool = False, wher
     return value
 
 
+MAX_PRODUCT_NAME = 95
+"""Longest NVML product name: nvml.h sizes the name buffer NVML_DEVICE_NAME_V2_BUFFER_SIZE = 96
+bytes, including the terminating NUL."""
+
+
 def nvml_product_name(model, product_name: str | None = None) -> str:
     """The NVML product name of catalog GPU ``model``: ``product_name`` when given (what
     ``nvidia-smi --query-gpu=name --format=csv,noheader`` prints on the node), else the catalog's
@@ -98,6 +103,22 @@ def nvml_product_name(model, product_name: str | None = None) -> str:
     if product_name is not None:
         if not product_name.strip():
             raise UserError("empty --product-name", where="--product-name", expected="the name nvidia-smi prints")
+        bad = next((c for c in product_name if not c.isprintable()), None)
+        if bad is not None:
+            raise UserError(
+                f"the name has a control or non-printing character (U+{ord(bad):04X})",
+                where="--product-name",
+                expected="one line of printable text: NVML names (nvmlDeviceGetName) such as 'NVIDIA H100 80GB HBM3' "
+                "contain no control characters",
+                fix="paste the name `nvidia-smi --query-gpu=name --format=csv,noheader` prints",
+            )
+        if len(product_name) > MAX_PRODUCT_NAME:
+            raise UserError(
+                f"the name is {len(product_name):,} characters long",
+                where="--product-name",
+                expected=f"at most {MAX_PRODUCT_NAME} chars (nvml.h: NVML_DEVICE_NAME_V2_BUFFER_SIZE = 96 with NUL)",
+                fix="paste the name `nvidia-smi --query-gpu=name --format=csv,noheader` prints",
+            )
         return product_name.strip()
     if model.nvml_name:
         return model.nvml_name
