@@ -233,3 +233,41 @@ def test_product_name_cli_exit_2(tmp_path: Path) -> None:
 
     r = gi("export", "sharing", "--product-name", "\x1b[2JNVIDIA", "-o", str(tmp_path / "o"))
     assert r.returncode == 2 and "\x1b" not in r.output and "control" in r.output
+
+
+# --- trace times -------------------------------------------------------------------------------
+
+
+def test_trace_time_beyond_bound_refused() -> None:
+    from gpuinfra.io.traces import read_generic
+
+    with pytest.raises(UserError, match=r"huge_submit.csv:2.*submit_time_s=1e300 is beyond 3\.156e\+09 s"):
+        read_generic(FIX / "huge_submit.csv", "huge_submit.csv")
+
+
+@pytest.mark.parametrize(("col", "value"), [("submit_time_s", "3.2e9"), ("duration_s", "1e12")])
+def test_trace_time_bound_each_column(tmp_path: Path, col: str, value: str) -> None:
+    from gpuinfra.io.traces import read_generic
+
+    row = {"job_id": "a", "submit_time_s": "0", "duration_s": "100", col: value}
+    p = tmp_path / "t.csv"
+    p.write_text(",".join(row) + "\n" + ",".join(row.values()) + "\n")
+    with pytest.raises(UserError, match=f"t.csv:2.*{col}"):
+        read_generic(p, "t.csv")
+
+
+def test_trace_bound_keeps_microseconds() -> None:
+    import math
+
+    from gpuinfra.io.traces import MAX_TRACE_TIME_S
+
+    assert math.ulp(MAX_TRACE_TIME_S) < 1e-6  # events 1 us apart stay apart on the float64 clock
+
+
+def test_request_trace_bounds() -> None:
+    from gpuinfra.io.serving_trace import parse_request_trace
+
+    with pytest.raises(UserError, match="r.csv:2"):
+        parse_request_trace("arrival_s,prompt_tokens,output_tokens\n1e300,10,10\n", "r.csv")
+    with pytest.raises(UserError, match="r.csv:2"):
+        parse_request_trace("arrival_s,prompt_tokens,output_tokens\n1,1e12,10\n", "r.csv")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gpuinfra.errors import UserError
+from gpuinfra.io.traces import MAX_TRACE_TIME_S
 
 ARRIVAL = ("arrival_s", "arrived_at", "timestamp")
 PROMPT = ("prompt_tokens", "num_prefill_tokens", "input_tokens", "ContextTokens")
@@ -35,6 +36,11 @@ def _col(header: list[str], names: tuple[str, ...], where: str) -> str:
         expected="a header with one of " + ", ".join(names),
         fix="add the column (request lengths are required, not guessed)",
     )
+
+
+MAX_TRACE_TOKENS = 10_000_000
+"""Longest prompt or output a request trace may give: 10^7 tokens, above any served model's
+context window (the longest in the catalog is 131,072; the largest published windows are a few million)."""
 
 
 def parse_request_trace(text: str, where: str = "trace"):
@@ -70,6 +76,14 @@ def parse_request_trace(text: str, where: str = "trace"):
                     f"{c} = {raw!r} is out of range",
                     where=f"{where}:{line}",
                     expected="arrival >= 0 and lengths >= 1 token",
+                )
+            if v > (MAX_TRACE_TIME_S if kind is float else MAX_TRACE_TOKENS):
+                raise UserError(
+                    f"{c} = {raw!r} is out of range",
+                    where=f"{where}:{line}",
+                    expected=f"arrival <= {MAX_TRACE_TIME_S:.4g} s (100 years) and lengths <= {MAX_TRACE_TOKENS:,} "
+                    "tokens (no model's context window is longer)",
+                    fix="give arrival times in seconds and lengths in tokens",
                 )
             vals.append(v)
         arr.append(vals[0])

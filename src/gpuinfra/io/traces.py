@@ -242,6 +242,13 @@ def _int(
     return v
 
 
+MAX_TRACE_TIME_S = 100 * 365.25 * 86400
+"""Largest time or duration a trace may hold: 100 years in seconds (3.156e9 s). It holds any Unix
+timestamp before 2070 (the Alibaba/OpenB traces give seconds from their start). The simulator keeps
+time as float64 seconds: their spacing at 3.156e9 is 2^(31-52) s = 0.48 us, so events stay apart at
+microsecond resolution up to this bound; at 1e300 a 100 s duration vanishes (1e300 + 100 == 1e300)."""
+
+
 def _float(row: dict[str, str], col: str, where: str, *, default: float | None = None, lo: float | None = 0.0) -> float:
     raw = (row.get(col) or "").strip()
     if raw == "" and default is not None:
@@ -256,6 +263,13 @@ def _float(row: dict[str, str], col: str, where: str, *, default: float | None =
         raise UserError(f"{col}={raw} is not finite", where=where, expected="a finite number")
     if lo is not None and v < lo:
         raise UserError(f"{col}={v} is negative", where=where, expected=f"{col} >= {lo}")
+    if abs(v) > MAX_TRACE_TIME_S:
+        raise UserError(
+            f"{col}={raw} is beyond {MAX_TRACE_TIME_S:.4g} s (100 years)",
+            where=where,
+            expected=f"{col} in seconds, at most {MAX_TRACE_TIME_S:.4g} (a time in milliseconds or nanoseconds?)",
+            fix="give times in seconds; the simulator's float64 clock keeps sub-microsecond resolution only up to there",
+        )
     return v
 
 
