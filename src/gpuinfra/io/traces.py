@@ -268,7 +268,7 @@ def _float(row: dict[str, str], col: str, where: str, *, default: float | None =
             f"{col}={raw} is beyond {MAX_TRACE_TIME_S:.4g} s (100 years)",
             where=where,
             expected=f"{col} in seconds, at most {MAX_TRACE_TIME_S:.4g} (a time in milliseconds or nanoseconds?)",
-            fix="give times in seconds; the simulator's float64 clock keeps sub-microsecond resolution only up to there",
+            fix="give times in seconds; the float64 clock keeps sub-microsecond resolution only up to there",
         )
     return v
 
