@@ -271,3 +271,31 @@ def test_request_trace_bounds() -> None:
         parse_request_trace("arrival_s,prompt_tokens,output_tokens\n1e300,10,10\n", "r.csv")
     with pytest.raises(UserError, match="r.csv:2"):
         parse_request_trace("arrival_s,prompt_tokens,output_tokens\n1,1e12,10\n", "r.csv")
+
+
+# --- topology paths ----------------------------------------------------------------------------
+
+TOPO = Path(__file__).parent.parent / "fixtures" / "topology"
+
+
+@pytest.mark.parametrize("name", ["4xA100-sxm-nv4-4nic-pxb.txt", "2gpu-nv12-8nic-pix-node-pxb-sys.txt"])
+def test_widest_path_matches_brute_force(name: str) -> None:
+    """The per-source search gives every pair the widest bottleneck, then the fewest hops, that any
+    simple path avoiding NIC transit has (enumerated by networkx)."""
+    import networkx as nx
+
+    from gpuinfra.io.nodes import load_topology
+
+    t = load_topology(str(TOPO / name), "H100-SXM")
+    g = t.graph
+    nics = set(t.nics)
+    for a in t.gpus + t.nics:
+        for b in t.gpus + t.nics:
+            if a == b:
+                continue
+            sub = g.subgraph([v for v in g if v not in nics or v in (a, b)])
+            best = max(
+                (min(g.edges[e]["bw_line"] for e in zip(p, p[1:])), -len(p)) for p in nx.all_simple_paths(sub, a, b)
+            )
+            hops = t._widest_path(a, b)
+            assert (min(g.edges[e]["bw_line"] for e in zip(hops, hops[1:])), -len(hops)) == best

@@ -181,31 +181,48 @@ class Topology:
     def _widest_path(self, a: str, b: str) -> list[str]:
         """Highest bottleneck bandwidth, then fewest hops (NCCL's path search keeps the best bandwidth).
         NICs are endpoints, never transit."""
-        g = self.graph
-        best: dict[str, tuple[float, int]] = {a: (float("inf"), 0)}
-        prev: dict[str, str] = {}
-        frontier = [a]
-        # label-correcting search over a small graph (tens of vertices)
-        while frontier:
-            nxt = []
-            for u in frontier:
-                bu, hu = best[u]
-                for v in g.neighbors(u):
-                    if v != b and g.nodes[v]["kind"] == "nic":
-                        continue
-                    cand = (min(bu, g.edges[u, v]["bw_line"]), hu + 1)
-                    old = best.get(v)
-                    if old is None or cand[0] > old[0] or (cand[0] == old[0] and cand[1] < old[1]):
-                        best[v] = cand
-                        prev[v] = u
-                        nxt.append(v)
-            frontier = nxt
+        prev = self._widest_tree(a)
         if b not in prev:
             raise UserError(f"{a} and {b} are not connected in topology {self.name}")
         out = [b]
         while out[-1] != a:
             out.append(prev[out[-1]])
         return out[::-1]
+
+    def _widest_tree(self, a: str) -> dict[str, str]:
+        """Predecessors of the widest (then fewest-hop) paths from ``a`` to every device, one
+        label-correcting search per source, memoised: a node's N x N pairs cost N searches, not
+        N^2 (a 200-GPU matrix took minutes with one search per pair). A NIC gets a label but is
+        never expanded, so no path transits a NIC, as NCCL's search treats NICs."""
+        key = ("widest", a)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        g = self.graph
+        adj = self.cache.get("adjacency")
+        if adj is None:
+            adj = self.cache["adjacency"] = {
+                u: [(v, g.edges[u, v]["bw_line"], g.nodes[v]["kind"] == "nic") for v in g.neighbors(u)] for u in g
+            }
+        best: dict[str, tuple[float, int]] = {a: (float("inf"), 0)}
+        prev: dict[str, str] = {}
+        frontier = [a]
+        while frontier:
+            nxt = []
+            for u in frontier:
+                if u != a and g.nodes[u]["kind"] == "nic":
+                    continue  # an endpoint, never transit
+                bu, hu = best[u]
+                for v, bw, _ in adj[u]:
+                    cand = (min(bu, bw), hu + 1)
+                    old = best.get(v)
+                    if old is None or cand[0] > old[0] or (cand[0] == old[0] and cand[1] < old[1]):
+                        best[v] = cand
+                        prev[v] = u
+                        nxt.append(v)
+            frontier = nxt
+        self.cache[key] = prev
+        return prev
 
     def _pcie_hops(self, a: str, b: str) -> list[str]:
         """The PCIe/CPU route between two devices (NVLink ignored): what nvidia-smi classifies."""
@@ -215,7 +232,8 @@ class Topology:
             sub = self.cache.get("pcie-graph")
             if sub is None:
                 keep = [(u, v) for u, v, d in self.graph.edges(data=True) if d["kind"] != "nvlink"]
-                sub = self.cache["pcie-graph"] = self.graph.edge_subgraph(keep)
+                # a copy, not a filtered view: a view re-filters every neighbour on each search
+                sub = self.cache["pcie-graph"] = nx.Graph(self.graph.edge_subgraph(keep))
             hit = self.cache[key] = nx.shortest_path(sub, a, b)
         return hit
 
