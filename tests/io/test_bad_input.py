@@ -189,7 +189,7 @@ CASES: list[tuple[str, str | bytes, dict[str, str | bytes], list[str]]] = [
         "a submit time of 1e15",
         "name: t\n" + POOLS + TRACE,
         {"j.csv": f"{HEADER}\na,0,10,1\nlate,1e15,10,1\n"},
-        ["j.csv:3", "pod 'late' ending at 1e+15 s", "accounting intervals"],
+        ["j.csv:3", "submit_time_s=1e15 is beyond", "100 years"],
     ),
     (
         "fault rate 1e9 per day",
