@@ -39,7 +39,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from gpuinfra.errors import UserError
@@ -66,6 +66,10 @@ def _budget_value(v: Any, field: str) -> Any:
         return v
     from gpuinfra.models.pdb import scaled
 
+    if isinstance(v, bool) or not isinstance(v, int | str):
+        raise PydanticCustomError(
+            "pdb_value", "{v} is not an integer or a percentage; expected 3 or '50%'", {"v": repr(v)[:40]}
+        )
     try:
         scaled(v, 1, where=field)
     except UserError as e:
@@ -80,11 +84,11 @@ class PdbSpec(BaseModel):
     ``minAvailable``/``maxUnavailable``, each an integer >= 0 or a percentage 0-100 %."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-    minAvailable: StrictInt | StrictStr | None = None  # noqa: N815 (Kubernetes' field name)
-    maxUnavailable: StrictInt | StrictStr | None = None  # noqa: N815
+    minAvailable: int | str | None = None  # noqa: N815 (Kubernetes' field name)
+    maxUnavailable: int | str | None = None  # noqa: N815
     unhealthyPodEvictionPolicy: Literal["IfHealthyBudget", "AlwaysAllow"] = "IfHealthyBudget"  # noqa: N815
 
-    @field_validator("minAvailable", "maxUnavailable")
+    @field_validator("minAvailable", "maxUnavailable", mode="before")
     @classmethod
     def _form(cls, v: Any, info: Any) -> Any:
         return _budget_value(v, info.field_name)
