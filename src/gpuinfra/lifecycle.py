@@ -24,6 +24,7 @@ import pandas as pd
 from gpuinfra.analysis import attribution as at
 from gpuinfra.errors import UserError
 from gpuinfra.io.scenario import Scenario, build
+from gpuinfra.models import compat
 from gpuinfra.models.nodestack import ChangePlan, NodeStack, plan_change
 from gpuinfra.run import SimulationOutput, simulate
 from gpuinfra.sim.upgrade import check_upgrade
@@ -127,6 +128,16 @@ def upgrade_plan(
             + "}",
             fix="add upgrade.stack to the scenario, or pass --from " + ",".join(f"{k}={v}" for k, v in ex.items()),
         )
+    try:  # the current stack alone first, so a bad version is blamed on where it was written
+        compat.check(compat.Stack(hw, cur["driver"], cur.get("cuda"), cur.get("framework")))
+    except UserError as e:
+        src = "--from" if stack else _locate(sc)("upgrade.stack")
+        raise UserError(
+            f"upgrade.stack: {e.what}" if not stack else e.what,
+            where=src,
+            expected=e.expected,
+            fix=e.fix or "give the versions the pool's nodes run now",
+        ) from None
     change = plan_change(NodeStack(hardware=hw, **cur), to)
     n_nodes = len(nodes)
     spare = 0

@@ -209,3 +209,11 @@ def test_plan_library_call_locates_errors_in_the_scenario(tmp_path):
     sc = api.scenario(str(p))
     with pytest.raises(UserError, match=rf"{re.escape(str(p))}:\d+: upgrade\.start_s"):
         upgrade_plan(sc, sc._base_dir, {"driver": "580.65.06"})
+
+
+def test_a_current_version_compat_does_not_know_is_blamed_on_where_it_was_written(tmp_path):
+    p = _scenario(tmp_path, 'driver: "535.104.05", cuda: "12.1"', 'driver: "200.1", cuda: "12.1"')
+    out = " ".join(_plan_error(p).split())
+    assert f"{p}:{_line(p, 'stack:')}: upgrade.stack: driver 200.1 is not an NVIDIA data-center driver" in out
+    out = " ".join(_plan_error(EX / "upgrade.yaml", "--from", "driver=535.104.05,cuda=99.1").split())
+    assert "error: --from: CUDA 99.1 is not in the toolkit table" in out
