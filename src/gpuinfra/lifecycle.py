@@ -24,8 +24,10 @@ import pandas as pd
 from gpuinfra.analysis import attribution as at
 from gpuinfra.errors import UserError
 from gpuinfra.io.scenario import Scenario, build
+from gpuinfra.models import compat
 from gpuinfra.models.nodestack import ChangePlan, NodeStack, plan_change
 from gpuinfra.run import SimulationOutput, simulate
+from gpuinfra.sim.upgrade import check_upgrade
 
 
 @dataclass
@@ -36,6 +38,8 @@ class UpgradePlan:
     candidates: pd.DataFrame
     naive: dict[str, Any]
     proposed: dict[str, Any] | None
+    pool_nodes: int = 0
+    """Nodes of the upgraded pool (a candidate is safe only when it upgrades all of them)."""
 
     def as_dict(self) -> dict:
         return {
@@ -89,26 +93,56 @@ def upgrade_plan(
     or a PodDisruptionBudget refuses every drain.
     """
     if sc.upgrade is None:
-        raise UserError("the scenario has no 'upgrade:' block", where="upgrade", expected="upgrade: {pool: NAME, ...}")
-    cur = dict(sc.upgrade.stack) | dict(stack or {})
-    pool = next((p for p in sc.cluster.pools if p.name == sc.upgrade.pool), None)
-    if pool is None:
-        raise UserError(f"upgrade.pool '{sc.upgrade.pool}' is not a pool of the cluster", where="upgrade.pool")
-    if "driver" not in cur:
         raise UserError(
-            "the pool's current driver is not known",
-            where="upgrade.stack",
-            expected="upgrade.stack: {driver: 535.104.05, cuda: '12.2', framework: '2.3'} or --from",
+            "the scenario has no 'upgrade:' block",
+            where=_locate(sc)("upgrade") or sc._label,
+            expected="upgrade: {pool: NAME, stack: {driver: ..., cuda: ..., framework: ...}, ...}",
+            fix="add an upgrade: block (see examples/upgrade.yaml)",
         )
-    c = build(sc, base_dir, seed=seed).cluster  # validates the scenario; the pool's GPU model and size
-    nodes = [n for n in range(c.n_nodes) if c.pools[c.node_pool[n]].name == pool.name]
-    if not nodes or c.node_model[nodes[0]] < 0:
-        raise UserError(f"upgrade.pool '{pool.name}' has no GPU nodes", where="upgrade.pool")
-    change = plan_change(NodeStack(hardware=c.models[c.node_model[nodes[0]]], **cur), to)
+    built = build(sc, base_dir, seed=seed)  # validates the scenario; the pool's GPU model and size
+    c = built.cluster
+    pools: dict[str, int] = {}
+    for n in range(c.n_nodes):
+        pools[c.pools[c.node_pool[n]].name] = pools.get(c.pools[c.node_pool[n]].name, 0) + 1
+    owners: dict[str, int] = {}
+    for o in built.pods.owners:
+        owners[o] = owners.get(o, 0) + 1
+    check_upgrade(sc.upgrade, pools, owners, sc.horizon_s, _locate(sc))
+    nodes = [n for n in range(c.n_nodes) if c.pools[c.node_pool[n]].name == sc.upgrade.pool]
+    if c.node_model[nodes[0]] < 0:
+        raise UserError(
+            f"upgrade.pool: pool '{sc.upgrade.pool}' has no GPU nodes",
+            where=_locate(sc)("upgrade.pool"),
+            expected="a GPU pool",
+        )
+    hw = c.models[c.node_model[nodes[0]]]
+    cur = dict(sc.upgrade.stack) | dict(stack or {})
+    if "driver" not in cur:
+        ex = example_stack(hw)
+        raise UserError(
+            f"upgrade.stack: the pool's current driver is not known ({hw} nodes)",
+            where=_locate(sc)("upgrade.stack" if sc.upgrade.stack else "upgrade"),
+            expected="upgrade.stack with the driver (and cuda, framework) the nodes run now, e.g. "
+            + "{"
+            + ", ".join(f"{k}: '{v}'" for k, v in ex.items())
+            + "}",
+            fix="add upgrade.stack to the scenario, or pass --from " + ",".join(f"{k}={v}" for k, v in ex.items()),
+        )
+    try:  # the current stack alone first, so a bad version is blamed on where it was written
+        compat.check(compat.Stack(hw, cur["driver"], cur.get("cuda"), cur.get("framework")))
+    except UserError as e:
+        src = "--from" if stack else _locate(sc)("upgrade.stack")
+        raise UserError(
+            f"upgrade.stack: {e.what}" if not stack else e.what,
+            where=src,
+            expected=e.expected,
+            fix=e.fix or "give the versions the pool's nodes run now",
+        ) from None
+    change = plan_change(NodeStack(hardware=hw, **cur), to)
     n_nodes = len(nodes)
     spare = 0
     if sc.upgrade.surge_pool:
-        spare = next((p.count for p in sc.cluster.pools if p.name == sc.upgrade.surge_pool), 0) or 0
+        spare = pools.get(sc.upgrade.surge_pool, 0)
     naive_sc = _with_upgrade(sc, strategy="in_place", max_unavailable=n_nodes, respect_pdbs=False, order="name")
     naive = _row(
         "naive: all nodes at once, no PDB",
@@ -165,7 +199,53 @@ def upgrade_plan(
     if len(safe):
         ranked = safe.sort_values(["disruption_usd", "service_replica_hours_unready", "duration_h", "candidate"])
         pick = ranked.iloc[0].to_dict()
-    return UpgradePlan(change, df, naive, pick)
+    return UpgradePlan(change, df, naive, pick, n_nodes)
+
+
+def _locate(sc: Scenario) -> Any:
+    """field path of the upgrade block (``upgrade.pdbs.OWNER.minAvailable``) -> ``FILE:LINE`` of the
+    scenario (None for a scenario built in code)."""
+    from gpuinfra.io.scenario_load import line_in_text
+
+    def at(field: str) -> str | None:
+        if sc._text is None:
+            return None
+        path: tuple[Any, ...]
+        if field.startswith("upgrade.pdbs."):
+            rest = field[len("upgrade.pdbs.") :]
+            key = next((k for k in ("minAvailable", "maxUnavailable") if rest.endswith("." + k)), None)
+            path = ("upgrade", "pdbs", rest[: -len(key) - 1], key) if key else ("upgrade", "pdbs", rest)
+        else:
+            path = tuple(field.split("."))
+        line = line_in_text(sc._text, path)
+        return f"{sc._label}:{line}" if line else sc._label
+
+    return at
+
+
+def example_stack(hardware: str) -> dict[str, str]:
+    """A current stack the compatibility data accepts on ``hardware`` (for messages): the newest
+    stable PyTorch wheel whose CUDA the GPU supports, on the driver that CUDA toolkit shipped with
+    (compat.check verdict ok, else warn). Empty when no wheel fits."""
+    from gpuinfra.catalog import compat as cc
+    from gpuinfra.models import compat
+
+    best: dict[str, str] = {}
+    for verdict in ("ok", "warn"):
+        for w in sorted(cc.torch_wheels(), key=lambda w: (w.torch, w.cuda), reverse=True):
+            if w.status != "stable":
+                continue
+            cuda = ".".join(str(x) for x in w.cuda[:2])
+            tk = compat._toolkit(w.cuda[:2])
+            drv = ".".join([str(tk.linux_driver[0]), *(f"{x:02d}" for x in tk.linux_driver[1:])])
+            fw = f"{w.torch[0]}.{w.torch[1]}"
+            try:
+                rep = compat.check(compat.Stack(hardware, drv, cuda, fw))
+            except UserError:
+                continue
+            if rep.verdict == verdict:
+                return {"driver": drv, "cuda": cuda, "framework": fw}
+    return best
 
 
 def _disruption(r: Any, naive_bill_usd: float) -> Any:

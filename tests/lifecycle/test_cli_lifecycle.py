@@ -21,9 +21,7 @@ def test_upgrade_plan_proposes_against_naive_on_the_same_run():
             "plan",
             str(EX / "upgrade.yaml"),
             "--to",
-            "driver=580.65.06",
-            "--from",
-            "driver=535.104.05,cuda=12.1,framework=2.3",
+            "driver=580.65.06",  # the README's command: the current stack comes from the example's upgrade.stack
             "--json",
         ],
     )

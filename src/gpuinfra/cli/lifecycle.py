@@ -22,10 +22,20 @@ upgrade_app = typer.Typer(
 cost_app = typer.Typer(help="Cost attribution as OpenCost defines it, extended for GPUs.", no_args_is_help=True)
 
 
-def _stack(text: str | None) -> dict[str, str]:
+def _stack(text: str | None, flag: str) -> dict[str, str]:
+    """``--to``/``--from`` parsed (None: not given); an empty value or a repeated layer is refused."""
     from gpuinfra.models.nodestack import parse_target
 
-    return parse_target(text) if text else {}
+    if text is None:
+        return {}
+    got = parse_target(text, flag=flag)
+    if flag == "--from" and "hardware" in got:
+        raise UserError(
+            "the hardware layer is not a version",
+            where="--from",
+            expected="driver=...,cuda=...,framework=... (the GPU model comes from --gpu or the pool)",
+        )
+    return got
 
 
 def _fmt(v: object) -> str:
@@ -46,10 +56,10 @@ def layers_cmd(
     """What a change at one layer forces at the others (compat rules), and whether nodes must drain."""
     from gpuinfra.models.nodestack import NodeStack, plan_change
 
-    cur = _stack(from_)
+    cur = _stack(from_, "--from")
     if "driver" not in cur:
         raise UserError("--from names no driver", where="--from", expected="driver=VERSION[,cuda=..,framework=..]")
-    p = plan_change(NodeStack(hardware=gpu, **cur), _stack(to))
+    p = plan_change(NodeStack(hardware=gpu, **cur), _stack(to, "--to"))
     if as_json:
         print(json.dumps(p.as_dict(), indent=1))
         return
@@ -85,7 +95,7 @@ def plan_cmd(
     from gpuinfra.lifecycle import upgrade_plan
 
     sc = api.scenario(scenario)
-    p = upgrade_plan(sc, sc._base_dir, _stack(to), seed=seed, stack=_stack(from_) or None)
+    p = upgrade_plan(sc, sc._base_dir, _stack(to, "--to"), seed=seed, stack=_stack(from_, "--from") or None)
     if as_json:
         print(json.dumps(p.as_dict(), indent=1, default=str))
         return
@@ -123,7 +133,16 @@ def plan_cmd(
     if not ch.needs_reboot:
         return
     if p.proposed is None:
-        out.print("[yellow]no candidate finished without overriding a PodDisruptionBudget[/]")
+        cand = p.candidates.iloc[1:]
+        overrode = int((cand["pdb_overridden"] > 0).sum())
+        unfinished = int((cand["nodes_done"] < p.pool_nodes).sum())
+        why = [f"{overrode} of {len(cand)} candidates overrode a PodDisruptionBudget"] if overrode else []
+        if unfinished:
+            why.append(
+                f"{unfinished} of {len(cand)} did not upgrade all {p.pool_nodes} nodes before the run ended "
+                "(start earlier, raise horizon_s, or shorten node_upgrade_s)"
+            )
+        out.print(f"[yellow]no candidate is safe: {escape('; '.join(why) or 'none finished')}[/]")
     else:
         n, q = p.naive, p.proposed
         out.print(

@@ -112,12 +112,21 @@ class ChangePlan:
         }
 
 
-def parse_target(text: str) -> dict[str, str]:
+def parse_target(text: str, *, flag: str = "--to") -> dict[str, str]:
     """``driver=570.86.15,cuda=12.8,framework=2.7`` or ``DRIVER/CUDA[/FRAMEWORK]`` -> layer -> version.
 
-    Raises UserError naming an unknown layer or an empty target.
+    ``flag`` names the option in messages (``--to``, ``--from``). Raises UserError for an empty
+    text, an unknown layer, a layer named twice, an empty or malformed version.
     """
     text = text.strip()
+    usage = "DRIVER/CUDA[/TORCH] or layer=version,... (layers: " + ", ".join(LAYERS) + ")"
+    if not text:
+        raise UserError(
+            "no layer given (the value is empty)",
+            where=flag,
+            expected=usage,
+            fix=f"name the target layers, e.g. {flag} driver=580.65.06",
+        )
     out: dict[str, str] = {}
     if "=" in text:
         for part in text.split(","):
@@ -125,17 +134,23 @@ def parse_target(text: str) -> dict[str, str]:
             k = k.strip().replace("-", "_")
             k = {"torch": "framework", "gpu_operator": "device_plugin"}.get(k, k)
             if k not in LAYERS or not v.strip():
+                raise UserError(f"'{part}' is not LAYER=VERSION", where=flag, expected=usage)
+            if k in out:
                 raise UserError(
-                    f"--to: '{part}' is not LAYER=VERSION", where="--to", expected="layers: " + ", ".join(LAYERS)
+                    f"layer '{k}' is given twice ({out[k]} and {v.strip()})",
+                    where=flag,
+                    expected="each layer once",
+                    fix="keep the version you mean and drop the other",
                 )
             out[k] = v.strip()
     else:
-        parts = [p.strip() for p in text.split("/") if p.strip()]
-        if not parts or len(parts) > 3:
-            raise UserError(f"--to: '{text}'", where="--to", expected="DRIVER/CUDA[/TORCH] or driver=...,cuda=...")
+        parts = [p.strip() for p in text.split("/")]
+        if not parts or len(parts) > 3 or not all(parts):
+            raise UserError(f"'{text}' is not DRIVER/CUDA[/TORCH]", where=flag, expected=usage)
         out = dict(zip(("driver", "cuda", "framework"), parts, strict=False))
-    if not out:
-        raise UserError("--to names no layer", where="--to", expected="DRIVER/CUDA or driver=...,cuda=...")
+    for k in ("driver", "cuda", "framework"):
+        if k in out:
+            cc.version_tuple(out[k], where=f"{flag} {k}")
     return out
 
 

@@ -36,17 +36,17 @@ def scaled(value: IntOrPercent, total: int, *, where: str = "pdb") -> int:
     Raises UserError for a negative value, a percentage outside 0-100 % or a malformed string.
     """
     if isinstance(value, bool):
-        raise UserError(f"{where}: {value!r} is not an integer or a percentage", where=where)
+        raise UserError(f"{value!r} is not an integer or a percentage", where=where, expected="3 or '50%'")
     if isinstance(value, int):
         if value < 0:
-            raise UserError(f"{where}: {value} is negative", where=where, expected="an integer >= 0 or 'N%'")
+            raise UserError(f"{value} is negative", where=where, expected="an integer >= 0 or 'N%'")
         return value
     s = str(value).strip()
     if not s.endswith("%") or not s[:-1].strip().isdigit():
-        raise UserError(f"{where}: {value!r} is not an integer or a percentage", where=where, expected="3 or '50%'")
+        raise UserError(f"{value!r} is not an integer or a percentage", where=where, expected="3 or '50%'")
     pct = int(s[:-1])
     if pct > 100:
-        raise UserError(f"{where}: {value!r} is above 100 %", where=where, expected="0% .. 100%")
+        raise UserError(f"{value!r} is above 100 %", where=where, expected="0% .. 100%")
     # integer arithmetic: ceil(pct * total / 100) without float roundoff (as intstr does)
     return -(-pct * total // 100)
 
@@ -64,18 +64,23 @@ class PodDisruptionBudget:
     def __post_init__(self) -> None:
         if (self.min_available is None) == (self.max_unavailable is None):
             raise UserError(
-                f"PodDisruptionBudget for '{self.selector}': give exactly one of minAvailable and maxUnavailable",
-                where=f"pdbs.{self.selector}",
+                "give exactly one of minAvailable and maxUnavailable",
+                where=f"upgrade.pdbs.{self.selector}",
                 expected="minAvailable or maxUnavailable (mutually exclusive in policy/v1)",
             )
         if self.unhealthy_pod_eviction_policy not in ("IfHealthyBudget", "AlwaysAllow"):
             raise UserError(
                 f"unhealthyPodEvictionPolicy {self.unhealthy_pod_eviction_policy!r}",
-                where=f"pdbs.{self.selector}",
+                where=f"upgrade.pdbs.{self.selector}.unhealthyPodEvictionPolicy",
                 expected="IfHealthyBudget or AlwaysAllow",
             )
         # validate the value's form early (scaled raises on malformed input)
-        scaled(self.min_available if self.min_available is not None else self.max_unavailable, 1, where=self.selector)
+        field = "minAvailable" if self.min_available is not None else "maxUnavailable"
+        scaled(
+            self.min_available if self.min_available is not None else self.max_unavailable,
+            1,
+            where=f"upgrade.pdbs.{self.selector}.{field}",
+        )
 
     def desired_healthy(self, expected: int) -> int:
         """Pods that must stay healthy when ``expected`` pods are selected (the controller's desiredHealthy)."""

@@ -35,10 +35,12 @@ over-count, stated as an assumption.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from gpuinfra.errors import UserError
 from gpuinfra.models.pdb import PodDisruptionBudget
@@ -50,17 +52,71 @@ if TYPE_CHECKING:
     from gpuinfra.sim.subsystem import PodRuntime
 
 
+MAX_S = 1e10
+"""Upper bound of every time in the ``upgrade:`` block (about 317 years; the scenario's MAX_TIME_S)."""
+
+_T = {"allow_inf_nan": False, "le": MAX_S}
+"""Every time is finite and bounded: an infinite reimage would leave the upgrade unfinished and its
+duration NaN."""
+
+
+def _budget_value(v: Any, field: str) -> Any:
+    """An IntOrString budget value checked as models/pdb.scaled does, as a pydantic error."""
+    if v is None:
+        return v
+    from gpuinfra.models.pdb import scaled
+
+    if isinstance(v, bool) or not isinstance(v, int | str):
+        raise PydanticCustomError(
+            "pdb_value", "{v} is not an integer or a percentage; expected 3 or '50%'", {"v": repr(v)[:40]}
+        )
+    try:
+        scaled(v, 1, where=field)
+    except UserError as e:
+        raise PydanticCustomError(
+            "pdb_value", "{what}; expected {expected}", {"what": e.what, "expected": e.expected or "3 or '50%'"}
+        ) from None
+    return v
+
+
 class PdbSpec(BaseModel):
-    """A PodDisruptionBudget over one owner's pods, spelled as in policy/v1."""
+    """A PodDisruptionBudget over one owner's pods, spelled as in policy/v1: exactly one of
+    ``minAvailable``/``maxUnavailable``, each an integer >= 0 or a percentage 0-100 %."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     minAvailable: int | str | None = None  # noqa: N815 (Kubernetes' field name)
     maxUnavailable: int | str | None = None  # noqa: N815
     unhealthyPodEvictionPolicy: Literal["IfHealthyBudget", "AlwaysAllow"] = "IfHealthyBudget"  # noqa: N815
 
+    @field_validator("minAvailable", "maxUnavailable", mode="before")
+    @classmethod
+    def _form(cls, v: Any, info: Any) -> Any:
+        return _budget_value(v, info.field_name)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PdbSpec:
+        if (self.minAvailable is None) == (self.maxUnavailable is None):
+            raise PydanticCustomError(
+                "pdb_one_of",
+                "give exactly one of minAvailable and maxUnavailable (mutually exclusive in policy/v1), "
+                "e.g. minAvailable: '80%'",
+            )
+        return self
+
+
+_STACK_LAYERS = ("firmware", "kernel", "driver", "cuda", "container_toolkit", "device_plugin", "framework")
+"""Layers ``upgrade.stack`` may name (models/nodestack.LAYERS without the hardware: that is the pool's GPU)."""
+
 
 class UpgradeSpec(BaseModel):
-    """Scenario block ``upgrade:``: one pool's upgrade (strategy, batch, drain rules, budgets)."""
+    """Scenario block ``upgrade:``: one pool's upgrade (strategy, batch, drain rules, budgets).
+
+    Checked here (each a FILE:LINE error through the scenario loader): every time finite and at most
+    :data:`MAX_S`; PodDisruptionBudget values; surge with maxSurge = maxUnavailable = 0; ``stack``
+    layer names and versions. Checks that need the cluster or the trace (the pool exists, enough
+    surge nodes, ``start_s`` before ``horizon_s``, every budget's owner has pods) are in
+    :func:`check_upgrade`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     pool: str = Field(description="the node pool to upgrade")
@@ -68,22 +124,70 @@ class UpgradeSpec(BaseModel):
     max_surge: int = Field(1, ge=0, le=100_000, description="GKE maxSurge (surge); GKE's default is 1")
     max_unavailable: int = Field(1, ge=0, le=100_000, description="nodes drained at once (GKE default 0 with surge)")
     surge_pool: str | None = Field(None, description="pool holding the surge/green nodes (down until provisioned)")
-    start_s: float = Field(0.0, ge=0, description="when the upgrade starts (simulated seconds)")
+    start_s: float = Field(0.0, ge=0, **_T, description="when the upgrade starts (simulated seconds)")
     node_upgrade_s: float = Field(
-        1200.0, gt=0, description="reimage + reboot + validation per node; assumption, state its source"
+        1200.0, gt=0, **_T, description="reimage + reboot + validation per node; assumption, state its source"
     )
-    provision_s: float = Field(600.0, ge=0, description="time to provision a surge/green node; assumption")
-    eviction_retry_s: float = Field(5.0, gt=0, description="retry interval after a 429 (kubectl drain: 5 s)")
-    force_after_s: float | None = Field(3600.0, gt=0, description="force-drain after this long (GKE: 1 h); null: never")
-    batch_soak_s: float = Field(0.0, ge=0, description="blue/green: soak between drain batches")
+    provision_s: float = Field(600.0, ge=0, **_T, description="time to provision a surge/green node; assumption")
+    eviction_retry_s: float = Field(
+        5.0,
+        ge=1.0,
+        **_T,
+        description="retry interval after a 429 (kubectl drain: 5 s); at least 1 s, so a refused drain cannot "
+        "flood the event queue",
+    )
+    force_after_s: float | None = Field(
+        3600.0, gt=0, **_T, description="force-drain after this long (GKE: 1 h); null: never"
+    )
+    batch_soak_s: float = Field(0.0, ge=0, **_T, description="blue/green: soak between drain batches")
     order: Literal["name", "least_work_at_risk"] = "name"
-    ready_after_s: float = Field(60.0, ge=0, description="a started pod turns Ready after this long (readiness probe)")
+    ready_after_s: float = Field(
+        60.0, ge=0, **_T, description="a started pod turns Ready after this long (readiness probe)"
+    )
     pdbs: dict[str, PdbSpec] = Field(default_factory=dict, description="owner -> PodDisruptionBudget")
     respect_pdbs: bool = Field(True, description="false: drain with kubectl drain --disable-eviction (plain DELETE)")
     stack: dict[str, str] = Field(
         default_factory=dict, description="the pool's current layers (driver, cuda, framework, ...): models/nodestack"
     )
     source: str = Field("", description="where node_upgrade_s / provision_s come from")
+
+    @field_validator("stack", mode="before")
+    @classmethod
+    def _stack(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        from gpuinfra.catalog.compat import version_tuple
+
+        for k, x in v.items():
+            if k not in _STACK_LAYERS:
+                raise PydanticCustomError(
+                    "stack_layer",
+                    "unknown layer '{k}'; expected one of {known} (the hardware is the pool's GPU model)",
+                    {"k": str(k)[:40], "known": ", ".join(_STACK_LAYERS)},
+                )
+            if not isinstance(x, str):
+                raise PydanticCustomError(
+                    "stack_version",
+                    "{k}: {x} is not a string; write the version in quotes, e.g. {k}: '12.1' "
+                    "(YAML reads 12.10 as the number 12.1)",
+                    {"k": k, "x": repr(x)[:40]},
+                )
+            if k in ("driver", "cuda", "framework"):
+                try:
+                    version_tuple(x, where=k)
+                except UserError as e:
+                    raise PydanticCustomError("stack_version", "{k}: {what}", {"k": k, "what": e.what}) from None
+        return v
+
+    @model_validator(mode="after")
+    def _parallelism(self) -> UpgradeSpec:
+        if self.strategy == "surge" and self.max_surge + self.max_unavailable == 0:
+            raise PydanticCustomError(
+                "upgrade_parallelism",
+                "max_surge and max_unavailable are both 0: no node can ever be upgraded; set max_surge >= 1 "
+                "(GKE's default) or max_unavailable >= 1",
+            )
+        return self
 
 
 class UpgradeController(Subsystem):
@@ -399,29 +503,88 @@ def _build_upgrade(cfg: RunConfig, make_view) -> UpgradeController | None:
     if spec is None:
         return None
     ctl = UpgradeController(make_view("upgrade"), spec)
-    _validate(ctl)
+    _validate(ctl, cfg.horizon_s)
     return ctl
 
 
-def _validate(ctl: UpgradeController) -> None:
-    """Refuse an upgrade that cannot run: unknown pool, too few surge nodes, a budget no drain satisfies."""
-    s, c = ctl.spec, ctl.view.cluster
-    names = [p.name for p in c.pools]
-    if not ctl.pool_nodes:
-        raise UserError(
-            f"upgrade.pool '{s.pool}' is not a pool of the cluster",
-            where="upgrade.pool",
-            expected="one of " + ", ".join(names),
+def check_upgrade(
+    spec: UpgradeSpec,
+    pools: dict[str, int],
+    owners: dict[str, int],
+    horizon_s: float | None,
+    locate: Callable[[str], str | None] = lambda field: None,
+) -> None:
+    """Refuse an ``upgrade:`` block that cannot run on this cluster and trace.
+
+    ``pools``: pool name -> node count; ``owners``: owner -> pods in the trace; ``locate``: a field
+    path (``upgrade.pdbs.serving``) -> ``FILE:LINE`` or None. Refused, every problem at once (a
+    :class:`~gpuinfra.errors.UserErrors`, each ``FILE:LINE: field: what``): an unknown pool or
+    surge pool, too few surge/green nodes, ``start_s`` at or after ``horizon_s`` (no node would
+    ever be upgraded), a budget whose owner has no pods (Kubernetes would select nothing: a typo
+    would silently leave the service unprotected), a budget no drain can satisfy.
+    """
+    from gpuinfra.errors import UserErrors
+
+    probs: list[UserError] = []
+
+    def add(field: str, what: str, expected: str | None = None, fix: str | None = None) -> None:
+        probs.append(UserError(f"{field}: {what}", where=locate(field), expected=expected, fix=fix))
+
+    known = ", ".join(p for p in pools) or "none"
+    if spec.pool not in pools:
+        add("upgrade.pool", f"'{spec.pool}' is not a pool of the cluster", f"one of {known}")
+    if spec.surge_pool is not None and spec.surge_pool not in pools:
+        add("upgrade.surge_pool", f"'{spec.surge_pool}' is not a pool of the cluster", f"one of {known}")
+    n = pools.get(spec.pool, 0)
+    need = {"in_place": 0, "surge": spec.max_surge, "blue_green": n}[spec.strategy]
+    have = pools.get(spec.surge_pool or "", 0)
+    if need and have < need and spec.pool in pools and (spec.surge_pool is None or spec.surge_pool in pools):
+        add(
+            "upgrade.surge_pool",
+            f"strategy {spec.strategy} needs {need} surge/green nodes; surge_pool '{spec.surge_pool}' has {have}",
+            f"a pool of the cluster with at least {need} nodes of the same shape",
+            "name such a pool in surge_pool, or lower max_surge / use strategy in_place",
         )
-    need = {"in_place": 0, "surge": s.max_surge, "blue_green": len(ctl.pool_nodes)}[s.strategy]
-    if need and len(ctl.surge_nodes) < need:
-        raise UserError(
-            f"upgrade strategy {s.strategy} needs {need} surge/green nodes; surge_pool "
-            f"'{s.surge_pool}' has {len(ctl.surge_nodes)}",
-            where="upgrade.surge_pool",
-            expected=f"a pool of the cluster with at least {need} nodes of the same shape",
+    if horizon_s is not None and spec.start_s >= horizon_s:
+        add(
+            "upgrade.start_s",
+            f"the upgrade starts at {spec.start_s:g} s, at or after the run's horizon_s ({horizon_s:g} s"
+            + (f", {locate('horizon_s')}" if locate("horizon_s") else "")
+            + "): no node would ever be upgraded",
+            "upgrade.start_s < horizon_s",
+            "start the upgrade earlier or raise horizon_s",
         )
-    if s.strategy == "surge" and s.max_surge + s.max_unavailable == 0:
-        raise UserError("maxSurge and maxUnavailable are both 0: no node can ever be upgraded", where="upgrade")
-    for owner, pdb in ctl.pdbs.items() if s.respect_pdbs else ():
-        pdb.check_drainable(len(ctl.owner_pods.get(owner, ())))
+    exist = ", ".join(o for o in sorted(owners)) or "none"
+    for owner, b in spec.pdbs.items():
+        field = f"upgrade.pdbs.{owner}"
+        if owner not in owners:
+            add(
+                field,
+                f"no pod of the trace has owner '{owner}': the budget would select nothing",
+                f"an owner of the trace: {exist}",
+                "name an existing owner, or remove the budget",
+            )
+            continue
+        if spec.respect_pdbs:
+            try:
+                PodDisruptionBudget(
+                    owner, b.minAvailable, b.maxUnavailable, b.unhealthyPodEvictionPolicy
+                ).check_drainable(owners[owner])
+            except UserError as e:
+                key = "minAvailable" if b.minAvailable is not None else "maxUnavailable"
+                add(f"{field}.{key}", e.what, e.expected, e.fix)
+    if probs:
+        raise UserErrors(probs, where=locate("upgrade") or "upgrade")
+
+
+def _validate(ctl: UpgradeController, horizon_s: float | None) -> None:
+    """:func:`check_upgrade` on the run's cluster and pods (field paths, no file: a run built in code)."""
+    c = ctl.view.cluster
+    pools: dict[str, int] = {}
+    for n in range(c.n_nodes):
+        name = c.pools[c.node_pool[n]].name
+        pools[name] = pools.get(name, 0) + 1
+    owners: dict[str, int] = {}
+    for o in ctl.view.runtime.pods.owners:
+        owners[o] = owners.get(o, 0) + 1
+    check_upgrade(ctl.spec, pools, owners, horizon_s)
