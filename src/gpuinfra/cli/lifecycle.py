@@ -14,6 +14,7 @@ from rich.table import Table
 
 from gpuinfra.cli._common import _console
 from gpuinfra.errors import UserError
+from gpuinfra.units import check_seed
 
 out = _console(highlight=False, soft_wrap=True)
 upgrade_app = typer.Typer(
@@ -84,6 +85,7 @@ def plan_cmd(
     from gpuinfra import api
     from gpuinfra.lifecycle import upgrade_plan
 
+    check_seed(seed)
     sc = api.scenario(scenario)
     p = upgrade_plan(sc, sc._base_dir, _stack(to), seed=seed, stack=_stack(from_) or None)
     if as_json:
@@ -156,6 +158,7 @@ def attribute_cmd(
     from gpuinfra.analysis.attribution import aggregate
     from gpuinfra.lifecycle import cost_report
 
+    check_seed(seed)
     if by not in ("namespace", "pod", "costCategory", "gpuModel"):
         raise UserError(f"--by {by}", where="--by", expected="namespace, pod, costCategory or gpuModel")
     from gpuinfra.analysis.attribution import rfc3339

