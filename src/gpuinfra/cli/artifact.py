@@ -138,7 +138,6 @@ def roundtrip_cmd(
     """One small model as safetensors, GGUF and ONNX at fp32/fp16/bf16: sizes, load times, output
     error against fp32 with its tolerance, and what breaks (a dtype without kernels, a newer opset)."""
     from gpuinfra.io.artifact_roundtrip import run
-
     from gpuinfra.units import check_seed
 
     check_seed(seed)
