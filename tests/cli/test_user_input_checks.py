@@ -58,3 +58,14 @@ def test_every_seed_option_refuses_negative_and_oversized_seeds(tmp_path):
             assert r.returncode == 2, (name, bad, r.output[-2000:])
             assert "Traceback" not in r.output, (name, bad, r.output[-2000:])
             assert "--seed" in r.output and "out of range" in r.output, (name, bad, r.output[-2000:])
+
+
+def test_every_lab_refuses_an_unwritable_out_before_running(tmp_path):
+    from gpuinfra.labs import registry
+
+    (tmp_path / "file").write_text("")
+    for n in sorted(registry()):
+        r = gi("lab", str(n), "--quick", "-o", tmp_path / "file" / "x")
+        assert r.returncode == 2, (n, r.output[-2000:])
+        assert "--out" in r.output and "Traceback" not in r.output, (n, r.output[-2000:])
+        assert "a parent of this path is a file" in r.output, (n, r.output[-2000:])

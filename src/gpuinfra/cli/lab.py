@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -90,15 +91,52 @@ def lab_run(
     target = out_dir or Path("runs") / f"lab{number}"
     command = f"lab {number}"
     manifest.prepare(target, command, force=force)
-    manifest.begin(target, create=False)  # the lab creates it once its --design contract passed
+    created = _writable_out_dir(target)
+    manifest.begin(target, create=False)
     t0 = time.perf_counter()
-    with err.status(f"lab {number}: {labs[number].title}"):
-        report = labs[number].run(target, design=design, quick=quick, workers=workers)
+    try:
+        with err.status(f"lab {number}: {labs[number].title}"):
+            report = labs[number].run(target, design=design, quick=quick, workers=workers)
+    except BaseException:
+        if created:  # a refused --design or a failed run leaves no empty directory behind
+            with contextlib.suppress(OSError):
+                target.rmdir()
+        raise
     params = {"quick": quick, "design": None if design is None else design.name}
     manifest.write_manifest(target, command, params)
     took = time.perf_counter() - t0
     _print_headlines(number, labs[number].title, Path(report))
     out.print(f"lab {number} ({labs[number].title}) in {took:.1f} s: wrote {report}", highlight=False)
+
+
+def _writable_out_dir(target: Path) -> bool:
+    """Create ``target`` (``mkdir -p``) and prove a file can be written in it, before any lab work,
+    so every lab answers an unusable ``--out`` the same way. Returns whether it was created here.
+
+    Raises:
+        UserError: naming --out, the path and why (a parent is a file, permission, read-only...).
+    """
+    import errno
+
+    from gpuinfra.io.atomic import ensure_dir, path_error
+
+    created = not target.exists()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        probe = target / ".gpuinfra-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        if e.errno == errno.ENOENT:  # e.g. under /proc or /sys: the file system refuses new entries
+            raise UserError(
+                f"cannot create the directory '{target}': its file system does not allow new entries there",
+                where="--out",
+                expected="a directory this user can create and write",
+                fix="choose a path under your home directory or the current directory",
+            ) from None
+        ensure_dir(target, "--out")  # a parent that is a file: its own message
+        raise path_error(e, target, "--out") from None
+    return created
 
 
 def _print_headlines(number: int, title: str, report: Path, n: int = 5) -> None:
