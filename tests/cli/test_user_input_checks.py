@@ -4,6 +4,8 @@ sweep spec files and the wording of a few hints."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from gpuinfra.cli import app
@@ -69,3 +71,25 @@ def test_every_lab_refuses_an_unwritable_out_before_running(tmp_path):
         assert r.returncode == 2, (n, r.output[-2000:])
         assert "--out" in r.output and "Traceback" not in r.output, (n, r.output[-2000:])
         assert "a parent of this path is a file" in r.output, (n, r.output[-2000:])
+
+
+SMALL_CLUSTER = str(Path(__file__).parents[2] / "examples" / "small-cluster.yaml")
+
+
+def test_cost_csv_refuses_bad_paths_before_simulating(tmp_path):
+    (tmp_path / "file").write_text("")
+    (tmp_path / "exist.csv").write_text("keep me\n")
+    cases = [
+        (tmp_path / "file" / "x.csv", "is a file, not a directory"),
+        (tmp_path, "is a directory"),
+        (tmp_path / "exist.csv", "--force"),
+    ]
+    for path, want in cases:
+        r = gi("cost", "attribute", SMALL_CLUSTER, "--csv", path)
+        assert r.returncode == 2 and "--csv" in r.output and want in r.output, r.output[-2000:]
+        assert "Traceback" not in r.output
+    assert (tmp_path / "exist.csv").read_text() == "keep me\n"
+    r = gi("cost", "attribute", SMALL_CLUSTER, "--csv", tmp_path / "exist.csv", "--force")
+    assert r.returncode == 0, r.output[-2000:]
+    assert "keep me" not in (tmp_path / "exist.csv").read_text()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".gpuinfra-tmp-")]

@@ -14,6 +14,7 @@ from rich.table import Table
 from gpuinfra.cli._app import LabGroup
 from gpuinfra.cli._common import FORCE_HELP, err, out
 from gpuinfra.errors import UserError
+from gpuinfra.io.atomic import check_writable_dir
 from gpuinfra.units import check_all
 
 lab_app = typer.Typer(
@@ -91,7 +92,7 @@ def lab_run(
     target = out_dir or Path("runs") / f"lab{number}"
     command = f"lab {number}"
     manifest.prepare(target, command, force=force)
-    created = _writable_out_dir(target)
+    created = check_writable_dir(target, "--out")
     manifest.begin(target, create=False)
     t0 = time.perf_counter()
     try:
@@ -107,36 +108,6 @@ def lab_run(
     took = time.perf_counter() - t0
     _print_headlines(number, labs[number].title, Path(report))
     out.print(f"lab {number} ({labs[number].title}) in {took:.1f} s: wrote {report}", highlight=False)
-
-
-def _writable_out_dir(target: Path) -> bool:
-    """Create ``target`` (``mkdir -p``) and prove a file can be written in it, before any lab work,
-    so every lab answers an unusable ``--out`` the same way. Returns whether it was created here.
-
-    Raises:
-        UserError: naming --out, the path and why (a parent is a file, permission, read-only...).
-    """
-    import errno
-
-    from gpuinfra.io.atomic import ensure_dir, path_error
-
-    created = not target.exists()
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        probe = target / ".gpuinfra-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        if e.errno == errno.ENOENT:  # e.g. under /proc or /sys: the file system refuses new entries
-            raise UserError(
-                f"cannot create the directory '{target}': its file system does not allow new entries there",
-                where="--out",
-                expected="a directory this user can create and write",
-                fix="choose a path under your home directory or the current directory",
-            ) from None
-        ensure_dir(target, "--out")  # a parent that is a file: its own message
-        raise path_error(e, target, "--out") from None
-    return created
 
 
 def _print_headlines(number: int, title: str, report: Path, n: int = 5) -> None:
