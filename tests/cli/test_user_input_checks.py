@@ -93,3 +93,28 @@ def test_cost_csv_refuses_bad_paths_before_simulating(tmp_path):
     assert r.returncode == 0, r.output[-2000:]
     assert "keep me" not in (tmp_path / "exist.csv").read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".gpuinfra-tmp-")]
+
+
+def test_lab13_refuses_a_quota_its_workload_cannot_run_under(tmp_path):
+    design = tmp_path / "tiny-quota.yaml"
+    design.write_text("team_quota_gpus: 0.001\n")
+    r = gi("lab", "13", "--quick", "-o", tmp_path / "out", "--design", design)
+    assert r.returncode == 2, r.output[-2000:]
+    assert f"{design}: team_quota_gpus" in r.output and "at least 2 GPUs per team" in r.output, r.output
+    assert "run-3.csv" not in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_lab13_leaves_no_partial_run_files_when_a_run_fails(tmp_path, monkeypatch):
+    import pytest
+
+    from gpuinfra.errors import UserError
+    from gpuinfra.labs import lab13
+
+    def boom(*a, **k):
+        raise UserError("simulated failure")
+
+    monkeypatch.setattr(lab13.api, "simulate", boom)
+    with pytest.raises(UserError):
+        lab13.run(tmp_path, quick=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
