@@ -118,3 +118,33 @@ def test_lab13_leaves_no_partial_run_files_when_a_run_fails(tmp_path, monkeypatc
     with pytest.raises(UserError):
         lab13.run(tmp_path, quick=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+SWEEP_HEAD = "name: t\nkind: replay\nscenario: synthetic-small\n"
+
+
+def test_sweep_spec_errors_name_the_file_line_and_field(tmp_path):
+    cases = [
+        ('seeds: "1-5"\nparams: {}\n', ":5: params:", "empty grid"),
+        ('seeds: "1-5"\nparams:\n  cluster.pools[1].count: []\n', ":6: params.cluster.pools[1].count:", "no values"),
+        ('seeds: "a-b"\nparams:\n  cluster.pools[1].count: [1]\n', ":4: seeds: bad seeds 'a-b'", "A-B"),
+        ("seeds: [-1]\nparams:\n  cluster.pools[1].count: [1]\n", ":4: seeds:", "out of range"),
+        (
+            'seeds: "1"\nparams:\n  cluster.pools[1].count: [1, 1]\n',
+            ":6: params.cluster.pools[1].count:",
+            "more than once",
+        ),
+        (
+            'seeds: "1"\nparams:\n  cluster.pools[1].count: [0]\n',
+            ":6: params.cluster.pools[1].count:",
+            "invalid scenario",
+        ),
+        ('seeds: "1"\nparams:\n  workload.generator.arrival_rate_per_hour: [.inf]\n', ":6: params.workload", "finite"),
+    ]
+    for i, (body, where, what) in enumerate(cases):
+        f = tmp_path / f"sw{i}.yaml"
+        f.write_text(SWEEP_HEAD + body)
+        r = gi("sweep", "plan", f)
+        assert r.returncode == 2, (body, r.output[-2000:])
+        assert f"{f}{where}" in r.output and what in r.output, (body, r.output[-2000:])
+        assert "--seeds" not in r.output and "Traceback" not in r.output, r.output
