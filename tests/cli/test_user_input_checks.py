@@ -148,3 +148,32 @@ def test_sweep_spec_errors_name_the_file_line_and_field(tmp_path):
         assert r.returncode == 2, (body, r.output[-2000:])
         assert f"{f}{where}" in r.output and what in r.output, (body, r.output[-2000:])
         assert "--seeds" not in r.output and "Traceback" not in r.output, r.output
+
+
+def test_hints_point_at_the_right_command_or_doc(tmp_path):
+    f = tmp_path / "forecast.yaml"
+    f.write_text("source: test\nforecast:\n  - {week: 0, gpus: 10}\n  - {week: 1, gpus: .inf}\n")
+    r = gi("capacity", "plan", "-f", f)
+    assert r.returncode == 2 and f"{f}:4" in r.output and "docs/capacity.md" in r.output, r.output
+    assert "gpuinfra schema" not in r.output
+
+    r = gi("simulate", "openb-default", cwd=tmp_path)
+    assert r.returncode == 2 and "--builtin openb-default" in r.output, r.output
+
+    r = gi("trace", "check", "/dev/null")
+    assert r.returncode == 2 and "not a regular file" in r.output and "not found" not in r.output, r.output
+
+
+def test_memory_run_checks_values_and_paths_first(tmp_path):
+    t = tmp_path / "zero.mt"
+    t.write_text("gpu 0GiB\nalloc a 1MiB\n")
+    r = gi("memory", "run", t)
+    assert r.returncode == 2 and f"{t}:1" in r.output and "out of range" in r.output, r.output
+    assert "no 'gpu' line" not in r.output
+
+    (tmp_path / "file").write_text("")
+    ok = tmp_path / "ok.mt"
+    ok.write_text("gpu 80GiB\nalloc a 1MiB\nfree a\n")
+    r = gi("memory", "run", ok, "--html", tmp_path / "file" / "x.html")
+    assert r.returncode == 2 and "--html" in r.output and "Traceback" not in r.output, r.output
+    assert "peak" not in r.output.lower()  # refused before the model ran: no results printed
