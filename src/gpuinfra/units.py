@@ -244,6 +244,16 @@ def check_number(
         )
 
 
+def check_seed(seed: int | None, where: str = "--seed") -> None:
+    """Refuse a seed outside ``[0, MAX_SEED]`` (``None``, "use the scenario's seed", passes): the one
+    seed check every command with a ``--seed`` option calls before any work.
+
+    Raises:
+        UserError: naming ``where`` and the accepted range.
+    """
+    check_number(seed, where, lo=0, hi=MAX_SEED)
+
+
 def check_all(checks: Iterable[tuple]) -> None:
     """Apply :func:`check_number` to ``(value, where, kwargs)`` triples."""
     for value, where, kw in checks:

@@ -88,5 +88,12 @@ def check_input_file(path, where: str, noun: str = "file") -> None:
         raise path_error(e, p, where, "read") from None
     if is_dir:
         raise UserError(f"{noun} '{p}' is a directory", where=where, expected="a file")
+    if not is_file and p.exists():  # /dev/null, a FIFO, a socket: it exists, it is just not a file
+        raise UserError(
+            f"{noun} '{p}' is not a regular file (a device, pipe or socket)",
+            where=where,
+            expected="a regular file",
+            fix="save the data to a file first and pass that path",
+        )
     if not is_file:
         raise UserError(f"{noun} not found: '{p}'", where=where, expected="an existing file")

@@ -134,13 +134,15 @@ def scan_cmd(
 @artifact_app.command("roundtrip")
 def roundtrip_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Where the model files are written.")],
-    seed: Annotated[int, typer.Option(min=0)] = 0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """One small model as safetensors, GGUF and ONNX at fp32/fp16/bf16: sizes, load times, output
     error against fp32 with its tolerance, and what breaks (a dtype without kernels, a newer opset)."""
     from gpuinfra.io.artifact_roundtrip import run
+    from gpuinfra.units import check_seed
 
+    check_seed(seed)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir} is a file", where="--out", expected="a directory")
     r = run(out_dir, seed)

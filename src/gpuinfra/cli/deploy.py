@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gpuinfra.cli._common import _console
+from gpuinfra.units import check_seed
 
 out = _console(highlight=False, soft_wrap=True)
 precision_app = typer.Typer(help="Memory, speed and published accuracy per precision.", no_args_is_help=True)
@@ -211,6 +212,7 @@ def rollout_run_cmd(
     """One rollout: time to detect, to roll back, requests served wrong, GPUs held."""
     from gpuinfra.sim.rollout import simulate_rollout
 
+    check_seed(seed)
     r = simulate_rollout(_rollout_cfg(strategy, failure, replicas, rate, bake_s, weight, hours), seed)
     if as_json:
         print(json.dumps(r.as_dict(), indent=1))
@@ -268,6 +270,7 @@ def rollout_compare_cmd(
     """Every strategy against the same failure and the same traffic seed."""
     from gpuinfra.sim.rollout import STRATEGIES, simulate_rollout
 
+    check_seed(seed)
     rs = [simulate_rollout(_rollout_cfg(k, failure, replicas, rate, 1800.0, 0.10, 4.0), seed) for k in STRATEGIES]
     if as_json:
         print(json.dumps([r.as_dict() for r in rs], indent=1))
@@ -334,6 +337,7 @@ def security_abuse_cmd(
     """One hour of a shared endpoint with one abusive key, with and without the given guardrails."""
     from gpuinfra.sim.abuse import AbuseConfig, Guardrails, simulate_abuse
 
+    check_seed(seed)
     g = Guardrails(rate_rps, burst, max_tokens, quota)
     runs = {"no guardrails": simulate_abuse(AbuseConfig(abuse_rps=abuse_rps), seed)}
     if g.any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from rich.table import Table
 from gpuinfra.cli._app import LabGroup
 from gpuinfra.cli._common import FORCE_HELP, err, out
 from gpuinfra.errors import UserError
+from gpuinfra.io.atomic import check_writable_dir
 from gpuinfra.units import check_all
 
 lab_app = typer.Typer(
@@ -90,10 +92,17 @@ def lab_run(
     target = out_dir or Path("runs") / f"lab{number}"
     command = f"lab {number}"
     manifest.prepare(target, command, force=force)
-    manifest.begin(target, create=False)  # the lab creates it once its --design contract passed
+    created = check_writable_dir(target, "--out")
+    manifest.begin(target, create=False)
     t0 = time.perf_counter()
-    with err.status(f"lab {number}: {labs[number].title}"):
-        report = labs[number].run(target, design=design, quick=quick, workers=workers)
+    try:
+        with err.status(f"lab {number}: {labs[number].title}"):
+            report = labs[number].run(target, design=design, quick=quick, workers=workers)
+    except BaseException:
+        if created:  # a refused --design or a failed run leaves no empty directory behind
+            with contextlib.suppress(OSError):
+                target.rmdir()
+        raise
     params = {"quick": quick, "design": None if design is None else design.name}
     manifest.write_manifest(target, command, params)
     took = time.perf_counter() - t0

@@ -14,6 +14,8 @@ from rich.table import Table
 
 from gpuinfra.cli._common import _console
 from gpuinfra.errors import UserError
+from gpuinfra.io.atomic import check_new_file, check_writable_dir, write_with
+from gpuinfra.units import check_seed
 
 out = _console(highlight=False, soft_wrap=True)
 upgrade_app = typer.Typer(
@@ -94,6 +96,7 @@ def plan_cmd(
     from gpuinfra import api
     from gpuinfra.lifecycle import upgrade_plan
 
+    check_seed(seed)
     sc = api.scenario(scenario)
     p = upgrade_plan(sc, sc._base_dir, _stack(to, "--to"), seed=seed, stack=_stack(from_, "--from") or None)
     if as_json:
@@ -168,6 +171,7 @@ def attribute_cmd(
         ),
     ] = "1970-01-01T00:00:00Z",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --csv file.")] = False,
 ) -> None:
     """Every billed GPU-second attributed once: workload, failure waste, unavailable, stranded, idle;
     silent burn ranked."""
@@ -175,6 +179,10 @@ def attribute_cmd(
     from gpuinfra.analysis.attribution import aggregate
     from gpuinfra.lifecycle import cost_report
 
+    check_seed(seed)
+    if csv is not None:  # before the simulation: a path that cannot take the file costs nothing
+        check_new_file(csv, force=force, where="--csv")
+        check_writable_dir(csv.parent, "--csv")
     if by not in ("namespace", "pod", "costCategory", "gpuModel"):
         raise UserError(f"--by {by}", where="--by", expected="namespace, pod, costCategory or gpuModel")
     from gpuinfra.analysis.attribution import rfc3339
@@ -183,7 +191,7 @@ def attribute_cmd(
     res = api.simulate(api.scenario(scenario), seed=seed)
     rep = cost_report(res._output, epoch=epoch)
     if csv is not None:
-        rep["table"].to_csv(csv, index=False)
+        write_with(csv, lambda tmp: rep["table"].to_csv(tmp, index=False), "--csv")
     if as_json:
         print(
             json.dumps(

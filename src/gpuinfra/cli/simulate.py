@@ -41,7 +41,13 @@ def simulate(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gpuinfra.io import manifest
-    from gpuinfra.io.scenario import builtin_scenario_text, default_scenario_text, load_scenario, parse_scenario
+    from gpuinfra.io.scenario import (
+        builtin_scenario_text,
+        builtin_scenarios,
+        default_scenario_text,
+        load_scenario,
+        parse_scenario,
+    )
     from gpuinfra.report.tables import invariants_ok, run_summary_rows
     from gpuinfra.run import simulate as run_sim
     from gpuinfra.run import write_run_dir
@@ -49,6 +55,13 @@ def simulate(
     if scenario is not None and builtin is not None:
         raise UserError("give a scenario file or --builtin, not both", where="command line")
     if scenario is not None:
+        if str(scenario) in builtin_scenarios() and not scenario.exists():
+            raise UserError(
+                f"'{scenario}' is a built-in scenario name, not a file",
+                where="SCENARIO",
+                expected="a scenario YAML path here; built-ins are run with --builtin",
+                fix=f"run `gpuinfra simulate --builtin {scenario}`",
+            )
         check_input_file(scenario, "SCENARIO", "scenario file")
         sc, base = load_scenario(scenario)
     elif builtin is not None:

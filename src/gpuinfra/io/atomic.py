@@ -53,7 +53,41 @@ def ensure_dir(path: Path, where: str | None = None) -> None:
             raise UserError(f"'{path}' is a file, not a directory", where=where, fix="choose a directory path")
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
+        if e.errno == errno.ENOENT:  # /proc, /sys: the parent exists but takes no new entries
+            raise UserError(
+                f"cannot create the directory '{path}': its file system does not allow new entries there",
+                where=where,
+                expected="a directory this user can create and write",
+                fix="choose a path under your home directory or the current directory",
+            ) from None
         raise path_error(e, path, where) from None
+
+
+def check_writable_dir(path: Path, where: str | None = None) -> bool:
+    """``mkdir -p path`` and prove a file can be created in it (a temporary file, removed again),
+    before any work whose output would land there. Returns whether ``path`` was created here.
+
+    Raises:
+        UserError: naming ``where``, the path and why (a parent is a file, permission, read-only,
+            a file system such as /proc that takes no new entries).
+    """
+    path = Path(path)
+    created = not path.exists()
+    ensure_dir(path, where)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        if e.errno == errno.ENOENT:  # /proc, /sys: the directory "exists" but takes no files
+            raise UserError(
+                f"cannot write in '{path}': its file system does not allow new files there",
+                where=where,
+                expected="a directory this user can write",
+                fix="choose a path under your home directory or the current directory",
+            ) from None
+        raise path_error(e, path, where) from None
+    return created
 
 
 @contextlib.contextmanager

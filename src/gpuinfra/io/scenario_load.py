@@ -153,7 +153,7 @@ def _yaml_error(e: yaml.YAMLError, label: str) -> UserError:
             f"YAML refused: {problem}",
             where=where,
             expected=f"at most {MAX_DEPTH} levels of nesting and {MAX_EXPANDED_NODES:,} nodes with aliases expanded",
-            fix="write the structure out plainly; a scenario needs neither deep nesting nor many aliases",
+            fix="write the structure out plainly; no gpuinfra input needs deep nesting or many aliases",
         )
     return UserError(f"YAML syntax error: {problem}", where=where, expected="valid YAML (see docs/scenarios.md)")
 
@@ -345,6 +345,15 @@ def problems_error(problems: list[Problem], root: yaml.Node | None, label: str, 
     return UserErrors([u for _, u in items], where=label, fix=fix)
 
 
+FIELD_DOCS = {
+    "Scenario": "see `gpuinfra schema` for every field, its type and range",
+    "ForecastFile": "see docs/capacity.md (`gpuinfra capacity plan`) for the forecast format",
+    "WhatIfSpec": "see docs/capacity.md (`gpuinfra spot whatif`) for the spec's fields",
+}
+"""Where the fields of each validated model are documented (the hint a validation error ends with).
+`gpuinfra schema` prints the scenario schema only, so it is the hint for scenarios alone."""
+
+
 def validate(
     model: type[M],
     text: str,
@@ -352,13 +361,16 @@ def validate(
     *,
     extra: typing.Callable[[Any], list[Problem]] | None = None,
     what: str = "the file",
-    fix: str | None = "see `gpuinfra schema` for every field, its type and range",
+    fix: str | None = "",
 ) -> tuple[M, Any]:
     """Load ``text`` (:func:`load_yaml`) and validate it against ``model``; every problem listed.
 
     ``extra`` adds checks the model cannot express (for a scenario: plugin names and args).
+    ``fix`` (default: where ``model``'s fields are documented, :data:`FIELD_DOCS`) ends the message.
     Returns the model instance and the node tree. Raises :class:`UserError`/:class:`UserErrors`.
     """
+    if fix == "":
+        fix = FIELD_DOCS.get(model.__name__)
     data, root = load_yaml(text, label)
     if not isinstance(data, dict):
         raise UserError(
@@ -452,7 +464,7 @@ def load_model_file(
     *,
     extra: typing.Callable[[Any], list[Problem]] | None = None,
     what: str = "the file",
-    fix: str | None = None,
+    fix: str | None = "",
 ) -> M:
     """Read a YAML input file (:func:`gpuinfra.io.text.read_text_file`) and validate it against
     ``model`` (:func:`validate`): the one call a lab's ``--design`` loader needs, e.g.

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gpuinfra import api
 from gpuinfra.catalog import compat as cc
 from gpuinfra.catalog._data import read_csv_rows
+from gpuinfra.errors import UserError
 from gpuinfra.labs import write_lab, write_lab_file
 from gpuinfra.labs._rollback import render_rollback, rollback_runs
 from gpuinfra.report.figs import bar_figure
@@ -243,11 +244,44 @@ def rollout(effect_sigma: float = 0.5, interval_s: float = 60.0, rollback_s: flo
     return out
 
 
+def _largest_pod_gpus(exps: list[dict[str, Any]]) -> int:
+    """GPUs of the largest single pod the lab submits (an experiment above one node is a gang of
+    8-GPU workers, as :func:`_trace` writes it)."""
+    return max(min(e["gpus"], 8) for e in exps)
+
+
+def check_design(d: Design, exps: list[dict[str, Any]], design: Path | None) -> None:
+    """Refuse a design the lab's own workload cannot run under, before any file is written.
+
+    With team quotas, Kueue admits a pod only if its ClusterQueue's cohort has that many unused
+    nominal GPUs; the cohort is the lab's ``len(TEAMS)`` teams, so its total is
+    ``len(TEAMS) x team_quota_gpus``. Below the largest pod's GPUs every such pod would be refused by
+    the simulator as never schedulable (the "quotas only" baseline uses the same quota).
+
+    Raises:
+        UserError: naming the design file and ``team_quota_gpus``, the minimum and why.
+    """
+    q = d.team_quota_gpus
+    need = _largest_pod_gpus(exps)
+    if q is not None and len(TEAMS) * q < need:
+        raise UserError(
+            f"team_quota_gpus {q:g} is too small for this lab's workload",
+            where=f"{design or DEFAULT_DESIGN}: team_quota_gpus",
+            expected=(
+                f"at least {need / len(TEAMS):g} GPUs per team: the cohort of {len(TEAMS)} teams "
+                f"({len(TEAMS)} x team_quota_gpus) must hold the largest pod the lab submits ({need} GPUs, "
+                "one 8-GPU worker of a large experiment), or null for no team quotas"
+            ),
+            fix=f"set team_quota_gpus to {need / len(TEAMS):g} or more (the default is 16)",
+        )
+
+
 def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers: int | None = None) -> Path:
     d = load_design(design)  # checked before any run
-    out_dir.mkdir(parents=True, exist_ok=True)
     seed = 13
     exps = experiments(seed)
+    check_design(d, exps, design)
+    out_dir.mkdir(parents=True, exist_ok=True)
     none = Design(
         label="none", max_gpus_per_experiment=None, ttl_hours=None, preemptible_large=False, team_quota_gpus=None
     )
@@ -257,8 +291,19 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
         "GPU cap only": none.model_copy(update={"max_gpus_per_experiment": d.max_gpus_per_experiment or 16}),
         "quotas only": none.model_copy(update={"team_quota_gpus": d.team_quota_gpus or 16.0}),
     }
-    runs = {k: _guardrail_run(out_dir, f"run-{i}", exps, b, seed) for i, (k, b) in enumerate(baselines.items())}
-    runs["design"] = _guardrail_run(out_dir, "design", exps, d, seed)
+    names = [f"run-{i}" for i in range(len(baselines))] + ["design"]
+    try:
+        runs = {
+            k: _guardrail_run(out_dir, n, exps, b, seed)
+            for n, (k, b) in zip(names[:-1], baselines.items(), strict=True)
+        }
+        runs["design"] = _guardrail_run(out_dir, "design", exps, d, seed)
+    except BaseException:
+        # no half set of guardrail traces/scenarios without a report beside them
+        for n in names:
+            for ext in (".csv", ".yaml"):
+                (out_dir / f"{n}{ext}").unlink(missing_ok=True)
+        raise
     s = {
         "schema": "gpuinfra.lab13/1",
         "design": {"label": d.label, "spec": d.model_dump()},

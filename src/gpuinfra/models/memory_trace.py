@@ -67,7 +67,14 @@ def gpu_total(spec: str, where: str) -> tuple[int, str]:
     nvidia-smi's total stands in (an assumption: it is about 0.5 GiB higher on H100, 79.65 vs
     79.18 GiB), then the nominal size."""
     if spec[:1].isdigit():
-        return parse_bytes(spec, where), spec
+        total = parse_bytes(spec, where)
+        if total <= 0:  # an explicit 0 is a wrong value, not a missing gpu line
+            raise UserError(
+                f"GPU memory '{spec}' is out of range",
+                where=where,
+                expected="a size above 0 (e.g. gpu 80GiB) or a catalog model (e.g. gpu A100-40GB)",
+            )
+        return total, spec
     m = gpu_model(spec, where=where)
     if m.cuda_total_mib:
         return m.cuda_total_mib * MiB, m.name

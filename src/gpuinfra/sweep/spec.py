@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from gpuinfra.errors import UserError, did_you_mean
 from gpuinfra.rng import Rngs
@@ -57,6 +57,7 @@ class SweepSpec(_Model):
     search_seed: int = Field(0, ge=0, description="random search: seed of the draw (gpuinfra.rng stream 'sweep')")
     params: dict[str, Any] = Field(description="dotted path -> list of values (grid) or a distribution (random)")
     report: ReportSpec = Field(default_factory=ReportSpec)
+    _lines: dict[str, int] = PrivateAttr(default_factory=dict)  # field path -> 1-based line in the file
 
 
 @dataclass(frozen=True)
@@ -196,20 +197,30 @@ def set_path(doc: dict[str, Any], path: str, value: Any) -> None:
 
 
 def _parse_seeds(seeds: list[int] | str) -> list[int]:
-    if isinstance(seeds, str):
-        from gpuinfra.units import parse_seeds
+    from gpuinfra.units import check_seed, parse_seeds
 
+    if isinstance(seeds, str):
         try:
-            out = parse_seeds(seeds)
+            out = parse_seeds(seeds, where="seeds")
         except UserError as e:
-            raise UserError(e.what, where="seeds", expected=e.expected) from None
+            raise UserError(e.what, where="seeds", expected=e.expected, fix=e.fix) from None
     else:
         out = list(dict.fromkeys(seeds))
     if not out:
         raise UserError("no seeds", where="seeds", expected="at least one seed, e.g. [1, 2, 3] or '1-5'")
-    if any(s < 0 for s in out):
-        raise UserError("negative seed", where="seeds", expected="non-negative integers")
+    for s in out:
+        check_seed(s, "seeds")
     return out
+
+
+def _finite(v: Any) -> bool:
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, dict):
+        return all(_finite(x) for x in v.values())
+    if isinstance(v, list):
+        return all(_finite(x) for x in v)
+    return True
 
 
 def _values(path: str, spec: Any) -> list[Any]:
@@ -221,6 +232,18 @@ def _values(path: str, spec: Any) -> list[Any]:
         )
     if not spec:
         raise UserError(f"empty grid: '{path}' has no values", where=f"params.{path}", expected="at least one value")
+    seen: set[str] = set()
+    for v in spec:
+        key = json.dumps(v, sort_keys=True, separators=(",", ":"))
+        if key in seen:
+            raise UserError(
+                f"'{path}' lists the value {_short(v)} more than once",
+                where=f"params.{path}",
+                expected="distinct values: a repeated value is the same configuration twice, and its seeds would "
+                "count twice in the statistics",
+                fix="remove the repeated value",
+            )
+        seen.add(key)
     return spec
 
 
@@ -311,7 +334,7 @@ def parse_spec(text: str, label: str) -> SweepSpec:
     if not isinstance(data, dict):
         raise UserError("a sweep file is a YAML mapping", where=label, expected="name:, scenario:, seeds:, params:")
     try:
-        return SweepSpec.model_validate(data)
+        spec = SweepSpec.model_validate(data)
     except ValidationError as e:
         problems = []
         fields = list(SweepSpec.model_fields)
@@ -325,10 +348,57 @@ def parse_spec(text: str, label: str) -> SweepSpec:
                 msg = "unknown field" + (f" ({hint})" if hint else "")
             problems.append(f"{loc}: {msg}")
         raise UserError("; ".join(problems), where=label, expected="the fields of docs/sweeps.md") from None
+    spec._lines = _field_lines(text)
+    return spec
+
+
+def _field_lines(text: str) -> dict[str, int]:
+    """1-based line of each top-level field and of each ``params`` entry (``params.PATH``)."""
+    lines: dict[str, int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:  # safe_load read it; a composer quirk only costs the line numbers
+        return lines
+    if not isinstance(root, yaml.MappingNode):
+        return lines
+    for k, v in root.value:
+        lines[str(k.value)] = k.start_mark.line + 1
+        if k.value == "params" and isinstance(v, yaml.MappingNode):
+            for pk, _ in v.value:
+                lines[f"params.{pk.value}"] = pk.start_mark.line + 1
+    return lines
+
+
+def _located(e: UserError, spec: SweepSpec, source: str) -> UserError:
+    """``e`` with its field path (``seeds``, ``params.PATH``...) prefixed by the sweep file and line."""
+    where = e.where or ""
+    field = where.split(".", 1)[0].split("[", 1)[0]
+    if field not in SweepSpec.model_fields:
+        return e  # already names a file (the base scenario's) or nothing of the spec
+    line = None
+    for key in sorted(spec._lines, key=len, reverse=True):
+        if where == key or where.startswith(key + "."):
+            line = spec._lines[key]
+            break
+    head = f"{source}:{line}" if line else source
+    return UserError(e.what, where=f"{head}: {where}", expected=e.expected, fix=e.fix)
 
 
 def plan(spec: SweepSpec, source: str, base_dir: Path | None = None) -> Plan:
-    """Expand and validate a sweep: every configuration is built and checked before any run."""
+    """Expand and validate a sweep: every configuration is built and checked before any run.
+
+    Raises:
+        UserError: naming ``source``, the line and the field (``seeds``, ``params.PATH``...).
+    """
+    try:
+        return _plan(spec, source, base_dir)
+    except UserError as e:
+        if type(e) is not UserError:
+            raise
+        raise _located(e, spec, source) from None
+
+
+def _plan(spec: SweepSpec, source: str, base_dir: Path | None) -> Plan:
     seeds = _parse_seeds(spec.seeds)
     if not spec.params:
         raise UserError("empty grid: no parameters", where="params", expected="at least one parameter path")
@@ -386,7 +456,15 @@ def plan(spec: SweepSpec, source: str, base_dir: Path | None = None) -> Plan:
     configs: list[Config] = []
     seen: set[str] = set()
     for point in points:
-        cid = sha(canonical({"kind": spec.kind, "base": base_label, "params": point}), 12)
+        try:
+            cid = sha(canonical({"kind": spec.kind, "base": base_label, "params": point}), 12)
+        except ValueError:  # .inf / .nan: JSON (ids, results) has no such numbers
+            bad = next(k for k, v in point.items() if not _finite(v))
+            raise UserError(
+                f"'{bad}' has a value that is not a finite number ({_short(str(point[bad]))})",
+                where=f"params.{bad}",
+                expected="finite numbers (no .inf or .nan)",
+            ) from None
         if cid in seen:  # random search may draw the same point twice: one configuration
             continue
         seen.add(cid)
@@ -418,9 +496,13 @@ def _scenario_doc(base: dict[str, Any] | None, point: dict[str, Any], base_dir: 
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
+        # the parameter that sets this field (paths written cluster.pools[1].count, locs cluster.pools.1.count)
+        setter = next(
+            (k for k in point if (n := re.sub(r"\[(\d+)\]", r".\1", k)) == loc or loc.startswith(n + ".")), None
+        )
         raise UserError(
             f"the configuration {_short(point)} makes an invalid scenario: {loc}: {err['msg']}",
-            where="params",
+            where=f"params.{setter}" if setter else "params",
             fix="change the values of the parameters that set this field",
         ) from None
     if policy and policy != "scenario":
