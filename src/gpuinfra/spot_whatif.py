@@ -440,16 +440,8 @@ def replay_plan(
             held = r["gpu_hours"] + j.pods * j.gpus_per_pod * spec.autoscale_granularity_s / 3600.0
             right_sized += held * usd_per_gpu_hour(plan, prices[j.model], spec)
     return {
-        "plan": plan,
-        "cost_usd": cost,
-        "billed_gpu_hours": billed,
-        "allocated_gpu_hours": used,
-        "useful_gpu_hours": useful,
-        "lost_gpu_hours": lost,
+        **_plan_money(plan, cost, billed, used, useful, lost),
         "overhead_gpu_hours": max(0.0, used - useful - lost),
-        "goodput": useful / used if used else 0.0,
-        "utilisation": used / billed if billed else 0.0,
-        "usd_per_useful_gpu_hour": cost / useful if useful else None,  # no useful work: undefined
         "right_sized_usd": right_sized,
         "jobs": len(jobs),
         "jobs_completed": len(done),
@@ -650,15 +642,7 @@ def _scenario_result(out: Any, plan: str, od: Any, sp: Any, spot_pools: set[str]
     jct = [float(run.end_s[i] - run.pods.submit_s[i]) for i in done]
     useful = max(0.0, used - lost)
     return {
-        "plan": plan,
-        "cost_usd": cost,
-        "billed_gpu_hours": billed,
-        "allocated_gpu_hours": used,
-        "useful_gpu_hours": useful,
-        "lost_gpu_hours": lost,
-        "goodput": useful / used if used else 0.0,
-        "utilisation": used / billed if billed else 0.0,
-        "usd_per_useful_gpu_hour": cost / useful if useful else None,  # no useful work: undefined
+        **_plan_money(plan, cost, billed, used, useful, lost),
         "pods": len(run.outcome),
         "pods_completed": len(done),
         "pods_at_horizon": unfinished,
@@ -669,6 +653,22 @@ def _scenario_result(out: Any, plan: str, od: Any, sp: Any, spot_pools: set[str]
         "mean_jct_h": float(np.mean(jct)) / 3600.0 if jct else None,
         "pools": pools_out,
         "invariants": run.invariants.__dict__ if run.invariants is not None else None,
+    }
+
+
+def _plan_money(plan: str, cost: float, billed: float, used: float, useful: float, lost: float) -> dict[str, Any]:
+    """The money and GPU-hour fields every plan's result carries (GPU-hours; USD; goodput and
+    utilisation as fractions; USD per useful GPU-hour None when no work was useful)."""
+    return {
+        "plan": plan,
+        "cost_usd": cost,
+        "billed_gpu_hours": billed,
+        "allocated_gpu_hours": used,
+        "useful_gpu_hours": useful,
+        "lost_gpu_hours": lost,
+        "goodput": useful / used if used else 0.0,
+        "utilisation": used / billed if billed else 0.0,
+        "usd_per_useful_gpu_hour": cost / useful if useful else None,
     }
 
 
