@@ -24,6 +24,7 @@ import pandas as pd
 from gpuinfra.analysis import attribution as at
 from gpuinfra.errors import UserError
 from gpuinfra.io.scenario import Scenario, build
+from gpuinfra.io.scenario_load import upgrade_locator
 from gpuinfra.models import compat
 from gpuinfra.models.nodestack import ChangePlan, NodeStack, plan_change
 from gpuinfra.run import SimulationOutput, simulate
@@ -95,7 +96,7 @@ def upgrade_plan(
     if sc.upgrade is None:
         raise UserError(
             "the scenario has no 'upgrade:' block",
-            where=_locate(sc)("upgrade") or sc._label,
+            where=upgrade_locator(sc)("upgrade") or sc._label,
             expected="upgrade: {pool: NAME, stack: {driver: ..., cuda: ..., framework: ...}, ...}",
             fix="add an upgrade: block (see examples/upgrade.yaml)",
         )
@@ -107,12 +108,12 @@ def upgrade_plan(
     owners: dict[str, int] = {}
     for o in built.pods.owners:
         owners[o] = owners.get(o, 0) + 1
-    check_upgrade(sc.upgrade, pools, owners, sc.horizon_s, _locate(sc))
+    check_upgrade(sc.upgrade, pools, owners, sc.horizon_s, upgrade_locator(sc))
     nodes = [n for n in range(c.n_nodes) if c.pools[c.node_pool[n]].name == sc.upgrade.pool]
     if c.node_model[nodes[0]] < 0:
         raise UserError(
             f"upgrade.pool: pool '{sc.upgrade.pool}' has no GPU nodes",
-            where=_locate(sc)("upgrade.pool"),
+            where=upgrade_locator(sc)("upgrade.pool"),
             expected="a GPU pool",
         )
     hw = c.models[c.node_model[nodes[0]]]
@@ -121,7 +122,7 @@ def upgrade_plan(
         ex = example_stack(hw)
         raise UserError(
             f"upgrade.stack: the pool's current driver is not known ({hw} nodes)",
-            where=_locate(sc)("upgrade.stack" if sc.upgrade.stack else "upgrade"),
+            where=upgrade_locator(sc)("upgrade.stack" if sc.upgrade.stack else "upgrade"),
             expected="upgrade.stack with the driver (and cuda, framework) the nodes run now, e.g. "
             + "{"
             + ", ".join(f"{k}: '{v}'" for k, v in ex.items())
@@ -131,7 +132,7 @@ def upgrade_plan(
     try:  # the current stack alone first, so a bad version is blamed on where it was written
         compat.check(compat.Stack(hw, cur["driver"], cur.get("cuda"), cur.get("framework")))
     except UserError as e:
-        src = "--from" if stack else _locate(sc)("upgrade.stack")
+        src = "--from" if stack else upgrade_locator(sc)("upgrade.stack")
         raise UserError(
             f"upgrade.stack: {e.what}" if not stack else e.what,
             where=src,
@@ -200,27 +201,6 @@ def upgrade_plan(
         ranked = safe.sort_values(["disruption_usd", "service_replica_hours_unready", "duration_h", "candidate"])
         pick = ranked.iloc[0].to_dict()
     return UpgradePlan(change, df, naive, pick, n_nodes)
-
-
-def _locate(sc: Scenario) -> Any:
-    """field path of the upgrade block (``upgrade.pdbs.OWNER.minAvailable``) -> ``FILE:LINE`` of the
-    scenario (None for a scenario built in code)."""
-    from gpuinfra.io.scenario_load import line_in_text
-
-    def at(field: str) -> str | None:
-        if sc._text is None:
-            return None
-        path: tuple[Any, ...]
-        if field.startswith("upgrade.pdbs."):
-            rest = field[len("upgrade.pdbs.") :]
-            key = next((k for k in ("minAvailable", "maxUnavailable") if rest.endswith("." + k)), None)
-            path = ("upgrade", "pdbs", rest[: -len(key) - 1], key) if key else ("upgrade", "pdbs", rest)
-        else:
-            path = tuple(field.split("."))
-        line = line_in_text(sc._text, path)
-        return f"{sc._label}:{line}" if line else sc._label
-
-    return at
 
 
 def example_stack(hardware: str) -> dict[str, str]:

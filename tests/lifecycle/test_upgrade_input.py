@@ -168,6 +168,11 @@ def test_simulate_refuses_a_budget_for_a_missing_owner_too(tmp_path):
     p = _scenario(tmp_path, 'serving: {minAvailable: "80%"}', "nobody: {minAvailable: 1}")
     with pytest.raises(UserError, match=r"upgrade\.pdbs\.nobody: no pod of the trace has owner 'nobody'"):
         api.simulate(str(p))
+    # the simulate command names the file and line too (checked while the scenario is built)
+    r = runner.invoke(app, ["simulate", str(p), "-o", str(tmp_path / "run")])
+    assert r.exit_code == 2, r.output
+    assert f"{p}:{_line(p, 'nobody')}: upgrade.pdbs.nobody:" in " ".join(r.output.split())
+    assert not (tmp_path / "run").exists()
 
 
 # -- the current stack ----------------------------------------------------------------------------

@@ -491,6 +491,8 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
     if not len(table):
         raise UserError("no pods left to simulate", where=label)
     _check_budget(sc, pools, table, where_of)
+    if sc.upgrade is not None:
+        _check_upgrade_block(sc, table)
     return Built(
         sc,
         cluster,
@@ -504,3 +506,21 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
 
 
 _generate, _resample = generate, resample  # the names io.scenario re-exported before the move
+
+
+def _check_upgrade_block(sc: Scenario, table: PodTable) -> None:
+    """The upgrade block against the cluster and the trace (pool, surge pool, horizon, PDB owners, a
+    budget no drain can satisfy), every problem at ``FILE:LINE`` (sim/upgrade.check_upgrade; the
+    replay repeats the check with field paths only, for runs built in code).
+
+    Raises:
+        UserError: each problem found, listed together.
+    """
+    from gpuinfra.io.scenario_load import upgrade_locator
+    from gpuinfra.sim.upgrade import check_upgrade
+
+    sizes = {ps.name: ps.count for ps in sc.cluster.pools}
+    owners: dict[str, int] = {}
+    for o in table.owners:
+        owners[o] = owners.get(o, 0) + 1
+    check_upgrade(sc.upgrade, sizes, owners, sc.horizon_s, upgrade_locator(sc))

@@ -509,3 +509,22 @@ def builtin_scenario_text(name: str) -> str:
     if name not in builtin_scenarios():
         raise UserError(f"unknown built-in scenario '{name}'", expected="one of " + ", ".join(builtin_scenarios()))
     return resources.files("gpuinfra").joinpath("scenarios", f"{name}.yaml").read_text()
+
+
+def upgrade_locator(sc: Any) -> Any:
+    """field path of the upgrade block (``upgrade.pdbs.OWNER.minAvailable``) -> ``FILE:LINE`` of the
+    scenario (None for a scenario built in code)."""
+    def at(field: str) -> str | None:
+        if sc._text is None:
+            return None
+        path: tuple[Any, ...]
+        if field.startswith("upgrade.pdbs."):
+            rest = field[len("upgrade.pdbs.") :]
+            key = next((k for k in ("minAvailable", "maxUnavailable") if rest.endswith("." + k)), None)
+            path = ("upgrade", "pdbs", rest[: -len(key) - 1], key) if key else ("upgrade", "pdbs", rest)
+        else:
+            path = tuple(field.split("."))
+        line = line_in_text(sc._text, path)
+        return f"{sc._label}:{line}" if line else sc._label
+
+    return at
