@@ -514,6 +514,7 @@ def builtin_scenario_text(name: str) -> str:
 def upgrade_locator(sc: Any) -> Any:
     """field path of the upgrade block (``upgrade.pdbs.OWNER.minAvailable``) -> ``FILE:LINE`` of the
     scenario (None for a scenario built in code)."""
+
     def at(field: str) -> str | None:
         if sc._text is None:
             return None
