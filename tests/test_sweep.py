@@ -160,6 +160,14 @@ def test_unknown_sweep_field_and_empty_params_are_refused():
         plan(parse_spec("name: x\nscenario: synthetic-small\nseeds: [1]\nparams: {}\n", "s.yaml"), "s.yaml")
 
 
+def test_a_key_given_twice_is_refused_with_both_lines():
+    # PyYAML would keep the second `seeds:` silently; the sweep reads YAML as scenarios do
+    text = "name: x\nscenario: synthetic-small\nseeds: [1]\nparams: {policy: [fgd]}\nseeds: [2, 3]\n"
+    with pytest.raises(UserError, match=r"duplicate key 'seeds' \(first at line 3\)") as e:
+        parse_spec(text, "s.yaml")
+    assert "s.yaml:5" in str(e.value)
+
+
 def test_cli_bad_input_exits_2_with_one_message(tmp_path):
     text = SWEEP.split("params:\n")[0] + "params:\n  workload.generator.arival_rate_per_hour: [10]\n"
     r = gi("sweep", str(_write(tmp_path, text)), "-o", str(tmp_path / "o"))

@@ -325,12 +325,11 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 
 def parse_spec(text: str, label: str) -> SweepSpec:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{label}:{mark.line + 1}" if mark else label
-        raise UserError(f"not valid YAML ({getattr(e, 'problem', e)})", where=where) from None
+    from gpuinfra.io.scenario_load import load_yaml
+
+    # the scenario loader's YAML reader: duplicate keys (PyYAML keeps the last silently), alias
+    # bombs and deep nesting refused, syntax errors at file:line
+    data, _ = load_yaml(text, label)
     if not isinstance(data, dict):
         raise UserError("a sweep file is a YAML mapping", where=label, expected="name:, scenario:, seeds:, params:")
     try:
