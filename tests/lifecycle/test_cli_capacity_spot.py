@@ -146,6 +146,7 @@ def test_capacity_plan_newcomer_cases():
 def test_capacity_plan_bad_input(tmp_path):
     _bad(gi("capacity", "plan", "--demand", "1,2", "--quota", "-3"), "--quota")
     _bad(gi("capacity", "plan", "--demand", "1,x"), "--demand item 2")
+    _bad(gi("capacity", "plan", "--demand", ",".join(["1"] * 600)), "--demand: 600 weeks given", "1..520")
     _bad(gi("capacity", "plan"), "--forecast/--demand")
     _bad(gi("capacity", "plan", "--demand", "1", "--availability", "1.5"), "--availability")
     _bad(gi("capacity", "plan", "--demand", "1", "--availability", "0"), "--availability", "(0, 1]")

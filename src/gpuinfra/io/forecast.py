@@ -138,8 +138,12 @@ def parse_csv(text: str, label: str) -> np.ndarray:
 def parse_flag(text: str, where: str = "--demand") -> np.ndarray:
     """GPUs per week from a comma-separated flag value (``120,120,180``); week k is item k."""
     items = [s for s in text.split(",")]
-    if not text.strip() or len(items) > MAX_WEEKS:
-        raise UserError(f"'{text[:40]}'", where=where, expected=f"1..{MAX_WEEKS} comma-separated GPU counts")
+    if not text.strip():
+        raise UserError("no weeks given", where=where, expected=f"1..{MAX_WEEKS} comma-separated GPU counts")
+    if len(items) > MAX_WEEKS:
+        raise UserError(
+            f"{len(items)} weeks given", where=where, expected=f"1..{MAX_WEEKS} comma-separated GPU counts (ten years)"
+        )
     return np.asarray(
         [_number(s, f"{where} item {k + 1}", "gpus", integer=False) for k, s in enumerate(items)], dtype=np.float64
     )
