@@ -123,7 +123,20 @@ def test_rfc3339_round_trips_to_the_millisecond(seconds, when):
     assert (pd.Timestamp(text) - pd.Timestamp(epoch)).total_seconds() == pytest.approx(seconds, abs=1e-3)
 
 
-@pytest.mark.parametrize("bad", ["yesterday", "2026-03-01T00:00:00", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "yesterday",
+        "2026-03-01T00:00:00",
+        "",
+        "9999-12-31T23:59:59Z",  # beyond pandas' nanosecond range: was an OverflowError traceback
+        "0001-01-01T00:00:00Z",
+        "March 5 2026 10am Z",  # a fuzzy date parser would accept it; RFC 3339 does not
+        "2026-01-01",
+        "2026-02-30T00:00:00Z",
+        "nan",
+    ],
+)
 def test_an_epoch_that_is_not_rfc3339_with_an_offset_is_refused(bad):
     with pytest.raises(UserError) as e:
         at.rfc3339(np.array([0.0]), bad)

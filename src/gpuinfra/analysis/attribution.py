@@ -38,6 +38,7 @@ the host's share on AWS/Azure rows; catalog/prices.py).
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -102,24 +103,40 @@ calendar, so by default timestamps read as time since the scenario start (``1970
 is 48 h in); pass ``epoch`` (CLI ``--epoch``) to place the run on a real calendar."""
 
 
+_RFC3339 = re.compile(r"(?P<y>\d{4})-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(?P<off>[Zz]|[+-]\d{2}:\d{2})?")
+EPOCH_YEARS = (1970, 2200)
+"""Years a run epoch may fall in: pandas' nanosecond timestamps end in 2262, and a run's
+timestamps (epoch + up to a century of simulated time, the trace bound) must stay inside them."""
+
+
 def _epoch_ms(epoch: str) -> np.int64:
-    """``epoch`` (RFC 3339, e.g. ``2026-03-01T00:00:00Z``) as UTC milliseconds; UserError otherwise."""
-    try:
-        ts = pd.Timestamp(epoch)
-    except (ValueError, TypeError) as e:
-        raise UserError(
-            f"run epoch '{epoch}' is not an RFC 3339 timestamp ({e})",
-            where="--epoch",
-            expected="an RFC 3339 timestamp such as 2026-03-01T00:00:00Z",
-            fix="pass the wall-clock instant the scenario's start stands for, with its offset (Z for UTC)",
-        ) from None
-    if ts.tzinfo is None:
+    """``epoch`` (RFC 3339, e.g. ``2026-03-01T00:00:00Z``, years 1970-2200) as UTC milliseconds.
+
+    Raises:
+        UserError: not RFC 3339 (``date-time`` of RFC 3339 section 5.6, nothing looser), no offset,
+            an impossible date, or a year outside :data:`EPOCH_YEARS`.
+    """
+    expected = "an RFC 3339 timestamp with its offset, such as 2026-03-01T00:00:00Z"
+    m = _RFC3339.fullmatch(epoch.strip())
+    if m is None:
+        raise UserError(f"run epoch '{epoch}' is not an RFC 3339 timestamp", where="--epoch", expected=expected)
+    if m["off"] is None:
         raise UserError(
             f"run epoch '{epoch}' has no UTC offset",
             where="--epoch",
-            expected="an RFC 3339 timestamp with an offset (Z or +hh:mm)",
-            fix=f"write {epoch}Z for UTC",
+            expected=expected,
+            fix=f"write {epoch.strip()}Z for UTC",
         )
+    if not EPOCH_YEARS[0] <= int(m["y"]) <= EPOCH_YEARS[1]:
+        raise UserError(
+            f"run epoch '{epoch}' is outside {EPOCH_YEARS[0]}-{EPOCH_YEARS[1]}",
+            where="--epoch",
+            expected=f"a year from {EPOCH_YEARS[0]} to {EPOCH_YEARS[1]}",
+        )
+    try:
+        ts = pd.Timestamp(epoch.strip())
+    except (ValueError, TypeError, OverflowError) as e:
+        raise UserError(f"run epoch '{epoch}' is not a valid date ({e})", where="--epoch", expected=expected) from None
     return np.int64(ts.tz_convert("UTC").value // 1_000_000)
 
 
