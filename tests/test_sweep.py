@@ -428,3 +428,16 @@ def test_report_escapes_hostile_parameter_values(tmp_path):
     assert "<script>alert(1)" not in page and "</script><script>alert" not in page
     r = gi("sweep", "report", str(out))  # rich markup in a value is printed, not interpreted
     assert r.returncode == 0 and "[/bold]" in r.stdout
+
+
+@pytest.mark.parametrize("content", [b"junk", b"", None])
+def test_report_on_a_file_that_is_not_a_sweep_database_is_one_message(tmp_path, content):
+    import duckdb
+
+    db = tmp_path / "sweep.duckdb"
+    if content is None:  # a valid DuckDB file without the sweep's tables
+        duckdb.connect(str(db)).close()
+    else:
+        db.write_bytes(content)
+    with pytest.raises(UserError, match="not a sweep database"):
+        report(tmp_path)

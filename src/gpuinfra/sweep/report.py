@@ -133,7 +133,16 @@ def report(
     db = out_dir / DB_NAME
     if not db.is_file():
         raise UserError(f"no sweep database in '{out_dir}'", where=str(out_dir), expected=f"a directory with {DB_NAME}")
-    con = duckdb.connect(str(db), read_only=True)
+    not_a_sweep = UserError(
+        "not a sweep database (unreadable, or without the sweep's tables)",
+        where=str(db),
+        expected=f"the {DB_NAME} that `gpuinfra sweep` wrote",
+        fix="point at a sweep's output directory, or run the sweep again into a new one",
+    )
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        raise not_a_sweep from None
     try:
         row = con.execute("SELECT name, kind, spec, seeds FROM sweep").fetchone()
         if row is None:
@@ -142,8 +151,12 @@ def report(
         spec = json.loads(spec_json)
         runs = con.execute("SELECT * FROM runs").df()
         configs = con.execute("SELECT config_id, label, params FROM configs ORDER BY label").df()
+    except (duckdb.Error, json.JSONDecodeError, TypeError, ValueError):
+        raise not_a_sweep from None
     finally:
         con.close()
+    if kind not in HEADLINE:
+        raise not_a_sweep
     heads = HEADLINE[kind]
     metrics = list(heads)
     units = {m: u for m, (_, u) in heads.items()}
