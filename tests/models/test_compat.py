@@ -100,3 +100,16 @@ def test_bad_input_is_a_user_error(stack):
 def test_any_driver_text_is_a_result_or_a_user_error(text):
     with contextlib.suppress(UserError):
         check(Stack("H100", text, "12.4"), DAY)
+
+
+def test_a_driver_older_than_the_architecture_is_refused_whatever_the_cuda():
+    # Blackwell's first CUDA (12.8) shipped with 570.86.10 (S2): R535 does not know a B200, and
+    # minor-version compatibility (which lets CUDA 12.8 run on >= 525) does not change that
+    assert rules(Stack("B200", "535.104.05", "12.8"))["arch-min-driver"] == "refuse"
+    assert check(Stack("B200", "535.104.05", "12.8"), DAY).verdict == "refuse"
+    assert "arch-min-driver" not in rules(Stack("B200", "570.86.10", "12.8"))
+    # Hopper: CUDA 11.8 -> 520.61.05, the driver NVIDIA AI Enterprise 2.3 shipped H100 support with
+    assert rules(Stack("H100", "515.65.01", "11.7"))["arch-min-driver"] == "refuse"
+    assert "arch-min-driver" not in rules(Stack("H100", "520.61.05", "11.8"))
+    # an architecture older than the toolkit table (Volta: CUDA 9.0) is not judged by this rule
+    assert "arch-min-driver" not in rules(Stack("V100", "450.80.02", "11.0"))

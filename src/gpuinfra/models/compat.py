@@ -10,6 +10,8 @@ The rules, each applied to the packaged tables (``catalog/compat.py``; sources i
   a newer driver fail at run time and PTX from a newer toolkit cannot be JIT-compiled.
 - **forward-compat** (S3, forward compatibility): below the major's floor, only the
   ``cuda-compat`` package (a newer user-mode libcuda) helps, and only on data-center GPUs.
+- **arch-min-driver** (S2, S3): a driver older than the one the first CUDA toolkit with an
+  architecture's native code shipped with does not know that GPU (see ``_arch_driver``).
 - **arch-min-cuda** / **arch-dropped** (S8, S9, S11, S12): a GPU needs a CUDA that knows its SM
   (first CUDA with native SASS) and is lost by the CUDA major that drops its architecture.
 - **torch-wheel** (PyTorch RELEASE.md, S6): a PyTorch minor ships wheels for a few CUDA
@@ -199,7 +201,34 @@ def check(stack: Stack, today: dt.date | None = None) -> Report:
     if cuda is not None:
         _driver_rules(rep, drv, stack.driver, cuda, arch, stack.consumer)
         _arch_rules(rep, cuda, arch)
+    _arch_driver(rep, drv, stack.driver, arch)
     return rep
+
+
+def _arch_driver(rep: Report, drv: tuple[int, ...], drv_text: str, arch: cc.GpuArch) -> None:
+    """**arch-min-driver**: a driver cannot run a GPU architecture it predates. The first driver that
+    knows an architecture is taken as the driver the first CUDA toolkit with its native code shipped
+    with (S2 table; e.g. Hopper: CUDA 11.8 -> 520.61.05, the driver NVIDIA AI Enterprise 2.3 introduced
+    H100 support with; Blackwell: CUDA 12.8 -> 570.86.10). Minor-version compatibility (S3) lets a
+    newer *toolkit* run on an older driver; it does not teach an older driver a newer GPU."""
+    if not arch.min_cuda:
+        return
+    try:
+        tk = _toolkit(arch.min_cuda[:2])
+    except UserError:  # an architecture older than the toolkit table (CUDA < 11): nothing to check
+        return
+    if drv < tk.linux_driver:
+        rep.findings.append(
+            Finding(
+                "arch-min-driver",
+                "refuse",
+                f"driver {drv_text} predates {arch.architecture} (sm_{arch.sm}): the first CUDA with its code "
+                f"({_fmt(arch.min_cuda[:2])}) shipped with driver {_fmt(tk.linux_driver)}, and a driver does not run "
+                "a GPU it predates (minor-version compatibility covers toolkits, not GPUs)",
+                f"{arch.source};{tk.source}",
+                f"use driver >= {_fmt(tk.linux_driver)}",
+            )
+        )
 
 
 def _driver_rules(
