@@ -52,6 +52,7 @@ def _plan_error(path: Path, *extra: str) -> str:
         ("550/12.4/2.4/9", "--to: '550/12.4/2.4/9' is not DRIVER/CUDA[/TORCH]"),
         ("550//12.4", "--to: '550//12.4' is not DRIVER/CUDA[/TORCH]"),
         ("driver=abc", "--to driver: 'abc' is not a version number"),
+        ("kernel=abc", "--to kernel: 'abc' is not a version"),
     ],
 )
 def test_bad_target_is_refused_before_any_run_with_the_flag_named_once(to, says):

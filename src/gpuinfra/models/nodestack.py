@@ -23,6 +23,7 @@ stack the data refuses raises UserError naming the rule.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 from gpuinfra.catalog import compat as cc
@@ -151,7 +152,19 @@ def parse_target(text: str, *, flag: str = "--to") -> dict[str, str]:
     for k in ("driver", "cuda", "framework"):
         if k in out:
             cc.version_tuple(out[k], where=f"{flag} {k}")
+    for k in NO_DATA:
+        # versions the compat data does not judge still have to look like versions: 6.8.0-45-generic
+        # (kernel), 96.00.51.00.0B (VBIOS), 1.17.3 (container toolkit), v0.17.0 (device plugin)
+        if k in out and not _VERSION_LIKE.fullmatch(out[k]):
+            raise UserError(
+                f"'{out[k]}' is not a version",
+                where=f"{flag} {k}",
+                expected="dot-separated numbers with an optional v prefix and -suffix, e.g. 6.8.0-45-generic",
+            )
     return out
+
+
+_VERSION_LIKE = re.compile(r"v?\d+(\.[0-9A-Za-z]+)*([-+][0-9A-Za-z.\-]+)?")
 
 
 def _fmt(v: tuple[int, ...]) -> str:
