@@ -469,6 +469,8 @@ def whatif(
 ) -> dict[str, Any]:
     """Run every plan on the same seed and jobs; returns the inputs, the models left out, and one
     result per plan (see :func:`replay_plan`), plus each plan's cost and goodput against on-demand."""
+    if not plans:
+        raise UserError("no plan given", where="--plans", expected="one or more of " + ", ".join(PLANS))
     for p in plans:
         if p not in PLANS:
             raise UserError(f"plan '{p}'", where="--plans", expected=", ".join(PLANS))
@@ -693,6 +695,8 @@ def scenario_whatif(
     from gpuinfra.run import simulate
 
     label = getattr(sc, "_label", "scenario")
+    if not plans:
+        raise UserError("no plan given", where="--plans", expected="one or more of " + ", ".join(PLANS))
     for p in plans:
         if p not in PLANS:
             raise UserError(f"plan '{p}'", where="--plans", expected=", ".join(PLANS))

@@ -197,6 +197,10 @@ def test_spot_whatif_bad_input(tmp_path):
     _bad(gi("spot", "whatif", "--models", "H800", "-q"), "H800", "--price")
     _bad(gi("spot", "whatif", *SMALL, "--price", "A10=abc:1"), "--price")
     _bad(gi("spot", "whatif", *SMALL, "--plans", "reserved"), "--plans")
+    _bad(gi("spot", "whatif", *SMALL, "--plans", ","), "--plans: no plan given")
+    _bad(gi("spot", "whatif", *SMALL, "--price", "NOPE=1:0.5"), "'NOPE' is not a GPU model of the spot inventory")
+    _bad(gi("spot", "whatif", *SMALL, "--price", "A10=1:0.5", "--price", "A10=2:1"), "A10 is priced twice")
+    _bad(gi("spot", "whatif", *SMALL, "--price", "A10=1:2"), "above its on-demand price")
     _bad(gi("spot", "whatif", *SMALL, "--scale", "0"), "--scale")
     y = tmp_path / "w.yaml"
     y.write_text("models: [A10]\nreclaim_per_month: 2\n")

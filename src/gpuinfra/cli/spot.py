@@ -61,9 +61,32 @@ def build_spec(spec_file: Path | None, overrides: dict[str, Any], prices: list[s
     else:
         base = {}
     base |= {k: v for k, v in overrides.items() if v is not None}
+    from gpuinfra.spot_whatif import inventory
+
+    models = sorted({p.model for p in inventory()})
     ps = dict(base.get("prices") or {})
+    given: set[str] = set()
     for text in prices:
         model, od, sp = parse_price(text)
+        if model not in models:
+            from gpuinfra.errors import did_you_mean
+
+            raise UserError(
+                f"'{model}' is not a GPU model of the spot inventory",
+                where="--price",
+                expected="one of " + ", ".join(models),
+                fix=did_you_mean(model, models) or "see `gpuinfra spot inventory`",
+            )
+        if model in given:
+            raise UserError(f"{model} is priced twice", where="--price", fix="keep one --price per model")
+        if sp > od:
+            raise UserError(
+                f"{model}'s spot price {sp:g} is above its on-demand price {od:g}",
+                where="--price",
+                expected="spot at or below on-demand (spot capacity is sold at a discount)",
+                fix="check the order: MODEL=ON_DEMAND:SPOT",
+            )
+        given.add(model)
         ps[model] = PriceSpec(on_demand_usd=od, spot_usd=sp, source="given on the command line (--price)")
     base["prices"] = ps
     try:
