@@ -153,3 +153,20 @@ def test_resolution_buckets_are_shown_in_words():
 
     assert bucket_meaning("RESTART_BM") == "reboot the bare-metal node"
     assert "NVLink" in bucket_meaning("WORKFLOW_NVLINK_ERR")
+
+
+def test_an_empty_or_binary_log_is_refused_and_a_log_without_kernel_lines_is_flagged(tmp_path):
+    from tests.clirunner import gi
+
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    r = gi("health", "--dmesg", str(empty))
+    assert r.returncode == 2 and "is empty" in r.output
+    binary = tmp_path / "ctl.log"
+    binary.write_text("\x01\x02\x03\x04" * 100 + "\n")  # control bytes, no NUL: decodes, but is no text
+    r = gi("health", "--dmesg", str(binary))
+    assert r.returncode == 2 and "binary data" in r.output
+    words = tmp_path / "notes.txt"
+    words.write_text("shopping list\neggs\n")
+    r = gi("health", "--dmesg", str(words))
+    assert r.returncode == 0 and "is this the node's kernel log?" in " ".join(r.output.split())

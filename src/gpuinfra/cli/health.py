@@ -46,11 +46,20 @@ def health(
     findings, notes = [], []
     blind = False
     if dmesg is not None:
-        ev = parse_kernel_log(read_text(dmesg), str(dmesg))
+        text = _log_text(read_text(dmesg), dmesg, "--dmesg", "a kernel log (dmesg, journalctl -k)")
+        ev = parse_kernel_log(text, str(dmesg))
         findings += ev.findings
         notes.append(f"{dmesg}: {ev.lines_read:,} lines, {ev.lines_read - ev.lines_ignored:,} with Xids")
+        if not ev.findings and not _looks_like_kernel_log(text):
+            notes.append(
+                f"{dmesg}: no line carries a kernel log timestamp, NVRM or kernel: tag; is this the node's "
+                "kernel log? (`dmesg -T` or `journalctl -k` output)"
+            )
     if nvidia_smi is not None:
-        ev = parse_nvidia_smi_q(read_text(nvidia_smi), str(nvidia_smi))
+        ev = parse_nvidia_smi_q(
+            _log_text(read_text(nvidia_smi), nvidia_smi, "--nvidia-smi", "saved `nvidia-smi -q` output"),
+            str(nvidia_smi),
+        )
         findings += ev.findings
         notes.append(f"{nvidia_smi}: {len(ev.gpus_seen)} GPU(s)")
         notes += ev.notes
@@ -106,3 +115,25 @@ def findings_table(findings: list) -> Table:
     if len(keys) > MAX_TABLE_ROWS:
         t.add_row(f"... {len(keys) - MAX_TABLE_ROWS:,} more rows (--json for all)", *[""] * 7)
     return t
+
+
+def _log_text(text: str, path: Path, where: str, what: str) -> str:
+    """``text`` unless it is empty or binary (NUL bytes, or more than 1 % control characters other
+    than tab and line breaks): then one UserError naming the file (exit 2), not a "none" verdict
+    read from the wrong file."""
+    if not text.strip():
+        raise UserError(f"'{path}' is empty", where=where, expected=what)
+    sample = text[:1_000_000]
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\n\r" or ord(ch) == 0x7F)
+    if "\x00" in sample or controls > 0.01 * len(sample):
+        raise UserError(f"'{path}' holds binary data, not text", where=where, expected=what)
+    return text
+
+
+def _looks_like_kernel_log(text: str) -> bool:
+    """Whether any of the first 10,000 lines looks like a kernel log line: a dmesg ``[   12.345]`` or
+    ``dmesg -T`` ``[Mon ...]`` stamp, a syslog/journald ``kernel:`` tag, or NVRM."""
+    import re
+
+    rx = re.compile(r"^\s*\[[^\]]+\]|\bkernel:|NVRM")
+    return any(rx.search(line) for line in text.splitlines()[:10_000])
