@@ -140,6 +140,12 @@ def upgrade_plan(
             fix=e.fix or "give the versions the pool's nodes run now",
         ) from None
     change = plan_change(NodeStack(hardware=hw, **cur), to)
+    if not change.layers_changed:
+        raise UserError(
+            "the target is the pool's current stack: nothing to upgrade",
+            where="--to",
+            expected="a layer version different from the current " + ", ".join(f"{k}={v}" for k, v in cur.items() if v),
+        )
     n_nodes = len(nodes)
     spare = 0
     if sc.upgrade.surge_pool:

@@ -251,6 +251,11 @@ def test_spot_whatif_scenario_bad_input(tmp_path):
     _bad(gi("spot", "whatif", "--scenario", _scenario(tmp_path), "--days", "3", "-q"), "--scenario", "--days")
     only_od = "prices:\n  overrides:\n    H100-SXM: {on_demand_usd_per_gpu_hour: 5, source: test}\n"
     _bad(gi("spot", "whatif", "--scenario", _scenario(tmp_path, only_od), "-q"), "no spot price", "H100-SXM")
+    bad_pool = _scenario(tmp_path)
+    bad_pool.write_text(bad_pool.read_text().replace("pools: [gpu-spot]", "pools: [gpu-spot, nope]"))
+    line = next(i for i, ln in enumerate(bad_pool.read_text().splitlines(), 1) if "nope" in ln)
+    for cmd in (("spot", "whatif", "--scenario", bad_pool, "-q"), ("simulate", bad_pool, "-o", tmp_path / "o")):
+        _bad(gi(*cmd), f"{bad_pool}:{line} (spot.pools[1]): 'nope' is not a pool of the cluster")
 
 
 def test_spot_whatif_text_polish(tmp_path):

@@ -223,3 +223,9 @@ def test_a_current_version_compat_does_not_know_is_blamed_on_where_it_was_writte
     assert f"{p}:{_line(p, 'stack:')}: upgrade.stack: driver 200.1 is not an NVIDIA data-center driver" in out
     out = " ".join(_plan_error(EX / "upgrade.yaml", "--from", "driver=535.104.05,cuda=99.1").split())
     assert "error: --from: CUDA 99.1 is not in the toolkit table" in out
+
+
+def test_a_target_equal_to_the_current_stack_is_refused_before_any_run():
+    r = runner.invoke(app, ["upgrade", "plan", str(EX / "upgrade.yaml"), "--to", "driver=535.104.05"])
+    assert r.exit_code == 2, r.output
+    assert "nothing to upgrade" in " ".join(r.output.split())

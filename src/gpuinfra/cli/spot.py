@@ -384,7 +384,7 @@ def _print(r: dict) -> None:
             if name != "on-demand" and base["cost_usd"]:
                 d = 1 - res["cost_usd"] / base["cost_usd"]
                 jct = (
-                    f", mean JCT {res['mean_jct_h'] - base['mean_jct_h']:+.2f} h"
+                    f", mean JCT {_signed(res['mean_jct_h'] - base['mean_jct_h'], 2)} h"
                     if res["mean_jct_h"] is not None and base["mean_jct_h"] is not None
                     else ""
                 )
@@ -427,7 +427,7 @@ def _print_headline(h: dict, risk: dict | None, spec: dict) -> None:
             out.print(
                 f"  reclaims cost beyond the price ratio: {x['lost_gpu_hours']:,.1f} GPU-h of work lost "
                 f"({x['lost_usd_at_spot_price']:,.0f} USD at the spot price)"
-                + (f", mean JCT {jct:+.2f} h" if jct is not None else "")
+                + (f", mean JCT {_signed(jct, 2)} h" if jct is not None else "")
                 + (f", done {x['completion_delta_h']:+.1f} h later" if x["completion_delta_h"] else "")
                 + (f", {_n(x['jobs_unfinished'], 'job')} unfinished" if x["jobs_unfinished"] else "")
             )
@@ -439,5 +439,11 @@ def _print_headline(h: dict, risk: dict | None, spec: dict) -> None:
             f"{risk['unavailable_s'] / 3600:g} h]: with every replacement that late, mean JCT "
             f"{a['mean_jct_h'] or 0:.2f} -> {b['mean_jct_h'] or 0:.2f} h, done after {a['completion_time_h']:.1f} -> "
             f"{b['completion_time_h']:.1f} h, {_n(b['jobs_unfinished'], 'job')} unfinished; expected at that share: "
-            f"mean JCT {d['mean_jct_h'] or 0:+.3f} h, cost {d['cost_usd']:+,.0f} USD (linear mix of the two replays)"
+            f"mean JCT {_signed(d['mean_jct_h'] or 0, 3)} h, cost {d['cost_usd']:+,.0f} USD (linear mix of the two replays)"
         )
+
+
+def _signed(x: float, digits: int) -> str:
+    """``x`` with its sign and ``digits`` decimals; a value that rounds to zero prints as +0.00, never -0.00."""
+    r = round(x, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return f"{r:+.{digits}f}"

@@ -493,6 +493,15 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
     _check_budget(sc, pools, table, where_of)
     if sc.upgrade is not None:
         _check_upgrade_block(sc, table)
+    if sc.spot is not None:
+        names = [ps.name for ps in sc.cluster.pools]
+        for k, p in enumerate(sc.spot.pools):
+            if p not in names:
+                raise UserError(
+                    f"'{p}' is not a pool of the cluster",
+                    where=sc.locate(f"spot.pools[{k}]"),
+                    expected="one of " + ", ".join(names),
+                )
     return Built(
         sc,
         cluster,

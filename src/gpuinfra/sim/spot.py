@@ -105,7 +105,7 @@ class SpotReclaimer(Subsystem):
         for p in spec.pools:
             if p not in pools:
                 raise UserError(
-                    f"spot.pools: '{p}' is not a pool of the cluster",
+                    f"'{p}' is not a pool of the cluster",
                     where="spot.pools",
                     expected="one of " + ", ".join(pools),
                 )
