@@ -139,7 +139,13 @@ def upgrade_plan(
             expected=e.expected,
             fix=e.fix or "give the versions the pool's nodes run now",
         ) from None
-    change = plan_change(NodeStack(hardware=hw, **cur), to)
+    try:
+        change = plan_change(NodeStack(hardware=hw, **cur), to)
+    except UserError as e:  # a target version the compat tables lack: named after --to, not compat's flags
+        layer = {"--driver": "driver", "--cuda": "cuda", "--torch": "framework"}.get(e.where or "")
+        if layer is None:
+            raise
+        raise UserError(e.what, where=f"--to {layer}", expected=e.expected, fix=e.fix) from None
     if not change.layers_changed:
         raise UserError(
             "the target is the pool's current stack: nothing to upgrade",

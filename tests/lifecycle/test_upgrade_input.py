@@ -229,3 +229,13 @@ def test_a_target_equal_to_the_current_stack_is_refused_before_any_run():
     r = runner.invoke(app, ["upgrade", "plan", str(EX / "upgrade.yaml"), "--to", "driver=535.104.05"])
     assert r.exit_code == 2, r.output
     assert "nothing to upgrade" in " ".join(r.output.split())
+
+
+def test_a_version_the_tables_lack_is_named_after_the_upgrade_flag_it_came_from():
+    base = ["upgrade", "layers", "--gpu", "H100-SXM"]
+    r = runner.invoke(app, [*base, "--from", "driver=535.104.05,cuda=13.5,framework=2.3", "--to", "framework=2.7"])
+    assert r.exit_code == 2 and "--from cuda: CUDA 13.5 is not in the toolkit table" in " ".join(r.output.split())
+    r = runner.invoke(app, [*base, "--from", "driver=535.104.05,cuda=12.1,framework=2.3", "--to", "framework=1.0"])
+    assert r.exit_code == 2 and "--to framework: PyTorch 1.0 is not in the wheel table" in " ".join(r.output.split())
+    r = runner.invoke(app, ["upgrade", "plan", str(EX / "upgrade.yaml"), "--to", "framework=1.0"])
+    assert r.exit_code == 2 and "--to framework: PyTorch 1.0" in " ".join(r.output.split())
