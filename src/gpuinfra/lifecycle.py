@@ -142,10 +142,7 @@ def upgrade_plan(
     try:
         change = plan_change(NodeStack(hardware=hw, **cur), to)
     except UserError as e:  # a target version the compat tables lack: named after --to, not compat's flags
-        layer = {"--driver": "driver", "--cuda": "cuda", "--torch": "framework"}.get(e.where or "")
-        if layer is None:
-            raise
-        raise UserError(e.what, where=f"--to {layer}", expected=e.expected, fix=e.fix) from None
+        raise on_flag(e, "--to") from None
     if not change.layers_changed:
         raise UserError(
             "the target is the pool's current stack: nothing to upgrade",
@@ -213,6 +210,16 @@ def upgrade_plan(
         ranked = safe.sort_values(["disruption_usd", "service_replica_hours_unready", "duration_h", "candidate"])
         pick = ranked.iloc[0].to_dict()
     return UpgradePlan(change, df, naive, pick, n_nodes)
+
+
+def on_flag(e: UserError, flag: str) -> UserError:
+    """``e`` from the compat tables (named after `compat check`'s --driver/--cuda/--torch) renamed
+    after the upgrade flag the version came from (``--from cuda``, ``--to framework``); other errors
+    unchanged."""
+    layer = {"--driver": "driver", "--cuda": "cuda", "--torch": "framework"}.get(e.where or "")
+    if layer is None:
+        return e
+    return UserError(e.what, where=f"{flag} {layer}", expected=e.expected, fix=e.fix)
 
 
 def example_stack(hardware: str) -> dict[str, str]:

@@ -62,16 +62,17 @@ def layers_cmd(
     if "driver" not in cur:
         raise UserError("--from names no driver", where="--from", expected="driver=VERSION[,cuda=..,framework=..]")
     target = _stack(to, "--to")
+    from gpuinfra.lifecycle import on_flag
     from gpuinfra.models import compat
 
     try:  # the current stack alone first, so a version compat does not know is blamed on its flag
         compat.check(compat.Stack(gpu, cur["driver"], cur.get("cuda"), cur.get("framework")))
     except UserError as e:
-        raise _on_flag(e, "--from") from None
+        raise on_flag(e, "--from") from None
     try:
         p = plan_change(NodeStack(hardware=gpu, **cur), target)
     except UserError as e:
-        raise _on_flag(e, "--to") from None
+        raise on_flag(e, "--to") from None
     if as_json:
         print(json.dumps(p.as_dict(), indent=1))
         return
@@ -248,12 +249,3 @@ def attribute_cmd(
         )
     if csv is not None:
         out.print(f"wrote {escape(str(csv))}")
-
-
-def _on_flag(e: UserError, flag: str) -> UserError:
-    """``e`` from the compat tables (named after `compat check`'s --driver/--cuda/--torch) named after
-    the upgrade flag the version came from; other errors unchanged."""
-    layer = {"--driver": "driver", "--cuda": "cuda", "--torch": "framework"}.get(e.where or "")
-    if layer is None:
-        return e
-    return UserError(e.what, where=f"{flag} {layer}", expected=e.expected, fix=e.fix)
