@@ -34,6 +34,11 @@ SCORES = {
     "most": (ScoreSpec("MostAllocated"),),
     "least": (ScoreSpec("LeastAllocated", 2.0),),
     "mixed": (ScoreSpec("MostAllocated", 2.0), ScoreSpec("LeastAllocated", 1.0)),
+    # BestFit normalises inside its score (the artifact's integer min-max, which merges close raw
+    # values): alone, the class path picks among the best raw values; weighted with another
+    # score, it normalises the cached raw values over the feasible classes
+    "bestfit": (ScoreSpec("BestFit"),),
+    "bestfit-mixed": (ScoreSpec("BestFit", 3.0), ScoreSpec("LeastAllocated", 1.0)),
 }
 
 
@@ -113,7 +118,9 @@ def test_class_path_equals_full_path(pods, score, tie, preemption):
     ]
 
 
-@pytest.mark.parametrize("score,tie", [("most", "random"), ("mixed", "first"), ("first", "random")])
+@pytest.mark.parametrize(
+    "score,tie", [("most", "random"), ("mixed", "first"), ("first", "random"), ("bestfit-mixed", "random")]
+)
 def test_class_path_equals_full_path_under_gpu_and_node_faults(score, tie):
     from gpuinfra.sim.faults import FaultClass
 
@@ -156,7 +163,8 @@ def test_profiles_with_a_non_pure_plugin_keep_the_full_path():
     c, pods = _cluster(), PodTable([Pod("p", 0.0, 1.0, 1000, 1024, 1, 1000)])
     rng = Rngs(0)["scheduler"]
     assert Framework(Profile(scores=(ScoreSpec("Random"),)), c, pods, rng)._eq_mode is None
-    assert Framework(Profile(scores=(ScoreSpec("BestFit"),)), c, pods, rng)._eq_mode is None
+    assert Framework(Profile(scores=(ScoreSpec("DotProd"),)), c, pods, rng)._eq_mode is None
+    assert Framework(Profile(scores=(ScoreSpec("BestFit"),)), c, pods, rng)._eq_mode == "single"
     assert Framework(Profile(scores=(ScoreSpec("FirstFit"), ScoreSpec("MostAllocated"))), c, pods, rng)._eq_mode is None
     assert Framework(Profile(), c, pods, rng)._eq_mode == "index"
     assert Framework(Profile(scores=SCORES["mixed"]), c, pods, rng)._eq_mode == "multi"

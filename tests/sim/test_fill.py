@@ -166,3 +166,33 @@ def test_property_fragmentation_tracker_is_exact(specs):
     for i in range(len(pods)):
         fw.schedule(i)
         assert tr.sync() == pytest.approx(tr.recompute())
+
+
+@pytest.mark.parametrize("policy", ["bestfit", "fgd"])
+def test_fill_without_diagnosis_and_without_node_classes_places_the_same_pods(openb, policy, monkeypatch):
+    # the fill skips kube-scheduler's FitError message (explain=False) and BestFit may run over
+    # node classes; neither may change a placement
+    from gpuinfra.sim import scheduler
+
+    pools, base = openb
+    small = [p for p in pools if p.gpu_model in ("T4", "V100-32GB", "P100")]
+    fast = run_fill(small, base[:1000], policy, 3, load=1.3)
+    orig = Framework.schedule
+    monkeypatch.setattr(Framework, "schedule", lambda self, i, explain=True: orig(self, i, True))
+    monkeypatch.setattr(scheduler, "EQUIVALENCE", False)
+    full = run_fill(small, base[:1000], policy, 3, load=1.3)
+    assert sum(fast.failed.values()) > 0  # failures happened, so the skipped diagnosis mattered
+    assert (fast.rows, fast.placed, fast.failed) == (full.rows, full.placed, full.failed)
+
+
+def test_an_unexplained_failure_names_the_same_first_filter_as_the_diagnosis():
+    from gpuinfra.sim.fill import policy_profile as prof
+    from gpuinfra.sim.kernel import Rngs
+
+    c = cluster(("g", "T4", 1, 4000, 8192, 2))
+    pods = table(pod("big", gpus=2))
+    fw = Framework(prof("bestfit"), c, pods, Rngs(0)["scheduler"])
+    quiet, loud = fw.schedule(0, explain=False), fw.schedule(0)
+    assert quiet.alloc is None and loud.alloc is None
+    assert quiet.status.code == loud.status.code and quiet.status.plugin == loud.status.plugin != ""
+    assert "0/2 nodes are available" in loud.status.message()

@@ -156,6 +156,24 @@ class ScorePlugin(Plugin):
     def score(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def raw_score(
+        self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray
+    ) -> np.ndarray:
+        """The scores of ``nodes`` before any normalisation the plugin does inside :meth:`score`
+        (most plugins have none: then the same values). ``score`` must equal
+        ``normalize_raw(raw_score(...))`` over the same nodes, and ``normalize_raw`` must keep the
+        top set: the nodes with the greatest raw value are exactly those with the greatest score
+        (a min-max normalisation does). The scheduler relies on both: one positive-weight score
+        picks among the best raw values, and the per-class path caches raw values per node class
+        and normalises them over the feasible classes (the same minimum and maximum as over the
+        feasible nodes)."""
+        return self.score(state, pods, i, cluster, nodes)
+
+    def normalize_raw(self, raw: np.ndarray) -> np.ndarray:
+        """The plugin's own normalisation of :meth:`raw_score` values over the feasible nodes
+        (identity unless ``score`` normalises internally)."""
+        return raw
+
 
 class ReservePlugin(Plugin):
     """Chooses the devices on the chosen node and reserves them (allocate); unreserve undoes it."""

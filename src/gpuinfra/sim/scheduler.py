@@ -164,9 +164,10 @@ class Framework:
         # NOTE: scores run even for a single feasible node: some (FGD, GpuPacking) also choose the
         # GPU on the node, which the reserve plugin uses.
         if len(self.scores) == 1 and self.scores[0][1] > 0:
-            # NOTE: fast path. A positive weight and min-max normalisation keep the order, so the
-            # best raw scores are the best total scores.
-            total = np.asarray(self.scores[0][0].score(state, self.pods, i, self.cluster, nodes))
+            # NOTE: fast path. A positive weight and min-max normalisation (the framework's, or the
+            # plugin's own: ScorePlugin.raw_score) keep the top set, so the best raw scores are the
+            # best total scores.
+            total = np.asarray(self.scores[0][0].raw_score(state, self.pods, i, self.cluster, nodes))
         else:
             total = np.zeros(len(nodes), dtype=np.float64)
             for plugin, weight in self.scores:
@@ -180,12 +181,15 @@ class Framework:
         best = nodes[total == total.max()]
         return int(best[np.argmin(self.rank[best])])
 
-    def schedule(self, i: int) -> ScheduleResult:
+    def schedule(self, i: int, explain: bool = True) -> ScheduleResult:
         """One cycle: filter all nodes, score the feasible ones, pick one, reserve devices.
 
         Where the profile allows (every plugin class-pure), the cycle runs over node classes
         instead (:meth:`_schedule_by_class`); a cycle with no feasible node always runs the full
-        path, for kube-scheduler's diagnosis."""
+        path, for kube-scheduler's diagnosis. With ``explain`` False a failed cycle skips that
+        diagnosis (the FitError message, a count per filter and reason over every node): its
+        status carries only the code and the first rejecting filter, for callers that read
+        nothing but whether the pod was placed (the FGD fill)."""
         self.cycles += 1
         if self._eq_mode is not None and self.equivalence:
             res = self._schedule_by_class(i)
@@ -195,6 +199,9 @@ class Framework:
         mask, results = self.feasible(state, i)
         nodes = np.flatnonzero(mask)
         if len(nodes) == 0:
+            if not explain:
+                first = next((name for name, r in results if not r.ok.all()), "")
+                return ScheduleResult(Status(Code.UNSCHEDULABLE, (), first))
             return ScheduleResult(self.diagnose(results))
         node = self.select(state, i, nodes)
         got = self.reserve_plugin.reserve(state, self.pods, i, self.cluster, node)
@@ -229,7 +236,7 @@ class Framework:
             feasible = sum(count[c] for c in feas)
             total = np.zeros(len(feas), dtype=np.float64)
             for j, (plugin, weight) in enumerate(self.scores):
-                raw = np.array([cache[c][j] for c in feas], dtype=np.float64)
+                raw = np.asarray(plugin.normalize_raw(np.array([cache[c][j] for c in feas])), dtype=np.float64)
                 if plugin.normalize:  # the same expression as select's, over the same values
                     lo, hi = raw.min(), raw.max()
                     raw = (raw - lo) * (100.0 / (hi - lo)) if hi > lo else np.zeros_like(raw)
@@ -311,7 +318,7 @@ class Framework:
                 cache[c] = ()
             return
         nodes = np.array([r for _, r in feas], dtype=np.int64)
-        cols = [np.asarray(p.score(state, self.pods, i, self.cluster, nodes)).tolist() for p, _ in self.scores]
+        cols = [np.asarray(p.raw_score(state, self.pods, i, self.cluster, nodes)).tolist() for p, _ in self.scores]
         for (c, _), v in zip(feas, zip(*cols)):
             cache[c] = v
 

@@ -33,8 +33,16 @@ def best_fit_raw(cpu_free: np.ndarray, gpu_free: np.ndarray, cpu_req: int, gpu_r
 class BestFit(ScorePlugin):
     name = "BestFit"
     normalize = False
+    class_pure = True  # reads the pod signature and the node's free CPU and GPU milli: its class key
+
+    def raw_score(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray):
+        gpu_req = int(pods.num_gpu[i]) * int(pods.gpu_milli[i])
+        return best_fit_raw(cluster.cpu_free[nodes], cluster.node_gpu_free[nodes], int(pods.cpu_milli[i]), gpu_req)
+
+    def normalize_raw(self, raw: np.ndarray) -> np.ndarray:
+        # integer min-max: (s - lo) * 100 // (hi - lo) is 100 exactly where s == hi (all 0 when hi == lo),
+        # so the top set is the raw one's, as raw_score requires
+        return go_normalize(raw)
 
     def score(self, state: CycleState, pods: PodTable, i: int, cluster: ClusterState, nodes: np.ndarray):
-        gpu_req = int(pods.num_gpu[i]) * int(pods.gpu_milli[i])
-        raw = best_fit_raw(cluster.cpu_free[nodes], cluster.node_gpu_free[nodes], int(pods.cpu_milli[i]), gpu_req)
-        return go_normalize(raw)
+        return go_normalize(self.raw_score(state, pods, i, cluster, nodes))
