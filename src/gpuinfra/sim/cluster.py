@@ -126,6 +126,10 @@ class ClusterState:
         self.node_gpu_cap = self.dev_available.sum(axis=1).astype(np.int64) * MILLI_PER_GPU
         self.node_up = np.ones(n, dtype=bool)
         """False while a node is down (rebooting): it takes no pods, not even CPU-only ones."""
+        self._node_holds: dict[int, dict[str, int]] = {}
+        """node -> {owner: holds} for nodes held down (:meth:`set_node_up`)."""
+        self._dev_holds: dict[tuple[int, int], dict[str, int]] = {}
+        """(node, device) -> {owner: holds} for devices held out of service."""
         """Each node's free milli per device, sorted descending: a node can give k devices of m
         milli each iff ``dev_free_desc[n, k-1] >= m`` (one column compare instead of a count)."""
         self.node_index = {name: i for i, name in enumerate(self.node_names)}
@@ -316,23 +320,70 @@ class ClusterState:
         self.changes.append(n)
         self.version += 1
 
-    def set_node_up(self, node: int, up: bool) -> None:
-        """Mark a node down (rebooting: it takes no pods, not even CPU-only ones) or up again."""
-        if bool(self.node_up[node]) != up:
+    @staticmethod
+    def _hold(holds: dict, key, owner: str, take: bool, what: str) -> bool:
+        """Count ``owner``'s hold on ``key`` up (take) or down; True when the thing changes state
+        (its first hold taken, or its last one released)."""
+        per = holds.get(key)
+        if take:
+            if per is None:
+                per = holds[key] = {}
+            per[owner] = per.get(owner, 0) + 1
+            return len(per) == 1 and per[owner] == 1
+        if per is None or per.get(owner, 0) <= 0:
+            raise OverCommitError(f"{what}: released by {owner or 'an unnamed owner'!r}, which holds it down nowhere")
+        if per[owner] == 1:
+            del per[owner]
+        else:
+            per[owner] -= 1
+        if per:
+            return False
+        del holds[key]
+        return True
+
+    def down_owners(self, node: int, index: int | None = None) -> dict[str, int]:
+        """Who holds a node down (``index`` None) or a device out of service, and how many times:
+        {owner: holds}; empty while it is up / in service."""
+        holds = self._node_holds.get(node) if index is None else self._dev_holds.get((node, index))
+        return dict(holds or {})
+
+    def set_node_up(self, node: int, up: bool, owner: str = "") -> None:
+        """Hold a node down for ``owner`` (cordoned, rebooting, reclaimed: it takes no pods, not even
+        CPU-only ones), or release one hold of that owner.
+
+        Holds are counted per owner (subsystem), and a node is up exactly when nobody holds it
+        down: a reboot that ends while an upgrade still has the node cordoned leaves it cordoned.
+        Each ``up=False`` must be paired with one ``up=True`` of the same owner.
+
+        Raises:
+            OverCommitError: a release by an owner that holds the node down nowhere (a bug).
+        """
+        if self._hold(self._node_holds, node, owner, not up, f"node {self.node_names[node]}"):
             self.node_up[node] = up
             self.state_key[node] = self._key_of(node)
             self.changes.append(node)
             self.version += 1
 
-    def set_device_available(self, node: int, index: int, available: bool) -> None:
-        """Take a device out of service (or back). Only an empty device may leave service here;
-        the failures layer evicts its pods first."""
-        if not self.dev_exists[node, index] or bool(self.dev_available[node, index]) == available:
+    def set_device_available(self, node: int, index: int, available: bool, owner: str = "") -> None:
+        """Take a device out of service for ``owner``, or release one hold of that owner; the device
+        is in service exactly when nobody holds it out (counted per owner, as :meth:`set_node_up`).
+        Only an empty device may leave service; the caller evicts its pods first. A slot with no
+        device is ignored.
+
+        Raises:
+            OverCommitError: taking out a device with allocations, or a release by an owner that
+                holds the device out nowhere (bugs).
+        """
+        if not self.dev_exists[node, index]:
+            return
+        if not available and self.dev_available[node, index] and self.dev_free[node, index] != MILLI_PER_GPU:
+            raise OverCommitError("a device with allocations cannot be marked unavailable")
+        if not self._hold(
+            self._dev_holds, (node, index), owner, not available, f"device {self.node_names[node]}/{index}"
+        ):
             return
         m = self.node_model[node]
         if not available:
-            if self.dev_free[node, index] != MILLI_PER_GPU:
-                raise OverCommitError("a device with allocations cannot be marked unavailable")
             self.dev_free[node, index] = -1
             self.unavail_milli[m] += MILLI_PER_GPU
         else:

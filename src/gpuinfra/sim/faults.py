@@ -208,10 +208,9 @@ class FaultInjector(Subsystem):
         if whole_node:
             devices = list(range(int(e.cluster.gpu_count[node])))
             self.node_down_until[node] = t + fc.repair_s
-            e.cluster.set_node_up(node, False)
+            e.cluster.set_node_up(node, False, self.name)
         for d in devices:
-            if e.cluster.dev_available[node, d]:
-                e.cluster.set_device_available(node, d, False)
+            e.cluster.set_device_available(node, d, False, self.name)  # counted: paired with the repair
             self.health[(node, d)].on_fault(fc.action, t)
         e.mark_dirty(node)
         out += e.retry_pods(killed, t)  # retried elsewhere
@@ -263,8 +262,7 @@ class FaultInjector(Subsystem):
         # pods running on the poisoned GPU at detection were doomed too: their time is burned
         self.burned_milli_s += sum(a.gpu_milli_total * (t - float(e.start_s[a.pod])) for a in victims)
         e.evict(victims, None, t, f"cordoned: fault {fc.name} detected")
-        if e.cluster.dev_available[node, d]:
-            e.cluster.set_device_available(node, d, False)
+        e.cluster.set_device_available(node, d, False, self.name)  # counted: paired with the repair
         e.mark_dirty(node)
         out = e.retry_pods([a.pod for a in victims], t)
         e.touch(t)
@@ -277,7 +275,7 @@ class FaultInjector(Subsystem):
         devices = list(range(int(e.cluster.gpu_count[node]))) if slot == 1023 else [slot]
         if slot == 1023:
             self.node_down_until.pop(node, None)
-            e.cluster.set_node_up(node, True)
+            e.cluster.set_node_up(node, True, self.name)
         for d in devices:
             h = self.health[(node, d)]
             if h.state == "needs_reset":
@@ -286,8 +284,7 @@ class FaultInjector(Subsystem):
                 h.apply("reboot_done", t)
             elif h.state == "drained":
                 h.apply("replace", t)
-            if not e.cluster.dev_available[node, d]:
-                e.cluster.set_device_available(node, d, True)
+            e.cluster.set_device_available(node, d, True, self.name)
         e.mark_dirty(node)
         out = e.retry_nodes([node], t)
         e.touch(t)

@@ -135,7 +135,7 @@ class Incidents(Subsystem):
             end = t + WINDOW_S[kind]
             self._record(kind, t, min(end, self.plan.horizon_s), i, node, dev)
             rt.evict([alloc], None, t, "Xid 79: GPU fell off the bus")
-            self.view.cluster.set_device_available(node, dev, False)
+            self.view.cluster.set_device_available(node, dev, False, self.name)
             rt.mark_dirty(node)
             out = rt.retry_pods([i], t)
             rt.touch(t)
@@ -146,7 +146,7 @@ class Incidents(Subsystem):
 
     def _repair(self, ev: Event) -> list[Event]:
         node, dev = divmod(ev.ref, self.plan.gpus_per_node)
-        self.view.cluster.set_device_available(node, dev, True)
+        self.view.cluster.set_device_available(node, dev, True, self.name)
         rt = self.view.runtime
         rt.mark_dirty(node)
         out = rt.retry_nodes([node], ev.t_s)

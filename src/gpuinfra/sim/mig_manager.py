@@ -109,7 +109,7 @@ class MigManager(Subsystem):
                     continue
                 old = gpu_layout(c, n, d)
                 set_gpu_layout(c, n, d, new)
-                c.set_device_available(n, d, False)
+                c.set_device_available(n, d, False, self.name)
                 e.mark_dirty(n)
                 self.busy.add((n, d))
                 want -= placed
@@ -125,7 +125,7 @@ class MigManager(Subsystem):
         e, c, t = self.e, self.e.cluster, ev.t_s
         n, d = divmod(int(ev.ref), 1024)
         self.busy.discard((n, d))
-        c.set_device_available(n, d, True)
+        c.set_device_available(n, d, True, self.name)
         e.mark_dirty(n)
         out = e.retry_nodes([n], t)
         e.touch(t)

@@ -160,7 +160,7 @@ class SpotReclaimer(Subsystem):
 
     def _notice(self, n: int, t: float) -> Event:
         self.out.add(n)
-        self.view.cluster.set_node_up(n, False)  # cordon on notice
+        self.view.cluster.set_node_up(n, False, self.name)  # cordon on notice
         self.e.mark_dirty(n)
         self.e.touch(t)
         return Event(t + self.spec.notice_s, PRIO_RELEASE, "spot_reclaim", n)
@@ -197,7 +197,7 @@ class SpotReclaimer(Subsystem):
             mark_disruption(e, [a.pod for a in victims], DISRUPTION_REASON)
             e.evict(victims, None, t, "spot instance reclaimed")
         for d in range(int(c.gpu_count[n])):
-            c.set_device_available(n, d, False)
+            c.set_device_available(n, d, False, self.name)
         self.down_since[n] = t
         e.mark_dirty(n)
         out = e.retry_pods([a.pod for a in victims], t)
@@ -213,8 +213,8 @@ class SpotReclaimer(Subsystem):
         self.intervals.append((n, t_down, t))
         self.reclaimed_gpu_s[n] = self.reclaimed_gpu_s.get(n, 0.0) + (t - t_down) * int(c.gpu_count[n])
         for d in range(int(c.gpu_count[n])):
-            c.set_device_available(n, d, True)
-        c.set_node_up(n, True)
+            c.set_device_available(n, d, True, self.name)
+        c.set_node_up(n, True, self.name)
         self.out.discard(n)
         e.mark_dirty(n)
         out = e.retry_nodes([n], t)

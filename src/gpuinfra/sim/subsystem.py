@@ -13,7 +13,11 @@ lifecycle phases, storage, serving replicas, autoscalers, upgrade controllers (n
    engine exposes, declared by :class:`PodRuntime`), its own seeded random stream and the
    recorder. It never imports the engine;
 4. returns follow-up events from its handlers, as Vidur's and SimPy's handlers do, and a
-   JSON-able :meth:`Subsystem.summary` that lands in the run's results under its name.
+   JSON-able :meth:`Subsystem.summary` that lands in the run's results under its name;
+5. takes nodes down and devices out of service under its own name
+   (``cluster.set_node_up(n, False, self.name)``) and gives back only what it took: holds are
+   counted per owner, so a node two subsystems hold (a reboot during an upgrade's drain) comes
+   back only when both have released it.
 
 The engine is the composition: it builds every registered subsystem, routes each event kind to
 the one subsystem that declared it (two subsystems declaring the same kind is a bug, refused),

@@ -258,9 +258,9 @@ class UpgradeController(Subsystem):
     # -- helpers ---------------------------------------------------------------------------------
     def _unprovision(self, n: int, t: float) -> None:
         c = self.view.cluster
-        c.set_node_up(n, False)
+        c.set_node_up(n, False, self.name)
         for d in range(int(c.gpu_count[n])):
-            c.set_device_available(n, d, False)
+            c.set_device_available(n, d, False, self.name)
         self.unprov_since[n] = t
         self.e.mark_dirty(n)
 
@@ -275,8 +275,8 @@ class UpgradeController(Subsystem):
         c = self.view.cluster
         self._bill_from(n, t)  # no-op when billing started at the request
         for d in range(int(c.gpu_count[n])):
-            c.set_device_available(n, d, True)
-        c.set_node_up(n, True)
+            c.set_device_available(n, d, True, self.name)
+        c.set_node_up(n, True, self.name)
         self.e.mark_dirty(n)
 
     def _work_at_risk(self, n: int, t: float) -> float:
@@ -344,7 +344,7 @@ class UpgradeController(Subsystem):
                 break
             n = up[0]
             self.queue.remove(n)
-            self.view.cluster.set_node_up(n, False)  # cordon
+            self.view.cluster.set_node_up(n, False, self.name)  # cordon
             self.e.mark_dirty(n)
             self.draining[n] = t
             out.append(Event(t, PRIO_RELEASE, "upg_drain", n))
@@ -413,7 +413,7 @@ class UpgradeController(Subsystem):
         else:
             c = e.cluster
             for d in range(int(c.gpu_count[n])):
-                c.set_device_available(n, d, False)
+                c.set_device_available(n, d, False, self.name)
             e.mark_dirty(n)
             self.reimaging.add(n)
             out.append(Event(t + s.node_upgrade_s, PRIO_RELEASE, "upg_done", n))
@@ -425,8 +425,8 @@ class UpgradeController(Subsystem):
         c = e.cluster
         self.reimaging.discard(n)
         for d in range(int(c.gpu_count[n])):
-            c.set_device_available(n, d, True)
-        c.set_node_up(n, True)
+            c.set_device_available(n, d, True, self.name)
+        c.set_node_up(n, True, self.name)
         e.mark_dirty(n)
         self.done_nodes.append({"node": c.node_names[n], "t_s": t, "action": "upgraded"})
         out = e.retry_nodes([n], t) + self._maybe_finish(t)
