@@ -194,10 +194,7 @@ def load_design(path: Path | None) -> tuple[dict, str]:
                 where=f"{path}: layout",
                 expected="policy mig or mixed with a layout, or no layout",
             )
-        try:
-            check_layout(GPU, d.layout)
-        except UserError as e:
-            raise UserError(e.what, where=f"{path}: layout", expected=e.expected) from None
+        check_layout(GPU, d.layout, where=f"{path}: layout")
     return d.model_dump(), str(path)
 
 
