@@ -157,8 +157,14 @@ def test_bad_input_exit_2_one_message(cmd, needle, places, tmp_path):
     assert not (tmp_path / "m").exists() and not (tmp_path / "f").exists() and not (tmp_path / "r").exists()
 
 
-def test_missing_parent_directories_are_created(tmp_path):
+def test_a_file_output_with_a_missing_parent_directory_is_refused(tmp_path):
+    # one rule for every single-file output (io/atomic.check_output_file): the parent must exist;
+    # tests/cli/test_output_parents.py walks every such option
     out = tmp_path / "a" / "b" / "schema.json"
+    r = gi("schema", "-o", str(out))
+    assert r.returncode == 2 and "create it first" in r.stderr and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "a" / "b").mkdir(parents=True)
     r = gi("schema", "-o", str(out))
     assert r.returncode == 0 and out.stat().st_size > 0, r.output
 

@@ -103,8 +103,34 @@ def test_catalog_nvml_names_are_sourced_unique_and_agree_with_the_probe_matcher(
         assert match_catalog(m.nvml_name) == m.name
 
 
-def test_gpu_without_a_sourced_name_is_refused_unless_named(tmp_path):
-    unsourced = next(m for m in gpu_models() if m.mig and not m.nvml_name)
+@pytest.mark.parametrize(
+    ("gpu", "nvml", "want"),
+    [
+        # names as published nvidia-smi / CUDA outputs print them (sources in gpus.csv), labels by
+        # GFD's rule by hand: blanks -> '-', nothing else changes
+        ("P100", "Tesla P100-PCIE-16GB", "Tesla-P100-PCIE-16GB"),
+        ("A10G", "NVIDIA A10G", "NVIDIA-A10G"),
+        ("H100-PCIe", "NVIDIA H100 PCIe", "NVIDIA-H100-PCIe"),
+        ("B200", "NVIDIA B200", "NVIDIA-B200"),
+    ],
+)
+def test_newly_sourced_names_give_gfd_labels(tmp_path, gpu, nvml, want):
+    m = gpu_model(gpu)
+    assert m.nvml_name == nvml and "github.com/" in m.nvml_name_source
+    export_sharing("whole", gpu, tmp_path, force=True)
+    assert _labels(tmp_path / "node-labels.yaml")["nvidia.com/gpu.product"] == want
+    export_sharing("timeslice", gpu, tmp_path / "ts", replicas=2, force=True)
+    assert _labels(tmp_path / "ts" / "node-labels.yaml")["nvidia.com/gpu.product"] == want + "-SHARED"
+
+
+def test_gpu_without_a_sourced_name_is_refused_unless_named(tmp_path, monkeypatch):
+    import dataclasses
+
+    import gpuinfra.io.sharing_export as se
+
+    # every MIG GPU of the catalog now has a sourced name: refuse one stripped of it
+    unsourced = dataclasses.replace(gpu_model("H100-PCIe"), nvml_name=None, nvml_name_source="")
+    monkeypatch.setattr(se, "gpu_model", lambda name, **kw: unsourced)
     with pytest.raises(UserError, match="no sourced NVML product name"):
         export_sharing("whole", unsourced.name, tmp_path / "a")
     assert not (tmp_path / "a").exists()

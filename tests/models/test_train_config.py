@@ -121,3 +121,47 @@ def test_expandable_segments_reach_the_static_estimate():
     assert ok.ooms == 0
     bad = tc.variable_length_run(M, g, c, [*hist, fit + 256], "expandable_segments:True")
     assert bad.ooms == 1 and bad.first_oom_step == len(hist)
+
+
+def test_ring_all_reduce_latency_term_by_hand_across_nodes():
+    """The alpha term at small p: 4 ranks, one GPU on each of 4 nodes, ring, LL. NCCL tuning.cc:
+    base 6.6 us (ring LL) + 2(p-1) = 6 hops, all between nodes, x 2.7 us (network, ring LL) = 22.8 us;
+    the bandwidth term of 8 bytes is 2(p-1)/p x 8 B / rate, under a nanosecond."""
+    from gpuinfra.models.collectives import Placement, collective
+
+    r = collective("all_reduce", 8, Placement.make(TOPO, 1, nodes=4), algo="ring", proto="LL")
+    assert r.latency_s == pytest.approx((6.6 + 6 * 2.7) * 1e-6, rel=1e-12)
+    assert r.bandwidth_s < 1e-9 and r.time_s == pytest.approx(r.latency_s + r.bandwidth_s)
+
+
+def test_training_step_carries_the_dp_all_reduce_latency():
+    """dp 2 with tp 8: the data-parallel group is one GPU on each of 2 nodes. Its 7B/8 x 2 bytes
+    message is bandwidth-bound, so NCCL's model runs ring/Simple (the tree moves 2x the bytes at 2 nodes);
+    latency by hand: base 8.4 us + 2(p-1) = 2 network hops x 14.0 us (ring Simple), x 1.4 for Simple
+    across nodes on Hopper = 50.96 us."""
+    c = replace(BASE, tp=8, dp=2)
+    st = tc.step(M, TOPO, c)
+    assert st.dp_algo == "ring/Simple"
+    assert st.dp_latency_s == pytest.approx((8.4 + 2 * 14.0) * 1.4e-6, rel=1e-12)
+    assert 0 < st.dp_latency_s < st.dp_comm_s
+    one = tc.step(M, TOPO, replace(c, dp=1))
+    assert one.dp_latency_s == 0.0 and one.dp_comm_s == 0.0 and one.dp_algo == "none"
+
+
+def test_data_parallel_degree_is_bounded():
+    top = tc.MAX_NODES * 8 // 2  # tp 2 on 8-GPU nodes
+    tc.step(M, TOPO, replace(BASE, dp=top))  # the largest allowed runs
+    with pytest.raises(UserError, match="100,001 nodes") as e:
+        tc.step(M, TOPO, replace(BASE, dp=top + 1))
+    assert e.value.where == "--dp" and f"--dp {top}" in e.value.fix
+
+
+def test_precision_train_cli_refuses_a_million_ranks():
+    from tests.clirunner import gi
+
+    r = gi("precision", "train", "--dp", "1000000")
+    msg = " ".join(r.output.split())
+    assert r.returncode == 2 and "Traceback" not in r.output
+    assert "--dp" in msg and "250,000 nodes" in msg and "--dp 400000 or less" in msg, msg
+    r = gi("precision", "train", "--tp", "0")
+    assert r.returncode == 2 and "--tp" in r.output

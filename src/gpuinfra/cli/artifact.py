@@ -27,11 +27,9 @@ compat_app = typer.Typer(help="Driver / CUDA / PyTorch / GPU architecture compat
 def _write_new(path: Path, data: bytes, force: bool, mode: int = 0o600) -> None:
     """Write ``data`` atomically (gpuinfra.io.atomic) with ``mode`` (0o600: keys, manifests and
     signatures stay private to the owner, as before); refuse to overwrite without ``force``."""
-    from gpuinfra.io.atomic import check_new_file, write_bytes
+    from gpuinfra.io.atomic import check_output_file, write_bytes
 
-    if not path.parent.is_dir():
-        raise UserError(f"directory {path.parent} does not exist", where=str(path), fix="create it first")
-    check_new_file(path, force=force, where=str(path))
+    check_output_file(path, force=force, where=str(path))
     write_bytes(path, data, str(path), mode)
 
 

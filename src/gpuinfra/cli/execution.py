@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from gpuinfra.cli._common import _console
+from gpuinfra.cli._common import FORCE_HELP, _console
 from gpuinfra.units import MAX_SEED, check_all
 
 checkpoint_app = typer.Typer(help="Checkpoint size, cost and interval for a training job.", no_args_is_help=True)
@@ -46,8 +46,13 @@ def checkpoint_plan(
     ] = "s3",
     json_out: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     html: Annotated[Path | None, typer.Option(help="Write the trade-off curve as an HTML figure.")] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Recommend a checkpoint interval and show the ETTR trade-off against the interval."""
+    if html is not None:
+        from gpuinfra.io.atomic import check_output_file
+
+        check_output_file(html, force=force, where="--html")
     check_all(
         [
             (gpus, "--gpus", dict(lo=1, hi=10_000_000)),
@@ -82,7 +87,7 @@ def checkpoint_plan(
     if html is not None:
         from gpuinfra.report.checkpoint_fig import write_plan_html
 
-        write_plan_html(p, html)
+        write_plan_html(p, html, where="--html")
     if json_out:
         out.print_json(json.dumps(p.as_dict(), default=float))
         return

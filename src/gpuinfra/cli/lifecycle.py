@@ -14,7 +14,7 @@ from rich.table import Table
 
 from gpuinfra.cli._common import _console
 from gpuinfra.errors import UserError
-from gpuinfra.io.atomic import check_new_file, check_writable_dir, write_with
+from gpuinfra.io.atomic import check_output_file, write_with
 from gpuinfra.units import check_seed
 
 out = _console(highlight=False, soft_wrap=True)
@@ -192,8 +192,7 @@ def attribute_cmd(
 
     check_seed(seed)
     if csv is not None:  # before the simulation: a path that cannot take the file costs nothing
-        check_new_file(csv, force=force, where="--csv")
-        check_writable_dir(csv.parent, "--csv")
+        check_output_file(csv, force=force, where="--csv")
     if by not in ("namespace", "pod", "costCategory", "gpuModel"):
         raise UserError(f"--by {by}", where="--by", expected="namespace, pod, costCategory or gpuModel")
     from gpuinfra.analysis.attribution import rfc3339

@@ -54,7 +54,7 @@ def memory_run(
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Replay allocations through the caching-allocator model: reserved vs allocated, fragmentation, OOMs."""
-    from gpuinfra.io.atomic import check_new_file, check_writable_dir, write_text
+    from gpuinfra.io.atomic import check_output_file, write_text
     from gpuinfra.models.memory import format_size
     from gpuinfra.models.memory_trace import read_trace, run_trace
     from gpuinfra.models.memory_trace import scenario as get_scenario
@@ -65,8 +65,7 @@ def memory_run(
     if trace is not None:
         check_input_file(trace, "TRACE", "allocation trace")
     if html is not None:
-        check_new_file(html, force=force, where="--html")
-        check_writable_dir(html.parent, "--html")  # before the model runs, not after
+        check_output_file(html, force=force, where="--html")  # before the model runs, not after
     tr = get_scenario(scenario) if scenario else read_trace(trace)
     r = run_trace(tr, config)
     peaks = memory_peaks(r.rows)

@@ -165,14 +165,14 @@ def alerts_export(
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Write a Prometheus rule file for GPU alerts."""
-    from gpuinfra.io.atomic import check_new_file, write_text
+    from gpuinfra.io.atomic import check_output_file, write_text
     from gpuinfra.obs.export import run_promtool
     from gpuinfra.obs.rules import RULE_SETS, rule_file
 
     if rule_set not in RULE_SETS:
         raise UserError(f"unknown rule set '{rule_set}'", where="--set", expected=", ".join(RULE_SETS))
     if out_file is not None:
-        check_new_file(out_file, force=force, where="--out")
+        check_output_file(out_file, force=force, where="--out")
     text = rule_file(RULE_SETS[rule_set]())
     if out_file is None:
         sys.stdout.write(text)

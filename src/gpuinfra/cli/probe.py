@@ -45,12 +45,12 @@ def probe(
     """List the GPUs: memory, utilization, clocks, power, temperature, ECC, row remapping, MIG, PCIe, NVLink."""
     if ctx.invoked_subcommand is not None:
         return
-    from gpuinfra.io.atomic import check_new_file, write_with
+    from gpuinfra.io.atomic import check_output_file, write_with
     from gpuinfra.io.probe import probe_findings
     from gpuinfra.models.faults import verdict
 
     if save is not None:
-        check_new_file(save, force=force, where="--save")
+        check_output_file(save, force=force, where="--save")
     p = _get_probe(from_)
     if save is not None:
         write_with(save, p.save, "--save")

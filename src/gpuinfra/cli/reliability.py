@@ -109,7 +109,7 @@ def incident(
     """Run an incident scenario: signals over time, the debugging path, the cost of the action, a postmortem."""
     from gpuinfra.catalog.prices import gpu_hour_price
     from gpuinfra.errors import did_you_mean
-    from gpuinfra.io.atomic import check_new_file, write_text
+    from gpuinfra.io.atomic import check_output_file, write_text
     from gpuinfra.models.incidents import INCIDENTS
 
     if name not in INCIDENTS:
@@ -119,7 +119,7 @@ def incident(
     if act not in actions:
         raise UserError(f"unknown action '{act}' for {name}", where="--action", expected=" or ".join(actions))
     if postmortem is not None:
-        check_new_file(postmortem, force=force, where="--postmortem")
+        check_output_file(postmortem, force=force, where="--postmortem")
     inc = fn(act, usd=gpu_hour_price("H100-SXM").on_demand_usd or 0.0)
     md = inc.postmortem_markdown()
     if postmortem is not None:

@@ -124,9 +124,9 @@ def schema(
 
     text = json.dumps(Scenario.model_json_schema(), indent=2, sort_keys=True)
     if out_file:
-        from gpuinfra.io.atomic import check_new_file, write_text
+        from gpuinfra.io.atomic import check_output_file, write_text
 
-        check_new_file(out_file, force=force, where="--out")
+        check_output_file(out_file, force=force, where="--out")
         write_text(out_file, text + "\n", "--out")
     else:
         sys.stdout.write(text + "\n")

@@ -50,13 +50,13 @@ def topo_show(
     """Say how a node's GPUs are connected: NVLink, PCIe switches, host bridges, NUMA, NICs."""
     from collections import Counter
 
-    from gpuinfra.io.atomic import check_new_file, path_error
+    from gpuinfra.io.atomic import check_output_file, path_error
     from gpuinfra.io.health import read_text
     from gpuinfra.io.topo import parse_topo, rank
     from gpuinfra.models.topology import BUILTINS
 
     if html is not None:
-        check_new_file(html, force=force, where="--html")
+        check_output_file(html, force=force, where="--html")
     p = Path(node)
     exists = False
     if node not in BUILTINS:

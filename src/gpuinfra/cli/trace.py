@@ -46,10 +46,10 @@ def trace_convert(
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Convert a trace to gpuinfra's generic format (CSV or Parquet)."""
-    from gpuinfra.io.atomic import check_new_file, write_with
+    from gpuinfra.io.atomic import check_output_file, write_with
     from gpuinfra.io.traces import write_generic
 
-    check_new_file(dest, force=force, where="DEST")
+    check_output_file(dest, force=force, where="DEST")
     if dest.suffix.lower() not in (".csv", ".parquet"):
         raise UserError(f"cannot write '{dest.name}'", where="DEST", expected="a .csv or .parquet file name")
     pods = read_pods(source)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shlex
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,17 +64,8 @@ def ensure_dir(path: Path, where: str | None = None) -> None:
         raise path_error(e, path, where) from None
 
 
-def check_writable_dir(path: Path, where: str | None = None) -> bool:
-    """``mkdir -p path`` and prove a file can be created in it (a temporary file, removed again),
-    before any work whose output would land there. Returns whether ``path`` was created here.
-
-    Raises:
-        UserError: naming ``where``, the path and why (a parent is a file, permission, read-only,
-            a file system such as /proc that takes no new entries).
-    """
-    path = Path(path)
-    created = not path.exists()
-    ensure_dir(path, where)
+def _probe_writable(path: Path, where: str | None) -> None:
+    """Create and remove a temporary file in directory ``path``; path problems as UserError."""
     try:
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path)
         os.close(fd)
@@ -87,6 +79,20 @@ def check_writable_dir(path: Path, where: str | None = None) -> bool:
                 fix="choose a path under your home directory or the current directory",
             ) from None
         raise path_error(e, path, where) from None
+
+
+def check_writable_dir(path: Path, where: str | None = None) -> bool:
+    """``mkdir -p path`` and prove a file can be created in it (a temporary file, removed again),
+    before any work whose output would land there. Returns whether ``path`` was created here.
+
+    Raises:
+        UserError: naming ``where``, the path and why (a parent is a file, permission, read-only,
+            a file system such as /proc that takes no new entries).
+    """
+    path = Path(path)
+    created = not path.exists()
+    ensure_dir(path, where)
+    _probe_writable(path, where)
     return created
 
 
@@ -156,3 +162,37 @@ def check_new_file(path: Path, *, force: bool, where: str) -> None:
         raise UserError(
             f"'{path}' already exists", where=where, fix="choose another name, or pass --force to replace it"
         )
+
+
+def check_output_file(path: Path, *, force: bool, where: str) -> None:
+    """The checks of a single-file output option (``--csv``, ``--html``, ``schema -o``, ...),
+    before any work: :func:`check_new_file`, then the file's directory must already exist and take
+    a new file. A file output never creates directories (a typo in a parent would otherwise make
+    a tree silently); only the run/output *directories* a command owns (``lab -o``, ``simulate
+    --out``, ``export sharing -o``, ...) are created, by :func:`check_writable_dir`.
+
+    Raises:
+        UserError: naming ``where`` and the path: a directory, an existing file without ``force``,
+            a missing parent directory ("create it first"), a parent that is a file, no permission.
+    """
+    path = Path(path)
+    check_new_file(path, force=force, where=where)
+    parent = path.parent
+    if parent.is_dir():
+        _probe_writable(parent, where)
+        return
+    ancestor = parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise UserError(
+            f"cannot write '{path}': '{ancestor}' is a file, not a directory",
+            where=where,
+            fix="choose a path under a directory",
+        )
+    raise UserError(
+        f"the directory '{parent}' does not exist",
+        where=where,
+        expected="a file in an existing directory (file outputs do not create directories)",
+        fix=f"create it first (mkdir -p {shlex.quote(str(parent))}) or choose another path",
+    )

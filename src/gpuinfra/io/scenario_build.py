@@ -78,15 +78,15 @@ def _pools(spec: ClusterSpec) -> list[NodePool]:
                 from gpuinfra.io.sharing_export import check_layout
 
                 if not model or not gpu_model(model).mig:
+                    from gpuinfra.models.mig import mig_gpus
+
                     raise UserError(
-                        f"pool '{ps.name}' has no MIG-capable GPU",
+                        f"pool '{ps.name}' has {'GPU ' + model if model else 'no GPU model'}, which has no MIG",
                         where=f"{where}.mig_layout",
-                        expected="A100, H100, H200 or B200",
+                        expected="a MIG-capable gpu_model: " + ", ".join(mig_gpus()),
+                        fix=f"set {where}.gpu_model to one of those, or remove {where}.mig_layout",
                     )
-                try:
-                    check_layout(model, list(ps.mig_layout))
-                except UserError as e:
-                    raise UserError(e.what, where=f"{where}.mig_layout", expected=e.expected) from None
+                check_layout(model, list(ps.mig_layout), where=f"{where}.mig_layout")
                 layout = tuple(ps.mig_layout)
                 labels.setdefault("nvidia.com/mig.strategy", "mixed")
                 labels.setdefault("nvidia.com/mig.config", "gpuinfra-" + "-".join(sorted(layout)))
@@ -291,7 +291,10 @@ def _never_fits(
         p = reps.pod(k)
         if p.mig_profile and not any_mig:
             # without a MIG pool the profile has no MigFit filter: the request must not pass as a GPU share
-            out.update((i, f"asks for MIG instance {p.mig_profile}, and no pool has a mig_layout") for i in idx)
+            why = f"asks for MIG instance {p.mig_profile}, and no pool has a mig_layout; " + _no_mig_pool_hint(
+                p.mig_profile, pools
+            )
+            out.update((i, why) for i in idx)
             continue
         mask, results = fw.feasible(CycleState(), k)
         if mask.any():
@@ -314,12 +317,60 @@ def _never_fits(
             continue
         why = fw.diagnose(results).message()
         if p.mig_profile and not any(p.mig_profile in pl.mig_layout for pl in pools):
-            why = (
-                f"asks for MIG instance {p.mig_profile}, which no pool's mig_layout has and MigFit reconfigure is "
-                f"off ({why})"
+            why = f"asks for MIG instance {p.mig_profile}, which no pool's mig_layout has ({why}); " + _mig_hint(
+                p.mig_profile, pools
             )
         out.update((i, why) for i in idx)
     return out
+
+
+def _mig_hint(want: str, pools: list[NodePool]) -> str:
+    """What a pod asking for MIG profile ``want`` can change: the profiles the MIG pools' layouts
+    offer (the pod's ``mig_profile``), a valid layout of each pool's GPU that holds ``want`` (the
+    pool's ``mig_layout``, from the catalog's MIG tables), or MigFit reconfiguration."""
+    from gpuinfra.models import mig as migm
+
+    offered = sorted({x for pl in pools for x in pl.mig_layout})
+    fixes = []
+    for pl in pools:
+        if not pl.mig_layout or not pl.gpu_model:
+            continue
+        names = {q.name for q in migm.mig_profiles(pl.gpu_model)}
+        if want not in names:
+            fixes.append(
+                f"pool '{pl.name}' ({pl.gpu_model}) has no {want} profile (its profiles: {', '.join(sorted(names))})"
+            )
+            continue
+        near = migm.suggest_layouts(pl.gpu_model, [want, *pl.mig_layout], k=1)
+        fixes.append(
+            f"pool '{pl.name}' ({pl.gpu_model}) mig_layout [{', '.join(pl.mig_layout)}] could be [{near[0]}]"
+            if near
+            else f"pool '{pl.name}' ({pl.gpu_model}) cannot hold {want}"
+        )
+    return (
+        f"set the pod's mig_profile to one the layouts offer ({', '.join(offered)}), or change a pool's "
+        f"cluster.pools[].mig_layout: {'; '.join(fixes)}; or turn on scheduler.plugin_args.MigFit.reconfigure"
+    )
+
+
+def _no_mig_pool_hint(want: str, pools: list[NodePool]) -> str:
+    """A MIG request on a cluster without MIG pools: a layout holding ``want`` for each pool whose
+    GPU has the profile (catalog MIG tables), or the MIG-capable GPUs when none has."""
+    from gpuinfra.catalog import gpu_model
+    from gpuinfra.models import mig as migm
+
+    fixes = []
+    for pl in pools:
+        if pl.gpu_model and gpu_model(pl.gpu_model).mig and want in {q.name for q in migm.mig_profiles(pl.gpu_model)}:
+            near = migm.suggest_layouts(pl.gpu_model, [want], k=1)
+            fixes.append(f"pool '{pl.name}' ({pl.gpu_model}): mig_layout: [{near[0]}]")
+    if fixes:
+        return "add a cluster.pools[].mig_layout, e.g. " + "; ".join(dict.fromkeys(fixes))
+    has = [g for g in migm.mig_gpus() if want in {q.name for q in migm.mig_profiles(g)}]
+    return (
+        f"add a pool of a GPU with the {want} profile ({', '.join(has) or 'none in the catalog'}) and a mig_layout, "
+        "or set the pod's mig_profile to a profile of the cluster's GPUs (gpuinfra mig profiles GPU)"
+    )
 
 
 def _refuse_impossible(bad: list[tuple[int, str]], pods: PodTable, where_of: dict[str, str], label: str) -> None:

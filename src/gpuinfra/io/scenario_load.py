@@ -20,6 +20,7 @@ typo is the problem.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -142,7 +143,11 @@ def _check_expansion(root: yaml.Node) -> None:
                 stack.append((c, False))
 
 
-def _yaml_error(e: yaml.YAMLError, label: str) -> UserError:
+SYNTAX_DOC_DEFAULT = "see docs/scenarios.md for the scenario format and `gpuinfra schema` for its fields"
+"""The hint of a YAML syntax error when the caller names no document (scenario files)."""
+
+
+def _yaml_error(e: yaml.YAMLError, label: str, doc: str | None = None) -> UserError:
     mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
     if isinstance(e, yaml.reader.ReaderError):
         return UserError(f"character {e.character!r} is not allowed in YAML", where=f"{label} (character {e.position})")
@@ -155,11 +160,19 @@ def _yaml_error(e: yaml.YAMLError, label: str) -> UserError:
             expected=f"at most {MAX_DEPTH} levels of nesting and {MAX_EXPANDED_NODES:,} nodes with aliases expanded",
             fix="write the structure out plainly; no gpuinfra input needs deep nesting or many aliases",
         )
-    return UserError(f"YAML syntax error: {problem}", where=where, expected="valid YAML (see docs/scenarios.md)")
+    return UserError(
+        f"YAML syntax error: {problem}",
+        where=where,
+        expected="valid YAML (`key: value` lines, consistent indentation)",
+        fix=doc or SYNTAX_DOC_DEFAULT,
+    )
 
 
-def load_yaml(text: str, label: str) -> tuple[Any, yaml.Node | None]:
+def load_yaml(text: str, label: str, *, doc: str | None = None) -> tuple[Any, yaml.Node | None]:
     """Parse YAML text with the bounds above; returns the data and its node tree (for line numbers).
+
+    ``doc``: where the file's format is documented, the hint a syntax error ends with (default
+    :data:`SYNTAX_DOC_DEFAULT`, the scenario docs); each file kind's loader passes its own.
 
     Raises :class:`UserError` (or :class:`UserErrors` for several duplicate keys) naming the
     file, line and column.
@@ -167,7 +180,7 @@ def load_yaml(text: str, label: str) -> tuple[Any, yaml.Node | None]:
     try:
         loader = _BoundedLoader(text)
     except yaml.YAMLError as e:
-        raise _yaml_error(e, label) from None
+        raise _yaml_error(e, label, doc) from None
     try:
         root = loader.get_single_node()
         if root is None:
@@ -175,7 +188,7 @@ def load_yaml(text: str, label: str) -> tuple[Any, yaml.Node | None]:
         _check_expansion(root)
         data = loader.construct_document(root)
     except yaml.YAMLError as e:
-        raise _yaml_error(e, label) from None
+        raise _yaml_error(e, label, doc) from None
     except RecursionError:  # pragma: no cover - the depth bound comes first
         raise UserError("YAML nests too deeply", where=label, expected=f"at most {MAX_DEPTH} levels") from None
     finally:
@@ -346,12 +359,41 @@ def problems_error(problems: list[Problem], root: yaml.Node | None, label: str, 
 
 
 FIELD_DOCS = {
-    "Scenario": "see `gpuinfra schema` for every field, its type and range",
+    "Scenario": "see `gpuinfra schema` for every field, its type and range (docs/scenarios.md: the format)",
     "ForecastFile": "see docs/capacity.md (`gpuinfra capacity plan`) for the forecast format",
     "WhatIfSpec": "see docs/capacity.md (`gpuinfra spot whatif`) for the spec's fields",
 }
 """Where the fields of each validated model are documented (the hint a validation error ends with).
 `gpuinfra schema` prints the scenario schema only, so it is the hint for scenarios alone."""
+
+DESIGNS_DIR = Path(__file__).resolve().parents[1] / "labs" / "designs"
+"""The labs' shipped ``--design`` files: each is the documented example of its lab's fields."""
+
+_LAB_DESIGN = re.compile(r"\blab (\d+) design\b")
+
+
+def design_doc(lab: int) -> str:
+    """The hint for lab ``lab``'s ``--design`` file: its shipped design(s) under
+    ``src/gpuinfra/labs/designs/`` (a commented example of every field), else the README's lab list."""
+    # lab 11's lab11-baseline-estate.yaml is the lab's fixed estate, not a design
+    shipped = sorted(
+        p.name
+        for p in DESIGNS_DIR.glob(f"lab{lab}-*")
+        if p.suffix in (".yaml", ".yml", ".txt") and "-baseline-" not in p.name
+    )
+    if not shipped:
+        return f"see README.md (`gpuinfra lab {lab} --design`) for what the design holds"
+    names = " or ".join(f"src/gpuinfra/labs/designs/{n}" for n in shipped)
+    return f"see the shipped lab {lab} design {names} for its fields"
+
+
+def doc_for(model: type, what: str = "") -> str | None:
+    """Where a file validated against ``model`` is documented: :data:`FIELD_DOCS`, else (for a
+    lab design, ``what`` = 'a lab N design') the lab's shipped design; None when unknown."""
+    if model.__name__ in FIELD_DOCS:
+        return FIELD_DOCS[model.__name__]
+    m = _LAB_DESIGN.search(what)
+    return design_doc(int(m.group(1))) if m else None
 
 
 def validate(
@@ -370,8 +412,8 @@ def validate(
     Returns the model instance and the node tree. Raises :class:`UserError`/:class:`UserErrors`.
     """
     if fix == "":
-        fix = FIELD_DOCS.get(model.__name__)
-    data, root = load_yaml(text, label)
+        fix = doc_for(model, what)
+    data, root = load_yaml(text, label, doc=fix or f"see the documentation of {what} for its format")
     if not isinstance(data, dict):
         raise UserError(
             f"{what} must be a YAML mapping",
@@ -449,11 +491,13 @@ def scheduler_problems(data: Any) -> list[Problem]:
     return out
 
 
-def read_design_yaml(path: str | Path, label: str | None = None) -> Any:
+def read_design_yaml(path: str | Path, label: str | None = None, *, lab: int | None = None) -> Any:
     """A lab design file's YAML through the scenario loader's boundary: encodings (UTF-8/16 with a
-    BOM), size bound, duplicate keys, alias and nesting bounds, syntax errors with file:line."""
+    BOM), size bound, duplicate keys, alias and nesting bounds, syntax errors with file:line
+    (ending with the lab's shipped design, :func:`design_doc`, when ``lab`` is given)."""
     label = label or str(path)
-    data, _ = load_yaml(read_text_file(path, label), label)
+    doc = design_doc(lab) if lab is not None else "see the shipped designs under src/gpuinfra/labs/designs/"
+    data, _ = load_yaml(read_text_file(path, label), label, doc=doc)
     return data
 
 

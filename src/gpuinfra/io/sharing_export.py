@@ -192,20 +192,30 @@ def _mig_product_labels(nvml: str, layout: list[str]) -> dict[str, str]:
     return out
 
 
-def check_layout(gpu: str, layout: list[str]) -> list[migm.Instance]:
+def check_layout(gpu: str, layout: list[str], where: str = "--layout") -> list[migm.Instance]:
     """Place the instances (largest first, as the MIG guide recommends), searching the start slots
-    so that, e.g., 3-2-1-1 lands as 0:1, 1:1, 2:2, 4:4; refuse a layout no placement fits."""
-    got = place_layout(gpu, layout)
+    so that, e.g., 3-2-1-1 lands as 0:1, 1:1, 2:2, 4:4; refuse a layout no placement fits, naming
+    why (:func:`gpuinfra.models.mig.layout_trouble`) and the closest valid layouts of the GPU.
+
+    Raises:
+        UserError: at ``where``: an unknown profile (the GPU's valid profiles listed) or a layout
+            that does not fit one GPU.
+    """
+    name = gpu_model(gpu).name
+    try:
+        got = place_layout(gpu, layout)
+    except UserError as e:
+        raise UserError(e.what, where=where, expected=e.expected, fix=e.fix) from None
     if got is None:
-        profs = sorted(
-            (migm.profile(gpu, n) for n in layout), key=lambda p: (-p.memory_slices, -p.compute_slices, p.name)
-        )
-        why = migm.why_not([], profs[0], profs[0].placements[0]) if profs else "empty layout"
+        near = migm.suggest_layouts(gpu, layout)
         raise UserError(
-            f"MIG layout {','.join(layout)} does not fit one {gpu_model(gpu).name} in any placement",
-            where="--layout",
-            expected="profiles whose slices and start slots fit together (gpuinfra mig fit)"
-            + (f"; first refusal: {why}" if why else ""),
+            f"MIG layout {','.join(layout)} does not fit one {name}: {migm.layout_trouble(gpu, layout)}",
+            where=where,
+            expected=f"instances that fit one {name} together, e.g. " + " or ".join(f"[{x}]" for x in near)
+            if near
+            else f"instances that fit one {name} together",
+            fix=f"edit {where}; `gpuinfra mig profiles {name}` lists each profile's slices, count and start "
+            "slots, `gpuinfra mig fit` checks one more instance",
         )
     return got
 
@@ -315,7 +325,7 @@ def export_sharing(
         name = mig_config_name(lay)
         extra: dict[str, list[str]] = {}
         if policy == "mig" and training_layout:
-            check_layout(gpu, training_layout)
+            check_layout(gpu, training_layout, where="training_layout")
             if sorted(training_layout) != sorted(lay):
                 extra[mig_config_name(training_layout)] = list(training_layout)
         mig_layouts = {name: list(lay), **extra}

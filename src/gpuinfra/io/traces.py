@@ -537,7 +537,7 @@ def _mig_milli(r: dict[str, str], profile: str, where: str) -> int:
     try:
         return mig_milli(gpu_model(models[0], where=f"{where} (gpu_model)").name, profile)
     except UserError as e:
-        raise UserError(e.what, where=f"{where} (mig_profile)", expected=e.expected) from None
+        raise UserError(e.what, where=f"{where} (mig_profile)", expected=e.expected, fix=e.fix) from None
 
 
 def _parquet_rows(path: Path, label: str) -> Iterator[tuple[int, dict[str, str]]]:

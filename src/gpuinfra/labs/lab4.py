@@ -169,7 +169,7 @@ def load_design(path: Path | None) -> tuple[dict, str]:
     """Read and check a design (``Design``): every mistake is a ``UserError`` naming the field."""
     if path is None:
         return Design().model_dump(), "the built-in design (mixed fleet: training on whole GPUs, inference on MIG)"
-    raw = read_design_yaml(path) or {}
+    raw = read_design_yaml(path, lab=4) or {}
     if not isinstance(raw, dict):
         raise UserError("a design is a mapping", where=str(path), expected="keys policy, replicas, layout")
     try:
@@ -194,10 +194,7 @@ def load_design(path: Path | None) -> tuple[dict, str]:
                 where=f"{path}: layout",
                 expected="policy mig or mixed with a layout, or no layout",
             )
-        try:
-            check_layout(GPU, d.layout)
-        except UserError as e:
-            raise UserError(e.what, where=f"{path}: layout", expected=e.expected) from None
+        check_layout(GPU, d.layout, where=f"{path}: layout")
     return d.model_dump(), str(path)
 
 

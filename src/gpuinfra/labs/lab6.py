@@ -190,7 +190,7 @@ def load_design(path: Path | None) -> tuple[Design, str]:
     label = str(p) if path else "builtin:lab6-policy.yaml"
     if not p.exists():
         raise UserError("design file not found", where=str(p), fix="give a YAML file with a `scheduler:` block")
-    data = read_design_yaml(p, label)
+    data = read_design_yaml(p, label, lab=6)
     if not isinstance(data, dict) or "scheduler" not in data:
         raise UserError(
             "a design needs a `scheduler:` block",

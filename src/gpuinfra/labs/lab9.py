@@ -170,7 +170,7 @@ def load_design(path: Path | None) -> tuple[dict, str]:
     }
     if path is None:
         return d, "the built-in design (fp8 weights, chunked prefill, 2 replicas)"
-    raw = read_design_yaml(Path(path)) or {}
+    raw = read_design_yaml(Path(path), lab=9) or {}
     if not isinstance(raw, dict):
         raise UserError("the design is not a mapping", where=str(path), expected=", ".join(sorted(DESIGN_KEYS)))
     unknown = set(raw) - DESIGN_KEYS

@@ -11,6 +11,7 @@ Reconfiguring instances needs the GPU idle (the guide's "reconfigure when idle")
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 
@@ -90,7 +91,7 @@ def profile(gpu: str, name: str) -> MigProfile:
     raise UserError(
         f"unknown MIG profile '{name}' for {gpu_model(gpu).name}",
         expected="one of " + ", ".join(names),
-        fix=did_you_mean(name, names) or "see `gpuinfra mig profiles GPU`",
+        fix=did_you_mean(name, names) or f"see `gpuinfra mig profiles {gpu_model(gpu).name}`",
     )
 
 
@@ -176,3 +177,60 @@ def mig_milli(gpu: str, profile_name: str) -> int:
     scheduler's accounting unit; an A100/H100 has 7 compute slices). Raises UserError for an
     unknown GPU or profile."""
     return 1000 * profile(gpu, profile_name).compute_slices // 7
+
+
+def mig_gpus() -> tuple[str, ...]:
+    """The catalog GPUs that have MIG profiles (catalog/data/mig_profiles.csv), in table order."""
+    return tuple(dict.fromkeys(p.gpu for p in _all_profiles()))
+
+
+@cache
+def _layout_names(gpu: str) -> tuple[tuple[str, ...], ...]:
+    """Every maximal layout of ``gpu`` without media engines (:func:`layouts`) as profile names,
+    largest instance first."""
+    out = []
+    for lay in layouts(gpu):
+        ps = sorted((i.profile for i in lay), key=lambda q: (-q.memory_slices, -q.compute_slices, q.name))
+        out.append(tuple(q.name for q in ps))
+    return tuple(dict.fromkeys(out))
+
+
+def layout_trouble(gpu: str, names: list[str]) -> str:
+    """Why the instances ``names`` cannot share one GPU: a profile above its count per GPU, more
+    compute or memory slices than the GPU has, or (when those add up) start slots that collide.
+    Unknown profiles raise UserError (:func:`profile`)."""
+    profs = [profile(gpu, n) for n in names]
+    why = []
+    for name, n in Counter(names).items():
+        p = profile(gpu, name)
+        if n > p.max_count:
+            why.append(f"{n} x {name}, at most {p.max_count} per GPU")
+    c, m = sum(p.compute_slices for p in profs), sum(p.memory_slices for p in profs)
+    if c > COMPUTE_SLICES:
+        why.append(f"{c} compute slices of the {COMPUTE_SLICES}")
+    if m > MEMORY_SLICES:
+        why.append(f"{m} memory slices of the {MEMORY_SLICES}")
+    if sum(p.media_engines for p in profs) > 1:
+        why.append("more than one +me instance")
+    return "; ".join(why) or "the slices add up but no choice of the profiles' start slots keeps them apart"
+
+
+def suggest_layouts(gpu: str, names: list[str], k: int = 3) -> list[str]:
+    """Up to ``k`` valid maximal layouts of ``gpu`` closest to ``names``: those holding its largest
+    profile; most requested instances kept first, then most compute slices used, then fewest
+    instances. Comma-joined names, largest instance first."""
+    want = Counter(names)
+    known = [n for n in names if n in {p.name for p in mig_profiles(gpu)}]
+    biggest = (
+        max((profile(gpu, n) for n in known), key=lambda q: (q.memory_slices, q.compute_slices)).name if known else None
+    )
+    ranked = sorted(
+        (lay for lay in _layout_names(gpu) if biggest is None or biggest in lay),
+        key=lambda lay: (
+            -sum((want & Counter(lay)).values()),
+            -sum(profile(gpu, n).compute_slices for n in lay),
+            len(lay),
+            lay,
+        ),
+    )
+    return [",".join(lay) for lay in ranked[:k]]

@@ -47,7 +47,13 @@ Recomputation adds a forward pass (full) or the attention core's forward (select
 pays the roofline's launch overhead; CUDA graphs replay a captured step with one launch, so the
 per-kernel launch cost goes. ZeRO-3 moves 1.5x the bytes of an all-reduce (ZeRO sec. 7.2.2:
 parameter all-gathers in forward and backward plus the gradient reduce-scatter); stages 1-2 move
-the same volume as plain data parallel. Adam is memory-bound at 28 bytes of traffic per parameter
+the same volume as plain data parallel. The data-parallel all-reduce is NCCL's cost model
+(:func:`gpuinfra.models.collectives.collective`, constants from NCCL ``src/graph/tuning.cc``): a
+latency term (ring: 2(p-1) hops x the per-hop latency of NVLink/PCIe or the network plus a base
+latency; tree: 2 log2(nodes) network hops) plus the bandwidth term 2(p-1)/p x bytes / bus rate,
+the fastest algorithm and protocol chosen as NCCL does; ``dp_latency_s`` reports the latency part.
+The data-parallel group is bounded: at most :data:`MAX_NODES` nodes for the whole job. Adam is
+memory-bound at 28 bytes of traffic per parameter
 of the shard it updates (1 / N_d of it with any ZeRO stage).
 
 **Stability** (:func:`number_format`, :func:`grad_scaler_skip_fraction`,
@@ -127,6 +133,29 @@ class TrainConfig:
                 raise UserError(f"{k} must be at least 1", where=f"--{k.replace('_', '-')}")
         if m.layers % self.pp:
             raise UserError(f"pp {self.pp} does not divide {m.name}'s {m.layers} layers", where="--pp")
+
+
+MAX_NODES = 100_000
+"""Most nodes a training configuration may span (tp x pp x dp / GPUs per node), as ``gpuinfra
+collective --nodes`` allows. The largest published single training job, Llama 3 405B, ran on up to
+16,384 H100 GPUs = 2,048 nodes (Llama Team, "The Llama 3 Herd of Models", 2024, sec. 3.3); 100,000
+eight-GPU nodes is 800,000 GPUs, about 50x that. [assumption: beyond it the fat-tree fabric of
+:class:`gpuinfra.models.collectives.Fabric` (leaf/spine, uniform links, no failures) describes no
+built system, so step times would be extrapolation, not a model.]"""
+
+
+def check_scale(c: TrainConfig, gpus_per_node: int) -> None:
+    """UserError when ``c`` needs more than :data:`MAX_NODES` nodes of ``gpus_per_node`` GPUs."""
+    nodes = -(-c.gpus // max(1, gpus_per_node))
+    if nodes > MAX_NODES:
+        max_dp = MAX_NODES * gpus_per_node // (c.tp * c.pp)
+        raise UserError(
+            f"tp {c.tp} x pp {c.pp} x dp {c.dp:,} = {c.gpus:,} GPUs need {nodes:,} nodes of {gpus_per_node} GPUs",
+            where="--dp",
+            expected=f"at most {MAX_NODES:,} nodes (dp <= {max_dp:,} here); the largest published training "
+            "job used 16,384 GPUs (Llama 3 405B)",
+            fix=f"use --dp {max_dp} or less",
+        )
 
 
 # -- memory ---------------------------------------------------------------------------------------
@@ -231,6 +260,10 @@ class TrainStep:
     tokens_per_s: float
     mfu: float
     peak_flops: float
+    dp_latency_s: float = 0.0
+    """The latency (alpha) part of ``dp_comm_s``: NCCL's per-hop and base latencies."""
+    dp_algo: str = "none"
+    """The algorithm/protocol NCCL's model picks for the data-parallel all-reduce (e.g. ring/Simple)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -300,6 +333,7 @@ def step(m: ModelSpec, topo: Topology, c: TrainConfig, fabric: Fabric | None = N
     fabric = fabric or Fabric()
     g = topo.gpu
     per_node = len(topo.gpus)
+    check_scale(c, per_node)
     if c.tp > per_node or m.heads % c.tp or m.ffn % c.tp:
         raise UserError(
             f"tp {c.tp} must divide {m.name}'s heads and FFN and fit in a {per_node}-GPU node", where="--tp"
@@ -337,11 +371,13 @@ def step(m: ModelSpec, topo: Topology, c: TrainConfig, fabric: Fabric | None = N
     pipe = (c.microbatches + c.pp - 1) * per_mb
     bubble = (c.pp - 1) * per_mb
     shard = m.params / (c.tp * c.pp)
-    dp_comm = 0.0
+    dp_comm = dp_lat = 0.0
+    dp_algo = "none"
     pl_dp = _dp_placement(topo, c.parallelism(), fabric)
     if pl_dp is not None:
-        dp_comm = collective("all_reduce", int(width * shard), pl_dp, dtype=nccl_dt).time_s
-        dp_comm *= 1.5 if c.zero >= 3 else 1.0
+        ar = collective("all_reduce", int(width * shard), pl_dp, dtype=nccl_dt)
+        z3 = 1.5 if c.zero >= 3 else 1.0
+        dp_comm, dp_lat, dp_algo = ar.time_s * z3, ar.latency_s * z3, f"{ar.algo}/{ar.proto}"
     exposed = max(0.0, dp_comm - c.overlap * b_mb)
     hidden = dp_comm - exposed
     sms = int(getattr(g, "sm_count", 0) or 0)
@@ -366,6 +402,8 @@ def step(m: ModelSpec, topo: Topology, c: TrainConfig, fabric: Fabric | None = N
         tps,
         mfu,
         peak,
+        dp_lat,
+        dp_algo,
     )
 
 

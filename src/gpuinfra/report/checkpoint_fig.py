@@ -37,8 +37,9 @@ def plan_figure(p, title: str | None = None) -> go.Figure:
     return fig
 
 
-def write_plan_html(p, path: Path) -> None:
-    """One self-contained HTML file with the plan's figure."""
+def write_plan_html(p, path: Path, where: str | None = None) -> None:
+    """One self-contained HTML file with the plan's figure, written atomically (the CLI checks
+    ``path`` first with :func:`gpuinfra.io.atomic.check_output_file`; ``where`` names the option)."""
     from gpuinfra.io.atomic import write_text
     from gpuinfra.report.html import fig_html
     from gpuinfra.report.page import Section, render_page
@@ -46,4 +47,4 @@ def write_plan_html(p, path: Path) -> None:
     r = p.recommended
     claim = f"Recommended interval {r.interval_s / 60:.1f} min gives ETTR {r.ettr:.3f}; Young {p.young_s / 60:.1f} min, Daly {p.daly_s / 60:.1f} min."
     page = render_page("Checkpoint plan", [Section("Trade-off", fig_html(plan_figure(p), "plan"), claim)])
-    write_text(path, page)  # atomic; creates the parent directory
+    write_text(path, page, where)

@@ -329,7 +329,7 @@ def parse_spec(text: str, label: str) -> SweepSpec:
 
     # the scenario loader's YAML reader: duplicate keys (PyYAML keeps the last silently), alias
     # bombs and deep nesting refused, syntax errors at file:line
-    data, _ = load_yaml(text, label)
+    data, _ = load_yaml(text, label, doc="see docs/sweeps.md ('The sweep file') for the format")
     if not isinstance(data, dict):
         raise UserError("a sweep file is a YAML mapping", where=label, expected="name:, scenario:, seeds:, params:")
     try:
