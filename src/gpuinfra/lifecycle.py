@@ -15,7 +15,7 @@ candidate, so differences come from the candidate alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,14 @@ class UpgradePlan:
     proposed: dict[str, Any] | None
     pool_nodes: int = 0
     """Nodes of the upgraded pool (a candidate is safe only when it upgrades all of them)."""
+    current_findings: list[dict[str, str]] = field(default_factory=list)
+    """What compat check says against the stack the pool runs *now* (its warn and refuse findings:
+    rule, verdict, message, source, fix). An upgrade may start from a stack the tables refuse (that
+    is often why it is done), so these are reported, not refused."""
 
     def as_dict(self) -> dict:
         return {
+            "current_stack_findings": self.current_findings,
             "change": self.change.as_dict(),
             "naive": self.naive,
             "proposed": self.proposed,
@@ -130,7 +135,7 @@ def upgrade_plan(
             fix="add upgrade.stack to the scenario, or pass --from " + ",".join(f"{k}={v}" for k, v in ex.items()),
         )
     try:  # the current stack alone first, so a bad version is blamed on where it was written
-        compat.check(compat.Stack(hw, cur["driver"], cur.get("cuda"), cur.get("framework")))
+        now = compat.check(compat.Stack(hw, cur["driver"], cur.get("cuda"), cur.get("framework")))
     except UserError as e:
         src = "--from" if stack else upgrade_locator(sc)("upgrade.stack")
         raise UserError(
@@ -209,7 +214,12 @@ def upgrade_plan(
     if len(safe):
         ranked = safe.sort_values(["disruption_usd", "service_replica_hours_unready", "duration_h", "candidate"])
         pick = ranked.iloc[0].to_dict()
-    return UpgradePlan(change, df, naive, pick, n_nodes)
+    current = [
+        {"rule": f.rule, "verdict": f.verdict, "message": f.message, "source": f.source, "fix": f.fix}
+        for f in now.findings
+        if f.verdict != "ok"
+    ]
+    return UpgradePlan(change, df, naive, pick, n_nodes, current)
 
 
 def on_flag(e: UserError, flag: str) -> UserError:

@@ -95,3 +95,16 @@ def test_upgrade_layers_framework_only_needs_no_drain():
     assert d["driver_compat"] == "native" and "rolling restart" in d["rollout"]
     r = runner.invoke(app, [*args, "--to", "framework=2.7"])
     assert "rolling restart of the pods" in r.output and "nodes must be drained: False" in r.output
+
+
+def test_upgrade_plan_reports_what_compat_refuses_in_the_current_stack():
+    # an H100 pool on R515 with CUDA 11.7: both predate Hopper, which is why one upgrades; the plan
+    # runs (the upgrade moves away from the refused stack) and says what is wrong with today's
+    args = ["upgrade", "plan", str(EX / "upgrade.yaml"), "--from", "driver=515.65.01,cuda=11.7,framework=1.13"]
+    r = runner.invoke(app, [*args, "--to", "driver=580.65.06", "--json"])
+    assert r.exit_code == 0, r.output
+    refused = {f["rule"] for f in json.loads(r.output)["current_stack_findings"] if f["verdict"] == "refuse"}
+    assert refused == {"arch-min-driver", "arch-min-cuda"}
+    text = runner.invoke(app, [*args, "--to", "driver=580.65.06"]).output
+    assert "current stack: compat check refuses it (arch-min-driver)" in text
+    assert "driver 520.61.05" in text  # NVIDIA's spelling of the Hopper minimum, not 520.61.5

@@ -114,6 +114,17 @@ def plan_cmd(
         print(json.dumps(p.as_dict(), indent=1, default=str))
         return
     ch = p.change
+    # the stack the pool runs now, judged like any target: what it refuses matters (often the reason
+    # for the upgrade); its warnings are counted here and listed by --json or compat check
+    for f in p.current_findings:
+        if f["verdict"] == "refuse":
+            out.print(f"[red]current stack: compat check refuses it ({escape(f['rule'])}): {escape(f['message'])}[/]")
+    warns = [f["rule"] for f in p.current_findings if f["verdict"] == "warn"]
+    if warns:
+        out.print(
+            f"[yellow]current stack: {len(warns)} compat warning{'s' if len(warns) > 1 else ''} "
+            f"({escape(', '.join(warns))}); --json lists them[/]"
+        )
     out.print(
         "[bold]change[/]: "
         + escape(

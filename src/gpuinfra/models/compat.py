@@ -86,6 +86,12 @@ def _fmt(v: tuple[int, ...]) -> str:
     return ".".join(str(x) for x in v)
 
 
+def fmt_driver(v: tuple[int, ...]) -> str:
+    """A driver version as NVIDIA spells it: the minor and patch have two digits at least
+    (520.61.05, 535.104.05; a tuple (520, 61, 5) would otherwise print as 520.61.5)."""
+    return ".".join([str(v[0]), *(f"{x:02d}" for x in v[1:])])
+
+
 def _toolkit(cuda: tuple[int, ...]) -> cc.ToolkitRelease:
     rows = [t for t in cc.toolkits() if t.cuda[: len(cuda)] == cuda]
     if not rows:
@@ -223,10 +229,10 @@ def _arch_driver(rep: Report, drv: tuple[int, ...], drv_text: str, arch: cc.GpuA
                 "arch-min-driver",
                 "refuse",
                 f"driver {drv_text} predates {arch.architecture} (sm_{arch.sm}): the first CUDA with its code "
-                f"({_fmt(arch.min_cuda[:2])}) shipped with driver {_fmt(tk.linux_driver)}, and a driver does not run "
+                f"({_fmt(arch.min_cuda[:2])}) shipped with driver {fmt_driver(tk.linux_driver)}, and a driver does not run "
                 "a GPU it predates (minor-version compatibility covers toolkits, not GPUs)",
                 f"{arch.source};{tk.source}",
-                f"use driver >= {_fmt(tk.linux_driver)}",
+                f"use driver >= {fmt_driver(tk.linux_driver)}",
             )
         )
 
@@ -241,7 +247,7 @@ def _driver_rules(
             Finding(
                 "driver-floor",
                 "ok",
-                f"driver {drv_text} >= {_fmt(t.linux_driver)}, the driver CUDA "
+                f"driver {drv_text} >= {fmt_driver(t.linux_driver)}, the driver CUDA "
                 f"{_fmt(t.cuda)} shipped with: full features",
                 t.source,
             )
@@ -252,10 +258,10 @@ def _driver_rules(
                 "minor-version",
                 "warn",
                 f"driver {drv_text} is older than CUDA {_fmt(t.cuda)}'s "
-                f"{_fmt(t.linux_driver)} but >= the CUDA {cuda[0]}.x floor {_fmt(t.family_min_driver)}: runs "
+                f"{fmt_driver(t.linux_driver)} but >= the CUDA {cuda[0]}.x floor {fmt_driver(t.family_min_driver)}: runs "
                 "under minor-version compatibility (features needing a newer driver fail; newer PTX cannot JIT)",
                 "S3",
-                f"upgrade the driver to >= {_fmt(t.linux_driver)} for full features",
+                f"upgrade the driver to >= {fmt_driver(t.linux_driver)} for full features",
             )
         )
     else:
@@ -264,7 +270,7 @@ def _driver_rules(
             Finding(
                 "forward-compat",
                 "refuse",
-                f"driver {drv_text} is below the CUDA {cuda[0]}.x floor {_fmt(t.family_min_driver)}: CUDA "
+                f"driver {drv_text} is below the CUDA {cuda[0]}.x floor {fmt_driver(t.family_min_driver)}: CUDA "
                 f"{_fmt(cuda)} will not initialise ('CUDA driver version is insufficient')"
                 + (
                     " unless the cuda-compat package supplies a newer libcuda (data-center GPUs only)"
@@ -272,7 +278,7 @@ def _driver_rules(
                     else "; forward compatibility (cuda-compat) is not supported on consumer GPUs"
                 ),
                 "S3",
-                f"upgrade the driver to >= {_fmt(t.linux_driver)}"
+                f"upgrade the driver to >= {fmt_driver(t.linux_driver)}"
                 + (f", or install cuda-compat-{cuda[0]}-{cuda[1] if len(cuda) > 1 else 0}" if dc else ""),
             )
         )

@@ -171,11 +171,6 @@ def _fmt(v: tuple[int, ...]) -> str:
     return ".".join(str(x) for x in v)
 
 
-def _fmt_driver(v: tuple[int, ...]) -> str:
-    """NVIDIA's spelling: the minor and patch are two digits at least (580.65.06, 535.104.05)."""
-    return ".".join([str(v[0]), *(f"{x:02d}" for x in v[1:])])
-
-
 def _driver_mode(rep: compat.Report) -> str | None:
     """'native' (driver >= the toolkit's driver), 'minor-version' or 'cuda-compat' (forward compat), from
     the report's driver rule; None when no CUDA is named."""
@@ -244,7 +239,7 @@ def plan_change(before: NodeStack, to: dict[str, str]) -> ChangePlan:
             if "driver" not in to and cu is not None:
                 tk = compat._toolkit(cc.version_tuple(cu, where="--to cuda")[:2])
                 if cc.version_tuple(naive.driver) < tk.linux_driver:
-                    drivers.append(_fmt_driver(tk.linux_driver))
+                    drivers.append(compat.fmt_driver(tk.linux_driver))
             for drv in drivers:
                 cand = replace(naive, driver=drv, cuda=cu, framework=fw)
                 rep = compat.check(cand.compat_stack())
