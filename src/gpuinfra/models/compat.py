@@ -229,8 +229,8 @@ def _arch_driver(rep: Report, drv: tuple[int, ...], drv_text: str, arch: cc.GpuA
                 "arch-min-driver",
                 "refuse",
                 f"driver {drv_text} predates {arch.architecture} (sm_{arch.sm}): the first CUDA with its code "
-                f"({_fmt(arch.min_cuda[:2])}) shipped with driver {fmt_driver(tk.linux_driver)}, and a driver does not run "
-                "a GPU it predates (minor-version compatibility covers toolkits, not GPUs)",
+                f"({_fmt(arch.min_cuda[:2])}) shipped with driver {fmt_driver(tk.linux_driver)}, "
+                "and a driver does not run a GPU it predates (minor-version compatibility covers toolkits, not GPUs)",
                 f"{arch.source};{tk.source}",
                 f"use driver >= {fmt_driver(tk.linux_driver)}",
             )
@@ -258,8 +258,9 @@ def _driver_rules(
                 "minor-version",
                 "warn",
                 f"driver {drv_text} is older than CUDA {_fmt(t.cuda)}'s "
-                f"{fmt_driver(t.linux_driver)} but >= the CUDA {cuda[0]}.x floor {fmt_driver(t.family_min_driver)}: runs "
-                "under minor-version compatibility (features needing a newer driver fail; newer PTX cannot JIT)",
+                f"{fmt_driver(t.linux_driver)} but >= the CUDA {cuda[0]}.x floor "
+                f"{fmt_driver(t.family_min_driver)}: runs under minor-version compatibility "
+                "(features needing a newer driver fail; newer PTX cannot JIT)",
                 "S3",
                 f"upgrade the driver to >= {fmt_driver(t.linux_driver)} for full features",
             )
