@@ -258,3 +258,16 @@ def check_all(checks: Iterable[tuple]) -> None:
     """Apply :func:`check_number` to ``(value, where, kwargs)`` triples."""
     for value, where, kw in checks:
         check_number(value, where, **kw)
+
+
+def parallelism_checks(tp: int, pp: int, micro_batch: int, microbatches: int, seq: int) -> list[tuple]:
+    """The bounds every training-shape command applies to its parallelism and batch flags, as
+    :func:`check_all` triples: --tp and --pp up to 1,024 ways, micro-batches up to 10^6, sequences
+    up to 10^7 tokens (beyond any published run; they keep the models' arithmetic finite)."""
+    return [
+        (tp, "--tp", dict(lo=1, hi=1024)),
+        (pp, "--pp", dict(lo=1, hi=1024)),
+        (micro_batch, "--micro-batch", dict(lo=1, hi=1_000_000)),
+        (microbatches, "--microbatches", dict(lo=1, hi=1_000_000)),
+        (seq, "--seq", dict(lo=1, hi=10_000_000)),
+    ]

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gpuinfra.cli._common import _console
-from gpuinfra.units import check_all, check_seed
+from gpuinfra.units import check_all, check_seed, parallelism_checks
 
 out = _console(highlight=False, soft_wrap=True)
 precision_app = typer.Typer(help="Memory, speed and published accuracy per precision.", no_args_is_help=True)
@@ -107,15 +107,7 @@ def precision_train_cmd(
     from gpuinfra.models.scaling import model_spec
     from gpuinfra.models.topology import builtin
 
-    check_all(
-        [
-            (tp, "--tp", dict(lo=1, hi=1024)),
-            (pp, "--pp", dict(lo=1, hi=1024)),
-            (micro_batch, "--micro-batch", dict(lo=1, hi=1_000_000)),
-            (microbatches, "--microbatches", dict(lo=1, hi=1_000_000)),
-            (seq, "--seq", dict(lo=1, hi=10_000_000)),
-        ]
-    )
+    check_all(parallelism_checks(tp, pp, micro_batch, microbatches, seq))
     m, topo = model_spec(model), builtin(node)
     if not 0 < efficiency <= 1:
         raise UserError("efficiency must be in (0, 1]", where="--efficiency")

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from gpuinfra.cli._common import FORCE_HELP, check_input_file, esc, out
-from gpuinfra.units import check_all
+from gpuinfra.units import check_all, parallelism_checks
 
 topo_app = typer.Typer(help="Node topology: built-in nodes and `nvidia-smi topo -m` matrices.", no_args_is_help=True)
 
@@ -247,11 +247,7 @@ def scale(
     """Step time and scaling efficiency of transformer training from 1 GPU up (weak scaling)."""
     check_all(
         [
-            (tp, "--tp", dict(lo=1, hi=1024)),
-            (pp, "--pp", dict(lo=1, hi=1024)),
-            (micro_batch, "--micro-batch", dict(lo=1, hi=1_000_000)),
-            (microbatches, "--microbatches", dict(lo=1, hi=1_000_000)),
-            (seq, "--seq", dict(lo=1, hi=10_000_000)),
+            *parallelism_checks(tp, pp, micro_batch, microbatches, seq),
             (overlap, "--overlap", dict(lo=0, hi=1)),
             (efficiency, "--efficiency", dict(lo=0, hi=1, lo_open=True)),
             (max_gpus, "--max-gpus", dict(lo=1, hi=10_000_000)),
