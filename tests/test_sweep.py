@@ -290,6 +290,7 @@ def test_readable_titles_and_durations():
     )
     assert fmt_interval(17530.0, 15000.0, 20000.0, "s") == "4.9 h [4.2 h, 5.6 h]"
     assert fmt_interval(90.0, float("nan"), float("nan"), "s") == "90 s"
+    assert fmt_interval(0.54, 0.4952, 0.5805, "") == "0.540 [0.495, 0.581]"  # one precision for mean and bounds
     assert _dur(0.03) == "< 0.1 s" and _dur(0.5) == "0.5 s" and _dur(2.5) == "2.5 s" and _dur(600) == "10.0 min"
 
 

@@ -264,7 +264,8 @@ def figure(rep: SweepReport):
 
 def fmt_value(v: float, unit: str, ref: float | None = None) -> str:
     """A metric value for people: seconds in s, min or h (scale chosen by ``ref``, default ``v``,
-    so a mean and its interval share one unit), other units with 4 significant digits."""
+    so a mean and its interval share one unit), other units with 3 significant digits of ``ref``
+    (so a mean and its interval bounds have the same decimals: 0.540 [0.495, 0.581])."""
     if v is None or math.isnan(v):
         return ""
     if unit == "s":
@@ -274,9 +275,11 @@ def fmt_value(v: float, unit: str, ref: float | None = None) -> str:
         if a >= 120:
             return f"{v / 60:,.1f} min"
         return f"{v:,.0f} s"
-    if abs(v) >= 1000:
+    a = abs(v if ref is None else ref)
+    if a >= 1000:
         return f"{v:,.0f}"
-    return f"{v:.4g}"
+    decimals = 2 - math.floor(math.log10(a)) if a > 0 else 2
+    return f"{v:.{max(0, min(decimals, 12))}f}"
 
 
 def fmt_interval(mean: float, lo: float, hi: float, unit: str) -> str:
