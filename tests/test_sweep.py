@@ -281,12 +281,12 @@ def test_readable_titles_and_durations():
     from gpuinfra.cli.sweep import _dur
     from gpuinfra.sweep.report import config_title, fmt_interval, metric_title, param_title
 
-    assert param_title("cluster.pools[1].count") == "pool 1 nodes"
+    assert param_title("cluster.pools[1].count") == "pools[1] nodes"
     assert param_title("faults[0].rate_per_day") == "faults[0] rate per day"
     assert metric_title("idle_gpu_hours", "GPU-h") == "idle GPU-hours (GPU-h)"
     assert (
         config_title({"cluster.pools[1].count": 1, "workload.generator.arrival_rate_per_hour": 20})
-        == "pool 1 nodes 1, arrival rate (pods/h) 20"
+        == "pools[1] nodes 1, arrival rate (pods/h) 20"
     )
     assert fmt_interval(17530.0, 15000.0, 20000.0, "s") == "4.9 h [4.2 h, 5.6 h]"
     assert fmt_interval(90.0, float("nan"), float("nan"), "s") == "90 s"

@@ -90,14 +90,14 @@ PARAM_TITLES = {
 
 
 def param_title(path: str) -> str:
-    """A sweep parameter's name for people: ``cluster.pools[1].count`` -> ``pool 1 nodes``; an
+    """A sweep parameter's name for people: ``cluster.pools[1].count`` -> ``pools[1] nodes``; an
     unknown path -> its last segment with spaces (``faults[0].rate_per_day`` -> ``faults[0] rate per day``)."""
     if path in PARAM_TITLES:
         return PARAM_TITLES[path]
     m = re.fullmatch(r"cluster\.pools\[(\d+)\]\.(\w+)", path)
     if m:
         what = {"count": "nodes", "gpus_per_node": "GPUs per node", "gpu_model": "GPU model"}.get(m[2], m[2])
-        return f"pool {m[1]} {what.replace('_', ' ')}"
+        return f"pools[{m[1]}] {what.replace('_', ' ')}"
     head, _, last = path.rpartition(".")
     owner = head.rsplit(".", 1)[-1] if "[" in head.rsplit(".", 1)[-1] else ""
     return (f"{owner} " if owner else "") + last.replace("_", " ")
@@ -109,7 +109,7 @@ def metric_title(m: str, unit: str) -> str:
 
 
 def config_title(params: dict[str, object]) -> str:
-    """A configuration's readable name: ``pool 1 nodes 1, arrival rate (pods/h) 20``."""
+    """A configuration's readable name: ``pools[1] nodes 1, arrival rate (pods/h) 20``."""
     return ", ".join(f"{param_title(k)} {v}" for k, v in params.items()) or "the base scenario"
 
 
