@@ -10,7 +10,7 @@ import pytest
 
 from gpuinfra.errors import UserError
 from gpuinfra.sim import serving as sv
-from gpuinfra.sim.rollout import FAILURES, RolloutConfig, Strategy, simulate_serving_rollout
+from gpuinfra.sim.rollout import FAILURES, RolloutConfig, Signals, Strategy, simulate_serving_rollout
 
 # ------------------------------------------------------------------------------------------------
 # Without versions nothing changes
@@ -166,3 +166,27 @@ def test_serving_rollout_same_seed_same_bytes():
     a, b, c = rollout("canary", "version", 2), rollout("canary", "version", 2), rollout("canary", "version", 3)
     assert json.dumps(a.as_dict(), default=str) == json.dumps(b.as_dict(), default=str) and a.series == b.series
     assert a.series != c.series
+
+
+def test_recreate_gap_burns_the_latency_budget_of_a_good_release():
+    # Recreate stops every old replica, so requests wait in front for the cold start (~51 s here):
+    # about RATE x cold = 500 of them get a TTFT above 2 s, against ~2,700 requests in the hour and
+    # ~3,000 in 5 min around the switch -- a slow share of ~17-18 %, above 14.4 x (1 - 0.99) = 14.4 %
+    # in both windows. The latency alert fires on a *good* release and the automated rollback pays
+    # a second gap; with a looser objective (burn threshold above 100 %) nothing fires.
+    r = rollout("recreate", "none")
+    assert r.summary["detected_by"] == "latency budget burn" and r.summary["phase"] == "rolled-back"
+    assert r.by_version["new"]["wrong"] == 0
+    cfg = RolloutConfig(
+        replicas=N, rate_rps=RATE, start_s=200.0, horizon_s=H, strategy=Strategy("recreate", bake_s=BAKE),
+        signals=Signals(latency_slo=0.9),
+    )  # fmt: skip
+    reqs = sv.make_requests(1, RATE, H, 1000, f"lognormal:{cfg.out_mean}:{cfg.out_cv}")
+    loose = simulate_serving_rollout(cfg, sv.ServingConfig(), reqs, 1)
+    assert loose.summary["detected_by"] is None and loose.summary["phase"] == "rolled-out"
+
+
+@pytest.mark.parametrize("kind", ["rolling", "canary", "bluegreen"])
+def test_strategies_without_a_gap_keep_the_latency_budget(kind):
+    r = rollout(kind, "none")
+    assert r.summary["detected_by"] is None and r.summary["phase"] == "rolled-out"

@@ -29,7 +29,11 @@ has, evaluated every ``eval_s`` as Prometheus evaluates rules:
   than ``drift_z`` standard errors from the stable version's, for ``drift_for`` evaluations;
 - **output-length drift**: the mean output length over the last ``drift_window_s`` differs from
   the stable version's known mean by more than ``drift_z`` standard errors for ``drift_for``
-  consecutive evaluations (the Kayenta/Argo canary-analysis pattern, a two-sample comparison).
+  consecutive evaluations (the Kayenta/Argo canary-analysis pattern, a two-sample comparison);
+- **latency budget burn** (only where latency is modelled, :class:`ServingRollout`): a request is
+  slow when its time to first token exceeds ``latency_ttft_s``; fire when the slow share over both
+  5 min and 1 h exceeds ``burn_rate`` x (1 - ``latency_slo``), the error budget's rule applied to a
+  latency SLI (the SRE Workbook treats both kinds of SLI alike).
 
 Canary analysis evaluates both signals on the canary's own traffic (it is labelled); the other
 strategies have only the fleet-wide aggregate. On the first firing, with ``auto_rollback`` the
@@ -167,11 +171,27 @@ class Signals:
     drift_z: float = 4.0
     drift_for: int = 2
     eval_s: float = 30.0
+    latency_ttft_s: float = 2.0
+    """Latency SLI threshold: a request is *slow* when its time to first token exceeds this. 2 s is
+    the TTFT bound of Vidur-Search's SLO (facts/serving.md 1.1), the one sim/serving uses."""
+    latency_slo: float = 0.99
+    """Share of requests that must be faster than ``latency_ttft_s`` [assumption: a common latency
+    objective]. The latency budget burns at the same multiwindow rates as the error budget."""
 
     def check(self) -> None:
-        if not 0 < self.slo < 1 or self.burn_rate <= 0 or self.drift_z <= 0 or self.drift_for < 1 or self.eval_s <= 0:
+        if (
+            not 0 < self.slo < 1
+            or not 0 < self.latency_slo < 1
+            or self.burn_rate <= 0
+            or self.drift_z <= 0
+            or self.drift_for < 1
+            or self.eval_s <= 0
+            or not self.latency_ttft_s > 0
+        ):
             raise UserError(
-                "signal settings out of range", where="signals", expected="0 < slo < 1; positive thresholds"
+                "signal settings out of range",
+                where="signals",
+                expected="0 < slo < 1, 0 < latency_slo < 1; positive thresholds",
             )
 
 
@@ -217,17 +237,21 @@ class Replica:
 
 
 class _Window:
-    """Per-tick sums (requests, errors, output-length sum) over a sliding window of ticks."""
+    """Per-tick sums (requests, errors, output-length sum, slow requests) over a sliding window of ticks."""
 
     def __init__(self, ticks: int) -> None:
-        self.buf: deque[tuple[int, int, float]] = deque(maxlen=ticks)
+        self.buf: deque[tuple[int, int, float, int]] = deque(maxlen=ticks)
 
-    def add(self, n: int, err: int, lsum: float) -> None:
-        self.buf.append((n, err, lsum))
+    def add(self, n: int, err: int, lsum: float, slow: int = 0) -> None:
+        self.buf.append((n, err, lsum, slow))
 
     def totals(self, last: int | None = None) -> tuple[int, int, float]:
         items = list(self.buf)[-last:] if last else self.buf
         return sum(x[0] for x in items), sum(x[1] for x in items), sum(x[2] for x in items)
+
+    def slow(self) -> int:
+        """Slow requests in the window."""
+        return sum(x[3] for x in self.buf)
 
 
 class RolloutController(Subsystem):
@@ -256,6 +280,8 @@ class RolloutController(Subsystem):
         self.wd = {"all": _Window(ticks(sig.drift_window_s)), "new": _Window(ticks(sig.drift_window_s))}
         self.drift_hits = 0
         self.nll_hits = 0
+        self.latency_observed = False
+        """True once a tick brought per-request latency (ServingRollout); the tick model has none."""
         self.next_eval = 0.0
         sigma = math.sqrt(math.log(1 + cfg.out_cv**2))
         self.mu = math.log(cfg.out_mean) - sigma**2 / 2
@@ -474,11 +500,14 @@ class RolloutController(Subsystem):
         new: tuple[int, int, float, float],
         bad: int,
         refused: int,
+        slow: tuple[int, int] | None = None,
     ) -> list[Event]:
         """One tick's observations -- per version (requests, errors, output-token sum, standardised-NLL
-        sum), wrong answers of the new version, refused requests -- into the counters, the signal
-        windows and the series; then the next tick and, every ``eval_s``, the detectors. The decision
-        code both the tick model and :class:`ServingRollout` call."""
+        sum), wrong answers of the new version, refused requests, and where latency is modelled the
+        slow requests per version (old, new; TTFT above ``signals.latency_ttft_s``) -- into the
+        counters, the signal windows and the series; then the next tick and, every ``eval_s``, the
+        detectors. The decision code both the tick model (``slow`` None: no latency signal) and
+        :class:`ServingRollout` call."""
         cfg, sig = self.cfg, self.cfg.signals
         n_old, err_old, l_old, z_old = old
         n_new, err_new, l_new, z_new = new
@@ -493,12 +522,15 @@ class RolloutController(Subsystem):
         self.n["errors"] += err_new + err_old
         if self.t_detect is not None:
             self.n["wrong_after_detect"] += bad
-        for key, (nn, ee, ll) in (
-            ("all", (n, err_old + err_new + refused, l_old + l_new)),
-            ("new", (n_new, err_new, l_new)),
+        if slow is not None:
+            self.latency_observed = True
+        s_old, s_new = slow or (0, 0)
+        for key, (nn, ee, ll, ss) in (
+            ("all", (n, err_old + err_new + refused, l_old + l_new, s_old + s_new)),
+            ("new", (n_new, err_new, l_new, s_new)),
         ):
-            self.w5[key].add(nn, ee, ll)
-            self.w60[key].add(nn, ee, ll)
+            self.w5[key].add(nn, ee, ll, ss)
+            self.w60[key].add(nn, ee, ll, ss)
         for key, (nn, zz, ll) in (("all", (n - refused, z_old + z_new, l_old + l_new)), ("new", (n_new, z_new, l_new))):
             self.wd[key].add(nn, zz, ll)
         self.series.append(
@@ -527,6 +559,10 @@ class RolloutController(Subsystem):
         n60, e60, _ = self.w60[key].totals()
         if n5 and n60 and e5 / n5 > sig.burn_rate * budget and e60 / n60 > sig.burn_rate * budget:
             fired = "error-budget burn"
+        lat = sig.burn_rate * (1 - sig.latency_slo)
+        if fired is None and self.latency_observed and n5 and n60:
+            if self.w5[key].slow() / n5 > lat and self.w60[key].slow() / n60 > lat:
+                fired = "latency budget burn"
         nd, zsum, ld = self.wd[key].totals()
         if nd >= 30:
             z = (ld / nd - self.cfg.out_mean) / (self.out_sd / math.sqrt(nd))
@@ -698,17 +734,23 @@ class ServingRollout(RolloutController):
         run = self.run
         ids, self.seen = run.finished[self.seen :], len(run.finished)
         acc = {"old": [0, 0, 0.0, 0.0], "new": [0, 0, 0.0, 0.0]}
+        slow = {"old": 0, "new": 0}
+        limit = self.cfg.signals.latency_ttft_s
         bad = 0
         for i in ids:
-            a = acc[run.ver_of[i]]
+            v = run.ver_of[i]
+            a = acc[v]
             a[0] += 1
             a[1] += run.errored(i)
             a[2] += run.O[i]
             a[3] += run.nll(i)
-            if run.ver_of[i] == "new":
+            slow[v] += run.ttft[i] - run.arr[i] > limit  # time to first token, queueing included
+            if v == "new":
                 bad += run.wrong(i)
         old, new = (tuple(acc[k]) for k in ("old", "new"))
-        return self._observe(ev.t_s, self._share_new(), old, new, bad, 0)  # type: ignore[arg-type]
+        return self._observe(
+            ev.t_s, self._share_new(), old, new, bad, 0, (slow["old"], slow["new"])  # type: ignore[arg-type]
+        )
 
     def summary(self) -> dict[str, Any]:
         return super().summary() | {"fallbacks": self.run.fallbacks}
