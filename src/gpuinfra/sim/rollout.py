@@ -560,9 +560,15 @@ class RolloutController(Subsystem):
         if n5 and n60 and e5 / n5 > sig.burn_rate * budget and e60 / n60 > sig.burn_rate * budget:
             fired = "error-budget burn"
         lat = sig.burn_rate * (1 - sig.latency_slo)
-        if fired is None and self.latency_observed and n5 and n60:
-            if self.w5[key].slow() / n5 > lat and self.w60[key].slow() / n60 > lat:
-                fired = "latency budget burn"
+        if (
+            fired is None
+            and self.latency_observed
+            and n5
+            and n60
+            and self.w5[key].slow() / n5 > lat
+            and self.w60[key].slow() / n60 > lat
+        ):
+            fired = "latency budget burn"
         nd, zsum, ld = self.wd[key].totals()
         if nd >= 30:
             z = (ld / nd - self.cfg.out_mean) / (self.out_sd / math.sqrt(nd))
@@ -749,7 +755,13 @@ class ServingRollout(RolloutController):
                 bad += run.wrong(i)
         old, new = (tuple(acc[k]) for k in ("old", "new"))
         return self._observe(
-            ev.t_s, self._share_new(), old, new, bad, 0, (slow["old"], slow["new"])  # type: ignore[arg-type]
+            ev.t_s,
+            self._share_new(),
+            old,
+            new,
+            bad,
+            0,
+            (slow["old"], slow["new"]),  # type: ignore[arg-type]
         )
 
     def summary(self) -> dict[str, Any]:
