@@ -33,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from gpuinfra.errors import UserError
 from gpuinfra.sim.execution import kill_loss_s, mark_disruption
 from gpuinfra.sim.kernel import PRIO_RELEASE, Event
+from gpuinfra.sim.provisioning import ProvisionLedger
 from gpuinfra.sim.subsystem import RunConfig, Subsystem, View, register
-from gpuinfra.sim.upgrade import unprovisioned_by_model
 
 if TYPE_CHECKING:
     from gpuinfra.sim.subsystem import PodRuntime
@@ -123,10 +123,10 @@ class SpotReclaimer(Subsystem):
             self.listed.append((nt.t_s, spot_nodes[nt.node]))
         self.out: set[int] = set()
         """Nodes noticed or reclaimed and not yet replaced."""
-        self.down_since: dict[int, float] = {}
+        self.ledger = ProvisionLedger(c, view.runtime, self.name)
+        """Reclaimed nodes: unprovisioned (not billed) from the reclaim to the replacement."""
         self.intervals: list[tuple[int, float, float]] = []
         """(node, reclaimed at, replaced at) of every reclaim whose replacement joined."""
-        self.reclaimed_gpu_s: dict[int, float] = {}
         self.reclaims = 0
         self.pods_killed = 0
         self.notices_skipped = 0
@@ -196,10 +196,7 @@ class SpotReclaimer(Subsystem):
         if victims:
             mark_disruption(e, [a.pod for a in victims], DISRUPTION_REASON)
             e.evict(victims, None, t, "spot instance reclaimed")
-        for d in range(int(c.gpu_count[n])):
-            c.set_device_available(n, d, False, self.name)
-        self.down_since[n] = t
-        e.mark_dirty(n)
+        self.ledger.unprovision(n, t, hold_node=False)  # cordoned at the notice; its devices leave service
         out = e.retry_pods([a.pod for a in victims], t)
         if s.replace_s is not None:
             out.append(Event(t + s.replace_s, PRIO_RELEASE, "spot_replace", n))
@@ -208,15 +205,9 @@ class SpotReclaimer(Subsystem):
 
     def on_replace(self, ev: Event) -> list[Event]:
         e, t, n = self.e, ev.t_s, ev.ref
-        c = e.cluster
-        t_down = self.down_since.pop(n)
-        self.intervals.append((n, t_down, t))
-        self.reclaimed_gpu_s[n] = self.reclaimed_gpu_s.get(n, 0.0) + (t - t_down) * int(c.gpu_count[n])
-        for d in range(int(c.gpu_count[n])):
-            c.set_device_available(n, d, True, self.name)
-        c.set_node_up(n, True, self.name)
+        self.intervals.append((n, self.ledger.unprov_since[n], t))
+        self.ledger.provision(n, t)
         self.out.discard(n)
-        e.mark_dirty(n)
         out = e.retry_nodes([n], t)
         e.touch(t)
         return out
@@ -226,7 +217,7 @@ class SpotReclaimer(Subsystem):
         from each reclaim to its replacement (or to ``until_s`` while none has joined)."""
         c = self.view.cluster
         out = {p: 0.0 for p in self.spec.pools}
-        spans = [*self.intervals, *((n, t, until_s) for n, t in self.down_since.items())]
+        spans = [*self.intervals, *((n, t, until_s) for n, t in self.ledger.unprov_since.items())]
         for n, a, b in spans:
             pool = c.pools[c.node_pool[n]].name
             out[pool] += max(0.0, min(b, until_s) - a) * int(c.gpu_count[n]) / 3600.0
@@ -234,8 +225,7 @@ class SpotReclaimer(Subsystem):
 
     def summary(self) -> dict[str, Any]:
         now = self.view.clock()
-        c = self.view.cluster
-        rec = unprovisioned_by_model(c, self.reclaimed_gpu_s, self.down_since, now)
+        rec = self.ledger.unprovisioned_by_model(now)
         return {
             "reclaims": self.reclaims,
             "pods_killed": self.pods_killed,

@@ -46,6 +46,7 @@ from gpuinfra.errors import UserError
 from gpuinfra.models.pdb import PodDisruptionBudget
 from gpuinfra.sim.execution import kill_loss_s, mark_disruption
 from gpuinfra.sim.kernel import PRIO_RELEASE, Event
+from gpuinfra.sim.provisioning import ProvisionLedger
 from gpuinfra.sim.subsystem import PENDING, RUNNING, RunConfig, Subsystem, View, register
 
 if TYPE_CHECKING:
@@ -228,13 +229,8 @@ class UpgradeController(Subsystem):
         """node -> drain start time."""
         self.reimaging: set[int] = set()
         self.surge_up = 0
-        self.unprov_since: dict[int, float] = {}
-        self.unprov_gpu_s: dict[int, float] = {}
-        """node -> unprovisioned GPU-seconds so far."""
-        self.requested_at: dict[int, float] = {}
-        """surge/green node -> when it was requested (billing starts)."""
-        self.prov_gpu_s: dict[int, float] = {}
-        """surge/green node -> GPU-seconds billed while provisioning (unavailable, not unprovisioned)."""
+        self.ledger = ProvisionLedger(c, view.runtime, self.name)
+        """Unprovisioned (not billed) and provisioning (billed, unavailable) GPU-seconds per node."""
         self.deleted: set[int] = set()
         self.to_delete = 0
         self.t_start: float | None = None
@@ -256,29 +252,6 @@ class UpgradeController(Subsystem):
         self.step_pending = False
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _unprovision(self, n: int, t: float) -> None:
-        c = self.view.cluster
-        c.set_node_up(n, False, self.name)
-        for d in range(int(c.gpu_count[n])):
-            c.set_device_available(n, d, False, self.name)
-        self.unprov_since[n] = t
-        self.e.mark_dirty(n)
-
-    def _bill_from(self, n: int, t: float) -> None:
-        """The node is requested from the cloud at ``t``: billing starts, its devices stay unavailable
-        until it is provisioned (booted, joined, validated)."""
-        c = self.view.cluster
-        t0 = self.unprov_since.pop(n, t)
-        self.unprov_gpu_s[n] = self.unprov_gpu_s.get(n, 0.0) + (t - t0) * int(c.gpu_count[n])
-
-    def _provision(self, n: int, t: float) -> None:
-        c = self.view.cluster
-        self._bill_from(n, t)  # no-op when billing started at the request
-        for d in range(int(c.gpu_count[n])):
-            c.set_device_available(n, d, True, self.name)
-        c.set_node_up(n, True, self.name)
-        self.e.mark_dirty(n)
-
     def _work_at_risk(self, n: int, t: float) -> float:
         e = self.e
         return sum(a.gpu_milli_total * (t - float(e.start_s[a.pod])) for a in e.cluster.node_allocs[n].values())
@@ -304,7 +277,7 @@ class UpgradeController(Subsystem):
     # -- events ----------------------------------------------------------------------------------
     def first_events(self, t0: float) -> list[Event]:
         for n in self.surge_nodes:
-            self._unprovision(n, t0)
+            self.ledger.unprovision(n, t0)
         self.e.touch(t0)
         return [Event(max(t0, self.spec.start_s), PRIO_RELEASE, "upg_step", -1, 0)]
 
@@ -327,8 +300,7 @@ class UpgradeController(Subsystem):
             surge = self.surge_nodes[:want]
             self.to_delete = len(surge)
             for n in surge:
-                self._bill_from(n, t)  # billed while it boots and is validated (module docstring)
-                self.requested_at[n] = t
+                self.ledger.request(n, t)  # billed while it boots and is validated (module docstring)
                 out.append(Event(t + s.provision_s, PRIO_RELEASE, "upg_provisioned", n))
         if s.order == "least_work_at_risk":
             self.queue.sort(key=lambda n: (self._work_at_risk(n, t), n))
@@ -405,7 +377,7 @@ class UpgradeController(Subsystem):
         del self.draining[n]
         remaining_old = len(self.queue) + len(self.draining)
         if s.strategy == "blue_green" or (s.strategy == "surge" and remaining_old < self.to_delete):
-            self._unprovision(n, t)
+            self.ledger.unprovision(n, t)
             self.deleted.add(n)
             self.done_nodes.append({"node": e.cluster.node_names[n], "t_s": t, "action": "deleted"})
             out += self._maybe_finish(t)
@@ -436,9 +408,7 @@ class UpgradeController(Subsystem):
 
     def on_provisioned(self, ev: Event) -> list[Event]:
         t, n = ev.t_s, ev.ref
-        if n in self.requested_at:
-            self.prov_gpu_s[n] = (t - self.requested_at[n]) * int(self.view.cluster.gpu_count[n])
-        self._provision(n, t)
+        self.ledger.provision(n, t)
         self.surge_up += 1
         out = self.e.retry_nodes([n], t)
         out.append(Event(t, PRIO_RELEASE, "upg_step", -1))
@@ -458,12 +428,9 @@ class UpgradeController(Subsystem):
 
     def summary(self) -> dict[str, Any]:
         now = self.view.clock()
-        unprov = unprovisioned_by_model(self.view.cluster, self.unprov_gpu_s, self.unprov_since, now)
+        unprov = self.ledger.unprovisioned_by_model(now)
         # surge/green nodes requested and still booting at the end are billed up to now
-        open_prov = {n: now for n in self.requested_at if n not in self.prov_gpu_s}
-        prov = unprovisioned_by_model(
-            self.view.cluster, self.prov_gpu_s, {n: self.requested_at[n] for n in open_prov}, now
-        )
+        prov = self.ledger.provisioning_by_model(now)
         # pods evicted and never started again stay unready until the end of the run
         unready = self.service_unready_s + sum(now - t0 for t0 in self.evicted_at.values())
         return {
@@ -483,17 +450,6 @@ class UpgradeController(Subsystem):
             "provisioning_gpu_hours_by_model": prov,
             "log": self.done_nodes,
         }
-
-
-def unprovisioned_by_model(c, done: dict[int, float], since: dict[int, float], now: float) -> dict[str, float]:
-    """GPU-hours by GPU model of nodes not provisioned: closed intervals ``done`` (node -> GPU-s)
-    plus the open ones (node -> since) up to ``now``."""
-    out: dict[str, float] = {}
-    for n in set(done) | set(since):
-        g = done.get(n, 0.0) + ((now - since[n]) * int(c.gpu_count[n]) if n in since else 0.0)
-        m = c.models[c.node_model[n]] if c.node_model[n] >= 0 else ""
-        out[m] = out.get(m, 0.0) + g / 3600.0
-    return dict(sorted(out.items()))
 
 
 @register("upgrade")
