@@ -72,7 +72,14 @@ def simulate(
             for f in sc.faults
         ],
         subsystem_options={
-            k: v for k, v in (("execution", sc.execution), ("upgrade", sc.upgrade), ("spot", sc.spot)) if v is not None
+            k: v
+            for k, v in (
+                ("execution", sc.execution),
+                ("upgrade", sc.upgrade),
+                ("spot", sc.spot),
+                ("autoscaler", sc.autoscaler),
+            )
+            if v is not None
         }
         or None,
     )
@@ -84,7 +91,7 @@ def simulate(
     ex = eng.subsystems.get("execution")
     if ex is not None:
         summary["execution"] = run.subsystems["execution"]
-    for name in ("upgrade", "spot"):
+    for name in ("upgrade", "spot", "autoscaler"):
         if name in run.subsystems:
             summary[name] = {k: v for k, v in run.subsystems[name].items() if k != "log"}
     return SimulationOutput(built, run, summary, led, metrics, ex.chrome_trace() if ex is not None else None)

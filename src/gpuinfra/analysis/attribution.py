@@ -30,9 +30,9 @@ Windows: every row carries the interval its pod ran (see :func:`attribute`), sta
 after a run epoch (:data:`DEFAULT_EPOCH` unless given), gpuCount the time-average over it.
 
 GPU-time of nodes that were not provisioned (surge/green nodes before they exist, nodes deleted
-by an upgrade, reclaimed spot nodes) is not billed and not attributed. CPU, RAM, storage and
-network costs are 0 here: the simulator prices GPUs only (GPU-node prices per GPU-hour include
-the host's share on AWS/Azure rows; catalog/prices.py).
+by an upgrade, reclaimed spot nodes, node slots the cluster-autoscaler has not provisioned) is not
+billed and not attributed. CPU, RAM, storage and network costs are 0 here: the simulator prices
+GPUs only (GPU-node prices per GPU-hour include the host's share on AWS/Azure rows; catalog/prices.py).
 """
 
 from __future__ import annotations
@@ -519,9 +519,10 @@ def kept_on_kill(run: RunResult) -> list[tuple[int, int, float]]:
 
 
 def unprovisioned_by_model(run: RunResult) -> dict[str, float]:
-    """GPU-hours by model that no one paid for (surge/green nodes before creation, deleted or reclaimed nodes)."""
+    """GPU-hours by model that no one paid for (surge/green nodes before creation, deleted or reclaimed nodes,
+    node slots the cluster-autoscaler has not provisioned)."""
     out: dict[str, float] = {}
-    for name in ("upgrade", "spot"):
+    for name in ("upgrade", "spot", "autoscaler"):
         for m, h in (run.subsystems.get(name) or {}).get("unprovisioned_gpu_hours_by_model", {}).items():
             out[m] = out.get(m, 0.0) + float(h)
     return out

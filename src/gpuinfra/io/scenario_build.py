@@ -553,6 +553,8 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
                     where=sc.locate(f"spot.pools[{k}]"),
                     expected="one of " + ", ".join(names),
                 )
+    if sc.autoscaler is not None:
+        _check_autoscaler_block(sc, pools)
     return Built(
         sc,
         cluster,
@@ -584,3 +586,19 @@ def _check_upgrade_block(sc: Scenario, table: PodTable) -> None:
     for o in table.owners:
         owners[o] = owners.get(o, 0) + 1
     check_upgrade(sc.upgrade, sizes, owners, sc.horizon_s, upgrade_locator(sc))
+
+
+def _check_autoscaler_block(sc: Scenario, pools: list[NodePool]) -> None:
+    """The autoscaler block against the cluster (pools exist, max_nodes within each pool's count, no pool
+    an upgrade or spot block also manages), every problem at ``FILE:LINE`` (sim/autoscaler.check_autoscaler;
+    the replay repeats the check with field paths only, for runs built in code).
+
+    Raises:
+        UserError: each problem found, listed together.
+    """
+    from gpuinfra.sim.autoscaler import check_autoscaler, taken_pools
+
+    counts = {p.name: p.count for p in pools}
+    check_autoscaler(
+        sc.autoscaler, counts, taken_pools(sc.upgrade, sc.spot), lambda f: sc.locate(f).rsplit(" (", 1)[0]
+    )

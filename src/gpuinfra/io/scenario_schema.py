@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from gpuinfra.sim.autoscaler import AutoscalerSpec
 from gpuinfra.sim.cluster import MILLI_PER_GPU
 from gpuinfra.sim.execution import ExecutionSpec
 from gpuinfra.sim.framework import Profile, ScoreSpec
@@ -284,6 +285,9 @@ class Scenario(_Model):
     execution: ExecutionSpec | None = Field(None, description="workload kinds by owner (sim/execution.py)")
     upgrade: UpgradeSpec | None = Field(None, description="a node-pool upgrade during the run (sim/upgrade.py)")
     spot: SpotSpec | None = Field(None, description="spot pools and their reclaims (sim/spot.py)")
+    autoscaler: AutoscalerSpec | None = Field(
+        None, description="a cluster-autoscaler scaling node pools up and down (sim/autoscaler.py)"
+    )
     _label: str = PrivateAttr("scenario")
     _text: str | None = PrivateAttr(None)
 

@@ -14,3 +14,4 @@ from gpuinfra.sim import mig_manager as _mig_manager  # noqa: F401  MIG repartit
 from gpuinfra.sim import serving as _serving  # noqa: F401  serving replicas as pods (options['serving'])
 from gpuinfra.sim import spot as _spot  # noqa: F401  spot reclaims: notice, cordon, reclaim, replacement
 from gpuinfra.sim import upgrade as _upgrade  # noqa: F401  node-pool upgrades: cordon, PDB-aware drain, reimage
+from gpuinfra.sim import autoscaler as _autoscaler  # noqa: F401  cluster-autoscaler: scale node groups up and down
