@@ -599,6 +599,4 @@ def _check_autoscaler_block(sc: Scenario, pools: list[NodePool]) -> None:
     from gpuinfra.sim.autoscaler import check_autoscaler, taken_pools
 
     counts = {p.name: p.count for p in pools}
-    check_autoscaler(
-        sc.autoscaler, counts, taken_pools(sc.upgrade, sc.spot), lambda f: sc.locate(f).rsplit(" (", 1)[0]
-    )
+    check_autoscaler(sc.autoscaler, counts, taken_pools(sc.upgrade, sc.spot), lambda f: sc.locate(f).rsplit(" (", 1)[0])
