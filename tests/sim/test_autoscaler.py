@@ -282,3 +282,32 @@ def test_a_sweep_varies_autoscaler_fields_by_path(tmp_path):
     assert sc.autoscaler.scale_down_unneeded_time_s == 120 and sc.autoscaler.node_groups[0].max_nodes == 2
     with pytest.raises(UserError, match="(?i)did you mean"):
         set_path(doc, "autoscaler.scale_down_unneded_time_s", 1)
+
+
+def test_skipping_unchanged_scans_gives_the_decisions_of_walking_every_scan(tmp_path, monkeypatch):
+    from gpuinfra.sim import autoscaler as ca
+
+    rows = [
+        f"j{k},{(k * 1237) % 50000},{600 + (k * 611) % 7000},{(1, 2, 4, 8)[k % 4]},1000,8000,65536,H100-SXM,0,,t"
+        for k in range(80)
+    ]
+    pools = [{"name": "a", "shape": P5, "count": 6}, {"name": "b", "shape": P5, "count": 4}]
+    spec = {
+        "node_groups": [{"pool": "a", "min_nodes": 1}, {"pool": "b"}],
+        "expander": "least-waste",
+        "scale_down_unneeded_time_s": 300,
+        "scale_down_delay_after_add_s": 120,
+        "max_empty_bulk_delete": 1,
+    }
+    p = _scenario(tmp_path, rows, pools, spec, horizon_s=90000)
+    skip = _run(p)._output.run.subsystems["autoscaler"]
+    orig = ca.ClusterAutoscaler._scale_down
+
+    def walk(self, t, k):
+        self._down_key = None  # forget the no-change key: every scan walks every node
+        return orig(self, t, k)
+
+    monkeypatch.setattr(ca.ClusterAutoscaler, "_scale_down", walk)
+    full = _run(p)._output.run.subsystems["autoscaler"]
+    assert skip["scale_downs"] > 0
+    assert json.dumps(skip, sort_keys=True) == json.dumps(full, sort_keys=True)
