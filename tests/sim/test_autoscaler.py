@@ -74,6 +74,12 @@ def test_one_pending_8gpu_pod_hand_computed_timeline(tmp_path):
     work = table.loc[table.costCategory == "workload", "gpuHours"].sum()
     assert work == pytest.approx(8 * 3600 / 3600)
     assert table.loc[table.costCategory == "unavailable", "gpuHours"].sum() == pytest.approx(8 * 300 / 3600)
+    # the simulate table's row: 8 GPU-h allocated of 10 GPU-h billed
+    from gpuinfra.report.tables import run_summary_rows
+
+    row = dict(run_summary_rows(o.summary, 1.0))["autoscaler"]
+    assert "1 scale-ups (+1 nodes), 1 removed, peak 1 nodes, 10.0 GPU-h billed" in row
+    assert "allocated 80.0% of the cluster's billed GPU-h" in row
 
 
 def test_scan_delay_is_the_time_to_the_next_scan(tmp_path):

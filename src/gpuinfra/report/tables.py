@@ -34,6 +34,28 @@ def run_summary_rows(s: dict[str, Any], wall_s: float) -> list[tuple[str, str]]:
     rows.append(("outcomes", ", ".join(f"{k} {v:,}" for k, v in s["pods"]["outcomes"].items() if v)))
     c = s["cost"]
     rows.append(("cost (USD)", f"allocated {c['allocated_usd']:,.0f}, idle {c['idle_usd']:,.0f}"))
+    ca = s.get("autoscaler")
+    if ca:
+        waited = ""
+        if ca["pods_waited_for_scale_up"]:
+            waited = (
+                f"; {ca['pods_waited_for_scale_up']:,} pods waited {ca['mean_scale_up_wait_s']:,.0f} s on average "
+                f"({ca['mean_scan_delay_s']:,.0f} s to the scan, {ca['mean_provision_wait_s']:,.0f} s from the "
+                "request to the start)"
+            )
+        # every pool's billed GPU-time: capacity less the slots no subsystem had provisioned
+        unprov = sum((s.get(k) or {}).get("unprovisioned_gpu_hours", 0.0) for k in ("upgrade", "spot", "autoscaler"))
+        billed = g["capacity_gpu_hours"] - unprov
+        if billed > 0:
+            waited += f"; allocated {100 * g['allocated_gpu_hours'] / billed:.1f}% of the cluster's billed GPU-h"
+        rows.append(
+            (
+                "autoscaler",
+                f"{ca['scale_ups']:,} scale-ups (+{ca['nodes_added']:,} nodes), {ca['scale_downs']:,} removed, "
+                f"peak {ca['peak_nodes']:,} nodes, {ca['gpu_hours_billed']:,.1f} GPU-h billed on its pools "
+                f"(node slots not provisioned: {ca['unprovisioned_gpu_hours']:,.0f} GPU-h, not billed){waited}",
+            )
+        )
     inv = s["invariants"]
     rows.append(
         (
