@@ -262,7 +262,7 @@ class ClusterAutoscaler(Subsystem):
         self.e: PodRuntime = view.runtime
         self.horizon_s, self.until_s = horizon_s, until_s
         c = view.cluster
-        self.ledger = ProvisionLedger(c, view.runtime)
+        self.ledger = ProvisionLedger(c, view.runtime, self.name)
         # the estimator: the run's filters, first fit over template nodes (CA's binpacking), plain devices
         est = replace(
             profile,
@@ -340,7 +340,8 @@ class ClusterAutoscaler(Subsystem):
             return
         sc = g.fw.cluster
         for n in range(sc.n_nodes):
-            sc.set_node_up(n, n < limit)
+            if bool(sc.node_up[n]) != (n < limit):
+                sc.set_node_up(n, n < limit, self.name)
         g.limit = limit
 
     def _place(self, g: _Group, pods: list[int], limit: int) -> tuple[list[int], set[int], list[int]]:
