@@ -317,3 +317,38 @@ def test_skipping_unchanged_scans_gives_the_decisions_of_walking_every_scan(tmp_
     full = _run(p)._output.run.subsystems["autoscaler"]
     assert skip["scale_downs"] > 0
     assert json.dumps(skip, sort_keys=True) == json.dumps(full, sort_keys=True)
+
+
+def test_faults_on_autoscaled_nodes_compose_with_scaling(tmp_path):
+    # node reboots strike provisioned nodes (unprovisioned slots absorb their strikes); a node down for
+    # a reboot is not unneeded, and the holds of the two subsystems never release each other's
+    rows = [
+        f"j{k},{k * 900},{1800 + (k * 311) % 5000},{(2, 4, 8)[k % 3]},1000,8000,65536,H100-SXM,0,,t" for k in range(40)
+    ]
+    p = _scenario(
+        tmp_path,
+        rows,
+        [{"name": "burst", "shape": P5, "count": 5}],
+        {"node_groups": [{"pool": "burst", "min_nodes": 1}], "scale_down_unneeded_time_s": 120},
+        horizon_s=60000,
+    )
+    d = yaml.safe_load(p.read_text())
+    d["faults"] = [
+        {
+            "name": "reboot",
+            "rate_per_day": 2.0,
+            "scope": "node",
+            "action": "reboot_node",
+            "repair_s": 900,
+            "source": "a stress rate for the test",
+        }
+    ]
+    p.write_text(yaml.safe_dump(d, sort_keys=False))
+    res = _run(p, seed=3)
+    o = res._output
+    assert res.invariants.ok
+    assert o.run.subsystems["faults"]["by_class"]["reboot"] > 0  # some strikes landed on provisioned nodes
+    a = o.run.subsystems["autoscaler"]
+    assert a["scale_ups"] > 0 and a["scale_downs"] > 0
+    bill_h = at.bill(o.run, o.built.prices)["total"] / o.built.prices.usd_per_gpu_hour["H100-SXM"]
+    assert bill_h == pytest.approx(a["gpu_hours_billed"], rel=1e-9)
