@@ -77,9 +77,12 @@ def test_one_pending_8gpu_pod_hand_computed_timeline(tmp_path):
     # the simulate table's row: 8 GPU-h allocated of 10 GPU-h billed
     from gpuinfra.report.tables import run_summary_rows
 
-    row = dict(run_summary_rows(o.summary, 1.0))["autoscaler"]
-    assert "1 scale-ups (+1 nodes), 1 removed, peak 1 nodes, 10.0 GPU-h billed" in row
-    assert "allocated 80.0% of the cluster's billed GPU-h" in row
+    rows = dict(run_summary_rows(o.summary, 1.0))
+    assert "1 scale-ups (+1 nodes), 1 removed, peak 1 nodes, 10.0 GPU-h billed" in rows["autoscaler"]
+    assert "allocated 80.0% of billed" in rows["GPU-hours"]
+    g = o.summary["gpu_time"]
+    assert g["billed_gpu_hours"] == pytest.approx(10.0) and g["allocation_ratio_billed"] == pytest.approx(0.8)
+    assert g["billed_gpu_hours"] + g["unprovisioned_gpu_hours"] == pytest.approx(g["capacity_gpu_hours"])
 
 
 def test_scan_delay_is_the_time_to_the_next_scan(tmp_path):

@@ -161,6 +161,9 @@ def summarize(
         and c.peak_cpu_ratio <= 1.0 + 1e-12
         and c.peak_mem_ratio <= 1.0 + 1e-12
     )
+    unprov_h = sum(
+        float(v.get("unprovisioned_gpu_hours") or 0.0) for v in (run.subsystems or {}).values() if isinstance(v, dict)
+    )
     prices = prices_book.usd_per_gpu_hour
     by_model = {}
     idle_usd = 0.0
@@ -221,6 +224,16 @@ def summarize(
             "busy_device_hours": _r(float(rec.busy_dev_s.sum()) / 3600.0),
             "fragmented_gpu_hours": _r(float(rec.frag_ms.sum()) / MILLI_S_PER_GPU_HOUR),
             "allocation_ratio": _r(tot["allocated"] / cap_ms if cap_ms else 0.0),
+            # node slots no subsystem had provisioned (autoscaler slots above the group's size, surge
+            # nodes not yet requested, reclaimed spot VMs): counted in capacity (and in unavailable,
+            # so the balance holds) but not billed; the billed share is what a cost-minded reader asks
+            "unprovisioned_gpu_hours": _r(unprov_h),
+            "billed_gpu_hours": _r(cap_ms / MILLI_S_PER_GPU_HOUR - unprov_h),
+            "allocation_ratio_billed": _r(
+                tot["allocated"] / (cap_ms - unprov_h * MILLI_S_PER_GPU_HOUR)
+                if cap_ms - unprov_h * MILLI_S_PER_GPU_HOUR > 0
+                else 0.0
+            ),
             "peak_interval_allocated_gpus": _r(float(allocated_gpus.max()) if len(allocated_gpus) else 0.0, 3),
             "by_model": by_model,
         },

@@ -25,7 +25,13 @@ def run_summary_rows(s: dict[str, Any], wall_s: float) -> list[tuple[str, str]]:
         (
             "GPU-hours",
             f"capacity {g['capacity_gpu_hours']:,.0f}, allocated {g['allocated_gpu_hours']:,.0f} "
-            f"({100 * g['allocation_ratio']:.1f}%), idle {g['idle_gpu_hours']:,.0f}",
+            f"({100 * g['allocation_ratio']:.1f}%), idle {g['idle_gpu_hours']:,.0f}"
+            + (
+                f"; billed {g['billed_gpu_hours']:,.0f} (slots not provisioned: {g['unprovisioned_gpu_hours']:,.0f}), "
+                f"allocated {100 * g['allocation_ratio_billed']:.1f}% of billed"
+                if g.get("unprovisioned_gpu_hours")
+                else ""
+            ),
         ),
     ]
     w = s["pods"]["wait_s"]
@@ -43,11 +49,6 @@ def run_summary_rows(s: dict[str, Any], wall_s: float) -> list[tuple[str, str]]:
                 f"({ca['mean_scan_delay_s']:,.0f} s to the scan, {ca['mean_provision_wait_s']:,.0f} s from the "
                 "request to the start)"
             )
-        # every pool's billed GPU-time: capacity less the slots no subsystem had provisioned
-        unprov = sum((s.get(k) or {}).get("unprovisioned_gpu_hours", 0.0) for k in ("upgrade", "spot", "autoscaler"))
-        billed = g["capacity_gpu_hours"] - unprov
-        if billed > 0:
-            waited += f"; allocated {100 * g['allocated_gpu_hours'] / billed:.1f}% of the cluster's billed GPU-h"
         rows.append(
             (
                 "autoscaler",
