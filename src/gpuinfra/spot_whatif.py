@@ -105,7 +105,8 @@ class WhatIfSpec(BaseModel):
         0.1,
         ge=0,
         le=1,
-        description="share of reclaims after which no spot capacity comes back for replace_unavailable_s "
+        description="share of reclaims after which no spot capacity comes back for replace_unavailable_s, drawn per "
+        "reclaim (Bernoulli) in one extra replay of the spot plan "
         "[assumption: no published rate; spot capacity shortages are the main real risk]",
     )
     replace_unavailable_s: float = Field(
@@ -377,6 +378,9 @@ def replay_plan(
             notice_s=spec.notice_s,
             replace_s=spec.replace_s,
             source="AWS Spot Instance Advisor interruption buckets (share of instances a month; facts 1.2)",
+            replace_unavailable_prob=spec.replace_unavailable_prob,
+            replace_unavailable_s=spec.replace_unavailable_s,
+            replace_unavailable_source=UNAVAILABLE_BASIS,
         )
     horizon = (spec.horizon_days or 4 * spec.days + 2 * spec.max_job_hours / 24.0) * DAY_S
     eng = ReplayEngine(
@@ -453,6 +457,7 @@ def replay_plan(
         "pods_killed": int(ssum.get("pods_killed", 0)),
         "reclaims": sum(1 for x in ssum.get("log", []) if x["t_s"] <= t_end),
         "reclaims_to_horizon": int(ssum.get("reclaims", 0)),
+        "replacements_late": int(ssum.get("replacements_late", 0)),
         "completion_time_h": t_end / 3600.0,
         "mean_jct_h": float(np.mean(jct)) / 3600.0 if jct else None,
         "pools": pools_out,
@@ -479,15 +484,15 @@ def whatif(
     if not jobs:
         raise UserError("the workload has no jobs", where="--days/--load", fix="raise --days or --load")
     results = {}
+    on_time = spec.model_copy(update={"replace_unavailable_prob": 0.0})  # the plans: every replacement on time
     for plan in plans:
         cb = (lambda f, _p=plan: progress(_p, f)) if progress else None
-        results[plan] = replay_plan(plan, pools, prices, jobs, spec, seed, cb)
+        results[plan] = replay_plan(plan, pools, prices, jobs, on_time, seed, cb)
     risk = None
     if "spot" in results and spec.replace_unavailable_prob > 0 and spec.replace_s is not None:
-        late_spec = spec.model_copy(update={"replace_s": spec.replace_unavailable_s})
-        cb = (lambda f: progress("spot, replacements late", f)) if progress else None
-        late = replay_plan("spot", pools, prices, jobs, late_spec, seed, cb)
-        risk = capacity_risk(results["spot"], late, spec)
+        cb = (lambda f: progress("spot, some replacements late", f)) if progress else None
+        drawn = replay_plan("spot", pools, prices, jobs, spec, seed, cb)
+        risk = capacity_risk(results["spot"], drawn, spec)
     return {
         "schema": "gpuinfra.spot-whatif/1",
         "seed": seed,
@@ -561,23 +566,30 @@ def headline(results: dict[str, dict], prices: dict[str, ModelPrice], pools: lis
     return out
 
 
-def capacity_risk(on_time: dict, late: dict, spec: WhatIfSpec) -> dict[str, Any]:
+UNAVAILABLE_BASIS = "assumption (no published rate for spot replacements being unavailable)"
+
+
+def capacity_risk(on_time: dict, drawn: dict, spec: WhatIfSpec) -> dict[str, Any]:
     """Spot capacity availability: the spot plan replayed twice on the same seed and jobs, every
-    replacement after ``replace_s`` and every replacement after ``replace_unavailable_s``; the expected
-    effect at ``replace_unavailable_prob`` = p x the difference (a linear mix of the two replays, first
-    order in p: it assumes the late reclaims' effects add up). Returns both replays' figures and the mix."""
-    p = spec.replace_unavailable_prob
+    replacement after ``replace_s`` (``on_time``, the spot plan itself) and with each reclaim's own
+    Bernoulli(``replace_unavailable_prob``) draw (sim/spot.py, the run's ``spot.replacement`` stream)
+    sending its replacement ``replace_unavailable_s`` later (``drawn``). Returns both replays' figures,
+    how many replacements the draws made late, and the difference drawn - on time: one replay's outcome
+    at that share (one draw of the late reclaims, not an average over draws)."""
     keys = ("cost_usd", "mean_jct_h", "completion_time_h", "lost_gpu_hours", "jobs_unfinished", "reclaims")
-    diff = {k: (late[k] - on_time[k]) if late.get(k) is not None and on_time.get(k) is not None else None for k in keys}
+    have = [k for k in keys if drawn.get(k) is not None and on_time.get(k) is not None]
+    delta = {k: (drawn[k] - on_time[k]) if k in have else None for k in keys}
     return {
-        "probability": p,
+        "probability": spec.replace_unavailable_prob,
         "unavailable_s": spec.replace_unavailable_s,
         "replace_s": spec.replace_s,
-        "basis": "assumption (no published rate for spot replacements being unavailable)",
+        "basis": UNAVAILABLE_BASIS,
         "on_time": {k: on_time.get(k) for k in keys},
-        "all_late": {k: late.get(k) for k in keys},
-        "expected_delta": {k: (p * v if v is not None else None) for k, v in diff.items()},
-        "method": "linear mix of two replays (all replacements on time / all late), first order in p",
+        "drawn": {k: drawn.get(k) for k in keys},
+        "replacements_late": drawn.get("replacements_late", 0),
+        "reclaims_to_horizon": drawn.get("reclaims_to_horizon"),
+        "delta": delta,
+        "method": "one replay with a Bernoulli draw per reclaim (stream spot.replacement) against the on-time replay",
     }
 
 

@@ -163,13 +163,39 @@ def test_headline_baseline_is_right_sized_on_demand_by_hand():
     assert r["capacity_risk"] is None  # probability 0: no extra replay
 
 
-def test_replacement_unavailable_is_replayed_and_mixed_linearly():
+def _bytes(r, drop=()):
+    return json.dumps({k: v for k, v in r.items() if k not in drop}, sort_keys=True, default=str)
+
+
+def test_replacement_unavailable_p0_is_the_on_time_replay_and_p1_the_all_late_one():
+    # the knob draws per reclaim inside the spot subsystem, from its own stream: at p = 0 it changes
+    # nothing, at p = 1 every reclaim draws "late", which is the replay with replace_s = the late delay
+    late_s = 36000.0
+    base = WhatIfSpec(**SMALL, reclaim_per_month=1.0, replace_unavailable_prob=0.0, replace_unavailable_s=late_s)
+    on_time, *_ = _one("spot", base, seed=2)
+    assert on_time["reclaims"] > 0 and on_time["replacements_late"] == 0
+    p0, *_ = _one("spot", base.model_copy(update={"replace_unavailable_s": 1.0}), seed=2)
+    assert _bytes(p0) == _bytes(on_time)
+    all_late, *_ = _one("spot", base.model_copy(update={"replace_s": late_s}), seed=2)
+    p1, *_ = _one("spot", base.model_copy(update={"replace_unavailable_prob": 1.0}), seed=2)
+    assert p1["replacements_late"] == p1["reclaims_to_horizon"] > 0
+    assert _bytes(p1, drop=("replacements_late",)) == _bytes(all_late, drop=("replacements_late",))
+    assert _bytes(p1) != _bytes(on_time)
+
+
+def test_capacity_risk_is_one_replay_with_late_replacements_drawn_per_reclaim():
     spec = WhatIfSpec(**SMALL, reclaim_per_month=1.0, replace_unavailable_prob=0.25, replace_unavailable_s=36000.0)
     r = whatif(spec, seed=2, plans=("spot",))
     k = r["capacity_risk"]
     assert k["on_time"]["cost_usd"] == r["plans"]["spot"]["cost_usd"]
+    assert r["plans"]["spot"]["replacements_late"] == 0  # the plans themselves replace on time
+    drawn, *_ = _one("spot", spec, seed=2)
     for key in ("cost_usd", "mean_jct_h", "completion_time_h"):
-        assert k["expected_delta"][key] == pytest.approx(0.25 * (k["all_late"][key] - k["on_time"][key]))
+        assert k["drawn"][key] == drawn[key]
+        assert k["delta"][key] == drawn[key] - k["on_time"][key]
+    assert k["replacements_late"] == drawn["replacements_late"] <= k["reclaims_to_horizon"]
+    assert "assumption" in k["basis"]
+    assert _bytes(whatif(spec, seed=2, plans=("spot",))) == _bytes(r)  # same seed, same bytes
     assert r["headline"] is None  # no on-demand plan to compare with
     from pydantic import ValidationError
 

@@ -432,14 +432,15 @@ def _print_headline(h: dict, risk: dict | None, spec: dict) -> None:
                 + (f", {_n(x['jobs_unfinished'], 'job')} unfinished" if x["jobs_unfinished"] else "")
             )
     if risk is not None:
-        d = risk["expected_delta"]
-        a, b = risk["on_time"], risk["all_late"]
+        d = risk["delta"]
+        a, b = risk["on_time"], risk["drawn"]
         out.print(
             f"spot capacity risk \\[assumption: {100 * risk['probability']:g} % of reclaims find no capacity for "
-            f"{risk['unavailable_s'] / 3600:g} h]: with every replacement that late, mean JCT "
-            f"{a['mean_jct_h'] or 0:.2f} -> {b['mean_jct_h'] or 0:.2f} h, done after {a['completion_time_h']:.1f} -> "
-            f"{b['completion_time_h']:.1f} h, {_n(b['jobs_unfinished'], 'job')} unfinished; expected at that share: "
-            f"mean JCT {_signed(d['mean_jct_h'] or 0, 3)} h, cost {d['cost_usd']:+,.0f} USD (linear mix of the two replays)"
+            f"{risk['unavailable_s'] / 3600:g} h]: drawn per reclaim, {risk['replacements_late']} of "
+            f"{risk['reclaims_to_horizon']} replacements came late in this replay; mean JCT "
+            f"{a['mean_jct_h'] or 0:.2f} -> {b['mean_jct_h'] or 0:.2f} h ({_signed((b['mean_jct_h'] or 0) - (a['mean_jct_h'] or 0), 3)}), "
+            f"done after {a['completion_time_h']:.1f} -> {b['completion_time_h']:.1f} h, "
+            f"{_n(b['jobs_unfinished'], 'job')} unfinished, cost {d['cost_usd']:+,.0f} USD"
         )
 
 

@@ -271,6 +271,7 @@ class ReplayEngine:
             runtime=self,
             rng=self.rngs.stream(name),
             recorder=self.rec,
+            stream=self.rngs.stream,
         )
 
     def log(self, t: float, kind: str, i: int, **kw) -> None:

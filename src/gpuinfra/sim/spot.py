@@ -15,7 +15,12 @@ case). Each reclaim, as the clouds do it (facts: cost-lifecycle-security.md sect
    (sim/execution.mark_disruption), so a Job whose ``podFailurePolicy`` ignores it does not count
    the reclaim toward its ``backoffLimit``.
 3. ``spot_replace`` (``replace_s`` later, or never when ``replace_s`` is null): a replacement
-   node of the same shape joins the pool.
+   node of the same shape joins the pool. With ``replace_unavailable_prob`` p > 0, each reclaim
+   draws once (Bernoulli p, the run's ``spot.replacement`` stream, apart from the reclaim stream so
+   that these draws shift no reclaim time) whether spot capacity is unavailable; a reclaim that
+   draws it gets its replacement ``replace_unavailable_s`` later instead. p = 0 is the replay with
+   every replacement on time, p = 1 the replay with every one late (``replace_s`` =
+   ``replace_unavailable_s``), both exactly.
 
 Work lost per killed pod follows the one rule of sim/execution.kill_loss_s, the same as an
 upgrade drain's: its GPU time since its last durable checkpoint when the run's ``execution``
@@ -71,6 +76,19 @@ class SpotSpec(BaseModel):
         default_factory=list, description="notices at given times on given nodes, besides the Poisson ones"
     )
     source: str = Field(description="where the reclaim rate comes from; required")
+    replace_unavailable_prob: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of reclaims after which no spot capacity comes back for replace_unavailable_s "
+        "(a Bernoulli draw per reclaim); 0: every replacement after replace_s",
+    )
+    replace_unavailable_s: float | None = Field(
+        None, ge=0, le=1e7, description="until a replacement joins when capacity is unavailable (seconds)"
+    )
+    replace_unavailable_source: str | None = Field(
+        None, min_length=1, description="where replace_unavailable_prob and _s come from (or 'assumption: ...')"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -84,6 +102,21 @@ class SpotSpec(BaseModel):
                     "execution.kinds[].checkpoint_interval_s (and checkpoint_stall_s) for the owners that checkpoint"
                 )
         return data
+
+    @model_validator(mode="after")
+    def _unavailable_needs_its_delay_and_source(self) -> SpotSpec:
+        if self.replace_unavailable_prob > 0:
+            if self.replace_unavailable_s is None:
+                raise ValueError(
+                    "spot.replace_unavailable_prob > 0 needs spot.replace_unavailable_s: how long a replacement "
+                    "takes when spot capacity is unavailable (seconds)"
+                )
+            if self.replace_unavailable_source is None:
+                raise ValueError(
+                    "spot.replace_unavailable_prob > 0 needs spot.replace_unavailable_source: where the share and "
+                    "the delay come from (write 'assumption: ...' when no published figure exists)"
+                )
+        return self
 
 
 class SpotReclaimer(Subsystem):
@@ -132,6 +165,11 @@ class SpotReclaimer(Subsystem):
         self.notices_skipped = 0
         self.lost_since_start_gpu_s = 0.0
         self.lost_gpu_s = 0.0
+        self.replacements_late = 0
+        # the replacement-availability draws come from a stream of their own, so they shift no reclaim draw
+        self.avail_rng = view.stream("spot.replacement") if view.stream is not None else None
+        if spec.replace_unavailable_prob > 0 and self.avail_rng is None:
+            raise RuntimeError("spot.replace_unavailable_prob needs the run's named streams (View.stream)")
 
     def _next(self, k: int, t: float) -> Event | None:
         up = sum(1 for n in self.pool_nodes[k] if n not in self.out)
@@ -199,9 +237,19 @@ class SpotReclaimer(Subsystem):
         self.ledger.unprovision(n, t, hold_node=False)  # cordoned at the notice; its devices leave service
         out = e.retry_pods([a.pod for a in victims], t)
         if s.replace_s is not None:
-            out.append(Event(t + s.replace_s, PRIO_RELEASE, "spot_replace", n))
+            out.append(Event(t + self._replace_after(), PRIO_RELEASE, "spot_replace", n))
         e.touch(t)
         return out
+
+    def _replace_after(self) -> float:
+        """Seconds until this reclaim's replacement joins: ``replace_s``, or ``replace_unavailable_s`` when
+        this reclaim's Bernoulli(``replace_unavailable_prob``) draw says spot capacity is unavailable (one
+        uniform draw per reclaim when p > 0, none when p = 0)."""
+        s = self.spec
+        if s.replace_unavailable_prob > 0 and float(self.avail_rng.random()) < s.replace_unavailable_prob:
+            self.replacements_late += 1
+            return float(s.replace_unavailable_s)
+        return float(s.replace_s)
 
     def on_replace(self, ev: Event) -> list[Event]:
         e, t, n = self.e, ev.t_s, ev.ref
@@ -232,6 +280,7 @@ class SpotReclaimer(Subsystem):
             "lost_gpu_hours": self.lost_gpu_s / 3600.0,
             "lost_gpu_hours_since_start": self.lost_since_start_gpu_s / 3600.0,
             "notices_skipped": self.notices_skipped,
+            "replacements_late": self.replacements_late,
             "unprovisioned_gpu_hours": sum(rec.values()),
             "unprovisioned_gpu_hours_by_model": rec,
             "unprovisioned_gpu_hours_by_pool": self.unprovisioned_by_pool(now),

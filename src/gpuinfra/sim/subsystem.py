@@ -124,6 +124,9 @@ class View:
     recorder: Recorder
     log: list[dict] = field(default_factory=list)
     """Where the subsystem writes its own event records (reported in its summary)."""
+    stream: Callable[[str], np.random.Generator] | None = None
+    """Another named stream of the run's seed (``Rngs.stream``; None where the host gives none): for
+    draws a subsystem keeps apart from its own stream, so that adding them shifts none of its others."""
 
 
 class Subsystem:
