@@ -67,6 +67,7 @@ def _row(label: str, out: SimulationOutput) -> dict[str, Any]:
     u = out.run.subsystems["upgrade"]
     table = at.attribute(out.run, out.ledger, out.built.prices)
     cost = table.groupby("costCategory")["totalCost"].sum()
+    price = at.pool_prices(out.run, out.built.prices)
     return {
         "candidate": label,
         "duration_h": (u["duration_s"] / 3600.0) if u["duration_s"] is not None else None,
@@ -80,9 +81,7 @@ def _row(label: str, out: SimulationOutput) -> dict[str, Any]:
         "failure_waste_usd": float(cost.get("failure_waste", 0.0)),
         "unavailable_usd": float(cost.get("unavailable", 0.0)),
         # surge/green nodes billed while provisioning: inside unavailable_usd and inside the bill
-        "provisioning_usd": sum(
-            h * out.built.prices.usd_per_gpu_hour[m] for m, h in u.get("provisioning_gpu_hours_by_model", {}).items()
-        ),
+        "provisioning_usd": sum(h * price[q][2] for q, h in u.get("provisioning_gpu_hours_by_pool", {}).items()),
         "bill_usd": float(table["totalCost"].sum()),
         "wait_p99_s": out.summary["pods"]["wait_s"]["p99"],
     }
@@ -293,5 +292,6 @@ def cost_report(out: SimulationOutput, epoch: str = at.DEFAULT_EPOCH) -> dict[st
         "by_namespace": at.aggregate(table, "namespace"),
         "silent_burn": at.silent_burn(table),
         "bill": at.bill(out.run, out.built.prices),
+        "bill_by_pool": at.bill_by_pool(out.run, out.built.prices),
         "check": at.check(out.run, table),
     }

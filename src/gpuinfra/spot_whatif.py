@@ -596,20 +596,10 @@ def capacity_risk(on_time: dict, drawn: dict, spec: WhatIfSpec) -> dict[str, Any
 # -- the same what-if on a scenario ------------------------------------------------------------
 
 
-def _need(book: Any, model: str, what: str, label: str) -> float:
-    v = book.usd_per_gpu_hour.get(model)
-    if v is None:
-        key = "on_demand_usd_per_gpu_hour" if what == "on-demand" else "spot_usd_per_gpu_hour"
-        raise UserError(
-            f"no {what} price for GPU model '{model}', which the scenario's cluster holds",
-            where=f"{label} (prices.overrides.{model})",
-            expected=f"a catalog {what} price for every GPU model of the cluster",
-            fix=f"add prices.overrides.{model}.{key} with its source",
-        )
-    return float(v)
-
-
-def _scenario_result(out: Any, plan: str, od: Any, sp: Any, spot_pools: set[str], discount: float, label: str) -> dict:
+def _scenario_result(out: Any, plan: str, od: Any, spot_pools: set[str], discount: float, label: str) -> dict:
+    """One plan's figures from a replay ``out``: spot pools priced from the replay's own price book (its
+    pools' spot prices, io/scenario_build.price_book, the book attribution bills from), the other pools
+    from ``od`` (the on-demand replay's book) at on-demand, or committed at on-demand x (1 - ``discount``)."""
     run = out.run
     c = run.cluster
     t0 = float(run.recorder.start_s)
@@ -626,7 +616,7 @@ def _scenario_result(out: Any, plan: str, od: Any, sp: Any, spot_pools: set[str]
         if not p.gpu_model or p.gpus_per_node == 0:
             continue
         kind = "spot" if p.name in spot_pools else ("committed" if plan == "committed+spot" else "on-demand")
-        usd = _need(sp if kind == "spot" else od, p.gpu_model, "spot" if kind == "spot" else "on-demand", label)
+        usd = (out.built.prices if kind == "spot" else od).pool_usd(p.name, p.gpu_model, where=label)
         if kind == "committed":
             usd *= 1.0 - discount
         gpus = p.gpus_per_node * p.count
@@ -724,14 +714,13 @@ def scenario_whatif(
     od = a.built.prices
     results: dict[str, Any] = {}
     if "on-demand" in plans:
-        results["on-demand"] = _scenario_result(a, "on-demand", od, od, set(), committed_discount, label)
+        results["on-demand"] = _scenario_result(a, "on-demand", od, set(), committed_discount, label)
     if "spot" in plans or "committed+spot" in plans:
-        spotted = sc.model_copy(update={"prices": sc.prices.model_copy(update={"basis": "spot"})})
-        b = run(spotted, "spot")
+        b = run(sc, "spot")  # as written: its price book prices the spot pools at the spot price
         pools = set(sc.spot.pools)
         for plan in ("spot", "committed+spot"):
             if plan in plans:
-                results[plan] = _scenario_result(b, plan, od, b.built.prices, pools, committed_discount, label)
+                results[plan] = _scenario_result(b, plan, od, pools, committed_discount, label)
     return {
         "schema": "gpuinfra.spot-whatif/1",
         "scenario": sc.name,

@@ -10,7 +10,7 @@ without the label asked for); every row here has its namespace or is a cluster l
 carries it. This module keeps those names and splits the
 GPU bill into lines, each GPU-second of a *provisioned* GPU counted exactly once:
 
-- ``workload``: a pod's last (surviving) run, GPU-hours x the price of the model it ran on;
+- ``workload``: a pod's last (surviving) run, GPU-hours x the price of the node pool it ran on;
 - ``over_provisioned``: GPU-time that inference replicas held beyond what their offered load
   needs at the SLO (:func:`over_provisioning`), moved out of the service pods' workload lines into
   ``namespace/__over_provisioned__``; services without a declared load are reported "not computed";
@@ -21,10 +21,17 @@ GPU bill into lines, each GPU-second of a *provisioned* GPU counted exactly once
   the part before it moves to the pod's workload line (:func:`kept_on_kill`);
 - ``cluster/__unavailable__``: GPUs out of service while still billed (repair, reimage during an upgrade);
 - ``cluster/__stranded__``: idle GPU-time that the run's typical pods could not use (FGD fragmentation,
-  the recorder's measure), per model in proportion to that model's idle time;
+  the recorder's measure), per model in proportion to that model's idle time, then to the model's
+  node pools in proportion to theirs;
 - ``cluster/__idle__`` (OpenCost's own name for its idle allocation): the rest, OpenCost's residual
   (billed - everything above), so the lines sum to the bill by construction; the recorder's own
   idle integral checks it independently (``check``).
+
+Prices are per node pool (:func:`pool_prices`, ``PriceBook.pool_usd``): a pool listed in the scenario's
+``spot.pools`` is billed at its GPU model's spot price, the other pools on the price book's basis
+(on-demand by default), so two pools of one GPU model bought differently cost differently. Cluster
+lines (idle, stranded, unavailable) and over-provisioned lines are per node pool, each priced as the
+pool it came from; every row names its ``nodePool`` and that pool's ``purchase`` kind.
 
 Windows: every row carries the interval its pod ran (see :func:`attribute`), start/end as RFC 3339
 after a run epoch (:data:`DEFAULT_EPOCH` unless given), gpuCount the time-average over it.
@@ -37,7 +44,6 @@ GPUs only (GPU-node prices per GPU-hour include the host's share on AWS/Azure ro
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -79,22 +85,28 @@ OPENCOST_COLUMNS = (
     "totalCost",
 )
 """Columns of OpenCost's allocation API (``/allocation``; fields of ``Allocation`` in opencost's
-``core/pkg/opencost/allocation.go``), in its camelCase; ``costCategory``, ``gpuModel`` and
-``startS``/``endS`` (seconds since the run's start) are this extension's."""
+``core/pkg/opencost/allocation.go``), in its camelCase; :data:`EXTENSION_COLUMNS` follow them."""
+
+EXTENSION_COLUMNS = ("gpuModel", "nodePool", "purchase", "costCategory", "startS", "endS")
+"""This extension's columns after OpenCost's: the row's GPU model, node pool and how that pool is bought
+(``on_demand`` or ``spot``; the price of its ``gpuCost``), its cost line, and its window in seconds since
+the run's start."""
 
 CATEGORIES = ("workload", "over_provisioned", "failure_waste", "unavailable", "stranded", "idle")
 
 
-def _price(prices: PriceBook, model: str) -> float:
-    p = prices.usd_per_gpu_hour.get(model)
-    if p is None or not math.isfinite(p):
-        raise UserError(
-            f"no price for GPU model '{model}', which the scenario's cluster holds: its GPU-time cannot be billed",
-            where=f"prices (row for {model})",
-            expected="a catalog price for every GPU model of the cluster",
-            fix=f"add prices.overrides.{model} with on_demand_usd_per_gpu_hour and its source, or same_as",
-        )
-    return float(p)
+def pool_prices(run: RunResult, prices: PriceBook) -> dict[str, tuple[str, str, float]]:
+    """Node pool -> (GPU model, purchase kind, USD per GPU-hour) for every pool with GPUs, from the run's
+    price book (``PriceBook.pool_usd``: a spot pool at its model's spot price, the others on the book's
+    basis; io/scenario_build.price_book, the same source the spot what-if prices its pools from).
+
+    Raises UserError naming the model and the pool when the book has no price of the pool's kind."""
+    out = {}
+    for p in run.cluster.pools:
+        if p.gpu_model and p.gpus_per_node > 0 and p.count > 0:
+            pp = prices.pool_price(p.name, p.gpu_model)
+            out[p.name] = (p.gpu_model, pp.purchase, prices.pool_usd(p.name, p.gpu_model))
+    return out
 
 
 DEFAULT_EPOCH = "1970-01-01T00:00:00Z"
@@ -155,8 +167,9 @@ def attribute(
     services: list[dict[str, Any]] | None = None,
     epoch: str = DEFAULT_EPOCH,
 ) -> pd.DataFrame:
-    """One row per attributed line, with OpenCost's allocation columns plus ``costCategory``,
-    ``gpuModel`` and ``startS``/``endS`` (seconds since the run's start). GPU-hours and USD.
+    """One row per attributed line, with OpenCost's allocation columns plus :data:`EXTENSION_COLUMNS`
+    (``gpuModel``, ``nodePool``, ``purchase``, ``costCategory``, ``startS``/``endS`` in seconds since
+    the run's start). GPU-hours and USD.
 
     Windows follow OpenCost's allocation: each row carries the interval its pod ran, clipped to the
     run (``start``/``end`` RFC 3339 after ``epoch``, ``minutes`` = end - start), and
@@ -176,22 +189,30 @@ def attribute(
 
     ``services``: :func:`over_provisioning`'s result for this run (computed here when None); each
     computed service's excess replica GPU-time moves from its pods' workload lines to one
-    ``namespace/__over_provisioned__`` line per GPU model.
+    ``namespace/__over_provisioned__`` line per node pool (in proportion to the GPU-hours the service's
+    pods ran there), priced as that pool.
 
-    Raises UserError when a GPU model of the cluster has no price (naming the model), when ``epoch``
+    Every row names its ``nodePool`` and the pool's ``purchase`` kind; ``gpuCost`` = gpuHours x the
+    pool's USD per GPU-hour (spot pools at the spot price).
+
+    Raises UserError when a node pool's GPU model has no price of the pool's purchase kind (naming the
+    model and the pool), when ``epoch``
     is not RFC 3339 with an offset, or when a service's capacity cannot be computed.
     """
     c, rec = run.cluster, run.recorder
     t_lo, t_hi = float(rec.start_s), float(run.horizon_s)
-    price = {m: _price(prices, m) for m in c.models}
+    pool_price = pool_prices(run, prices)  # refuses an unpriced pool before any work
     _epoch_ms(epoch)  # refuse a bad epoch before any work
     per_model = rec.per_model_totals()
-    unprov = unprovisioned_by_model(run)
+    pool_unav = rec.per_pool_totals()["unavailable"]
+    unprov = unprovisioned_by_pool(run)
     led = ledger
     owners, names = np.asarray(run.pods.owners, dtype=object), np.asarray(run.pods.names, dtype=object)
     cpu = run.pods.cpu_milli.astype(float) / 1000.0
     node_names = np.array([*c.node_names, ""], dtype=object)
     models = np.array([*c.models, ""], dtype=object)
+    pool_of_node = np.array([c.pools[k].name for k in c.node_pool.tolist()] + [""], dtype=object)
+    pool_of_name = dict(zip(node_names.tolist(), pool_of_node.tolist(), strict=True))
 
     def frame(pod, node_col, model_col, cat, gpu_h, t0, t1, name_suffix="", cpu_cores=None):
         pod = np.asarray(pod, dtype=np.int64)
@@ -202,6 +223,7 @@ def attribute(
                 "namespace": ns,
                 "pod": names[pod],
                 "node": node_col,
+                "nodePool": [pool_of_name.get(x, "") for x in node_col],
                 "gpuModel": model_col,
                 "costCategory": cat,
                 "gpuHours": np.asarray(gpu_h, dtype=float),
@@ -312,15 +334,16 @@ def attribute(
         moved = work.loc[mask, "gpuHours"] * min(h / held, 1.0)
         work.loc[mask, "gpuHours"] = work.loc[mask, "gpuHours"] - moved
         sub = work.loc[mask]
-        for m, mh in moved.groupby(sub["gpuModel"]).sum().items():
-            on = sub["gpuModel"] == m
+        for pool, mh in moved.groupby(sub["nodePool"]).sum().items():
+            on = sub["nodePool"] == pool
             over_rows.append(
                 {
                     "name": f"{sv['namespace']}/__over_provisioned__",
                     "namespace": sv["namespace"],
                     "pod": "",
                     "node": "",
-                    "gpuModel": m,
+                    "nodePool": pool,
+                    "gpuModel": pool_price[pool][0],
                     "costCategory": "over_provisioned",
                     "gpuHours": float(mh),
                     "startS": float(sub.loc[on, "startS"].min()),
@@ -330,24 +353,37 @@ def attribute(
             )
     if over_rows:
         work = pd.concat([work, pd.DataFrame(over_rows)], ignore_index=True)
-    used = work.groupby(["gpuModel", "costCategory"])["gpuHours"].sum()
-    # cluster lines per model, over the whole run
+    used = work.groupby(["nodePool", "costCategory"])["gpuHours"].sum()
+    # cluster lines per node pool, over the whole run, each priced as its pool is bought
     rows: list[dict[str, Any]] = []
     idle_rec = per_model["idle"] / MS_PER_GPU_HOUR
     total_idle = float(idle_rec.sum())
     frag_h = min(float(rec.frag_ms.sum()) / MS_PER_GPU_HOUR, total_idle)
+    pool_gpus = np.bincount(c.node_pool, weights=c.gpu_count, minlength=len(c.pools))
+    lines: dict[str, dict[str, float]] = {}
+    for j, p in enumerate(c.pools):
+        if p.name not in pool_price:
+            continue
+        billed = float(pool_gpus[j]) * (t_hi - t_lo) / 3600.0 - unprov.get(p.name, 0.0)
+        unav = max(0.0, float(pool_unav[j]) / MS_PER_GPU_HOUR - unprov.get(p.name, 0.0))
+        w = sum(float(used.get((p.name, cat), 0.0)) for cat in ("workload", "over_provisioned", "failure_waste"))
+        lines[p.name] = {"unavailable": unav, "idle": billed - w - unav}  # OpenCost: asset - workload
     for k, m in enumerate(c.models):
-        cap_h = float(c.capacity_milli[k]) * (t_hi - t_lo) / MS_PER_GPU_HOUR
-        billed = cap_h - unprov.get(m, 0.0)
-        unav = max(0.0, float(per_model["unavailable"][k]) / MS_PER_GPU_HOUR - unprov.get(m, 0.0))
-        w = sum(float(used.get((m, cat), 0.0)) for cat in ("workload", "over_provisioned", "failure_waste"))
-        idle = billed - w - unav  # OpenCost: asset - workload
+        mine = [q for q in lines if pool_price[q][0] == m]
+        idle_m = sum(lines[q]["idle"] for q in mine)
+        # stranded (the recorder's fragmentation measure) per model in proportion to its recorded idle time,
+        # then to the model's pools in proportion to their idle GPU-hours
         stranded = frag_h * (float(idle_rec[k]) / total_idle) if total_idle > 0 else 0.0
-        stranded = min(max(stranded, 0.0), max(idle, 0.0))
+        stranded = min(max(stranded, 0.0), max(idle_m, 0.0))
+        pos = sum(max(lines[q]["idle"], 0.0) for q in mine)
+        for q in mine:
+            share = max(lines[q]["idle"], 0.0) / pos if pos > 0 else 0.0
+            lines[q]["stranded"] = min(stranded * share, max(lines[q]["idle"], 0.0))
+    for pool, ln in lines.items():
         for suffix, cat, h in (
-            ("__unavailable__", "unavailable", unav),
-            ("__stranded__", "stranded", stranded),
-            ("__idle__", "idle", idle - stranded),
+            ("__unavailable__", "unavailable", ln["unavailable"]),
+            ("__stranded__", "stranded", ln["stranded"]),
+            ("__idle__", "idle", ln["idle"] - ln["stranded"]),
         ):
             rows.append(
                 {
@@ -355,7 +391,8 @@ def attribute(
                     "namespace": "",
                     "pod": "",
                     "node": "",
-                    "gpuModel": m,
+                    "nodePool": pool,
+                    "gpuModel": pool_price[pool][0],
                     "costCategory": cat,
                     "gpuHours": h,
                     "startS": t_lo,
@@ -373,12 +410,13 @@ def attribute(
     df["cpuCoreHours"] = df["cpuCores"] * hours
     df["start"] = rfc3339(df["startS"].to_numpy(), epoch)
     df["end"] = rfc3339(df["endS"].to_numpy(), epoch)
-    df["gpuCost"] = df["gpuHours"] * df["gpuModel"].map(price).astype(float)
+    df["purchase"] = df["nodePool"].map({q: v[1] for q, v in pool_price.items()})
+    df["gpuCost"] = df["gpuHours"] * df["nodePool"].map({q: v[2] for q, v in pool_price.items()}).astype(float)
     for col in OPENCOST_COLUMNS:
         if col not in df.columns:
             df[col] = 0.0
     df["totalCost"] = df["gpuCost"] + df["cpuCost"] + df["ramCost"] + df["pvCost"] + df["networkCost"]
-    return df[[*OPENCOST_COLUMNS, "gpuModel", "costCategory", "startS", "endS"]]
+    return df[[*OPENCOST_COLUMNS, *EXTENSION_COLUMNS]]
 
 
 def over_provisioning(run: RunResult) -> list[dict[str, Any]]:
@@ -528,14 +566,51 @@ def unprovisioned_by_model(run: RunResult) -> dict[str, float]:
     return out
 
 
-def bill(run: RunResult, prices: PriceBook) -> dict[str, float]:
-    """The GPU bill: provisioned GPU-hours x price per model, and its total (USD)."""
+def unprovisioned_by_pool(run: RunResult) -> dict[str, float]:
+    """GPU-hours by node pool that no one paid for: :func:`unprovisioned_by_model` per pool."""
+    out: dict[str, float] = {}
+    for name in ("upgrade", "spot", "autoscaler"):
+        for q, h in (run.subsystems.get(name) or {}).get("unprovisioned_gpu_hours_by_pool", {}).items():
+            out[q] = out.get(q, 0.0) + float(h)
+    return out
+
+
+def bill_by_pool(run: RunResult, prices: PriceBook) -> list[dict[str, Any]]:
+    """One row per node pool with GPUs: ``pool``, ``gpu_model``, ``purchase`` (``on_demand``/``spot``),
+    ``usd_per_gpu_hour``, ``billed_gpu_hours`` (GPUs x the run's window less the pool's unprovisioned
+    hours: reclaimed spot nodes, surge/green nodes before creation, deleted nodes, node slots the
+    cluster-autoscaler has not provisioned) and ``usd``.
+    Raises UserError when a pool's GPU model has no price of its purchase kind."""
     c = run.cluster
     dur = float(run.horizon_s - run.recorder.start_s)
-    unprov = unprovisioned_by_model(run)
-    out = {}
-    for k, m in enumerate(c.models):
-        out[m] = (float(c.capacity_milli[k]) * dur / MS_PER_GPU_HOUR - unprov.get(m, 0.0)) * _price(prices, m)
+    unprov = unprovisioned_by_pool(run)
+    price = pool_prices(run, prices)
+    gpus = np.bincount(c.node_pool, weights=c.gpu_count, minlength=len(c.pools))
+    out = []
+    for j, p in enumerate(c.pools):
+        if p.name not in price:
+            continue
+        model, kind, usd = price[p.name]
+        h = float(gpus[j]) * dur / 3600.0 - unprov.get(p.name, 0.0)
+        out.append(
+            {
+                "pool": p.name,
+                "gpu_model": model,
+                "purchase": kind,
+                "usd_per_gpu_hour": usd,
+                "billed_gpu_hours": h,
+                "usd": h * usd,
+            }
+        )
+    return out
+
+
+def bill(run: RunResult, prices: PriceBook) -> dict[str, float]:
+    """The GPU bill (USD): each node pool's provisioned GPU-hours x the price of how it is bought
+    (:func:`bill_by_pool`), summed per GPU model, and ``total``."""
+    out: dict[str, float] = {m: 0.0 for m in run.cluster.models}
+    for r in bill_by_pool(run, prices):
+        out[r["gpu_model"]] += r["usd"]
     out["total"] = sum(out.values())
     return out
 

@@ -183,7 +183,9 @@ def plan_cmd(
 def attribute_cmd(
     scenario: Annotated[str, typer.Argument(help="Scenario YAML or built-in name.")],
     seed: Annotated[int | None, typer.Option(help="Seed (default: the scenario's).")] = None,
-    by: Annotated[str, typer.Option(help="Aggregate by namespace, pod, costCategory or gpuModel.")] = "namespace",
+    by: Annotated[
+        str, typer.Option(help="Aggregate by namespace, pod, costCategory, gpuModel, nodePool or purchase.")
+    ] = "namespace",
     csv: Annotated[Path | None, typer.Option(help="Write the OpenCost-style allocation table (CSV) here.")] = None,
     epoch: Annotated[
         str,
@@ -204,8 +206,10 @@ def attribute_cmd(
     check_seed(seed)
     if csv is not None:  # before the simulation: a path that cannot take the file costs nothing
         check_output_file(csv, force=force, where="--csv")
-    if by not in ("namespace", "pod", "costCategory", "gpuModel"):
-        raise UserError(f"--by {by}", where="--by", expected="namespace, pod, costCategory or gpuModel")
+    if by not in ("namespace", "pod", "costCategory", "gpuModel", "nodePool", "purchase"):
+        raise UserError(
+            f"--by {by}", where="--by", expected="namespace, pod, costCategory, gpuModel, nodePool or purchase"
+        )
     from gpuinfra.analysis.attribution import rfc3339
 
     rfc3339([0.0], epoch)  # a bad --epoch is refused before the run
@@ -235,6 +239,14 @@ def attribute_cmd(
     out.print(
         f"bill: {b['total']:,.2f} USD; attributed: {rep['table']['totalCost'].sum():,.2f} USD "
         f"(idle check against the recorder: {'ok' if rep['check']['ok'] else 'MISMATCH'})"
+    )
+    out.print(
+        "by node pool: "
+        + "; ".join(
+            f"{escape(r['pool'])} ({r['purchase'].replace('_', '-')}, {escape(r['gpu_model'])}) "
+            f"{r['billed_gpu_hours']:,.1f} GPU-h x {r['usd_per_gpu_hour']:.2f} = {r['usd']:,.2f} USD"
+            for r in rep["bill_by_pool"]
+        )
     )
     s = Table("silent burn (ranked)", "where", "GPU-hours", "USD", "share of bill")
     for r in rep["silent_burn"].head(10).to_dict(orient="records"):

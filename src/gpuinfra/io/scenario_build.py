@@ -16,7 +16,7 @@ from gpuinfra.analysis.accounting import RunMeta
 from gpuinfra.catalog import gpu_hour_price, gpu_model, node_shape
 from gpuinfra.errors import UserError
 from gpuinfra.io.scenario_schema import ClusterSpec, PricesSpec, QuotasSpec, Scenario
-from gpuinfra.models.cost import PriceBook
+from gpuinfra.models.cost import PoolPrice, PriceBook
 from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState, NodePool, Taint
 from gpuinfra.sim.framework import Profile
 from gpuinfra.sim.kernel import Rngs
@@ -201,14 +201,35 @@ def _impossible(cluster: ClusterState, pods: PodTable | list[Pod]) -> list[tuple
     return bad
 
 
-def _price_book(spec: PricesSpec, models: tuple[str, ...]) -> PriceBook:
+def price_book(spec: PricesSpec, cluster: ClusterState, spot_pools: list[str] | tuple[str, ...] = ()) -> PriceBook:
+    """The run's price book: per GPU model on ``spec.basis``, and per node pool (``PriceBook.pools``):
+    the pools in ``spot_pools`` (the scenario's ``spot.pools``) at their model's spot price, the others on
+    ``spec.basis``. Both from the same catalog rows and overrides (:func:`_price_book`); the spot what-if
+    prices its pools from this book too (spot_whatif._scenario_result)."""
+    book = _price_book(spec, cluster.models)
+    spot = book if spec.basis == "spot" or not spot_pools else _price_book(spec, cluster.models, basis="spot")
+    pools: dict[str, PoolPrice] = {}
+    for p in cluster.pools:
+        if not p.gpu_model or p.gpus_per_node == 0:
+            continue
+        src = spot if p.name in spot_pools else book
+        kind = "spot" if p.name in spot_pools else spec.basis
+        m = p.gpu_model
+        pools[p.name] = PoolPrice(m, kind, src.usd_per_gpu_hour.get(m), src.sources.get(m, ""))
+    return PriceBook(book.usd_per_gpu_hour, book.sources, book.basis, pools)
+
+
+def _price_book(spec: PricesSpec, models: tuple[str, ...], basis: str | None = None) -> PriceBook:
+    """GPU model -> USD per GPU-hour on ``basis`` (default ``spec.basis``): an override's own number, the
+    catalog row of the model it is ``same_as``, or the model's catalog row; None where there is none."""
+    basis = spec.basis if basis is None else basis
     usd: dict[str, float | None] = {}
     src: dict[str, str] = {}
     overrides = {gpu_model(k, where=f"prices.overrides.{k}").name: v for k, v in spec.overrides.items()}
     for m in models:
         ov = overrides.get(m)
         if ov and ov.same_as is None:
-            val = ov.on_demand_usd_per_gpu_hour if spec.basis == "on_demand" else ov.spot_usd_per_gpu_hour
+            val = ov.on_demand_usd_per_gpu_hour if basis == "on_demand" else ov.spot_usd_per_gpu_hour
             usd[m], src[m] = val, f"override: {ov.source}"
             continue
         target = gpu_model(ov.same_as, where=f"prices.overrides.{m}.same_as").name if ov and ov.same_as else m
@@ -217,9 +238,9 @@ def _price_book(spec: PricesSpec, models: tuple[str, ...]) -> PriceBook:
             usd[m], src[m] = None, "no catalog price (opaque or unlisted model) and no override"
             continue
         p = gpu_hour_price(target, cloud=spec.cloud, region=spec.region)
-        usd[m] = p.on_demand_usd if spec.basis == "on_demand" else p.spot_usd
+        usd[m] = p.on_demand_usd if basis == "on_demand" else p.spot_usd
         src[m] = p.source + (f"; priced as {target}: {ov.source}" if ov else "")
-    return PriceBook(usd, src, spec.basis)
+    return PriceBook(usd, src, basis)
 
 
 FIELD_ROOTS = (
@@ -560,7 +581,7 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
         cluster,
         table.sorted_by_submit(),
         profile,
-        _price_book(sc.prices, cluster.models),
+        price_book(sc.prices, cluster, sc.spot.pools if sc.spot is not None else ()),
         skipped,
         label,
         seed,

@@ -604,7 +604,9 @@ class ClusterAutoscaler(Subsystem):
             "still_waiting_for_scale_up": len(self.triggered),
             "unprovisioned_gpu_hours": sum(unprov.values()),
             "unprovisioned_gpu_hours_by_model": unprov,
+            "unprovisioned_gpu_hours_by_pool": self.ledger.unprovisioned_by_model(now, by="pool"),
             "provisioning_gpu_hours_by_model": self.ledger.provisioning_by_model(now),
+            "provisioning_gpu_hours_by_pool": self.ledger.provisioning_by_model(now, by="pool"),
             "groups": groups,
             "log": self.view.log,
         }

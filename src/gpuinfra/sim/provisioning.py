@@ -30,13 +30,18 @@ if TYPE_CHECKING:
     from gpuinfra.sim.subsystem import PodRuntime
 
 
-def unprovisioned_by_model(c, done: dict[int, float], since: dict[int, float], now: float) -> dict[str, float]:
-    """GPU-hours by GPU model of nodes not provisioned: closed intervals ``done`` (node -> GPU-s)
-    plus the open ones (node -> since) up to ``now``."""
+def unprovisioned_by_model(
+    c, done: dict[int, float], since: dict[int, float], now: float, by: str = "model"
+) -> dict[str, float]:
+    """GPU-hours by GPU model (``by="pool"``: by node pool, what per-pool prices need) of nodes not
+    provisioned: closed intervals ``done`` (node -> GPU-s) plus the open ones (node -> since) up to ``now``."""
     out: dict[str, float] = {}
     for n in set(done) | set(since):
         g = done.get(n, 0.0) + ((now - since[n]) * int(c.gpu_count[n]) if n in since else 0.0)
-        m = c.models[c.node_model[n]] if c.node_model[n] >= 0 else ""
+        if by == "pool":
+            m = c.pools[c.node_pool[n]].name
+        else:
+            m = c.models[c.node_model[n]] if c.node_model[n] >= 0 else ""
         out[m] = out.get(m, 0.0) + g / 3600.0
     return dict(sorted(out.items()))
 
@@ -95,10 +100,10 @@ class ProvisionLedger:
         c.set_node_up(n, True, self.owner)
         self.e.mark_dirty(n)
 
-    def unprovisioned_by_model(self, now: float) -> dict[str, float]:
-        """Unprovisioned (not billed) GPU-hours by model up to ``now``."""
-        return unprovisioned_by_model(self.c, self.unprov_gpu_s, self.unprov_since, now)
+    def unprovisioned_by_model(self, now: float, by: str = "model") -> dict[str, float]:
+        """Unprovisioned (not billed) GPU-hours by model (``by="pool"``: by node pool) up to ``now``."""
+        return unprovisioned_by_model(self.c, self.unprov_gpu_s, self.unprov_since, now, by)
 
-    def provisioning_by_model(self, now: float) -> dict[str, float]:
-        """Requested-but-not-up (billed, unavailable) GPU-hours by model up to ``now``."""
-        return unprovisioned_by_model(self.c, self.prov_gpu_s, self.requested_at, now)
+    def provisioning_by_model(self, now: float, by: str = "model") -> dict[str, float]:
+        """Requested-but-not-up (billed, unavailable) GPU-hours by model (``by="pool"``: by pool) up to ``now``."""
+        return unprovisioned_by_model(self.c, self.prov_gpu_s, self.requested_at, now, by)

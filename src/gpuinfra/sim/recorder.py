@@ -42,6 +42,12 @@ class Recorder:
         self._node_model = np.where(cluster.node_model >= 0, cluster.node_model, nm)
         self._node_model_list: list[int] = self._node_model.tolist()
         self._dev_milli: list[int] = (cluster.dev_exists.sum(axis=1) * MILLI_PER_GPU).tolist()
+        self._node_pool = np.asarray(cluster.node_pool, dtype=np.int64)
+        self._node_pool_list: list[int] = self._node_pool.tolist()
+        # unavailable milli-GPU per node pool: changes only when devices go out of or back into service
+        # (faults, reimages, reclaims), so it has its own sparse log, a row only when it changed
+        self._pool_unav_times: list[float] = []
+        self._pool_unav_rows: list[list[float]] = []
         self.queue_len = 0
         self.running = 0
         self._refresh_gpu_levels()
@@ -64,6 +70,11 @@ class Recorder:
         # Python floats (the same values the float64 arrays held): per-event updates stay cheap
         self.idle_level = np.bincount(self._node_model, weights=self._node_free, minlength=nm + 1)[:nm].tolist()
         self.unavail_level = np.bincount(self._node_model, weights=self._node_unav, minlength=nm + 1)[:nm].tolist()
+        npool = len(c.pools)
+        self.pool_unavail_level = np.bincount(self._node_pool, weights=self._node_unav, minlength=npool)[
+            :npool
+        ].tolist()
+        self._pool_unav_dirty = True
 
     def _refresh_node(self, n: int) -> None:
         """Re-read one node's devices (the only node a placement or release touched)."""
@@ -76,6 +87,9 @@ class Recorder:
         if m < self.nm:
             self.idle_level[m] += free - self._node_free[n]
             self.unavail_level[m] += unav - self._node_unav[n]
+        if unav != self._node_unav[n]:
+            self.pool_unavail_level[self._node_pool_list[n]] += unav - self._node_unav[n]
+            self._pool_unav_dirty = True
         self._node_free[n] = free
         self._node_unav[n] = unav
 
@@ -104,6 +118,13 @@ class Recorder:
         else:
             self._log.extend(row)
             times.append(t_s)
+        if self._pool_unav_dirty:
+            if self._pool_unav_times and self._pool_unav_times[-1] == t_s:
+                self._pool_unav_rows[-1] = list(self.pool_unavail_level)
+            else:
+                self._pool_unav_times.append(t_s)
+                self._pool_unav_rows.append(list(self.pool_unavail_level))
+            self._pool_unav_dirty = False
 
     def count(self, what: str, t_s: float) -> None:
         self._count_times[what].append(t_s)
@@ -147,6 +168,13 @@ class Recorder:
             k: np.histogram(np.asarray(v), bins=edges)[0] if len(edges) > 1 else np.zeros(0)
             for k, v in self._count_times.items()
         }
+        # per node pool: the sparse log of unavailable levels, integrated the same way up to the end
+        tp = np.asarray(self._pool_unav_times, dtype=np.float64)
+        lp = np.asarray(self._pool_unav_rows, dtype=np.float64).reshape(len(tp), len(self.cluster.pools))
+        kp = tp <= end
+        tp, lp = tp[kp], lp[kp]
+        self.pool_unavail_ms = (lp * (np.append(tp[1:], end) - tp)[:, None]).sum(axis=0)
+        """Unavailable milli-GPU-seconds per node pool (``cluster.pools`` order) over the whole run."""
         self.finalized = True
 
     def totals(self) -> dict[str, float]:
@@ -156,6 +184,12 @@ class Recorder:
             "idle": float(self.idle_ms.sum()),
             "unavailable": float(self.unavail_ms.sum()),
         }
+
+    def per_pool_totals(self) -> dict[str, np.ndarray]:
+        """Whole-run unavailable milli-GPU-seconds per node pool (``cluster.pools`` order): the same
+        device availability as the per-model level, kept per pool so that pools of one GPU model bought
+        differently (on-demand, spot) can be priced apart. Per pool they sum to the per-model total."""
+        return {"unavailable": self.pool_unavail_ms}
 
     def per_model_totals(self) -> dict[str, np.ndarray]:
         return {

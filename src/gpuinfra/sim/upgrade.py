@@ -429,8 +429,10 @@ class UpgradeController(Subsystem):
     def summary(self) -> dict[str, Any]:
         now = self.view.clock()
         unprov = self.ledger.unprovisioned_by_model(now)
+        unprov_pool = self.ledger.unprovisioned_by_model(now, by="pool")
         # surge/green nodes requested and still booting at the end are billed up to now
         prov = self.ledger.provisioning_by_model(now)
+        prov_pool = self.ledger.provisioning_by_model(now, by="pool")
         # pods evicted and never started again stay unready until the end of the run
         unready = self.service_unready_s + sum(now - t0 for t0 in self.evicted_at.values())
         return {
@@ -447,7 +449,9 @@ class UpgradeController(Subsystem):
             "service_replica_hours_unready": unready / 3600.0,
             "unprovisioned_gpu_hours": sum(unprov.values()),
             "unprovisioned_gpu_hours_by_model": unprov,
+            "unprovisioned_gpu_hours_by_pool": unprov_pool,
             "provisioning_gpu_hours_by_model": prov,
+            "provisioning_gpu_hours_by_pool": prov_pool,
             "log": self.done_nodes,
         }
 
