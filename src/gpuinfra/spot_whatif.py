@@ -605,12 +605,16 @@ def _scenario_result(out: Any, plan: str, od: Any, spot_pools: set[str], discoun
     t0 = float(run.recorder.start_s)
     ends = run.end_s[np.isfinite(run.end_s)]
     unfinished = sum(1 for o in run.outcome if o in ("pending_at_horizon", "running_at_horizon", "not_arrived"))
-    # the scenario sets the window: billed from its start to its horizon (or its last event), as
-    # analysis/attribution.bill does; the spot summary's unbilled hours cover the same window
+    from gpuinfra.analysis.attribution import billed_gpu_hours_by_pool
+
+    # the scenario sets the window: billed from its start to its horizon (or its last event), the
+    # hours analysis/attribution.bill bills per pool (reclaimed spot nodes and nodes an upgrade had not
+    # yet created or had deleted are out)
     t_end = float(run.horizon_s)
     last = float(ends.max()) if len(ends) else t0
     spot = run.subsystems.get("spot") or {}
     by_pool = spot.get("unprovisioned_gpu_hours_by_pool", {})
+    billed_by_pool = billed_gpu_hours_by_pool(run)
     pools_out = []
     for p in c.pools:
         if not p.gpu_model or p.gpus_per_node == 0:
@@ -620,7 +624,7 @@ def _scenario_result(out: Any, plan: str, od: Any, spot_pools: set[str], discoun
         if kind == "committed":
             usd *= 1.0 - discount
         gpus = p.gpus_per_node * p.count
-        billed = gpus * (t_end - t0) / 3600.0 - by_pool.get(p.name, 0.0)
+        billed = billed_by_pool.get(p.name, 0.0)
         pools_out.append(
             {
                 "pool": p.name,

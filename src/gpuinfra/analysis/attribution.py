@@ -575,26 +575,33 @@ def unprovisioned_by_pool(run: RunResult) -> dict[str, float]:
     return out
 
 
+def billed_gpu_hours_by_pool(run: RunResult) -> dict[str, float]:
+    """Node pool (with GPUs) -> GPU-hours billed over the run's window (its start to its horizon): the
+    pool's GPUs x the window, less its unprovisioned hours (:func:`unprovisioned_by_pool`)."""
+    c = run.cluster
+    dur = float(run.horizon_s - run.recorder.start_s)
+    unprov = unprovisioned_by_pool(run)
+    gpus = np.bincount(c.node_pool, weights=c.gpu_count, minlength=len(c.pools))
+    return {
+        p.name: float(gpus[j]) * dur / 3600.0 - unprov.get(p.name, 0.0)
+        for j, p in enumerate(c.pools)
+        if p.gpu_model and p.gpus_per_node > 0 and p.count > 0
+    }
+
+
 def bill_by_pool(run: RunResult, prices: PriceBook) -> list[dict[str, Any]]:
     """One row per node pool with GPUs: ``pool``, ``gpu_model``, ``purchase`` (``on_demand``/``spot``),
     ``usd_per_gpu_hour``, ``billed_gpu_hours`` (GPUs x the run's window less the pool's unprovisioned
     hours: reclaimed spot nodes, surge/green nodes before creation, deleted nodes, node slots the
     cluster-autoscaler has not provisioned) and ``usd``.
     Raises UserError when a pool's GPU model has no price of its purchase kind."""
-    c = run.cluster
-    dur = float(run.horizon_s - run.recorder.start_s)
-    unprov = unprovisioned_by_pool(run)
     price = pool_prices(run, prices)
-    gpus = np.bincount(c.node_pool, weights=c.gpu_count, minlength=len(c.pools))
     out = []
-    for j, p in enumerate(c.pools):
-        if p.name not in price:
-            continue
-        model, kind, usd = price[p.name]
-        h = float(gpus[j]) * dur / 3600.0 - unprov.get(p.name, 0.0)
+    for pool, h in billed_gpu_hours_by_pool(run).items():
+        model, kind, usd = price[pool]
         out.append(
             {
-                "pool": p.name,
+                "pool": pool,
                 "gpu_model": model,
                 "purchase": kind,
                 "usd_per_gpu_hour": usd,
