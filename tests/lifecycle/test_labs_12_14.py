@@ -75,6 +75,16 @@ def test_lab14_attribution_sums_and_design_against_strongest_baseline(l14):
     assert f"{sp['lost_gpu_hours']:.1f} GPU-h lost since their last checkpoint by the same rule" in html
     inv = s["spot_inventory"]
     assert sum(m["gpus"] for m in inv["models"]) + sum(u["gpus"] for u in inv["unpriced"]) == 10412  # SOURCE.md
+    # the spot pool is billed at the spot price, the on-demand pool at on-demand: same GPU model, two prices
+    from gpuinfra.catalog.prices import gpu_hour_price
+
+    h100 = gpu_hour_price("H100-SXM", cloud="aws")  # the lab scenario's price book: prices.cloud aws
+    for r in s["runs"].values():
+        by = {p["pool"]: p for p in r["bill_by_pool"]}
+        assert by["gpu-spot"]["purchase"] == "spot" and by["gpu-spot"]["usd_per_gpu_hour"] == h100.spot_usd
+        assert by["gpu"]["purchase"] == "on_demand" and by["gpu"]["usd_per_gpu_hour"] == h100.on_demand_usd
+        assert sum(p["usd"] for p in r["bill_by_pool"]) == pytest.approx(r["bill_usd"], rel=1e-12)
+    assert h100.spot_usd < h100.on_demand_usd
 
 
 def test_lab14_design_reclaims_capacity_and_is_judged_against_the_strongest_baseline(l14):

@@ -164,6 +164,7 @@ def _evaluate(sc: Any, seed: int) -> dict[str, Any]:
     alloc = o.metrics["allocated_gpus"].to_numpy()
     return {
         "bill_usd": float(table["totalCost"].sum()),
+        "bill_by_pool": at.bill_by_pool(o.run, o.built.prices),
         "silent_burn_usd": burn,
         "by_category": {k: {"gpu_hours": float(v.gpuHours), "usd": float(v.totalCost)} for k, v in by_cat.iterrows()},
         "failure_waste_by_namespace": {k: float(v) for k, v in fw.items()},
@@ -399,7 +400,8 @@ def run(out_dir: Path, design: Path | None = None, quick: bool = False, workers:
     seeds = list(range(100, 100 + (6 if quick else DETECT_SEEDS)))
     detection = detection_trial(out_dir, d.fault_detect_s, seeds, days)
     base = runs["as is"]
-    price = gpu_hour_price("H100-SXM").on_demand_usd or 0.0
+    # the on-demand price the as-is run billed its on-demand pool at (the scenario's price book)
+    price = next(p["usd_per_gpu_hour"] for p in base["bill_by_pool"] if p["purchase"] == "on_demand")
     commit_usd = price * 0.5  # assumption: a committed-use rate at half of on-demand; state yours
     hourly = np.asarray(base["allocated_gpus_per_interval"])
     per_hour = hourly.reshape(-1, int(3600 / base["interval_s"])).mean(axis=1) if len(hourly) % 6 == 0 else hourly
@@ -635,8 +637,13 @@ def render(s: dict[str, Any]) -> str:
     base, des = runs["as is"], runs["design"]
     days = s["days"]
     idle = base["by_category"].get("idle", {"usd": 0.0})["usd"]
+    pools = "; ".join(
+        f"{p['pool']} ({p['purchase'].replace('_', '-')}) {p['billed_gpu_hours']:,.0f} GPU-h x ${p['usd_per_gpu_hour']:.2f} "
+        f"= ${p['usd']:,.0f}"
+        for p in base["bill_by_pool"]
+    )
     c1 = (
-        f"The as-is H100 fleet bills ${base['bill_usd']:,.0f} over {days:.0f} days; ${idle:,.0f} of it "
+        f"The as-is H100 fleet bills ${base['bill_usd']:,.0f} over {days:.0f} days ({pools}); ${idle:,.0f} of it "
         f"({100 * idle / base['bill_usd']:.1f} %) pays for idle GPUs, ${idle / days:,.0f} a day that no dashboard "
         f"of 'healthy' pods shows. Attribution sums to the bill (idle checked against the recorder: "
         f"{'ok' if base['check']['ok'] else 'MISMATCH'})."
@@ -743,7 +750,8 @@ def render(s: dict[str, Any]) -> str:
         d_idle = usd(rs, "idle", "stranded") - usd(base, "idle", "stranded")
         lines.append(
             f"cutting only the replicas (same pool) removes ${d_over:,.0f} of over-provisioning and adds "
-            f"${d_idle:,.0f} of idle and stranded GPUs; the bill moves by ${rs['bill_usd'] - base['bill_usd']:,.0f}"
+            f"${d_idle:,.0f} of idle and stranded GPUs; the bill moves by "
+            f"${round(rs['bill_usd'] - base['bill_usd']) + 0:,.0f}"  # + 0: a float sum's -0.4 is $0, not $-0
         )
     c_over = ("; ".join(lines) + ".") if lines else "The run has no service (execution kind service) to size."
     secs.append(
