@@ -107,4 +107,6 @@ def test_historical_streams_keep_their_spawn_keys():
 
 
 def test_view_is_narrow():
-    assert set(View.__dataclass_fields__) == {"clock", "cluster", "runtime", "rng", "recorder", "log"}
+    # stream: other named streams of the run's seed (Rngs.stream), e.g. spot's per-reclaim replacement
+    # draws kept apart from its reclaim draws; no generator of a subsystem's own
+    assert set(View.__dataclass_fields__) == {"clock", "cluster", "runtime", "rng", "recorder", "log", "stream"}
