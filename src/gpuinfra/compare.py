@@ -84,7 +84,7 @@ def replay_table(runs: list[PolicyRun]) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     for r in runs:
         s, led = r.summary, r.ledger
-        started = led[led["start_s"].notna()]
+        started = led[led["wait_s"].notna()]  # bound at least once (wait: submit to first bind)
         by_owner = {o: _wait_stats(g["wait_s"].to_numpy()) for o, g in started.groupby("owner", sort=True)}
         by_prio = {str(int(k)): _wait_stats(g["wait_s"].to_numpy()) for k, g in started.groupby("priority", sort=True)}
         g = s["gpu_time"]

@@ -161,10 +161,12 @@ def contention(built: Built, summary: dict[str, Any], led: pd.DataFrame, metrics
         sub = frame[frame["cls"] == name]
         w = sub["wait_s"].dropna().to_numpy()
         pend = (sub["outcome"] == "pending_at_horizon").to_numpy()
-        # right-censored: a pod pending at the horizon has waited at least (horizon end - submit)
-        so_far = (end_s - sub["submit_s"].to_numpy()[pend]) if end_s is not None and pend.any() else np.array([])
+        # right-censored: a pod pending at the horizon that never bound has waited at least (horizon end -
+        # submit); one pending again after an eviction has its wait (to its first bind) in w already
+        never = pend & sub["wait_s"].isna().to_numpy()
+        so_far = (end_s - sub["submit_s"].to_numpy()[never]) if end_s is not None and never.any() else np.array([])
         both = np.concatenate([w, so_far])
-        arrived_n = len(w) + int(pend.sum())
+        arrived_n = len(w) + int(never.sum())
         waits[name] = {
             "pods": int(len(sub)),
             "started": int(len(w)),

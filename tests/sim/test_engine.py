@@ -178,8 +178,57 @@ def test_preemption_evicts_the_documented_victims():
     prices = PriceBook({"T4": 1.0}, {"T4": "t"}, "on_demand")
     led = ledger(r, prices)
     s = summarize(r, prices, RunMeta("t", 1, "t"), led, interval_metrics(r))
-    assert s["preemption"] == {"preemptions": 1, "victims": 2, "lost_gpu_hours": pytest.approx(18 / 3600)}
+    assert s["preemption"] == {
+        "preemptions": 1,
+        "victims": 2,
+        "pods_preempted": 2,
+        "lost_gpu_hours": pytest.approx(18 / 3600),
+        # a out 10..60, c out 10..60
+        "requeued_wait_s": {"total": 100.0, "mean": 50.0, "max": 50.0},
+    }
     assert s["invariants"]["gpu_time_balance"]["ok"]  # lost runs are in the ledger too
+    # the scheduling wait is submit to the first bind: a 0, b 0, c 0, hi 0; preemption is not a wait
+    assert led["wait_s"].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert led["requeued_wait_s"].tolist() == [50.0, 0.0, 50.0, 0.0]
+
+
+def _notebook_run(horizon_s=None):
+    """One 1-GPU T4 node. Notebook nb-a (priority 0) arrives at 0 and runs 10,000 s; batch b (priority 1)
+    arrives at 3,800 and runs 600 s: b preempts nb-a at 3,800, nb-a binds again when b ends at 4,400."""
+    from gpuinfra.analysis.accounting import RunMeta, interval_metrics, ledger, summarize
+    from gpuinfra.models.cost import PriceBook
+
+    c = cluster(("n", "T4", 1, 64000, 65536, 1))
+    pods = table(pod("nb-a", 0, 10_000, prio=0), pod("b", 3_800, 600, prio=1))
+    r = run(c, pods, horizon_s=horizon_s)
+    prices = PriceBook({"T4": 2.0}, {"T4": "t"}, "on_demand")
+    led = ledger(r, prices)
+    return r, led, summarize(r, prices, RunMeta("t", 1, "t"), led, interval_metrics(r))
+
+
+def test_preempted_pod_waited_zero_and_was_requeued_600_s():
+    r, led, s = _notebook_run()
+    a = led.set_index("name").loc["nb-a"]
+    assert (a["first_start_s"], a["start_s"], a["end_s"]) == (0.0, 4_400.0, 14_400.0)
+    assert a["wait_s"] == 0.0  # first bind at submit: no scheduling wait
+    assert a["requeued_wait_s"] == 600.0  # evicted at 3,800, bound again at 4,400
+    # the thrown-away run: 1 GPU x 3,800 s; the surviving run 10,000 s; b 600 s
+    assert a["lost_gpu_hours"] == pytest.approx(3_800 / 3600)
+    assert a["gpu_hours"] == pytest.approx(13_800 / 3600)
+    assert s["pods"]["waited"] == 0 and s["pods"]["wait_s"]["max"] == 0.0
+    p = s["preemption"]
+    assert (p["preemptions"], p["victims"], p["pods_preempted"]) == (1, 1, 1)
+    assert p["lost_gpu_hours"] == pytest.approx(3_800 / 3600)
+    assert p["requeued_wait_s"] == {"total": 600.0, "mean": 600.0, "max": 600.0}
+
+
+def test_requeued_wait_of_a_pod_still_out_at_the_horizon_is_a_lower_bound():
+    # the horizon at 4,000: nb-a was evicted at 3,800 and has not bound again
+    r, led, s = _notebook_run(horizon_s=4_000)
+    a = led.set_index("name").loc["nb-a"]
+    assert a["outcome"] == "pending_at_horizon"
+    assert a["wait_s"] == 0.0 and a["requeued_wait_s"] == 200.0
+    assert s["pods"]["started"] == 2  # nb-a did start once
 
 
 def test_no_preemption_when_disabled_or_no_lower_priority():

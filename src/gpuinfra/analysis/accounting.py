@@ -62,7 +62,12 @@ def ledger(run: RunResult, prices: PriceBook) -> pd.DataFrame:
     # GPU-hours a pod held: its last run plus the runs preemption threw away
     gpu_hours = last_h + lost_h
     cost = np.where(p.num_gpu > 0, np.where(last_h > 0, last_h * price, 0.0) + lost_cost, 0.0)
-    wait = np.where(ran, start - p.submit_s, np.nan)
+    # the scheduling wait (kube-scheduler's scheduling latency): submit to the first bind. An evicted
+    # pod's later start is not a wait for the scheduler: the time it spent out of a node after an
+    # eviction is requeued_wait_s, and the work it lost is lost_gpu_hours
+    first = run.first_start_s if run.first_start_s is not None else start
+    wait = np.where(np.isnan(first), np.nan, first - p.submit_s)
+    requeued = run.requeued_wait_s if run.requeued_wait_s is not None else np.zeros(len(p))
     return pd.DataFrame(
         {
             "name": p.names,
@@ -72,7 +77,9 @@ def ledger(run: RunResult, prices: PriceBook) -> pd.DataFrame:
             "submit_s": p.submit_s,
             "start_s": start,
             "end_s": np.where(ran | ~np.isnan(run.end_s), end, np.nan),
+            "first_start_s": first,
             "wait_s": wait,
+            "requeued_wait_s": requeued,
             "node": np.array([*c.node_names, ""], dtype=object)[run.node].tolist(),
             "devices": _device_lists(run.devices),
             "gpu_model": models,
@@ -139,6 +146,31 @@ def _r(x: float | None, nd: int | None = None) -> float | None:
     if x is None or not math.isfinite(float(x)):
         return None
     return float(x) if nd is None else round(float(x), nd)
+
+
+def _preemption(run: RunResult, led: pd.DataFrame) -> dict[str, Any]:
+    """Preemption's toll: preemptions made, evictions and distinct pods they hit, the GPU-hours of the runs
+    they threw away (GPU work is not preemptible) and how long their victims stayed off a node.
+
+    Only evictions by a pod count (``RunResult.lost_run_by`` >= 0): kills by faults, spot reclaims and
+    drains are in their own blocks. ``requeued_wait_s`` is over preempted pods, summed per pod over all
+    its evictions (a lower bound for a pod still off a node at the horizon)."""
+    times = led["preempted_times"].to_numpy()
+    hit = times > 0
+    by = run.lost_run_by if len(run.lost_run_by) == len(run.lost_runs) else [0] * len(run.lost_runs)
+    lost_ms = sum(ms for (_, _, ms), b in zip(run.lost_runs, by, strict=True) if b >= 0)
+    req = led["requeued_wait_s"].to_numpy()[hit]
+    return {
+        "preemptions": int(run.preemptions),
+        "victims": int(times.sum()),
+        "pods_preempted": int(hit.sum()),
+        "lost_gpu_hours": _r(lost_ms / MILLI_S_PER_GPU_HOUR),
+        "requeued_wait_s": {
+            "total": _r(float(req.sum()), 3),
+            "mean": _r(float(req.mean()) if len(req) else None, 3),
+            "max": _r(float(req.max()) if len(req) else None, 3),
+        },
+    }
 
 
 def summarize(
@@ -259,11 +291,7 @@ def summarize(
             if run.faults
             else None
         ),
-        "preemption": {
-            "preemptions": int(run.preemptions),
-            "victims": int(led["preempted_times"].sum()),
-            "lost_gpu_hours": _r(float(led["lost_gpu_hours"].sum())),
-        },
+        "preemption": _preemption(run, led),
         "cost": {
             "currency": "USD",
             "basis": prices_book.basis,

@@ -281,10 +281,10 @@ def evaluate_designs(design: Design, quick: bool, tick: Callable[[], None] | Non
         res = {}
         for owner in ("training", "inference"):
             idx = [i for i in range(len(r.pods)) if r.pods.owners[i] == owner]
-            w = np.array([r.start_s[i] - r.pods.submit_s[i] for i in idx if not np.isnan(r.start_s[i])])
+            w = np.array([r.first_start_s[i] - r.pods.submit_s[i] for i in idx if not np.isnan(r.first_start_s[i])])
             res[owner] = {
                 "pods": len(idx),
-                "not_started": int(sum(1 for i in idx if np.isnan(r.start_s[i]))),
+                "not_started": int(sum(1 for i in idx if np.isnan(r.first_start_s[i]))),
                 "wait_p50_s": float(np.percentile(w, 50)) if len(w) else None,
                 "wait_p90_s": float(np.percentile(w, 90)) if len(w) else None,
                 "wait_p99_s": float(np.percentile(w, 99)) if len(w) else None,

@@ -208,7 +208,7 @@ def idle_profile(base: Pipeline, seeds: list[int], jobs: int, quick: bool) -> di
             ends = [float(x) for x in r.run.end_s]
             mk.append(max(ends) / 3600)
             alloc.append(r.run.invariants.allocated_gpu_hours)
-            wait.append(float(np.mean(r.run.start_s - r.run.pods.submit_s)) / 3600)
+            wait.append(float(np.mean(r.run.first_start_s - r.run.pods.submit_s)) / 3600)
         runs[label] = {
             "makespan_h": float(np.mean(mk)),
             "allocated_gpu_hours": float(np.mean(alloc)),

@@ -36,7 +36,24 @@ def run_summary_rows(s: dict[str, Any], wall_s: float) -> list[tuple[str, str]]:
     ]
     w = s["pods"]["wait_s"]
     if s["pods"]["started"]:
-        rows.append(("wait (s)", f"p50 {w['p50']:,.0f}, p90 {w['p90']:,.0f}, p99 {w['p99']:,.0f}, max {w['max']:,.0f}"))
+        rows.append(
+            (
+                "wait to first bind (s)",
+                f"p50 {w['p50']:,.0f}, p90 {w['p90']:,.0f}, p99 {w['p99']:,.0f}, max {w['max']:,.0f}",
+            )
+        )
+    pre = s.get("preemption") or {}
+    if pre.get("preemptions"):
+        # not in the waits above (submit to first bind): what preemption cost the pods it evicted
+        rows.append(
+            (
+                "preemption",
+                f"{pre['preemptions']:,} preemptions evicted {pre['pods_preempted']:,} pods "
+                f"({pre['victims']:,} evictions), {pre['lost_gpu_hours']:,.1f} GPU-h of work thrown away, "
+                f"victims off a node {pre['requeued_wait_s']['total']:,.0f} s in all "
+                f"(max {pre['requeued_wait_s']['max']:,.0f} s)",
+            )
+        )
     rows.append(("outcomes", ", ".join(f"{k} {v:,}" for k, v in s["pods"]["outcomes"].items() if v)))
     c = s["cost"]
     rows.append(("cost (USD)", f"allocated {c['allocated_usd']:,.0f}, idle {c['idle_usd']:,.0f}"))

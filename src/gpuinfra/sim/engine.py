@@ -127,8 +127,19 @@ class RunResult:
     """(pod, node, milli-GPU-seconds) of each run preemption threw away (GPU work is not preemptible)."""
     lost_run_windows: list[tuple[float, float]] = field(default_factory=list)
     """(start, end) seconds of each entry of ``lost_runs``, same order: the thrown-away attempt's own window."""
+    lost_run_by: list[int] = field(default_factory=list)
+    """The preemptor (pod index) of each entry of ``lost_runs``, same order; -1 where no pod preempted it (a
+    fault, a spot reclaim, a drain, a job's failure policy): what separates preemption's waste from failures'."""
     preempted_times: np.ndarray | None = None
     preemptions: int = 0
+    first_start_s: np.ndarray | None = None
+    """Each pod's first bind (NaN: never bound). ``start_s`` is its last start, which an eviction moves:
+    a pod's scheduling wait (kube-scheduler's scheduling latency) is ``first_start_s - submit_s``."""
+    requeued_wait_s: np.ndarray | None = None
+    """Seconds each pod spent out of a node after an eviction (preemption, fault, spot reclaim, drain):
+    from each eviction to the next bind, back-off included; still open at the horizon, counted up to
+    the horizon (a lower bound); a pod that failed for good or was deleted stops counting then. 0 for
+    pods never evicted."""
     faults: dict | None = None
     """The ``faults`` subsystem's summary (also in ``subsystems``), or None."""
     subsystems: dict[str, dict] = field(default_factory=dict)
@@ -191,6 +202,9 @@ class ReplayEngine:
         self.rec = Recorder(cluster, sample_interval_s, start_s=self.t0, frag=frag)
         self.state = np.full(n, NOT_ARRIVED, dtype=np.int8)
         self.start_s = np.full(n, np.nan)
+        self.first_start_s = np.full(n, np.nan)
+        self.requeued_wait_s = np.zeros(n)
+        self._evicted_at = np.full(n, np.nan)  # the open eviction of each pod (NaN: none)
         self.end_s = np.full(n, np.nan)
         self.node = np.full(n, -1, dtype=np.int32)
         self.allocs: dict[int, Allocation] = {}
@@ -259,6 +273,7 @@ class ReplayEngine:
         self.gen = np.zeros(n, dtype=np.int64)
         self.lost_runs: list[tuple[int, int, float]] = []
         self.lost_run_windows: list[tuple[float, float]] = []
+        self.lost_run_by: list[int] = []
         self.preempted_times = np.zeros(n, dtype=np.int64)
         self.preemptions = 0
         self._sweep_at: float | None = None
@@ -294,6 +309,11 @@ class ReplayEngine:
         self.allocs[i] = alloc
         self._dirty.append(alloc.node)
         self.start_s[i] = t
+        if math.isnan(self.first_start_s[i]):
+            self.first_start_s[i] = t
+        elif not math.isnan(self._evicted_at[i]):  # back on a node after an eviction
+            self.requeued_wait_s[i] += t - self._evicted_at[i]
+            self._evicted_at[i] = math.nan
         self.gen[i] += 1
         self.node[i] = alloc.node
         self.devices[i] = alloc.devices
@@ -462,11 +482,13 @@ class ReplayEngine:
             self._dirty.append(a.node)
             self.lost_runs.append((v, a.node, a.gpu_milli_total * (t - float(self.start_s[v]))))
             self.lost_run_windows.append((float(self.start_s[v]), float(t)))
+            self.lost_run_by.append(-1 if by is None else int(by))
             for hook in self._end_hooks:
                 self.kernel.schedule_many(hook(v, a, t, "evicted"))
             if by is not None:
                 self.preempted_times[v] += 1
             self.start_s[v] = np.nan
+            self._evicted_at[v] = t
             self.gen[v] += 1  # its finish event is now stale
             who = self.pods.names[by] if by is not None else ""
             status = Status(
@@ -668,6 +690,10 @@ class ReplayEngine:
         self.kernel.run(until_s=self.horizon_s)
         horizon = self.horizon_s if self.horizon_s is not None else max(self.kernel.now_s, self.t0)
         self.rec.finalize(horizon)
+        # evictions not followed by a bind: counted to the pod's end (failed, deleted) or to the horizon
+        for i in np.flatnonzero(~np.isnan(self._evicted_at)).tolist():
+            stop = horizon if math.isnan(self.end_s[i]) or self.outcome[i] == "backoff_at_horizon" else self.end_s[i]
+            self.requeued_wait_s[i] += max(float(stop) - float(self._evicted_at[i]), 0.0)
         pending_reasons: dict[str, int] = {}
         for i in range(len(self.pods)):
             s = self.state[i]
@@ -698,8 +724,11 @@ class ReplayEngine:
             pending_reasons_at_end=pending_reasons,
             lost_runs=self.lost_runs,
             lost_run_windows=self.lost_run_windows,
+            lost_run_by=self.lost_run_by,
             preempted_times=self.preempted_times,
             preemptions=self.preemptions,
+            first_start_s=self.first_start_s,
+            requeued_wait_s=self.requeued_wait_s,
             faults=summaries.get("faults"),
             subsystems=summaries,
             invariants=invariants,
