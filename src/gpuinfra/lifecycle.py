@@ -79,6 +79,7 @@ def _row(label: str, out: SimulationOutput) -> dict[str, Any]:
         "refused_429": u["refused_429"],
         "pdb_overridden": u["pdb_overridden"],
         "failure_waste_usd": float(cost.get("failure_waste", 0.0)),
+        "preemption_waste_usd": float(cost.get("preemption_waste", 0.0)),
         "unavailable_usd": float(cost.get("unavailable", 0.0)),
         # surge/green nodes billed while provisioning: inside unavailable_usd and inside the bill
         "provisioning_usd": sum(h * price[q][2] for q, h in u.get("provisioning_gpu_hours_by_pool", {}).items()),
@@ -260,7 +261,12 @@ def _disruption(r: Any, naive_bill_usd: float) -> Any:
     """USD: work thrown away + the pool's GPUs out of service + extra node-time paid against the naive
     bill (which includes surge/green nodes billed while provisioning: counted there once, so the
     provisioning part of ``unavailable_usd`` is taken out of the out-of-service term)."""
-    return r["failure_waste_usd"] + (r["unavailable_usd"] - r["provisioning_usd"]) + (r["bill_usd"] - naive_bill_usd)
+    return (
+        r["failure_waste_usd"]
+        + r["preemption_waste_usd"]
+        + (r["unavailable_usd"] - r["provisioning_usd"])
+        + (r["bill_usd"] - naive_bill_usd)
+    )
 
 
 def _run(sc: Scenario, base_dir: Path | None, seed: int | None, label: str, **kw: Any) -> dict[str, Any]:

@@ -82,7 +82,12 @@ def test_attribution_sums_to_the_bill_every_gpu_second_once(tmp_path, with_execu
     kept = sum(ms for _, _, ms in at.kept_on_kill(o.run)) / 3.6e6
     assert (kept > 0) == with_execution
     lost -= kept
-    assert table.loc[table.costCategory == "failure_waste", "gpuHours"].sum() == pytest.approx(lost)
+    waste = table.loc[table.costCategory.isin(["failure_waste", "preemption_waste"]), "gpuHours"].sum()
+    assert waste == pytest.approx(lost)
+    # of which preemption waste: the runs a pod preempted (none checkpointed away without execution)
+    pre = sum(ms for (_, _, ms), by in zip(o.run.lost_runs, o.run.lost_run_by, strict=True) if by >= 0) / 3.6e6
+    if not with_execution:
+        assert table.loc[table.costCategory == "preemption_waste", "gpuHours"].sum() == pytest.approx(pre)
     burn = at.silent_burn(table)
     assert list(burn["totalCost"]) == sorted(burn["totalCost"], reverse=True)
 

@@ -15,10 +15,13 @@ GPU bill into lines, each GPU-second of a *provisioned* GPU counted exactly once
   needs at the SLO (:func:`over_provisioning`), moved out of the service pods' workload lines into
   ``namespace/__over_provisioned__``; services without a declared load are reported "not computed";
 - ``failure_waste``: runs that were thrown away -- killed by a fault, crashed on a poisoned GPU,
-  preempted, evicted by an upgrade drain or a spot reclaim (the engine's ``lost_runs``); charged
-  to the pod's namespace as its own line (``namespace/pod/__failure__``). For a training pod the
-  execution subsystem checkpoints, only the GPU-time since its last durable checkpoint is lost;
-  the part before it moves to the pod's workload line (:func:`kept_on_kill`);
+  evicted by an upgrade drain or a spot reclaim, failed by the job's own code (the engine's ``lost_runs``
+  with no preemptor); charged to the pod's namespace as its own line (``namespace/pod/__failure__``).
+  For a training pod the execution subsystem checkpoints, only the GPU-time since its last durable
+  checkpoint is lost; the part before it moves to the pod's workload line (:func:`kept_on_kill`);
+- ``preemption_waste``: runs a higher-priority pod preempted (kube DefaultPreemption, Kueue reclaim;
+  ``RunResult.lost_run_by`` names the preemptor): nothing failed, the scheduler chose to throw the work
+  away; charged like failure waste, as ``namespace/pod/__preemption__``;
 - ``cluster/__unavailable__``: GPUs out of service while still billed (repair, reimage during an upgrade);
 - ``cluster/__stranded__``: idle GPU-time that the run's typical pods could not use (FGD fragmentation,
   the recorder's measure), per model in proportion to that model's idle time, then to the model's
@@ -92,7 +95,9 @@ EXTENSION_COLUMNS = ("gpuModel", "nodePool", "purchase", "costCategory", "startS
 (``on_demand`` or ``spot``; the price of its ``gpuCost``), its cost line, and its window in seconds since
 the run's start."""
 
-CATEGORIES = ("workload", "over_provisioned", "failure_waste", "unavailable", "stranded", "idle")
+CATEGORIES = ("workload", "over_provisioned", "failure_waste", "preemption_waste", "unavailable", "stranded", "idle")
+POD_CATEGORIES = ("workload", "over_provisioned", "failure_waste", "preemption_waste")
+"""The lines charged to a namespace (pod-held GPU-time); the rest are cluster lines."""
 
 
 def pool_prices(run: RunResult, prices: PriceBook) -> dict[str, tuple[str, str, float]]:
@@ -176,7 +181,8 @@ def attribute(
     ``gpuCount`` = gpuHours / (minutes / 60), OpenCost's ``Allocation.GPUs()`` (the time-average), so
     gpuHours = gpuCount x minutes / 60 on every row. A pod killed and started again is, in Kubernetes,
     a new pod object that OpenCost reports as its own allocation, so every attempt is its own row: the
-    surviving run (``workload``), each thrown-away run (``failure_waste``, ``namespace/pod/__failure__``)
+    surviving run (``workload``), each thrown-away run (``failure_waste``, ``namespace/pod/__failure__``;
+    ``preemption_waste``, ``namespace/pod/__preemption__`` when a pod preempted it)
     with the part a durable checkpoint kept split off at the attempt's start as a ``workload`` row.
     Gang ranks restarted in place (no attempt window of their own) and ``__over_provisioned__``
     carry the window of the run they belong to; cluster lines (``cluster/__idle__`` as OpenCost
@@ -257,6 +263,8 @@ def attribute(
     if len(win) != len(lr):  # a result without attempt windows: the pod's whole stay in the run
         win = np.column_stack([np.full(len(lr), t_lo), np.full(len(lr), t_hi)])
     lr["t0"], lr["t1"] = win[:, 0], win[:, 1]
+    by = list(getattr(run, "lost_run_by", None) or [])
+    lr["by"] = np.asarray(by if len(by) == len(lr) else [-1] * len(lr), dtype=np.int64)  # preemptor, -1: none
     lr = lr[(c.node_model[lr["node"].to_numpy()] >= 0) if len(lr) else np.zeros(0, dtype=bool)]
     kept_left: dict[tuple[int, int], float] = {}
     for p_, n_, ms in kept_on_kill(run):
@@ -286,19 +294,24 @@ def attribute(
                 split[kk],
             )
         )
-        ff = (lr["milli_s"].to_numpy() - k_ms) > 1e-6
-        parts.append(
-            frame(
-                lr["pod"].to_numpy()[ff],
-                node_names[nodes[ff]],
-                models[mi[ff]],
-                "failure_waste",
-                (lr["milli_s"].to_numpy() - k_ms)[ff] / MS_PER_GPU_HOUR,
-                split[ff],
-                t1c[ff],
-                "/__failure__",
+        waste = (lr["milli_s"].to_numpy() - k_ms) > 1e-6
+        pre = lr["by"].to_numpy() >= 0
+        for ff, cat, suffix in (
+            (waste & ~pre, "failure_waste", "/__failure__"),
+            (waste & pre, "preemption_waste", "/__preemption__"),
+        ):
+            parts.append(
+                frame(
+                    lr["pod"].to_numpy()[ff],
+                    node_names[nodes[ff]],
+                    models[mi[ff]],
+                    cat,
+                    (lr["milli_s"].to_numpy() - k_ms)[ff] / MS_PER_GPU_HOUR,
+                    split[ff],
+                    t1c[ff],
+                    suffix,
+                )
             )
-        )
     # gang ranks restarted in place (no engine attempt of their own): the kept part is workload, the
     # rest failure waste, in the window of the pod's run (the whole run when it has none); their CPU
     # is already on that run's row
@@ -366,7 +379,7 @@ def attribute(
             continue
         billed = float(pool_gpus[j]) * (t_hi - t_lo) / 3600.0 - unprov.get(p.name, 0.0)
         unav = max(0.0, float(pool_unav[j]) / MS_PER_GPU_HOUR - unprov.get(p.name, 0.0))
-        w = sum(float(used.get((p.name, cat), 0.0)) for cat in ("workload", "over_provisioned", "failure_waste"))
+        w = sum(float(used.get((p.name, cat), 0.0)) for cat in POD_CATEGORIES)
         lines[p.name] = {"unavailable": unav, "idle": billed - w - unav}  # OpenCost: asset - workload
     for k, m in enumerate(c.models):
         mine = [q for q in lines if pool_price[q][0] == m]

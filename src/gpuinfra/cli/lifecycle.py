@@ -197,7 +197,7 @@ def attribute_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --csv file.")] = False,
 ) -> None:
-    """Every billed GPU-second attributed once: workload, failure waste, unavailable, stranded, idle;
+    """Every billed GPU-second attributed once: workload, failure waste, preemption waste, unavailable, stranded, idle;
     silent burn ranked."""
     from gpuinfra import api
     from gpuinfra.analysis.attribution import aggregate
