@@ -43,8 +43,8 @@ def test_kernel_log_findings():
         ("0000:3b:00", 79, "hardware", "reboot_node"),
         ("0000:3b:00", 79, "hardware", "reboot_node"),
         ("0000:8a:00", 154, "system", "reset_gpu"),
-        ("0000:8a:00", 999, "unknown", "none"),
-        (None, None, "unparsed", "none"),
+        ("0000:8a:00", 999, "unknown", "investigate"),
+        (None, None, "unparsed", "investigate"),
     ]
     assert ev.lines_ignored == 2
     assert ev.findings[0].source == "dmesg-xid.log:2"
@@ -128,6 +128,10 @@ def test_cli_bad_input(args, needle, tmp_path):
         ("NVRM: Xid (PCI:0000:5a:00): 43, pid=7, name=python, Ch 00000008", 0),  # IGNORE: verdict none
         ("NVRM: Xid (PCI:0000:5a:00): 13, pid=7, name=python, Graphics Exception", 1),  # restart_app
         ("NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the bus.", 1),  # reboot_node
+        ("NVRM: Xid (PCI:0000:5a:00): 999, some future error", 1),  # not in the catalog: investigate
+        ("NVRM: Xid garbled line without bus id", 1),  # unreadable Xid line: investigate
+        # an NVSwitch SXid (line format of the driver's SXid print): no SXid catalog here, investigate
+        ("nvidia-nvswitch0: SXid (PCI:0000:c3:00.0): 20009, Non-fatal, Link 28 RX Short Error Rate", 1),
     ],
 )
 def test_cli_exit_code_says_whether_an_action_is_needed(line, code, tmp_path):
@@ -170,3 +174,44 @@ def test_an_empty_or_binary_log_is_refused_and_a_log_without_kernel_lines_is_fla
     words.write_text("shopping list\neggs\n")
     r = gi("health", "--dmesg", str(words))
     assert r.returncode == 0 and "is this the node's kernel log?" in " ".join(r.output.split())
+
+
+def test_unknown_evidence_is_investigate_ranked_between_none_and_every_catalog_action():
+    unknown = "[  100.0] NVRM: Xid (PCI:0000:5a:00): 999, some future error\n"
+    ignore = "[  101.0] NVRM: Xid (PCI:0000:5a:00): 43, pid=7, name=python, Ch 00000008\n"  # IGNORE: none
+    app = "[  102.0] NVRM: Xid (PCI:0000:5a:00): 13, pid=7, name=python, Graphics Exception\n"  # restart_app
+    assert verdict(parse_kernel_log(ignore, "k").findings) == "none"
+    assert verdict(parse_kernel_log(unknown + ignore, "k").findings) == "investigate"
+    # a catalog action beside it still decides what to do; the unknown line stays in the findings
+    ev = parse_kernel_log(unknown + app, "k")
+    assert verdict(ev.findings) == "restart_app"
+    assert [f.action for f in ev.findings] == ["investigate", "restart_app"]
+
+
+def test_sxid_line_is_named_not_ignored():
+    line = "Nov 29 01:00:00 n3 kernel: nvidia-nvswitch3: SXid (PCI:0000:05:00.0): 12028, Non-fatal, Link 32 egress\n"
+    ev = parse_kernel_log(line, "k")
+    (f,) = ev.findings
+    assert (f.gpu, f.cls, f.action) == ("0000:05:00", "nvswitch", "investigate")
+    assert "SXid 12028" in f.reason and "nvidia-nvswitch3" in f.reason and ev.lines_ignored == 0
+
+
+def test_unknown_nvidia_smi_values_are_investigate_not_no(tmp_path):
+    text = (FIX / "nvidia-smi-q-a100.txt").read_text().splitlines()
+    # line 34: GPU 0's 'Remapping Failure Occurred : No'; make it a value nvidia-smi does not print
+    assert text[33].split(":")[0].strip() == "Remapping Failure Occurred"
+    text[33] = text[33].replace(": No", ": Maybe")
+    text.insert(34, "    GPU Recovery Action                   : Recalibrate Flux")
+    ev = parse_nvidia_smi_q("\n".join(text) + "\n", "smi.txt")
+    inv = sorted(f.source_line for f in ev.findings if f.action == "investigate")
+    assert inv == ["GPU Recovery Action: Recalibrate Flux", "Remapped Rows/Remapping Failure Occurred: Maybe"]
+    # N/A (line 29, Pending Page Blacklist) is a field the GPU does not report: not unknown
+    assert not any("Blacklist" in f.source_line for f in ev.findings)
+    f = tmp_path / "smi.txt"
+    f.write_text("\n".join(text) + "\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "gpuinfra.cli", "health", "--nvidia-smi", str(f), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1

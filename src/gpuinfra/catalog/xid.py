@@ -29,8 +29,12 @@ from functools import cache
 
 from gpuinfra.catalog._data import read_csv_rows
 
-ACTIONS = ("none", "restart_app", "reset_gpu", "reboot_node", "drain_and_replace")
-"""Normalised actions, least to most severe."""
+ACTIONS = ("none", "investigate", "restart_app", "reset_gpu", "reboot_node", "drain_and_replace")
+"""Normalised actions, least to most severe. ``investigate``: evidence gpuinfra cannot map to an action (an Xid
+not in the catalog, an Xid line it cannot read, an NVSwitch SXid, an nvidia-smi value it does not know): a
+person must look before anything is done, so it is above ``none`` (it is not "nothing to do") and below
+every action the catalog names (a known action found beside it still decides the verdict). No catalog
+row carries it."""
 
 OPERATOR_ACTIONS = ("reset_gpu", "reboot_node", "drain_and_replace")
 """Actions an operator (not the application) must take: these page."""

@@ -14,7 +14,8 @@ from gpuinfra.cli._common import check_input_file, esc, out
 from gpuinfra.errors import UserError
 
 EXIT_ACTION_NEEDED = 1
-"""Exit code when the node's verdict is an action (restart_app or more severe); 0 when none; 2 bad input."""
+"""Exit code when the node's verdict is not none: an action (restart_app or more severe) or ``investigate``
+(evidence gpuinfra cannot map to an action: a person must look); 0 when none; 2 bad input."""
 
 
 def health(
@@ -27,11 +28,12 @@ def health(
         bool, typer.Option("--tree", help="Print the decision tree itself (Mermaid flowchart) and exit.")
     ] = False,
 ) -> None:
-    """Classify a GPU node's Xid and ECC evidence and say what to do: none, restart_app, reset_gpu,
-    reboot_node or drain_and_replace (the most severe is the node's verdict).
+    """Classify a GPU node's Xid and ECC evidence and say what to do: none, investigate, restart_app,
+    reset_gpu, reboot_node or drain_and_replace (the most severe is the node's verdict). investigate:
+    an Xid not in the catalog, an unreadable Xid line, an NVSwitch SXid or an unknown nvidia-smi value.
 
-    Exit codes: 0 the verdict is none (nothing to do), 1 an action is needed (any other verdict),
-    2 bad input (missing or unreadable file, nothing to read)."""
+    Exit codes: 0 the verdict is none (nothing to do), 1 a person must act (any other verdict,
+    investigate included), 2 bad input (missing or unreadable file, nothing to read)."""
     from gpuinfra.io.health import parse_kernel_log, parse_nvidia_smi_q, read_text
     from gpuinfra.models.faults import decision_tree_mermaid, escalate, verdict
 

@@ -8,6 +8,11 @@ responding to commands." (printed over one to three NVRM lines), "GPU <bus>: GPU
 bus." / "GPU lost from the bus" (the Xid 79 fault) and "GPU <bus>: RmInitAdapter failed!" /
 "rm_init_adapter failed, device minor number N" (the driver could not initialise the GPU: the
 Xid 143 fault, GPU_INIT_ERROR).
+NVSwitch SXid lines ("nvidia-nvswitch0: SXid (PCI:0000:c3:00.0): 20009, Non-fatal, Link 28 ...", the
+format of the driver's SXid print, NVIDIA open-gpu-kernel-modules src/common/nvswitch) are reported as
+``investigate``: gpuinfra carries no SXid catalog (NVIDIA documents SXids in the Fabric Manager User
+Guide), so it names them and guesses no action. So are Xids not in the catalog and NVRM Xid lines it
+cannot read: each needs a person, never a silent "none".
 Each finding keeps the second the line was logged (dmesg ``[ secs.usecs]``, ``dmesg -T``,
 syslog/journald or ISO prefixes) so that one event reported on several lines counts once.
 """
@@ -29,6 +34,7 @@ XID_RE = re.compile(
 BUS = r"([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-9a-fA-F])?)"
 FALLEN_OFF_RE = re.compile(r"NVRM: The NVIDIA GPU " + BUS + r"\b.*?has fallen off the bus")
 FALLEN_START_RE = re.compile(r"NVRM: The NVIDIA GPU " + BUS + r"\b")
+SXID_RE = re.compile(r"(nvidia-nvswitch\d*): SXid \((?:PCI:)?" + BUS + r"\): (\d+)(?:,\s*(.*))?$")
 GPU_MSG_RE = re.compile(
     r"NVRM: GPU " + BUS + r": (GPU has fallen off the bus|GPU lost from the bus|RmInitAdapter failed!?.*"
     r"|rm_init_adapter failed.*)"
@@ -122,6 +128,28 @@ def parse_kernel_log(text: str, label: str) -> Evidence:
                     )
                 )
                 continue
+        if "SXid" in line:
+            sm = SXID_RE.search(line)
+            ev.findings.append(
+                Finding(
+                    line.strip(),
+                    bus_id(sm.group(2)) if sm else None,
+                    None,
+                    "nvswitch" if sm else "unparsed",
+                    "investigate",
+                    (
+                        f"NVSwitch SXid {int(sm.group(3))} on {sm.group(1)}"
+                        + (f" ({sm.group(4).split(',')[0].strip()})" if sm.group(4) else "")
+                        + ": gpuinfra has no SXid catalog; look it up in NVIDIA's Fabric Manager User Guide "
+                        "before acting (no action guessed)"
+                        if sm
+                        else "an NVSwitch SXid line gpuinfra cannot read: check it by hand"
+                    ),
+                    where,
+                    t,
+                )
+            )
+            continue
         if "Xid" not in line or "NVRM" not in line:
             ev.lines_ignored += 1
             continue
@@ -133,7 +161,7 @@ def parse_kernel_log(text: str, label: str) -> Evidence:
                     None,
                     None,
                     "unparsed",
-                    "none",
+                    "investigate",
                     "an NVRM Xid line gpuinfra cannot read: check it by hand",
                     where,
                     t,

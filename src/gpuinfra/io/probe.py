@@ -79,6 +79,9 @@ class DeviceProbe:
     pcie_width: int | None = None
     nvlinks_active: int | None = None
     clock_event_reasons: list[str] = field(default_factory=list)
+    unread: list[tuple[str, str]] = field(default_factory=list)
+    """(field, value) of health fields whose value gpuinfra does not know (a yes/no field reading neither,
+    nor N/A): reported as ``investigate``, never taken as "no"."""
     processes: list[Process] = field(default_factory=list)
     catalog_model: str | None = None
     """The gpuinfra catalog model this device matches (None: not in the catalog)."""
@@ -372,6 +375,19 @@ def _yes(v: str | None) -> bool | None:
     return {"yes": True, "no": False, "enabled": True, "disabled": False}.get(v.strip().lower())
 
 
+NOT_AVAILABLE = ("n/a", "[n/a]", "not supported", "[not supported]", "unknown error", "[unknown error]")
+"""Values nvidia-smi prints for a field the GPU does not report (kept as absent, not as unknown)."""
+
+
+def _yes_field(kv: dict[str, str], key: str, d: DeviceProbe) -> bool | None:
+    """A yes/no health field; a value that is neither (nor N/A) is recorded in ``d.unread`` and read as None."""
+    v = kv.get(key)
+    out = _yes(v)
+    if v is not None and out is None and v.strip().lower() not in NOT_AVAILABLE:
+        d.unread.append((key, v.strip()))
+    return out
+
+
 def _first(*vals: float | int | None):
     return next((v for v in vals if v is not None), None)
 
@@ -469,15 +485,15 @@ def parse_nvidia_smi_probe(text: str, label: str) -> NodeProbe:
         )
         d.sram_volatile_uncorrected = _sram_unc(kv, "Volatile")
         d.sram_aggregate_uncorrected = _sram_unc(kv, "Aggregate")
-        d.sram_threshold_exceeded = _yes(kv.get("ECC Errors/Aggregate/SRAM Threshold Exceeded"))
+        d.sram_threshold_exceeded = _yes_field(kv, "ECC Errors/Aggregate/SRAM Threshold Exceeded", d)
         d.recovery_action = kv.get("GPU Recovery Action")
         d.retired_pages_sbe = _int(kv.get("Retired Pages/Single Bit ECC"))
         d.retired_pages_dbe = _int(kv.get("Retired Pages/Double Bit ECC"))
-        d.retired_pages_pending = _yes(kv.get("Retired Pages/Pending Page Blacklist"))
+        d.retired_pages_pending = _yes_field(kv, "Retired Pages/Pending Page Blacklist", d)
         d.remapped_rows_correctable = _int(kv.get("Remapped Rows/Correctable Error"))
         d.remapped_rows_uncorrectable = _int(kv.get("Remapped Rows/Uncorrectable Error"))
-        d.remap_pending = _yes(kv.get("Remapped Rows/Pending"))
-        d.remap_failure = _yes(kv.get("Remapped Rows/Remapping Failure Occurred"))
+        d.remap_pending = _yes_field(kv, "Remapped Rows/Pending", d)
+        d.remap_failure = _yes_field(kv, "Remapped Rows/Remapping Failure Occurred", d)
         d.mig_mode_current = _yes(kv.get("MIG Mode/Current"))
         d.mig_mode_pending = _yes(kv.get("MIG Mode/Pending"))
         d.pcie_gen = _int(kv.get("PCI/GPU Link Info/PCIe Generation/Current"))
@@ -662,7 +678,22 @@ def probe_findings(p: NodeProbe, where_of: dict[int, str] | None = None):
             )
         for src, cls, action, reason in sram_rules(d.sram_threshold_exceeded, d.sram_aggregate_uncorrected):
             add(src, cls, action, reason)
+        for key, val in d.unread:
+            add(
+                f"{key}: {val}",
+                "unknown",
+                "investigate",
+                f"'{key}' reads '{val}', a value gpuinfra does not know (expected Yes or No): check it by hand",
+            )
         ra = recovery_action(None, d.recovery_action) if d.recovery_action else None
+        if ra is None and d.recovery_action and d.recovery_action.strip().lower() not in NOT_AVAILABLE:
+            add(
+                f"GPU Recovery Action: {d.recovery_action}",
+                "unknown",
+                "investigate",
+                f"the driver's recovery action is '{d.recovery_action}', which is not one of NVML's "
+                "nvmlDeviceGpuRecoveryAction_t values gpuinfra knows: look it up before acting (no action guessed)",
+            )
         if ra is not None and ra.action != "none":
             add(
                 f"GPU Recovery Action: {d.recovery_action}",

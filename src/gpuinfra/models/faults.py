@@ -20,7 +20,10 @@ The tree, as data in the order it is applied:
 4. escalation: the same GPU hitting poisoning hardware Xids (48, 64, 79, 140) in more than one
    event is an RMA candidate: drain and replace. Lines on one GPU within the same second are one
    event (the driver reports one fault on several lines);
-5. the node verdict is the most severe action of all findings.
+5. evidence with no known action (an Xid not in the catalog, an unreadable Xid line, an NVSwitch
+   SXid, an nvidia-smi value gpuinfra does not know) is ``investigate``: a person looks first;
+6. the node verdict is the most severe action of all findings (``investigate`` ranks above
+   ``none`` and below every catalog action).
 """
 
 from __future__ import annotations
@@ -166,7 +169,7 @@ def classify_xid(xid: int, text: str) -> tuple[str, str, str]:
     if cat is None:
         return (
             "unknown",
-            "none",
+            "investigate",
             f"Xid {xid} is not in gpuinfra's catalog (NVIDIA's Xid Catalog, Xids 1-172): "
             "look it up before acting (no action guessed)",
         )
@@ -296,6 +299,9 @@ def decision_tree() -> list[tuple[str, str, str]]:
         ("NVRM line without Xid", "GPU fallen off the bus (= Xid 79)", "reboot_node"),
         ("nvidia-smi -q", "thermal / power slowdown", "none"),
         ("repeated on one GPU", "Xid 48/64/79/140 in two events", "drain_and_replace"),
+        ("Xid in kernel log", "Xid not in the catalog / unreadable Xid line", "investigate"),
+        ("NVSwitch SXid in kernel log", "SXid (no SXid catalog in gpuinfra)", "investigate"),
+        ("nvidia-smi -q", "unknown value of a health field", "investigate"),
     ):
         edges.setdefault((ev, cls), []).append("")
         edges.setdefault((cls, act), []).append("")
