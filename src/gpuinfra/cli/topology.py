@@ -46,8 +46,16 @@ def topo_show(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print pairs and NIC paths as JSON.")] = False,
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
+    cpu: Annotated[
+        str | None,
+        typer.Option(
+            help="The host CPU of a matrix file, for the inter-socket (SYS) link: a catalog CPU (EPYC-9654, "
+            "Xeon-8480+) or NCCL's class (amd, skl, srp, erp). Default: Sapphire Rapids, stated as an assumption."
+        ),
+    ] = None,
 ) -> None:
-    """Say how a node's GPUs are connected: NVLink, PCIe switches, host bridges, NUMA, NICs."""
+    """Say how a node's GPUs are connected: NVLink, PCIe switches, host bridges, NUMA, NICs. For a
+    matrix file, the CPU, PCIe generation and NIC speed behind the rates are printed as assumptions."""
     from collections import Counter
 
     from gpuinfra.io.atomic import check_output_file, path_error
@@ -68,6 +76,11 @@ def topo_show(
             check_input_file(p, "NODE", "topology file")  # refuses a directory
     if exists and gpu is None:
         # a matrix without a GPU model: what the matrix itself says, no rates
+        if cpu is not None:
+            from gpuinfra.models.topology import cpu_class
+
+            cpu_class(cpu)  # a wrong name is still an error
+            out.print("--cpu sets the rate of the inter-socket link: it takes effect with --gpu MODEL")
         for k, m in enumerate(parse_topo(read_text(p), str(p))):
             gpus = m.gpus
             pairs = Counter(m.link(a, b) for i, a in enumerate(gpus) for b in gpus[i + 1 :])
@@ -91,7 +104,7 @@ def topo_show(
         return
     from gpuinfra.io.nodes import load_topology
 
-    topo = load_topology(node, gpu)
+    topo = load_topology(node, gpu, cpu)
     gs = topo.gpus
     pair_rows = [topo.path(a, b) for i, a in enumerate(gs) for b in gs[i + 1 :]]
     nic_rows = [topo.path(g, topo.closest_nic(g)) for g in gs if topo.nics]
@@ -114,6 +127,9 @@ def topo_show(
             {
                 "node": topo.name,
                 "gpu": topo.gpu.name,
+                "cpu_link": topo.cpu,
+                "nic": topo.nic if topo.nics else None,
+                "assumptions": topo.assumptions,
                 "pairs": [d(x) for x in pair_rows],
                 "nic_paths": [d(x) for x in nic_rows],
             },

@@ -7,18 +7,28 @@ from pathlib import Path
 from gpuinfra.errors import UserError
 
 
-def load_topology(node: str, gpu: str | None = None):
+def load_topology(node: str, gpu: str | None = None, cpu: str | None = None):
     """A built-in node name (``models.topology.BUILTINS``), or a saved ``nvidia-smi topo -m`` file
-    whose GPU model comes from ``gpu`` (link rates depend on it).
+    whose GPU model comes from ``gpu`` (link rates depend on it) and whose CPU interconnect comes from
+    ``cpu`` (a CPU catalog model or NCCL's class, :func:`models.topology.cpu_class`; Sapphire Rapids
+    when None). A file's topology carries its assumptions (CPU, PCIe generation, NICs) with their
+    sources, as a built-in node does.
 
     Raises:
-        UserError: neither a built-in nor a file, a bad matrix, or a file without ``gpu``.
+        UserError: neither a built-in nor a file, a bad matrix, a file without ``gpu``, an unknown
+        ``cpu``, or ``cpu`` with a built-in node (a built-in node states its own CPU).
     """
     from gpuinfra.io.health import read_text
     from gpuinfra.io.topo import parse_topo
-    from gpuinfra.models.topology import BUILTINS, builtin, from_matrix
+    from gpuinfra.models.topology import BUILTINS, builtin, cpu_class, from_matrix, matrix_assumptions
 
     if node in BUILTINS:
+        if cpu is not None:
+            raise UserError(
+                f"--cpu with the built-in node '{node}'",
+                where="--cpu",
+                expected="a saved `nvidia-smi topo -m` file: a built-in node states its own CPU (its assumption lines)",
+            )
         return builtin(node, gpu)
     p = Path(node)
     if not p.is_file():
@@ -34,7 +44,10 @@ def load_topology(node: str, gpu: str | None = None):
             where="--gpu",
             fix="pass --gpu, e.g. --gpu H100-SXM (see `gpuinfra catalog gpus`)",
         )
-    return from_matrix(m, gpu, name=p.name, source=str(p))
+    cls, why = cpu_class(cpu) if cpu is not None else ("srp", None)
+    t = from_matrix(m, gpu, name=p.name, source=str(p), cpu=cls)
+    t.assumptions = matrix_assumptions(t, why)
+    return t
 
 
 def parse_gpus(text: str | None) -> int | list[str] | None:

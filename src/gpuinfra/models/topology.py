@@ -52,6 +52,24 @@ PCIE_EFFICIENCY = 0.88
 """Measured H2D 55.4 GB/s over 63 GB/s Gen5 line rate on an H200 (facts/gpu.md 1.4) [D]."""
 CPU_LINK = {"amd": 16 * GB, "skl": 10 * GB, "srp": 22 * GB, "erp": 40 * GB}
 """NCCL topo.h: AMD_BW, SKL_QPI_BW, SRP_QPI_BW (Sapphire Rapids), ERP_QPI_BW (Emerald Rapids) [P]."""
+CPU_CLASS_NAME = {
+    "amd": "AMD EPYC (NCCL AMD_BW)",
+    "skl": "Intel Skylake-class Xeon (NCCL SKL_QPI_BW)",
+    "srp": "Intel Sapphire Rapids (NCCL SRP_QPI_BW)",
+    "erp": "Intel Emerald Rapids (NCCL ERP_QPI_BW)",
+}
+"""What each of NCCL's inter-socket classes stands for (NCCL src/graph/topo.h constants) [P]."""
+CPU_MODEL_CLASS = {"EPYC-9654": "amd", "Xeon-8480+": "srp"}
+"""The CPU catalog's server models (catalog/data/cpus.csv) -> NCCL's inter-socket class: NCCL uses AMD_BW for
+every AMD CPU; the Xeon Platinum 8480+ is a 4th-generation Xeon Scalable, Sapphire Rapids (Intel ARK) [P].
+The catalog's laptop CPU (Apple-M2) is one socket with no NCCL class."""
+NIC_NAME = {
+    "ndr": "InfiniBand NDR 400 Gb/s",
+    "hdr": "InfiniBand HDR 200 Gb/s",
+    "roce400": "RoCE 400 GbE",
+    "roce200": "RoCE 200 GbE",
+    "eth100": "Ethernet 100 GbE",
+}
 NIC_LINE = {"ndr": 400e9 / 8, "hdr": 200e9 / 8, "roce400": 400e9 / 8, "roce200": 200e9 / 8, "eth100": 100e9 / 8}
 NIC_EFFICIENCY = 12.0 / 12.5
 """NCCL NET_BW = 12 GB/s for a 100 Gb/s NIC, over its 12.5 GB/s line rate (facts/gpu.md 1.4) [D]."""
@@ -251,9 +269,8 @@ class Topology:
         return TopoMatrix(devices=devs, links=links, affinity=aff, extra_columns=["NUMA Affinity"] if aff else [])
 
     def describe(self) -> list[str]:
-        lines = [
-            f"{self.name}: {len(self.gpus)}x {self.gpu.name}, {len(self.nics)} NICs ({self.nic}), CPU link {self.cpu}"
-        ]
+        nics = f"{len(self.nics)} NICs ({self.nic})" if self.nics else "0 NICs (no NIC column in the matrix)"
+        lines = [f"{self.name}: {len(self.gpus)}x {self.gpu.name}, {nics}, CPU link {self.cpu}"]
         if self.source:
             lines.append(f"source: {self.source}")
         lines += [f"assumption: {a}" for a in self.assumptions]
@@ -398,6 +415,69 @@ def from_matrix(
             g.nodes[d]["port_line"] = NIC_LINE[nic]
             g.nodes[d]["port"] = NIC_LINE[nic] * NIC_EFFICIENCY
     return Topology(name, model, g, cpu=cpu, nic=nic, source=source, assumptions=list(assumptions or []))
+
+
+def cpu_class(name: str) -> tuple[str, str]:
+    """(NCCL inter-socket class, how it was chosen) for a CPU named by the user: a model of the CPU
+    catalog (``gpuinfra catalog cpus``: EPYC-9654 -> amd, Xeon-8480+ -> srp, :data:`CPU_MODEL_CLASS`) or
+    one of NCCL's classes itself (amd, skl, srp, erp). Case-insensitive.
+
+    Raises UserError for any other name (the catalog's laptop CPU included: it has no inter-socket link)."""
+    key = name.strip().lower()
+    for model, cls in CPU_MODEL_CLASS.items():
+        if model.lower() == key:
+            return cls, f"--cpu {model} (CPU catalog) is {CPU_CLASS_NAME[cls]}"
+    if key in CPU_LINK:
+        return key, f"--cpu {key}: {CPU_CLASS_NAME[key]}"
+    names = [*CPU_MODEL_CLASS, *CPU_LINK]
+    raise UserError(
+        f"unknown CPU '{name}' for the inter-socket link",
+        where="--cpu",
+        expected="a server CPU of the catalog ("
+        + ", ".join(CPU_MODEL_CLASS)
+        + ") or NCCL's class: "
+        + ", ".join(CPU_LINK),
+        fix=did_you_mean(name, names) or "see `gpuinfra catalog cpus`",
+    )
+
+
+def matrix_assumptions(t: Topology, cpu_from: str | None) -> list[str]:
+    """The assumptions behind a topology built from a user's matrix, as sentences with their source:
+    the CPU interconnect (``cpu_from``: how the user chose it, None when it was the default), the PCIe
+    generation of every hop, and the NIC speed (or that the matrix has no NIC column)."""
+    out = []
+    sockets = sum(1 for _, d in t.graph.nodes(data=True) if d["kind"] == "cpu")
+    link = f"{CPU_LINK[t.cpu] / GB:.0f} GB/s per direction (NCCL src/graph/topo.h)"
+    if cpu_from is None:
+        cpu = (
+            f"CPU link {t.cpu}: {CPU_CLASS_NAME[t.cpu]}, {link}, assumed [U]: an `nvidia-smi topo -m` matrix does "
+            "not name its CPU; state it with --cpu (a catalog CPU such as EPYC-9654 or Xeon-8480+, or amd/skl/srp/erp)"
+        )
+    else:
+        cpu = f"CPU link {t.cpu}: {cpu_from}, {link}"
+    if sockets < 2:
+        cpu += "; this matrix shows one CPU (no SYS path), so no path crosses it"
+    out.append(cpu)
+    gen = t.gpu.pcie_gen
+    line = PCIE_LINE_X16[gen or 4]
+    out.append(
+        f"PCIe Gen{gen or 4} x16 on every PCIe hop, {line / GB:.2f} GB/s line, {line * PCIE_EFFICIENCY / GB:.1f} "
+        f"effective (x{PCIE_EFFICIENCY}, measured H2D on an H200, facts/gpu.md 1.4): "
+        + (
+            f"the {t.gpu.name}'s own PCIe generation (GPU catalog, catalog/data/gpus.csv)"
+            if gen
+            else f"the GPU catalog has no PCIe generation for the {t.gpu.name}, Gen4 assumed [U]"
+        )
+        + "; the matrix gives no link generations or widths, so an older host or switch would be slower [U]"
+    )
+    if t.nics:
+        out.append(
+            f"NICs: {len(t.nics)} from the matrix, each {NIC_NAME[t.nic]} assumed [U]: the matrix names NICs, "
+            "not their speed (`gpuinfra collective --nic` and `gpuinfra scale --nic` set it for the network)"
+        )
+    else:
+        out.append("NICs: none: the matrix has no NIC column, so no GPU has a path off the node here")
+    return out
 
 
 # -- built-in nodes ---------------------------------------------------------------------------
