@@ -187,8 +187,9 @@ def _guardrail_run(out_dir: Path, name: str, exps: list[dict], g: Design | None,
     small = led[(kind == "small") & (led["submit_s"] < horizon)]
     # a small experiment still pending at the horizon has waited at least horizon - submit: counting
     # only the started ones would report the shortest waits of the most congested run
-    waits = small["wait_s"].where(small["start_s"].notna(), horizon - small["submit_s"]).to_numpy()
-    started = int(small["start_s"].notna().sum())
+    # (wait_s is submit to the first bind: a preempted experiment's time off a node is not in it)
+    waits = small["wait_s"].where(small["wait_s"].notna(), horizon - small["submit_s"]).to_numpy()
+    started = int(small["wait_s"].notna().sum())
     forgotten_h = float(led.loc[kind == "forgotten", "gpu_hours"].sum())
     done = (led["outcome"] == "completed").groupby(exp).all()
     ekind = kind.groupby(exp).first()
