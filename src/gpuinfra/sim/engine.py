@@ -203,8 +203,10 @@ class ReplayEngine:
         self.state = np.full(n, NOT_ARRIVED, dtype=np.int8)
         self.start_s = np.full(n, np.nan)
         self.first_start_s = np.full(n, np.nan)
+        """Set when a pod's first run is moved or ended early (eviction, in-place restart); the rest is
+        ``start_s`` at the end of the run. NOTE: speed only: nothing per start of a never-evicted pod."""
         self.requeued_wait_s = np.zeros(n)
-        self._evicted_at = np.full(n, np.nan)  # the open eviction of each pod (NaN: none)
+        self._evicted_at: dict[int, float] = {}  # pods evicted and not bound again: eviction time
         self.end_s = np.full(n, np.nan)
         self.node = np.full(n, -1, dtype=np.int32)
         self.allocs: dict[int, Allocation] = {}
@@ -309,11 +311,10 @@ class ReplayEngine:
         self.allocs[i] = alloc
         self._dirty.append(alloc.node)
         self.start_s[i] = t
-        if math.isnan(self.first_start_s[i]):
-            self.first_start_s[i] = t
-        elif not math.isnan(self._evicted_at[i]):  # back on a node after an eviction
-            self.requeued_wait_s[i] += t - self._evicted_at[i]
-            self._evicted_at[i] = math.nan
+        if self._evicted_at:
+            ev = self._evicted_at.pop(i, None)
+            if ev is not None:  # back on a node after an eviction
+                self.requeued_wait_s[i] += t - ev
         self.gen[i] += 1
         self.node[i] = alloc.node
         self.devices[i] = alloc.devices
@@ -335,6 +336,9 @@ class ReplayEngine:
         container): each run starts over at ``t`` and lasts ``remaining_s``; with ``run`` False they
         stop and hold their GPUs without an end until restarted again (ranks waiting for their gang)."""
         idx = np.asarray(pods, dtype=np.int64)
+        first = self.first_start_s[idx]
+        keep = np.isnan(first)
+        self.first_start_s[idx[keep]] = self.start_s[idx[keep]]  # the first bind, before it moves
         self.start_s[idx] = t
         self.gen[idx] += 1
         if not run:
@@ -487,6 +491,8 @@ class ReplayEngine:
                 self.kernel.schedule_many(hook(v, a, t, "evicted"))
             if by is not None:
                 self.preempted_times[v] += 1
+            if math.isnan(self.first_start_s[v]):
+                self.first_start_s[v] = self.start_s[v]  # the first bind, before it is cleared
             self.start_s[v] = np.nan
             self._evicted_at[v] = t
             self.gen[v] += 1  # its finish event is now stale
@@ -691,9 +697,11 @@ class ReplayEngine:
         horizon = self.horizon_s if self.horizon_s is not None else max(self.kernel.now_s, self.t0)
         self.rec.finalize(horizon)
         # evictions not followed by a bind: counted to the pod's end (failed, deleted) or to the horizon
-        for i in np.flatnonzero(~np.isnan(self._evicted_at)).tolist():
+        for i, ev in sorted(self._evicted_at.items()):
             stop = horizon if math.isnan(self.end_s[i]) or self.outcome[i] == "backoff_at_horizon" else self.end_s[i]
-            self.requeued_wait_s[i] += max(float(stop) - float(self._evicted_at[i]), 0.0)
+            self.requeued_wait_s[i] += max(float(stop) - float(ev), 0.0)
+        unmoved = np.isnan(self.first_start_s)
+        self.first_start_s[unmoved] = self.start_s[unmoved]  # never evicted nor restarted: its one start
         pending_reasons: dict[str, int] = {}
         for i in range(len(self.pods)):
             s = self.state[i]
