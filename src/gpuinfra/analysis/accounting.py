@@ -187,7 +187,8 @@ def summarize(
     balance = tot["allocated"] + tot["idle"] + tot["unavailable"]
     rel = abs(balance - cap_ms) / cap_ms if cap_ms else 0.0
     rel_ledger = abs(ledger_ms - tot["allocated"]) / max(cap_ms, 1.0)
-    balance_ok = rel <= BALANCE_REL_TOL and rel_ledger <= BALANCE_REL_TOL
+    # a negative window (capacity x time < 0) is physically impossible: never "ok"
+    balance_ok = duration >= 0 and cap_ms >= 0 and 0 <= rel <= BALANCE_REL_TOL and rel_ledger <= BALANCE_REL_TOL
     over_ok = (
         c.peak_device_used_milli <= MILLI_PER_GPU
         and c.peak_cpu_ratio <= 1.0 + 1e-12

@@ -15,7 +15,7 @@ import numpy as np
 from gpuinfra.analysis.accounting import RunMeta
 from gpuinfra.catalog import gpu_hour_price, gpu_model, node_shape
 from gpuinfra.errors import UserError
-from gpuinfra.io.scenario_schema import ClusterSpec, PricesSpec, QuotasSpec, Scenario
+from gpuinfra.io.scenario_schema import ClusterSpec, GeneratorSpec, PricesSpec, QuotasSpec, Scenario
 from gpuinfra.models.cost import PoolPrice, PriceBook
 from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState, NodePool, Taint
 from gpuinfra.sim.framework import Profile
@@ -510,6 +510,7 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
     table: PodTable | None = None
     pods: list[Pod] = []
     if w.generator is not None:
+        _check_generator_span(w.generator)
         n = min(w.generator.jobs, w.limit or w.generator.jobs) * w.scale
         budget.check_pods(
             n,
@@ -562,6 +563,9 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
         table = table.take(~drop)
     if not len(table):
         raise UserError("no pods left to simulate", where=label)
+    if w.generator is not None:
+        _check_generated_times(table)
+    _check_arrivals_before_horizon(sc, table, where_of)
     _check_budget(sc, pools, table, where_of)
     if sc.upgrade is not None:
         _check_upgrade_block(sc, table)
@@ -585,6 +589,66 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
         skipped,
         label,
         seed,
+    )
+
+
+def _check_generator_span(g: GeneratorSpec) -> None:
+    """Refuse a generator whose expected arrival span (``jobs`` x 3600 / ``arrival_rate_per_hour``)
+    exceeds the bound trace times are held to (:data:`gpuinfra.io.traces.MAX_TRACE_TIME_S`, 100 years):
+    beyond it float64 seconds lose the resolution the simulator needs, exactly as for a CSV trace.
+
+    Raises:
+        UserError: at ``workload.generator.arrival_rate_per_hour`` (located in the file by build()).
+    """
+    from gpuinfra.io.traces import MAX_TRACE_TIME_S
+
+    span = g.jobs * 3600.0 / g.arrival_rate_per_hour
+    if span > MAX_TRACE_TIME_S:
+        need = g.jobs * 3600.0 / MAX_TRACE_TIME_S
+        raise UserError(
+            f"arrival_rate_per_hour={g.arrival_rate_per_hour:g} spreads {g.jobs:,} jobs over about {span:.3g} s, "
+            f"beyond {MAX_TRACE_TIME_S:.4g} s (100 years), the bound every trace time is held to",
+            where="workload.generator.arrival_rate_per_hour",
+            expected=f"arrival_rate_per_hour >= {need:.3g} for {g.jobs:,} jobs (expected span <= 100 years)",
+            fix="raise arrival_rate_per_hour or lower jobs",
+        )
+
+
+def _check_generated_times(table: PodTable) -> None:
+    """The drawn submit times within :data:`gpuinfra.io.traces.MAX_TRACE_TIME_S` (the expected span is
+    checked before drawing; this catches an unlucky draw of the same seed, deterministically)."""
+    from gpuinfra.io.traces import MAX_TRACE_TIME_S
+
+    last = float(table.submit_s.max())
+    if last > MAX_TRACE_TIME_S:
+        raise UserError(
+            f"the generated arrivals run to {last:.4g} s, beyond {MAX_TRACE_TIME_S:.4g} s (100 years)",
+            where="workload.generator.arrival_rate_per_hour",
+            expected=f"arrivals within {MAX_TRACE_TIME_S:.4g} s, the bound every trace time is held to",
+            fix="raise arrival_rate_per_hour or lower jobs",
+        )
+
+
+def _check_arrivals_before_horizon(sc: Scenario, table: PodTable, where_of: dict[str, str]) -> None:
+    """Refuse a scenario in which no pod arrives before ``horizon_s``: its run window would end before
+    it starts (the window opens at the first submit time, sim/engine.py), with nothing to simulate.
+
+    Raises:
+        UserError: at ``horizon_s`` (located in the file by build()), naming the first submit time.
+    """
+    if sc.horizon_s is None or not len(table):
+        return
+    first = int(np.argmin(table.submit_s))
+    t = float(table.submit_s[first])
+    if t < sc.horizon_s:
+        return
+    name = table.names[first]
+    at = f" ({where_of[name]})" if name in where_of else ""
+    raise UserError(
+        f"no pod arrives before horizon_s={sc.horizon_s:g} s: the first pod, '{name}'{at}, is submitted at {t:g} s",
+        where="horizon_s",
+        expected="horizon_s greater than the first submit time (the run starts at the first arrival)",
+        fix=f"raise horizon_s above {t:g}, or use a trace whose jobs arrive before it",
     )
 
 

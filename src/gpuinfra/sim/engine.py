@@ -694,7 +694,9 @@ class ReplayEngine:
         for sub in self.subsystems.values():
             self.kernel.schedule_many(sub.first_events(self.t0))
         self.kernel.run(until_s=self.horizon_s)
-        horizon = self.horizon_s if self.horizon_s is not None else max(self.kernel.now_s, self.t0)
+        # the run window never ends before it starts (pods all submitted after horizon_s: an empty
+        # window at t0, not a negative one; scenarios refuse that case when they are built)
+        horizon = max(self.horizon_s, self.t0) if self.horizon_s is not None else max(self.kernel.now_s, self.t0)
         self.rec.finalize(horizon)
         # evictions not followed by a bind: counted to the pod's end (failed, deleted) or to the horizon
         for i, ev in sorted(self._evicted_at.items()):

@@ -48,17 +48,30 @@ class Invariants:
 
     @property
     def ok(self) -> bool:
-        return self.no_overcommit and self.gpu_time_balance
+        """Both invariants hold, and the figures are physically possible: a negative capacity x time
+        or relative error (a run that ends before it starts) is never ok."""
+        return (
+            self.no_overcommit
+            and self.gpu_time_balance
+            and self.capacity_x_time_gpu_hours >= 0
+            and self.relative_error >= 0
+        )
 
     def as_dict(self) -> dict:
         return asdict(self) | {"ok": self.ok}
 
 
 def check_invariants(cluster: ClusterState, recorder: Recorder, horizon_s: float) -> Invariants:
-    """Both invariants of a run that ends at ``horizon_s`` (finalises the recorder if needed)."""
+    """Both invariants of a run that ends at ``horizon_s`` (finalises the recorder if needed).
+
+    A run that ends before it starts (``horizon_s`` < the recorder's ``start_s``) fails the GPU-time
+    balance: its window, and so its capacity x time, would be negative (physically impossible; the
+    engine never ends a run before it starts, and a scenario whose pods all arrive after
+    ``horizon_s`` is refused when it is built)."""
     if not recorder.finalized:
         recorder.finalize(horizon_s)
-    duration = max(float(recorder.edges[-1]) - recorder.start_s, 0.0) if len(recorder.edges) else 0.0
+    duration = float(recorder.edges[-1]) - recorder.start_s if len(recorder.edges) else 0.0
+    ends_before_start = float(horizon_s) < recorder.start_s or duration < 0
     cap_ms = float(cluster.capacity_milli.sum()) * duration
     tot = recorder.totals()
     balance = tot["allocated"] + tot["idle"] + tot["unavailable"]
@@ -73,7 +86,7 @@ def check_invariants(cluster: ClusterState, recorder: Recorder, horizon_s: float
         peak_device_used_milli=int(cluster.peak_device_used_milli),
         peak_node_cpu_ratio=float(cluster.peak_cpu_ratio),
         peak_node_mem_ratio=float(cluster.peak_mem_ratio),
-        gpu_time_balance=bool(rel <= BALANCE_REL_TOL),
+        gpu_time_balance=bool(0 <= rel <= BALANCE_REL_TOL and cap_ms >= 0 and not ends_before_start),
         allocated_gpu_hours=tot["allocated"] / MILLI_S_PER_GPU_HOUR,
         idle_gpu_hours=tot["idle"] / MILLI_S_PER_GPU_HOUR,
         unavailable_gpu_hours=tot["unavailable"] / MILLI_S_PER_GPU_HOUR,
@@ -86,6 +99,6 @@ def require(inv: Invariants, what: str = "run") -> Invariants:
     """Raise :class:`InvariantError` naming the broken invariant; return ``inv`` when both hold."""
     if not inv.no_overcommit:
         raise InvariantError(f"{what}: a device, CPU or memory was over-committed ({inv})")
-    if not inv.gpu_time_balance:
+    if not inv.gpu_time_balance or not inv.ok:
         raise InvariantError(f"{what}: allocated + idle + unavailable GPU-time != capacity x time ({inv})")
     return inv
