@@ -18,6 +18,7 @@ import difflib
 import gzip
 import io
 import math
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from pathlib import Path
 from gpuinfra.catalog._data import data_path
 from gpuinfra.catalog.gpus import gpu_model
 from gpuinfra.errors import UserError
+from gpuinfra.io.scenario_schema import MAX_CPU_MILLI, MAX_MEMORY_MIB
 from gpuinfra.sim.cluster import MILLI_PER_GPU, NodePool
 from gpuinfra.sim.workload import Pod, Toleration
 
@@ -223,23 +225,71 @@ def _rows(
         ) from None
 
 
+PRIORITY_MIN, PRIORITY_MAX = -(2**31), 1_000_000_000
+"""The range of a user pod priority: a Kubernetes PriorityClass value is "any 32-bit integer value
+smaller than or equal to 1 billion", i.e. -2147483648 to 1000000000 inclusive; larger values are
+reserved for the built-in system classes (kubernetes.io/docs/concepts/scheduling-eviction/
+pod-priority-preemption/, PriorityClass)."""
+
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "num_gpu": (0, 64),
+    "gpu": (0, 64),
+    "gpu_milli": (0, MILLI_PER_GPU),
+    "cpu_milli": (0, MAX_CPU_MILLI),
+    "memory_mib": (0, MAX_MEMORY_MIB),
+    "priority": (PRIORITY_MIN, PRIORITY_MAX),
+    "gang_size": (0, 100_000),
+}
+"""Inclusive range of each integer column of a trace. GPUs per pod or node: 64 (the scenario's
+``gpus_per_node`` bound, 8x the largest catalog node); ``cpu_milli``/``memory_mib``: the scenario's
+per-node sanity bounds (io/scenario_schema.py: a pod larger than any node bound is a typo);
+``priority``: Kubernetes' user PriorityClass range (:data:`PRIORITY_MIN`, :data:`PRIORITY_MAX`);
+``gang_size``: 100,000 pods in one gang."""
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
+def parse_int(raw: str, col: str, where: str, lo: int, hi: int) -> int:
+    """An integer cell parsed exactly: decimal digits, or a number in decimal or exponent form
+    (``5.0``, ``1e3``) that is exactly an integer; never rounded through a float. Values outside
+    ``[lo, hi]`` are refused before the integer is built, so a 10,000-digit exponent costs nothing.
+
+    Raises:
+        UserError: ``FILE:LINE (col)``: not an integer, or out of range ``[lo, hi]``.
+    """
+    from decimal import Decimal
+
+    at = f"{where} ({col})"
+    if not _NUMBER.fullmatch(raw):
+        raise UserError(f"{col}='{raw}' is not an integer", where=at, expected=f"an integer {col} in [{lo}, {hi}]")
+    d = Decimal(raw)
+    if d < lo or d > hi:
+        raise UserError(
+            f"{col}={raw} is out of range [{lo}, {hi}]",
+            where=at,
+            expected=f"{col} between {lo} and {hi} inclusive",
+            fix=f"correct the value; see docs/trace-format.md for the range of {col}",
+        )
+    if d != d.to_integral_value():
+        raise UserError(f"{col}='{raw}' is not an integer", where=at, expected=f"an integer {col} in [{lo}, {hi}]")
+    return int(d)
+
+
 def _int(
-    row: dict[str, str], col: str, where: str, *, lo: int | None = 0, hi: int | None = None, default: int | None = None
+    row: dict[str, str],
+    col: str,
+    where: str,
+    *,
+    lo: int | None = None,
+    hi: int | None = None,
+    default: int | None = None,
 ) -> int:
+    """Column ``col`` of ``row`` as an exact integer in ``[lo, hi]`` (default: :data:`INT_RANGES`)."""
     raw = (row.get(col) or "").strip()
     if raw == "" and default is not None:
         return default
-    try:
-        f = float(raw)
-        if not f.is_integer():
-            raise ValueError
-        v = int(f)
-    except ValueError:
-        raise UserError(f"{col}='{raw}' is not an integer", where=where, expected=f"an integer {col}") from None
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        rng = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
-        raise UserError(f"{col}={v} is out of range", where=where, expected=f"{col} {rng}")
-    return v
+    dlo, dhi = INT_RANGES[col]
+    return parse_int(raw, col, where, dlo if lo is None else lo, dhi if hi is None else hi)
 
 
 MAX_TRACE_TIME_S = 100 * 365.25 * 86400
@@ -320,8 +370,8 @@ def _fmt_tolerations(ts: tuple[Toleration, ...]) -> str:
 
 
 def _gpu_request(row: dict[str, str], where: str, milli_default: int | None) -> tuple[int, int]:
-    num_gpu = _int(row, "num_gpu", where, lo=0, hi=64, default=0)
-    milli = _int(row, "gpu_milli", where, lo=0, hi=MILLI_PER_GPU, default=milli_default if num_gpu else 0)
+    num_gpu = _int(row, "num_gpu", where, default=0)
+    milli = _int(row, "gpu_milli", where, default=milli_default if num_gpu else 0)
     if num_gpu and milli == 0:
         raise UserError("num_gpu > 0 with gpu_milli = 0", where=where, expected="gpu_milli between 1 and 1000")
     if not num_gpu and milli:
@@ -429,7 +479,7 @@ def read_openb_nodes(src: TraceSource, *, include_cpu_only: bool = True) -> list
     groups: dict[tuple, list[str]] = {}
     for line, r in _rows(src, ("sn", "cpu_milli", "memory_mib", "gpu", "model")):
         where = f"{src.label}:{line}"
-        gpus = _int(r, "gpu", where, lo=0, hi=64)
+        gpus = _int(r, "gpu", where)
         raw_model = (r["model"] or "").strip()
         if gpus and not raw_model:
             raise UserError("node has GPUs but no model", where=where, expected="a GPU model in column 'model'")
@@ -507,14 +557,14 @@ def read_generic(path: Path, label: str | None = None, *, where_of: dict[str, st
                 num_gpu=num_gpu,
                 gpu_milli=milli,
                 gpu_models=_models(r.get("gpu_model") or "", where, "gpu_model") if num_gpu else (),
-                priority=_int(r, "priority", where, lo=None, default=0),
+                priority=_int(r, "priority", where, default=0),
                 qos=(r.get("qos") or "").strip(),
                 owner=(r.get("owner") or "").strip() or "unknown",
                 delete_s=delete,
                 job=(r.get("job") or "").strip() or job_id,
                 node_selector=_node_selector(r.get("node_selector") or "", where),
                 tolerations=_tolerations(r.get("tolerations") or "", where),
-                gang_size=_int(r, "gang_size", where, lo=0, hi=100000, default=0),
+                gang_size=_int(r, "gang_size", where, default=0),
                 mig_profile=mig,
             )
         )
