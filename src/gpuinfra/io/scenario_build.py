@@ -15,6 +15,7 @@ import numpy as np
 from gpuinfra.analysis.accounting import RunMeta
 from gpuinfra.catalog import gpu_hour_price, gpu_model, node_shape
 from gpuinfra.errors import UserError
+from gpuinfra.io.scenario_load import closest
 from gpuinfra.io.scenario_schema import ClusterSpec, GeneratorSpec, PricesSpec, QuotasSpec, Scenario
 from gpuinfra.models.cost import PoolPrice, PriceBook
 from gpuinfra.sim.cluster import MILLI_PER_GPU, ClusterState, NodePool, Taint
@@ -567,6 +568,8 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
         _check_generated_times(table)
     _check_arrivals_before_horizon(sc, table, where_of)
     _check_budget(sc, pools, table, where_of)
+    if sc.execution is not None:
+        _check_execution_block(sc, table)
     if sc.upgrade is not None:
         _check_upgrade_block(sc, table)
     if sc.spot is not None:
@@ -653,6 +656,51 @@ def _check_arrivals_before_horizon(sc: Scenario, table: PodTable, where_of: dict
 
 
 _generate, _resample = generate, resample  # the names io.scenario re-exported before the move
+
+
+def _check_execution_block(sc: Scenario, table: PodTable) -> None:
+    """The ``execution.kinds`` entries against each other and the trace: one entry per owner (a later
+    entry would silently replace an earlier one), and every owner one the trace's pods have (an entry
+    for no pod is a typo that silently leaves the intended pods without their kind, exactly as a PDB
+    for an unknown owner is refused: sim/upgrade.check_upgrade). Every problem at ``FILE:LINE``.
+
+    Raises:
+        UserError: each problem found, listed together.
+    """
+    from gpuinfra.errors import UserErrors
+
+    assert sc.execution is not None
+    where = sc.locate
+    problems: list[UserError] = []
+    for a, b in sc.execution.duplicate_owners():
+        owner = sc.execution.kinds[b].owner
+        problems.append(
+            UserError(
+                f"execution.kinds[{b}] gives owner '{owner}' again: execution.kinds[{a}] "
+                f"({where(f'execution.kinds[{a}].owner').rsplit(' (', 1)[0]}) already does, and the later "
+                "entry would silently replace it",
+                where=where(f"execution.kinds[{b}].owner"),
+                expected="one kinds entry per owner",
+                fix="merge the two entries, or correct the owner of one",
+            )
+        )
+    owners = set(table.owners)
+    exist = ", ".join(sorted(owners)) or "none"
+    for j, k in enumerate(sc.execution.kinds):
+        if k.owner not in owners:
+            near = closest(k.owner, sorted(owners))
+            problems.append(
+                UserError(
+                    f"no pod of the workload has owner '{k.owner}': this kind would apply to nothing",
+                    where=where(f"execution.kinds[{j}].owner"),
+                    expected=f"an owner of the workload: {exist}",
+                    fix=(f"did you mean '{near}'? " if near else "") + "name an existing owner, or remove the entry",
+                )
+            )
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise UserErrors(problems, where=sc._label)
 
 
 def _check_upgrade_block(sc: Scenario, table: PodTable) -> None:

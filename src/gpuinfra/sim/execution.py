@@ -52,6 +52,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from gpuinfra.errors import UserError
 from gpuinfra.models.lifecycle import Timeline, startup_parts
 from gpuinfra.sim.kernel import PRIO_RELEASE, Event
 from gpuinfra.sim.subsystem import RUNNING, RunConfig, Subsystem, View, register
@@ -247,27 +248,57 @@ IGNORE_DISRUPTIONS = PodFailurePolicy(
 rule Kubernetes' own example uses so that preemption, eviction and node shutdown do not fail a Job."""
 
 
-class KindSpec(BaseModel):
-    """The execution semantics of the pods of one owner (scenario ``execution.kinds[]``)."""
+MAX_KIND_TIME_S = 1e10
+"""Upper bound of every time of an ``execution.kinds[]`` entry: about 317 years, the bound of every
+time in a scenario (io/scenario_schema.MAX_TIME_S; not imported, that module imports this one)."""
+MAX_KIND_GB = 1e6
+"""Upper bound of ``image_gb`` and ``load_gb``: 1 PB read per node at start, a sanity bound far above
+any container image (GBs) or checkpoint shard (a 405B model's bf16 weights are about 0.8 TB in all);
+only a typo or a hostile file reaches it."""
 
-    model_config = ConfigDict(extra="forbid")
+
+class KindSpec(BaseModel):
+    """The execution semantics of the pods of one owner (scenario ``execution.kinds[]``).
+
+    Every number is finite (``.inf``/``.nan`` refused) and bounded: times by :data:`MAX_KIND_TIME_S`,
+    sizes by :data:`MAX_KIND_GB`."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     owner: str = Field(description="pods whose owner is this get these semantics")
     kind: Literal["training", "batch", "service"]
     restart_policy: Literal["Never", "OnFailure", "Always"] | None = Field(
         None, description="default: OnFailure for training and batch, Always for service"
     )
-    backoff_limit: int = Field(6, ge=0, description="OnFailure: failures before the job fails (Kubernetes Job: 6)")
-    backoff_s: float = Field(10.0, ge=0, description="first restart back-off (Kubernetes: 10 s, doubling)")
-    backoff_cap_s: float | None = Field(None, ge=0, description="back-off cap (Job 360 s, CrashLoopBackOff 300 s)")
-    checkpoint_interval_s: float | None = Field(None, gt=0, description="training: steady work between checkpoints")
-    checkpoint_stall_s: float = Field(0.0, ge=0, description="GPUs blocked per checkpoint (models/checkpoint)")
-    checkpoint_lag_s: float = Field(0.0, ge=0, description="async: persist time until a checkpoint is durable")
-    image_gb: float = Field(15.0, ge=0, description="container image to pull per node [assumption: a CUDA image]")
-    load_gb: float = Field(0.0, ge=0, description="data/weights read per node at start (checkpoint shard, model)")
+    backoff_limit: int = Field(
+        6, ge=0, le=2**31 - 1, strict=True, description="OnFailure: failures before the job fails (Kubernetes Job: 6)"
+    )
+    backoff_s: float = Field(
+        10.0, ge=0, le=MAX_KIND_TIME_S, description="first restart back-off (Kubernetes: 10 s, doubling)"
+    )
+    backoff_cap_s: float | None = Field(
+        None, ge=0, le=MAX_KIND_TIME_S, description="back-off cap (Job 360 s, CrashLoopBackOff 300 s)"
+    )
+    checkpoint_interval_s: float | None = Field(
+        None, gt=0, le=MAX_KIND_TIME_S, description="training: steady work between checkpoints"
+    )
+    checkpoint_stall_s: float = Field(
+        0.0, ge=0, le=MAX_KIND_TIME_S, description="GPUs blocked per checkpoint (models/checkpoint)"
+    )
+    checkpoint_lag_s: float = Field(
+        0.0, ge=0, le=MAX_KIND_TIME_S, description="async: persist time until a checkpoint is durable"
+    )
+    image_gb: float = Field(
+        15.0, ge=0, le=MAX_KIND_GB, description="container image to pull per node [assumption: a CUDA image]"
+    )
+    load_gb: float = Field(
+        0.0, ge=0, le=MAX_KIND_GB, description="data/weights read per node at start (checkpoint shard, model)"
+    )
     storage: str = "nfs-flash"
-    warmup_s: float = Field(60.0, ge=0)
-    teardown_s: float = Field(30.0, ge=0)
-    fails_after_s: float | None = Field(None, gt=0, description="an application bug: every attempt exits 1 this late")
+    warmup_s: float = Field(60.0, ge=0, le=MAX_KIND_TIME_S)
+    teardown_s: float = Field(30.0, ge=0, le=MAX_KIND_TIME_S)
+    fails_after_s: float | None = Field(
+        None, gt=0, le=MAX_KIND_TIME_S, description="an application bug: every attempt exits 1 this late"
+    )
     slo_availability: float = Field(0.99, gt=0, le=1, description="service: share of its window it must serve")
     backoff_limit_per_index: bool | None = Field(
         None, description="count failures per pod (Indexed Job backoffLimitPerIndex); default: true for batch"
@@ -310,9 +341,23 @@ class KindSpec(BaseModel):
 class ExecutionSpec(BaseModel):
     """Scenario ``execution:``: workload kinds by owner, and how much of the timeline to keep."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     kinds: list[KindSpec] = Field(default_factory=list)
-    trace_max_attempts: int = Field(2000, ge=0, description="pod attempts whose phases are kept for the trace")
+    trace_max_attempts: int = Field(
+        2000, ge=0, le=10**9, strict=True, description="pod attempts whose phases are kept for the trace"
+    )
+
+    def duplicate_owners(self) -> list[tuple[int, int]]:
+        """(first, later) index pairs of ``kinds`` entries that name the same owner: one owner has one
+        kind, and a later entry would otherwise silently replace the first."""
+        first: dict[str, int] = {}
+        out = []
+        for j, k in enumerate(self.kinds):
+            if k.owner in first:
+                out.append((first[k.owner], j))
+            else:
+                first[k.owner] = j
+        return out
 
 
 class Execution(Subsystem):
@@ -325,6 +370,15 @@ class Execution(Subsystem):
         rt = self.rt = view.runtime
         pods = rt.pods
         self.spec = spec
+        dup = spec.duplicate_owners()
+        if dup:  # a scenario file is refused at its lines when built (io/scenario_build.py)
+            a, b = dup[0]
+            raise UserError(
+                f"execution.kinds[{a}] and execution.kinds[{b}] both give owner '{spec.kinds[b].owner}'",
+                where=f"execution.kinds[{b}].owner",
+                expected="one kinds entry per owner",
+                fix="merge the two entries or correct the owner of one",
+            )
         by_owner = {k.owner: k for k in spec.kinds}
         self.kind_of: dict[int, KindSpec] = {}
         self.jobs: dict[str, list[int]] = {}
