@@ -58,3 +58,73 @@ def test_kind_numbers_are_finite_and_bounded(field: str, value: str, words: str)
         parse_scenario(text, "e.yaml")
     msg = str(e.value)
     assert f"e.yaml:25: execution.kinds[0].{field}" in msg and words in msg
+
+
+# --- strict integers ---------------------------------------------------------------------------
+
+SMALL = (EXAMPLES / "small-cluster.yaml").read_text()
+H100_COUNT = 'shape: "aws:p5.48xlarge", count: 1,'
+
+
+@pytest.mark.parametrize("value", ["true", '"2"', "2.0", "false"])
+def test_integer_fields_are_strict(value: str) -> None:
+    with pytest.raises(UserError) as e:
+        parse_scenario(SMALL.replace(H100_COUNT, f'shape: "aws:p5.48xlarge", count: {value},'), "s.yaml")
+    assert "s.yaml:8: cluster.pools[0].count: Input should be a valid integer" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("block", "field"),
+    [
+        ("workload:\n  trace: jobs.csv\n  limit: true\n", "workload.limit"),
+        ("workload:\n  trace: jobs.csv\n  scale: '3'\n", "workload.scale"),
+    ],
+)
+def test_workload_integers_are_strict(block: str, field: str) -> None:
+    with pytest.raises(UserError) as e:
+        parse_scenario(SMALL.replace("workload:\n  trace: jobs.csv\n", block), "s.yaml")
+    assert f": {field}: Input should be a valid integer" in str(e.value)
+
+
+def test_yaml_integers_still_load() -> None:
+    sc = parse_scenario(SMALL.replace(H100_COUNT, 'shape: "aws:p5.48xlarge", count: 3,'), "s.yaml")
+    assert sc.cluster.pools[0].count == 3
+
+
+# --- spot notices ------------------------------------------------------------------------------
+
+SPOT = (EXAMPLES / "spot.yaml").read_text()
+
+
+def _spot(notices: str) -> str:
+    return SPOT.replace("  notice_s: 120\n", f"  notice_s: 120\n  notices: {notices}\n")
+
+
+def test_spot_notice_after_the_horizon_is_refused_at_its_line() -> None:
+    with pytest.raises(UserError) as e:
+        _build(_spot("[{node: gpu-spot-0000, t_s: 300000}]"), "s.yaml")
+    msg = str(e.value)
+    assert msg.startswith("s.yaml:34 (spot.notices[0].t_s): the notice at 300000 s is at or after the run's horizon_s")
+    assert "(259200 s, s.yaml:7)" in msg
+
+
+def test_spot_notice_beyond_the_time_bound_is_refused_when_loaded() -> None:
+    with pytest.raises(UserError) as e:
+        parse_scenario(_spot("[{node: gpu-spot-0000, t_s: 1.0e12}]"), "s.yaml")
+    assert "s.yaml:34: spot.notices[0].t_s: Input should be less than or equal to 10000000000" in str(e.value)
+
+
+def test_duplicate_and_unknown_notices_listed_with_file_line_and_no_repeated_prefix() -> None:
+    with pytest.raises(UserError) as e:
+        _build(
+            _spot("[{node: gpu-spot-0001, t_s: 100}, {node: gpu-spot-0001, t_s: 100}, {node: nope, t_s: 5}]"), "s.yaml"
+        )
+    msg = str(e.value)
+    assert "s.yaml:34 (spot.notices[1]): spot.notices[1] repeats spot.notices[0] (s.yaml:34)" in msg
+    assert "s.yaml:34 (spot.notices[2].node): node 'nope' is not a node of a spot pool" in msg
+    assert "spot.notices[2]: node" not in msg
+
+
+def test_notices_before_the_horizon_build() -> None:
+    built = _build(_spot("[{node: gpu-spot-0001, t_s: 100}, {node: gpu-spot-0001, t_s: 200}]"), "s.yaml")
+    assert len(built.scenario.spot.notices) == 2

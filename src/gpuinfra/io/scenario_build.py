@@ -581,6 +581,7 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
                     where=sc.locate(f"spot.pools[{k}]"),
                     expected="one of " + ", ".join(names),
                 )
+        _check_spot_notices(sc, cluster)
     if sc.autoscaler is not None:
         _check_autoscaler_block(sc, pools)
     return Built(
@@ -697,6 +698,62 @@ def _check_execution_block(sc: Scenario, table: PodTable) -> None:
                     fix=(f"did you mean '{near}'? " if near else "") + "name an existing owner, or remove the entry",
                 )
             )
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise UserErrors(problems, where=sc._label)
+
+
+def _check_spot_notices(sc: Scenario, cluster: ClusterState) -> None:
+    """``spot.notices`` against the cluster and the run: each on a node of a spot pool, before
+    ``horizon_s`` (a notice after the run ends would silently never happen, as an upgrade starting
+    after it is refused), and none listed twice (the same node at the same time). Every problem at
+    ``FILE:LINE``; the spot subsystem repeats the node check for runs built in code.
+
+    Raises:
+        UserError: each problem found, listed together.
+    """
+    from gpuinfra.errors import UserErrors
+
+    assert sc.spot is not None
+    spot = set(sc.spot.pools)
+    nodes = {cluster.node_names[n] for n in range(cluster.n_nodes) if cluster.pools[cluster.node_pool[n]].name in spot}
+    problems: list[UserError] = []
+    seen: dict[tuple[str, float], int] = {}
+    for k, nt in enumerate(sc.spot.notices):
+        if nt.node not in nodes:
+            problems.append(
+                UserError(
+                    f"node '{nt.node}' is not a node of a spot pool",
+                    where=sc.locate(f"spot.notices[{k}].node"),
+                    expected="a node of " + ", ".join(sc.spot.pools),
+                    fix="name a node of a spot pool (node names: POOL-0000, POOL-0001, ...)",
+                )
+            )
+        if sc.horizon_s is not None and nt.t_s >= sc.horizon_s:
+            problems.append(
+                UserError(
+                    f"the notice at {nt.t_s:g} s is at or after the run's horizon_s ({sc.horizon_s:g} s, "
+                    f"{sc.locate('horizon_s').rsplit(' (', 1)[0]}): it would never happen",
+                    where=sc.locate(f"spot.notices[{k}].t_s"),
+                    expected="spot.notices[].t_s < horizon_s",
+                    fix="give the notice an earlier time, or raise horizon_s",
+                )
+            )
+        key = (nt.node, nt.t_s)
+        if key in seen:
+            first = seen[key]
+            problems.append(
+                UserError(
+                    f"spot.notices[{k}] repeats spot.notices[{first}] "
+                    f"({sc.locate(f'spot.notices[{first}]').rsplit(' (', 1)[0]}): node '{nt.node}' at {nt.t_s:g} s",
+                    where=sc.locate(f"spot.notices[{k}]"),
+                    expected="each notice once",
+                    fix="remove the repeated notice",
+                )
+            )
+        else:
+            seen[key] = k
     if len(problems) == 1:
         raise problems[0]
     if problems:

@@ -5,8 +5,9 @@ workload (a trace or a generator), which scheduler profile, which seed and horiz
 time is priced. ``gpuinfra schema`` prints the JSON Schema of :class:`Scenario`.
 
 Every model refuses unknown keys and non-finite numbers (``.inf``, ``.nan``); every number has a
-range. The upper bounds below are sanity limits, not claims about hardware: they are far above
-any real node (the largest catalog node shapes have 8 GPUs, a few hundred cores and a few TiB) so
+range; integer fields are strict (``count: true`` or ``count: "2"`` is refused, not read as 1 or
+2). The upper bounds below are sanity limits, not claims about hardware: they are far above any
+real node (the largest catalog node shapes have 8 GPUs, a few hundred cores and a few TiB) so
 that only a typo or a hostile file reaches them. Whether a run fits this machine is a separate,
 estimated check (:mod:`gpuinfra.io.budget`). Loading with file:line messages is
 :mod:`gpuinfra.io.scenario_load`; turning a scenario into a cluster and pods is
@@ -50,12 +51,12 @@ class TaintSpec(_Model):
 
 class PoolSpec(_Model):
     name: str
-    count: int = Field(ge=1, le=MAX_NODES, description="number of nodes in the pool")
+    count: int = Field(strict=True, ge=1, le=MAX_NODES, description="number of nodes in the pool")
     shape: str | None = Field(None, description="a catalog node shape (`gpuinfra catalog shapes`)")
     gpu_model: str | None = None
-    gpus_per_node: int | None = Field(None, ge=0, le=64)
-    cpu_milli: int | None = Field(None, ge=1, le=MAX_CPU_MILLI)
-    memory_mib: int | None = Field(None, ge=1, le=MAX_MEMORY_MIB)
+    gpus_per_node: int | None = Field(None, ge=0, le=64, strict=True)
+    cpu_milli: int | None = Field(None, ge=1, le=MAX_CPU_MILLI, strict=True)
+    memory_mib: int | None = Field(None, ge=1, le=MAX_MEMORY_MIB, strict=True)
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[TaintSpec] = Field(default_factory=list)
     mig_layout: list[str] | None = Field(
@@ -64,6 +65,7 @@ class PoolSpec(_Model):
     )
     timeslice_replicas: int | None = Field(
         None,
+        strict=True,
         ge=2,
         le=48,
         description="k8s-device-plugin time-slicing: replicas advertised per GPU (1-GPU pods take one)",
@@ -84,7 +86,7 @@ class ClusterSpec(_Model):
         None, description="use the Alibaba openb node list (1,213 GPU nodes, or all 1,523 nodes)"
     )
     pools: list[PoolSpec] = Field(default_factory=list)
-    replicate: int = Field(1, ge=1, le=MAX_NODES, description="copies of every pool (what-if scale-out)")
+    replicate: int = Field(1, strict=True, ge=1, le=MAX_NODES, description="copies of every pool (what-if scale-out)")
 
     @model_validator(mode="after")
     def _one_source(self) -> ClusterSpec:
@@ -99,7 +101,9 @@ class GeneratorSpec(_Model):
     Every parameter is the user's; nothing here claims to be a real-world figure.
     """
 
-    jobs: int = Field(ge=1, le=10**12, description="number of jobs (bounded by the run budget, io/budget.py)")
+    jobs: int = Field(
+        strict=True, ge=1, le=10**12, description="number of jobs (bounded by the run budget, io/budget.py)"
+    )
     arrival_rate_per_hour: float = Field(gt=0, le=1e9)
     duration_median_s: float = Field(gt=0, le=MAX_TIME_S)
     duration_sigma: float = Field(1.0, ge=0, le=10, description="sigma of ln(duration)")
@@ -107,13 +111,13 @@ class GeneratorSpec(_Model):
         default_factory=lambda: {1: 1.0}, description="GPU count -> weight"
     )
     shared_gpu_fraction: float = Field(0.0, ge=0, le=1, description="share of 1-GPU jobs that ask < 1000 milli")
-    shared_gpu_milli: list[Annotated[int, Field(ge=1, le=MILLI_PER_GPU - 1)]] = Field(
+    shared_gpu_milli: list[Annotated[int, Field(ge=1, le=MILLI_PER_GPU - 1, strict=True)]] = Field(
         default_factory=lambda: [250, 500],
         min_length=1,
         description="milli values drawn for shared jobs: a share of one GPU, 1..999",
     )
-    cpu_milli_per_gpu: int = Field(8000, ge=0, le=MAX_CPU_MILLI)
-    memory_mib_per_gpu: int = Field(32768, ge=0, le=MAX_MEMORY_MIB)
+    cpu_milli_per_gpu: int = Field(8000, strict=True, ge=0, le=MAX_CPU_MILLI)
+    memory_mib_per_gpu: int = Field(32768, strict=True, ge=0, le=MAX_MEMORY_MIB)
     owners: dict[str, Annotated[float, Field(ge=0, le=1e9)]] = Field(default_factory=lambda: {"team-a": 1.0})
     gpu_model: str | None = None
     mig_fraction: float = Field(0.0, ge=0, le=1, description="share of 1-GPU jobs that ask a MIG instance")
@@ -135,9 +139,11 @@ class WorkloadSpec(_Model):
     pending_pods: Literal["run", "exclude"] = Field(
         "run", description="openb pods that were never scheduled: replay them (withdrawn at deletion) or leave out"
     )
-    limit: int | None = Field(None, ge=1, le=10**12, description="use only the first N pods by submit time")
+    limit: int | None = Field(
+        None, strict=True, ge=1, le=10**12, description="use only the first N pods by submit time"
+    )
     scale: int = Field(
-        1, ge=1, le=100_000, description="resample the pods to this many times their number (what-if load)"
+        1, strict=True, ge=1, le=100_000, description="resample the pods to this many times their number (what-if load)"
     )
     impossible: Literal["error", "skip"] = Field(
         "error", description="a pod no node could ever hold: stop with an error, or skip it and count it"
@@ -220,7 +226,7 @@ class FaultSpec(_Model):
     scope: Literal["gpu", "node", "rack"] = Field(
         "gpu", description="rack: every node of the struck node's rack at once (a switch, a PDU)"
     )
-    rack_nodes: int = Field(4, ge=1, le=MAX_NODES, description="scope rack: consecutive nodes per rack")
+    rack_nodes: int = Field(4, strict=True, ge=1, le=MAX_NODES, description="scope rack: consecutive nodes per rack")
     action: Literal["restart_app", "reset_gpu", "reboot_node", "drain_and_replace"]
     repair_s: float = Field(ge=0, le=MAX_TIME_S, description="how long the action takes the GPU or node out of service")
     detect_s: float = Field(

@@ -86,14 +86,18 @@ class NodeGroupSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     pool: str = Field(min_length=1, description="the cluster pool this node group scales")
-    min_nodes: int = Field(0, ge=0, le=1_000_000, description="never scale below (CA --nodes MIN)")
+    min_nodes: int = Field(0, strict=True, ge=0, le=1_000_000, description="never scale below (CA --nodes MIN)")
     max_nodes: int | None = Field(
-        None, ge=0, le=1_000_000, description="never scale above (CA --nodes MAX); default: the pool's count"
+        None,
+        strict=True,
+        ge=0,
+        le=1_000_000,
+        description="never scale above (CA --nodes MAX); default: the pool's count",
     )
     initial_nodes: int | None = Field(
-        None, ge=0, le=1_000_000, description="nodes provisioned at the start; default: min_nodes"
+        None, strict=True, ge=0, le=1_000_000, description="nodes provisioned at the start; default: min_nodes"
     )
-    priority: int = Field(0, ge=-1_000_000, le=1_000_000, description="priority expander: higher wins")
+    priority: int = Field(0, strict=True, ge=-1_000_000, le=1_000_000, description="priority expander: higher wins")
 
     @model_validator(mode="after")
     def _order(self) -> NodeGroupSpec:
@@ -137,10 +141,14 @@ class AutoscalerSpec(BaseModel):
     scale_down_gpu_utilization_threshold: float = Field(
         0.5, ge=0, le=1, description="--scale-down-gpu-utilization-threshold, GPU nodes (0.5)"
     )
-    max_empty_bulk_delete: int = Field(10, ge=1, le=1_000_000, description="--max-empty-bulk-delete (10)")
-    max_nodes_total: int = Field(0, ge=0, le=1_000_000, description="--max-nodes-total over the groups (0: none)")
+    max_empty_bulk_delete: int = Field(10, strict=True, ge=1, le=1_000_000, description="--max-empty-bulk-delete (10)")
+    max_nodes_total: int = Field(
+        0, strict=True, ge=0, le=1_000_000, description="--max-nodes-total over the groups (0: none)"
+    )
     expendable_pods_priority_cutoff: int = Field(
-        -10, description="--expendable-pods-priority-cutoff (-10): lower-priority pods never trigger scale-up"
+        -10,
+        strict=True,
+        description="--expendable-pods-priority-cutoff (-10): lower-priority pods never trigger scale-up",
     )
     source: str = Field("", description="where provision_s (and any non-default flag) comes from")
 

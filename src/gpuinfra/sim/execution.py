@@ -157,7 +157,7 @@ class ServiceLoad(BaseModel):
         0.7, gt=0, le=1, description="headroom: Knative's container-concurrency-target-percentage default 70 %"
     )
     min_replicas: int = Field(
-        1, ge=1, le=MAX_MIN_REPLICAS, description="replicas kept whatever the load (redundancy, N+1)"
+        1, strict=True, ge=1, le=MAX_MIN_REPLICAS, description="replicas kept whatever the load (redundancy, N+1)"
     )
 
     @field_validator("source", "capacity_source")

@@ -57,9 +57,13 @@ _MOVED = ("checkpoint_interval_s", "checkpoint_s", "checkpoint_on_notice")
 class SpotNotice(BaseModel):
     """One interruption notice at a given time on a given node (scenario ``spot.notices[]``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     node: str = Field(min_length=1, description="node name (a node of a spot pool)")
-    t_s: float = Field(ge=0, description="when the notice arrives (simulated seconds); the reclaim is notice_s later")
+    t_s: float = Field(
+        ge=0,
+        le=1e10,
+        description="when the notice arrives (simulated seconds, before horizon_s); the reclaim is notice_s later",
+    )
 
 
 class SpotSpec(BaseModel):
@@ -148,7 +152,7 @@ class SpotReclaimer(Subsystem):
         for k, nt in enumerate(spec.notices):
             if nt.node not in spot_nodes:
                 raise UserError(
-                    f"spot.notices[{k}]: node '{nt.node}' is not a node of a spot pool",
+                    f"node '{nt.node}' is not a node of a spot pool",
                     where=f"spot.notices[{k}].node",
                     expected="a node of " + ", ".join(spec.pools),
                     fix="name a node of a spot pool (node names: POOL-0000, POOL-0001, ...)",

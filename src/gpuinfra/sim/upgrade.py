@@ -122,8 +122,10 @@ class UpgradeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     pool: str = Field(description="the node pool to upgrade")
     strategy: Literal["in_place", "surge", "blue_green"] = "surge"
-    max_surge: int = Field(1, ge=0, le=100_000, description="GKE maxSurge (surge); GKE's default is 1")
-    max_unavailable: int = Field(1, ge=0, le=100_000, description="nodes drained at once (GKE default 0 with surge)")
+    max_surge: int = Field(1, strict=True, ge=0, le=100_000, description="GKE maxSurge (surge); GKE's default is 1")
+    max_unavailable: int = Field(
+        1, strict=True, ge=0, le=100_000, description="nodes drained at once (GKE default 0 with surge)"
+    )
     surge_pool: str | None = Field(None, description="pool holding the surge/green nodes (down until provisioned)")
     start_s: float = Field(0.0, ge=0, **_T, description="when the upgrade starts (simulated seconds)")
     node_upgrade_s: float = Field(
