@@ -128,3 +128,28 @@ def test_duplicate_and_unknown_notices_listed_with_file_line_and_no_repeated_pre
 def test_notices_before_the_horizon_build() -> None:
     built = _build(_spot("[{node: gpu-spot-0001, t_s: 100}, {node: gpu-spot-0001, t_s: 200}]"), "s.yaml")
     assert len(built.scenario.spot.notices) == 2
+
+
+# --- messages ----------------------------------------------------------------------------------
+
+
+def test_missing_trace_names_the_scenario_line_and_the_resolved_path(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as e:
+        build(parse_scenario(SMALL.replace("trace: jobs.csv", "trace: nope.csv"), "s.yaml"), tmp_path)
+    msg = str(e.value)
+    assert msg.startswith("s.yaml:13 (workload.trace): trace file 'nope.csv' not found")
+    assert f"looked for {(tmp_path / 'nope.csv').resolve()} (relative to the scenario's folder)" in msg
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "start", "words"),
+    [
+        ("cloud: aws", "cloud: awz", "s.yaml:20 (prices.cloud): unknown cloud 'awz'", "did you mean 'aws'"),
+        ("region: us-east-1", "region: mars-1", "s.yaml:21 (prices.region): unknown region 'mars-1'", "us-west-2"),
+        ("region: us-east-1", "region: eu-north-1", "s.yaml:21 (prices.region): no catalog price for", "aws/us-east-1"),
+    ],
+)
+def test_bad_price_filter_names_its_line(old: str, new: str, start: str, words: str) -> None:
+    with pytest.raises(UserError) as e:
+        _build(SMALL.replace(old, new), "s.yaml")
+    assert str(e.value).startswith(start) and words in str(e.value)

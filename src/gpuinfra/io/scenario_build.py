@@ -238,10 +238,56 @@ def _price_book(spec: PricesSpec, models: tuple[str, ...], basis: str | None = N
         if gm.opaque or gm.price_name is None:
             usd[m], src[m] = None, "no catalog price (opaque or unlisted model) and no override"
             continue
-        p = gpu_hour_price(target, cloud=spec.cloud, region=spec.region)
+        try:
+            p = gpu_hour_price(target, cloud=spec.cloud, region=spec.region)
+        except UserError as e:
+            if spec.cloud is None and spec.region is None:
+                raise
+            raise _price_filter_error(spec, target, e) from None
         usd[m] = p.on_demand_usd if basis == "on_demand" else p.spot_usd
         src[m] = p.source + (f"; priced as {target}: {ov.source}" if ov else "")
     return PriceBook(usd, src, basis)
+
+
+def _price_filter_error(spec: PricesSpec, model: str, e: UserError) -> UserError:
+    """The catalog has no price for ``model`` under ``prices.cloud``/``prices.region``: the error at
+    the field that filtered every row out (an unknown cloud, a region that cloud does not have, or a
+    cloud/region that does not list this GPU), with the values that exist. ``where`` is a field path
+    that build() turns into ``FILE:LINE``."""
+    from gpuinfra.catalog.prices import price_rows
+
+    rows = price_rows()
+    clouds = sorted({r.cloud for r in rows})
+    if spec.cloud is not None and spec.cloud not in clouds:
+        near = closest(spec.cloud, clouds)
+        return UserError(
+            f"unknown cloud '{spec.cloud}'",
+            where="prices.cloud",
+            expected="one of " + ", ".join(clouds),
+            fix=(f"did you mean '{near}'? Or " if near else "Name one of those, or ")
+            + "remove prices.cloud to price from every cloud",
+        )
+    regions = sorted({r.region for r in rows if spec.cloud is None or r.cloud == spec.cloud})
+    if spec.region is not None and spec.region not in regions:
+        near = closest(spec.region, regions)
+        shown = ", ".join(regions[:30]) + (f" ({len(regions) - 30} more)" if len(regions) > 30 else "")
+        return UserError(
+            f"unknown region '{spec.region}'" + (f" for cloud {spec.cloud}" if spec.cloud else ""),
+            where="prices.region",
+            expected="one of " + shown,
+            fix=(f"did you mean '{near}'? Or " if near else "Name one of those, or ") + "remove prices.region",
+        )
+    from gpuinfra.catalog import gpu_model as _gm
+
+    name = _gm(model).price_name
+    where_listed = sorted({f"{r.cloud}/{r.region}" for r in rows if r.accelerator == name})
+    shown = ", ".join(where_listed[:20]) + (f" ({len(where_listed) - 20} more)" if len(where_listed) > 20 else "")
+    return UserError(
+        e.what,
+        where="prices.region" if spec.region is not None else "prices.cloud",
+        expected="a cloud/region that lists this accelerator: " + (shown or "none"),
+        fix="choose one of those, drop the cloud/region filter, or add a price override (prices.overrides)",
+    )
 
 
 FIELD_ROOTS = (
@@ -535,6 +581,14 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
             path = Path(w.trace)
             if not path.is_absolute() and base_dir is not None:
                 path = base_dir / path
+            if not path.exists():
+                rel = "" if Path(w.trace).is_absolute() or base_dir is None else " (relative to the scenario's folder)"
+                raise UserError(
+                    f"trace file '{w.trace}' not found: looked for {path.resolve()}{rel}",
+                    where="workload.trace",
+                    expected="an existing CSV, CSV.GZ or Parquet trace (docs/trace-format.md)",
+                    fix="correct the path; a relative path is read from the folder the scenario file is in",
+                )
             pods = read_generic(path, label=w.trace, where_of=where_of)
             label = w.trace
     if table is None:
