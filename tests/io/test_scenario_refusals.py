@@ -153,3 +153,12 @@ def test_bad_price_filter_names_its_line(old: str, new: str, start: str, words: 
     with pytest.raises(UserError) as e:
         _build(SMALL.replace(old, new), "s.yaml")
     assert str(e.value).startswith(start) and words in str(e.value)
+
+
+@pytest.mark.parametrize("value", ["true", "2.0"])
+def test_service_token_counts_are_not_coerced(value: str) -> None:
+    text = (Path(__file__).parent.parent / "fixtures" / "atk" / "service_load.yaml").read_text()
+    text = text.replace('input_tokens: "uniform:50:3"', f"input_tokens: {value}")
+    with pytest.raises(UserError) as e:
+        parse_scenario(text, "c6.yaml")
+    assert str(e.value).startswith("c6.yaml:18: execution.kinds[1].load.input_tokens: Value error, expected a token")

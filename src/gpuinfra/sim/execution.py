@@ -182,6 +182,14 @@ class ServiceLoad(BaseModel):
             raise ValueError(f"{e.what}; expected {expected}" + (f". {e.fix}" if e.fix else "")) from None
         return v
 
+    @field_validator("input_tokens", "output_tokens", mode="before")
+    @classmethod
+    def _no_coercion(cls, v: object) -> object:
+        """A token count is an integer or a string form: ``true`` or ``2.0`` is refused, not read as 1 or 2."""
+        if isinstance(v, bool | float):
+            raise ValueError("expected a token count (an integer) or uniform:A:B / lognormal:MEAN:CV")
+        return v
+
     @field_validator("input_tokens", "output_tokens")
     @classmethod
     def _token_spec(cls, v: int | str, info: ValidationInfo) -> int | str:
