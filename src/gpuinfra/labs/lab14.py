@@ -44,6 +44,7 @@ from gpuinfra.models.capacity import SpotPolicy, committed_level, mix_cost
 from gpuinfra.report.figs import bar_figure, line_figure
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
+from gpuinfra.report.wording import ceil_num, floor_num
 
 TITLE = "Cost as a First-Class Signal"
 DEFAULT_DESIGN = Path(__file__).parent / "designs" / "lab14-burn.yaml"
@@ -588,7 +589,7 @@ def _replay_section(rp: dict[str, Any]) -> tuple[str, str]:
             "with fewer than 30 reclaims expected, which jobs they happen to strike decides the loss, so one seed's "
             "lost GPU-hours scatter widely around the closed form"
             + (
-                f"; even the largest loss here ({worst_loss:,.1f} GPU-hours, at most ${usd_loss:,.0f}) is "
+                f"; even the largest loss here ({worst_loss:,.1f} GPU-hours, at most ${ceil_num(usd_loss)}) is "
                 + ("far below" if usd_loss < 0.1 * gap else "not small against")
                 + f" the ${gap:,.0f} between the two cheapest plans"
                 if gap
@@ -862,7 +863,7 @@ def render(s: dict[str, Any]) -> str:
     c5 = (
         "On the spot cluster's real inventory: "
         + "; ".join(
-            f"{m['gpu_model']} spot stays cheaper per useful hour up to {m['breakeven_reclaims_per_node_day']:.1f} reclaims "
+            f"{m['gpu_model']} spot stays cheaper per useful hour up to {floor_num(m['breakeven_reclaims_per_node_day'], 1)} reclaims "
             f"per node-day, far above AWS's worst bucket (0.2/month = {0.2 / 30:.4f}/day)"
             for m in inv["models"]
         )
