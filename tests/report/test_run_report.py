@@ -164,3 +164,45 @@ def test_the_best_class_is_the_one_with_the_shortest_waits_counting_pending_pods
     }  # fmt: skip
     s = _waits_sentence(wc)
     assert s.index("asking 2 GPUs") < s.index("asking a share of 1 GPU")
+
+
+def test_offered_load_headline_names_its_window_and_the_whole_runs_load(run):
+    """The headline's load is over the arrival window; it must say so and give the same requests against the
+    whole run's capacity, both derived from summary.json (small-cluster: 3.19 over 60 minutes, 0.13 over 24 h)."""
+    out, html = run
+    s = out.summary
+    c, g = s["contention"], s["gpu_time"]
+    first = re.findall(r'<p class="finding">(.*?)</p>', html)[0]
+    m = re.match(
+        r"Offered load ([0-9.]+) over the ([0-9.,]+) (minutes|hours|days) in which pods arrived: .*?"
+        r"against the whole run \(([0-9.,]+) (minutes|hours|days), ([0-9,]+) GPU-hours\) the same requests are a "
+        r"load of ([0-9.]+)\. Pods were allocated ([0-9.]+)%",
+        first,
+    )
+    assert m, first
+    rho, win, win_unit, dur, dur_unit, cap, whole, alloc = m.groups()
+    scale = {"minutes": 60, "hours": 3600, "days": 86400}
+    assert float(rho) == pytest.approx(c["offered_load"], abs=0.005)
+    assert float(win.replace(",", "")) * scale[win_unit] == pytest.approx(c["arrival_window_s"], rel=0.05)
+    assert float(dur.replace(",", "")) * scale[dur_unit] == pytest.approx(s["horizon"]["duration_s"], rel=0.05)
+    assert int(cap.replace(",", "")) == pytest.approx(g["capacity_gpu_hours"], abs=0.5)
+    assert float(whole) == pytest.approx(c["requested_gpu_hours"] / g["capacity_gpu_hours"], abs=0.005)
+    assert float(alloc) == pytest.approx(100 * g["allocation_ratio"], abs=0.05)
+
+
+def test_pods_row_counts_shared_pods_as_a_subset_of_gpu_pods(run):
+    from gpuinfra.report.tables import pods_breakdown, run_summary_rows
+
+    out, _ = run
+    w = out.summary["workload"]
+    row = dict(run_summary_rows(out.summary, 1.0))["pods"]
+    m = re.match(
+        r"([0-9,]+) \(([0-9,]+) ask for GPUs(?:, ([0-9,]+) of them a share of one)?(?:; ([0-9,]+) CPU only)?\)", row
+    )
+    assert m, row
+    n, gpu, shared, cpu = (int(x.replace(",", "")) if x else 0 for x in m.groups())
+    assert (n, gpu, shared) == (w["pods"], w["gpu_pods"], w["shared_gpu_pods"])
+    assert gpu + cpu == n  # the parts add up to the total: shared pods are inside the GPU pods, not beside them
+    assert pods_breakdown({"pods": 9, "gpu_pods": 8, "shared_gpu_pods": 3}) == (
+        "9 (8 ask for GPUs, 3 of them a share of one; 1 CPU only)"
+    )

@@ -278,10 +278,19 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
     gpus = summary["cluster"]["gpus"]
     if con.get("offered_load") is not None:
         rho = con["offered_load"]
+        cap_h = g["capacity_gpu_hours"] or 0.0
+        # the load is measured over the arrival window (first to last submit), which can be a small part of the
+        # run: the same requests against the whole run's capacity say how busy the cluster could have been
+        whole = (
+            f"; against the whole run ({_dur(summary['horizon']['duration_s'])}, {cap_h:,.0f} GPU-hours) the same "
+            f"requests are a load of {con['requested_gpu_hours'] / cap_h:.2f}"
+            if cap_h > 0
+            else ""
+        )
         out.append(
-            f"Offered load {rho:.2f}: the pods that arrived over {_dur(con['arrival_window_s'])} asked for "
+            f"Offered load {rho:.2f} over the {_dur(con['arrival_window_s'])} in which pods arrived: they asked for "
             f"{con['requested_gpu_hours']:,.0f} GPU-hours, {rho:.2f} times what the cluster's {gpus:,} GPUs offer in "
-            f"that window. Pods were allocated {100 * ratio:.1f}% of the run's {g['capacity_gpu_hours']:,.0f} "
+            f"that window{whole}. Pods were allocated {100 * ratio:.1f}% of the run's {cap_h:,.0f} "
             f"GPU-hours; {g['idle_gpu_hours']:,.0f} GPU-hours sat idle."
         )
         sh = con.get("second_half") or {}

@@ -11,17 +11,27 @@ from typing import Any
 import numpy as np
 
 
+def pods_breakdown(w: dict[str, Any]) -> str:
+    """The pods row: all pods, those asking for GPUs, the subset of those asking for a share of one GPU, and
+    the CPU-only rest ("9 (8 ask for GPUs, 3 of them a share of one; 1 CPU only)"). ``w`` is summary.json's
+    ``workload`` (``pods``, ``gpu_pods``, ``shared_gpu_pods``; shared pods are counted among the GPU pods)."""
+    n, gpu, shared = w["pods"], w["gpu_pods"], w["shared_gpu_pods"]
+    if gpu == 1:
+        parts = ["1 asks for a share of one GPU" if shared else "1 asks for GPUs"]
+    else:
+        parts = [f"{gpu:,} ask for GPUs" + (f", {shared:,} of them a share of one" if shared else "")]
+    if n - gpu:
+        parts.append(f"{n - gpu:,} CPU only")
+    return f"{n:,} ({'; '.join(parts)})"
+
+
 def run_summary_rows(s: dict[str, Any], wall_s: float) -> list[tuple[str, str]]:
     """Key/value rows of one replay's ``summary.json`` (cluster, pods, GPU-hours, waits, outcomes,
     cost, invariants, engine speed over ``wall_s`` seconds of wall time)."""
     g = s["gpu_time"]
     rows = [
         ("cluster", f"{s['cluster']['nodes']:,} nodes, {s['cluster']['gpus']:,} GPUs"),
-        (
-            "pods",
-            f"{s['workload']['pods']:,} ({s['workload']['gpu_pods']:,} GPU, "
-            f"{s['workload']['shared_gpu_pods']:,} shared-GPU)",
-        ),
+        ("pods", pods_breakdown(s["workload"])),
         (
             "GPU-hours",
             f"capacity {g['capacity_gpu_hours']:,.0f}, allocated {g['allocated_gpu_hours']:,.0f} "
