@@ -206,3 +206,44 @@ def test_pods_row_counts_shared_pods_as_a_subset_of_gpu_pods(run):
     assert pods_breakdown({"pods": 9, "gpu_pods": 8, "shared_gpu_pods": 3}) == (
         "9 (8 ask for GPUs, 3 of them a share of one; 1 CPU only)"
     )
+
+
+def _num(x: str) -> float:
+    return float(x.replace(",", "").replace("&ge;", "").strip())
+
+
+def test_prose_and_table_count_the_same_arrived_pods_and_longest_wait_counts_pending_ones(run):
+    """The newcomer's openb case: prose counted 198 arrived 8-GPU pods and the table 202 drawn ones; the prose's
+    p99 (at least 3,210 s, pending pods included) exceeded the table's longest wait (2,930 s, started only).
+    Every class's row and sentence now count the arrived pods, and the longest wait is the largest of the started
+    pods' waits and the pending pods' waits so far (a lower bound, marked >=), computed here from the ledger."""
+    out, html = run
+    led, wc = out.ledger, out.summary["contention"]["waits_by_class"]
+    end = out.summary["horizon"]["end_s"]
+    p = out.built.pods
+    cls = np.array([request_class(int(n), int(k)) for n, k in zip(p.num_gpu, p.gpu_milli)])
+    outcome = led["outcome"].to_numpy()
+    table = html[html.index("<h2>Waits by request class") : html.index("</table>", html.index("<h2>Waits by request"))]
+    rows = {
+        m.group(1): [_num(c) for c in re.findall(r'<td class="num">([^<]*)</td>', m.group(2))]
+        for m in re.finditer(r"<tr><td>([^<]+)</td>(.*?)</tr>", table, re.S)
+    }
+    assert set(rows) == set(wc)
+    some_pending = False
+    for name, (arrived, started, pending, p50, p99, longest) in rows.items():
+        sel = cls == name
+        assert arrived == int((sel & (outcome != "not_arrived")).sum())
+        assert started + pending <= arrived
+        w = led["wait_s"].to_numpy()[sel]
+        so_far = end - p.submit_s[sel & (outcome == "pending_at_horizon")]
+        both = np.concatenate([w[~np.isnan(w)], so_far])
+        assert longest == pytest.approx(float(both.max()), abs=0.5)
+        assert p50 <= p99 <= longest
+        some_pending |= len(so_far) > 0
+    # the sentence's "N of the M pods asking C that arrived" uses the table's M
+    said = re.findall(r"([0-9,]+) of the ([0-9,]+) pods asking (.+?) that arrived", html)
+    assert said
+    for pend, total, what in said:
+        name = next(n for n in wc if what in (n, "a " + n))
+        assert _num(total) == rows[name][0] and _num(pend) == rows[name][2]
+    assert some_pending, "the fixture run leaves some pods pending, so the lower bounds are exercised"

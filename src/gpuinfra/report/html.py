@@ -135,10 +135,15 @@ def waits_by_class_figure(contention: dict[str, Any]) -> go.Figure:
     wc = contention["waits_by_class"]
     names = list(wc)
     fig = go.Figure()
-    for key, label in (("wait_p50_s", "median (p50)"), ("wait_p99_s", "99th percentile (p99)")):
-        fig.add_trace(go.Bar(x=names, y=[wc[n][key] or 0.0 for n in names], name=label))
+    # the same population as the findings and the table: arrived pods, a pending one at its wait so far
+    for key, label in (("wait_p50_at_least_s", "median (p50)"), ("wait_p99_at_least_s", "99th percentile (p99)")):
+        fig.add_trace(
+            go.Bar(
+                x=names, y=[wc[n].get(key, wc[n].get(key.replace("_at_least", ""))) or 0.0 for n in names], name=label
+            )
+        )
     fig.update_layout(
-        title="Wait by request class (started pods)",
+        title="Wait by request class (arrived pods; a pending pod at its wait so far, a lower bound)",
         xaxis_title="request class",
         yaxis_title="wait, submit to start (s)",
         barmode="group",
@@ -243,10 +248,11 @@ def _waits_sentence(wc: dict[str, dict[str, Any]]) -> str:
 
     def part(cls: str) -> str:
         v = wc[cls]
-        arrived = v["started"] + v.get("pending_at_end", 0)
+        # the same population as the table's "arrived" column: pods submitted by the end, not pods drawn
+        arrived = v.get("arrived", v["started"] + v.get("pending_at_end", 0))
         if v.get("pending_at_end"):
             lead = (
-                f"{v['pending_at_end']:,} of the {arrived:,} pods asking {_ask(cls)} "
+                f"{v['pending_at_end']:,} of the {arrived:,} pods asking {_ask(cls)} that arrived "
                 f"({100 * v['pending_share']:.1f}%) were still pending at the end"
                 + (
                     f", each having waited at least {v['pending_waited_min_s']:,.0f} s"
@@ -259,11 +265,17 @@ def _waits_sentence(wc: dict[str, dict[str, Any]]) -> str:
             if v["started"]:
                 lead += f" (the {v['started']:,} that started waited {v['wait_p50_s']:,.0f} s at the median)"
             return lead
-        if arrived == 1:
+        if arrived == 1 and v["started"] == 1:
             return f"the one pod asking {_ask(cls)} started after {v['wait_p50_s']:,.0f} s"
+        if v["started"] == arrived:
+            return (
+                f"the {arrived:,} pods asking {_ask(cls)} that arrived all started, waiting {v['wait_p50_s']:,.0f} s "
+                f"at the median and {v['wait_p99_s']:,.0f} s at the 99th percentile"
+            )
         return (
-            f"the {arrived:,} pods asking {_ask(cls)} all started, waiting {v['wait_p50_s']:,.0f} s at the median "
-            f"and {v['wait_p99_s']:,.0f} s at the 99th percentile"
+            f"{v['started']:,} of the {arrived:,} pods asking {_ask(cls)} that arrived started (the others were "
+            f"deleted while pending), waiting {v['wait_p50_s']:,.0f} s at the median and {v['wait_p99_s']:,.0f} s "
+            "at the 99th percentile"
         )
 
     return f"Waits depend on what a pod asks for: {part(worst)}; {part(best)}."

@@ -48,7 +48,7 @@ def run_summary_rows(s: dict[str, Any], wall_s: float) -> list[tuple[str, str]]:
     if s["pods"]["started"]:
         rows.append(
             (
-                "wait to first bind (s)",
+                "wait to first bind, started pods (s)",
                 f"p50 {w['p50']:,.0f}, p90 {w['p90']:,.0f}, p99 {w['p99']:,.0f}, max {w['max']:,.0f}",
             )
         )
