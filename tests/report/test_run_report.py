@@ -247,3 +247,23 @@ def test_prose_and_table_count_the_same_arrived_pods_and_longest_wait_counts_pen
         name = next(n for n in wc if what in (n, "a " + n))
         assert _num(total) == rows[name][0] and _num(pend) == rows[name][2]
     assert some_pending, "the fixture run leaves some pods pending, so the lower bounds are exercised"
+
+
+def test_counts_of_one_read_in_the_singular(run):
+    """A summary whose counts are 1 (one pending pod, one deleted, one preemption of one pod, a queue of one)
+    gives findings with "1 pod", never "1 pods" or "1 pending pods"."""
+    import copy
+
+    from gpuinfra.report.html import findings
+
+    out, _ = run
+    s = copy.deepcopy(out.summary)
+    s["pending"]["at_end"] = 1
+    s["pending"]["reasons"] = {"0/3 nodes are available": 1}
+    s["pods"]["outcomes"]["withdrawn"] = 1
+    s["preemption"] = {"preemptions": 1, "victims": 1, "lost_gpu_hours": 0.5}
+    s["contention"]["pending_peak"] = {"pods": 1, "at_s": 600.0}
+    text = " ".join(findings(s, out.metrics))
+    for wrong in ("1 pods", "1 pending pods", "1 preemptions"):
+        assert not re.search(rf"(?<![0-9,.]){wrong}\b", text), wrong
+    assert "1 pod was still pending" in text and "1 pending pod," in text and "1 preemption evicted 1 pod;" in text

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
+from gpuinfra.report.wording import count
 from gpuinfra.sim.fill import FAIL_TYPES, FillResult
 
 COLORS = {
@@ -100,7 +101,7 @@ def findings(summary: dict[str, Any]) -> list[str]:
         when = "equals the cluster's capacity" if ref == 100 else f"reaches {ref}% of the cluster's capacity"
         s = (
             f"{w}: when arrived demand {when}, {best} leaves {best_v:.2f}% of GPUs "
-            f"unallocated and {worst} {worst_v:.2f}% (mean of {seeds} seed(s))."
+            f"unallocated and {worst} {worst_v:.2f}% (mean of {count(seeds, 'seed')})."
         )
         if "fgd" in pols and len(ranked) > 1:
             others = [(v, p) for v, p in ranked if p != "fgd"]

@@ -18,6 +18,8 @@ import plotly.io as pio
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
+from gpuinfra.report.wording import count, plural
+
 DAY_S = 86400.0
 
 
@@ -252,8 +254,8 @@ def _waits_sentence(wc: dict[str, dict[str, Any]]) -> str:
         arrived = v.get("arrived", v["started"] + v.get("pending_at_end", 0))
         if v.get("pending_at_end"):
             lead = (
-                f"{v['pending_at_end']:,} of the {arrived:,} pods asking {_ask(cls)} that arrived "
-                f"({100 * v['pending_share']:.1f}%) were still pending at the end"
+                f"{v['pending_at_end']:,} of the {count(arrived, 'pod')} asking {_ask(cls)} that arrived "
+                f"({100 * v['pending_share']:.1f}%) {plural(v['pending_at_end'], 'was', 'were')} still pending at the end"
                 + (
                     f", each having waited at least {v['pending_waited_min_s']:,.0f} s"
                     if (v.get("pending_waited_min_s") or 0) >= 1
@@ -273,7 +275,7 @@ def _waits_sentence(wc: dict[str, dict[str, Any]]) -> str:
                 f"at the median and {v['wait_p99_s']:,.0f} s at the 99th percentile"
             )
         return (
-            f"{v['started']:,} of the {arrived:,} pods asking {_ask(cls)} that arrived started (the others were "
+            f"{v['started']:,} of the {count(arrived, 'pod')} asking {_ask(cls)} that arrived started (the others were "
             f"deleted while pending), waiting {v['wait_p50_s']:,.0f} s at the median and {v['wait_p99_s']:,.0f} s "
             "at the 99th percentile"
         )
@@ -341,7 +343,7 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
     pk = con.get("pending_peak") or {}
     if pk.get("pods"):
         out.append(
-            f"The queue peaked at {pk['pods']:,} pending pods, {_dur(pk['at_s'])} into the run "
+            f"The queue peaked at {count(pk['pods'], 'pending pod')}, {_dur(pk['at_s'])} into the run "
             "(figure: pending pods over time)."
         )
     if cost["idle_usd"] is not None and cost["allocated_usd"] is not None:
@@ -370,7 +372,11 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
         )
     w = pods["wait_s"]
     if pods["started"] and not pods["waited"]:
-        out.append(f"None of the {pods['started']:,} started pods waited: every pod found room when it arrived.")
+        out.append(
+            "The one started pod did not wait: it found room when it arrived."
+            if pods["started"] == 1
+            else f"None of the {pods['started']:,} started pods waited: every pod found room when it arrived."
+        )
     elif pods["started"]:
         out.append(
             f"Over all classes, {pods['waited']:,} of {pods['started']:,} started pods waited at all; the median wait "
@@ -378,11 +384,15 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
         )
     oc = pods["outcomes"]
     if oc.get("withdrawn"):
-        out.append(f"{oc['withdrawn']:,} pods were deleted by their owners while still pending.")
+        out.append(
+            f"{count(oc['withdrawn'], 'pod')} {plural(oc['withdrawn'], 'was', 'were')} deleted by "
+            f"{plural(oc['withdrawn'], 'its owner', 'their owners')} while still pending."
+        )
     if summary["pending"]["at_end"]:
         top = max(summary["pending"]["reasons"].items(), key=lambda kv: kv[1])
         out.append(
-            f"{summary['pending']['at_end']:,} pods were still pending at the end; the commonest reason: {top[0]}"
+            f"{count(summary['pending']['at_end'], 'pod')} {plural(summary['pending']['at_end'], 'was', 'were')} "
+            f"still pending at the end; the commonest reason: {top[0]}"
         )
     fl = summary.get("faults")
     if fl and fl.get("events"):
@@ -394,7 +404,7 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
     pre = summary.get("preemption", {})
     if pre.get("preemptions"):
         out.append(
-            f"{pre['preemptions']:,} preemptions evicted {pre['victims']:,} pods; their runs so far were lost, "
+            f"{count(pre['preemptions'], 'preemption')} evicted {count(pre['victims'], 'pod')}; their runs so far were lost, "
             f"{pre['lost_gpu_hours']:,.1f} GPU-hours of work that had to be done again."
         )
     if cost["unpriced_models"]:

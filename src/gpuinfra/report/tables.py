@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from gpuinfra.report.wording import count
+
 
 def pods_breakdown(w: dict[str, Any]) -> str:
     """The pods row: all pods, those asking for GPUs, the subset of those asking for a share of one GPU, and
@@ -72,7 +74,7 @@ def run_summary_rows(s: dict[str, Any], wall_s: float) -> list[tuple[str, str]]:
         waited = ""
         if ca["pods_waited_for_scale_up"]:
             waited = (
-                f"; {ca['pods_waited_for_scale_up']:,} pods waited {ca['mean_scale_up_wait_s']:,.0f} s on average "
+                f"; {count(ca['pods_waited_for_scale_up'], 'pod')} waited {ca['mean_scale_up_wait_s']:,.0f} s on average "
                 f"({ca['mean_scan_delay_s']:,.0f} s to the scan, {ca['mean_provision_wait_s']:,.0f} s from the "
                 "request to the start)"
             )
