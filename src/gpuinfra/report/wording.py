@@ -8,12 +8,14 @@ is ceiled. Rounding to nearest can turn 0.9956 into "at least 100 %", which the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 __all__ = [
     "ceil_num",
     "ceil_pct",
     "count",
+    "decimals_to_tell_apart",
     "floor_num",
     "floor_pct",
     "plural",
@@ -57,6 +59,17 @@ def ceil_pct(fraction: float, decimals: int = 0, sep: str = "") -> str:
     return f"{ceil_num(100 * fraction, decimals, thousands=False)}{sep}%"
 
 
+def decimals_to_tell_apart(values: Iterable[float | None], lo: int = 1, hi: int = 3) -> int:
+    """The fewest decimals in ``[lo, hi]`` at which values that differ still print differently (a table
+    column of 33.372 / 33.371 needs 3; 33.4 / 41.0 needs 1). ``None`` entries are ignored."""
+    xs = sorted({float(v) for v in values if v is not None})
+    for d in range(lo, hi + 1):
+        shown = {f"{v:.{d}f}" for v in xs}
+        if len(shown) == len(xs):
+            return d
+    return hi
+
+
 def plural(n: float, word: str, many: str | None = None) -> str:
     """``word`` for a count of exactly one, else its plural (``many``, default ``word + "s"``)."""
     return word if n == 1 else (many if many is not None else word + "s")
@@ -78,9 +91,13 @@ def usd_signed(x: float, decimals: int = 0) -> str:
 # Internal names that land in figures and tables, and the words a reader sees instead. Files meant for
 # machines (OpenCost CSV, summary.json) keep the internal names.
 _LABELS = {
-    "__idle__": "idle (no tenant)",
-    "over_provisioned": "over-provisioned",
-    "failure_waste": "lost to failures",
+    # attribution's cluster lines (OpenCost keys its idle allocation __idle__); the category column says which
+    "__idle__": "whole cluster",
+    "__stranded__": "whole cluster",
+    "__unavailable__": "whole cluster",
+    # attribution's cost categories (analysis/attribution.CATEGORIES)
+    "over_provisioned": "over-provisioned serving",
+    "failure_waste": "failure waste (lost runs)",
 }
 
 
