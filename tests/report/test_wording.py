@@ -63,3 +63,20 @@ def test_trim_and_no_minus_zero():
     assert ceil_num(8 / 3, 2, trim=True) == "2.67"
     assert ceil_num(2.0, 2, trim=True) == "2"
     assert ceil_num(-0.2) == "0"
+
+
+def test_compare_table_shows_one_decimal_unless_policies_need_more():
+    """ "33.372%" in a table where one decimal tells the policies apart; three only when they would tie."""
+    from gpuinfra.report.tables import compare_replay_rows
+    from gpuinfra.report.wording import decimals_to_tell_apart
+
+    def table(*ratios):
+        base = {"mean_unallocated_gpus": 1.0, "mean_fragmented_gpus": 1.0, "wait_s": {"p90": 0}, "pending_at_end": 0}
+        return {f"p{i}": {**base, "allocation_ratio": r, "idle_usd": 0} for i, r in enumerate(ratios)}
+
+    assert [r[1] for r in compare_replay_rows(table(0.33372, 0.41))] == ["33.4", "41.0"]
+    assert [r[1] for r in compare_replay_rows(table(0.33372, 0.33371))] == ["33.372", "33.371"]
+    for vals in ([33.372, 41.0], [33.372, 33.371], [1.04, 1.06, 2.0]):
+        d = decimals_to_tell_apart(vals)
+        assert len({f"{v:.{d}f}" for v in vals}) == len(set(vals))
+        assert d == 1 or len({f"{v:.{d - 1}f}" for v in vals}) < len(set(vals))

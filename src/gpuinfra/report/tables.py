@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gpuinfra.report.wording import count
+from gpuinfra.report.wording import count, decimals_to_tell_apart
 
 
 def pods_breakdown(w: dict[str, Any]) -> str:
@@ -159,11 +159,13 @@ COMPARE_HEADER = (
 
 
 def compare_replay_rows(table: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
-    """One row per policy of ``compare.replay_table``."""
+    """One row per policy of ``compare.replay_table``; allocation % to the fewest decimals (1 to 3) that
+    still tell the policies apart."""
+    nd = decimals_to_tell_apart(100 * (v["allocation_ratio"] or 0) for v in table.values())
     return [
         (
             p,
-            f"{100 * (v['allocation_ratio'] or 0):.3f}",
+            f"{100 * (v['allocation_ratio'] or 0):.{nd}f}",
             f"{v['mean_unallocated_gpus']:,.1f}",
             f"{v['mean_fragmented_gpus']:,.1f}",
             f"{v['wait_s']['p90'] or 0:,.0f}",
