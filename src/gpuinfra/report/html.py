@@ -18,7 +18,7 @@ import plotly.io as pio
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
-from gpuinfra.report.wording import count, plural
+from gpuinfra.report.wording import count, floor_num, plural
 
 DAY_S = 86400.0
 
@@ -257,12 +257,13 @@ def _waits_sentence(wc: dict[str, dict[str, Any]]) -> str:
                 f"{v['pending_at_end']:,} of the {count(arrived, 'pod')} asking {_ask(cls)} that arrived "
                 f"({100 * v['pending_share']:.1f}%) {plural(v['pending_at_end'], 'was', 'were')} still pending at the end"
                 + (
-                    f", each having waited at least {v['pending_waited_min_s']:,.0f} s"
+                    f", each having waited at least {floor_num(v['pending_waited_min_s'])} s"
                     if (v.get("pending_waited_min_s") or 0) >= 1
                     else ""
                 )
                 + "; counting their waits so far the median wait was at least "
-                f"{v['wait_p50_at_least_s']:,.0f} s and the 99th percentile at least {v['wait_p99_at_least_s']:,.0f} s"
+                f"{floor_num(v['wait_p50_at_least_s'])} s and the 99th percentile at least "
+                f"{floor_num(v['wait_p99_at_least_s'])} s"
             )
             if v["started"]:
                 lead += f" (the {v['started']:,} that started waited {v['wait_p50_s']:,.0f} s at the median)"
