@@ -278,3 +278,22 @@ def test_counts_of_one_read_in_the_singular(run):
     for wrong in ("1 pods", "1 pending pods", "1 preemptions"):
         assert not re.search(rf"(?<![0-9,.]){wrong}\b", text), wrong
     assert "1 pod was still pending" in text and "1 pending pod," in text and "1 preemption evicted 1 pod;" in text
+
+
+def test_shared_gpu_sentence_only_when_the_difference_shows(run):
+    """small-cluster printed "1.00x the milli-GPU sum ... while 0 GPU-hours on them were not allocated": the
+    sentence appears only when its own rounded numbers show a difference."""
+    import copy
+
+    from gpuinfra.report.html import findings
+
+    out, _ = run
+    s = copy.deepcopy(out.summary)
+    alloc = s["gpu_time"]["allocated_gpu_hours"]
+    for busy, shown in ((alloc + 0.3, False), (alloc * 1.004, False), (alloc * 1.2, True)):
+        s["gpu_time"]["busy_device_hours"] = busy
+        text = " ".join(findings(s, out.metrics))
+        m = re.search(r"gives ([0-9,]+) GPU-hours, ([0-9.]+)x the milli-GPU sum.*?while ([0-9,]+) GPU-hours", text)
+        assert bool(m) == shown, (busy, alloc)
+        if m:
+            assert float(m.group(2)) > 1.0 and _num(m.group(3)) > 0

@@ -356,7 +356,9 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
             )
     busy = g["busy_device_hours"] or 0.0
     alloc = g["allocated_gpu_hours"] or 0.0
-    if busy > alloc * 1.0001:
+    # only a difference that shows at the sentence's precision (x.xx and whole GPU-hours): "1.00x ... while 0
+    # GPU-hours were not allocated" would contradict itself
+    if alloc > 0 and busy - alloc >= 0.5 and busy / alloc >= 1.005:
         out.append(
             f"Counting a GPU as taken when any pod holds a share of it gives {busy:,.0f} GPU-hours, "
             f"{busy / alloc:.2f}x the milli-GPU sum: shared GPUs look fully used to a whole-GPU counter "
