@@ -267,3 +267,34 @@ def test_observability_cli(tmp_path):
     assert r.returncode == 0 and len(json.loads(r.stdout)) == 2
     r = gi("incident", "oom-crash-loop", "--action", "backoff-and-alert")
     assert r.returncode == 0 and "# Postmortem" in r.stdout
+
+
+def test_flags_show_no_value_in_any_help():
+    """--version, --help and every other boolean flag take no value: no "<bool>" beside them in any command's
+    help (typer 0.29 prints one by default), while options that take a value still show their type."""
+    import re
+
+    import typer
+
+    from gpuinfra.cli import app
+
+    root = typer.main.get_command(app)
+    paths: list[list[str]] = [[]]
+
+    def walk(cmd, path: list[str]) -> None:
+        if hasattr(cmd, "commands"):  # a group (typer vendors its click)
+            for name, sub in cmd.commands.items():
+                paths.append([*path, name])
+                walk(sub, [*path, name])
+
+    walk(root, [])
+    flags_seen = 0
+    for path in paths:
+        r = gi(*path, "--help")
+        assert r.returncode == 0, (path, r.output)
+        assert "<bool>" not in r.stdout, path
+        flags_seen += r.stdout.count("--help")
+    assert flags_seen >= len(paths)
+    assert "<int>" in gi("simulate", "--help").stdout  # a valued option keeps its type
+    version = gi("--help").stdout
+    assert re.search(r"--version\s+Print the version", version), version

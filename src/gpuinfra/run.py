@@ -120,12 +120,13 @@ def contention(built: Built, summary: dict[str, Any], led: pd.DataFrame, metrics
     - ``offered_load``: requested GPU-seconds of the pods that arrived (GPUs x milli/1000 x
       duration) divided by (cluster GPUs x the arrival window, first to last submit). 1.0 means
       the pods ask for as much GPU time as the cluster has while they arrive.
-    - ``waits_by_class``: per request class (CPU only, share of 1 GPU, N GPUs): pods, started,
+    - ``waits_by_class``: per request class (CPU only, share of 1 GPU, N GPUs): pods drawn,
+      ``arrived`` (submitted by the end), started,
       wait p50/p99/max in seconds over started pods, pending at the end, the share of the
       class's arrived pods still pending (``pending_share``), and lower bounds that count the
       pending pods' waits so far (horizon end - submit, right-censored): ``wait_p50_at_least_s``,
-      ``wait_p99_at_least_s`` (percentiles over started and pending pods; the true percentiles are
-      at least these) and ``pending_waited_min_s`` (every pending pod had waited at least this).
+      ``wait_p99_at_least_s``, ``wait_max_at_least_s`` (over started and pending pods; the true
+      values are at least these) and ``pending_waited_min_s`` (every pending pod had waited at least this).
     - ``stranded``: idle GPU-hours in the sampling intervals in which at least one pod was
       pending (capacity that existed while work waited), and their cost at the mean price of the
       run's idle GPU-hours; ``fragmented``: FGD's fragmentation measure (idle GPU capacity the
@@ -166,9 +167,12 @@ def contention(built: Built, summary: dict[str, Any], led: pd.DataFrame, metrics
         never = pend & sub["wait_s"].isna().to_numpy()
         so_far = (end_s - sub["submit_s"].to_numpy()[never]) if end_s is not None and never.any() else np.array([])
         both = np.concatenate([w, so_far])
-        arrived_n = len(w) + int(never.sum())
+        # the population the report's sentences and table count: pods submitted by the end of the run
+        # (started, pending at the end, or deleted while pending), not the pods drawn for it
+        arrived_n = int((sub["outcome"] != "not_arrived").sum())
         waits[name] = {
             "pods": int(len(sub)),
+            "arrived": arrived_n,
             "started": int(len(w)),
             "wait_p50_s": float(np.percentile(w, 50)) if len(w) else None,
             "wait_p99_s": float(np.percentile(w, 99)) if len(w) else None,
@@ -178,6 +182,7 @@ def contention(built: Built, summary: dict[str, Any], led: pd.DataFrame, metrics
             "wait_p50_at_least_s": float(np.percentile(both, 50)) if len(both) else None,
             "wait_p99_at_least_s": float(np.percentile(both, 99)) if len(both) else None,
             "pending_waited_min_s": float(so_far.min()) if len(so_far) else None,
+            "wait_max_at_least_s": float(both.max()) if len(both) else None,
         }
 
     dt = (metrics["t_end_s"] - metrics["t_start_s"]).to_numpy()

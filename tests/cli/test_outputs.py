@@ -216,3 +216,29 @@ def test_a_lab_run_is_a_manifested_run_directory(tmp_path):
     assert gi("lab", "16", "--quick", "--out", str(out)).returncode == 0
     r = gi("lab", "1", "--quick", "--out", str(out))
     assert r.returncode == 2 and "a run of `gpuinfra lab 16`" in r.stderr
+
+
+def test_compare_refuses_to_replace_another_scenarios_run(tmp_path):
+    """The default `compare -o runs/compare` is shared by every scenario: a run of the same scenario is replaced
+    (the README's "same command" rule), a run of another scenario, or of an edited one, is not, unless --force."""
+    f = _scenario(tmp_path)
+    d = tmp_path / "c"
+    assert gi("compare", str(f), "--policies", "fgd", "--out", str(d), "-q").returncode == 0
+    # same scenario, other policies: replaced
+    assert gi("compare", str(f), "--policies", "firstfit", "--out", str(d), "-q").returncode == 0
+    assert manifest.verify(d, "compare")["params"]["policies"] == ["firstfit"]
+    first = manifest.verify(d, "compare")["params"]
+    # another scenario (another name): refused, naming both
+    other = tmp_path / "other.yaml"
+    other.write_text(SMALL.replace("name: small", "name: other", 1))
+    r = gi("compare", str(other), "--policies", "fgd", "--out", str(d), "-q")
+    assert r.returncode == 2 and "scenario 'small' there, 'other' now" in r.stderr and "--force" in r.stderr, r.output
+    assert manifest.verify(d, "compare")["params"] == first  # untouched
+    # the same name with other contents: refused too
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(SMALL + "\n# edited\n")
+    r = gi("compare", str(edited), "--policies", "fgd", "--out", str(d), "-q")
+    assert r.returncode == 2 and "different contents" in r.stderr, r.output
+    # --force replaces it
+    assert gi("compare", str(other), "--policies", "fgd", "--out", str(d), "-q", "--force").returncode == 0
+    assert manifest.verify(d, "compare")["params"]["scenario"] == "other"

@@ -56,3 +56,19 @@ def test_design_maps_the_users_matrix(tmp_path):
     assert s["map"]["maps"][0]["pair_codes"] == {"NV4": 6}
     with pytest.raises(UserError, match="no such file"):
         lab3.run(tmp_path / "x", design=tmp_path / "missing.txt", quick=True)
+
+
+def test_at_least_bound_is_not_rounded_up(quick):
+    """The compute-heavy job's "keeps at least X% on every wiring" must hold for every point of the curves it
+    is read from (f41): floored to the shown precision, never rounded to nearest (0.9956 is not "100%")."""
+    import re
+
+    s, html = quick
+    light = list(s["compare"]["workloads"].values())[1]
+    effs = [r["efficiency"] for v in light.values() for r in v["curve"]]
+    m = re.search(r"keeps at least ([0-9.]+)% on every wiring", html)
+    assert m, "the compute-heavy bound is stated"
+    shown = float(m.group(1)) / 100
+    assert shown <= min(effs) + 1e-12
+    # and it is the tightest bound at one decimal, not a loose one
+    assert min(effs) - shown < 0.001

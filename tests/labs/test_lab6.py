@@ -53,7 +53,7 @@ def test_claims_carry_the_runs_numbers(quick):
     _, s, html = quick
     at = s["fill_at_100pct"]
     worst = max(s["paper_policies"], key=lambda p: at[p]["unalloc_pct"])
-    assert f"{worst} leaves {at[worst]['unalloc_pct']:.1f}%" in html
+    assert f"policies, {at[worst]['unalloc_pct']:.1f}% unallocated)" in html
     pack = s["blast_radius_at_60pct"]["mostallocated"]
     assert f"leaves {pack['nodes_empty']:,} nodes empty" in html
     # packing empties more nodes than spreading, and spreading puts fewer pods on its busiest node
@@ -95,6 +95,36 @@ def test_paper_policies_and_the_variants_beyond_it_are_both_shown(quick):
     assert "Beyond the paper" in html
     for p in s["beyond_paper_policies"]:
         assert p in html
+
+
+def test_fill_headline_compares_the_best_policy_with_the_strongest_other_one(quick):
+    """Finding 1 names the run's best policy and the strongest other policy of the same run (paper or variant),
+    with the percentages and GPU count those policies produced; never the weakest policy as the comparison."""
+    _, s, html = quick
+    at = s["fill_at_100pct"]
+    m = re.search(
+        r"even the best policy of this run, ([\w-]+), leaves ([0-9.]+)% of the ([0-9,]+) GPUs unallocated "
+        r"\(([0-9,]+) GPUs\), against ([0-9.]+)% under the strongest other policy, ([\w-]+) \(",
+        html,
+    )
+    assert m, "finding 1 states the best policy and its strongest rival"
+    lead, lead_pct, n_gpus, lead_gpus, rival_pct, rival = m.groups()
+    ranked = sorted(at, key=lambda p: at[p]["unalloc_pct"])
+    assert (lead, rival) == (ranked[0], ranked[1])
+    assert abs(float(lead_pct) - at[lead]["unalloc_pct"]) <= 0.05
+    assert abs(float(rival_pct) - at[rival]["unalloc_pct"]) <= 0.05
+    n = int(n_gpus.replace(",", ""))
+    assert abs(int(lead_gpus.replace(",", "")) - at[lead]["unalloc_pct"] / 100 * n) <= 0.5
+    weakest = ranked[-1]
+    assert weakest == rival or f"under the strongest other policy, {weakest} (" not in html
+
+
+def test_cost_table_terms_are_not_the_simulators_stranded(quick):
+    """simulate defines stranded as idle GPU-hours while pods wait; lab 6's table counts unallocated GPUs at
+    100 % arrived load and says what the dollar column is the cost of."""
+    _, _, html = quick
+    assert "stranded" not in html.lower()
+    assert "cost of the unallocated GPUs (USD per day)" in html
 
 
 def test_cost_headline_is_against_the_strongest_baseline(quick):

@@ -194,3 +194,25 @@ def test_lab13_every_activity_and_computed_claims(tmp_path):
     assert (can["bad_change_alive_min"] - 5) == pytest.approx((bb["bad_change_alive_min"] - 5) * 20, rel=0.02)
     base = s["churn"]["base"]
     assert base["fits"] and any(not r["fits"] for r in s["churn"]["changes"])
+
+
+def test_lab14_money_changes_are_signed_before_the_dollar_and_labels_are_words(l14):
+    """ "the bill moves by $-0" was the symptom: the sign goes before the $, a change that rounds to 0 is "$0",
+    and the figure legends and tables show words, not attribution's internal names (the CSV keeps them)."""
+    import re
+
+    from gpuinfra.report.wording import readable_label
+
+    s, html, _ = l14
+    runs = s["runs"]
+    m = re.search(r"the bill moves by ([+-]?)\$([0-9,]+)", html)
+    assert m, "the right-size sentence states the bill's change"
+    sign, amount = m.groups()
+    delta = runs["right-size serving only"]["bill_usd"] - runs["as is"]["bill_usd"]
+    assert int(amount.replace(",", "")) == round(abs(delta))
+    assert sign == ("" if round(abs(delta)) == 0 else "-" if delta < 0 else "+")
+    prose = re.sub(r"<script.*?</script>", "", html, flags=re.S)  # the inlined plotly.js has "$-" of its own
+    assert "$-" not in prose and "$+" not in prose
+    for name in ("__idle__", "__stranded__", "__unavailable__", "over_provisioned", "failure_waste"):
+        assert name not in html, name
+    assert readable_label("over_provisioned") in html

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from gpuinfra import __version__
 from gpuinfra.cli._common import EXIT_INTERRUPTED, Interrupted, out, print_interrupted, print_user_error
@@ -33,6 +33,20 @@ class RootGroup(TyperGroup):
                 "a run directory without manifest.json is unfinished and readers refuse it",
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+_typer_display_type_rich = TyperOption.display_type_rich
+
+
+def _flag_takes_no_value(self: TyperOption, ctx) -> str | None:
+    """A boolean flag's type column in rich help: none. Typer (0.29) prints ``<bool>`` beside every flag,
+    ``--version`` and ``--help`` included, which reads as if they wanted a value; they take none."""
+    if getattr(self, "is_flag", False) and getattr(self, "is_bool_flag", False):
+        return None
+    return _typer_display_type_rich(self, ctx)
+
+
+TyperOption.display_type_rich = _flag_takes_no_value  # every command's help renders through this class
 
 
 class LabGroup(TyperGroup):
@@ -63,7 +77,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
     """gpuinfra: run `gpuinfra simulate` for the default scenario."""

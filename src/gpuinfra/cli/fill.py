@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Annotated
@@ -155,7 +156,9 @@ def compare(
         sc, base = parse_scenario(default_scenario_text(), "builtin:openb-default"), None
     if mode not in ("replay", "fill"):
         raise UserError(f"unknown mode '{mode}'", where="--mode", expected="replay or fill")
-    manifest.prepare(out_dir, "compare", force=force)
+    # the default -o is shared by every scenario: an earlier compare of another scenario is not replaced silently
+    ident = {"scenario": sc.name, "scenario_sha256": hashlib.sha256((sc._text or "").encode()).hexdigest()}
+    manifest.prepare(out_dir, "compare", force=force, same=ident)
     t0 = time.perf_counter()
     summ, html = run_compare(sc, base, pols, mode=mode, load=load, seed=seed)
     manifest.begin(out_dir)
@@ -164,7 +167,7 @@ def compare(
     manifest.write_manifest(
         out_dir,
         "compare",
-        {"scenario": sc.name, "policies": pols, "mode": mode, "load": load, "seed": seed},
+        {**ident, "policies": pols, "mode": mode, "load": load, "seed": seed},
         [out_dir / "summary.json", out_dir / "report.html"],
     )
     if mode == "fill":

@@ -202,6 +202,7 @@ def attribute_cmd(
     from gpuinfra import api
     from gpuinfra.analysis.attribution import aggregate
     from gpuinfra.lifecycle import cost_report
+    from gpuinfra.report.wording import readable_label
 
     check_seed(seed)
     if csv is not None:  # before the simulation: a path that cannot take the file costs nothing
@@ -233,7 +234,9 @@ def attribute_cmd(
     agg = aggregate(rep["table"], by) if by != "namespace" else rep["by_namespace"]
     t = Table(by, "category", "GPU-hours", "USD")
     for r in agg.sort_values("totalCost", ascending=False).to_dict(orient="records"):
-        t.add_row(_fmt(r[by]), r["costCategory"], _fmt(r["gpuHours"]), _fmt(r["totalCost"]))
+        t.add_row(
+            _fmt(readable_label(r[by])), readable_label(r["costCategory"]), _fmt(r["gpuHours"]), _fmt(r["totalCost"])
+        )
     out.print(t)
     b = rep["bill"]
     out.print(
@@ -251,8 +254,8 @@ def attribute_cmd(
     s = Table("silent burn (ranked)", "where", "GPU-hours", "USD", "share of bill")
     for r in rep["silent_burn"].head(10).to_dict(orient="records"):
         s.add_row(
-            r["costCategory"],
-            _fmt(r["where"]),
+            readable_label(r["costCategory"]),
+            _fmt(readable_label(r["where"])),
             _fmt(r["gpuHours"]),
             _fmt(r["totalCost"]),
             f"{100 * r['share_of_bill']:.1f} %",

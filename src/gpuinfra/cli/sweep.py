@@ -28,7 +28,11 @@ class _DefaultRun(TyperGroup):
 
 sweep_app = typer.Typer(
     cls=_DefaultRun,
-    help="Sweeps: a grid or random search over scenario parameters x seeds, results in DuckDB.",
+    help=(
+        "Sweeps: a grid or random search over scenario parameters x seeds, results in DuckDB.\n\n"
+        "Shorthand: `gpuinfra sweep NAME|FILE [OPTIONS]` is `gpuinfra sweep run NAME|FILE [OPTIONS]` "
+        "(e.g. `gpuinfra sweep capacity-plan -o sweeps/cap`)."
+    ),
     no_args_is_help=True,
 )
 out = _console()

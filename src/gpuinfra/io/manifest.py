@@ -116,13 +116,16 @@ def verify(root: Path, command: str | None = None, where: str | None = None) -> 
     return m
 
 
-def prepare(root: Path, command: str, *, force: bool, where: str = "--out") -> None:
+def prepare(root: Path, command: str, *, force: bool, where: str = "--out", same: dict[str, Any] | None = None) -> None:
     """Check, before any work, that ``root`` may receive a run of ``command``: it does not exist,
     is empty, holds a finished run of the same command (it will be replaced), or ``force``.
+    ``same``: manifest params that must also match for the earlier run to count as the same command's
+    (e.g. the scenario's name and SHA-256, so a default ``-o`` is not silently reused by another
+    scenario); a key the earlier manifest lacks is not compared.
 
     Raises:
         UserError: ``root`` is a file, or a non-empty directory that is not a finished run of
-            ``command`` and ``force`` is not set.
+            ``command`` (with the ``same`` params) and ``force`` is not set.
     """
     root = Path(root)
     try:
@@ -136,7 +139,18 @@ def prepare(root: Path, command: str, *, force: bool, where: str = "--out") -> N
         return
     m = read_manifest(root)
     if m is not None and m.get("command") == command:
-        return
+        before = m.get("params") or {}
+        differ = [k for k, v in (same or {}).items() if k in before and before[k] != v]
+        if not differ:
+            return
+        named = [k for k in differ if not k.endswith("sha256")]
+        told = "; ".join(f"{k} '{before[k]!s:.80}' there, '{same[k]!s:.80}' now" for k in named)  # type: ignore[index]
+        raise UserError(
+            f"'{root}' holds a `gpuinfra {command}` run with other inputs: "
+            + (told or f"same name, different contents ({', '.join(differ)})"),
+            where=where,
+            fix="choose another directory (-o/--out), or pass --force to replace that run",
+        )
     what = f"a run of `gpuinfra {m.get('command')}`" if m else "files that are not a finished gpuinfra run"
     raise UserError(
         f"'{root}' is not empty: it holds {what}",

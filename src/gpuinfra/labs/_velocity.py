@@ -15,6 +15,7 @@ from gpuinfra.errors import UserError
 from gpuinfra.models import train_config as tc
 from gpuinfra.models.scaling import model_spec
 from gpuinfra.models.topology import builtin
+from gpuinfra.report.wording import floor_num
 from gpuinfra.rng import Rngs
 
 MODEL, NODE = "llama2-7b", "dgx-h100"
@@ -310,7 +311,7 @@ def render_churn(ch: dict[str, Any]) -> tuple[str, str]:
         f"per GPU (fp32 master weights and Adam stay; fp8 weight copies are added), with a unit roundoff of "
         f"{fp8['unit_roundoff']:.3g} against bf16's {bf['unit_roundoff']:.3g}; fp32 runs at "
         f"{fp32['throughput_vs_base']:.2f}x; fp16 matches bf16's speed but needs loss scaling, which skips at least "
-        f"{by['fp16 (loss scaling)']['skipped_steps_per_10k']:.1f} steps in 10,000 in steady state. "
+        f"{floor_num(by['fp16 (loss scaling)']['skipped_steps_per_10k'], 1)} steps in 10,000 in steady state. "
         f"Under variable sequence lengths (p50 {vl['lengths']['p50']:,.0f}, p99 {vl['lengths']['p99']:,.0f} tokens), "
         f"the micro_batch x2 config that fits at its nominal {vl['nominal_seq']:,} tokens "
         f"({vl['nominal_gib']:.1f} GiB) OOMs on {100 * d['oom_fraction']:.0f} % of steps with the default allocator "

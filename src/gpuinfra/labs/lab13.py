@@ -45,6 +45,7 @@ from gpuinfra.labs._rollback import render_rollback, rollback_runs
 from gpuinfra.report.figs import bar_figure
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
+from gpuinfra.report.wording import ceil_num
 from gpuinfra.rng import Rngs
 
 TITLE = "Supporting Velocity Without Chaos"
@@ -269,11 +270,11 @@ def check_design(d: Design, exps: list[dict[str, Any]], design: Path | None) -> 
             f"team_quota_gpus {q:g} is too small for this lab's workload",
             where=f"{design or DEFAULT_DESIGN}: team_quota_gpus",
             expected=(
-                f"at least {need / len(TEAMS):g} GPUs per team: the cohort of {len(TEAMS)} teams "
+                f"at least {ceil_num(need / len(TEAMS), 2, thousands=False, trim=True)} GPUs per team: the cohort of {len(TEAMS)} teams "
                 f"({len(TEAMS)} x team_quota_gpus) must hold the largest pod the lab submits ({need} GPUs, "
                 "one 8-GPU worker of a large experiment), or null for no team quotas"
             ),
-            fix=f"set team_quota_gpus to {need / len(TEAMS):g} or more (the default is 16)",
+            fix=f"set team_quota_gpus to {ceil_num(need / len(TEAMS), 2, thousands=False, trim=True)} or more (the default is 16)",
         )
 
 

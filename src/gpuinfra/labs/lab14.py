@@ -44,6 +44,7 @@ from gpuinfra.models.capacity import SpotPolicy, committed_level, mix_cost
 from gpuinfra.report.figs import bar_figure, line_figure
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
+from gpuinfra.report.wording import ceil_num, floor_num, readable_label, usd_signed
 
 TITLE = "Cost as a First-Class Signal"
 DEFAULT_DESIGN = Path(__file__).parent / "designs" / "lab14-burn.yaml"
@@ -588,7 +589,7 @@ def _replay_section(rp: dict[str, Any]) -> tuple[str, str]:
             "with fewer than 30 reclaims expected, which jobs they happen to strike decides the loss, so one seed's "
             "lost GPU-hours scatter widely around the closed form"
             + (
-                f"; even the largest loss here ({worst_loss:,.1f} GPU-hours, at most ${usd_loss:,.0f}) is "
+                f"; even the largest loss here ({worst_loss:,.1f} GPU-hours, at most ${ceil_num(usd_loss)}) is "
                 + ("far below" if usd_loss < 0.1 * gap else "not small against")
                 + f" the ${gap:,.0f} between the two cheapest plans"
                 if gap
@@ -652,7 +653,7 @@ def render(s: dict[str, Any]) -> str:
     names = list(runs)
     fig = bar_figure(
         names,
-        {c: [runs[n]["by_category"].get(c, {"usd": 0.0})["usd"] for n in names] for c in cats},
+        {readable_label(c): [runs[n]["by_category"].get(c, {"usd": 0.0})["usd"] for n in names] for c in cats},
         "Where the GPU bill goes, by run",
         "USD over the run",
         stacked=True,
@@ -662,8 +663,8 @@ def render(s: dict[str, Any]) -> str:
     f.append(c1)
     rows = [
         [
-            r["costCategory"],
-            r["where"],
+            readable_label(r["costCategory"]),
+            readable_label(r["where"]),
             f"{r['gpuHours']:,.1f}",
             f"${r['totalCost']:,.0f}",
             f"{100 * r['share_of_bill']:.2f} %",
@@ -673,7 +674,7 @@ def render(s: dict[str, Any]) -> str:
     top = base["silent_burn"][0] if base["silent_burn"] else None
     c2 = (
         (
-            f"Silent burn, ranked: the largest line is {top['costCategory']} ({top['where']}) at ${top['totalCost']:,.0f}; "
+            f"Silent burn, ranked: the largest line is {readable_label(top['costCategory'])} ({readable_label(top['where'])}) at ${top['totalCost']:,.0f}; "
             f"all non-workload lines together ${base['silent_burn_usd']:,.0f} "
             f"({100 * base['silent_burn_usd'] / base['bill_usd']:.1f} % of the bill)."
         )
@@ -750,8 +751,7 @@ def render(s: dict[str, Any]) -> str:
         d_idle = usd(rs, "idle", "stranded") - usd(base, "idle", "stranded")
         lines.append(
             f"cutting only the replicas (same pool) removes ${d_over:,.0f} of over-provisioning and adds "
-            f"${d_idle:,.0f} of idle and stranded GPUs; the bill moves by "
-            f"${round(rs['bill_usd'] - base['bill_usd']) + 0:,.0f}"  # + 0: a float sum's -0.4 is $0, not $-0
+            f"${d_idle:,.0f} of idle and stranded GPUs; the bill moves by {usd_signed(rs['bill_usd'] - base['bill_usd'])}"
         )
     c_over = ("; ".join(lines) + ".") if lines else "The run has no service (execution kind service) to size."
     secs.append(
@@ -862,7 +862,7 @@ def render(s: dict[str, Any]) -> str:
     c5 = (
         "On the spot cluster's real inventory: "
         + "; ".join(
-            f"{m['gpu_model']} spot stays cheaper per useful hour up to {m['breakeven_reclaims_per_node_day']:.1f} reclaims "
+            f"{m['gpu_model']} spot stays cheaper per useful hour up to {floor_num(m['breakeven_reclaims_per_node_day'], 1)} reclaims "
             f"per node-day, far above AWS's worst bucket (0.2/month = {0.2 / 30:.4f}/day)"
             for m in inv["models"]
         )

@@ -30,6 +30,7 @@ from gpuinfra.models.sharing import MPS_MAX_CLIENTS, Share, advertised, mig_shar
 from gpuinfra.report.figs import bar_figure, line_figure
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
+from gpuinfra.report.wording import floor_pct
 from gpuinfra.sim.sharing import (
     POLICIES,
     SLO_TARGET,
@@ -252,6 +253,11 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1%}"
 
 
+def _pct_down(x: float | None) -> str:
+    """A share compared with a floor, rounded down: 0.8996 against a 90 % floor reads 89.9%, not 90.0%."""
+    return "-" if x is None else floor_pct(x, 1)
+
+
 def tenant_table(pol: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
     """Per-tenant results under each policy: SLO attainment (inference) or work relative to
     running alone (training); OOM where the tenant could not start."""
@@ -416,11 +422,11 @@ def render(s: dict[str, Any]) -> str:
     layout_txt = f" MIG layout on every MIG GPU: {', '.join(lay)} (exported as simulated)." if lay else ""
     if (r["min_tenant_slo"] or 0) < floor:
         verdict = (
-            f"It does not meet the floor of {floor:.0%} within SLO for every tenant: {r['worst_tenant']} gets {_pct(r['min_tenant_slo'])}, "
+            f"It does not meet the floor of {floor:.0%} within SLO for every tenant: {r['worst_tenant']} gets {_pct_down(r['min_tenant_slo'])}, "
             f"although {_pct(r['slo_attainment'])} of all requests are within SLO."
         )
     else:
-        verdict = f"Every inference tenant gets at least {floor:.0%} of its requests within SLO (worst: {r['worst_tenant']}, {_pct(r['min_tenant_slo'])})."
+        verdict = f"Every inference tenant gets at least {floor:.0%} of its requests within SLO (worst: {r['worst_tenant']}, {_pct_down(r['min_tenant_slo'])})."
     if d["dominated_by"]:
         b = min(d["dominated_by"], key=lambda p: (base[p]["gpus"], -(base[p]["min_tenant_slo"] or 0)))
         vs = (

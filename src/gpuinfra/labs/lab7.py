@@ -34,6 +34,7 @@ from gpuinfra.report.checkpoint_fig import plan_figure
 from gpuinfra.report.figs import bar_figure, line_figure
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
+from gpuinfra.report.wording import usd_signed
 from gpuinfra.sim.execution import KindSpec, job_pods
 from gpuinfra.sim.faults import FaultClass
 
@@ -485,7 +486,7 @@ def render(s: dict[str, Any], p) -> str:
     claim3 = (
         f"The design ({dname[8:]}) {verdict} the strongest built-in strategy ({bn}): simulated ETTR {dv['ettr_simulated']:.4f} against "
         f"{bv['ettr_simulated']:.4f}, finishing in {dv['finish_days']:.2f} days against {bv['finish_days']:.2f} "
-        f"({gain:+,.0f} GPU-hours of useful work over {c['days']:g} days, ${gain * price:+,.0f}). "
+        f"({gain:+,.0f} GPU-hours of useful work over {c['days']:g} days, {usd_signed(gain * price)}). "
         f"Without checkpoints the job {_finish(st['no checkpoints'])}. The planner recommends every {s['checkpoint']['plan']['recommended_min']:.1f} min for the design's tier and mode "
         f"(the model charges no fixed cost per checkpoint, such as metadata or coordination, so fast tiers get very short intervals)."
     )

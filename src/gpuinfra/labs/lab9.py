@@ -33,6 +33,7 @@ from gpuinfra.models.serving import ServingSetup, StepModel, knee_batch, memory_
 from gpuinfra.report.figs import bar_figure, line_figure
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
+from gpuinfra.report.wording import ceil_num
 from gpuinfra.sim.serving import (
     STORAGE_BW,
     WARM_START,
@@ -383,7 +384,7 @@ def render(s: dict[str, Any]) -> str:
     c2 = (
         f"Losing one of {fl['replicas']} replicas mid-run: online, the {on['failed']['retried']} requests in flight on it "
         f"start over and finish {on['retried_extra_latency_mean_s']:.1f} s later on average (up to "
-        f"{on['retried_extra_latency_max_s']:.1f} s), each one a user waiting; SLO attainment "
+        f"{ceil_num(on['retried_extra_latency_max_s'], 1)} s), each one a user waiting; SLO attainment "
         f"{on['base']['slo_attainment']:.1%} -> {on['failed']['slo_attainment']:.1%}. Batch, {ba['failed']['retried']} of "
         f"{ba['requests']} requests (queued or running on it) are re-sent and the job ends {ba['failed']['duration_s'] - ba['base']['duration_s']:+.1f} s "
         f"({(ba['failed']['duration_s'] / ba['base']['duration_s'] - 1):+.1%}) later at "

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from gpuinfra.report.fill_report import COLORS
 from gpuinfra.report.html import _time_axis, fig_html
 from gpuinfra.report.page import Section, render_page, table_html
+from gpuinfra.report.wording import decimals_to_tell_apart
 
 
 def _fmt(x: float | None, nd: int = 1) -> str:
@@ -131,10 +132,11 @@ def render_compare_report(name: str, table: dict[str, Any], runs: list[Any]) -> 
             )
         )
     own.update_layout(title="Mean wait by owner", xaxis_title="owner", yaxis_title="mean wait (s)", barmode="group")
+    nd = decimals_to_tell_apart(100 * (v["allocation_ratio"] or 0) for v in table.values())
     rows = [
         [
             p,
-            f"{100 * (v['allocation_ratio'] or 0):.3f}",
+            f"{100 * (v['allocation_ratio'] or 0):.{nd}f}",
             _fmt(v["mean_unallocated_gpus"]),
             _fmt(v["mean_fragmented_gpus"]),
             _fmt(v["wait_s"]["p50"], 0),

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from gpuinfra.report.html import fig_html
 from gpuinfra.report.page import Section, render_page, table_html
+from gpuinfra.report.wording import count, decimals_to_tell_apart
 from gpuinfra.sim.fill import FAIL_TYPES, FillResult
 
 COLORS = {
@@ -100,7 +101,7 @@ def findings(summary: dict[str, Any]) -> list[str]:
         when = "equals the cluster's capacity" if ref == 100 else f"reaches {ref}% of the cluster's capacity"
         s = (
             f"{w}: when arrived demand {when}, {best} leaves {best_v:.2f}% of GPUs "
-            f"unallocated and {worst} {worst_v:.2f}% (mean of {seeds} seed(s))."
+            f"unallocated and {worst} {worst_v:.2f}% (mean of {count(seeds, 'seed')})."
         )
         if "fgd" in pols and len(ranked) > 1:
             others = [(v, p) for v, p in ranked if p != "fgd"]
@@ -144,13 +145,15 @@ def render_fill_report(summary: dict[str, Any], results: list[FillResult]) -> st
             )
         )
         sections.append(Section(f"{w}: failed pods", fig_html(failed_figure(results, w), f"fig-failed-{w}")))
+        # one decimal unless the policies' means need more to be told apart
+        nd = decimals_to_tell_apart(v["unalloc_pct_mean"] for v in pols.values())
         rows = [
             [
                 p,
                 v["seeds"],
-                _pct3(v["unalloc_pct_mean"]),
-                _pct3(v["unalloc_pct_stdev"]),
-                _pct3(v["frag_amount_pct_mean"]),
+                _pct(v["unalloc_pct_mean"], nd),
+                _pct(v["unalloc_pct_stdev"], nd),
+                _pct(v["frag_amount_pct_mean"], nd),
                 f"{v['failed_pods_mean']:.1f}",
                 f"{v['failed_gpus_mean']:.1f}",
             ]
@@ -183,7 +186,7 @@ def render_fill_report(summary: dict[str, Any], results: list[FillResult]) -> st
     return render_page("The fill experiment (FGD, ATC '23)", sections, findings=findings(summary), subtitle=sub)
 
 
-def _pct3(x: float | None) -> str:
-    """A percentage to 3 decimals, or "-" when the grid never reached the reference fill level
+def _pct(x: float | None, nd: int) -> str:
+    """A percentage to ``nd`` decimals, or "-" when the grid never reached the reference fill level
     (a load so low that fewer pods arrive than the first reported percentage)."""
-    return "-" if x is None else f"{x:.3f}"
+    return "-" if x is None else f"{x:.{nd}f}"

@@ -18,6 +18,8 @@ import plotly.io as pio
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
+from gpuinfra.report.wording import count, floor_num, plural
+
 DAY_S = 86400.0
 
 
@@ -135,10 +137,15 @@ def waits_by_class_figure(contention: dict[str, Any]) -> go.Figure:
     wc = contention["waits_by_class"]
     names = list(wc)
     fig = go.Figure()
-    for key, label in (("wait_p50_s", "median (p50)"), ("wait_p99_s", "99th percentile (p99)")):
-        fig.add_trace(go.Bar(x=names, y=[wc[n][key] or 0.0 for n in names], name=label))
+    # the same population as the findings and the table: arrived pods, a pending one at its wait so far
+    for key, label in (("wait_p50_at_least_s", "median (p50)"), ("wait_p99_at_least_s", "99th percentile (p99)")):
+        fig.add_trace(
+            go.Bar(
+                x=names, y=[wc[n].get(key, wc[n].get(key.replace("_at_least", ""))) or 0.0 for n in names], name=label
+            )
+        )
     fig.update_layout(
-        title="Wait by request class (started pods)",
+        title="Wait by request class (arrived pods; a pending pod at its wait so far, a lower bound)",
         xaxis_title="request class",
         yaxis_title="wait, submit to start (s)",
         barmode="group",
@@ -243,27 +250,35 @@ def _waits_sentence(wc: dict[str, dict[str, Any]]) -> str:
 
     def part(cls: str) -> str:
         v = wc[cls]
-        arrived = v["started"] + v.get("pending_at_end", 0)
+        # the same population as the table's "arrived" column: pods submitted by the end, not pods drawn
+        arrived = v.get("arrived", v["started"] + v.get("pending_at_end", 0))
         if v.get("pending_at_end"):
             lead = (
-                f"{v['pending_at_end']:,} of the {arrived:,} pods asking {_ask(cls)} "
-                f"({100 * v['pending_share']:.1f}%) were still pending at the end"
+                f"{v['pending_at_end']:,} of the {count(arrived, 'pod')} asking {_ask(cls)} that arrived "
+                f"({100 * v['pending_share']:.1f}%) {plural(v['pending_at_end'], 'was', 'were')} still pending at the end"
                 + (
-                    f", each having waited at least {v['pending_waited_min_s']:,.0f} s"
+                    f", each having waited at least {floor_num(v['pending_waited_min_s'])} s"
                     if (v.get("pending_waited_min_s") or 0) >= 1
                     else ""
                 )
                 + "; counting their waits so far the median wait was at least "
-                f"{v['wait_p50_at_least_s']:,.0f} s and the 99th percentile at least {v['wait_p99_at_least_s']:,.0f} s"
+                f"{floor_num(v['wait_p50_at_least_s'])} s and the 99th percentile at least "
+                f"{floor_num(v['wait_p99_at_least_s'])} s"
             )
             if v["started"]:
                 lead += f" (the {v['started']:,} that started waited {v['wait_p50_s']:,.0f} s at the median)"
             return lead
-        if arrived == 1:
+        if arrived == 1 and v["started"] == 1:
             return f"the one pod asking {_ask(cls)} started after {v['wait_p50_s']:,.0f} s"
+        if v["started"] == arrived:
+            return (
+                f"the {arrived:,} pods asking {_ask(cls)} that arrived all started, waiting {v['wait_p50_s']:,.0f} s "
+                f"at the median and {v['wait_p99_s']:,.0f} s at the 99th percentile"
+            )
         return (
-            f"the {arrived:,} pods asking {_ask(cls)} all started, waiting {v['wait_p50_s']:,.0f} s at the median "
-            f"and {v['wait_p99_s']:,.0f} s at the 99th percentile"
+            f"{v['started']:,} of the {count(arrived, 'pod')} asking {_ask(cls)} that arrived started (the others were "
+            f"deleted while pending), waiting {v['wait_p50_s']:,.0f} s at the median and {v['wait_p99_s']:,.0f} s "
+            "at the 99th percentile"
         )
 
     return f"Waits depend on what a pod asks for: {part(worst)}; {part(best)}."
@@ -278,10 +293,19 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
     gpus = summary["cluster"]["gpus"]
     if con.get("offered_load") is not None:
         rho = con["offered_load"]
+        cap_h = g["capacity_gpu_hours"] or 0.0
+        # the load is measured over the arrival window (first to last submit), which can be a small part of the
+        # run: the same requests against the whole run's capacity say how busy the cluster could have been
+        whole = (
+            f"; against the whole run ({_dur(summary['horizon']['duration_s'])}, {cap_h:,.0f} GPU-hours) the same "
+            f"requests are a load of {con['requested_gpu_hours'] / cap_h:.2f}"
+            if cap_h > 0
+            else ""
+        )
         out.append(
-            f"Offered load {rho:.2f}: the pods that arrived over {_dur(con['arrival_window_s'])} asked for "
+            f"Offered load {rho:.2f} over the {_dur(con['arrival_window_s'])} in which pods arrived: they asked for "
             f"{con['requested_gpu_hours']:,.0f} GPU-hours, {rho:.2f} times what the cluster's {gpus:,} GPUs offer in "
-            f"that window. Pods were allocated {100 * ratio:.1f}% of the run's {g['capacity_gpu_hours']:,.0f} "
+            f"that window{whole}. Pods were allocated {100 * ratio:.1f}% of the run's {cap_h:,.0f} "
             f"GPU-hours; {g['idle_gpu_hours']:,.0f} GPU-hours sat idle."
         )
         sh = con.get("second_half") or {}
@@ -320,7 +344,7 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
     pk = con.get("pending_peak") or {}
     if pk.get("pods"):
         out.append(
-            f"The queue peaked at {pk['pods']:,} pending pods, {_dur(pk['at_s'])} into the run "
+            f"The queue peaked at {count(pk['pods'], 'pending pod')}, {_dur(pk['at_s'])} into the run "
             "(figure: pending pods over time)."
         )
     if cost["idle_usd"] is not None and cost["allocated_usd"] is not None:
@@ -332,7 +356,9 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
             )
     busy = g["busy_device_hours"] or 0.0
     alloc = g["allocated_gpu_hours"] or 0.0
-    if busy > alloc * 1.0001:
+    # only a difference that shows at the sentence's precision (x.xx and whole GPU-hours): "1.00x ... while 0
+    # GPU-hours were not allocated" would contradict itself
+    if alloc > 0 and busy - alloc >= 0.5 and busy / alloc >= 1.005:
         out.append(
             f"Counting a GPU as taken when any pod holds a share of it gives {busy:,.0f} GPU-hours, "
             f"{busy / alloc:.2f}x the milli-GPU sum: shared GPUs look fully used to a whole-GPU counter "
@@ -349,7 +375,11 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
         )
     w = pods["wait_s"]
     if pods["started"] and not pods["waited"]:
-        out.append(f"None of the {pods['started']:,} started pods waited: every pod found room when it arrived.")
+        out.append(
+            "The one started pod did not wait: it found room when it arrived."
+            if pods["started"] == 1
+            else f"None of the {pods['started']:,} started pods waited: every pod found room when it arrived."
+        )
     elif pods["started"]:
         out.append(
             f"Over all classes, {pods['waited']:,} of {pods['started']:,} started pods waited at all; the median wait "
@@ -357,11 +387,15 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
         )
     oc = pods["outcomes"]
     if oc.get("withdrawn"):
-        out.append(f"{oc['withdrawn']:,} pods were deleted by their owners while still pending.")
+        out.append(
+            f"{count(oc['withdrawn'], 'pod')} {plural(oc['withdrawn'], 'was', 'were')} deleted by "
+            f"{plural(oc['withdrawn'], 'its owner', 'their owners')} while still pending."
+        )
     if summary["pending"]["at_end"]:
         top = max(summary["pending"]["reasons"].items(), key=lambda kv: kv[1])
         out.append(
-            f"{summary['pending']['at_end']:,} pods were still pending at the end; the commonest reason: {top[0]}"
+            f"{count(summary['pending']['at_end'], 'pod')} {plural(summary['pending']['at_end'], 'was', 'were')} "
+            f"still pending at the end; the commonest reason: {top[0]}"
         )
     fl = summary.get("faults")
     if fl and fl.get("events"):
@@ -373,7 +407,7 @@ def findings(summary: dict[str, Any], metrics: pd.DataFrame) -> list[str]:
     pre = summary.get("preemption", {})
     if pre.get("preemptions"):
         out.append(
-            f"{pre['preemptions']:,} preemptions evicted {pre['victims']:,} pods; their runs so far were lost, "
+            f"{count(pre['preemptions'], 'preemption')} evicted {count(pre['victims'], 'pod')}; their runs so far were lost, "
             f"{pre['lost_gpu_hours']:,.1f} GPU-hours of work that had to be done again."
         )
     if cost["unpriced_models"]:

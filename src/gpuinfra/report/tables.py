@@ -10,6 +10,22 @@ from typing import Any
 
 import numpy as np
 
+from gpuinfra.report.wording import count, decimals_to_tell_apart
+
+
+def pods_breakdown(w: dict[str, Any]) -> str:
+    """The pods row: all pods, those asking for GPUs, the subset of those asking for a share of one GPU, and
+    the CPU-only rest ("9 (8 ask for GPUs, 3 of them a share of one; 1 CPU only)"). ``w`` is summary.json's
+    ``workload`` (``pods``, ``gpu_pods``, ``shared_gpu_pods``; shared pods are counted among the GPU pods)."""
+    n, gpu, shared = w["pods"], w["gpu_pods"], w["shared_gpu_pods"]
+    if gpu == 1:
+        parts = ["1 asks for a share of one GPU" if shared else "1 asks for GPUs"]
+    else:
+        parts = [f"{gpu:,} ask for GPUs" + (f", {shared:,} of them a share of one" if shared else "")]
+    if n - gpu:
+        parts.append(f"{n - gpu:,} CPU only")
+    return f"{n:,} ({'; '.join(parts)})"
+
 
 def run_summary_rows(s: dict[str, Any], wall_s: float) -> list[tuple[str, str]]:
     """Key/value rows of one replay's ``summary.json`` (cluster, pods, GPU-hours, waits, outcomes,
@@ -17,11 +33,7 @@ def run_summary_rows(s: dict[str, Any], wall_s: float) -> list[tuple[str, str]]:
     g = s["gpu_time"]
     rows = [
         ("cluster", f"{s['cluster']['nodes']:,} nodes, {s['cluster']['gpus']:,} GPUs"),
-        (
-            "pods",
-            f"{s['workload']['pods']:,} ({s['workload']['gpu_pods']:,} GPU, "
-            f"{s['workload']['shared_gpu_pods']:,} shared-GPU)",
-        ),
+        ("pods", pods_breakdown(s["workload"])),
         (
             "GPU-hours",
             f"capacity {g['capacity_gpu_hours']:,.0f}, allocated {g['allocated_gpu_hours']:,.0f} "
@@ -38,7 +50,7 @@ def run_summary_rows(s: dict[str, Any], wall_s: float) -> list[tuple[str, str]]:
     if s["pods"]["started"]:
         rows.append(
             (
-                "wait to first bind (s)",
+                "wait to first bind, started pods (s)",
                 f"p50 {w['p50']:,.0f}, p90 {w['p90']:,.0f}, p99 {w['p99']:,.0f}, max {w['max']:,.0f}",
             )
         )
@@ -62,7 +74,7 @@ def run_summary_rows(s: dict[str, Any], wall_s: float) -> list[tuple[str, str]]:
         waited = ""
         if ca["pods_waited_for_scale_up"]:
             waited = (
-                f"; {ca['pods_waited_for_scale_up']:,} pods waited {ca['mean_scale_up_wait_s']:,.0f} s on average "
+                f"; {count(ca['pods_waited_for_scale_up'], 'pod')} waited {ca['mean_scale_up_wait_s']:,.0f} s on average "
                 f"({ca['mean_scan_delay_s']:,.0f} s to the scan, {ca['mean_provision_wait_s']:,.0f} s from the "
                 "request to the start)"
             )
@@ -147,11 +159,13 @@ COMPARE_HEADER = (
 
 
 def compare_replay_rows(table: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
-    """One row per policy of ``compare.replay_table``."""
+    """One row per policy of ``compare.replay_table``; allocation % to the fewest decimals (1 to 3) that
+    still tell the policies apart."""
+    nd = decimals_to_tell_apart(100 * (v["allocation_ratio"] or 0) for v in table.values())
     return [
         (
             p,
-            f"{100 * (v['allocation_ratio'] or 0):.3f}",
+            f"{100 * (v['allocation_ratio'] or 0):.{nd}f}",
             f"{v['mean_unallocated_gpus']:,.1f}",
             f"{v['mean_fragmented_gpus']:,.1f}",
             f"{v['wait_s']['p90'] or 0:,.0f}",

@@ -1,0 +1,20 @@
+"""`gpuinfra sweep --help` names the shorthand docs/sweeps.md uses (`gpuinfra sweep NAME|FILE` = `sweep run`)."""
+
+from __future__ import annotations
+
+import re
+
+from gpuinfra.sweep.builtin import builtin_sweeps
+from tests.clirunner import gi
+
+
+def test_sweep_help_names_the_shorthand_and_its_example_resolves_to_run():
+    r = gi("sweep", "--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.replace("│", " ").split())
+    assert "gpuinfra sweep NAME|FILE [OPTIONS]` is `gpuinfra sweep run NAME|FILE [OPTIONS]" in text, text
+    example = re.search(r"e\.g\. `gpuinfra sweep ([\w-]+) ", text)
+    assert example and example.group(1) in builtin_sweeps()
+    # the shorthand is what the help says it is: `sweep NAME --help` is `sweep run --help`
+    short, full = gi("sweep", example.group(1), "--help"), gi("sweep", "run", "--help")
+    assert short.returncode == full.returncode == 0 and short.stdout == full.stdout
