@@ -39,3 +39,55 @@ def test_error_names_the_line(tmp_path):
         assert "d.yaml:4" in str(e) and "checkpoint.mode" in str(e)
     else:
         raise AssertionError("expected a UserError")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    interval=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 10**5)),
+    storage=st.sampled_from(["local-nvme", "s3", "nfs-flash", "nosuch", "S3"]),
+)
+def test_a_checkpoint_design_that_loads_builds_the_labs_job(tmp_path, interval, storage):
+    """Root of the lab 7 crash: every design the loader accepts must build the simulator's KindSpec
+    (interval > 0, finite, known tiers); every other one is refused at FILE:LINE with the user's value."""
+    from gpuinfra.labs.lab7 import _ckpt_kind
+    from gpuinfra.models.checkpoint import CheckpointJob
+
+    p = tmp_path / "d.yaml"
+    p.write_text(
+        f"name: a\ncheckpoint:\n  storage: {storage}\n  mode: async\n  interval: {interval!r}\n".replace(
+            "nan", ".nan"
+        ).replace("inf", ".inf")
+    )
+    try:
+        d = load_model(p, CheckpointFile).checkpoint
+    except UserError as e:
+        msg = str(e)
+        assert f"{p}:" in msg and ("checkpoint.interval" in msg or "checkpoint.storage" in msg)
+        assert "Traceback" not in msg and "input_value" not in msg
+        return
+    job = CheckpointJob(params=70e9, gpus=64, storage=d.storage, mode=d.mode)
+    _ckpt_kind("t", job, float(d.interval) * 60.0)
+
+
+def test_checkpoint_interval_errors_quote_the_users_minutes(tmp_path):
+    p = tmp_path / "d.yaml"
+    p.write_text("name: a\ncheckpoint: {storage: local-nvme, mode: async, interval: -5}\n")
+    try:
+        load_model(p, CheckpointFile)
+    except UserError as e:
+        msg = str(e)
+        assert "d.yaml:2" in msg and "(got -5)" in msg and "minutes" in msg and "-300" not in msg
+    else:
+        raise AssertionError("a negative interval loaded")
+
+
+def test_checkpoint_design_unknown_tier_names_the_design_field_not_a_flag(tmp_path):
+    p = tmp_path / "d.yaml"
+    p.write_text("name: a\ncheckpoint:\n  storage: local-nvm\n")
+    try:
+        load_model(p, CheckpointFile)
+    except UserError as e:
+        msg = str(e)
+        assert "d.yaml:3" in msg and "checkpoint.storage" in msg and "--storage" not in msg and "local-nvme" in msg
+    else:
+        raise AssertionError("an unknown tier loaded")

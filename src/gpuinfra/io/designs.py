@@ -15,10 +15,11 @@ Checkpoint design (``gpuinfra lab 7 --design FILE``)::
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gpuinfra.errors import UserError
 from gpuinfra.models.pipeline import Pipeline
@@ -42,6 +43,49 @@ class CheckpointDesign(BaseModel):
     writers_per_node: int = Field(1, ge=1)
     pinned_staging: bool = False
     replicate_to: str = Field("s3", description="durable tier for checkpoints written to a node-local tier")
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: object) -> object:
+        # checked here, in the design's own unit (minutes), so the message names the file, line and
+        # the value the user wrote (the lab converts to seconds later)
+        if isinstance(v, str):
+            return v
+        if not math.isfinite(v):
+            raise ValueError(
+                f"must be a finite number of minutes (or young, daly, optimal), not {v}; "
+                "for a job without checkpoints compare with the lab's 'no checkpoints' baseline"
+            )
+        if v < MIN_INTERVAL_MIN or v > MAX_INTERVAL_MIN:
+            raise ValueError(
+                f"must be between {MIN_INTERVAL_MIN:g} and {MAX_INTERVAL_MIN:g} minutes between checkpoints "
+                "(10 s to 24 h, the planner's range), or young, daly, optimal"
+            )
+        return v
+
+    @field_validator("storage", "replicate_to")
+    @classmethod
+    def _tier(cls, v: str) -> str:
+        from gpuinfra.models.storage import tiers
+
+        known = tiers()
+        if v not in known:
+            from gpuinfra.io.scenario_load import closest
+
+            near = closest(v, list(known))
+            raise ValueError(
+                f"unknown storage tier; expected one of {', '.join(known)}"
+                + (f" (did you mean '{near}'?)" if near else "")
+                + "; `gpuinfra io tiers` lists them"
+            )
+        return v
+
+
+MIN_INTERVAL_MIN = 10 / 60
+"""Shortest design interval, minutes: 10 s, the low end of the planner's grid (models/checkpoint.plan);
+a shorter one would only make the simulated job's checkpoint events explode."""
+MAX_INTERVAL_MIN = 24 * 60.0
+"""Longest design interval, minutes: 24 h, the high end of the planner's grid."""
 
 
 class CheckpointFile(BaseModel):

@@ -335,7 +335,7 @@ def model_problems(model: type[BaseModel], data: Any, prefix: tuple[Any, ...] = 
             continue
         if err["type"] == "missing" and loc in suggested:
             continue
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")  # a validator's own sentence, without pydantic's tag
         if err["type"] not in ("missing",) and "input" in err and not isinstance(err["input"], dict | list):
             shown = repr(err["input"])
             msg += f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
