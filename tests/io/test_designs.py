@@ -91,3 +91,18 @@ def test_checkpoint_design_unknown_tier_names_the_design_field_not_a_flag(tmp_pa
         assert "d.yaml:3" in msg and "checkpoint.storage" in msg and "--storage" not in msg and "local-nvme" in msg
     else:
         raise AssertionError("an unknown tier loaded")
+
+
+def test_pipeline_redesign_problems_are_located_at_load(tmp_path):
+    # a redesign's override used to fail only when profiled, as a raw pydantic dump without a line
+    p = tmp_path / "d.yaml"
+    p.write_text("pipeline: {storage: s3}\nredesigns:\n  r1:\n    workers_per_gpu: -3\n    cache_tier: local-nvm\n")
+    try:
+        load_model(p, PipelineFile)
+    except UserError as e:
+        msg = str(e)
+        assert "d.yaml:4: redesigns.r1.workers_per_gpu" in msg and "(got -3)" in msg
+        assert "d.yaml:5: redesigns.r1.cache_tier" in msg and "local-nvme" in msg
+        assert "validation error for" not in msg
+    else:
+        raise AssertionError("a bad redesign loaded")

@@ -239,3 +239,11 @@ def test_progress_lines_print_above_a_running_status():
     text = buf.getvalue()
     assert "lab 6 [2/3] fill: default: done" in text
     assert "lab 6 [3/3] design [x]: done" in text
+
+
+def test_a_bad_quotas_block_is_located(tmp_path):
+    d = tmp_path / "q.yaml"
+    d.write_text("scheduler: {queue_sort: fifo}\nquotas:\n  foo: 1\n")
+    with pytest.raises(UserError) as e:
+        lab6.load_design(d)
+    assert "q.yaml:3: quotas.foo" in str(e.value)

@@ -99,7 +99,49 @@ def load_model(path: Path, cls: type[BaseModel]) -> Any:
     (:func:`gpuinfra.io.scenario_load.load_model_file`): every problem listed with file:line and field."""
     from gpuinfra.io.scenario_load import load_model_file
 
-    return load_model_file(path, cls, what="a design", fix="see the shipped designs under gpuinfra/labs/designs/")
+    extra = pipeline_problems if cls is PipelineFile else None
+    return load_model_file(
+        path, cls, extra=extra, what="a design", fix="see the shipped designs under gpuinfra/labs/designs/"
+    )
+
+
+def pipeline_problems(data: Any) -> list:
+    """What a pipeline file's model cannot check by itself, as located problems (FILE:LINE at load):
+    each redesign's overrides validated as a whole Pipeline (the baseline's fields plus its own),
+    and every ``storage``/``cache_tier`` a known tier of models/storage.py, blamed where written."""
+    from gpuinfra.io.scenario_load import Problem, closest, model_problems
+    from gpuinfra.models.storage import tiers
+
+    if not isinstance(data, dict):
+        return []
+    base = data.get("pipeline") if isinstance(data.get("pipeline"), dict) else {}
+    known = list(tiers())
+    out: list[Problem] = []
+
+    def tier_problems(block: dict, prefix: tuple) -> None:
+        for key in ("storage", "cache_tier"):
+            v = block.get(key)
+            if isinstance(v, str) and v not in known:
+                near = closest(v, known)
+                out.append(
+                    Problem(
+                        (*prefix, key),
+                        f"unknown storage tier (got {v!r}); expected one of {', '.join(known)}",
+                        f"did you mean '{near}'?" if near else "see `gpuinfra io tiers`",
+                    )
+                )
+
+    tier_problems(base, ("pipeline",))
+    red = data.get("redesigns")
+    if isinstance(red, dict):
+        for name, over in red.items():
+            if not isinstance(over, dict):
+                continue  # the model says so at its line
+            for p in model_problems(Pipeline, {**base, **over}):
+                if p.loc and p.loc[0] in over:  # the baseline's own problems are reported under pipeline:
+                    out.append(Problem(("redesigns", name, *p.loc), p.msg, p.fix))
+            tier_problems(over, ("redesigns", name))
+    return out
 
 
 def validate_pipeline(data: dict, where: str) -> Pipeline:

@@ -213,7 +213,12 @@ def load_design(path: Path | None) -> tuple[Design, str]:
             SchedulerSpec.model_validate(data["scheduler"]), QuotasSpec.model_validate(q) if q is not None else None
         )
     except ValidationError as e:
-        err = e.errors()[0]
+        # the same blocks through the located loader: every problem with FILE:LINE and the user's value
+        from gpuinfra.io.design_schema import Lab6Design
+        from gpuinfra.io.scenario_load import load_model_file
+
+        load_model_file(p, Lab6Design, label, what="a lab 6 design")
+        err = e.errors()[0]  # not reached: the loader raises on the same data
         raise UserError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}", where=label) from None
     check_plugins(design.scheduler, label)
     return design, label
