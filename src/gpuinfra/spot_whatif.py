@@ -466,6 +466,63 @@ def replay_plan(
     }
 
 
+INTERVAL_WHERE = "checkpoint_interval_s (--checkpoint-interval-s, or the --spec file's field)"
+
+MAX_QUEUE_WORK = 1e7
+"""Budget of :func:`check_work`'s estimate (pod releases x pods left waiting, all replays), sized from
+replays on the project's 2-core machine (default inventory, load 0.7, --plans spot = 2 replays): estimate
+6e6 (--days 0.5, interval 10 s) ran in 8 s; 1.5e7 (--days 1, interval 30 s) and 3.2e7 (--days 1,
+--load 1.4) did not finish in 120 s; --days 3 at 600 s (estimate 0: below capacity) takes 19 s.
+An order-of-magnitude guard, not a prediction."""
+
+
+def check_checkpoint_floor(spec: WhatIfSpec) -> None:
+    """Refuse a checkpoint interval shorter than the checkpoint stall: the GPUs would spend more time
+    writing checkpoints than training (overhead stall / (interval + stall) above 50 %)."""
+    iv, stall = spec.checkpoint_interval_s, spec.checkpoint_stall_s
+    if iv < stall:
+        raise UserError(
+            f"a checkpoint every {iv:g} s of work with a {stall:g} s stall each spends "
+            f"{100 * stall / (iv + stall):.0f} % of the GPUs' time checkpointing",
+            where=INTERVAL_WHERE,
+            expected=f"at least checkpoint_stall_s ({stall:g} s); real jobs checkpoint every 10 min to a few hours",
+            fix=f"give --checkpoint-interval-s {max(stall, 600.0):g} or more (or lower checkpoint_stall_s in the spec)",
+        )
+
+
+def offered_load(spec: WhatIfSpec) -> float:
+    """The load the cluster sees once checkpoint stalls stretch every job: ``load x (interval + stall) / interval``."""
+    return spec.load * (spec.checkpoint_interval_s + spec.checkpoint_stall_s) / spec.checkpoint_interval_s
+
+
+def queue_work(spec: WhatIfSpec, jobs: list[JobDef], n_replays: int) -> float:
+    """Up-front estimate of the replays' scheduling work: when the offered load (:func:`offered_load`) is
+    above the capacity, a share ``1 - 1/load`` of the pods is still waiting when the arrivals end, and
+    every pod release retries the waiting queue (sim/gang retry_after_release); work ~ releases x the
+    mean queue (half the waiting pods), per replay."""
+    eff = offered_load(spec)
+    pods = sum(j.pods for j in jobs)
+    waiting = pods * max(0.0, 1.0 - 1.0 / eff)
+    return n_replays * pods * waiting / 2.0
+
+
+def check_work(spec: WhatIfSpec, jobs: list[JobDef], n_replays: int) -> None:
+    """Refuse a what-if whose :func:`queue_work` exceeds :data:`MAX_QUEUE_WORK`, before any replay."""
+    work = queue_work(spec, jobs, n_replays)
+    if work <= MAX_QUEUE_WORK:
+        return
+    eff = offered_load(spec)
+    raise UserError(
+        f"the jobs offer {eff:.2f}x the cluster's capacity (load {spec.load:g} stretched by a "
+        f"{spec.checkpoint_stall_s:g} s stall every {spec.checkpoint_interval_s:g} s of work), so the queue grows "
+        f"through the whole {spec.days:g}-day arrival window: about {work:.2g} scheduling retries over "
+        f"{n_replays} replays; this machine is budgeted for {MAX_QUEUE_WORK:.2g} (minutes to hours otherwise)",
+        where=INTERVAL_WHERE if spec.checkpoint_stall_s / spec.checkpoint_interval_s > 0.1 else "--load",
+        expected="an offered load at or below 1 (the cluster keeps up), or a shorter run",
+        fix="raise --checkpoint-interval-s (600 s or more), lower --load, or shorten --days",
+    )
+
+
 def whatif(
     spec: WhatIfSpec,
     seed: int = 0,
@@ -479,10 +536,13 @@ def whatif(
     for p in plans:
         if p not in PLANS:
             raise UserError(f"plan '{p}'", where="--plans", expected=", ".join(PLANS))
+    check_checkpoint_floor(spec)
     pools, prices, skipped = select(spec)
     jobs = workload(pools, spec, seed)
     if not jobs:
         raise UserError("the workload has no jobs", where="--days/--load", fix="raise --days or --load")
+    n_replays = len(plans) + int("spot" in plans and spec.replace_unavailable_prob > 0 and spec.replace_s is not None)
+    check_work(spec, jobs, n_replays)
     results = {}
     on_time = spec.model_copy(update={"replace_unavailable_prob": 0.0})  # the plans: every replacement on time
     for plan in plans:

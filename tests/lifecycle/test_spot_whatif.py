@@ -201,3 +201,35 @@ def test_capacity_risk_is_one_replay_with_late_replacements_drawn_per_reclaim():
 
     with pytest.raises(ValidationError):
         WhatIfSpec(replace_unavailable_prob=1.5)
+
+
+def test_checkpoint_interval_below_the_stall_is_refused_before_any_replay():
+    from gpuinfra.errors import UserError
+    from gpuinfra.spot_whatif import WhatIfSpec, whatif
+
+    for iv in (1e-9, 0.01, 1.0, 30.0):
+        with pytest.raises(UserError) as e:
+            whatif(WhatIfSpec(checkpoint_interval_s=iv), plans=("spot",))
+        msg = str(e.value)
+        assert "checkpoint_interval_s" in msg and "at least checkpoint_stall_s (60 s)" in msg
+
+
+def test_queue_work_is_zero_below_capacity_and_grows_with_the_overload():
+    # closed form: offered load = load x (interval + stall) / interval; below 1 nothing waits
+    from gpuinfra.spot_whatif import JobDef, WhatIfSpec, offered_load, queue_work
+
+    jobs = [JobDef(f"j{k}", "A10", 2, 1, 3600.0, 0.0) for k in range(100)]  # 200 pods
+    assert offered_load(WhatIfSpec(load=0.5, checkpoint_interval_s=100, checkpoint_stall_s=100)) == 1.0
+    assert queue_work(WhatIfSpec(load=0.5, checkpoint_interval_s=100, checkpoint_stall_s=100), jobs, 3) == 0.0
+    # load 1 x (60 + 60) / 60 = 2: half the 200 pods wait; 200 releases x 50 mean waiting x 2 replays
+    assert queue_work(WhatIfSpec(load=1.0, checkpoint_interval_s=60, checkpoint_stall_s=60), jobs, 2) == 200 * 50 * 2
+
+
+def test_an_overloaded_whatif_is_refused_up_front_with_the_estimate():
+    from gpuinfra.errors import UserError
+    from gpuinfra.spot_whatif import WhatIfSpec, whatif
+
+    with pytest.raises(UserError) as e:
+        whatif(WhatIfSpec(checkpoint_interval_s=60))  # the attack: ran for minutes without a check
+    msg = str(e.value)
+    assert "1.40x the cluster's capacity" in msg and "--checkpoint-interval-s" in msg
