@@ -237,13 +237,15 @@ def contention(built: Built, summary: dict[str, Any], led: pd.DataFrame, metrics
 def write_run_dir(out: SimulationOutput, out_dir: Path, *, report: bool = True, events: bool = True) -> list[Path]:
     """Write the run directory: summary.json, metrics.parquet, pods.parquet, events.jsonl (unless
     ``events`` is False), scenario.yaml, report.html (unless ``report`` is False), each atomically,
-    then ``manifest.json`` last. An earlier finished run in ``out_dir`` is replaced (its manifest
-    goes first). Returns the data files written (not the manifest)."""
+    then ``manifest.json`` last, into a sibling temporary directory renamed to ``out_dir`` at the end
+    (:func:`gpuinfra.io.rundir.staged_run_dir`): an interruption leaves ``out_dir`` as it was (an
+    earlier run, or nothing) and no temporary directory. An earlier directory there is replaced.
+    Returns the data files written (not the manifest), at their final paths."""
     from gpuinfra.io import manifest
     from gpuinfra.io.atomic import write_text
+    from gpuinfra.io.rundir import staged_run_dir
     from gpuinfra.report.html import render_run_report
 
-    manifest.begin(out_dir)
     sc_yaml = yaml.safe_dump(
         out.built.scenario.model_dump(mode="json", exclude_none=True) | {"seed": out.built.seed}, sort_keys=False
     )
@@ -262,15 +264,17 @@ def write_run_dir(out: SimulationOutput, out_dir: Path, *, report: bool = True, 
         files["report.html"] = lambda p: write_text(
             p, render_run_report(out.summary, out.metrics, out.ledger, sc_yaml, out.built.scenario.description)
         )
-    written = []
-    for name, fn in files.items():
-        p = out_dir / name
-        fn(p)
-        written.append(p)
-    manifest.write_manifest(
-        out_dir,
-        "simulate",
-        {"scenario": out.built.scenario.name, "seed": out.built.seed, "report": report, "events": events},
-        written,
-    )
-    return written
+    out_dir = Path(out_dir)
+    with staged_run_dir(out_dir) as tmp:
+        written = []
+        for name, fn in files.items():
+            p = tmp / name
+            fn(p)
+            written.append(p)
+        manifest.write_manifest(
+            tmp,
+            "simulate",
+            {"scenario": out.built.scenario.name, "seed": out.built.seed, "report": report, "events": events},
+            written,
+        )
+    return [out_dir / p.name for p in written]

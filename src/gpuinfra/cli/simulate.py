@@ -103,7 +103,7 @@ def simulate(
     except KeyboardInterrupt:
         raise Interrupted(
             f"simulate {sc.name} while writing {target}",
-            "the files written so far are whole, but without manifest.json the directory reads as unfinished",
+            f"nothing: {target} is as it was before (the run was written to a temporary directory, now removed)",
         ) from None
     table = Table(title=f"{sc.name} (seed {eff_seed})", show_header=False)
     for k, v in run_summary_rows(res.summary, t_sim):
