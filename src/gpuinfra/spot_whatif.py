@@ -470,9 +470,10 @@ INTERVAL_WHERE = "checkpoint_interval_s (--checkpoint-interval-s, or the --spec 
 
 MAX_QUEUE_WORK = 1e7
 """Budget of :func:`check_work`'s estimate (pod releases x pods left waiting, all replays), sized from
-replays on the project's 2-core machine (default inventory, load 0.7, --plans spot = 2 replays): estimate
-6e6 (--days 0.5, interval 10 s) ran in 8 s and 8e6 (--load 1, default 3 days) in 87 s; 1.5e7 (--days 1, interval 30 s) and 3.2e7 (--days 1,
---load 1.4) did not finish in 120 s; --days 3 at 600 s (estimate 0: below capacity) takes 19 s.
+replays on the project's 2-core machine (default inventory, load 0.7, --plans spot = 2 replays):
+estimate 6e6 (--days 0.5, interval 10 s) ran in 8 s and 8e6 (--load 1, default 3 days) in 87 s;
+1.5e7 (--days 1, interval 30 s) and 3.2e7 (--days 1, --load 1.4) did not finish in 120 s;
+--days 3 at 600 s (estimate 0: below capacity) takes 19 s.
 An order-of-magnitude guard, not a prediction."""
 
 
