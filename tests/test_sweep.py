@@ -442,3 +442,62 @@ def test_report_on_a_file_that_is_not_a_sweep_database_is_one_message(tmp_path, 
         db.write_bytes(content)
     with pytest.raises(UserError, match="not a sweep database"):
         report(tmp_path)
+
+
+# ---------------------------------------------------------------- loading checks (attacker trial)
+
+
+def test_a_repeated_seed_is_refused_at_its_line(tmp_path):
+    path = _write(tmp_path, SWEEP.replace("seeds: [1, 2]", "seeds: [1, 1]"))
+    with pytest.raises(UserError) as e:
+        _plan(path)
+    msg = str(e.value)
+    assert "tiny.yaml:3: seeds" in msg and "seed 1 listed more than once" in msg
+
+
+def test_a_bad_report_axis_is_refused_when_the_sweep_is_loaded(tmp_path):
+    path = _write(
+        tmp_path, SWEEP.replace("report: {x: idle_gpu_hours", "report:\n  x: idle_gpu_hour\n  y: wait_p99_s\n#")
+    )
+    with pytest.raises(UserError) as e:
+        _plan(path)
+    msg = str(e.value)
+    assert "tiny.yaml:8: report.x" in msg and "idle_gpu_hours" in msg and "--x" not in msg
+
+
+def test_a_port_that_answers_but_is_not_a_ray_gcs_is_refused_fast(tmp_path):
+    pytest.importorskip("grpc")
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+
+    def serve():  # accepts and answers garbage: a TCP service that is not a Ray head
+        for _ in range(4):
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                c.sendall(b"HTTP/1.1 404 Not Found\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        with pytest.raises(UserError, match="not a Ray head's GCS"):
+            check_ray_address(f"127.0.0.1:{port}", 2.0)
+    finally:
+        srv.close()
+
+
+def test_a_corrupt_database_with_resume_says_how_to_fix_it(tmp_path):
+    path = _write(tmp_path)
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "sweep.yaml").write_text("name: tiny\n")
+    (out / "sweep.duckdb").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(UserError) as e:
+        run_sweep(_plan(path), out, workers=1, resume=True)
+    msg = str(e.value)
+    assert "sweep.duckdb" in msg and "To fix" in msg and "move it aside" in msg and "--resume" in msg

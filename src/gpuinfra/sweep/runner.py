@@ -177,7 +177,60 @@ def check_ray_address(address: str, timeout_s: float = 3.0) -> tuple[str, int]:
             expected="the address `ray start --head` printed",
             fix="start the head (`ray start --head --port=6379`) or correct the address",
         ) from None
+    if not a.startswith("ray://"):
+        _check_gcs(host, int(port_s), timeout_s)
     return host, int(port_s)
+
+
+GCS_PROBE = "/ray.rpc.NodeInfoGcsService/GetClusterId"
+"""The RPC every Ray process calls first on the head's GCS (ray/core/generated/gcs_service_pb2_grpc.py);
+an empty request is a valid one."""
+
+
+def _check_gcs(host: str, port: int, timeout_s: float) -> None:
+    """UserError when what answers at ``host:port`` is not a Ray GCS: one gRPC call with a
+    ``timeout_s`` deadline. ``ray.init`` would otherwise retry for about 20 s, printing a warning
+    each second. Skipped when grpc (a Ray dependency) is not installed."""
+    try:
+        import grpc
+    except ImportError:
+        return
+    ch = grpc.insecure_channel(f"{host}:{port}")
+    try:
+        ch.unary_unary(GCS_PROBE, request_serializer=None, response_deserializer=None)(b"", timeout=timeout_s)
+    except grpc.RpcError as e:
+        code = e.code() if hasattr(e, "code") else None
+        if code in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            detail = e.details() if hasattr(e, "details") else str(e)
+            raise UserError(
+                f"something answers at {host}:{port}, but not a Ray head's GCS ({code.name.lower()}: {detail})",
+                where="--ray",
+                expected="the GCS address `ray start --head` printed (default port 6379)",
+                fix="check the host and port, or use ray://HOST:10001 for a Ray Client server",
+            ) from None
+        # any other answer (an auth error, ...) comes from a gRPC server that knows the call: ray.init decides
+    finally:
+        ch.close()
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Ray's C++ core logs to file descriptor 2 directly (gcs_client.cc warnings), which neither
+    ``logging_level`` nor ``RAY_BACKEND_LOG_LEVEL`` silences while the driver connects: fd 2 goes to a
+    scratch file for the duration, so the one message the CLI prints is ours."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile() as scratch:
+        os.dup2(scratch.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 class RayBackend:
@@ -192,8 +245,10 @@ class RayBackend:
         except ImportError:
             raise UserError("--ray needs the Ray extra", where="--ray", fix="pip install 'gpuinfra[ray]'") from None
         self.ray = ray
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the C++ core of the driver and its workers
         try:
-            ray.init(address=address, logging_level="ERROR", log_to_driver=False, ignore_reinit_error=True)
+            with _quiet_stderr():
+                ray.init(address=address, logging_level="ERROR", log_to_driver=False, ignore_reinit_error=True)
         except Exception as e:  # noqa: BLE001  (Ray raises ConnectionError, RuntimeError, ...)
             raise UserError(f"cannot join the Ray cluster at {address} ({e})", where="--ray") from None
         self.remote = ray.remote(num_cpus=1, max_retries=2)(execute)

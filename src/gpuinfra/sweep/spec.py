@@ -205,7 +205,16 @@ def _parse_seeds(seeds: list[int] | str) -> list[int]:
         except UserError as e:
             raise UserError(e.what, where="seeds", expected=e.expected, fix=e.fix) from None
     else:
-        out = list(dict.fromkeys(seeds))
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:  # a repeated seed would be one run counted once: the sweep would have fewer seeds than written
+            raise UserError(
+                f"seed{'s' if len(repeated) > 1 else ''} {', '.join(map(str, repeated))} "
+                f"listed more than once ({seeds})",
+                where="seeds",
+                expected="distinct seeds: the same seed is the same run (same bytes), so a repeat adds nothing",
+                fix="list each seed once, e.g. [1, 2, 3], or give a range '1-5'",
+            )
+        out = list(seeds)
     if not out:
         raise UserError("no seeds", where="seeds", expected="at least one seed, e.g. [1, 2, 3] or '1-5'")
     for s in out:
@@ -362,9 +371,9 @@ def _field_lines(text: str) -> dict[str, int]:
         return lines
     for k, v in root.value:
         lines[str(k.value)] = k.start_mark.line + 1
-        if k.value == "params" and isinstance(v, yaml.MappingNode):
+        if k.value in ("params", "report") and isinstance(v, yaml.MappingNode):
             for pk, _ in v.value:
-                lines[f"params.{pk.value}"] = pk.start_mark.line + 1
+                lines[f"{k.value}.{pk.value}"] = pk.start_mark.line + 1
     return lines
 
 
@@ -397,8 +406,26 @@ def plan(spec: SweepSpec, source: str, base_dir: Path | None = None) -> Plan:
         raise _located(e, spec, source) from None
 
 
+def _check_report(spec: SweepSpec) -> None:
+    """``report.x``/``report.y`` name a metric the sweep's kind records (store.HEADLINE), checked when
+    the file is loaded rather than when ``sweep report`` reads the finished sweep."""
+    from gpuinfra.sweep.store import HEADLINE
+
+    metrics = list(HEADLINE[spec.kind])
+    for axis in ("x", "y"):
+        m = getattr(spec.report, axis)
+        if m is not None and m not in metrics:
+            raise UserError(
+                f"unknown metric '{m}' for the {axis} axis of a {spec.kind} sweep",
+                where=f"report.{axis}",
+                expected="one of " + ", ".join(metrics),
+                fix=did_you_mean(m, metrics) or f"name one of them, or leave report.{axis} out for the default",
+            )
+
+
 def _plan(spec: SweepSpec, source: str, base_dir: Path | None) -> Plan:
     seeds = _parse_seeds(spec.seeds)
+    _check_report(spec)
     if not spec.params:
         raise UserError("empty grid: no parameters", where="params", expected="at least one parameter path")
     for p in spec.params:

@@ -128,8 +128,18 @@ class Store:
         self.path = out_dir / DB_NAME
         try:
             self.con = duckdb.connect(str(self.path))
+            self._create(kind)
         except duckdb.Error as e:
-            raise UserError(f"cannot open the sweep database ({e})", where=str(self.path)) from None
+            raise UserError(
+                f"cannot open the sweep database ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
+                where=str(self.path),
+                expected="the DuckDB file a sweep run wrote (it may be damaged, or not a DuckDB file)",
+                fix=f"move it aside (mv {self.path} {self.path}.bad) and rerun with --resume: the finished runs "
+                f"under {out_dir / RUNS_DIR} are recovered into a new database; or start the sweep without "
+                "--resume in a new --out",
+            ) from None
+
+    def _create(self, kind: str) -> None:
         cols = ", ".join(f"{c} DOUBLE" for c in HEADLINE[kind])
         self.con.execute(
             "CREATE TABLE IF NOT EXISTS sweep (schema VARCHAR, name VARCHAR, kind VARCHAR, spec_hash VARCHAR, "
