@@ -9,7 +9,9 @@ from gpuinfra.sweep.spec import _parse_seeds
 
 def test_seed_text_parses():
     assert _parse_seeds("1-3") == [1, 2, 3]
-    assert _parse_seeds([3, 1, 3]) == [3, 1]
+    assert _parse_seeds([3, 1]) == [3, 1]
+    with pytest.raises(UserError, match="seed 3 listed more than once"):  # was silently one seed fewer
+        _parse_seeds([3, 1, 3])
 
 
 def test_bad_seed_text_names_the_field():
