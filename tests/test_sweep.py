@@ -442,3 +442,44 @@ def test_report_on_a_file_that_is_not_a_sweep_database_is_one_message(tmp_path, 
         db.write_bytes(content)
     with pytest.raises(UserError, match="not a sweep database"):
         report(tmp_path)
+
+
+def test_estimate_is_start_up_plus_the_slower_of_workers_and_the_writing_parent():
+    from gpuinfra.sweep.runner import estimate
+
+    # 10 runs on 4 workers: 3 rounds of 2 s; the parent writes 10 x 0.1 s meanwhile (not the pace)
+    assert estimate(10, 4, 2.0, startup_s=3.0, setup_s=0.5, record_s=0.1) == pytest.approx(0.5 + 3 + 6 + 0.1)
+    # 10 runs on 10 workers of 0.2 s each, but the parent needs 1 s per run: the parent sets the pace
+    assert estimate(10, 10, 0.2, startup_s=3.0, record_s=1.0) == pytest.approx(3 + 10 + 1)
+    assert estimate(7, 2, 1.5) == pytest.approx(4 * 1.5)  # --per-run-s alone: ceil(7 / 2) rounds
+
+
+def test_plan_times_runs_through_the_sweeps_own_worker_writer_and_database(tmp_path, monkeypatch):
+    """measure() must cost what run_sweep costs: the spawned worker's start-up, execute() in it, the
+    atomic run directory and the DuckDB insert (issue: the plan counted the replay's CPU time only)."""
+    import tempfile
+
+    from gpuinfra.sweep import runner
+
+    p = _plan(_write(tmp_path))
+    seen: dict[str, list] = {"write": [], "record": []}
+    real_write, real_record = runner.write_run_dir_atomic, runner.Store.record
+
+    def write(runs_dir, run_id, files, record):
+        seen["write"].append((run_id, sorted(files)))
+        return real_write(runs_dir, run_id, files, record)
+
+    def record(self, rec, run_dir):
+        seen["record"].append(rec["run_id"])
+        return real_record(self, rec, run_dir)
+
+    monkeypatch.setattr(runner, "write_run_dir_atomic", write)
+    monkeypatch.setattr(runner.Store, "record", record)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t"))
+    (tmp_path / "t").mkdir()
+    c = runner.measure(p, sample=2)
+    picked = [p.runs[0].run_id, p.runs[-1].run_id]  # spread over the grid: first and last
+    assert [r for r, _ in seen["write"]] == picked and seen["record"] == picked
+    assert all("summary.json" in names for _, names in seen["write"])  # the run's real files were written
+    assert c.sample == 2 and c.startup_s > 0 and c.run_wall_s > 0 and c.run_cpu_s > 0 and c.record_s > 0
+    assert list((tmp_path / "t").iterdir()) == []  # the trial sweep directory is removed
