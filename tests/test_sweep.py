@@ -483,3 +483,55 @@ def test_plan_times_runs_through_the_sweeps_own_worker_writer_and_database(tmp_p
     assert all("summary.json" in names for _, names in seen["write"])  # the run's real files were written
     assert c.sample == 2 and c.startup_s > 0 and c.run_wall_s > 0 and c.run_cpu_s > 0 and c.record_s > 0
     assert list((tmp_path / "t").iterdir()) == []  # the trial sweep directory is removed
+
+
+FIXED = """\
+name: fixed
+seed: 1
+cluster:
+  pools:
+    - {name: v100, gpu_model: V100-32GB, gpus_per_node: 8, cpu_milli: 96000, memory_mib: 786432, count: 2}
+workload: {trace: "openb:default", limit: 40}
+horizon_s: 100000
+"""
+
+
+def test_report_titles_pools_by_name_and_says_once_when_seeds_change_nothing(tmp_path):
+    """A fixed trace, first-fit placement, no faults: nothing draws from the seed, so every seed's
+    metrics are identical; the report must say so instead of printing [x, x] intervals, head the
+    pool parameter with the pool's name from the recorded scenario, and not put '(s)' over cells
+    written in min or h."""
+    (tmp_path / "fixed.yaml").write_text(FIXED)
+    (tmp_path / "sw.yaml").write_text(
+        "name: fx\nscenario: fixed.yaml\nseeds: [1, 2, 3]\nparams:\n  cluster.pools[0].count: [1, 2]\n"
+        "report: {x: idle_gpu_hours, y: wait_p99_s}\n"
+    )
+    out = tmp_path / "out"
+    run_sweep(_plan(tmp_path / "sw.yaml"), out, workers=1)
+    import duckdb
+
+    con = duckdb.connect(str(out / "sweep.duckdb"), read_only=True)
+    spread = con.execute(
+        "SELECT max(v) - min(v) FROM (SELECT run_id, metric, value v FROM metrics) m JOIN runs USING (run_id) "
+        "WHERE metric <> 'seed' GROUP BY config_id, metric ORDER BY 1 DESC LIMIT 1"
+    ).fetchone()[0]
+    con.close()
+    rep = report(out)
+    assert (
+        rep.seeds_identical
+        == (
+            rep.table[[c for c in rep.table if c.endswith("_hi")]].fillna(0).to_numpy()
+            == rep.table[[c for c in rep.table if c.endswith("_lo")]].fillna(0).to_numpy()
+        ).all()
+    )
+    assert rep.seeds_identical and spread == 0
+    assert rep.pool_names == ("v100",) and rep.param_title("cluster.pools[0].count") == "v100 pool nodes"
+    r = gi("sweep", "report", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "Seeds change nothing here" in r.stdout and "v100 pool nodes" in r.stdout
+    assert " [" not in r.stdout.split("┃")[-1]  # no interval brackets in any cell
+    assert "wait (s)" not in r.stdout  # durations are written in s, min or h per cell
+    # the generated workload of the other sweep does vary with the seed: intervals stay
+    p = _plan(_write(tmp_path))
+    run_sweep(p, tmp_path / "o2", workers=1)
+    assert not report(tmp_path / "o2").seeds_identical

@@ -205,20 +205,28 @@ def report_cmd(
 ) -> None:
     """Compare configurations: mean and percentile-bootstrap interval over seeds per metric; a trade-off plot."""
     from gpuinfra.sweep import report
-    from gpuinfra.sweep.report import fmt_interval, metric_title, param_title, write_html
+    from gpuinfra.sweep.report import cell, column_title, seeds_note, write_html
 
     rep = report(directory, x=x, y=y, confidence=confidence)
-    t = Table(title=f"sweep {escape(rep.name)}: mean [{100 * rep.confidence:g} % bootstrap interval] over seeds")
+    what = (
+        "value (identical over seeds)"
+        if rep.seeds_identical
+        else f"mean [{100 * rep.confidence:g} % bootstrap interval]"
+    )
+    t = Table(title=f"sweep {escape(rep.name)}: {what} over seeds")
     for p in rep.params:  # the varied parameters, headed by their readable names
-        t.add_column(escape(param_title(p)), overflow="fold")
+        t.add_column(escape(rep.param_title(p)), overflow="fold")
     t.add_column("seeds", justify="right")
     shown = list(dict.fromkeys([rep.y, rep.x, *rep.metrics]))[:4]
     for m in shown:
-        t.add_column(escape(metric_title(m, rep.units[m])), justify="right")
+        t.add_column(escape(column_title(m, rep.units[m])), justify="right")
     for _, r in rep.table.iterrows():
-        cells = [fmt_interval(r[f"{m}_mean"], r[f"{m}_lo"], r[f"{m}_hi"], rep.units[m]) for m in shown]
-        t.add_row(*(escape(str(r[p])) for p in rep.params), str(r["n"]), *cells)
+        t.add_row(*(escape(str(r[p])) for p in rep.params), str(r["n"]), *(cell(rep, r, m) for m in shown))
     out.print(t)
+    if rep.seeds_identical:
+        out.print(escape(seeds_note(rep)), highlight=False)
+    if any(rep.units[m] == "s" for m in shown):
+        out.print("Durations: each cell in s, min or h as written in it.", highlight=False)
     path = write_html(rep, html or Path(directory) / "report.html")
     out.print(f"{rep.runs_done} of {rep.runs_expected} runs recorded; report: {escape(str(path))}", highlight=False)
 
