@@ -264,8 +264,9 @@ def test_spot_whatif_text_polish(tmp_path):
     head = r.stdout.splitlines()[0]
     # the rate is stated once by the tool; the scenario's own source text follows after "Source:"
     assert "per node-day (0.5 per node-day" not in head and "Source:" in head and "spot pool gpu-spot:" in head
-    assert "done after (h): time from the start until the last pod finished" in r.stdout
-    assert "> 72.0" in r.stdout and "'> T'" in r.stdout  # pods still at the horizon: open-ended, explained
+    # every plan has pods still at the 72-h horizon (the services): said once, no '> 72.0' column
+    assert "no plan finished all its pods inside the run's 72.0-h horizon" in r.stdout
+    assert "> 72.0" not in r.stdout and "done after" not in r.stdout
     one = gi("spot", "whatif", *SMALL, "--plans", "on-demand")
     assert "1 plan in" in one.stdout and "1 plans" not in one.stdout
     d = gi("spot", "whatif", "--scale", "0.01", "--days", "1", "-q")
@@ -292,3 +293,35 @@ def test_spot_whatif_capacity_knobs_and_bad_values():
     )
     _bad(gi("spot", "whatif", *SMALL, "--replace-unavailable-prob", "2"), "--replace-unavailable-prob")
     _bad(gi("spot", "whatif", *SMALL, "--autoscale-granularity-s", "-1"), "--autoscale-granularity-s")
+
+
+def test_spot_whatif_on_a_scenario_headlines_against_right_sized_on_demand(tmp_path):
+    """House rule: the headline compares with the strongest baseline of the same run, on the --scenario
+    path too (it compared with the fixed on-demand fleet only); each plan says what it buys per pool."""
+    from gpuinfra.catalog.prices import gpu_hour_price
+
+    h100 = gpu_hour_price("H100-SXM", cloud="aws")
+    runs = {}
+    for g in ("0", "600"):
+        r = gi("spot", "whatif", "--scenario", _scenario(tmp_path), "--json", "-q", "--autoscale-granularity-s", g)
+        assert r.returncode == 0, r.output
+        runs[g] = json.loads(r.stdout)
+    s = runs["0"]
+    od, h = s["plans"]["on-demand"], s["headline"]
+    # with no scale-down delay, right-sized = the GPU-hours the pods held x the on-demand price
+    assert h["baseline_usd"] == pytest.approx(od["allocated_gpu_hours"] * h100.on_demand_usd, rel=1e-9)
+    assert h["baseline_usd"] < od["cost_usd"]  # stronger than the fixed fleet billed idle
+    for name in ("spot", "committed+spot"):
+        x, res = h["plans"][name], s["plans"][name]
+        assert x["saving_vs_right_sized_on_demand"] == pytest.approx(1 - res["cost_usd"] / h["baseline_usd"])
+        assert x["saving_vs_fixed_on_demand"] == pytest.approx(1 - res["cost_usd"] / od["cost_usd"])
+        for p in res["pools"]:  # the label names every pool with what it buys
+            assert f"{p['purchase']} {p['pool']} ({p['nodes']} nodes)" in res["label"]
+    assert "on-demand gpu" in s["plans"]["spot"]["label"]  # the 'spot' plan keeps its on-demand pool
+    # 600 s of scale-down per started pod: the baseline grows by started pods' GPUs x 600 s x price
+    extra = runs["600"]["headline"]["baseline_usd"] - h["baseline_usd"]
+    assert extra > 0 and extra / (h100.on_demand_usd * 600 / 3600) == pytest.approx(
+        round(extra / (h100.on_demand_usd / 6))
+    )
+    text = gi("spot", "whatif", "--scenario", _scenario(tmp_path), "-q").stdout
+    assert "strongest baseline: on-demand right-sized" in text and "than right-sized on-demand" in text
