@@ -108,6 +108,33 @@ def test_capacity_plan_hand_computed(tmp_path):
     assert p["growth"]["recommended"] == cheaper and p["growth"]["meets_demand"] is True
     # week 3 needs 100 more: ordered at week 1 (lead 2), nothing burst or unmet
     assert p["spike"]["orders"] == [{"order_week": 1, "arrives_week": 3, "gpus": 100.0}]
+    # the cost splits into the current fleet still in service and the new GPUs
+    assert exp["current_fleet_usd"] == pytest.approx(168 * 500 * po) and rep["current_fleet_usd"] == pytest.approx(
+        168 * 300 * po
+    )
+    for o in (exp, rep):
+        assert o["current_fleet_usd"] + o["new_gpus_usd"] == pytest.approx(o["cost_usd"])
+
+
+def test_capacity_plan_says_what_a_zero_order_costs_and_that_the_discount_is_assumed():
+    """The newcomer's case: with the default speed-up 1.0, replace orders 0 GPUs and still showed
+    1.48 M USD with no reason; the 50 % committed discount had no source."""
+    from pathlib import Path
+
+    fc = str(Path(__file__).resolve().parents[2] / "examples" / "forecast.yaml")
+    d = ("-f", fc, "--current-gpus", "200", "--lead-weeks", "3", "--quota", "64")
+    p = json.loads(gi("capacity", "plan", *d, "--json").stdout)
+    rep = next(o for o in p["growth"]["options"] if o["option"] == "replace")
+    weeks = len(p["forecast"]["gpus_per_week"])
+    assert rep["gpus_ordered"] == 0 and "adds no capacity" in rep["why_no_order"]
+    # all of its cost is the current fleet's run: 200 GPUs x price x 168 h x the forecast's weeks
+    assert rep["new_gpus_usd"] == 0
+    assert rep["cost_usd"] == pytest.approx(200 * p["gpu"]["on_demand_usd_per_gpu_hour"] * 168 * weeks)
+    t = gi("capacity", "plan", *d).stdout
+    assert "adds no capacity" in t and "of it: current GPUs (USD)" in t
+    assert p["committed"]["discount"] == 0.5 and "assumption" in p["committed"]["discount_basis"]
+    given = json.loads(gi("capacity", "plan", *d, "--committed-discount", "0.3", "--json").stdout)
+    assert given["committed"]["discount_basis"].startswith("given") and given["committed"]["discount"] == 0.3
 
 
 def test_capacity_plan_table_and_out_dir(tmp_path):
