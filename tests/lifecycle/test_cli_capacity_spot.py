@@ -352,3 +352,17 @@ def test_spot_whatif_on_a_scenario_headlines_against_right_sized_on_demand(tmp_p
     )
     text = gi("spot", "whatif", "--scenario", _scenario(tmp_path), "-q").stdout
     assert "strongest baseline: on-demand right-sized" in text and "than right-sized on-demand" in text
+
+
+def test_spot_whatif_states_the_prices_it_used():
+    """The A10 price (Azure's, with its host share) feeds every A10 of the inventory: the run says
+    which price it used and where it comes from; a cost change that rounds to zero is +0, never -0."""
+    from gpuinfra.catalog.prices import gpu_hour_price
+    from gpuinfra.cli.catalog import usd
+
+    r = gi("spot", "whatif", *SMALL)
+    assert r.returncode == 0, r.output
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("prices (USD/GPU-h"))
+    p = gpu_hour_price("A10")
+    assert f"A10 {usd(p.on_demand_usd)} / {usd(p.spot_usd)} ({p.source})" in line
+    assert "-0 USD" not in r.stdout

@@ -336,6 +336,16 @@ def _print(r: dict) -> None:
             + f"); workload: {r['workload']['jobs']:,} training jobs, {r['workload']['gpu_hours']:,.0f} GPU-h; "
             f"seed {r['seed']}"
         )
+        from gpuinfra.cli.catalog import usd
+
+        out.print(
+            "prices (USD/GPU-h, on-demand / spot): "
+            + "; ".join(
+                f"{esc(m)} {usd(p['on_demand_usd'])} / {usd(p['spot_usd'])} ({esc(p['source'])})"
+                for m, p in r.get("prices", {}).items()
+            )
+            + "; `gpuinfra catalog prices MODEL` lists the instance types behind each median"
+        )
         if inv["left_out"]:
             why: dict[str, list[str]] = {}
             for s in inv["left_out"]:
@@ -467,7 +477,7 @@ def _print_headline(h: dict, risk: dict | None) -> None:
             f"{risk['reclaims_to_horizon']} replacements came late in this replay; mean JCT "
             f"{a['mean_jct_h'] or 0:.2f} -> {b['mean_jct_h'] or 0:.2f} h ({_signed((b['mean_jct_h'] or 0) - (a['mean_jct_h'] or 0), 3)}), "
             f"done after {a['completion_time_h']:.1f} -> {b['completion_time_h']:.1f} h, "
-            f"{_n(b['jobs_unfinished'], 'job')} unfinished, cost {d['cost_usd']:+,.0f} USD"
+            f"{_n(b['jobs_unfinished'], 'job')} unfinished, cost {round(d['cost_usd'] or 0):+,} USD"
         )
 
 
