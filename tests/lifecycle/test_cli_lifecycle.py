@@ -50,7 +50,12 @@ def test_upgrade_plan_proposes_against_naive_on_the_same_run():
         # in place: the same nodes, the same bill (to float rounding); surge/green: extra nodes paid
         assert (c["spare_node_usd"] > 1e-9 * d["naive"]["bill_usd"]) == (c["strategy"] != "in_place")
         assert c["disruption_usd"] == pytest.approx(
-            c["failure_waste_usd"] + c["unavailable_usd"] - c["provisioning_usd"] + c["spare_node_usd"], rel=1e-12
+            c["failure_waste_usd"]
+            + c["preemption_waste_usd"]
+            + c["unavailable_usd"]
+            - c["provisioning_usd"]
+            + c["spare_node_usd"],
+            rel=1e-12,
         )
     text = runner.invoke(app, ["upgrade", "plan", str(EX / "upgrade.yaml"), "--to", "driver=580.65.06"]).output
     assert f"strongest other safe candidate, {d['runner_up']['candidate']}" in " ".join(text.split())
