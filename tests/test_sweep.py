@@ -501,3 +501,96 @@ def test_a_corrupt_database_with_resume_says_how_to_fix_it(tmp_path):
         run_sweep(_plan(path), out, workers=1, resume=True)
     msg = str(e.value)
     assert "sweep.duckdb" in msg and "To fix" in msg and "move it aside" in msg and "--resume" in msg
+
+
+def test_estimate_is_start_up_plus_the_slower_of_workers_and_the_writing_parent():
+    from gpuinfra.sweep.runner import estimate
+
+    # 10 runs on 4 workers: 3 rounds of 2 s; the parent writes 10 x 0.1 s meanwhile (not the pace)
+    assert estimate(10, 4, 2.0, startup_s=3.0, setup_s=0.5, record_s=0.1) == pytest.approx(0.5 + 3 + 6 + 0.1)
+    # 10 runs on 10 workers of 0.2 s each, but the parent needs 1 s per run: the parent sets the pace
+    assert estimate(10, 10, 0.2, startup_s=3.0, record_s=1.0) == pytest.approx(3 + 10 + 1)
+    assert estimate(7, 2, 1.5) == pytest.approx(4 * 1.5)  # --per-run-s alone: ceil(7 / 2) rounds
+
+
+def test_plan_times_runs_through_the_sweeps_own_worker_writer_and_database(tmp_path, monkeypatch):
+    """measure() must cost what run_sweep costs: the spawned worker's start-up, execute() in it, the
+    atomic run directory and the DuckDB insert (issue: the plan counted the replay's CPU time only)."""
+    import tempfile
+
+    from gpuinfra.sweep import runner
+
+    p = _plan(_write(tmp_path))
+    seen: dict[str, list] = {"write": [], "record": []}
+    real_write, real_record = runner.write_run_dir_atomic, runner.Store.record
+
+    def write(runs_dir, run_id, files, record):
+        seen["write"].append((run_id, sorted(files)))
+        return real_write(runs_dir, run_id, files, record)
+
+    def record(self, rec, run_dir):
+        seen["record"].append(rec["run_id"])
+        return real_record(self, rec, run_dir)
+
+    monkeypatch.setattr(runner, "write_run_dir_atomic", write)
+    monkeypatch.setattr(runner.Store, "record", record)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t"))
+    (tmp_path / "t").mkdir()
+    c = runner.measure(p, sample=2)
+    picked = [p.runs[0].run_id, p.runs[-1].run_id]  # spread over the grid: first and last
+    assert [r for r, _ in seen["write"]] == picked and seen["record"] == picked
+    assert all("summary.json" in names for _, names in seen["write"])  # the run's real files were written
+    assert c.sample == 2 and c.startup_s > 0 and c.run_wall_s > 0 and c.run_cpu_s > 0 and c.record_s > 0
+    assert list((tmp_path / "t").iterdir()) == []  # the trial sweep directory is removed
+
+
+FIXED = """\
+name: fixed
+seed: 1
+cluster:
+  pools:
+    - {name: v100, gpu_model: V100-32GB, gpus_per_node: 8, cpu_milli: 96000, memory_mib: 786432, count: 2}
+workload: {trace: "openb:default", limit: 40}
+horizon_s: 100000
+"""
+
+
+def test_report_titles_pools_by_name_and_says_once_when_seeds_change_nothing(tmp_path):
+    """A fixed trace, first-fit placement, no faults: nothing draws from the seed, so every seed's
+    metrics are identical; the report must say so instead of printing [x, x] intervals, head the
+    pool parameter with the pool's name from the recorded scenario, and not put '(s)' over cells
+    written in min or h."""
+    (tmp_path / "fixed.yaml").write_text(FIXED)
+    (tmp_path / "sw.yaml").write_text(
+        "name: fx\nscenario: fixed.yaml\nseeds: [1, 2, 3]\nparams:\n  cluster.pools[0].count: [1, 2]\n"
+        "report: {x: idle_gpu_hours, y: wait_p99_s}\n"
+    )
+    out = tmp_path / "out"
+    run_sweep(_plan(tmp_path / "sw.yaml"), out, workers=1)
+    import duckdb
+
+    con = duckdb.connect(str(out / "sweep.duckdb"), read_only=True)
+    spread = con.execute(
+        "SELECT max(v) - min(v) FROM (SELECT run_id, metric, value v FROM metrics) m JOIN runs USING (run_id) "
+        "WHERE metric <> 'seed' GROUP BY config_id, metric ORDER BY 1 DESC LIMIT 1"
+    ).fetchone()[0]
+    con.close()
+    rep = report(out)
+    assert (
+        rep.seeds_identical
+        == (
+            rep.table[[c for c in rep.table if c.endswith("_hi")]].fillna(0).to_numpy()
+            == rep.table[[c for c in rep.table if c.endswith("_lo")]].fillna(0).to_numpy()
+        ).all()
+    )
+    assert rep.seeds_identical and spread == 0
+    assert rep.pool_names == ("v100",) and rep.param_title("cluster.pools[0].count") == "v100 pool nodes"
+    r = gi("sweep", "report", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "Seeds change nothing here" in r.stdout and "v100 pool nodes" in r.stdout
+    assert " [" not in r.stdout.split("┃")[-1]  # no interval brackets in any cell
+    assert "wait (s)" not in r.stdout  # durations are written in s, min or h per cell
+    # the generated workload of the other sweep does vary with the seed: intervals stay
+    p = _plan(_write(tmp_path))
+    run_sweep(p, tmp_path / "o2", workers=1)
+    assert not report(tmp_path / "o2").seeds_identical

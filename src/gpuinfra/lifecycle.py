@@ -9,7 +9,9 @@ candidate, so differences come from the candidate alone.
   PodDisruptionBudgets bypassed); the proposal is the candidate that overrides no budget, upgrades
   every node and costs the least disruption in USD (failure waste: work thrown away; GPUs out of
   service while reimaging; extra surge/green node-hours paid), ties to fewer service
-  replica-hours unready, then the shorter upgrade.
+  replica-hours unready, then the shorter upgrade. Beside the naive row (which bypasses every
+  budget) it is compared with the strongest other candidate: the best safe one of a different
+  strategy or batch size (``runner_up``); ``spare_node_usd`` shows the surge/green term alone.
 - :func:`cost_report`: OpenCost-style attribution (analysis/attribution.py) of one run.
 """
 
@@ -41,6 +43,9 @@ class UpgradePlan:
     proposed: dict[str, Any] | None
     pool_nodes: int = 0
     """Nodes of the upgraded pool (a candidate is safe only when it upgrades all of them)."""
+    runner_up: dict[str, Any] | None = None
+    """The strongest other candidate: the best safe candidate whose strategy or batch size (maxSurge,
+    maxUnavailable) differs from the proposal's, ranked as the proposal is; None when there is none."""
     current_findings: list[dict[str, str]] = field(default_factory=list)
     """What compat check says against the stack the pool runs *now* (its warn and refuse findings:
     rule, verdict, message, source, fix). An upgrade may start from a stack the tables refuse (that
@@ -52,6 +57,7 @@ class UpgradePlan:
             "change": self.change.as_dict(),
             "naive": self.naive,
             "proposed": self.proposed,
+            "runner_up": self.runner_up,
             "candidates": self.candidates.to_dict(orient="records"),
         }
 
@@ -65,11 +71,16 @@ def _with_upgrade(sc: Scenario, **changes: Any) -> Scenario:
 
 def _row(label: str, out: SimulationOutput) -> dict[str, Any]:
     u = out.run.subsystems["upgrade"]
+    up = out.built.scenario.upgrade
     table = at.attribute(out.run, out.ledger, out.built.prices)
     cost = table.groupby("costCategory")["totalCost"].sum()
     price = at.pool_prices(out.run, out.built.prices)
     return {
         "candidate": label,
+        "strategy": up.strategy,
+        "max_surge": up.max_surge if up.strategy == "surge" else 0,
+        "max_unavailable": up.max_unavailable,
+        "order": up.order,
         "duration_h": (u["duration_s"] / 3600.0) if u["duration_s"] is not None else None,
         "nodes_done": u["nodes_done"],
         "jobs_killed": u["jobs_killed"],
@@ -207,19 +218,24 @@ def upgrade_plan(
     df = pd.DataFrame(rows)
     # disruption in one unit: work thrown away + GPUs out of service + extra nodes paid for (surge/green)
     df["disruption_usd"] = _disruption(df, naive["bill_usd"])
+    # the spare (surge/green) node-time paid beyond the naive bill: one of the disruption's three terms
+    df["spare_node_usd"] = df["bill_usd"] - naive["bill_usd"]
     naive = df.iloc[0].to_dict()
     cand = df.iloc[1:]
     safe = cand[(cand["pdb_overridden"] == 0) & (cand["nodes_done"] == n_nodes)]
-    pick = None
+    pick = runner_up = None
     if len(safe):
         ranked = safe.sort_values(["disruption_usd", "service_replica_hours_unready", "duration_h", "candidate"])
         pick = ranked.iloc[0].to_dict()
+        shape = ["strategy", "max_surge", "max_unavailable"]
+        other = ranked[(ranked[shape] != pd.Series({k: pick[k] for k in shape})).any(axis=1)]
+        runner_up = other.iloc[0].to_dict() if len(other) else None
     current = [
         {"rule": f.rule, "verdict": f.verdict, "message": f.message, "source": f.source, "fix": f.fix}
         for f in now.findings
         if f.verdict != "ok"
     ]
-    return UpgradePlan(change, df, naive, pick, n_nodes, current)
+    return UpgradePlan(change, df, naive, pick, n_nodes, runner_up, current)
 
 
 def on_flag(e: UserError, flag: str) -> UserError:

@@ -576,21 +576,29 @@ def whatif(
             "1..max_job_nodes whole nodes (seeded stream whatif-workload)",
         },
         "plans": results,
-        "headline": headline(results, prices, pools),
+        "headline": headline(results, prices, pools, spec.autoscale_granularity_s),
         "capacity_risk": risk,
     }
 
 
-def headline(results: dict[str, dict], prices: dict[str, ModelPrice], pools: list[InvPool]) -> dict[str, Any] | None:
+def headline(
+    results: dict[str, dict],
+    prices: dict[str, ModelPrice],
+    pools: list[InvPool] | dict[str, int],
+    granularity_s: float = 600.0,
+) -> dict[str, Any] | None:
     """Each plan against the strongest baseline of the same run: on-demand right-sized (billed only for
-    the GPU time the jobs held plus one scale-down delay per job), beside the fixed on-demand fleet
-    (billed idle) and the bare price ratio (GPU-weighted 1 - spot / on-demand). What reclaims cost beyond
-    the price ratio: lost GPU-hours (priced at spot), the change in mean JCT and in completion time.
-    None without the on-demand plan."""
+    the GPU time the jobs held plus one scale-down delay ``granularity_s`` per job), beside the fixed
+    on-demand fleet (billed idle) and the bare price ratio (GPU-weighted 1 - spot / on-demand, over
+    ``pools``, or a dict of GPUs per model). What reclaims cost beyond the price ratio: lost GPU-hours
+    (priced at spot), the change in mean JCT and in completion time. None without the on-demand plan."""
     od = results.get("on-demand")
-    if od is None:
+    if od is None or od.get("right_sized_usd") is None:
         return None
-    gpus = {m: sum(p.gpus_per_node * len(p.nodes) for p in pools if p.model == m) for m in prices}
+    if isinstance(pools, dict):
+        gpus = {m: int(pools.get(m, 0)) for m in prices}
+    else:
+        gpus = {m: sum(p.gpus_per_node * len(p.nodes) for p in pools if p.model == m) for m in prices}
     tot_od = sum(prices[m].on_demand_usd * g for m, g in gpus.items())
     tot_sp = sum(prices[m].spot_usd * g for m, g in gpus.items())
     spot_usd = tot_sp / sum(gpus.values())
@@ -598,6 +606,7 @@ def headline(results: dict[str, dict], prices: dict[str, ModelPrice], pools: lis
     out: dict[str, Any] = {
         "baseline": "on-demand, right-sized",
         "baseline_usd": base,
+        "autoscale_granularity_s": granularity_s,
         "fixed_on_demand_usd": od["cost_usd"],
         "fixed_on_demand_utilisation": od["utilisation"],
         "price_ratio_saving": 1.0 - tot_sp / tot_od,
@@ -622,7 +631,9 @@ def headline(results: dict[str, dict], prices: dict[str, ModelPrice], pools: lis
             "lost_usd_at_spot_price": r["lost_gpu_hours"] * spot_usd,
             "mean_jct_delta_h": delta("mean_jct_h"),
             "completion_delta_h": delta("completion_time_h"),
-            "jobs_unfinished": r["jobs_unfinished"],
+            "jobs_unfinished": r.get("jobs_unfinished"),
+            "pods_at_horizon": r.get("pods_at_horizon"),
+            "label": r.get("label"),
         }
     return out
 
@@ -655,6 +666,39 @@ def capacity_risk(on_time: dict, drawn: dict, spec: WhatIfSpec) -> dict[str, Any
 
 
 # -- the same what-if on a scenario ------------------------------------------------------------
+
+
+def right_sized_usd(run: Any, prices: Any, granularity_s: float, label: str = "scenario") -> float:
+    """A run's cost had every pod's GPUs been billed only while the pod held them, plus one scale-down
+    delay ``granularity_s`` per pod that started (an autoscaled on-demand pool, as the inventory
+    what-if's right-sized baseline): allocated GPU-hours per GPU model (the recorder's integral) x the
+    on-demand price of a pool of that model in ``prices`` (the on-demand replay's book, every pool
+    on-demand), plus started pods' GPUs x ``granularity_s`` x their node pool's price. USD."""
+    from gpuinfra.sim.invariants import MILLI_S_PER_GPU_HOUR
+
+    c = run.cluster
+    pool_of_model = {p.gpu_model: p.name for p in c.pools if p.gpu_model and p.gpus_per_node}
+    alloc = run.recorder.per_model_totals()["allocated"]
+    usd = 0.0
+    for k, m in enumerate(c.models):
+        if m and m in pool_of_model:
+            usd += float(alloc[k]) / MILLI_S_PER_GPU_HOUR * prices.pool_usd(pool_of_model[m], m, where=label)
+    started = np.isfinite(run.start_s) & (run.node >= 0)
+    gpus = run.pods.num_gpu.astype(float) * run.pods.gpu_milli / 1000.0
+    for i in np.flatnonzero(started & (gpus > 0)):
+        n = int(run.node[i])
+        k = int(c.node_model[n])
+        if k >= 0:
+            pool = c.pools[c.node_pool[n]].name
+            usd += float(gpus[i]) * granularity_s / 3600.0 * prices.pool_usd(pool, c.models[k], where=label)
+    return usd
+
+
+def _plan_label(plan: str, pools_out: list[dict]) -> str:
+    """What a plan buys, pool by pool: ``on-demand gpu (2 nodes) + spot gpu-spot (4 nodes)``."""
+    return " + ".join(
+        f"{p['purchase']} {p['pool']} ({p['nodes']} node{'s' if p['nodes'] != 1 else ''})" for p in pools_out
+    )
 
 
 def _scenario_result(out: Any, plan: str, od: Any, spot_pools: set[str], discount: float, label: str) -> dict:
@@ -720,6 +764,7 @@ def _scenario_result(out: Any, plan: str, od: Any, spot_pools: set[str], discoun
         "billed_hours": (t_end - t0) / 3600.0,
         "completion_time_h": (last - t0) / 3600.0 if not unfinished else None,
         "mean_jct_h": float(np.mean(jct)) / 3600.0 if jct else None,
+        "label": _plan_label(plan, pools_out),
         "pools": pools_out,
         "invariants": run.invariants.__dict__ if run.invariants is not None else None,
     }
@@ -749,6 +794,7 @@ def scenario_whatif(
     committed_discount: float = 0.5,
     plans: tuple[str, ...] = PLANS,
     progress: Callable[[str, float], None] | None = None,
+    autoscale_granularity_s: float = 600.0,
 ) -> dict[str, Any]:
     """The what-if on a scenario with a ``spot:`` block, same seed for every plan: ``on-demand`` (the
     scenario replayed without its spot block, every pool on-demand), ``spot`` (as written: its spot
@@ -756,7 +802,10 @@ def scenario_whatif(
     other pools committed at on-demand x (1 - ``committed_discount``)). Cost per pool over the run's
     window (its start to its horizon, or to its last event), less reclaimed hours; lost GPU-hours
     from the execution subsystem when the scenario has one (work since the last checkpoint), else
-    the spot subsystem's (a plain pod restarts from zero).
+    the spot subsystem's (a plain pod restarts from zero). The headline compares every plan with the
+    strongest baseline of the same run, on-demand right-sized (:func:`right_sized_usd` of the
+    on-demand replay, ``autoscale_granularity_s`` per pod), as the inventory what-if does
+    (:func:`headline`); each plan carries a ``label`` naming what it buys pool by pool.
 
     Raises UserError when the scenario has no spot block, or a GPU model lacks the price a plan needs."""
     from gpuinfra.run import simulate
@@ -778,14 +827,30 @@ def scenario_whatif(
     a = run(on_demand, "on-demand")
     od = a.built.prices
     results: dict[str, Any] = {}
-    if "on-demand" in plans:
-        results["on-demand"] = _scenario_result(a, "on-demand", od, set(), committed_discount, label)
+    results["on-demand"] = _scenario_result(a, "on-demand", od, set(), committed_discount, label)
+    results["on-demand"]["right_sized_usd"] = right_sized_usd(a.run, od, autoscale_granularity_s, label)
+    spot_book = None
     if "spot" in plans or "committed+spot" in plans:
         b = run(sc, "spot")  # as written: its price book prices the spot pools at the spot price
+        spot_book = b.built.prices
         pools = set(sc.spot.pools)
         for plan in ("spot", "committed+spot"):
             if plan in plans:
                 results[plan] = _scenario_result(b, plan, od, pools, committed_discount, label)
+    # per GPU model: the on-demand price of its pools, and the spot price of its spot pools (none: on-demand)
+    gpus: dict[str, int] = {}
+    od_usd: dict[str, float] = {}
+    sp_usd: dict[str, float] = {}
+    for p in a.run.cluster.pools:
+        if p.gpu_model and p.gpus_per_node:
+            gpus[p.gpu_model] = gpus.get(p.gpu_model, 0) + p.gpus_per_node * p.count
+            od_usd.setdefault(p.gpu_model, od.pool_usd(p.name, p.gpu_model, where=label))
+            if spot_book is not None and p.name in sc.spot.pools:
+                sp_usd.setdefault(p.gpu_model, spot_book.pool_usd(p.name, p.gpu_model, where=label))
+    prices = {m: ModelPrice(m, od_usd[m], sp_usd.get(m, od_usd[m]), "the scenario's price book") for m in gpus}
+    hl = headline(results, prices, gpus, autoscale_granularity_s)
+    if "on-demand" not in plans:
+        results.pop("on-demand")
     return {
         "schema": "gpuinfra.spot-whatif/1",
         "scenario": sc.name,
@@ -793,4 +858,5 @@ def scenario_whatif(
         "spot": sc.spot.model_dump(),
         "committed_discount": committed_discount,
         "plans": results,
+        "headline": hl,
     }

@@ -120,3 +120,46 @@ def test_spot_equal_to_on_demand_is_not_a_spot_price():
 def test_opaque_model_has_no_price():
     with pytest.raises(UserError, match="no price"):
         gpu_hour_price("G2")
+
+
+def test_a10_rows_are_per_gpu_of_whole_gpu_azure_vms_and_the_spread_explains_the_median():
+    """The newcomer's question: A10 at 4.16 USD/GPU-h, above A100-80GB. The rows are Azure's whole-A10
+    VMs (NV36ads/NV36adms 1 GPU, NV72ads 2 GPUs, per the Azure size table) divided by their GPUs; the
+    median sits among the memory-heavy NV36adms rows. The spread covers exactly the median's rows."""
+    from gpuinfra.catalog.prices import price_rows, price_spread
+
+    with open(data_path("prices", "gpu_instance_prices.csv")) as fh:
+        raw = [r for r in csv.DictReader(fh) if r["accelerator"] == "A10"]
+    assert {r["cloud"] for r in raw} == {"azure"}
+    nv72 = [r for r in raw if r["instance_type"] == "Standard_NV72ads_A10_v5"][0]
+    row = [r for r in price_rows() if r.instance_type == nv72["instance_type"] and r.region == nv72["region"]][0]
+    assert row.on_demand_per_gpu_hr == pytest.approx(float(nv72["price_usd_hr"]) / 2)  # divided by its 2 GPUs
+    p = gpu_hour_price("A10")
+    spread = price_spread("A10")
+    assert sum(s["rows"] for s in spread) == p.rows_used == len(raw)
+    lo = min(s["on_demand_min"] for s in spread)
+    hi = max(s["on_demand_max"] for s in spread)
+    assert lo <= p.on_demand_usd <= hi
+
+
+def test_a10_on_aws_names_the_clouds_that_list_it_and_the_a10g():
+    from gpuinfra.catalog.prices import price_rows
+
+    with pytest.raises(UserError) as e:
+        gpu_hour_price("A10", cloud="aws")
+    clouds = sorted({r.cloud for r in price_rows() if r.accelerator == "A10"})
+    assert f"A10 is listed for {', '.join(clouds)}" in e.value.fix and "A10G" in e.value.fix
+
+
+def test_catalog_prices_prints_money_to_four_significant_digits():
+    from gpuinfra.cli.catalog import usd
+    from tests.clirunner import gi
+
+    p = gpu_hour_price("A10G", cloud="aws")
+    r = gi("catalog", "prices", "A10G", "--cloud", "aws")
+    assert r.returncode == 0, r.output
+    head = r.stdout.splitlines()[0]
+    assert f"on-demand {usd(p.on_demand_usd)} USD/GPU-h, spot {usd(p.spot_usd)} USD/GPU-h" in head
+    assert float(usd(p.spot_usd)) == pytest.approx(p.spot_usd, rel=5e-4)  # rounded, not truncated
+    assert repr(p.spot_usd) not in r.stdout or len(repr(p.spot_usd)) <= 6  # no float repr noise
+    assert usd(0.6057874999999999) == "0.6058" and usd(2.0103175) == "2.010" and usd(None) == "-"

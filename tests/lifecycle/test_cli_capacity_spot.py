@@ -108,6 +108,33 @@ def test_capacity_plan_hand_computed(tmp_path):
     assert p["growth"]["recommended"] == cheaper and p["growth"]["meets_demand"] is True
     # week 3 needs 100 more: ordered at week 1 (lead 2), nothing burst or unmet
     assert p["spike"]["orders"] == [{"order_week": 1, "arrives_week": 3, "gpus": 100.0}]
+    # the cost splits into the current fleet still in service and the new GPUs
+    assert exp["current_fleet_usd"] == pytest.approx(168 * 500 * po) and rep["current_fleet_usd"] == pytest.approx(
+        168 * 300 * po
+    )
+    for o in (exp, rep):
+        assert o["current_fleet_usd"] + o["new_gpus_usd"] == pytest.approx(o["cost_usd"])
+
+
+def test_capacity_plan_says_what_a_zero_order_costs_and_that_the_discount_is_assumed():
+    """The newcomer's case: with the default speed-up 1.0, replace orders 0 GPUs and still showed
+    1.48 M USD with no reason; the 50 % committed discount had no source."""
+    from pathlib import Path
+
+    fc = str(Path(__file__).resolve().parents[2] / "examples" / "forecast.yaml")
+    d = ("-f", fc, "--current-gpus", "200", "--lead-weeks", "3", "--quota", "64")
+    p = json.loads(gi("capacity", "plan", *d, "--json").stdout)
+    rep = next(o for o in p["growth"]["options"] if o["option"] == "replace")
+    weeks = len(p["forecast"]["gpus_per_week"])
+    assert rep["gpus_ordered"] == 0 and "adds no capacity" in rep["why_no_order"]
+    # all of its cost is the current fleet's run: 200 GPUs x price x 168 h x the forecast's weeks
+    assert rep["new_gpus_usd"] == 0
+    assert rep["cost_usd"] == pytest.approx(200 * p["gpu"]["on_demand_usd_per_gpu_hour"] * 168 * weeks)
+    t = gi("capacity", "plan", *d).stdout
+    assert "adds no capacity" in t and "of it: current GPUs (USD)" in t
+    assert p["committed"]["discount"] == 0.5 and "assumption" in p["committed"]["discount_basis"]
+    given = json.loads(gi("capacity", "plan", *d, "--committed-discount", "0.3", "--json").stdout)
+    assert given["committed"]["discount_basis"].startswith("given") and given["committed"]["discount"] == 0.3
 
 
 def test_capacity_plan_table_and_out_dir(tmp_path):
@@ -264,8 +291,9 @@ def test_spot_whatif_text_polish(tmp_path):
     head = r.stdout.splitlines()[0]
     # the rate is stated once by the tool; the scenario's own source text follows after "Source:"
     assert "per node-day (0.5 per node-day" not in head and "Source:" in head and "spot pool gpu-spot:" in head
-    assert "done after (h): time from the start until the last pod finished" in r.stdout
-    assert "> 72.0" in r.stdout and "'> T'" in r.stdout  # pods still at the horizon: open-ended, explained
+    # every plan has pods still at the 72-h horizon (the services): said once, no '> 72.0' column
+    assert "no plan finished all its pods inside the run's 72.0-h horizon" in r.stdout
+    assert "> 72.0" not in r.stdout and "done after" not in r.stdout
     one = gi("spot", "whatif", *SMALL, "--plans", "on-demand")
     assert "1 plan in" in one.stdout and "1 plans" not in one.stdout
     d = gi("spot", "whatif", "--scale", "0.01", "--days", "1", "-q")
@@ -292,3 +320,49 @@ def test_spot_whatif_capacity_knobs_and_bad_values():
     )
     _bad(gi("spot", "whatif", *SMALL, "--replace-unavailable-prob", "2"), "--replace-unavailable-prob")
     _bad(gi("spot", "whatif", *SMALL, "--autoscale-granularity-s", "-1"), "--autoscale-granularity-s")
+
+
+def test_spot_whatif_on_a_scenario_headlines_against_right_sized_on_demand(tmp_path):
+    """House rule: the headline compares with the strongest baseline of the same run, on the --scenario
+    path too (it compared with the fixed on-demand fleet only); each plan says what it buys per pool."""
+    from gpuinfra.catalog.prices import gpu_hour_price
+
+    h100 = gpu_hour_price("H100-SXM", cloud="aws")
+    runs = {}
+    for g in ("0", "600"):
+        r = gi("spot", "whatif", "--scenario", _scenario(tmp_path), "--json", "-q", "--autoscale-granularity-s", g)
+        assert r.returncode == 0, r.output
+        runs[g] = json.loads(r.stdout)
+    s = runs["0"]
+    od, h = s["plans"]["on-demand"], s["headline"]
+    # with no scale-down delay, right-sized = the GPU-hours the pods held x the on-demand price
+    assert h["baseline_usd"] == pytest.approx(od["allocated_gpu_hours"] * h100.on_demand_usd, rel=1e-9)
+    assert h["baseline_usd"] < od["cost_usd"]  # stronger than the fixed fleet billed idle
+    for name in ("spot", "committed+spot"):
+        x, res = h["plans"][name], s["plans"][name]
+        assert x["saving_vs_right_sized_on_demand"] == pytest.approx(1 - res["cost_usd"] / h["baseline_usd"])
+        assert x["saving_vs_fixed_on_demand"] == pytest.approx(1 - res["cost_usd"] / od["cost_usd"])
+        for p in res["pools"]:  # the label names every pool with what it buys
+            assert f"{p['purchase']} {p['pool']} ({p['nodes']} nodes)" in res["label"]
+    assert "on-demand gpu" in s["plans"]["spot"]["label"]  # the 'spot' plan keeps its on-demand pool
+    # 600 s of scale-down per started pod: the baseline grows by started pods' GPUs x 600 s x price
+    extra = runs["600"]["headline"]["baseline_usd"] - h["baseline_usd"]
+    assert extra > 0 and extra / (h100.on_demand_usd * 600 / 3600) == pytest.approx(
+        round(extra / (h100.on_demand_usd / 6))
+    )
+    text = gi("spot", "whatif", "--scenario", _scenario(tmp_path), "-q").stdout
+    assert "strongest baseline: on-demand right-sized" in text and "than right-sized on-demand" in text
+
+
+def test_spot_whatif_states_the_prices_it_used():
+    """The A10 price (Azure's, with its host share) feeds every A10 of the inventory: the run says
+    which price it used and where it comes from; a cost change that rounds to zero is +0, never -0."""
+    from gpuinfra.catalog.prices import gpu_hour_price
+    from gpuinfra.cli.catalog import usd
+
+    r = gi("spot", "whatif", *SMALL)
+    assert r.returncode == 0, r.output
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("prices (USD/GPU-h"))
+    p = gpu_hour_price("A10")
+    assert f"A10 {usd(p.on_demand_usd)} / {usd(p.spot_usd)} ({p.source})" in line
+    assert "-0 USD" not in r.stdout

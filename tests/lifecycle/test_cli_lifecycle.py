@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from gpuinfra.cli import app
@@ -33,6 +34,32 @@ def test_upgrade_plan_proposes_against_naive_on_the_same_run():
     assert d["proposed"]["disruption_usd"] == min(
         c["disruption_usd"] for c in d["candidates"][1:] if c["pdb_overridden"] == 0
     )
+    # the strongest other candidate, derived from the table: the cheapest safe one of another
+    # strategy or batch size (the naive row is no fair baseline: it bypasses every budget)
+    q = d["proposed"]
+    shape = ("strategy", "max_surge", "max_unavailable")
+    others = [
+        c
+        for c in d["candidates"][1:]
+        if c["pdb_overridden"] == 0 and c["nodes_done"] == 5 and any(c[k] != q[k] for k in shape)
+    ]
+    assert d["runner_up"]["disruption_usd"] == min(c["disruption_usd"] for c in others)
+    assert any(d["runner_up"][k] != q[k] for k in shape)
+    for c in d["candidates"]:  # spare-node cost: what the surge/green nodes added to the naive bill
+        assert c["spare_node_usd"] == c["bill_usd"] - d["naive"]["bill_usd"]
+        # in place: the same nodes, the same bill (to float rounding); surge/green: extra nodes paid
+        assert (c["spare_node_usd"] > 1e-9 * d["naive"]["bill_usd"]) == (c["strategy"] != "in_place")
+        assert c["disruption_usd"] == pytest.approx(
+            c["failure_waste_usd"]
+            + c["preemption_waste_usd"]
+            + c["unavailable_usd"]
+            - c["provisioning_usd"]
+            + c["spare_node_usd"],
+            rel=1e-12,
+        )
+    text = runner.invoke(app, ["upgrade", "plan", str(EX / "upgrade.yaml"), "--to", "driver=580.65.06"]).output
+    assert f"strongest other safe candidate, {d['runner_up']['candidate']}" in " ".join(text.split())
+    assert "maxSurge" in text and "maxUnavailable" in text and "spare-node cost" in text
 
 
 def test_forbidden_upgrade_path_exits_2_naming_the_rule():

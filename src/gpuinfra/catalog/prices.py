@@ -101,7 +101,7 @@ def gpu_hour_price(model: str, *, cloud: str | None = None, region: str | None =
         raise UserError(
             f"no catalog price for {m.name} with cloud={cloud} region={region}",
             expected="a cloud/region that lists this accelerator",
-            fix="drop the cloud/region filter or add a price override",
+            fix=_no_rows_fix(m.price_name, cloud, region),
         )
     return GpuHourPrice(
         gpu_model=m.name,
@@ -113,3 +113,51 @@ def gpu_hour_price(model: str, *, cloud: str | None = None, region: str | None =
             f" (cloud={cloud or 'any'}, region={region or 'any'}); catalog/data/prices/SOURCE.md"
         ),
     )
+
+
+def _no_rows_fix(accelerator: str, cloud: str | None, region: str | None) -> str:
+    """What to try when no row matches: the clouds that list ``accelerator`` and, for a cloud that
+    does not, its accelerators with a similar name (AWS sells the A10G, not the A10)."""
+    from gpuinfra.errors import did_you_mean
+
+    clouds = sorted({r.cloud for r in price_rows() if r.accelerator == accelerator})
+    parts = [f"{accelerator} is listed for {', '.join(clouds)}" if clouds else f"no cloud lists {accelerator}"]
+    if cloud is not None:
+        near = did_you_mean(accelerator, sorted({r.accelerator for r in price_rows() if r.cloud == cloud}))
+        if near:
+            parts.append(f"{cloud}: {near}")
+    parts.append("or drop the cloud/region filter, or add a price override")
+    return "; ".join(parts)
+
+
+def price_spread(model: str, *, cloud: str | None = None, region: str | None = None) -> list[dict]:
+    """The rows behind :func:`gpu_hour_price`, grouped by (cloud, instance type): GPUs per instance,
+    regions, and the min / max per-GPU-hour on-demand and spot price (USD; None when absent), so a
+    median can be read against what it is made of (e.g. Azure's A10 comes only in VMs with a 36- or
+    72-vCPU host, which the per-GPU price includes)."""
+    m = gpu_model(model)
+    groups: dict[tuple[str, str], list[PriceRow]] = {}
+    for r in price_rows():
+        if (
+            r.accelerator == m.price_name
+            and (cloud is None or r.cloud == cloud)
+            and (region is None or r.region == region)
+        ):
+            groups.setdefault((r.cloud, r.instance_type), []).append(r)
+    out = []
+    for (c, it), rs in sorted(groups.items()):
+        od = [p for r in rs if (p := r.on_demand_per_gpu_hr) is not None]
+        sp = [p for r in rs if (p := r.spot_per_gpu_hr) is not None]
+        out.append(
+            {
+                "cloud": c,
+                "instance_type": it or "(GPU only)",
+                "gpus": rs[0].gpu_count,
+                "rows": len(rs),
+                "on_demand_min": min(od) if od else None,
+                "on_demand_max": max(od) if od else None,
+                "spot_min": min(sp) if sp else None,
+                "spot_max": max(sp) if sp else None,
+            }
+        )
+    return out

@@ -37,6 +37,21 @@ def _demand(forecast: Path | None, demand: str | None) -> tuple[Any, str]:
     return parse_flag(demand or ""), "--demand"
 
 
+DEFAULT_COMMITTED_DISCOUNT = 0.5
+"""ASSUMPTION, not a published GPU rate: committed price = on-demand x (1 - 0.5). It lies inside the
+vendors' published "up to" ranges: AWS EC2 Instance Savings Plans and Standard Reserved Instances
+"up to 72 %" off On-Demand (AWS Savings Plans / Reserved Instances pages; the stored facts mark the
+figure unverified, docs/facts cost-lifecycle-security 1.3), Compute Savings Plans "up to 66 %"; GCP
+resource-based committed use discounts "up to 57 %" on most machine types and GPUs for 3 years. Rates
+for a given GPU family, term and payment option differ (GCP: "don't hard-code"); give yours with
+--committed-discount."""
+COMMITTED_DISCOUNT_ASSUMPTION = (
+    "assumption: default 50 %, not a published GPU rate; vendors publish 'up to' figures (AWS EC2 Instance "
+    "Savings Plans / Standard RIs up to 72 %, GCP 3-year resource-based CUDs up to 57 %); give yours with "
+    "--committed-discount"
+)
+
+
 def plan_dict(
     demand,
     source: str,
@@ -51,7 +66,7 @@ def plan_dict(
     swap_weeks: int,
     order_gpus: int | None,
     burst_gpus: float,
-    committed_discount: float,
+    committed_discount: float | None,
     cloud: str | None,
 ) -> dict[str, Any]:
     """Everything `capacity plan` computes, as one JSON-able dict (the CLI prints and writes it)."""
@@ -115,6 +130,10 @@ def plan_dict(
         order_gpus=order_gpus,
     )
     s = spike_plan(demand, float(current_gpus), lead_weeks, burst_gpus, quota_gpus=quota)
+    if committed_discount is None:
+        committed_discount, discount_basis = DEFAULT_COMMITTED_DISCOUNT, COMMITTED_DISCOUNT_ASSUMPTION
+    else:
+        discount_basis = "given (--committed-discount)"
     committed_usd = old.on_demand_usd * (1.0 - committed_discount)
     level = committed_level(demand, old.on_demand_usd, committed_usd)
     weekly_h = 168.0
@@ -140,7 +159,7 @@ def plan_dict(
         "spike": {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in s.items()},
         "committed": {
             "discount": committed_discount,
-            "discount_basis": "given (--committed-discount) [assumption: GPU CUD/Savings Plans rates vary; facts 1.3]",
+            "discount_basis": discount_basis,
             "level_gpus": level,
             "cost_usd": {k: v for k, v in mix.items() if k != "committed_idle_gpu_hours"},
             "committed_idle_gpu_weeks": mix["committed_idle_gpu_hours"],
@@ -184,8 +203,12 @@ def plan_cmd(
         float, typer.Option("--burst-gpus", help="Spike: on-demand GPUs the provider lends inside the lead time.")
     ] = 0.0,
     committed_discount: Annotated[
-        float, typer.Option("--committed-discount", help="Committed price = on-demand x (1 - this) [assumption].")
-    ] = 0.5,
+        float | None,
+        typer.Option(
+            "--committed-discount",
+            help="Committed price = on-demand x (1 - this); default 0.5, an assumption (see docs/capacity.md).",
+        ),
+    ] = None,
     cloud: Annotated[str | None, typer.Option(help="Price rows of one cloud (aws, gcp, azure).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Write plan.json + manifest.json here.")] = None,
@@ -245,11 +268,14 @@ def _print_plan(p: dict[str, Any]) -> None:
         "unmet GPU-weeks",
         "weeks short",
         "cost in horizon (USD)",
+        "of it: current GPUs (USD)",
         title="growth",
     )
     for r in g["options"]:
         style = "bold green" if r["option"] == g["recommended"] else None
         ordered = f"{r['gpus_ordered']:,}"
+        if r.get("why_no_order"):
+            ordered += f" ({r['why_no_order']})"
         if r.get("quota_binds"):
             ordered += f" (quota; {r['gpus_requested']:,} needed)"
         if r.get("deliverable_in_horizon") is False:
@@ -267,9 +293,15 @@ def _print_plan(p: dict[str, Any]) -> None:
             f"{r['unmet_gpu_weeks']:,.1f}",
             str(r["weeks_short"]),
             f"{r['cost_usd']:,.0f}",
+            f"{r['current_fleet_usd']:,.0f}",
             style=style,
         )
     out.print(t)
+    out.print(
+        f"cost in horizon: every GPU paid each week x its on-demand price x 168 h over the {weeks}-week forecast: "
+        f"the current {p['current_gpus']:,} x {esc(p['gpu']['model'])} still in service (paid whatever the option) "
+        f"plus the new GPUs from delivery"
+    )
     out.print(
         f"ordering nothing leaves {g['no_order_unmet_gpu_weeks']:,.1f} GPU-weeks unmet; "
         f"recommended: {esc(g['recommendation'])}"
@@ -294,6 +326,6 @@ def _print_plan(p: dict[str, Any]) -> None:
         + (f", first short week {fs}" if fs is not None else "")
     )
     out.print(
-        f"committed level at {100 * c['discount']:.0f} % off: {c['level_gpus']:,} GPUs, "
+        f"committed level at {100 * c['discount']:.0f} % off ({esc(c['discount_basis'])}): {c['level_gpus']:,} GPUs, "
         f"{c['cost_usd']['total_usd']:,.0f} USD vs {c['all_on_demand_usd']:,.0f} USD all on-demand"
     )

@@ -115,9 +115,42 @@ def catalog_prices(
     cloud: Annotated[str | None, typer.Option()] = None,
     region: Annotated[str | None, typer.Option()] = None,
 ) -> None:
-    """Median USD per GPU-hour of a model in the packaged price catalog."""
+    """Median USD per GPU-hour of a model in the packaged price catalog, and the instance types behind it."""
     from gpuinfra.catalog import gpu_hour_price
+    from gpuinfra.catalog.prices import price_spread
 
     p = gpu_hour_price(model, cloud=cloud, region=region)
-    out.print(f"{p.gpu_model}: on-demand {p.on_demand_usd} USD/GPU-h, spot {p.spot_usd} USD/GPU-h")
+    out.print(
+        f"{p.gpu_model}: on-demand {usd(p.on_demand_usd)} USD/GPU-h, spot {usd(p.spot_usd)} USD/GPU-h (medians)",
+        highlight=False,
+    )
     out.print(f"[dim]{esc(p.source)}[/]", markup=True)
+    t = Table("cloud", "instance type", "GPUs", "rows", "on-demand USD/GPU-h", "spot USD/GPU-h")
+    for r in price_spread(model, cloud=cloud, region=region):
+        t.add_row(
+            r["cloud"],
+            esc(r["instance_type"]),
+            str(r["gpus"]),
+            str(r["rows"]),
+            _span(r["on_demand_min"], r["on_demand_max"]),
+            _span(r["spot_min"], r["spot_max"]),
+        )
+    out.print(t)
+    out.print(
+        "per-GPU-hour = instance price / its GPUs, so it includes the host's share (vCPUs, memory); GCP rows are "
+        "GPU-only (the host VM is billed apart); ranges are over regions",
+        highlight=False,
+    )
+
+
+def usd(x: float | None) -> str:
+    """A price for people: 4 significant digits, trailing zeros kept (0.6058, 2.010, 12.54), "-" when absent."""
+    if x is None:
+        return "-"
+    return f"{x:#.4g}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def _span(lo: float | None, hi: float | None) -> str:
+    if lo is None:
+        return "-"
+    return usd(lo) if hi is None or usd(lo) == usd(hi) else f"{usd(lo)}-{usd(hi)}"

@@ -147,6 +147,7 @@ def plan_cmd(
         ("service_replica_hours_unready", "replica-h unready"),
         ("refused_429", "evictions refused (429)"),
         ("pdb_overridden", "PDB overridden"),
+        ("spare_node_usd", "spare-node cost (USD)"),
         ("disruption_usd", "disruption (USD)"),
     ]
     t = Table(*[h for _, h in cols])
@@ -155,6 +156,13 @@ def plan_cmd(
         style = "bold green" if p.proposed and r["candidate"] == p.proposed["candidate"] else None
         t.add_row(*[_fmt(r[k]) for k, _ in cols], style=style)
     out.print(t)
+    out.print(
+        "candidates: in_place u=N drains and reimages N nodes at a time (maxUnavailable); surge s=N u=0 first "
+        "provisions N extra nodes (maxSurge) and drains one old node per free slot, none unavailable beyond "
+        "them; blue_green b=N provisions a green node for every node, then drains the old ones N at a time "
+        "(batch); name / least_work_at_risk is the node order. spare-node cost: the surge/green node-time "
+        "paid beyond the naive bill; disruption = work thrown away + GPUs out of service + spare-node cost."
+    )
     if not ch.needs_reboot:
         return
     if p.proposed is None:
@@ -177,6 +185,18 @@ def plan_cmd(
             f"PDB overridden {q['pdb_overridden']} vs {n['pdb_overridden']}, "
             f"duration {q['duration_h']:.2f} h vs {n['duration_h']:.2f} h"
         )
+        b = p.runner_up
+        if b is None:
+            out.print("no other safe candidate of a different strategy or batch size to compare with")
+        else:
+            out.print(
+                f"  vs the strongest other safe candidate, [bold]{escape(b['candidate'])}[/]: disruption "
+                f"{q['disruption_usd']:,.0f} vs {b['disruption_usd']:,.0f} USD "
+                f"({b['disruption_usd'] - q['disruption_usd']:,.0f} USD less; spare nodes {q['spare_node_usd']:,.0f} "
+                f"vs {b['spare_node_usd']:,.0f} USD), jobs killed {q['jobs_killed']} vs {b['jobs_killed']}, "
+                f"replica-h unready {q['service_replica_hours_unready']:.2f} vs "
+                f"{b['service_replica_hours_unready']:.2f}, duration {q['duration_h']:.2f} h vs {b['duration_h']:.2f} h"
+            )
 
 
 @cost_app.command("attribute")

@@ -238,7 +238,11 @@ def whatif_cmd(
         )
     ps = tuple(p.strip() for p in plans.split(",") if p.strip())
     if scenario is not None:
-        given = [f"--{k.replace('_', '-')}" for k, v in over.items() if v is not None and k != "committed_discount"]
+        given = [
+            f"--{k.replace('_', '-')}"
+            for k, v in over.items()
+            if v is not None and k not in ("committed_discount", "autoscale_granularity_s")
+        ]
         if spec_file is not None or price or given:
             raise UserError(
                 "--scenario replays the scenario as written",
@@ -277,7 +281,16 @@ def whatif_cmd(
                 from gpuinfra.spot_whatif import scenario_whatif
 
                 disc = 0.5 if committed_discount is None else committed_discount
-                r = scenario_whatif(sc, sc._base_dir, seed=seed, committed_discount=disc, plans=ps, progress=tick)
+                gran = 600.0 if autoscale_granularity_s is None else autoscale_granularity_s
+                r = scenario_whatif(
+                    sc,
+                    sc._base_dir,
+                    seed=seed,
+                    committed_discount=disc,
+                    plans=ps,
+                    progress=tick,
+                    autoscale_granularity_s=gran,
+                )
             else:
                 r = whatif(spec, seed=seed or 0, plans=ps, progress=tick)
     except KeyboardInterrupt:
@@ -323,6 +336,16 @@ def _print(r: dict) -> None:
             + f"); workload: {r['workload']['jobs']:,} training jobs, {r['workload']['gpu_hours']:,.0f} GPU-h; "
             f"seed {r['seed']}"
         )
+        from gpuinfra.cli.catalog import usd
+
+        out.print(
+            "prices (USD/GPU-h, on-demand / spot): "
+            + "; ".join(
+                f"{esc(m)} {usd(p['on_demand_usd'])} / {usd(p['spot_usd'])} ({esc(p['source'])})"
+                for m, p in r.get("prices", {}).items()
+            )
+            + "; `gpuinfra catalog prices MODEL` lists the instance types behind each median"
+        )
         if inv["left_out"]:
             why: dict[str, list[str]] = {}
             for s in inv["left_out"]:
@@ -355,29 +378,42 @@ def _print(r: dict) -> None:
         ("mean_jct_h", "mean JCT (h)", "{:,.2f}"),
     ]
     cols = [c for c in cols if any(c[0] in res for res in r["plans"].values())]
-    t = Table("plan", *[h for _, h, _ in cols], title="same seed, same work")
-    open_ended = False
+
+    def open_ended(res: dict) -> bool:  # work still running or pending when the run stopped
+        return bool(res.get("pods_at_horizon") or res.get("jobs_unfinished"))
+
+    none_done = bool(r["plans"]) and all(open_ended(res) for res in r["plans"].values())
+    if none_done:  # '> T' on every row says nothing: say it once below, without the column
+        cols = [c for c in cols if c[0] != "completion_time_h"]
+    labelled = any(res.get("label") for res in r["plans"].values())
+    t = Table("plan", *(["what it buys"] if labelled else []), *[h for _, h, _ in cols], title="same seed, same work")
+    some_open = False
     for name, res in r["plans"].items():
         cells = []
         for k, _, f in cols:
-            if k == "completion_time_h" and (res.get("pods_at_horizon") or res.get("jobs_unfinished")):
-                # work still running or pending when the run stopped: it finished later, if at all
+            if k == "completion_time_h" and open_ended(res):
                 end = res.get("billed_hours") or res.get("completion_time_h")
                 cells.append(f"> {end:,.1f}")
-                open_ended = True
+                some_open = True
             else:
                 cells.append("-" if res.get(k) is None else f.format(res[k]))
-        t.add_row(name, *cells)
+        t.add_row(name, *([esc(res.get("label") or "")] if labelled else []), *cells)
     out.print(t)
-    out.print(
-        "done after (h): time from the start until the last "
-        + ("job" if inv is not None else "pod")
-        + " finished"
-        + ("; '> T': some were still running or pending at the run's horizon T" if open_ended else "")
-    )
+    what = "job" if inv is not None else "pod"
+    if none_done:
+        end = max((res.get("billed_hours") or res.get("completion_time_h") or 0.0) for res in r["plans"].values())
+        out.print(
+            f"no plan finished all its {what}s inside the run's {end:,.1f}-h horizon (some were still running or "
+            f"pending then, e.g. long-running services), so no completion time is given"
+        )
+    else:
+        out.print(
+            f"done after (h): time from the start until the last {what} finished"
+            + ("; '> T': some were still running or pending at the run's horizon T" if some_open else "")
+        )
     plans = r["plans"]
     if r.get("headline"):
-        _print_headline(r["headline"], r.get("capacity_risk"), r["spec"])
+        _print_headline(r["headline"], r.get("capacity_risk"))
     elif "on-demand" in plans:
         base = plans["on-demand"]
         for name, res in plans.items():
@@ -405,8 +441,8 @@ def _pct(x: float) -> str:
     return f"{100 * abs(x):.1f} % {'cheaper' if x >= 0 else 'dearer'}"
 
 
-def _print_headline(h: dict, risk: dict | None, spec: dict) -> None:
-    g = spec["autoscale_granularity_s"] / 60
+def _print_headline(h: dict, risk: dict | None) -> None:
+    g = h["autoscale_granularity_s"] / 60
     out.print(
         f"strongest baseline: on-demand right-sized, billed only for the GPU time the jobs held plus "
         f"{g:g} min of scale-down per job ({h['baseline_usd']:,.0f} USD); the fixed on-demand fleet costs "
@@ -414,6 +450,7 @@ def _print_headline(h: dict, risk: dict | None, spec: dict) -> None:
         f"the price ratio alone is {100 * h['price_ratio_saving']:.1f} % off"
     )
     for name, x in h["plans"].items():
+        name = f"{name} ({x['label']})" if x.get("label") else name
         line = f"{name}: fixed fleet {x['fixed_usd']:,.0f} USD, {_pct(x['saving_vs_right_sized_on_demand'])} than "
         line += f"right-sized on-demand ({_pct(x['saving_vs_fixed_on_demand'])} than the fixed on-demand fleet)"
         if x["right_sized_usd"] is not None:
@@ -429,7 +466,7 @@ def _print_headline(h: dict, risk: dict | None, spec: dict) -> None:
                 f"({x['lost_usd_at_spot_price']:,.0f} USD at the spot price)"
                 + (f", mean JCT {_signed(jct, 2)} h" if jct is not None else "")
                 + (f", done {x['completion_delta_h']:+.1f} h later" if x["completion_delta_h"] else "")
-                + (f", {_n(x['jobs_unfinished'], 'job')} unfinished" if x["jobs_unfinished"] else "")
+                + (f", {_n(x['jobs_unfinished'], 'job')} unfinished" if x.get("jobs_unfinished") else "")
             )
     if risk is not None:
         d = risk["delta"]
@@ -440,7 +477,7 @@ def _print_headline(h: dict, risk: dict | None, spec: dict) -> None:
             f"{risk['reclaims_to_horizon']} replacements came late in this replay; mean JCT "
             f"{a['mean_jct_h'] or 0:.2f} -> {b['mean_jct_h'] or 0:.2f} h ({_signed((b['mean_jct_h'] or 0) - (a['mean_jct_h'] or 0), 3)}), "
             f"done after {a['completion_time_h']:.1f} -> {b['completion_time_h']:.1f} h, "
-            f"{_n(b['jobs_unfinished'], 'job')} unfinished, cost {d['cost_usd']:+,.0f} USD"
+            f"{_n(b['jobs_unfinished'], 'job')} unfinished, cost {round(d['cost_usd'] or 0):+,} USD"
         )
 
 

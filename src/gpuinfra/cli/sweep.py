@@ -126,6 +126,7 @@ def plan_cmd(
     ] = None,
 ) -> None:
     """Print the sweep's size and its projected run time (locally and on Ray) before running it."""
+    import math
     import os
 
     from gpuinfra.sweep.runner import estimate, measure
@@ -139,26 +140,55 @@ def plan_cmd(
         raise UserError(
             f"bad --ray-workers '{ray_workers}'", where="--ray-workers", expected="comma-separated positive integers"
         ) from None
-    if per_run_s is None:
-        err.print(f"timing {min(sample, len(pl.runs))} run(s) here ...", highlight=False)
-        per_run_s = measure(pl, sample)
-        how = f"CPU time measured here, mean of {min(sample, len(pl.runs))} run(s)"
-    else:
-        how = "given with --per-run-s"
-    w = workers or os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n_runs = len(pl.runs)
+    w = max(1, min(workers or os.cpu_count() or 1, n_runs))  # as run_sweep starts them
     t = Table(title=f"sweep {escape(pl.spec.name)}: {len(pl.configs)} configurations x {len(pl.seeds)} seeds")
     t.add_column("where")
     t.add_column("workers", justify="right")
     t.add_column("runs", justify="right")
     t.add_column("projected wall", justify="right")
-    t.add_row("this machine", str(w), f"{len(pl.runs):,}", _dur(estimate(len(pl.runs), per_run_s, w)))
+    if per_run_s is None:
+        err.print(
+            f"timing {min(sample, n_runs)} run(s) here through the sweep's own worker and writer ...", highlight=False
+        )
+        c = measure(pl, sample)
+        # w workers on fewer cores import one after another: start-up x ceil(w / cores) here.
+        local = estimate(
+            n_runs,
+            w,
+            c.run_wall_s,
+            startup_s=c.startup_s * math.ceil(w / cores),
+            setup_s=c.setup_s,
+            record_s=c.record_s,
+        )
+        t.add_row("this machine", str(w), f"{n_runs:,}", _dur(local))
+        for n in sizes:
+            ray_s = estimate(n_runs, n, c.run_cpu_s, startup_s=c.startup_s, setup_s=c.setup_s, record_s=c.record_s)
+            t.add_row("Ray cluster", str(n), f"{n_runs:,}", _dur(ray_s))
+        out.print(t)
+        out.print(
+            f"measured here ({c.sample} run(s) spread over the grid, through the sweep's own code): worker start-up "
+            f"(spawn + imports) {c.startup_s:.2f} s, once per worker; database setup {c.setup_s:.2f} s, once; per run "
+            f"{c.run_wall_s:.2f} s wall ({c.run_cpu_s:.2f} s CPU) in a worker, plus {c.record_s:.3f} s in the sweep's "
+            "own process writing the run directory (fsync'd) and inserting it into DuckDB.\n"
+            "Projection: setup + start-up + max(ceil(runs / workers) x per-run, runs x writing) + writing. This "
+            f"machine uses the wall time per run as loaded now ({cores} core(s); start-up x ceil(workers / cores)); "
+            "Ray uses the CPU time per run (a core of its own per worker, as fast as this one) and one start-up. "
+            "Not included: this command's own start (Python and gpuinfra imports, about 1-3 s), other load arriving "
+            "later, and for Ray its per-task overhead and the transfer of each run's files to the driver; "
+            "runs that differ in size from the sample (larger pools, more pods) shift the per-run time.",
+            highlight=False,
+        )
+        return
+    t.add_row("this machine", str(w), f"{n_runs:,}", _dur(estimate(n_runs, w, per_run_s)))
     for n in sizes:
-        t.add_row("Ray cluster", str(n), f"{len(pl.runs):,}", _dur(estimate(len(pl.runs), per_run_s, n)))
+        t.add_row("Ray cluster", str(n), f"{n_runs:,}", _dur(estimate(n_runs, n, per_run_s)))
     out.print(t)
     out.print(
-        f"per run: {per_run_s:.2f} s ({how}). Projection: ceil(runs / workers) x per-run time, assuming "
-        "each worker is a core as fast as this one and no other load; Ray adds its task overhead "
-        "(milliseconds) and the transfer of each run's files to the driver.",
+        f"per run: {per_run_s:.2f} s (given with --per-run-s). Projection: ceil(runs / workers) x per-run time only: "
+        "worker start-up (spawn + imports, seconds), writing each run directory and the DuckDB insert are not "
+        "included; drop --per-run-s to measure them.",
         highlight=False,
     )
 
@@ -175,20 +205,28 @@ def report_cmd(
 ) -> None:
     """Compare configurations: mean and percentile-bootstrap interval over seeds per metric; a trade-off plot."""
     from gpuinfra.sweep import report
-    from gpuinfra.sweep.report import fmt_interval, metric_title, param_title, write_html
+    from gpuinfra.sweep.report import cell, column_title, seeds_note, write_html
 
     rep = report(directory, x=x, y=y, confidence=confidence)
-    t = Table(title=f"sweep {escape(rep.name)}: mean [{100 * rep.confidence:g} % bootstrap interval] over seeds")
+    what = (
+        "value (identical over seeds)"
+        if rep.seeds_identical
+        else f"mean [{100 * rep.confidence:g} % bootstrap interval]"
+    )
+    t = Table(title=f"sweep {escape(rep.name)}: {what} over seeds")
     for p in rep.params:  # the varied parameters, headed by their readable names
-        t.add_column(escape(param_title(p)), overflow="fold")
+        t.add_column(escape(rep.param_title(p)), overflow="fold")
     t.add_column("seeds", justify="right")
     shown = list(dict.fromkeys([rep.y, rep.x, *rep.metrics]))[:4]
     for m in shown:
-        t.add_column(escape(metric_title(m, rep.units[m])), justify="right")
+        t.add_column(escape(column_title(m, rep.units[m])), justify="right")
     for _, r in rep.table.iterrows():
-        cells = [fmt_interval(r[f"{m}_mean"], r[f"{m}_lo"], r[f"{m}_hi"], rep.units[m]) for m in shown]
-        t.add_row(*(escape(str(r[p])) for p in rep.params), str(r["n"]), *cells)
+        t.add_row(*(escape(str(r[p])) for p in rep.params), str(r["n"]), *(cell(rep, r, m) for m in shown))
     out.print(t)
+    if rep.seeds_identical:
+        out.print(escape(seeds_note(rep)), highlight=False)
+    if any(rep.units[m] == "s" for m in shown):
+        out.print("Durations: each cell in s, min or h as written in it.", highlight=False)
     path = write_html(rep, html or Path(directory) / "report.html")
     out.print(f"{rep.runs_done} of {rep.runs_expected} runs recorded; report: {escape(str(path))}", highlight=False)
 

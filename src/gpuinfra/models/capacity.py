@@ -162,7 +162,9 @@ def growth_timeline(current_gpus: int, demand: np.ndarray, opt: GrowthOption, ol
     Expand: the delivered GPUs serve from then on. Replace is staggered: each delivered new GPU runs
     beside the old GPU it replaces for ``swap_weeks`` (validation), then serves while the old one is
     decommissioned, so capacity never drops below the current fleet. Cost (USD) = GPUs paid each week
-    (old in service + new delivered) x their price x 168 h, inside the forecast only; an order
+    (old in service + new delivered) x their price x 168 h, inside the forecast only, split into
+    ``current_fleet_usd`` (the current GPUs still in service: paid whatever the option) and
+    ``new_gpus_usd``; an order
     arriving after the forecast's last week is reported with ``deliverable_in_horizon`` False and
     costs nothing inside it. Raises UserError for availability outside (0, 1], speedup <= 0 or
     negative counts."""
@@ -191,7 +193,9 @@ def growth_timeline(current_gpus: int, demand: np.ndarray, opt: GrowthOption, ol
         raise UserError(f"growth option kind '{opt.kind}'", where=f"options.{opt.name}", expected="expand or replace")
     unmet = np.maximum(d - cap, 0.0)
     hours = 168.0
-    cost = float((old * old_usd_per_gpu_hour + new * opt.usd_per_gpu_hour).sum() * hours)
+    current_usd = float((old * old_usd_per_gpu_hour).sum() * hours)
+    new_usd = float((new * opt.usd_per_gpu_hour).sum() * hours)
+    cost = current_usd + new_usd
     in_horizon = n > 0 and serving_from < len(d)
     return {
         "option": opt.name,
@@ -199,6 +203,8 @@ def growth_timeline(current_gpus: int, demand: np.ndarray, opt: GrowthOption, ol
         "unmet_gpu_weeks": float(unmet.sum()),
         "weeks_short": int((unmet > 1e-9).sum()),
         "cost_usd": cost,
+        "current_fleet_usd": current_usd,
+        "new_gpus_usd": new_usd,
         "gpus_requested": wanted,
         "gpus_ordered": n,
         "quota_binds": bool(quota_binds),
@@ -357,6 +363,17 @@ def growth_plan(
         ),
     ]
     rows = [growth_timeline(current_gpus, d, o, old_usd) for o in opts]
+    for r in rows:  # why an option orders nothing, said where its row is shown
+        r["why_no_order"] = None
+        if r["gpus_requested"] == 0:
+            if gap <= 1e-9:
+                r["why_no_order"] = "no gap to close"
+            elif r["option"] == "replace" and current_gpus == 0:
+                r["why_no_order"] = "no current GPUs to replace"
+            elif r["option"] == "replace" and speedup <= 1:
+                r["why_no_order"] = f"speed-up {speedup:g} <= 1 adds no capacity"
+            elif order_gpus == 0:
+                r["why_no_order"] = "--order-gpus 0"
     base_unmet = float(np.maximum(d - current_gpus, 0.0).sum())
     best = min(rows, key=lambda r: (round(r["unmet_gpu_weeks"], 9), r["cost_usd"]))
     if base_unmet <= 1e-9:

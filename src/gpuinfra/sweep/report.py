@@ -47,6 +47,16 @@ class SweepReport:
     runs_done: int
     params: tuple[str, ...] = ()
     """The varied parameters (columns of ``table``), in the sweep file's order."""
+    pool_names: tuple[str, ...] = ()
+    """``cluster.pools[i].name`` of the sweep's scenario (read from a recorded run's scenario.yaml), so
+    parameters are titled by the pool's name; empty when not known (a fill sweep, no run yet)."""
+    seeds_identical: bool = False
+    """True when every configuration has >= 2 seeds and every seed gave the same value of every
+    metric: the intervals are then [x, x] and say nothing, so displays omit them and say so once."""
+
+    def param_title(self, path: str) -> str:
+        """:func:`param_title` with this sweep's pool names."""
+        return param_title(path, self.pool_names)
 
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -89,28 +99,38 @@ PARAM_TITLES = {
 }
 
 
-def param_title(path: str) -> str:
-    """A sweep parameter's name for people: ``cluster.pools[1].count`` -> ``pools[1] nodes``; an
-    unknown path -> its last segment with spaces (``faults[0].rate_per_day`` -> ``faults[0] rate per day``)."""
+def param_title(path: str, pool_names: tuple[str, ...] | list[str] = ()) -> str:
+    """A sweep parameter's name for people: ``cluster.pools[1].count`` -> ``h100 pool nodes`` when
+    ``pool_names[1]`` is ``h100`` (else ``pools[1] nodes``); an unknown path -> its last segment
+    with spaces (``faults[0].rate_per_day`` -> ``faults[0] rate per day``)."""
     if path in PARAM_TITLES:
         return PARAM_TITLES[path]
     m = re.fullmatch(r"cluster\.pools\[(\d+)\]\.(\w+)", path)
     if m:
         what = {"count": "nodes", "gpus_per_node": "GPUs per node", "gpu_model": "GPU model"}.get(m[2], m[2])
-        return f"pools[{m[1]}] {what.replace('_', ' ')}"
+        i = int(m[1])
+        pool = f"{pool_names[i]} pool" if i < len(pool_names) and pool_names[i] else f"pools[{i}]"
+        return f"{pool} {what.replace('_', ' ')}"
     head, _, last = path.rpartition(".")
     owner = head.rsplit(".", 1)[-1] if "[" in head.rsplit(".", 1)[-1] else ""
     return (f"{owner} " if owner else "") + last.replace("_", " ")
 
 
 def metric_title(m: str, unit: str) -> str:
-    """``wait_p99_s``, ``s`` -> ``99th-percentile wait (s)``."""
+    """An axis title: ``wait_p99_s``, ``s`` -> ``99th-percentile wait (s)`` (the axis is in the unit)."""
     return f"{METRIC_TITLES.get(m, m.replace('_', ' '))} ({unit})"
 
 
-def config_title(params: dict[str, object]) -> str:
-    """A configuration's readable name: ``pools[1] nodes 1, arrival rate (pods/h) 20``."""
-    return ", ".join(f"{param_title(k)} {v}" for k, v in params.items()) or "the base scenario"
+def column_title(m: str, unit: str) -> str:
+    """A table column title. Durations are shown in s, min or h, each cell with its own unit
+    (:func:`fmt_value`), so their header names no unit (``99th-percentile wait``); other metrics
+    as :func:`metric_title`."""
+    return METRIC_TITLES.get(m, m.replace("_", " ")) if unit == "s" else metric_title(m, unit)
+
+
+def config_title(params: dict[str, object], pool_names: tuple[str, ...] | list[str] = ()) -> str:
+    """A configuration's readable name: ``h100 pool nodes 1, arrival rate (pods/h) 20``."""
+    return ", ".join(f"{param_title(k, pool_names)} {v}" for k, v in params.items()) or "the base scenario"
 
 
 def bootstrap_interval(values: np.ndarray, conf: float, rng: np.random.Generator) -> tuple[float, float]:
@@ -149,7 +169,7 @@ def report(
             raise UserError("the sweep database is empty", where=str(db), fix="run the sweep first")
         name, kind, spec_json, seeds_json = row
         spec = json.loads(spec_json)
-        runs = con.execute("SELECT * FROM runs").df()
+        runs = con.execute("SELECT * FROM runs ORDER BY run_id").df()
         configs = con.execute("SELECT config_id, label, params FROM configs ORDER BY label").df()
     except (duckdb.Error, json.JSONDecodeError, TypeError, ValueError):
         raise not_a_sweep from None
@@ -175,6 +195,7 @@ def report(
                 fix=did_you_mean(m, metrics),
             )
     params = list(spec["params"])
+    pools = _pool_names(out_dir, runs)
     rows = []
     for _, c in configs.iterrows():
         sub = runs[runs["config_id"] == c["config_id"]]
@@ -182,7 +203,7 @@ def report(
         r: dict = {
             "config_id": c["config_id"],
             "label": c["label"],
-            "title": config_title({k: _cell(p.get(k)) for k in params}),
+            "title": config_title({k: _cell(p.get(k)) for k in params}, pools),
             **{k: _cell(p.get(k)) for k in params},
             "n": len(sub),
         }
@@ -199,9 +220,50 @@ def report(
         rows.append(r)
     table = pd.DataFrame(rows)
     seeds = json.loads(seeds_json)
+    identical = _seeds_identical(runs, metrics)
     return SweepReport(
-        name, kind, conf, table, metrics, units, xs, ys, len(configs) * len(seeds), len(runs), tuple(params)
+        name,
+        kind,
+        conf,
+        table,
+        metrics,
+        units,
+        xs,
+        ys,
+        len(configs) * len(seeds),
+        len(runs),
+        tuple(params),
+        pools,
+        identical,
     )
+
+
+def _seeds_identical(runs: pd.DataFrame, metrics: list[str]) -> bool:
+    """True when every configuration ran >= 2 seeds and each metric took one value over them."""
+    if runs.empty:
+        return False
+    for _, sub in runs.groupby("config_id"):
+        if len(sub) < 2:
+            return False
+        for m in metrics:
+            v = sub[m].astype(float)
+            if v.isna().any() != v.isna().all() or v.dropna().nunique() > 1:
+                return False
+    return True
+
+
+def _pool_names(out_dir: Path, runs: pd.DataFrame) -> tuple[str, ...]:
+    """Pool names (``cluster.pools[i].name``) from the first recorded run's scenario.yaml; () if none."""
+    import yaml
+
+    for rel in runs.get("run_dir", pd.Series(dtype=str)).head(1):
+        try:
+            doc = yaml.safe_load((out_dir / str(rel) / "scenario.yaml").read_text(encoding="utf-8"))
+            pools = doc["cluster"]["pools"]
+            return tuple(str(p.get("name") or "") for p in pools)
+        except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+            return ()
+    return ()
 
 
 def _cell(v):
@@ -292,6 +354,24 @@ def fmt_interval(mean: float, lo: float, hi: float, unit: str) -> str:
     return s
 
 
+def cell(rep: SweepReport, r: pd.Series, m: str) -> str:
+    """Table cell of metric ``m`` in row ``r``: mean [interval], or just the mean when seeds change nothing."""
+    if rep.seeds_identical:
+        return fmt_interval(r[f"{m}_mean"], math.nan, math.nan, rep.units[m])
+    return fmt_interval(r[f"{m}_mean"], r[f"{m}_lo"], r[f"{m}_hi"], rep.units[m])
+
+
+def seeds_note(rep: SweepReport) -> str:
+    """The one line said instead of [x, x] intervals when every seed gave identical metrics."""
+    lo, hi = (int(rep.table["n"].min()), int(rep.table["n"].max())) if len(rep.table) else (0, 0)
+    n = str(lo) if lo == hi else f"{lo}-{hi}"
+    return (
+        f"Seeds change nothing here: every configuration's {n} seeds gave identical values of every metric "
+        "(nothing in these scenarios draws from the seed, e.g. a fixed trace replayed without faults or sampled "
+        "durations), so each cell is that one value and no interval is shown; more seeds will not change it."
+    )
+
+
 def write_html(rep: SweepReport, path: Path) -> Path:
     """Write the report page (figure + table), every user string escaped; atomically."""
     import os
@@ -301,13 +381,7 @@ def write_html(rep: SweepReport, path: Path) -> Path:
         {
             "configuration": rep.table["title"],
             "seeds": rep.table["n"],
-            **{
-                metric_title(m, rep.units[m]): [
-                    fmt_interval(r[f"{m}_mean"], r[f"{m}_lo"], r[f"{m}_hi"], rep.units[m])
-                    for _, r in rep.table.iterrows()
-                ]
-                for m in rep.metrics
-            },
+            **{column_title(m, rep.units[m]): [cell(rep, r, m) for _, r in rep.table.iterrows()] for m in rep.metrics},
         }
     )
     table_html = shown.to_html(index=False, escape=True, na_rep="")
@@ -315,10 +389,15 @@ def write_html(rep: SweepReport, path: Path) -> Path:
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(rep.name)} sweep</title></head><body>"
         f"<h1>Sweep {html.escape(rep.name)} ({html.escape(rep.kind)})</h1>"
-        f"<p>{rep.runs_done} of {rep.runs_expected} runs recorded. Each cell: mean over seeds [percentile "
-        f"bootstrap interval at {100 * rep.confidence:g} %, {BOOTSTRAP_RESAMPLES:,} resamples of the seeds]; "
-        "none with one seed. The interval stays within the seeds' values, so with few seeds it is "
-        "narrower than its level promises.</p>"
+        f"<p>{rep.runs_done} of {rep.runs_expected} runs recorded. "
+        + (
+            html.escape(seeds_note(rep))
+            if rep.seeds_identical
+            else f"Each cell: mean over seeds [percentile bootstrap interval at {100 * rep.confidence:g} %, "
+            f"{BOOTSTRAP_RESAMPLES:,} resamples of the seeds]; none with one seed. The interval stays within the "
+            "seeds' values, so with few seeds it is narrower than its level promises."
+        )
+        + " Durations are shown in s, min or h, each cell with its unit.</p>"
         + fig.to_html(full_html=False, include_plotlyjs=True)
         + table_html
         + "</body></html>"

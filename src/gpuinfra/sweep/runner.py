@@ -13,7 +13,6 @@ the race between the fork and the prctl call.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import math
@@ -431,20 +430,94 @@ def run_sweep(
     )
 
 
-def measure(plan: Plan, sample: int = 2) -> float:
-    """Mean CPU seconds of ``sample`` runs spread evenly over the sweep, computed in this process
-    (what ``gpuinfra sweep plan`` projects from). CPU time, not wall time, so that a busy machine
-    does not inflate the estimate: it is the wall time of a run on a core of its own."""
+def _warm() -> int:
+    """Pool start-up probe: import what :func:`execute` imports, in a fresh worker; returns its pid."""
+    from gpuinfra import api  # noqa: F401
+
+    return os.getpid()
+
+
+def _timed_execute(task: dict[str, Any]) -> dict[str, Any]:
+    """:func:`execute` plus the worker's CPU seconds for it (``cpu_s``), for :func:`measure`."""
+    c0 = time.process_time()
+    out = execute(task)
+    out["cpu_s"] = time.process_time() - c0
+    return out
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """What a sweep run costs, measured by :func:`measure` through the sweep's own code path.
+
+    All in seconds. ``startup_s``: wall time to spawn one pool worker (``spawn`` context, the
+    initializer) and import the simulator in it, paid once per worker. ``setup_s``: opening and
+    initialising ``sweep.duckdb`` (once per sweep). ``run_wall_s`` / ``run_cpu_s``: mean wall / CPU
+    time of one run in a warm worker, as the parent sees it (submit to result, pickling included)
+    / as the worker's CPU clock counts it. ``record_s``: mean wall time the parent spends per run
+    writing the run directory atomically (fsync'd) and inserting it into DuckDB; the parent does
+    this for one run at a time while the workers compute the next ones. ``sample``: runs timed.
+    """
+
+    sample: int
+    startup_s: float
+    setup_s: float
+    run_wall_s: float
+    run_cpu_s: float
+    record_s: float
+
+
+def measure(plan: Plan, sample: int = 2) -> RunCost:
+    """Time ``sample`` runs spread evenly over the sweep exactly as :func:`run_sweep` does them:
+    one ``spawn`` pool worker (its start-up and imports timed apart), :func:`execute` in it, then in
+    this process :func:`write_run_dir_atomic` and :meth:`Store.record` into a temporary sweep
+    directory (removed afterwards). Returns a :class:`RunCost`; wall times include whatever else
+    loads this machine now, the CPU time does not."""
     runs = plan.runs
     k = max(1, min(sample, len(runs)))
     picks = [runs[round(i * (len(runs) - 1) / max(1, k - 1))] for i in range(k)] if k > 1 else [runs[0]]
-    t0 = time.process_time()
-    with contextlib.redirect_stdout(sys.stderr):
-        for key in picks:
-            execute(_task(plan, key, False))
-    return (time.process_time() - t0) / len(picks)
+    from gpuinfra import __version__
+
+    t0 = time.perf_counter()
+    backend = LocalBackend(1)
+    try:
+        backend.ex.submit(_warm).result()
+        startup = time.perf_counter() - t0
+        run_wall = run_cpu = record = 0.0
+        with tempfile.TemporaryDirectory(prefix="gpuinfra-sweep-plan-") as td:
+            out_dir = Path(td)
+            runs_dir = out_dir / RUNS_DIR
+            runs_dir.mkdir()
+            t1 = time.perf_counter()
+            store = Store(out_dir, plan.spec.kind)
+            try:
+                store.init(plan, __version__)
+                setup = time.perf_counter() - t1
+                for key in picks:
+                    t2 = time.perf_counter()
+                    out = backend.ex.submit(_timed_execute, _task(plan, key, False)).result()
+                    t3 = time.perf_counter()
+                    d = write_run_dir_atomic(runs_dir, key.run_id, out["files"], out["record"])
+                    store.record(out["record"], d)
+                    run_wall += t3 - t2
+                    run_cpu += out["cpu_s"]
+                    record += time.perf_counter() - t3
+            finally:
+                store.close()
+    finally:
+        backend.close()
+    n = len(picks)
+    return RunCost(n, startup, setup, run_wall / n, run_cpu / n, record / n)
 
 
-def estimate(runs: int, per_run_s: float, workers: int) -> float:
-    """Projected wall seconds: ceil(runs / workers) rounds of one run each."""
-    return math.ceil(runs / max(1, workers)) * per_run_s
+def estimate(
+    runs: int, workers: int, per_run_s: float, *, startup_s: float = 0.0, setup_s: float = 0.0, record_s: float = 0.0
+) -> float:
+    """Projected wall seconds of a sweep of ``runs`` on ``workers`` workers.
+
+    setup + start-up + max(ceil(runs / workers) x per-run, runs x record) + record: the workers
+    start together (one start-up), each computes ceil(runs / workers) runs in turn, and the parent
+    writes and records the runs one at a time while they compute (so whichever of the two is
+    slower sets the pace), then records the last one.
+    """
+    rounds = math.ceil(runs / max(1, workers))
+    return setup_s + startup_s + max(rounds * per_run_s, runs * record_s) + (record_s if runs else 0.0)
