@@ -13,6 +13,7 @@ the race between the fork and the prctl call.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import math
