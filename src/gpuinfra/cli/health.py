@@ -46,7 +46,7 @@ def health(
         if path is not None:
             check_input_file(path, where)
     findings, notes = [], []
-    blind = False
+    blind = unreported = False
     if dmesg is not None:
         text = _log_text(read_text(dmesg), dmesg, "--dmesg", "a kernel log (dmesg, journalctl -k)")
         ev = parse_kernel_log(text, str(dmesg))
@@ -64,8 +64,8 @@ def health(
         )
         findings += ev.findings
         notes.append(f"{nvidia_smi}: {len(ev.gpus_seen)} GPU(s)")
-        notes += ev.notes
-        blind = bool(ev.notes)
+        notes += ev.notes + ev.unreported
+        blind, unreported = bool(ev.notes), bool(ev.unreported)
     findings = escalate(findings)
     v = verdict(findings)
     if as_json:
@@ -79,6 +79,8 @@ def health(
     why = worst[0].reason if worst else "no fault evidence found"
     if not worst and blind:
         why += "; memory errors not judged: the nvidia-smi file has no ECC fields (see above)"
+    elif not worst and unreported:
+        why += "; some memory-error fields are not reported by nvidia-smi (listed above)"
     out.print(f"node verdict: [bold]{esc(v)}[/] ({esc(why)})", markup=True)
     if v != "none":
         raise typer.Exit(EXIT_ACTION_NEEDED)
