@@ -107,8 +107,11 @@ class NodeProbe:
         return asdict(self)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.as_json(), indent=1) + "\n")
+        """Write the probe as JSON, atomically (:func:`gpuinfra.io.atomic.write_text`: never onto a
+        device, FIFO or directory)."""
+        from gpuinfra.io.atomic import write_text
+
+        write_text(Path(path), json.dumps(self.as_json(), indent=1) + "\n")
 
 
 def match_catalog(name: str) -> str | None:
