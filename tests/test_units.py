@@ -96,6 +96,8 @@ def test_policy_groups_and_scenario():
     with pytest.raises(UserError, match="unknown policy 'scenario'"):
         parse_policies("scenario")
     with pytest.raises(UserError, match="no policy given"):
+        parse_policies("  ")
+    with pytest.raises(UserError, match="empty item"):  # never read as "no policy" or the default
         parse_policies(" , ")
     with pytest.raises(UserError, match="Did you mean 'fgd'"):
         parse_policies("fdg")
@@ -133,3 +135,30 @@ def test_trace_refs():
     assert trace_ref("openb:default") == ("default", None)
     name, path = trace_ref("jobs.csv")
     assert name is None and str(path) == "jobs.csv"
+
+
+@pytest.mark.parametrize(
+    ("text", "item"), [(",", "item 1 of 2"), ("a,,b", "item 2 of 3"), ("a,", "item 2 of 2"), (",,,", "")]
+)
+def test_an_empty_list_item_is_refused_never_skipped(text, item):
+    from gpuinfra.units import parse_names
+
+    with pytest.raises(UserError, match="--x: .*empty item") as e:
+        parse_names(text, "--x")
+    assert item in str(e.value)
+    with pytest.raises(UserError, match="--y: .*empty item"):
+        parse_choices(text.replace("a", "fgd").replace("b", "fgd"), ["fgd"], where="--y")
+    assert parse_names("  ", "--x") == [] and parse_names(" a , b ", "--x") == ["a", "b"]
+
+
+def test_cli_lists_with_empty_items_exit_2(tmp_path):
+    from tests.clirunner import gi
+
+    r = gi("mig", "fit", "H100-SXM", "--want", "1g.10gb", "--have", ",,,")
+    assert r.returncode == 2 and "--have" in r.output and "empty item" in r.output, r.output
+    for layout in (",", "", "3g.40gb,,3g.40gb"):
+        r = gi("export", "sharing", "--layout", layout, "-o", tmp_path / "sh")
+        assert r.returncode == 2 and "--layout" in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "sh").exists()
+    r = gi("mig", "fit", "H100-SXM", "--want", "1g.10gb", "--have", "")  # no instances: still the empty GPU
+    assert r.returncode == 0, r.output

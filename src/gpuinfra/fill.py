@@ -69,7 +69,7 @@ def parse_policies(text: str, where: str = "--policy", *, allow_scenario: bool =
 def parse_workloads(text: str) -> list[str]:
     if text.strip() == "all":
         return list(OPENB_POD_LISTS)
-    items = parse_names(text)
+    items = parse_names(text, "--workload")
     if not items:
         raise UserError(f"no workload given in '{text}'", where="--workload", expected="a comma-separated list")
     for w in items:

@@ -144,7 +144,7 @@ def parse_choices(
         return list(groups[key])
     known = [*extra, *choices]
     out = []
-    for p in (x.strip().lower() for x in text.split(",") if x.strip()):
+    for p in (x.lower() for x in parse_names(text, where)):
         if p not in known:
             tail = ", or " + " / ".join(f"'{g}'" for g in groups) if groups else ""
             raise UserError(
@@ -159,15 +159,32 @@ def parse_choices(
     return list(dict.fromkeys(out))
 
 
-def parse_names(text: str) -> list[str]:
-    """A comma-separated list, blanks dropped (``"a, b,,c"`` -> ``["a", "b", "c"]``)."""
-    return [x.strip() for x in text.split(",") if x.strip()]
+def parse_names(text: str, where: str = "list") -> list[str]:
+    """A comma-separated list, each item stripped (``"a, b,c"`` -> ``["a", "b", "c"]``); a blank
+    text is the empty list. An empty item (``","``, ``"a,,b"``, ``"a,"``) is a mistake, never
+    skipped: skipping it turned ``--layout ,`` into the default layout.
+
+    Raises:
+        UserError: naming ``where`` and the position of the first empty item.
+    """
+    if not text.strip():
+        return []
+    items = [x.strip() for x in text.split(",")]
+    if "" in items:
+        k = items.index("")
+        raise UserError(
+            f"'{text}' has an empty item (item {k + 1} of {len(items)})",
+            where=where,
+            expected="comma-separated values with none empty, e.g. a,b,c",
+            fix="remove the extra comma, or write the missing value",
+        )
+    return items
 
 
 def parse_ints(text: str, where: str, expected: str) -> list[int]:
     """Comma-separated non-negative integers. Raises UserError otherwise."""
     try:
-        vals = [int(x) for x in parse_names(text)]
+        vals = [int(x) for x in parse_names(text, where)]
     except ValueError:
         raise UserError(f"bad {where} '{text}'", where=where, expected=expected) from None
     if not vals or any(v < 0 for v in vals):

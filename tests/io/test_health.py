@@ -166,10 +166,10 @@ def test_an_empty_or_binary_log_is_refused_and_a_log_without_kernel_lines_is_fla
     empty.write_text("")
     r = gi("health", "--dmesg", str(empty))
     assert r.returncode == 2 and "is empty" in r.output
-    binary = tmp_path / "ctl.log"
-    binary.write_text("\x01\x02\x03\x04" * 100 + "\n")  # control bytes, no NUL: decodes, but is no text
+    binary = tmp_path / "bin.log"
+    binary.write_bytes(b"line one\nline two\x00\x01\x02\n")  # NUL: binary, named with its line
     r = gi("health", "--dmesg", str(binary))
-    assert r.returncode == 2 and "binary data" in r.output
+    assert r.returncode == 2 and "binary data" in r.output and "bin.log:2" in r.output, r.output
     words = tmp_path / "notes.txt"
     words.write_text("shopping list\neggs\n")
     r = gi("health", "--dmesg", str(words))
@@ -215,3 +215,21 @@ def test_unknown_nvidia_smi_values_are_investigate_not_no(tmp_path):
         text=True,
     )
     assert r.returncode == 1
+
+
+def test_control_characters_inside_a_log_line_are_read_and_printed_escaped(tmp_path):
+    """A process name is user data: ESC and BEL in it are part of a real log line, not binary data.
+    They reach the terminal escaped (\\x1b) and JSON as \\u001b, never raw."""
+    import json
+
+    from tests.clirunner import gi
+
+    log = tmp_path / "node.log"
+    line = "[  100.0] NVRM: Xid (PCI:0000:3b:00): 13, pid=1234, name=\x1b[31mevil\x07proc, Graphics Exception"
+    log.write_text("[   99.0] kernel: boot\n" + line + "\n")
+    r = gi("health", "--dmesg", str(log))
+    assert r.returncode == 1, r.output  # Xid 13: restart_app, an action
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout and "node.log:2" in r.stdout, r.output
+    r = gi("health", "--dmesg", str(log), "--json")
+    (f,) = json.loads(r.stdout)
+    assert f["source_line"] == line and "\\u001b" in r.stdout and "\x1b" not in r.stdout

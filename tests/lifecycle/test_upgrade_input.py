@@ -53,6 +53,9 @@ def _plan_error(path: Path, *extra: str) -> str:
         ("550//12.4", "--to: '550//12.4' is not DRIVER/CUDA[/TORCH]"),
         ("driver=abc", "--to driver: 'abc' is not a version number"),
         ("kernel=abc", "--to kernel: 'abc' is not a version"),
+        ("driver=570.0.0.0.0.0.1", "--to driver: '570.0.0.0.0.0.1' is not a version gpuinfra knows: it has 7 parts"),
+        ("570.0.0.0.0.0.1", "expected 1 to 4 dot-separated parts of 1 to 4 digits each"),
+        ("driver=57000.1", "part '57000' has more than 4 digits"),
     ],
 )
 def test_bad_target_is_refused_before_any_run_with_the_flag_named_once(to, says):

@@ -16,15 +16,34 @@ from functools import cache
 from gpuinfra.catalog._data import read_csv_rows
 from gpuinfra.errors import UserError
 
+MAX_VERSION_PARTS = 4
+"""Dot-separated parts a version may have: driver versions have three (535.104.05), CUDA, NCCL and
+PyTorch two or three (12.4, 2.21.5); four leaves room for a build number."""
+MAX_PART_DIGITS = 4
+"""Digits per part: a driver branch has three (570), no version part reaches five."""
+
 
 def version_tuple(text: str, *, where: str = "version") -> tuple[int, ...]:
-    """``"535.104.05"`` -> (535, 104, 5); ``"12.4"`` -> (12, 4). Raises UserError on anything else."""
+    """``"535.104.05"`` -> (535, 104, 5); ``"12.4"`` -> (12, 4). Raises UserError on anything
+    else, saying which rule the text breaks: only digits and dots, 1 to :data:`MAX_VERSION_PARTS`
+    parts, each 1 to :data:`MAX_PART_DIGITS` digits."""
     t = text.strip()
-    if not re.fullmatch(r"\d{1,4}(\.\d{1,4}){0,3}", t):
-        raise UserError(
-            f"'{text}' is not a version number", where=where, expected="digits separated by dots, e.g. 535.104.05"
+    rule = (
+        f"1 to {MAX_VERSION_PARTS} dot-separated parts of 1 to {MAX_PART_DIGITS} digits each, "
+        "e.g. 535.104.05 (driver) or 12.4 (CUDA)"
+    )
+    d, more = MAX_PART_DIGITS, MAX_VERSION_PARTS - 1
+    if re.fullmatch(rf"\d{{1,{d}}}(\.\d{{1,{d}}}){{0,{more}}}", t):
+        return tuple(int(x) for x in t.split("."))
+    if re.fullmatch(r"\d+(\.\d+)*", t):
+        parts = t.split(".")
+        why = (
+            f"it has {len(parts)} parts"
+            if len(parts) > MAX_VERSION_PARTS
+            else f"part '{next(x for x in parts if len(x) > MAX_PART_DIGITS)}' has more than {MAX_PART_DIGITS} digits"
         )
-    return tuple(int(x) for x in t.split("."))
+        raise UserError(f"'{text}' is not a version gpuinfra knows: {why}", where=where, expected=rule)
+    raise UserError(f"'{text}' is not a version number", where=where, expected=rule)
 
 
 @dataclass(frozen=True, slots=True)

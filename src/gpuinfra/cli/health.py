@@ -46,7 +46,7 @@ def health(
         if path is not None:
             check_input_file(path, where)
     findings, notes = [], []
-    blind = False
+    blind = unreported = False
     if dmesg is not None:
         text = _log_text(read_text(dmesg), dmesg, "--dmesg", "a kernel log (dmesg, journalctl -k)")
         ev = parse_kernel_log(text, str(dmesg))
@@ -64,8 +64,8 @@ def health(
         )
         findings += ev.findings
         notes.append(f"{nvidia_smi}: {len(ev.gpus_seen)} GPU(s)")
-        notes += ev.notes
-        blind = bool(ev.notes)
+        notes += ev.notes + ev.unreported
+        blind, unreported = bool(ev.notes), bool(ev.unreported)
     findings = escalate(findings)
     v = verdict(findings)
     if as_json:
@@ -79,6 +79,8 @@ def health(
     why = worst[0].reason if worst else "no fault evidence found"
     if not worst and blind:
         why += "; memory errors not judged: the nvidia-smi file has no ECC fields (see above)"
+    elif not worst and unreported:
+        why += "; some memory-error fields are not reported by nvidia-smi (listed above)"
     out.print(f"node verdict: [bold]{esc(v)}[/] ({esc(why)})", markup=True)
     if v != "none":
         raise typer.Exit(EXIT_ACTION_NEEDED)
@@ -120,15 +122,24 @@ def findings_table(findings: list) -> Table:
 
 
 def _log_text(text: str, path: Path, where: str, what: str) -> str:
-    """``text`` unless it is empty or binary (NUL bytes, or more than 1 % control characters other
-    than tab and line breaks): then one UserError naming the file (exit 2), not a "none" verdict
-    read from the wrong file."""
+    """``text`` unless it is empty or holds a NUL character (binary data; undecodable bytes are
+    already refused by :func:`gpuinfra.textfile.read_text`): then one UserError naming the file and
+    the first offending line (exit 2), not a "none" verdict read from the wrong file.
+
+    Other control characters (ESC, BEL, ...) are accepted: real kernel logs carry them inside a
+    line (a process name is user data, e.g. ``comm=...`` of an OOM or segfault line); every place
+    that prints a line escapes them (``errors.neutralise`` on the terminal, ``\\u001b`` in JSON)."""
     if not text.strip():
         raise UserError(f"'{path}' is empty", where=where, expected=what)
-    sample = text[:1_000_000]
-    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\n\r" or ord(ch) == 0x7F)
-    if "\x00" in sample or controls > 0.01 * len(sample):
-        raise UserError(f"'{path}' holds binary data, not text", where=where, expected=what)
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise UserError(
+            f"'{path}' holds a NUL character on line {line}: binary data, not text",
+            where=f"{where} ({path}:{line})",
+            expected=what,
+            fix="give the text output of the tool (for example `dmesg -T > node.log`)",
+        )
     return text
 
 

@@ -28,7 +28,7 @@ def roofline(
 
     if dtype != "auto" and dtype not in ("bf16", "fp16", "fp32"):
         raise UserError(f"unknown dtype '{dtype}'", where="--dtype", expected="bf16, fp16, fp32 or auto")
-    devs = parse_names(devices)
+    devs = parse_names(devices, "--devices")
     if not devs:
         raise UserError(f"no device in '{devices}'", where="--devices", expected="comma-separated GPU or CPU models")
     prec = {d: rl.auto_precision(d) if dtype == "auto" else dtype for d in devs}

@@ -44,8 +44,16 @@ def export_sharing_cmd(
         ]
     )
     from gpuinfra.io.sharing_export import export_sharing
+    from gpuinfra.units import parse_names
 
-    lay = [x.strip() for x in layout.split(",") if x.strip()] if layout else None
+    lay = parse_names(layout, "--layout") if layout is not None else None
+    if lay == []:
+        raise UserError(
+            "no MIG profile given",
+            where="--layout",
+            expected="MIG profiles per GPU, comma-separated (e.g. 3g.40gb,3g.40gb)",
+            fix="leave --layout out for mig-parted's all-balanced layout",
+        )
     res = export_sharing(
         policy, gpu, out_dir, replicas, lay, k8s_version=k8s_version, force=force, product_name=product_name
     )

@@ -207,7 +207,7 @@ def whatif_cmd(
 
     from gpuinfra.io import manifest
     from gpuinfra.spot_whatif import whatif
-    from gpuinfra.units import MAX_SEED, check_number
+    from gpuinfra.units import MAX_SEED, check_number, parse_names
 
     check_number(seed, "--seed", lo=0, hi=MAX_SEED)
     if out_dir is not None:
@@ -215,7 +215,7 @@ def whatif_cmd(
     if committed_discount is not None and not 0 <= committed_discount < 1:
         raise UserError(f"--committed-discount {committed_discount}", where="--committed-discount", expected="[0, 1)")
     over = {
-        "models": [m.strip() for m in models.split(",") if m.strip()] if models is not None else None,
+        "models": parse_names(models, "--models") if models is not None else None,
         "scale": scale,
         "days": days,
         "load": load,
@@ -236,7 +236,7 @@ def whatif_cmd(
             where="--reclaim-rate",
             expected="a share of instances interrupted a month in [0, 1] (AWS Spot Advisor buckets: <0.05 .. >0.20)",
         )
-    ps = tuple(p.strip() for p in plans.split(",") if p.strip())
+    ps = tuple(parse_names(plans, "--plans"))
     if scenario is not None:
         given = [
             f"--{k.replace('_', '-')}"

@@ -59,8 +59,7 @@ def topo_show(
     from collections import Counter
 
     from gpuinfra.io.atomic import check_output_file, path_error
-    from gpuinfra.io.health import read_text
-    from gpuinfra.io.topo import parse_topo, rank
+    from gpuinfra.io.topo import parse_topo, rank, read_topo_file
     from gpuinfra.models.topology import BUILTINS
 
     if html is not None:
@@ -81,7 +80,7 @@ def topo_show(
 
             cpu_class(cpu)  # a wrong name is still an error
             out.print("--cpu sets the rate of the inter-socket link: it takes effect with --gpu MODEL")
-        for k, m in enumerate(parse_topo(read_text(p), str(p))):
+        for k, m in enumerate(parse_topo(read_topo_file(p), str(p))):
             gpus = m.gpus
             pairs = Counter(m.link(a, b) for i, a in enumerate(gpus) for b in gpus[i + 1 :])
             nics = [d for d in m.devices if not d.startswith("GPU")]

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import os
 import shlex
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,11 +48,70 @@ def path_error(e: OSError, path: Path, where: str | None = None, verb: str = "wr
     return UserError(f"cannot {verb} '{shown}': {what}", where=where, fix=fix)
 
 
-def ensure_dir(path: Path, where: str | None = None) -> None:
-    """``mkdir -p path``, with path problems as UserError."""
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISREG, "a file"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What an ``st_mode`` stands for, in words ("a file" for a regular file, "a character device",
+    "a FIFO (named pipe)", ...)."""
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def existing_kind(path: Path, where: str | None = None) -> str | None:
+    """What exists at ``path`` (following symlinks: a link is what it points at), in the words of
+    :func:`file_kind`, or None when nothing does (a dangling symlink counts as nothing).
+
+    Raises:
+        UserError: when ``path`` cannot be examined (permission, a parent that is a file ...).
+    """
     try:
-        if path.exists() and not path.is_dir():
-            raise UserError(f"'{path}' is a file, not a directory", where=where, fix="choose a directory path")
+        return file_kind(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ENOTDIR:
+            return None  # a parent is a file: the writer's own checks say so
+        raise path_error(e, Path(path), where, verb="examine") from None
+
+
+def refuse_special(path: Path, where: str | None, *, want: str = "a file") -> None:
+    """Refuse an existing ``path`` that is not ``want`` ("a file", meaning a regular file, or "a
+    directory"): a device, a FIFO, a socket, a directory where a file is expected, or a symlink to
+    one of those. Outputs are written by renaming a new file onto the path, which would silently
+    replace such an entry (a device node would become a regular file), so this holds even with
+    ``--force``.
+
+    Raises:
+        UserError: naming ``where``, the path and what it is.
+    """
+    kind = existing_kind(path, where)
+    if kind is None or kind == want:
+        return
+    link = " (through a symbolic link)" if Path(path).is_symlink() else ""
+    if want == "a directory":
+        raise UserError(f"'{path}' is {kind}{link}, not a directory", where=where, fix="choose a directory path")
+    raise UserError(
+        f"'{path}' is {kind}{link}, not a regular file; an output never replaces it, even with --force",
+        where=where,
+        expected="a new path or an existing regular file",
+        fix="choose another path",
+    )
+
+
+def ensure_dir(path: Path, where: str | None = None) -> None:
+    """``mkdir -p path``, with path problems as UserError (including an existing non-directory)."""
+    try:
+        refuse_special(path, where, want="a directory")
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         if e.errno == errno.ENOENT:  # /proc, /sys: the parent exists but takes no new entries
@@ -104,6 +164,7 @@ def atomic_path(path: Path, where: str | None = None, mode: int | None = None) -
     temporary file is 0o600 until then, so a secret is never readable by others."""
     path = Path(path)
     ensure_dir(path.parent, where)
+    refuse_special(path, where)
     try:
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=path.suffix, dir=path.parent)
     except OSError as e:
@@ -113,6 +174,7 @@ def atomic_path(path: Path, where: str | None = None, mode: int | None = None) -
     try:
         yield tmp_path
         os.chmod(tmp_path, (0o666 & ~_umask()) if mode is None else mode)
+        refuse_special(path, where)  # again: something may have been created there meanwhile
         try:
             os.replace(tmp_path, path)
         except OSError as e:
@@ -146,19 +208,15 @@ def write_with(path: Path, writer: Callable[[Path], object], where: str | None =
 
 
 def check_new_file(path: Path, *, force: bool, where: str) -> None:
-    """Refuse to overwrite an existing file unless ``force``; refuse a directory always.
+    """Refuse to overwrite an existing regular file unless ``force``; refuse always anything else that
+    exists there (a directory, device, FIFO, socket, or a symlink to one: :func:`refuse_special`).
 
     Raises:
         UserError: naming ``where`` (the option) and the path.
     """
     path = Path(path)
-    try:
-        is_dir, exists = path.is_dir(), path.exists()
-    except OSError as e:
-        raise path_error(e, path, where) from None
-    if is_dir:
-        raise UserError(f"'{path}' is a directory", where=where, expected="a file path")
-    if exists and not force:
+    refuse_special(path, where)
+    if existing_kind(path, where) is not None and not force:
         raise UserError(
             f"'{path}' already exists", where=where, fix="choose another name, or pass --force to replace it"
         )

@@ -55,6 +55,8 @@ class Evidence:
     gpus_seen: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     """What the input could not say (a GPU block without ECC fields), for the verdict's reader."""
+    unreported: list[str] = field(default_factory=list)
+    """Memory-error fields printed as a placeholder ('N/A', '[Not Supported]'): not judged, listed."""
 
 
 def bus_id(raw: str) -> str:
@@ -185,12 +187,20 @@ def parse_kernel_log(text: str, label: str) -> Evidence:
     return ev
 
 
+class _Block(dict):
+    """{'Section/Sub/Key': value} of one GPU block, with ``lines``: {key: its line number}."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: dict[str, int] = {}
+
+
 def _sections(text: str) -> list[tuple[str, dict[str, str], int]]:
     """(GPU bus id, {'Section/Sub/Key': value}, first line) per GPU block of nvidia-smi -q. A key
     that repeats within a block (one 'Process ID' per process) is stored as 'Key#2', 'Key#3', ...
-    in the order printed."""
+    in the order printed. The dict's ``lines`` attribute maps each key to its line number."""
     gpus: list[tuple[str, dict[str, str], int]] = []
-    cur: dict[str, str] | None = None
+    cur: _Block | None = None
     seen: dict[str, int] = {}
     """times each key path has occurred in the current block (linear, whatever the repeats)"""
     stack: list[tuple[int, str]] = []
@@ -199,7 +209,7 @@ def _sections(text: str) -> list[tuple[str, dict[str, str], int]]:
             continue
         m = re.match(r"^GPU\s+([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f])\s*$", raw)
         if m:
-            cur, seen = {}, {}
+            cur, seen = _Block(), {}
             gpus.append((m.group(1), cur, n))
             stack = []
             continue
@@ -215,7 +225,9 @@ def _sections(text: str) -> list[tuple[str, dict[str, str], int]]:
             if val:
                 path = "/".join([s for _, s in stack] + [key])
                 i = seen[path] = seen.get(path, 0) + 1
-                cur[path if i == 1 else f"{path}#{i}"] = val
+                key = path if i == 1 else f"{path}#{i}"
+                cur[key] = val
+                cur.lines[key] = n
                 continue
             stack.append((indent, key))
         else:
@@ -245,7 +257,22 @@ def parse_nvidia_smi_q(text: str, label: str) -> Evidence:
             "row-remapping fields: memory errors cannot be judged from this file (save the full "
             "`nvidia-smi -q` output, not a -d subset, from a GPU with ECC enabled)"
         )
+    groups: dict[tuple[str, str], int] = {}
+    for d in probe.devices:
+        if d in blind:
+            continue
+        for k, v in d.not_reported.items():
+            if k.split("/", 1)[0].lower().replace(" ", "_") in _MEMORY_SECTIONS:
+                groups[(k, v)] = groups.get((k, v), 0) + 1
+    if groups:
+        listed = "; ".join(f"{k} = {v} on {n} GPU(s)" for (k, v), n in list(groups.items())[:12])
+        more = f"; and {len(groups) - 12} more field(s)" if len(groups) > 12 else ""
+        ev.unreported.append(f"{label}: not reported by nvidia-smi, so not judged: {listed}{more}")
     return ev
+
+
+_MEMORY_SECTIONS = {"ecc_errors", "ecc_mode", "retired_pages", "remapped_rows"}
+"""Top-level nvidia-smi -q sections (text or XML names) whose fields carry memory-error evidence."""
 
 
 MEMORY_ERROR_FIELDS = (

@@ -18,8 +18,7 @@ def load_topology(node: str, gpu: str | None = None, cpu: str | None = None):
         UserError: neither a built-in nor a file, a bad matrix, a file without ``gpu``, an unknown
         ``cpu``, or ``cpu`` with a built-in node (a built-in node states its own CPU).
     """
-    from gpuinfra.io.health import read_text
-    from gpuinfra.io.topo import parse_topo
+    from gpuinfra.io.topo import parse_topo, read_topo_file
     from gpuinfra.models.topology import BUILTINS, builtin, cpu_class, from_matrix, matrix_assumptions
 
     if node in BUILTINS:
@@ -37,7 +36,7 @@ def load_topology(node: str, gpu: str | None = None, cpu: str | None = None):
             where="NODE",
             expected="one of " + ", ".join(BUILTINS) + " or a saved `nvidia-smi topo -m` output",
         )
-    m = parse_topo(read_text(p), str(p))[0]
+    m = parse_topo(read_topo_file(p), str(p))[0]
     if gpu is None:
         raise UserError(
             f"{p}: a matrix does not name its GPU model, and link rates depend on it",

@@ -83,6 +83,9 @@ class DeviceProbe:
     """(field, value) of health fields whose value gpuinfra does not know (a yes/no field reading neither,
     nor N/A): reported as ``investigate``, never taken as "no"."""
     processes: list[Process] = field(default_factory=list)
+    not_reported: dict[str, str] = field(default_factory=dict)
+    """Fields the tool printed with a placeholder instead of a value (``'ECC Errors/Volatile/DRAM
+    Uncorrectable': '[Not Supported]'``): not reported, so not judged; listed by ``health``."""
     catalog_model: str | None = None
     """The gpuinfra catalog model this device matches (None: not in the catalog)."""
 
@@ -104,8 +107,11 @@ class NodeProbe:
         return asdict(self)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.as_json(), indent=1) + "\n")
+        """Write the probe as JSON, atomically (:func:`gpuinfra.io.atomic.write_text`: never onto a
+        device, FIFO or directory)."""
+        from gpuinfra.io.atomic import write_text
+
+        write_text(Path(path), json.dumps(self.as_json(), indent=1) + "\n")
 
 
 def match_catalog(name: str) -> str | None:
@@ -347,56 +353,87 @@ def _probe_from_json(raw: dict[str, Any], label: str) -> NodeProbe:
         ) from None
 
 
-def _int(v: str | None) -> int | None:
-    """A count or size as nvidia-smi prints it ('81559 MiB', '0'); None for 'N/A'. Counters are
-    never negative: a negative one is a corrupt file (UserError), not a value to act on."""
-    if v is None:
-        return None
-    m = re.match(r"^\s*(-?\d+)", v)
-    if m and m.group(1).startswith("-"):
-        raise UserError(
-            f"'{v.strip()}' is not a count: nvidia-smi never prints a negative counter",
-            where="nvidia-smi -q",
-            fix="give the tool's unedited output",
-        )
-    return int(m.group(1)) if m else None
-
-
-def _float(v: str | None) -> float | None:
-    if v is None:
-        return None
-    m = re.match(r"^\s*(-?\d+(?:\.\d+)?)", v)
-    return float(m.group(1)) if m else None
-
-
-def _yes(v: str | None) -> bool | None:
-    if v is None:
-        return None
-    return {"yes": True, "no": False, "enabled": True, "disabled": False}.get(v.strip().lower())
-
-
 NOT_AVAILABLE = ("n/a", "[n/a]", "not supported", "[not supported]", "unknown error", "[unknown error]")
 """Values nvidia-smi prints for a field the GPU does not report (kept as absent, not as unknown)."""
 
 
-def _yes_field(kv: dict[str, str], key: str, d: DeviceProbe) -> bool | None:
-    """A yes/no health field; a value that is neither (nor N/A) is recorded in ``d.unread`` and read as None."""
-    v = kv.get(key)
-    out = _yes(v)
-    if v is not None and out is None and v.strip().lower() not in NOT_AVAILABLE:
-        d.unread.append((key, v.strip()))
-    return out
+NVSMI_PLACEHOLDER = re.compile(r"^(N/A|\[[A-Za-z][A-Za-z0-9 /',.-]{0,60}\])$")
+"""What nvidia-smi prints instead of a value: 'N/A' (not applicable to this GPU) or an NVML status
+in brackets, nvmlErrorString's text: '[N/A]', '[Not Supported]', '[Insufficient Permissions]',
+'[Unknown Error]', '[GPU is lost]', '[GPU requires reset]' (NVML API reference, nvmlReturn_t).
+Such a field is *not reported*: None, and listed in :attr:`DeviceProbe.not_reported`."""
+
+_NUMBER = re.compile(r"^(-?\d+(?:\.\d+)?)(?:\s*[A-Za-z%]+)?$")
+_FLAGS = {"yes": True, "no": False, "enabled": True, "disabled": False}
+
+
+class _Reader:
+    """Typed values of one GPU block. A counter that is neither a number nor one of nvidia-smi's
+    placeholders (:data:`NVSMI_PLACEHOLDER`, :data:`NOT_AVAILABLE`) is a :class:`UserError` naming
+    the file, line and field; a placeholder is None and recorded in ``unreported``. A yes/no field
+    with another value is recorded in ``unread`` (reported as ``investigate`` by
+    :func:`probe_findings`: a newer driver may print a value gpuinfra does not know), or is a
+    UserError when no ``unread`` list is given."""
+
+    def __init__(self, get, where_of, unreported: dict[str, str], unread: list | None = None) -> None:
+        self.get, self.where_of, self.unreported, self.unread = get, where_of, unreported, unread
+
+    def _raw(self, key: str) -> str | None:
+        v = self.get(key)
+        if v is None:
+            return None
+        v = v.strip()
+        if NVSMI_PLACEHOLDER.match(v) or v.lower() in NOT_AVAILABLE:
+            self.unreported[key] = v
+            return None
+        return v
+
+    def _bad(self, key: str, v: str, expected: str) -> UserError:
+        return UserError(
+            f"field '{key}' is '{v}'",
+            where=self.where_of(key),
+            expected=f"{expected}, or one of nvidia-smi's placeholders (N/A, [N/A], [Not Supported], [Unknown Error])",
+            fix="give the tool's unedited output",
+        )
+
+    def num(self, key: str, *, integer: bool = True) -> float | int | None:
+        """A count, size or reading as nvidia-smi prints it ('81559 MiB', '0', '35 C', '16x')."""
+        v = self._raw(key)
+        if v is None:
+            return None
+        m = _NUMBER.match(v)
+        if not m or (integer and "." in m.group(1)):
+            raise self._bad(key, v, "a whole number" if integer else "a number")
+        if m.group(1).startswith("-"):
+            raise UserError(
+                f"field '{key}' is '{v}', not a count: nvidia-smi never prints a negative value here",
+                where=self.where_of(key),
+                fix="give the tool's unedited output",
+            )
+        return int(m.group(1)) if integer else float(m.group(1))
+
+    def flag(self, key: str) -> bool | None:
+        """A yes/no field ('Yes', 'No', 'Enabled', 'Disabled')."""
+        v = self._raw(key)
+        if v is None:
+            return None
+        if v.lower() not in _FLAGS:
+            if self.unread is not None:
+                self.unread.append((key, v))
+                return None
+            raise self._bad(key, v, "Yes, No, Enabled or Disabled")
+        return _FLAGS[v.lower()]
 
 
 def _first(*vals: float | int | None):
     return next((v for v in vals if v is not None), None)
 
 
-def _sram_unc(kv: dict[str, str], scope: str) -> int | None:
+def _sram_unc(R: _Reader, scope: str) -> int | None:
     """Uncorrectable SRAM errors of a scope: 'SRAM Uncorrectable' (before 550) or the sum of
     'SRAM Uncorrectable Parity' and 'SRAM Uncorrectable SEC-DED' (550 and later)."""
-    old = _int(kv.get(f"ECC Errors/{scope}/SRAM Uncorrectable"))
-    parts = [_int(kv.get(f"ECC Errors/{scope}/SRAM Uncorrectable {k}")) for k in ("Parity", "SEC-DED")]
+    old = R.num(f"ECC Errors/{scope}/SRAM Uncorrectable")
+    parts = [R.num(f"ECC Errors/{scope}/SRAM Uncorrectable {k}") for k in ("Parity", "SEC-DED")]
     if old is not None:
         return old
     if any(v is not None for v in parts):
@@ -404,23 +441,23 @@ def _sram_unc(kv: dict[str, str], scope: str) -> int | None:
     return None
 
 
-def _processes(kv: dict[str, str]) -> list[Process]:
+def _processes(kv: dict[str, str], R: _Reader) -> list[Process]:
     """Every process of a GPU block, in order: each 'Process ID' opens one, the 'Used GPU Memory'
     after it belongs to it (repeated keys carry '#n', see io.health._sections)."""
     out: list[Process] = []
     cur: Process | None = None
-    for k, v in kv.items():
+    for k in kv:
         base = k.split("#", 1)[0]
         if not base.startswith("Processes/"):
             continue
         leaf = base.rsplit("/", 1)[1]
         if leaf == "Process ID":
-            pid = _int(v)
+            pid = R.num(k)
             cur = Process(pid, None) if pid is not None else None
             if cur is not None:
                 out.append(cur)
         elif leaf == "Used GPU Memory" and cur is not None:
-            cur.used_mib = _int(v)
+            cur.used_mib = R.num(k)
     return out
 
 
@@ -445,65 +482,70 @@ def parse_nvidia_smi_probe(text: str, label: str) -> NodeProbe:
         )
     head = dict(re.findall(r"^(Driver Version|CUDA Version|Timestamp)\s*:\s*(.+?)\s*$", text, flags=re.M))
     devices = []
-    for i, (bus, kv, _) in enumerate(blocks):
+    for i, (bus, kv, start) in enumerate(blocks):
         name = kv.get("Product Name", f"GPU {i}")
         d = DeviceProbe(i, name, catalog_model=match_catalog(name), pci_bus_id=bus)
+        lines = getattr(kv, "lines", {})
+        R = _Reader(
+            kv.get, lambda k, lines=lines, start=start: f"{label}:{lines.get(k, start)}", d.not_reported, d.unread
+        )
         d.uuid = kv.get("GPU UUID")
-        d.memory_total_mib = _int(kv.get("FB Memory Usage/Total"))
-        d.memory_used_mib = _int(kv.get("FB Memory Usage/Used"))
-        d.memory_free_mib = _int(kv.get("FB Memory Usage/Free"))
-        d.memory_reserved_mib = _int(kv.get("FB Memory Usage/Reserved"))
-        d.gpu_util_pct = _int(kv.get("Utilization/Gpu"))
-        d.mem_util_pct = _int(kv.get("Utilization/Memory"))
-        d.sm_clock_mhz = _int(kv.get("Clocks/SM"))
-        d.mem_clock_mhz = _int(kv.get("Clocks/Memory"))
-        d.max_sm_clock_mhz = _int(kv.get("Max Clocks/SM"))
+        d.memory_total_mib = R.num("FB Memory Usage/Total")
+        d.memory_used_mib = R.num("FB Memory Usage/Used")
+        d.memory_free_mib = R.num("FB Memory Usage/Free")
+        d.memory_reserved_mib = R.num("FB Memory Usage/Reserved")
+        d.gpu_util_pct = R.num("Utilization/Gpu")
+        d.mem_util_pct = R.num("Utilization/Memory")
+        d.sm_clock_mhz = R.num("Clocks/SM")
+        d.mem_clock_mhz = R.num("Clocks/Memory")
+        d.max_sm_clock_mhz = R.num("Max Clocks/SM")
         d.power_w = _first(
             *(
-                _float(kv.get(f"{sec}/{k}"))
+                R.num(f"{sec}/{k}", integer=False)
                 for sec in ("GPU Power Readings", "Power Readings")
                 for k in ("Power Draw", "Instantaneous Power Draw", "Average Power Draw")
             )
         )
         d.power_limit_w = _first(
-            _float(kv.get("GPU Power Readings/Current Power Limit")), _float(kv.get("Power Readings/Power Limit"))
+            R.num("GPU Power Readings/Current Power Limit", integer=False),
+            R.num("Power Readings/Power Limit", integer=False),
         )
-        d.temperature_c = _int(kv.get("Temperature/GPU Current Temp"))
-        d.ecc_enabled = _yes(kv.get("ECC Mode/Current"))
+        d.temperature_c = R.num("Temperature/GPU Current Temp")
+        d.ecc_enabled = R.flag("ECC Mode/Current")
         d.ecc_volatile_corrected = _first(
-            _int(kv.get("ECC Errors/Volatile/DRAM Correctable")), _int(kv.get("ECC Errors/Volatile/Single Bit/Total"))
+            R.num("ECC Errors/Volatile/DRAM Correctable"), R.num("ECC Errors/Volatile/Single Bit/Total")
         )
         d.ecc_volatile_uncorrected = _first(
-            _int(kv.get("ECC Errors/Volatile/DRAM Uncorrectable")), _int(kv.get("ECC Errors/Volatile/Double Bit/Total"))
+            R.num("ECC Errors/Volatile/DRAM Uncorrectable"), R.num("ECC Errors/Volatile/Double Bit/Total")
         )
         d.ecc_aggregate_corrected = _first(
-            _int(kv.get("ECC Errors/Aggregate/DRAM Correctable")), _int(kv.get("ECC Errors/Aggregate/Single Bit/Total"))
+            R.num("ECC Errors/Aggregate/DRAM Correctable"), R.num("ECC Errors/Aggregate/Single Bit/Total")
         )
         d.ecc_aggregate_uncorrected = _first(
-            _int(kv.get("ECC Errors/Aggregate/DRAM Uncorrectable")),
-            _int(kv.get("ECC Errors/Aggregate/Double Bit/Total")),
+            R.num("ECC Errors/Aggregate/DRAM Uncorrectable"),
+            R.num("ECC Errors/Aggregate/Double Bit/Total"),
         )
-        d.sram_volatile_uncorrected = _sram_unc(kv, "Volatile")
-        d.sram_aggregate_uncorrected = _sram_unc(kv, "Aggregate")
-        d.sram_threshold_exceeded = _yes_field(kv, "ECC Errors/Aggregate/SRAM Threshold Exceeded", d)
+        d.sram_volatile_uncorrected = _sram_unc(R, "Volatile")
+        d.sram_aggregate_uncorrected = _sram_unc(R, "Aggregate")
+        d.sram_threshold_exceeded = R.flag("ECC Errors/Aggregate/SRAM Threshold Exceeded")
         d.recovery_action = kv.get("GPU Recovery Action")
-        d.retired_pages_sbe = _int(kv.get("Retired Pages/Single Bit ECC"))
-        d.retired_pages_dbe = _int(kv.get("Retired Pages/Double Bit ECC"))
-        d.retired_pages_pending = _yes_field(kv, "Retired Pages/Pending Page Blacklist", d)
-        d.remapped_rows_correctable = _int(kv.get("Remapped Rows/Correctable Error"))
-        d.remapped_rows_uncorrectable = _int(kv.get("Remapped Rows/Uncorrectable Error"))
-        d.remap_pending = _yes_field(kv, "Remapped Rows/Pending", d)
-        d.remap_failure = _yes_field(kv, "Remapped Rows/Remapping Failure Occurred", d)
-        d.mig_mode_current = _yes(kv.get("MIG Mode/Current"))
-        d.mig_mode_pending = _yes(kv.get("MIG Mode/Pending"))
-        d.pcie_gen = _int(kv.get("PCI/GPU Link Info/PCIe Generation/Current"))
-        d.pcie_width = _int(kv.get("PCI/GPU Link Info/Link Width/Current"))
+        d.retired_pages_sbe = R.num("Retired Pages/Single Bit ECC")
+        d.retired_pages_dbe = R.num("Retired Pages/Double Bit ECC")
+        d.retired_pages_pending = R.flag("Retired Pages/Pending Page Blacklist")
+        d.remapped_rows_correctable = R.num("Remapped Rows/Correctable Error")
+        d.remapped_rows_uncorrectable = R.num("Remapped Rows/Uncorrectable Error")
+        d.remap_pending = R.flag("Remapped Rows/Pending")
+        d.remap_failure = R.flag("Remapped Rows/Remapping Failure Occurred")
+        d.mig_mode_current = R.flag("MIG Mode/Current")
+        d.mig_mode_pending = R.flag("MIG Mode/Pending")
+        d.pcie_gen = R.num("PCI/GPU Link Info/PCIe Generation/Current")
+        d.pcie_width = R.num("PCI/GPU Link Info/Link Width/Current")
         d.clock_event_reasons = [
             k.split("#", 1)[0].rsplit("/", 1)[1]
             for k, v in kv.items()
             if re.match(r"^Clocks (Event|Throttle) Reasons/", k) and v.strip().lower() == "active"
         ]
-        d.processes = _processes(kv)
+        d.processes = _processes(kv, R)
         devices.append(d)
     return NodeProbe(
         f"nvidia-smi -q ({label})",
@@ -571,53 +613,59 @@ def parse_nvidia_smi_xml(text: str, label: str) -> NodeProbe:
         name = t(g, "product_name") or f"GPU {i}"
         d = DeviceProbe(i, name, catalog_model=match_catalog(name), pci_bus_id=g.get("id") or t(g, "pci/pci_bus_id"))
         d.uuid = t(g, "uuid")
-        d.memory_total_mib = _int(t(g, "fb_memory_usage/total"))
-        d.memory_used_mib = _int(t(g, "fb_memory_usage/used"))
-        d.memory_free_mib = _int(t(g, "fb_memory_usage/free"))
-        d.memory_reserved_mib = _int(t(g, "fb_memory_usage/reserved"))
-        d.gpu_util_pct = _int(t(g, "utilization/gpu_util"))
-        d.mem_util_pct = _int(t(g, "utilization/memory_util"))
-        d.sm_clock_mhz = _int(t(g, "clocks/sm_clock"))
-        d.mem_clock_mhz = _int(t(g, "clocks/mem_clock"))
-        d.max_sm_clock_mhz = _int(t(g, "max_clocks/sm_clock"))
+        R = _Reader(
+            lambda path, g=g: t(g, path), lambda path, i=i: f"{label} GPU{i} <{path}>", d.not_reported, d.unread
+        )
+        d.memory_total_mib = R.num("fb_memory_usage/total")
+        d.memory_used_mib = R.num("fb_memory_usage/used")
+        d.memory_free_mib = R.num("fb_memory_usage/free")
+        d.memory_reserved_mib = R.num("fb_memory_usage/reserved")
+        d.gpu_util_pct = R.num("utilization/gpu_util")
+        d.mem_util_pct = R.num("utilization/memory_util")
+        d.sm_clock_mhz = R.num("clocks/sm_clock")
+        d.mem_clock_mhz = R.num("clocks/mem_clock")
+        d.max_sm_clock_mhz = R.num("max_clocks/sm_clock")
         d.power_w = _first(
             *(
-                _float(t(g, f"{sec}/{k}"))
+                R.num(f"{sec}/{k}", integer=False)
                 for sec in ("gpu_power_readings", "power_readings")
                 for k in ("power_draw", "instant_power_draw", "average_power_draw")
             )
         )
         d.power_limit_w = _first(
-            _float(t(g, "gpu_power_readings/current_power_limit")), _float(t(g, "power_readings/power_limit"))
+            R.num("gpu_power_readings/current_power_limit", integer=False),
+            R.num("power_readings/power_limit", integer=False),
         )
-        d.temperature_c = _int(t(g, "temperature/gpu_temp"))
-        d.ecc_enabled = _yes(t(g, "ecc_mode/current_ecc"))
+        d.temperature_c = R.num("temperature/gpu_temp")
+        d.ecc_enabled = R.flag("ecc_mode/current_ecc")
         for scope in ("volatile", "aggregate"):
             e = f"ecc_errors/{scope}"
-            corr = _first(_int(t(g, f"{e}/dram_correctable")), _int(t(g, f"{e}/single_bit/total")))
-            unc = _first(_int(t(g, f"{e}/dram_uncorrectable")), _int(t(g, f"{e}/double_bit/total")))
-            parts = [_int(t(g, f"{e}/sram_uncorrectable_{k}")) for k in ("parity", "secded")]
-            sram = _int(t(g, f"{e}/sram_uncorrectable"))
+            corr = _first(R.num(f"{e}/dram_correctable"), R.num(f"{e}/single_bit/total"))
+            unc = _first(R.num(f"{e}/dram_uncorrectable"), R.num(f"{e}/double_bit/total"))
+            parts = [R.num(f"{e}/sram_uncorrectable_{k}") for k in ("parity", "secded")]
+            sram = R.num(f"{e}/sram_uncorrectable")
             if sram is None and any(v is not None for v in parts):
                 sram = sum(v or 0 for v in parts)
             setattr(d, f"ecc_{scope}_corrected", corr)
             setattr(d, f"ecc_{scope}_uncorrected", unc)
             setattr(d, f"sram_{scope}_uncorrected", sram)
-        d.sram_threshold_exceeded = _yes(t(g, "ecc_errors/aggregate/sram_threshold_exceeded"))
+        d.sram_threshold_exceeded = R.flag("ecc_errors/aggregate/sram_threshold_exceeded")
         d.recovery_action = t(g, "gpu_recovery_action")
-        d.retired_pages_sbe = _int(t(g, "retired_pages/multiple_single_bit_retirement/retired_count"))
-        d.retired_pages_dbe = _int(t(g, "retired_pages/double_bit_retirement/retired_count"))
-        d.retired_pages_pending = _yes(
-            t(g, "retired_pages/pending_blacklist") or t(g, "retired_pages/pending_retirement")
+        d.retired_pages_sbe = R.num("retired_pages/multiple_single_bit_retirement/retired_count")
+        d.retired_pages_dbe = R.num("retired_pages/double_bit_retirement/retired_count")
+        d.retired_pages_pending = R.flag(
+            "retired_pages/pending_blacklist"
+            if t(g, "retired_pages/pending_blacklist")
+            else "retired_pages/pending_retirement"
         )
-        d.remapped_rows_correctable = _int(t(g, "remapped_rows/remapped_row_corr"))
-        d.remapped_rows_uncorrectable = _int(t(g, "remapped_rows/remapped_row_unc"))
-        d.remap_pending = _yes(t(g, "remapped_rows/remapped_row_pending"))
-        d.remap_failure = _yes(t(g, "remapped_rows/remapped_row_failure"))
-        d.mig_mode_current = _yes(t(g, "mig_mode/current_mig"))
-        d.mig_mode_pending = _yes(t(g, "mig_mode/pending_mig"))
-        d.pcie_gen = _int(t(g, "pci/pci_gpu_link_info/pcie_gen/current_link_gen"))
-        d.pcie_width = _int(t(g, "pci/pci_gpu_link_info/link_widths/current_link_width"))
+        d.remapped_rows_correctable = R.num("remapped_rows/remapped_row_corr")
+        d.remapped_rows_uncorrectable = R.num("remapped_rows/remapped_row_unc")
+        d.remap_pending = R.flag("remapped_rows/remapped_row_pending")
+        d.remap_failure = R.flag("remapped_rows/remapped_row_failure")
+        d.mig_mode_current = R.flag("mig_mode/current_mig")
+        d.mig_mode_pending = R.flag("mig_mode/pending_mig")
+        d.pcie_gen = R.num("pci/pci_gpu_link_info/pcie_gen/current_link_gen")
+        d.pcie_width = R.num("pci/pci_gpu_link_info/link_widths/current_link_width")
         for sec in ("clocks_event_reasons", "clocks_throttle_reasons"):
             el = g.find(sec)
             if el is None:
@@ -626,10 +674,13 @@ def parse_nvidia_smi_xml(text: str, label: str) -> NodeProbe:
                 key = re.sub(r"^clocks_(event|throttle)_reason_", "", child.tag)
                 if (child.text or "").strip().lower() == "active":
                     d.clock_event_reasons.append(_XML_REASONS.get(key, key))
-        for pi in g.findall("processes/process_info"):
-            pid = _int(t(pi, "pid"))
+        for k, pi in enumerate(g.findall("processes/process_info")):
+            P = _Reader(
+                lambda path, pi=pi: t(pi, path), lambda path, i=i, k=k: f"{label} GPU{i} process {k + 1} <{path}>", {}
+            )
+            pid = P.num("pid")
             if pid is not None:
-                d.processes.append(Process(pid, _int(t(pi, "used_memory"))))
+                d.processes.append(Process(pid, P.num("used_memory")))
         devices.append(d)
     return NodeProbe(
         f"nvidia-smi -q -x ({label})",

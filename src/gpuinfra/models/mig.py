@@ -162,8 +162,10 @@ def stranded_slices(state: list[Instance], wanted: list[MigProfile]) -> list[int
 
 
 def parse_have(gpu: str, text: str) -> list[Instance]:
+    from gpuinfra.units import parse_names
+
     out = []
-    for part in (x.strip() for x in text.split(",") if x.strip()):
+    for part in parse_names(text, "--have"):
         name, sep, start = part.partition("@")
         if not sep or not start.strip().isdigit():
             raise UserError(f"'{part}' is not PROFILE@START_SLOT", where="--have", expected="e.g. 3g.20gb@0,1g.5gb@6")

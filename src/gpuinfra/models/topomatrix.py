@@ -19,6 +19,7 @@ or with the wrong number of cells, is an error naming the token and the line.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from gpuinfra.errors import UserError
@@ -104,9 +105,73 @@ MAX_NVLINKS = 18
 NVIDIA H100 and Blackwell datasheets); a larger NV count is a corrupt matrix."""
 
 
+MAX_GPUS = 64
+"""The most GPUs one matrix may name. A ``topo -m`` matrix is one OS node: NVIDIA's NVSwitch
+single-node systems are the HGX/DGX 8-GPU baseboards and DGX-2/HGX-2 with 16 GPUs (NVIDIA Fabric
+Manager User Guide, "single-node HGX and DGX systems"); a GB200 NVL72 rack is 18 compute trays that
+each show nvidia-smi 4 GPUs. 64 leaves 4x the largest for PCIe expansion chassis; a larger matrix
+is not one node (and the pair checks grow with its square)."""
+
+MAX_DEVICES = 256
+"""The most columns (GPUs plus NICs) one matrix may name: 64 GPUs and 192 NIC ports or virtual
+functions; beyond it the file is not one node's ``topo -m``."""
+
+_CPU_LIST = re.compile(r"^\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*$")
+
+
+def _check_affinity(col: str, value: str, dev: str, where: str) -> None:
+    """``CPU Affinity`` / ``NUMA Affinity``: 'N/A' or a list of ids and ascending ranges
+    ('0-51,104-155', '0'); ``GPU NUMA ID``: 'N/A' or a non-negative number."""
+    if value == "N/A":
+        return
+    if col == "GPU NUMA ID":
+        ok = value.isdigit()
+        expected = "N/A or a NUMA node number (0, 1, ...)"
+    else:
+        ok = bool(_CPU_LIST.match(value)) and all(
+            int(a) <= int(b) for r in value.split(",") if "-" in r for a, b in [r.split("-")]
+        )
+        expected = "N/A or a list of ids and ascending ranges such as 0-51,104-155"
+    if not ok:
+        raise UserError(
+            f"row {dev}: {col} '{value}' cannot be read",
+            where=where,
+            expected=expected,
+            fix="give the unedited output of `nvidia-smi topo -m`",
+        )
+
+
+def _check_header(devs: list[str], where: str) -> None:
+    """One node's devices: at most :data:`MAX_GPUS` GPUs and :data:`MAX_DEVICES` columns; GPU and
+    NIC numbers run 0, 1, ... without gaps (nvidia-smi numbers the devices it sees, inside a
+    container too)."""
+    gpus = [d for d in devs if re.fullmatch(r"GPU\d+", d)]
+    if len(gpus) > MAX_GPUS or len(devs) > MAX_DEVICES:
+        raise UserError(
+            f"the header names {len(gpus):,} GPUs and {len(devs) - len(gpus):,} other devices",
+            where=where,
+            expected=f"one node's `nvidia-smi topo -m`: at most {MAX_GPUS} GPUs and {MAX_DEVICES} columns "
+            "(the largest single node, DGX-2/HGX-2, has 16 GPUs)",
+            fix="give one node's matrix per file section; a rack or cluster is several nodes",
+        )
+    for prefix in ("GPU", "NIC"):
+        nums = sorted(int(d[len(prefix) :]) for d in devs if re.fullmatch(prefix + r"\d+", d))
+        if nums and nums != list(range(len(nums))):
+            gaps = [f"{prefix}{k}" for k in range(max(nums) + 1) if k not in set(nums)]
+            raise UserError(
+                f"the header names {len(nums)} {prefix}s but not "
+                + (", ".join(gaps[:5]) + (" ..." if len(gaps) > 5 else "")),
+                where=where,
+                expected=f"{prefix}0, {prefix}1, ... without gaps, as nvidia-smi numbers the devices it sees",
+                fix="give the unedited output of `nvidia-smi topo -m`",
+            )
+
+
 def parse_topo(text: str, label: str) -> list[TopoMatrix]:
     """Every ``nvidia-smi topo -m`` matrix in ``text``. Raises UserError naming ``label``, the line
-    and the offending token for a row that cannot be read, and for a file with no matrix."""
+    and the offending token for a row that cannot be read, a header above :data:`MAX_GPUS` GPUs or
+    with gaps in its GPU/NIC numbers, an affinity value that is no id list (``51-0``, ``-1``), and
+    for a file with no matrix."""
     lines = text.splitlines()
     mats: list[TopoMatrix] = []
     cur: TopoMatrix | None = None
@@ -121,13 +186,14 @@ def parse_topo(text: str, label: str) -> list[TopoMatrix]:
         if "GPU0" in line and not LABEL.sub("", line).strip():  # a header: nothing but column labels
             labels = LABEL.findall(line)
             devs = [x for x in labels if DEVICE.match(x)]
-            dup = sorted({d for d in devs if devs.count(d) > 1})
+            dup = sorted(d for d, k in Counter(devs).items() if k > 1)
             if dup:
                 raise UserError(
                     f"the header names {', '.join(dup)} more than once",
                     where=f"{label}:{n}",
                     expected="each device once (GPU0 GPU1 ... NIC0 ...), as nvidia-smi prints it",
                 )
+            _check_header(devs, f"{label}:{n}")
             cur = TopoMatrix(devices=devs, links={}, extra_columns=[x for x in labels if not DEVICE.match(x)])
             cols = devs
             mats.append(cur)
@@ -170,6 +236,8 @@ def parse_topo(text: str, label: str) -> list[TopoMatrix]:
         if tail and cur.extra_columns:
             # CPU affinity is one token; NUMA affinity one token; GPU NUMA ID one token (N/A or a number)
             cur.affinity[dev] = dict(zip(cur.extra_columns, tail))
+            for col, value in cur.affinity[dev].items():
+                _check_affinity(col, value, dev, f"{label}:{n}")
     if not mats:
         raise UserError(
             "no topology matrix found",
