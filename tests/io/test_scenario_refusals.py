@@ -161,4 +161,4 @@ def test_service_token_counts_are_not_coerced(value: str) -> None:
     text = text.replace('input_tokens: "uniform:50:3"', f"input_tokens: {value}")
     with pytest.raises(UserError) as e:
         parse_scenario(text, "c6.yaml")
-    assert str(e.value).startswith("c6.yaml:18: execution.kinds[1].load.input_tokens: Value error, expected a token")
+    assert str(e.value).startswith("c6.yaml:18: execution.kinds[1].load.input_tokens: expected a token")
