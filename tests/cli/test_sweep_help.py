@@ -18,3 +18,13 @@ def test_sweep_help_names_the_shorthand_and_its_example_resolves_to_run():
     # the shorthand is what the help says it is: `sweep NAME --help` is `sweep run --help`
     short, full = gi("sweep", example.group(1), "--help"), gi("sweep", "run", "--help")
     assert short.returncode == full.returncode == 0 and short.stdout == full.stdout
+
+
+def test_ray_workers_refuses_an_empty_item_and_out_of_range_sizes():
+    from typer.testing import CliRunner
+
+    from gpuinfra.cli import app
+
+    for bad, says in [("8,,32", "empty item"), ("0", "from 1 to 1,000,000"), ("8,x", "integers")]:
+        r = CliRunner().invoke(app, ["sweep", "plan", "capacity-plan", "--ray-workers", bad, "--per-run-s", "0.5"])
+        assert r.exit_code == 2 and says in r.output, (bad, r.output)

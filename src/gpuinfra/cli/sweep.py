@@ -130,15 +130,19 @@ def plan_cmd(
     import os
 
     from gpuinfra.sweep.runner import estimate, measure
+    from gpuinfra.units import parse_names
 
     pl = _plan(sweep)
+    names = parse_names(ray_workers, "--ray-workers")  # an empty item is refused, never skipped
     try:
-        sizes = [int(x) for x in ray_workers.split(",") if x.strip()]
-        if not sizes or min(sizes) < 1:
+        sizes = [int(x) for x in names]
+        if not sizes or min(sizes) < 1 or max(sizes) > 1_000_000:
             raise ValueError
     except ValueError:
         raise UserError(
-            f"bad --ray-workers '{ray_workers}'", where="--ray-workers", expected="comma-separated positive integers"
+            f"bad --ray-workers '{ray_workers}'",
+            where="--ray-workers",
+            expected="comma-separated integers from 1 to 1,000,000 (worker CPUs)",
         ) from None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     n_runs = len(pl.runs)
