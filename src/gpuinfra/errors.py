@@ -53,8 +53,18 @@ def safe_text(text: object, *, newline: bool = True) -> str:
     return shorten(neutralise(str(text), newline=newline))
 
 
+def _rebuild(cls: type, args: tuple, kwargs: dict) -> Exception:
+    """Unpickling a :class:`UserError` (raised in a sweep's worker process, re-raised in the parent)."""
+    return cls(*args, **kwargs)
+
+
 class UserError(Exception):
     """A mistake in the user's input (file, trace row, option, request)."""
+
+    def __reduce__(self):
+        # the keyword-only fields survive a process boundary (the default pickling would call
+        # UserError(rendered text) and UserErrors(...) without its required ``where``)
+        return (_rebuild, (type(self), (self.what,), {"where": self.where, "expected": self.expected, "fix": self.fix}))
 
     def __init__(
         self,
@@ -108,6 +118,9 @@ class UserErrors(UserError):
         self.shown = shown
         n = len(self.problems)
         super().__init__(f"{n} problem{'s' if n != 1 else ''}", where=where, fix=fix)
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), (self.problems,), {"where": self.where, "fix": self.fix, "shown": self.shown}))
 
     def render(self) -> str:
         if len(self.problems) == 1:

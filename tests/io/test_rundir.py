@@ -97,3 +97,18 @@ def test_a_stale_temp_of_a_killed_run_is_removed_by_the_next(out, tmp_path):
     with staged_run_dir(d):
         pass
     assert live.exists()
+
+
+def test_a_symlinked_or_dangling_target_is_refused_not_replaced(tmp_path):
+    from gpuinfra.errors import UserError
+    from gpuinfra.io.rundir import staged_run_dir
+
+    real = tmp_path / "realdir"
+    real.mkdir()
+    (tmp_path / "linkdir").symlink_to(real)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for name in ("linkdir", "dangling"):
+        with pytest.raises(UserError, match="symbolic link"), staged_run_dir(tmp_path / name):
+            pass
+        assert (tmp_path / name).is_symlink()  # the user's link is still there
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "linkdir", "realdir"]  # no debris

@@ -162,3 +162,28 @@ def test_service_token_counts_are_not_coerced(value: str) -> None:
     with pytest.raises(UserError) as e:
         parse_scenario(text, "c6.yaml")
     assert str(e.value).startswith("c6.yaml:18: execution.kinds[1].load.input_tokens: expected a token")
+
+
+def test_a_spot_pool_listed_twice_is_refused_at_its_line(tmp_path: Path) -> None:
+    import shutil
+
+    import yaml
+
+    ex = Path(__file__).resolve().parents[2] / "examples"
+    d = yaml.safe_load((ex / "spot.yaml").read_text())
+    d["spot"]["pools"] = d["spot"]["pools"] * 2  # its nodes would draw reclaims twice
+    for f in ex.glob("*.csv"):
+        shutil.copy(f, tmp_path / f.name)
+    p = tmp_path / "dup.yaml"
+    p.write_text(yaml.safe_dump(d))
+    from gpuinfra import api
+
+    with pytest.raises(UserError, match=r"listed twice \(spot.pools\[0\] and spot.pools\[1\]\)"):
+        api.simulate(api.scenario(p))
+
+
+def test_the_autoscaler_provision_timeout_message_shows_the_values() -> None:
+    from gpuinfra.sim.autoscaler import AutoscalerSpec
+
+    with pytest.raises(Exception, match=r"provision_s 300 s exceeds max_node_provision_time_s 100 s"):
+        AutoscalerSpec(node_groups=[{"pool": "burst", "max_nodes": 2}], provision_s=300, max_node_provision_time_s=100)

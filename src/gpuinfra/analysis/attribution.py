@@ -377,10 +377,14 @@ def attribute(
     for j, p in enumerate(c.pools):
         if p.name not in pool_price:
             continue
-        billed = float(pool_gpus[j]) * (t_hi - t_lo) / 3600.0 - unprov.get(p.name, 0.0)
+        full = float(pool_gpus[j]) * (t_hi - t_lo) / 3600.0
+        billed = full - unprov.get(p.name, 0.0)
         unav = max(0.0, float(pool_unav[j]) / MS_PER_GPU_HOUR - unprov.get(p.name, 0.0))
         w = sum(float(used.get((p.name, cat), 0.0)) for cat in POD_CATEGORIES)
-        lines[p.name] = {"unavailable": unav, "idle": billed - w - unav}  # OpenCost: asset - workload
+        idle = billed - w - unav  # OpenCost: asset - workload
+        # differences of equal float sums leave +-1e-15: a rounding residue is 0, never a credit;
+        # anything beyond rounding stays visible (the idle check against the recorder judges it)
+        lines[p.name] = {"unavailable": unav, "idle": 0.0 if abs(idle) <= 1e-9 * max(full, 1.0) else idle}
     for k, m in enumerate(c.models):
         mine = [q for q in lines if pool_price[q][0] == m]
         idle_m = sum(lines[q]["idle"] for q in mine)
@@ -595,11 +599,15 @@ def billed_gpu_hours_by_pool(run: RunResult) -> dict[str, float]:
     dur = float(run.horizon_s - run.recorder.start_s)
     unprov = unprovisioned_by_pool(run)
     gpus = np.bincount(c.node_pool, weights=c.gpu_count, minlength=len(c.pools))
-    return {
-        p.name: float(gpus[j]) * dur / 3600.0 - unprov.get(p.name, 0.0)
-        for j, p in enumerate(c.pools)
-        if p.gpu_model and p.gpus_per_node > 0 and p.count > 0
-    }
+    out = {}
+    for j, p in enumerate(c.pools):
+        if p.gpu_model and p.gpus_per_node > 0 and p.count > 0:
+            full = float(gpus[j]) * dur / 3600.0
+            h = full - unprov.get(p.name, 0.0)
+            # a pool never provisioned bills 0: the difference of two equal sums of floats may be
+            # -1e-15 (rounding), never a credit; anything beyond rounding is left to show a bug
+            out[p.name] = 0.0 if abs(h) <= 1e-9 * max(full, 1.0) else h
+    return out
 
 
 def bill_by_pool(run: RunResult, prices: PriceBook) -> list[dict[str, Any]]:

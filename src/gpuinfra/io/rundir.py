@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from gpuinfra.errors import UserError
 from gpuinfra.io.atomic import ensure_dir, path_error
 
 TMP_TAG = ".gpuinfra-tmp-"
@@ -104,9 +105,19 @@ def staged_run_dir(target: Path, where: str = "--out") -> Iterator[Path]:
     ``target`` (:func:`swap_into_place`), otherwise it is removed and ``target`` is untouched.
 
     Raises:
-        UserError: the parent of ``target`` cannot be created or written.
+        UserError: the parent of ``target`` cannot be created or written, or ``target`` is a symbolic
+            link (the directory is renamed into place, which would replace the link, not write
+            through it; a dangling link has no directory to write to).
     """
     target = Path(target)
+    if target.is_symlink():
+        raise UserError(
+            f"'{target}' is a symbolic link (to '{os.readlink(target)}'): a run directory is renamed into place, "
+            "which would replace the link",
+            where=where,
+            expected="a directory path that is not a symbolic link",
+            fix=f"give the link's target directly ({where} {os.path.realpath(target)}), or remove the link",
+        )
     ensure_dir(target.parent, where)
     clean_stale(target)
     tmp = _tmp_name(target, os.getpid())

@@ -635,6 +635,14 @@ def _build(sc: Scenario, base_dir: Path | None, *, seed: int | None = None) -> B
                     where=sc.locate(f"spot.pools[{k}]"),
                     expected="one of " + ", ".join(names),
                 )
+            if p in sc.spot.pools[:k]:  # listed twice, its nodes would draw reclaims twice
+                first = sc.spot.pools.index(p)
+                raise UserError(
+                    f"pool '{p}' is listed twice (spot.pools[{first}] and spot.pools[{k}])",
+                    where=sc.locate(f"spot.pools[{k}]"),
+                    expected="each spot pool once",
+                    fix="remove the repeated entry",
+                )
         _check_spot_notices(sc, cluster)
     if sc.autoscaler is not None:
         _check_autoscaler_block(sc, pools)

@@ -166,9 +166,9 @@ class AutoscalerSpec(BaseModel):
         if self.provision_s > self.max_node_provision_time_s:
             raise PydanticCustomError(
                 "ca_provision_timeout",
-                "provision_s {p:g} s exceeds max_node_provision_time_s {m:g} s: every scale-up would time out "
+                "provision_s {p} s exceeds max_node_provision_time_s {m} s: every scale-up would time out "
                 "(provisioning is deterministic here); lower provision_s or raise max_node_provision_time_s",
-                {"p": self.provision_s, "m": self.max_node_provision_time_s},
+                {"p": f"{self.provision_s:g}", "m": f"{self.max_node_provision_time_s:g}"},
             )
         pools = [g.pool for g in self.node_groups]
         dup = next((p for p in pools if pools.count(p) > 1), None)
